@@ -1,0 +1,64 @@
+#pragma once
+// Keys (SPEC §3): which credential goes upstream, and whether the client may
+// call at all. Values are read from the environment once, at start-up; they are
+// never printed, logged or put in an error.
+#include <array>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "errors/openai_error.hpp"
+#include "routing/route.hpp"
+
+namespace mistral_proxy::routing {
+
+class key_store {
+public:
+    // Reads every upstream's api_key_env and client_keys_env through `getenv_fn`
+    // (std::getenv in production, a table in tests). Empty values count as unset.
+    template <class Getenv>
+    static key_store from_environment(const config::proxy_config& config, Getenv&& getenv_fn);
+
+    // Client gate. Without client keys configured every caller passes; with them,
+    // `bearer` must equal one of them (constant-time comparison).
+    // Returns the 401 to answer when refused.
+    std::optional<errors::openai_error> check_client(std::optional<std::string_view> bearer) const;
+
+    struct choice {
+        std::string authorization;  // full header value, "Bearer ..."
+        std::optional<errors::openai_error> error;  // 401 naming the env var when no key can be used
+    };
+    // Upstream key = the env var's value. When it is unset and client keys are
+    // not configured, the client's bearer is used for mistral/mistral_eu only,
+    // never for codestral.
+    choice upstream_authorization(upstream_id upstream, std::optional<std::string_view> client_bearer) const;
+
+    bool client_keys_configured() const noexcept { return !client_keys_.empty() || client_keys_required_; }
+
+    // Every secret value held, for tests that grep logs and answers for leaks.
+    std::vector<std::string> secrets_for_leak_checks() const;
+
+private:
+    std::array<std::optional<std::string>, upstream_count> upstream_keys_;
+    std::array<std::string, upstream_count> upstream_key_env_;
+    std::vector<std::string> client_keys_;
+    bool client_keys_required_ = false;  // client_keys_env named but empty: refuse everyone
+    std::string client_keys_env_;
+
+    void load(const config::proxy_config& config, const std::function<const char*(const char*)>& getenv_fn);
+};
+
+// "Bearer abc" -> "abc"; anything else -> nullopt.
+std::optional<std::string_view> bearer_token(std::string_view authorization_header) noexcept;
+
+template <class Getenv>
+key_store key_store::from_environment(const config::proxy_config& config, Getenv&& getenv_fn) {
+    key_store store;
+    store.load(config, std::function<const char*(const char*)>(std::forward<Getenv>(getenv_fn)));
+    return store;
+}
+
+}  // namespace mistral_proxy::routing

@@ -1,0 +1,653 @@
+// A fake Mistral API on loopback that answers the way the real one does: per-host
+// keys, request bodies validated against Mistral's own OpenAPI schemas (422 for
+// fields it does not allow), 400 for unknown or removed models, Mistral's error
+// shapes, SSE streams with pacing, and faults on demand.
+//
+// In-process (tests):
+//   const fake = await startFakeMistral({ name: 'mistral', apiKey: 'k-mistral' });
+//   fake.url            -> "http://127.0.0.1:PORT/v1" ("https://localhost:PORT/v1" with tls)
+//   fake.requests       -> [{method, path, headers, body, bytes, sha256, at, connection}]
+//   fake.injectFault({kind: 'status', status: 503}) ... see injectFault below
+//   await fake.close()
+//
+// Standalone (manual runs, benchmarks):
+//   node tests/fake-mistral/fake-mistral.mjs --port 0 --key K [--name codestral]
+//        [--host 127.0.0.1] [--tls-key F --tls-cert F] [--chunks N] [--interval-ms MS]
+//   prints "fake-mistral listening on PORT" on stdout.
+import http from 'node:http';
+import https from 'node:https';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { validateBody } from './validate.mjs';
+
+// ---------------------------------------------------------------------------
+// Models
+
+const CHAT_MODELS = [
+  'mistral-large-latest', 'mistral-large-2411', 'mistral-medium-latest', 'mistral-medium-2505',
+  'mistral-small-latest', 'mistral-small-2503', 'open-mistral-nemo', 'open-mistral-nemo-2407',
+  'ministral-8b-latest', 'ministral-3b-latest', 'pixtral-12b-2409', 'pixtral-large-latest',
+  'magistral-medium-latest', 'magistral-small-latest',
+];
+const CODESTRAL_MODELS = ['codestral-latest', 'codestral-2501', 'codestral-2405'];
+const EMBED_MODELS = ['mistral-embed', 'codestral-embed'];
+const VISION_MODELS = new Set(['pixtral-12b-2409', 'pixtral-large-latest', 'mistral-small-latest', 'mistral-small-2503', 'mistral-medium-latest', 'mistral-medium-2505', 'mistral-large-latest']);
+const NO_TOOL_MODELS = new Set(['open-mistral-nemo', 'open-mistral-nemo-2407']);
+
+function modelsFor(name) {
+  if (name === 'codestral') return { chat: CODESTRAL_MODELS, fim: CODESTRAL_MODELS, embed: EMBED_MODELS };
+  return { chat: [...CHAT_MODELS, ...CODESTRAL_MODELS], fim: CODESTRAL_MODELS, embed: EMBED_MODELS };
+}
+
+function modelCard(id, created) {
+  const codestral = id.startsWith('codestral');
+  const embed = id.includes('embed');
+  return {
+    id,
+    object: 'model',
+    created,
+    owned_by: 'mistralai',
+    capabilities: {
+      completion_chat: !embed,
+      completion_fim: codestral && !embed,
+      function_calling: !embed && !NO_TOOL_MODELS.has(id),
+      fine_tuning: false,
+      vision: VISION_MODELS.has(id),
+      classification: false,
+    },
+    name: id,
+    description: '',
+    max_context_length: embed ? 8192 : 131072,
+    aliases: [],
+    deprecation: null,
+    default_model_temperature: embed ? null : 0.3,
+    type: 'base',
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Deterministic content
+
+// "echo: <text of the last user message>" — what every chat answer says.
+export function chatAnswerText(body) {
+  const messages = Array.isArray(body?.messages) ? body.messages : [];
+  const lastUser = [...messages].reverse().find((m) => m?.role === 'user');
+  return `echo: ${contentText(lastUser?.content)}`;
+}
+
+// What a FIM answer says.
+export function fimAnswerText(body) {
+  return `fim: ${body?.prompt ?? ''}|${body?.suffix ?? ''}`;
+}
+
+function contentText(content) {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) {
+    return content.filter((p) => p?.type === 'text').map((p) => p.text).join('');
+  }
+  return '';
+}
+
+// Embedding of one input: values are multiples of 1/256 in [-0.5, 0.5), so they are
+// exact in float32 (a proxy that re-encodes them as base64 float32 loses nothing).
+export function embeddingFor(input, dimensions = 1024) {
+  const out = new Array(dimensions);
+  let block = Buffer.alloc(0);
+  for (let i = 0; i < dimensions; i++) {
+    const offset = i % 32;
+    if (offset === 0) block = createHash('sha256').update(`${input}\u0000${i / 32}`).digest();
+    out[i] = (block[offset] - 128) / 256;
+  }
+  return out;
+}
+
+// Splits `text` into exactly `n` pieces (trailing pieces may be empty).
+export function splitIntoChunks(text, n) {
+  const size = Math.max(1, Math.ceil(text.length / n));
+  const pieces = [];
+  for (let i = 0; i < n; i++) pieces.push(text.slice(i * size, (i + 1) * size));
+  return pieces;
+}
+
+const estimateTokens = (text) => Math.max(1, Math.ceil(String(text).length / 4));
+const hex = (bytes = 16) => randomBytes(bytes).toString('hex');
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+// ---------------------------------------------------------------------------
+// Mistral's error shapes
+
+export const mistralErrors = {
+  unauthorized: () => ({ message: 'Unauthorized', request_id: hex() }),
+  invalidModel: (model) => ({ object: 'error', message: `Invalid model: ${model}`, type: 'invalid_model', param: null, code: '1500' }),
+  notFound: () => ({ detail: 'Not Found' }),
+  methodNotAllowed: () => ({ detail: 'Method Not Allowed' }),
+  jsonInvalid: (error) => ({ detail: [{ type: 'json_invalid', loc: ['body', 0], msg: 'JSON decode error', input: {}, ctx: { error: error.message } }] }),
+  rateLimited: () => ({ message: 'Requests rate limit exceeded', request_id: hex() }),
+  internal: () => ({ object: 'error', message: 'Internal server error', type: 'internal_server_error', param: null, code: '1000' }),
+};
+
+// Default body for an injected status fault, as Mistral (or the gateway before it) sends it.
+function defaultFaultBody(status) {
+  switch (status) {
+    case 400: return { json: mistralErrors.invalidModel('mistral-tiny') };
+    case 401: return { json: mistralErrors.unauthorized() };
+    case 404: return { json: mistralErrors.notFound() };
+    case 422: return { json: { detail: [{ type: 'missing', loc: ['body', 'messages'], msg: 'Field required', input: {} }] } };
+    case 429: return { json: mistralErrors.rateLimited() };
+    case 500: return { json: mistralErrors.internal() };
+    case 502: return { text: '<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n', type: 'text/html' };
+    case 503: return { text: 'upstream connect error or disconnect/reset before headers. reset reason: overflow', type: 'text/plain' };
+    case 504: return { text: 'upstream request timeout', type: 'text/plain' };
+    default: return { json: { object: 'error', message: http.STATUS_CODES[status] ?? 'Error', type: 'error', param: null, code: String(status) } };
+  }
+}
+
+// ---------------------------------------------------------------------------
+
+function deferred() {
+  let resolveFn;
+  let rejectFn;
+  const promise = new Promise((res, rej) => {
+    resolveFn = res;
+    rejectFn = rej;
+  });
+  return { promise, resolve: resolveFn, reject: rejectFn };
+}
+
+function pathMatches(matcher, path) {
+  if (matcher === undefined) return true;
+  if (matcher instanceof RegExp) return matcher.test(path);
+  return path === matcher || path.split('?')[0] === matcher;
+}
+
+/**
+ * Starts a fake Mistral.
+ * @param {object} options
+ * @param {'mistral'|'mistral_eu'|'codestral'} [options.name]
+ * @param {string} options.apiKey  the one key accepted (`Authorization: Bearer <apiKey>`)
+ * @param {{key: string|Buffer, cert: string|Buffer}} [options.tls]  serve https (PEM)
+ * @param {string} [options.host]  default 127.0.0.1
+ * @param {number} [options.port]  default 0 (any free port)
+ * @param {{chunks?: number, intervalMs?: number}} [options.stream]  default 5 chunks, 0 ms apart
+ */
+export async function startFakeMistral(options = {}) {
+  const name = options.name ?? 'mistral';
+  const apiKey = options.apiKey;
+  if (!apiKey) throw new Error('startFakeMistral: apiKey is required');
+  const host = options.host ?? '127.0.0.1';
+  const models = modelsFor(name);
+  const streamSettings = { chunks: 5, intervalMs: 0, ...(options.stream ?? {}) };
+
+  const requests = [];
+  const faults = [];
+  const aborts = [];
+  const abortWaiters = [];
+  const requestWaiters = [];
+  const openSockets = new Set();
+  let gate = null;
+  let connectionCount = 0;
+
+  const handler = (req, res) => {
+    handle(req, res).catch((error) => {
+      process.stderr.write(`fake-mistral(${name}): handler error: ${error.stack}\n`);
+      if (!res.headersSent) sendJson(res, 500, mistralErrors.internal());
+      else res.destroy();
+    });
+  };
+  const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, handler) : http.createServer(handler);
+  server.keepAliveTimeout = 60_000;
+  server.headersTimeout = 65_000;
+  server.requestTimeout = 0;
+  server.on('connection', (socket) => {
+    openSockets.add(socket);
+    socket.on('close', () => openSockets.delete(socket));
+  });
+  // Counted on the socket requests arrive on (the TLS socket when serving https).
+  server.on(options.tls ? 'secureConnection' : 'connection', (socket) => {
+    connectionCount += 1;
+    socket.fakeConnectionId = connectionCount;
+  });
+  // Garbage/disconnects from the proxy are part of the tests; they must not crash the fake.
+  server.on('clientError', (error, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  server.on('tlsClientError', () => {});
+
+  await new Promise((res, rej) => {
+    server.once('error', rej);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', rej);
+      res();
+    });
+  });
+  const port = server.address().port;
+  const urlHost = options.tls ? 'localhost' : host;
+
+  function takeFault(path) {
+    const index = faults.findIndex((f) => pathMatches(f.path, path));
+    if (index < 0) return null;
+    const fault = faults[index];
+    fault.remaining -= 1;
+    if (fault.remaining <= 0) faults.splice(index, 1);
+    return fault;
+  }
+
+  function recordAbort(record) {
+    const event = { at: Date.now(), method: record.method, path: record.path, request: record };
+    const waiter = abortWaiters.shift();
+    if (waiter) waiter.resolve(event);
+    else aborts.push(event);
+  }
+
+  async function handle(req, res) {
+    const socket = req.socket;
+    const record = {
+      method: req.method,
+      path: req.url,
+      headers: { ...req.headers },
+      body: '',
+      bytes: 0,
+      sha256: null,
+      at: Date.now(),
+      connection: socket.fakeConnectionId,
+      completed: false,
+      aborted: false,
+    };
+    // "Aborted" = the peer went away before our answer was complete.
+    res.on('close', () => {
+      if (!res.writableFinished) {
+        record.aborted = true;
+        recordAbort(record);
+      }
+    });
+
+    const fault = takeFault(req.url);
+    if (fault?.kind === 'close_immediately') {
+      requests.push(record);
+      notifyRequest(record);
+      socket.destroy();
+      return;
+    }
+
+    // Read the whole body, hashing as it comes (passthrough uploads can be large).
+    const hash = createHash('sha256');
+    const parts = [];
+    let bytes = 0;
+    try {
+      for await (const chunk of req) {
+        hash.update(chunk);
+        bytes += chunk.length;
+        if (bytes <= 64 * 1024 * 1024) parts.push(chunk);
+      }
+    } catch {
+      record.aborted = true;
+      requests.push(record);
+      return;
+    }
+    record.bytes = bytes;
+    record.sha256 = hash.digest('hex');
+    record.body = Buffer.concat(parts).toString('utf8');
+    record.completed = true;
+    requests.push(record);
+    notifyRequest(record);
+
+    if (fault) {
+      if (await applyFault(fault, req, res, record)) return;
+    }
+    await route(req, res, record, fault);
+  }
+
+  function notifyRequest(record) {
+    for (let i = requestWaiters.length - 1; i >= 0; i--) {
+      const w = requestWaiters[i];
+      if (pathMatches(w.path, record.path)) {
+        requestWaiters.splice(i, 1);
+        w.resolve(record);
+      }
+    }
+  }
+
+  // Returns true when the fault fully handled the request.
+  async function applyFault(fault, req, res, record) {
+    switch (fault.kind) {
+      case 'status': {
+        const status = fault.status ?? 500;
+        const headers = { ...(fault.headers ?? {}) };
+        let body;
+        let type;
+        if (fault.body === undefined) {
+          const def = defaultFaultBody(status);
+          body = def.json !== undefined ? JSON.stringify(def.json) : def.text;
+          type = def.json !== undefined ? 'application/json' : def.type;
+        } else if (typeof fault.body === 'string') {
+          body = fault.body;
+          type = fault.contentType ?? 'text/plain';
+        } else {
+          body = JSON.stringify(fault.body);
+          type = 'application/json';
+        }
+        send(res, status, body, { 'content-type': fault.contentType ?? type, ...headers });
+        return true;
+      }
+      case 'hang':
+        // Request read; never answer. close() or the peer ends it.
+        return true;
+      case 'garbage': {
+        const socket = req.socket;
+        socket.write(fault.bytes ?? 'SPDY/9 ?? not-http\r\n\u0000\u0001\u0002 garbage garbage\r\n\r\n', () => socket.end());
+        return true;
+      }
+      case 'close_immediately':
+        req.socket.destroy();
+        return true;
+      default:
+        return false; // reset_after and slow shape the normal answer
+    }
+  }
+
+  async function route(req, res, record, fault) {
+    const url = new URL(req.url, 'http://fake');
+    const path = url.pathname;
+
+    if (!path.startsWith('/v1/')) return sendJson(res, 404, mistralErrors.notFound());
+    if (req.headers.authorization !== `Bearer ${apiKey}`) return sendJson(res, 401, mistralErrors.unauthorized());
+
+    if (path === '/v1/echo-headers') {
+      return sendJson(res, 200, { object: 'echo', method: req.method, path: req.url, headers: record.headers });
+    }
+    if (path === '/v1/files' || path.startsWith('/v1/files/') || path.startsWith('/v1/echo/')) {
+      return sendJson(res, 200, {
+        object: 'passthrough',
+        method: req.method,
+        path: req.url,
+        content_type: req.headers['content-type'] ?? null,
+        bytes: record.bytes,
+        sha256: record.sha256,
+      });
+    }
+    if (path === '/v1/models' || path.startsWith('/v1/models/')) {
+      if (req.method !== 'GET') return sendJson(res, 405, mistralErrors.methodNotAllowed());
+      const created = 1_700_000_000;
+      const all = [...new Set([...models.chat, ...models.embed])].map((id) => modelCard(id, created));
+      if (path === '/v1/models') return sendJson(res, 200, { object: 'list', data: all });
+      const id = decodeURIComponent(path.slice('/v1/models/'.length));
+      const card = all.find((m) => m.id === id);
+      return card ? sendJson(res, 200, card) : sendJson(res, 404, { detail: 'Model not found' });
+    }
+
+    const endpoints = {
+      '/v1/chat/completions': { schema: 'ChatCompletionRequest', models: models.chat, answer: chatAnswerText },
+      '/v1/embeddings': { schema: 'EmbeddingRequest', models: models.embed },
+    };
+    if (name === 'codestral') endpoints['/v1/fim/completions'] = { schema: 'FIMCompletionRequest', models: models.fim, answer: fimAnswerText };
+    const endpoint = endpoints[path];
+    if (!endpoint) return sendJson(res, 404, mistralErrors.notFound());
+    if (req.method !== 'POST') return sendJson(res, 405, mistralErrors.methodNotAllowed());
+
+    let body;
+    try {
+      body = JSON.parse(record.body);
+    } catch (error) {
+      return sendJson(res, 422, mistralErrors.jsonInvalid(error));
+    }
+    const invalid = validateBody(endpoint.schema, body);
+    if (invalid) return sendJson(res, 422, invalid);
+    if (!endpoint.models.includes(body.model)) return sendJson(res, 400, mistralErrors.invalidModel(body.model));
+
+    if (path === '/v1/embeddings') return answerEmbeddings(res, body);
+    const text = endpoint.answer(body);
+    const promptTokens = estimateTokens(record.body);
+    if (body.stream === true) return answerStream(res, body, text, promptTokens, fault);
+    return answerCompletion(res, body, text, promptTokens, fault);
+  }
+
+  function completionUsage(promptTokens, text) {
+    const completion = estimateTokens(text);
+    return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
+  }
+
+  function answerCompletion(res, body, text, promptTokens, fault) {
+    const payload = JSON.stringify({
+      id: hex(),
+      object: 'chat.completion',
+      created: nowSeconds(),
+      model: body.model,
+      choices: [{ index: 0, message: { role: 'assistant', content: text, tool_calls: null, prefix: false }, finish_reason: 'stop' }],
+      usage: completionUsage(promptTokens, text),
+    });
+    if (fault?.kind === 'reset_after') {
+      // Headers and half the body, then the connection goes away.
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });
+      res.write(payload.slice(0, Math.floor(payload.length / 2)), () => destroySocket(res.socket, fault));
+      return;
+    }
+    send(res, 200, payload, { 'content-type': 'application/json' });
+  }
+
+  function answerEmbeddings(res, body) {
+    const inputs = Array.isArray(body.input) ? body.input : [body.input];
+    const dimensions = body.output_dimension ?? 1024;
+    const data = inputs.map((input, index) => ({ object: 'embedding', embedding: embeddingFor(input, dimensions), index }));
+    const tokens = inputs.reduce((n, s) => n + estimateTokens(s), 0);
+    sendJson(res, 200, {
+      id: hex(),
+      object: 'list',
+      data,
+      model: body.model,
+      usage: { prompt_tokens: tokens, completion_tokens: 0, total_tokens: tokens },
+    });
+  }
+
+  async function answerStream(res, body, text, promptTokens, fault) {
+    const chunks = Math.max(1, fault?.chunks && fault.kind !== 'reset_after' ? fault.chunks : streamSettings.chunks);
+    const intervalMs = fault?.kind === 'slow' ? fault.intervalMs : streamSettings.intervalMs;
+    const id = hex();
+    const created = nowSeconds();
+    const chunk = (delta, finishReason, extra = {}) =>
+      `data: ${JSON.stringify({
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model: body.model,
+        choices: [{ index: 0, delta, finish_reason: finishReason }],
+        ...extra,
+      })}\n\n`;
+    const events = [chunk({ role: 'assistant', content: '' }, null)];
+    for (const piece of splitIntoChunks(text, chunks)) events.push(chunk({ content: piece }, null));
+    events.push(chunk({ content: '' }, 'stop', { usage: completionUsage(promptTokens, text) }));
+    events.push('data: [DONE]\n\n');
+
+    const myGate = gate;
+    gate = null;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'mistral-correlation-id': hex() });
+    res.flushHeaders();
+    const resetAfter = fault?.kind === 'reset_after' ? fault.chunks ?? 1 : Infinity;
+    for (let i = 0; i < events.length; i++) {
+      if (res.destroyed) return;
+      if (i === resetAfter) {
+        destroySocket(res.socket, fault);
+        return;
+      }
+      // The gate holds the final chunk (finish_reason + usage) and [DONE].
+      if (myGate && i === events.length - 2) {
+        myGate.reached.resolve({ at: Date.now(), written: i });
+        await myGate.released.promise;
+        if (res.destroyed) return;
+      }
+      if (i > 0 && intervalMs > 0) await sleep(intervalMs);
+      else if (i > 0) await new Promise((r) => setImmediate(r));
+      if (res.destroyed) return;
+      // Wait until each event is handed to the kernel: pacing is then real, and a
+      // reset_after fault cuts the connection after exactly the events it promised.
+      await new Promise((r) => {
+        const done = () => {
+          res.off('close', done);
+          r();
+        };
+        res.once('close', done);
+        res.write(events[i], done);
+      });
+    }
+    if (!res.destroyed) res.end();
+    await new Promise((r) => (res.writableFinished || res.destroyed ? r() : res.once('close', r)));
+  }
+
+  function destroySocket(socket, fault) {
+    if (!socket) return;
+    if (fault?.rst && typeof socket.resetAndDestroy === 'function') {
+      try {
+        socket.resetAndDestroy();
+        return;
+      } catch {
+        // TLS sockets may not support RST; fall through to a plain close.
+      }
+    }
+    socket.destroy();
+  }
+
+  const fake = {
+    name,
+    port,
+    origin: `${options.tls ? 'https' : 'http'}://${urlHost}:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://${urlHost}:${port}/v1`,
+    apiKey,
+    requests,
+    aborts,
+    /** Number of TCP connections accepted so far (to check upstream connection reuse). */
+    get connections() {
+      return connectionCount;
+    },
+    /**
+     * Queues a fault for the next request (or the next `times` requests whose path matches `path`).
+     *   {kind:'status', status, body?, headers?, contentType?}  Mistral's error shape for the status by default
+     *   {kind:'hang'}                 read the request, never answer
+     *   {kind:'reset_after', chunks:N, rst?} stream N events (non-stream: half the body) then drop the connection
+     *   {kind:'slow', intervalMs, chunks?}   pace this stream
+     *   {kind:'garbage', bytes?}      write non-HTTP bytes, then close
+     *   {kind:'close_immediately'}    close the connection as soon as the request head arrives
+     * Common: path (string or RegExp), times (default 1).
+     */
+    injectFault(fault) {
+      faults.push({ ...fault, remaining: fault.times ?? 1 });
+    },
+    clearFaults() {
+      faults.length = 0;
+    },
+    setStream(settings) {
+      Object.assign(streamSettings, settings);
+    },
+    /**
+     * The next stream writes every event but the final one (finish_reason + usage) and
+     * [DONE], then waits. gate.reachedHold resolves when it waits; await gate.release()
+     * lets it finish (resolves once the stream has ended).
+     */
+    holdBeforeLastChunk() {
+      const g = { reached: deferred(), released: deferred() };
+      gate = g;
+      return {
+        reachedHold: g.reached.promise,
+        release: async () => {
+          g.released.resolve();
+        },
+      };
+    },
+    /** Resolves with {at, method, path} when a request's connection closes before its answer ended. */
+    nextAbort() {
+      const pending = aborts.shift();
+      if (pending) return Promise.resolve(pending);
+      const d = deferred();
+      abortWaiters.push(d);
+      return d.promise;
+    },
+    /** Resolves with the record of the next request (matching `path` if given) once its body is read. */
+    nextRequest(path) {
+      const d = deferred();
+      requestWaiters.push({ path, resolve: d.resolve });
+      return d.promise;
+    },
+    /** Forgets recorded requests, aborts and faults (not the stream settings). */
+    reset() {
+      requests.length = 0;
+      aborts.length = 0;
+      faults.length = 0;
+      gate = null;
+    },
+    async close() {
+      if (gate) gate.released.resolve();
+      const closed = new Promise((r) => server.close(() => r()));
+      server.closeAllConnections?.();
+      for (const socket of openSockets) socket.destroy();
+      await closed;
+    },
+  };
+  return fake;
+}
+
+function sleep(ms) {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function send(res, status, body, headers) {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { 'mistral-correlation-id': hex(), 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+function sendJson(res, status, value) {
+  send(res, status, JSON.stringify(value), { 'content-type': 'application/json' });
+}
+
+// ---------------------------------------------------------------------------
+// Standalone
+
+function parseArgs(argv) {
+  const args = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const key = a.slice(2);
+    const value = argv[i + 1];
+    if (value === undefined || value.startsWith('--')) throw new Error(`${a} needs a value`);
+    args[key] = value;
+    i++;
+  }
+  return args;
+}
+
+async function main() {
+  let args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (error) {
+    process.stderr.write(`${error.message}\nusage: fake-mistral.mjs --port 0 --key K [--name mistral|mistral_eu|codestral] [--host H] [--tls-key F --tls-cert F] [--chunks N] [--interval-ms MS]\n`);
+    process.exit(2);
+  }
+  const key = args.key ?? process.env.FAKE_MISTRAL_KEY;
+  if (!key) {
+    process.stderr.write('--key is required\n');
+    process.exit(2);
+  }
+  const tls = args['tls-key'] ? { key: readFileSync(args['tls-key']), cert: readFileSync(args['tls-cert']) } : undefined;
+  const fake = await startFakeMistral({
+    name: args.name ?? 'mistral',
+    apiKey: key,
+    tls,
+    host: args.host,
+    port: Number(args.port ?? 0),
+    stream: { chunks: Number(args.chunks ?? 5), intervalMs: Number(args['interval-ms'] ?? 0) },
+  });
+  process.stdout.write(`fake-mistral listening on ${fake.port}\n`);
+  const stop = async () => {
+    await fake.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  main();
+}

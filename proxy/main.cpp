@@ -1,0 +1,204 @@
+// mistral-proxy: command line (SPEC §1). Exit codes: 0 ok, 1 invalid
+// config/rules/request, 2 usage error.
+#include <csignal>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "http/server.hpp"
+#include "log/log.hpp"
+#include "routing/keys.hpp"
+#include "rules/rule_set.hpp"
+
+namespace {
+
+using namespace mistral_proxy;
+
+constexpr int exit_ok = 0;
+constexpr int exit_invalid = 1;
+constexpr int exit_usage = 2;
+
+constexpr std::string_view usage_text =
+    R"(mistral-proxy — lets OpenAI clients talk to Mistral AI
+
+Usage:
+  mistral-proxy [serve] [--config FILE] [--listen HOST:PORT]
+      Run the proxy. Point an OpenAI SDK's base_url at http://HOST:PORT/v1.
+  mistral-proxy check [--config FILE]
+      Validate the config and every rule file it names; print FILE:LINE:COL
+      messages and exit 1 when something is wrong.
+  mistral-proxy --version
+  mistral-proxy --help
+
+Options:
+  --config FILE       configuration file (default: config/mistral-proxy.yaml
+                      of the installation or checkout)
+  --listen HOST:PORT  listen address, overriding the config's `listen`
+                      (port 0 picks a free port)
+
+Upstream keys are read from the environment variables the config names
+(MISTRAL_API_KEY and CODESTRAL_API_KEY in the shipped config).
+
+Exit codes: 0 ok, 1 invalid config/rules/request, 2 usage error.
+)";
+
+struct command_line {
+    std::string command = "serve";
+    std::optional<std::string> config_file;
+    std::optional<std::string> listen;
+    bool help = false;
+    bool version = false;
+};
+
+struct usage_error {
+    std::string message;
+};
+
+command_line parse_command_line(int argc, char** argv) {
+    command_line parsed;
+    std::vector<std::string_view> args(argv + 1, argv + argc);
+    std::size_t i = 0;
+    if (i < args.size() && !args[i].starts_with("-")) {
+        parsed.command = std::string(args[i++]);
+        if (parsed.command != "serve" && parsed.command != "check") {
+            throw usage_error{"unknown command '" + parsed.command + "'"};
+        }
+    }
+    for (; i < args.size(); ++i) {
+        const auto arg = args[i];
+        auto value_of = [&](std::string_view option) -> std::string {
+            if (arg.size() > option.size() && arg[option.size()] == '=') {
+                return std::string(arg.substr(option.size() + 1));
+            }
+            if (i + 1 >= args.size()) {
+                throw usage_error{std::string(option) + " needs a value"};
+            }
+            return std::string(args[++i]);
+        };
+        if (arg == "--help" || arg == "-h") {
+            parsed.help = true;
+        } else if (arg == "--version" || arg == "-V") {
+            parsed.version = true;
+        } else if (arg == "--config" || arg.starts_with("--config=")) {
+            parsed.config_file = value_of("--config");
+        } else if (arg == "--listen" || arg.starts_with("--listen=")) {
+            if (parsed.command != "serve") {
+                throw usage_error{"--listen only applies to serve"};
+            }
+            parsed.listen = value_of("--listen");
+        } else {
+            throw usage_error{"unknown option '" + std::string(arg) + "'"};
+        }
+    }
+    return parsed;
+}
+
+// The shipped config, found next to the binary whether it runs from a build
+// folder of the checkout (build/mistral-proxy) or an installed prefix (bin/).
+std::string default_config_file() {
+    std::error_code ec;
+    const auto executable = std::filesystem::read_symlink("/proc/self/exe", ec);
+    if (!ec) {
+        for (auto dir = executable.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
+            for (const auto* relative : {"config/mistral-proxy.yaml", "share/mistral-proxy/config/mistral-proxy.yaml"}) {
+                const auto candidate = dir / relative;
+                if (std::filesystem::exists(candidate, ec)) {
+                    return candidate.string();
+                }
+            }
+        }
+    }
+    return "config/mistral-proxy.yaml";
+}
+
+bool is_loopback(const std::string& host) {
+    return host == "localhost" || host.starts_with("127.") || host == "::1";
+}
+
+struct loaded {
+    config::proxy_config config;
+    std::shared_ptr<const rules::rule_set> rules;
+};
+
+loaded load_everything(const command_line& args) {
+    loaded result;
+    result.config = config::load_config_file(args.config_file.value_or(default_config_file()));
+    result.rules = rules::load_rule_files(result.config.rule_files);
+    return result;
+}
+
+int run(const command_line& args) {
+    if (args.help) {
+        std::cout << usage_text;
+        return exit_ok;
+    }
+    if (args.version) {
+        std::cout << "mistral-proxy " << MISTRAL_PROXY_VERSION << "\n";
+        return exit_ok;
+    }
+
+    loaded everything;
+    try {
+        everything = load_everything(args);
+    } catch (const config::config_error& e) {
+        std::cerr << e.what() << "\n";
+        return exit_invalid;
+    }
+
+    if (args.command == "check") {
+        std::cout << everything.config.file << ": ok (" << everything.config.rule_files.size() << " rule file"
+                  << (everything.config.rule_files.size() == 1 ? "" : "s") << ")\n";
+        return exit_ok;
+    }
+
+    if (args.listen) {
+        try {
+            config::parse_listen(*args.listen, everything.config.listen_host, everything.config.listen_port);
+        } catch (const std::invalid_argument& e) {
+            std::cerr << "--listen: " << e.what() << "\n";
+            return exit_usage;
+        }
+    }
+
+    auto state = std::make_shared<http::runtime_state>();
+    state->keys = routing::key_store::from_environment(everything.config, [](const char* name) { return std::getenv(name); });
+    state->config = std::move(everything.config);
+    state->rules = std::move(everything.rules);
+    if (!is_loopback(state->config.listen_host) && !state->keys.client_keys_configured()) {
+        logging::log_line(logging::log_level::warn,
+                          "listening on " + state->config.listen_host +
+                              " without client keys: anyone who can reach this address can spend your Mistral quota "
+                              "(set client_keys_env)");
+    }
+
+    std::signal(SIGPIPE, SIG_IGN);
+    try {
+        http::server server(state);
+        const auto address = server.bind();
+        logging::log_line(logging::log_level::info,
+                          std::string("mistral-proxy ") + MISTRAL_PROXY_VERSION + " listening on " + address);
+        server.run();
+    } catch (const std::exception& e) {
+        std::cerr << "mistral-proxy: " << e.what() << "\n";
+        return exit_invalid;
+    }
+    return exit_ok;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    command_line args;
+    try {
+        args = parse_command_line(argc, argv);
+    } catch (const usage_error& e) {
+        std::cerr << "mistral-proxy: " << e.message << "\n\n" << usage_text;
+        return exit_usage;
+    }
+    return run(args);
+}

@@ -1,0 +1,185 @@
+#include "http/upstream_pool.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <boost/asio/ip/address.hpp>
+
+#include "config/duration.hpp"
+
+namespace mistral_proxy::http {
+
+namespace {
+
+bool is_ip_literal(const std::string& host) {
+    boost::system::error_code ec;
+    asio::ip::make_address(host, ec);
+    return !ec;
+}
+
+// An idle keep-alive connection is only worth reusing if the server has not
+// closed it meanwhile: a readable socket at rest means EOF, a reset or stray
+// bytes, and each of those makes it unusable.
+bool still_open(upstream_connection& connection) {
+    auto& socket = connection.tcp().socket();
+    if (!socket.is_open()) {
+        return false;
+    }
+    char byte = 0;
+    const auto received = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return received < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+std::string tls_failure_detail(const boost::system::error_code& ec, SSL* ssl) {
+    std::string text = ec.message();
+    const long verify = SSL_get_verify_result(ssl);
+    if (verify != X509_V_OK) {
+        text += " (";
+        text += X509_verify_cert_error_string(verify);
+        text += ")";
+    }
+    return text;
+}
+
+}  // namespace
+
+void upstream_connection::abort() noexcept {
+    boost::system::error_code ignored;
+    tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp().socket().close(ignored);
+}
+
+tls_contexts::tls_contexts(const config::proxy_config& config) {
+    for (std::size_t i = 0; i < routing::upstream_count; ++i) {
+        const auto name = routing::upstream_name(static_cast<routing::upstream_id>(i));
+        const auto& settings = config.upstreams.at(std::string(name));
+        if (!settings.tls) {
+            continue;
+        }
+        auto context = std::make_unique<ssl::context>(ssl::context::tls_client);
+        context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                             ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
+        context->set_verify_mode(ssl::verify_peer);
+        boost::system::error_code ec;
+        if (settings.ca_file.empty()) {
+            context->set_default_verify_paths(ec);
+        } else {
+            context->load_verify_file(settings.ca_file, ec);
+        }
+        if (ec) {
+            throw std::runtime_error("upstream " + std::string(name) + ": cannot load CA certificates" +
+                                     (settings.ca_file.empty() ? std::string(" from the system store")
+                                                               : " from " + settings.ca_file) +
+                                     ": " + ec.message());
+        }
+        contexts_[i] = std::move(context);
+    }
+}
+
+upstream_pool::upstream_pool(asio::io_context& io, const config::proxy_config& config, const tls_contexts& tls)
+    : io_(io), tls_(tls) {
+    for (std::size_t i = 0; i < routing::upstream_count; ++i) {
+        settings_[i] = &config.upstreams.at(std::string(routing::upstream_name(static_cast<routing::upstream_id>(i))));
+    }
+}
+
+std::string upstream_pool::endpoint_text(routing::upstream_id id) const {
+    const auto& s = settings(id);
+    return (s.host.find(':') != std::string::npos ? "[" + s.host + "]" : s.host) + ":" + std::to_string(s.port);
+}
+
+errors::openai_error upstream_failure(std::string_view upstream, const std::string& endpoint, std::string_view what,
+                                      const boost::system::error_code& ec) {
+    const bool timed_out = ec == beast::error::timeout;
+    std::string message = "upstream ";
+    message += upstream;
+    message += " (";
+    message += endpoint;
+    message += "): ";
+    message += what;
+    if (ec && !timed_out) {
+        message += ": ";
+        message += ec.message();
+    }
+    return errors::make_error(timed_out ? 504 : 502, std::move(message),
+                              timed_out ? "upstream_timeout" : "upstream_unreachable");
+}
+
+awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id id, bool fresh) {
+    const auto index = static_cast<std::size_t>(id);
+    auto& idle = idle_[index];
+    while (!fresh && !idle.empty()) {
+        connection_ptr candidate = std::move(idle.back());
+        idle.pop_back();
+        if (still_open(*candidate)) {
+            candidate->mark_reused();
+            co_return acquired{std::move(candidate), std::nullopt};
+        }
+    }
+
+    const auto& s = settings(id);
+    const auto name = routing::upstream_name(id);
+    const auto endpoint = endpoint_text(id);
+    const auto deadline = std::chrono::steady_clock::now() + s.connect_timeout;
+
+    tcp::resolver resolver(io_);
+    auto [resolve_ec, results] =
+        co_await resolver.async_resolve(s.host, std::to_string(s.port), tcp::resolver::numeric_service, as_result);
+    if (resolve_ec) {
+        co_return acquired{nullptr, upstream_failure(name, endpoint, "cannot resolve host " + s.host, resolve_ec)};
+    }
+
+    beast::tcp_stream stream(io_);
+    stream.expires_at(deadline);
+    auto [connect_ec, connected] = co_await stream.async_connect(results, as_result);
+    if (connect_ec) {
+        const std::string what = connect_ec == beast::error::timeout
+                                      ? "connect timed out after " + config::format_duration(s.connect_timeout)
+                                      : "connect failed";
+        co_return acquired{nullptr, upstream_failure(name, endpoint, what, connect_ec)};
+    }
+    stream.socket().set_option(tcp::no_delay(true));
+
+    if (!s.tls) {
+        stream.expires_never();
+        co_return acquired{std::make_unique<upstream_connection>(std::move(stream)), std::nullopt};
+    }
+
+    upstream_connection::tls_stream tls(std::move(stream), *tls_.get(id));
+    if (!is_ip_literal(s.host)) {
+        // SNI: without it many TLS front ends (Mistral's included) answer with a default certificate.
+        SSL_set_tlsext_host_name(tls.native_handle(), s.host.c_str());
+    }
+    tls.set_verify_callback(ssl::host_name_verification(s.host));
+    beast::get_lowest_layer(tls).expires_at(deadline);
+    auto [handshake_ec] = co_await tls.async_handshake(ssl::stream_base::client, as_result);
+    if (handshake_ec) {
+        if (handshake_ec == beast::error::timeout) {
+            co_return acquired{nullptr,
+                               upstream_failure(name, endpoint,
+                                                "TLS handshake timed out after " + config::format_duration(s.connect_timeout),
+                                                handshake_ec)};
+        }
+        auto failure = upstream_failure(name, endpoint, "TLS handshake failed", {});
+        failure.message += ": " + tls_failure_detail(handshake_ec, tls.native_handle()) + " (expected host " + s.host + ")";
+        failure.code = "upstream_tls_error";
+        co_return acquired{nullptr, std::move(failure)};
+    }
+    beast::get_lowest_layer(tls).expires_never();
+    co_return acquired{std::make_unique<upstream_connection>(std::move(tls)), std::nullopt};
+}
+
+void upstream_pool::release(routing::upstream_id id, connection_ptr connection) {
+    auto& idle = idle_[static_cast<std::size_t>(id)];
+    if (!connection || idle.size() >= settings(id).max_connections) {
+        return;  // unique_ptr closes it
+    }
+    connection->tcp().expires_never();
+    idle.push_back(std::move(connection));
+}
+
+}  // namespace mistral_proxy::http

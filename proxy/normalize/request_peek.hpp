@@ -1,6 +1,7 @@
 #pragma once
 // Reads what routing needs from a JSON request body, and refuses bodies that are
 // not one valid JSON object. Pure: no I/O.
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -8,6 +9,10 @@
 #include "errors/openai_error.hpp"
 
 namespace mistral_proxy::normalize {
+
+// Spare bytes a body buffer keeps after the data for the JSON parser to read
+// past the end (equals simdjson::SIMDJSON_PADDING; request_peek.cpp checks it).
+inline constexpr std::size_t body_padding = 64;
 
 struct request_facts {
     std::string model;    // "" when absent
@@ -22,7 +27,9 @@ struct peek_result {
 // `body` must be followed by at least simdjson::SIMDJSON_PADDING readable bytes
 // (the caller reserves them when it reads the body), so no copy is needed.
 // Keys are matched unescaped ("mod\u0065l" is model); with duplicate keys the
-// last wins, as in most JSON parsers Mistral's server uses.
+// last wins, as in most JSON parsers Mistral's server uses. `"stream": null`
+// counts as false (OpenAI accepts it). Nesting deeper than 128 levels is refused.
+// Never throws for bad input.
 peek_result peek_request(std::string_view body_with_padding);
 
 }  // namespace mistral_proxy::normalize

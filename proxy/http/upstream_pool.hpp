@@ -1,0 +1,92 @@
+#pragma once
+// Keep-alive connections to the three Mistral upstreams, one pool per worker
+// thread (so no locking): a request takes an idle connection that is still
+// open, or opens a new one (resolve, connect, TLS with SNI and host name
+// verification), and gives it back when the answer was read to its end.
+#include <array>
+#include <memory>
+#include <variant>
+#include <vector>
+
+#include "config/config.hpp"
+#include "errors/openai_error.hpp"
+#include "http/asio_fwd.hpp"
+#include "routing/route.hpp"
+
+namespace mistral_proxy::http {
+
+class upstream_connection {
+public:
+    using plain_stream = beast::tcp_stream;
+    using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+
+    explicit upstream_connection(plain_stream stream) : stream_(std::move(stream)) {}
+    explicit upstream_connection(tls_stream stream) : stream_(std::move(stream)) {}
+
+    beast::tcp_stream& tcp() noexcept {
+        return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
+    }
+    template <class F>
+    decltype(auto) visit(F&& f) {
+        return std::visit(std::forward<F>(f), stream_);
+    }
+    // Closes the socket at once, which also ends any operation pending on it.
+    void abort() noexcept;
+
+    beast::flat_buffer& read_buffer() noexcept { return read_buffer_; }
+    // True when it served an earlier request: the server may have closed it meanwhile.
+    bool reused() const noexcept { return reused_; }
+    void mark_reused() noexcept { reused_ = true; }
+
+private:
+    std::variant<plain_stream, tls_stream> stream_;
+    beast::flat_buffer read_buffer_;
+    bool reused_ = false;
+};
+
+using connection_ptr = std::unique_ptr<upstream_connection>;
+
+// TLS client contexts, one per upstream, built once and shared by all workers
+// (an SSL_CTX is safe to share once configured).
+class tls_contexts {
+public:
+    // Throws std::runtime_error when a ca_file cannot be loaded.
+    explicit tls_contexts(const config::proxy_config& config);
+    ssl::context* get(routing::upstream_id id) const noexcept { return contexts_[static_cast<std::size_t>(id)].get(); }
+
+private:
+    std::array<std::unique_ptr<ssl::context>, routing::upstream_count> contexts_;
+};
+
+class upstream_pool {
+public:
+    upstream_pool(asio::io_context& io, const config::proxy_config& config, const tls_contexts& tls);
+
+    struct acquired {
+        connection_ptr connection;  // set on success
+        std::optional<errors::openai_error> error;  // 502/504 saying what failed and where
+    };
+    // `fresh` skips idle connections (used to retry once after a stale one failed).
+    awaitable<acquired> acquire(routing::upstream_id id, bool fresh = false);
+
+    // Keeps the connection for reuse when the pool is not full; else closes it.
+    void release(routing::upstream_id id, connection_ptr connection);
+
+    const config::upstream_settings& settings(routing::upstream_id id) const noexcept {
+        return *settings_[static_cast<std::size_t>(id)];
+    }
+    // "api.mistral.ai:443" — where, for error messages.
+    std::string endpoint_text(routing::upstream_id id) const;
+
+private:
+    asio::io_context& io_;
+    const tls_contexts& tls_;
+    std::array<const config::upstream_settings*, routing::upstream_count> settings_{};
+    std::array<std::vector<connection_ptr>, routing::upstream_count> idle_;
+};
+
+// Formats the ways a connection can fail into one message naming the upstream.
+errors::openai_error upstream_failure(std::string_view upstream, const std::string& endpoint, std::string_view what,
+                                      const boost::system::error_code& ec);
+
+}  // namespace mistral_proxy::http

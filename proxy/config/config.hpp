@@ -4,6 +4,7 @@
 // wrong type throws config_error whose what() is "FILE:LINE:COL: message".
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -98,5 +99,14 @@ proxy_config parse_config(std::string_view yaml_text, const std::string& file);
 
 // "HOST:PORT", "[v6]:PORT". Throws std::invalid_argument with a readable message.
 void parse_listen(std::string_view text, std::string& host, std::uint16_t& port);
+
+// limits.backend "redis://HOST:PORT[/DB]" split up; nullopt for any other text
+// (including "memory"). HOST may be a name, an IPv4 or a bracketed IPv6 literal.
+struct redis_endpoint {
+    std::string host;
+    std::uint16_t port = 6379;
+    unsigned db = 0;
+};
+std::optional<redis_endpoint> parse_redis_backend(std::string_view backend);
 
 }  // namespace mistral_proxy::config

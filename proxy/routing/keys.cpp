@@ -1,0 +1,182 @@
+#include "routing/keys.hpp"
+
+#include <cstdint>
+
+namespace mistral_proxy::routing {
+
+namespace {
+
+bool is_space(char c) noexcept { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+
+std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && is_space(s.front())) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && is_space(s.back())) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+// Constant time in the contents of `expected`: every byte of `given` is
+// compared, whatever matched before. Only the lengths (the caller's own, and
+// whether they differ) can show in timing.
+bool constant_time_equal(std::string_view expected, std::string_view given) noexcept {
+    std::uint64_t diff = static_cast<std::uint64_t>(expected.size() ^ given.size());
+    const std::size_t n = expected.size();
+    for (std::size_t i = 0; i < given.size(); ++i) {
+        const auto e = static_cast<std::uint8_t>(n == 0 ? 0 : expected[i % n]);
+        diff |= static_cast<std::uint64_t>(e ^ static_cast<std::uint8_t>(given[i]));
+    }
+    return diff == 0;
+}
+
+std::optional<std::string> read_env(const std::function<const char*(const char*)>& getenv_fn,
+                                    const std::string& name) {
+    if (name.empty()) {
+        return std::nullopt;
+    }
+    const char* value = getenv_fn(name.c_str());
+    if (value == nullptr) {
+        return std::nullopt;
+    }
+    // A trailing newline from `export K="$(cat key.txt)"`-style setups must not break the header.
+    const std::string_view trimmed = trim(value);
+    if (trimmed.empty()) {
+        return std::nullopt;
+    }
+    return std::string(trimmed);
+}
+
+}  // namespace
+
+void key_store::load(const config::proxy_config& config, const std::function<const char*(const char*)>& getenv_fn) {
+    for (std::size_t i = 0; i < upstream_count; ++i) {
+        const std::string name(upstream_name(static_cast<upstream_id>(i)));
+        const auto it = config.upstreams.find(name);
+        if (it == config.upstreams.end()) {
+            continue;
+        }
+        upstream_key_env_[i] = it->second.api_key_env;
+        upstream_keys_[i] = read_env(getenv_fn, it->second.api_key_env);
+    }
+    client_keys_env_ = config.client_keys_env;
+    if (client_keys_env_.empty()) {
+        return;
+    }
+    if (const auto value = read_env(getenv_fn, client_keys_env_)) {
+        std::string_view rest = *value;
+        while (!rest.empty()) {
+            const auto comma = rest.find(',');
+            const std::string_view entry = trim(rest.substr(0, comma));
+            if (!entry.empty()) {
+                client_keys_.emplace_back(entry);
+            }
+            if (comma == std::string_view::npos) {
+                break;
+            }
+            rest.remove_prefix(comma + 1);
+        }
+    }
+    // Named but empty: failing closed beats silently letting everyone in.
+    client_keys_required_ = client_keys_.empty();
+}
+
+std::optional<errors::openai_error> key_store::check_client(std::optional<std::string_view> bearer) const {
+    if (!client_keys_configured()) {
+        return std::nullopt;
+    }
+    if (client_keys_.empty()) {
+        return errors::make_error(401,
+                                  "this proxy requires client keys, but the environment variable " +
+                                      client_keys_env_ +
+                                      " named by client_keys_env is unset or empty; set it to a comma-separated "
+                                      "list of keys and restart the proxy",
+                                  "client_keys_unset");
+    }
+    const std::string_view given = bearer ? trim(*bearer) : std::string_view();
+    if (given.empty()) {
+        return errors::make_error(
+            401, "missing API key: send one of this proxy's client keys as 'Authorization: Bearer <key>'",
+            "missing_api_key");
+    }
+    bool matched = false;
+    for (const auto& key : client_keys_) {
+        // No early exit: the time taken does not tell which key (if any) matched.
+        matched = constant_time_equal(key, given) || matched;
+    }
+    if (!matched) {
+        return errors::make_error(401, "invalid API key: the bearer sent is not one of this proxy's client keys",
+                                  "invalid_api_key");
+    }
+    return std::nullopt;
+}
+
+key_store::choice key_store::upstream_authorization(upstream_id upstream,
+                                                    std::optional<std::string_view> client_bearer) const {
+    choice result;
+    const auto index = static_cast<std::size_t>(upstream);
+    if (index >= upstream_count) {
+        result.error = errors::make_error(500, "unknown upstream", "internal_error");
+        return result;
+    }
+    if (upstream_keys_[index]) {
+        result.authorization = "Bearer " + *upstream_keys_[index];
+        return result;
+    }
+    const std::string_view bearer = client_bearer ? trim(*client_bearer) : std::string_view();
+    const bool may_forward = upstream != upstream_id::codestral && !client_keys_configured();
+    if (may_forward && !bearer.empty()) {
+        result.authorization = "Bearer " + std::string(bearer);
+        return result;
+    }
+
+    const std::string& env = upstream_key_env_[index];
+    std::string message = "no API key for upstream " + std::string(upstream_name(upstream)) +
+                          ": set the environment variable " + (env.empty() ? std::string("(none configured)") : env);
+    if (upstream == upstream_id::codestral) {
+        message += " (Codestral needs its own key; the client's bearer is never forwarded to it)";
+    } else if (client_keys_configured()) {
+        message += " (with client_keys_env set, the client's bearer is a proxy key and is not forwarded)";
+    } else {
+        message += ", or send your Mistral key as 'Authorization: Bearer <key>'";
+    }
+    result.error = errors::make_error(401, std::move(message), "missing_api_key");
+    return result;
+}
+
+std::vector<std::string> key_store::secrets_for_leak_checks() const {
+    std::vector<std::string> out;
+    for (const auto& key : upstream_keys_) {
+        if (key) {
+            out.push_back(*key);
+        }
+    }
+    out.insert(out.end(), client_keys_.begin(), client_keys_.end());
+    return out;
+}
+
+std::optional<std::string_view> bearer_token(std::string_view authorization_header) noexcept {
+    std::string_view header = trim(authorization_header);
+    constexpr std::string_view scheme = "bearer";
+    if (header.size() <= scheme.size()) {
+        return std::nullopt;
+    }
+    for (std::size_t i = 0; i < scheme.size(); ++i) {
+        const char c = header[i];
+        const char lower = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+        if (lower != scheme[i]) {
+            return std::nullopt;
+        }
+    }
+    if (header[scheme.size()] != ' ' && header[scheme.size()] != '\t') {
+        return std::nullopt;  // "Bearerabc" is not a bearer
+    }
+    const std::string_view token = trim(header.substr(scheme.size()));
+    if (token.empty()) {
+        return std::nullopt;
+    }
+    return token;
+}
+
+}  // namespace mistral_proxy::routing

@@ -63,11 +63,15 @@ void fail_at_value(const std::string& file, const YAML::Node& key, const YAML::N
 
 std::string kind_of(const YAML::Node& node) {
     switch (node.Type()) {
-        case YAML::NodeType::Map: return "a map";
-        case YAML::NodeType::Sequence: return "a list";
-        case YAML::NodeType::Scalar: return "a scalar";
+        case YAML::NodeType::Map:
+            return "a map";
+        case YAML::NodeType::Sequence:
+            return "a list";
+        case YAML::NodeType::Scalar:
+            return "a scalar";
         case YAML::NodeType::Null:
-        case YAML::NodeType::Undefined: return "nothing (null)";
+        case YAML::NodeType::Undefined:
+            return "nothing (null)";
     }
     return "an unknown node";
 }
@@ -254,8 +258,9 @@ void apply_base_url(upstream_settings& upstream, std::string_view url) {
     std::string_view path = slash == std::string_view::npos ? std::string_view() : rest.substr(slash);
     if (authority.find('@') != std::string_view::npos) {
         // Credentials in a URL end up in logs; keys belong in api_key_env.
-        throw std::invalid_argument("base_url must not contain user info ('user@'); name the key's env var in "
-                                    "api_key_env");
+        throw std::invalid_argument(
+            "base_url must not contain user info ('user@'); name the key's env var in "
+            "api_key_env");
     }
     if (authority.empty()) {
         throw std::invalid_argument("base_url '" + std::string(url) + "' has no host");
@@ -343,12 +348,13 @@ public:
                 return false;
             }
         }
-        fail_value(key, value,
-                   path + " must be true or false, got " + (value.IsScalar() ? "'" + value.Scalar() + "'" : kind_of(value)));
+        fail_value(
+            key, value,
+            path + " must be true or false, got " + (value.IsScalar() ? "'" + value.Scalar() + "'" : kind_of(value)));
     }
 
-    std::uint64_t integer(const std::string& path, const YAML::Node& key, const YAML::Node& value,
-                          std::uint64_t min, std::uint64_t max) const {
+    std::uint64_t integer(const std::string& path, const YAML::Node& key, const YAML::Node& value, std::uint64_t min,
+                          std::uint64_t max) const {
         std::optional<std::uint64_t> parsed;
         if (is_plain_number_text(value)) {
             parsed = parse_unsigned(value.Scalar());
@@ -370,8 +376,9 @@ public:
                 return parsed;
             }
         }
-        fail_value(key, value,
-                   path + " must be a number >= 0, got " + (value.IsScalar() ? "'" + value.Scalar() + "'" : kind_of(value)));
+        fail_value(
+            key, value,
+            path + " must be a number >= 0, got " + (value.IsScalar() ? "'" + value.Scalar() + "'" : kind_of(value)));
     }
 
     duration time(const std::string& path, const YAML::Node& key, const YAML::Node& value, bool allow_zero) const {
@@ -416,8 +423,9 @@ public:
         if (!is_env_name(name)) {
             // The value is not echoed: someone may have pasted the key itself here.
             fail_value(key, value,
-                       path + " must name an environment variable (letters, digits and '_', e.g. MISTRAL_API_KEY), "
-                              "not hold a key");
+                       path +
+                           " must name an environment variable (letters, digits and '_', e.g. MISTRAL_API_KEY), "
+                           "not hold a key");
         }
         return name;
     }
@@ -428,141 +436,145 @@ private:
 };
 
 void read_upstream(const reader& r, const std::string& where, const YAML::Node& map, upstream_settings& upstream) {
-    for_each_field(r.file(), map, where, [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
-        const std::string path = path_of(where, key);
-        if (key == "base_url") {
-            const std::string url = r.string(path, key_node, value);
-            try {
-                apply_base_url(upstream, url);
-            } catch (const std::invalid_argument& e) {
-                r.fail_value(key_node, value, path + ": " + e.what());
+    for_each_field(
+        r.file(), map, where, [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+            const std::string path = path_of(where, key);
+            if (key == "base_url") {
+                const std::string url = r.string(path, key_node, value);
+                try {
+                    apply_base_url(upstream, url);
+                } catch (const std::invalid_argument& e) {
+                    r.fail_value(key_node, value, path + ": " + e.what());
+                }
+            } else if (key == "api_key_env") {
+                upstream.api_key_env = r.env_name(path, key_node, value, false);
+            } else if (key == "ca_file") {
+                upstream.ca_file = r.path(path, key_node, value);
+            } else if (key == "connect_timeout") {
+                upstream.connect_timeout = r.time(path, key_node, value, false);
+            } else if (key == "read_timeout") {
+                upstream.read_timeout = r.time(path, key_node, value, false);
+            } else if (key == "max_connections") {
+                upstream.max_connections = static_cast<unsigned>(r.integer(path, key_node, value, 0, 100000));
+            } else {
+                fail_unknown_key(r.file(), key_node, key, where, upstream_keys);
             }
-        } else if (key == "api_key_env") {
-            upstream.api_key_env = r.env_name(path, key_node, value, false);
-        } else if (key == "ca_file") {
-            upstream.ca_file = r.path(path, key_node, value);
-        } else if (key == "connect_timeout") {
-            upstream.connect_timeout = r.time(path, key_node, value, false);
-        } else if (key == "read_timeout") {
-            upstream.read_timeout = r.time(path, key_node, value, false);
-        } else if (key == "max_connections") {
-            upstream.max_connections = static_cast<unsigned>(r.integer(path, key_node, value, 0, 100000));
-        } else {
-            fail_unknown_key(r.file(), key_node, key, where, upstream_keys);
-        }
-    });
+        });
 }
 
 void read_upstreams(const reader& r, const YAML::Node& map, proxy_config& config) {
-    for_each_field(r.file(), map, "upstreams",
-                   [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
-                       const auto it = config.upstreams.find(key);
-                       if (it == config.upstreams.end()) {
-                           fail(r.file(), key_node,
-                                "unknown upstream '" + key + "' in upstreams; expected one of: " +
-                                    std::string(upstream_names));
-                       }
-                       r.require_map("upstreams." + key, key_node, value);
-                       read_upstream(r, "upstreams." + key, value, it->second);
-                   });
+    for_each_field(
+        r.file(), map, "upstreams", [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+            const auto it = config.upstreams.find(key);
+            if (it == config.upstreams.end()) {
+                fail(r.file(), key_node,
+                     "unknown upstream '" + key + "' in upstreams; expected one of: " + std::string(upstream_names));
+            }
+            r.require_map("upstreams." + key, key_node, value);
+            read_upstream(r, "upstreams." + key, value, it->second);
+        });
 }
 
 void read_limits(const reader& r, const YAML::Node& map, limits_settings& limits) {
-    for_each_field(r.file(), map, "limits", [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
-        const std::string path = path_of("limits", key);
-        if (key == "buckets") {
-            r.require_map(path, key_node, value);
-            limits.buckets.clear();
-            for_each_field(r.file(), value, path,
-                           [&](const std::string& name, const YAML::Node& name_node, const YAML::Node& bucket_node) {
-                               if (name != "mistral" && name != "mistral_eu" && name != "codestral") {
-                                   fail(r.file(), name_node,
-                                        "unknown upstream '" + name + "' in limits.buckets; expected one of: " +
-                                            std::string(upstream_names));
-                               }
-                               const std::string where = path_of(path, name);
-                               r.require_map(where, name_node, bucket_node);
-                               bucket_settings bucket;
-                               for_each_field(r.file(), bucket_node, where,
-                                              [&](const std::string& field, const YAML::Node& field_node,
-                                                  const YAML::Node& field_value) {
-                                                  const std::string field_path = path_of(where, field);
-                                                  if (field == "requests_per_second") {
-                                                      bucket.requests_per_second =
-                                                          r.number(field_path, field_node, field_value);
-                                                  } else if (field == "tokens_per_minute") {
-                                                      bucket.tokens_per_minute = r.integer(
-                                                          field_path, field_node, field_value, 0, UINT64_MAX);
-                                                  } else if (field == "tokens_per_month") {
-                                                      bucket.tokens_per_month = r.integer(
-                                                          field_path, field_node, field_value, 0, UINT64_MAX);
-                                                  } else {
-                                                      fail_unknown_key(r.file(), field_node, field, where, bucket_keys);
-                                                  }
-                                              });
-                               limits.buckets[name] = bucket;
-                           });
-        } else if (key == "max_queue_wait") {
-            limits.max_queue_wait = r.time(path, key_node, value, true);
-        } else if (key == "backend") {
-            const std::string backend = r.string(path, key_node, value);
-            if (backend != "memory" && !parse_redis_backend(backend)) {
-                r.fail_value(key_node, value,
-                             path + " must be 'memory' or 'redis://HOST:PORT[/DB]', got '" + backend + "'");
+    for_each_field(
+        r.file(), map, "limits", [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+            const std::string path = path_of("limits", key);
+            if (key == "buckets") {
+                r.require_map(path, key_node, value);
+                limits.buckets.clear();
+                for_each_field(
+                    r.file(), value, path,
+                    [&](const std::string& name, const YAML::Node& name_node, const YAML::Node& bucket_node) {
+                        if (name != "mistral" && name != "mistral_eu" && name != "codestral") {
+                            fail(r.file(), name_node,
+                                 "unknown upstream '" + name +
+                                     "' in limits.buckets; expected one of: " + std::string(upstream_names));
+                        }
+                        const std::string where = path_of(path, name);
+                        r.require_map(where, name_node, bucket_node);
+                        bucket_settings bucket;
+                        for_each_field(
+                            r.file(), bucket_node, where,
+                            [&](const std::string& field, const YAML::Node& field_node, const YAML::Node& field_value) {
+                                const std::string field_path = path_of(where, field);
+                                if (field == "requests_per_second") {
+                                    bucket.requests_per_second = r.number(field_path, field_node, field_value);
+                                } else if (field == "tokens_per_minute") {
+                                    bucket.tokens_per_minute =
+                                        r.integer(field_path, field_node, field_value, 0, UINT64_MAX);
+                                } else if (field == "tokens_per_month") {
+                                    bucket.tokens_per_month =
+                                        r.integer(field_path, field_node, field_value, 0, UINT64_MAX);
+                                } else {
+                                    fail_unknown_key(r.file(), field_node, field, where, bucket_keys);
+                                }
+                            });
+                        limits.buckets[name] = bucket;
+                    });
+            } else if (key == "max_queue_wait") {
+                limits.max_queue_wait = r.time(path, key_node, value, true);
+            } else if (key == "backend") {
+                const std::string backend = r.string(path, key_node, value);
+                if (backend != "memory" && !parse_redis_backend(backend)) {
+                    r.fail_value(key_node, value,
+                                 path + " must be 'memory' or 'redis://HOST:PORT[/DB]', got '" + backend + "'");
+                }
+                limits.backend = backend;
+            } else {
+                fail_unknown_key(r.file(), key_node, key, "limits", limits_keys);
             }
-            limits.backend = backend;
-        } else {
-            fail_unknown_key(r.file(), key_node, key, "limits", limits_keys);
-        }
-    });
+        });
 }
 
 void read_retry(const reader& r, const YAML::Node& map, retry_settings& retry) {
-    for_each_field(r.file(), map, "retry", [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
-        const std::string path = path_of("retry", key);
-        if (key == "max_retries") {
-            retry.max_retries = static_cast<unsigned>(r.integer(path, key_node, value, 0, 100));
-        } else if (key == "backoff") {
-            if (!value.IsSequence() || value.size() == 0) {
-                r.fail_value(key_node, value,
-                             path + " must be a non-empty list of durations, e.g. [1s, 2s, 4s], got " +
-                                 (value.IsSequence() ? std::string("an empty list") : kind_of(value)));
+    for_each_field(
+        r.file(), map, "retry", [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+            const std::string path = path_of("retry", key);
+            if (key == "max_retries") {
+                retry.max_retries = static_cast<unsigned>(r.integer(path, key_node, value, 0, 100));
+            } else if (key == "backoff") {
+                if (!value.IsSequence() || value.size() == 0) {
+                    r.fail_value(key_node, value,
+                                 path + " must be a non-empty list of durations, e.g. [1s, 2s, 4s], got " +
+                                     (value.IsSequence() ? std::string("an empty list") : kind_of(value)));
+                }
+                std::vector<duration> backoff;
+                for (std::size_t i = 0; i < value.size(); ++i) {
+                    backoff.push_back(r.time(path + "[" + std::to_string(i) + "]", value[i], value[i], true));
+                }
+                retry.backoff = std::move(backoff);
+            } else if (key == "max_retry_after") {
+                retry.max_retry_after = r.time(path, key_node, value, true);
+            } else {
+                fail_unknown_key(r.file(), key_node, key, "retry", retry_keys);
             }
-            std::vector<duration> backoff;
-            for (std::size_t i = 0; i < value.size(); ++i) {
-                backoff.push_back(r.time(path + "[" + std::to_string(i) + "]", value[i], value[i], true));
-            }
-            retry.backoff = std::move(backoff);
-        } else if (key == "max_retry_after") {
-            retry.max_retry_after = r.time(path, key_node, value, true);
-        } else {
-            fail_unknown_key(r.file(), key_node, key, "retry", retry_keys);
-        }
-    });
+        });
 }
 
 void read_server(const reader& r, const YAML::Node& map, server_settings& server) {
-    for_each_field(r.file(), map, "server", [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
-        const std::string path = path_of("server", key);
-        if (key == "max_header_bytes") {
-            server.max_header_bytes = static_cast<std::size_t>(r.integer(path, key_node, value, 1, 1024 * 1024 * 1024));
-        } else if (key == "max_body_bytes") {
-            server.max_body_bytes =
-                static_cast<std::size_t>(r.integer(path, key_node, value, 1, std::uint64_t{1} << 40));
-        } else if (key == "header_timeout") {
-            server.header_timeout = r.time(path, key_node, value, false);
-        } else if (key == "body_timeout") {
-            server.body_timeout = r.time(path, key_node, value, false);
-        } else if (key == "idle_timeout") {
-            server.idle_timeout = r.time(path, key_node, value, false);
-        } else if (key == "write_timeout") {
-            server.write_timeout = r.time(path, key_node, value, false);
-        } else if (key == "threads") {
-            server.threads = static_cast<unsigned>(r.integer(path, key_node, value, 0, 1024));
-        } else {
-            fail_unknown_key(r.file(), key_node, key, "server", server_keys);
-        }
-    });
+    for_each_field(r.file(), map, "server",
+                   [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+                       const std::string path = path_of("server", key);
+                       if (key == "max_header_bytes") {
+                           server.max_header_bytes =
+                               static_cast<std::size_t>(r.integer(path, key_node, value, 1, 1024 * 1024 * 1024));
+                       } else if (key == "max_body_bytes") {
+                           server.max_body_bytes =
+                               static_cast<std::size_t>(r.integer(path, key_node, value, 1, std::uint64_t{1} << 40));
+                       } else if (key == "header_timeout") {
+                           server.header_timeout = r.time(path, key_node, value, false);
+                       } else if (key == "body_timeout") {
+                           server.body_timeout = r.time(path, key_node, value, false);
+                       } else if (key == "idle_timeout") {
+                           server.idle_timeout = r.time(path, key_node, value, false);
+                       } else if (key == "write_timeout") {
+                           server.write_timeout = r.time(path, key_node, value, false);
+                       } else if (key == "threads") {
+                           server.threads = static_cast<unsigned>(r.integer(path, key_node, value, 0, 1024));
+                       } else {
+                           fail_unknown_key(r.file(), key_node, key, "server", server_keys);
+                       }
+                   });
 }
 
 fs::path folder_of(const std::string& file) {

@@ -34,9 +34,9 @@ std::string kind_of(const YAML::Node& node);
 // Visits every key of a map in file order. Non-map values, keys that are not
 // plain strings and duplicate keys throw. `where` is the dotted path used in
 // messages ("" for the top level).
-void for_each_field(const std::string& file, const YAML::Node& map, const std::string& where,
-                    const std::function<void(const std::string& key, const YAML::Node& key_node,
-                                             const YAML::Node& value)>& visit);
+void for_each_field(
+    const std::string& file, const YAML::Node& map, const std::string& where,
+    const std::function<void(const std::string& key, const YAML::Node& key_node, const YAML::Node& value)>& visit);
 
 // Throws the "unknown key" error listing the keys allowed at `where`.
 [[noreturn]] void fail_unknown_key(const std::string& file, const YAML::Node& key_node, const std::string& key,

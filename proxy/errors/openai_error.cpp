@@ -20,23 +20,40 @@ constexpr std::size_t max_parsed_body_bytes = 1024 * 1024;
 
 std::string_view reason_phrase(unsigned status) noexcept {
     switch (status) {
-        case 400: return "Bad Request";
-        case 401: return "Unauthorized";
-        case 402: return "Payment Required";
-        case 403: return "Forbidden";
-        case 404: return "Not Found";
-        case 405: return "Method Not Allowed";
-        case 408: return "Request Timeout";
-        case 409: return "Conflict";
-        case 413: return "Payload Too Large";
-        case 415: return "Unsupported Media Type";
-        case 422: return "Unprocessable Entity";
-        case 429: return "Too Many Requests";
-        case 500: return "Internal Server Error";
-        case 502: return "Bad Gateway";
-        case 503: return "Service Unavailable";
-        case 504: return "Gateway Timeout";
-        default: return "";
+        case 400:
+            return "Bad Request";
+        case 401:
+            return "Unauthorized";
+        case 402:
+            return "Payment Required";
+        case 403:
+            return "Forbidden";
+        case 404:
+            return "Not Found";
+        case 405:
+            return "Method Not Allowed";
+        case 408:
+            return "Request Timeout";
+        case 409:
+            return "Conflict";
+        case 413:
+            return "Payload Too Large";
+        case 415:
+            return "Unsupported Media Type";
+        case 422:
+            return "Unprocessable Entity";
+        case 429:
+            return "Too Many Requests";
+        case 500:
+            return "Internal Server Error";
+        case 502:
+            return "Bad Gateway";
+        case 503:
+            return "Service Unavailable";
+        case 504:
+            return "Gateway Timeout";
+        default:
+            return "";
     }
 }
 
@@ -71,9 +88,8 @@ std::string bounded(std::string_view text, std::size_t limit) {
 // The OpenAI types an SDK knows; anything else from Mistral goes to `code`.
 bool is_openai_type(std::string_view type) noexcept {
     return type == "invalid_request_error" || type == "authentication_error" || type == "permission_error" ||
-           type == "not_found_error" || type == "conflict_error" || type == "rate_limit_error" ||
-           type == "api_error" || type == "server_error" || type == "unprocessable_entity_error" ||
-           type == "insufficient_quota";
+           type == "not_found_error" || type == "conflict_error" || type == "rate_limit_error" || type == "api_error" ||
+           type == "server_error" || type == "unprocessable_entity_error" || type == "insufficient_quota";
 }
 
 // Scalars as text for param/code: Mistral sends codes as "1500" and as 3051.
@@ -301,13 +317,20 @@ std::string_view type_for_status(unsigned status) noexcept {
         case 400:
         case 413:
         case 415:
-        case 422: return "invalid_request_error";
-        case 401: return "authentication_error";
-        case 403: return "permission_error";
-        case 404: return "not_found_error";
-        case 409: return "conflict_error";
-        case 429: return "rate_limit_error";
-        default: break;
+        case 422:
+            return "invalid_request_error";
+        case 401:
+            return "authentication_error";
+        case 403:
+            return "permission_error";
+        case 404:
+            return "not_found_error";
+        case 409:
+            return "conflict_error";
+        case 429:
+            return "rate_limit_error";
+        default:
+            break;
     }
     if (status >= 500 && status <= 599) {
         return "api_error";
@@ -349,9 +372,7 @@ std::string to_json(const openai_error& error) {
     return out;
 }
 
-std::string to_sse_event(const openai_error& error) {
-    return "data: " + to_json(error) + "\n\n";
-}
+std::string to_sse_event(const openai_error& error) { return "data: " + to_json(error) + "\n\n"; }
 
 openai_error translate_upstream_error(unsigned status, std::string_view body, std::string_view upstream_name) {
     openai_error error = make_error(status, std::string());

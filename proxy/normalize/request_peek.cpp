@@ -20,14 +20,20 @@ constexpr std::size_t initial_capacity = 64 * 1024;
 
 std::string_view kind_name(simdjson::dom::element_type type) noexcept {
     switch (type) {
-        case simdjson::dom::element_type::ARRAY: return "an array";
-        case simdjson::dom::element_type::OBJECT: return "an object";
+        case simdjson::dom::element_type::ARRAY:
+            return "an array";
+        case simdjson::dom::element_type::OBJECT:
+            return "an object";
         case simdjson::dom::element_type::INT64:
         case simdjson::dom::element_type::UINT64:
-        case simdjson::dom::element_type::DOUBLE: return "a number";
-        case simdjson::dom::element_type::STRING: return "a string";
-        case simdjson::dom::element_type::BOOL: return "a boolean";
-        case simdjson::dom::element_type::NULL_VALUE: return "null";
+        case simdjson::dom::element_type::DOUBLE:
+            return "a number";
+        case simdjson::dom::element_type::STRING:
+            return "a string";
+        case simdjson::dom::element_type::BOOL:
+            return "a boolean";
+        case simdjson::dom::element_type::NULL_VALUE:
+            return "null";
     }
     return "a value";
 }
@@ -40,13 +46,18 @@ peek_result refuse(std::string message, std::optional<std::string> param = std::
 
 std::string parse_error_message(simdjson::error_code code) {
     switch (code) {
-        case simdjson::EMPTY: return "request body is empty; expected a JSON object";
+        case simdjson::EMPTY:
+            return "request body is empty; expected a JSON object";
         case simdjson::DEPTH_ERROR:
             return "request body is nested too deeply (more than " + std::to_string(max_depth) + " levels)";
-        case simdjson::UTF8_ERROR: return "request body is not valid UTF-8";
-        case simdjson::CAPACITY: return "request body is too large to parse";
-        case simdjson::MEMALLOC: return "request body could not be parsed: out of memory";
-        default: break;
+        case simdjson::UTF8_ERROR:
+            return "request body is not valid UTF-8";
+        case simdjson::CAPACITY:
+            return "request body is too large to parse";
+        case simdjson::MEMALLOC:
+            return "request body could not be parsed: out of memory";
+        default:
+            break;
     }
     return std::string("request body is not valid JSON: ") + simdjson::error_message(code);
 }
@@ -82,8 +93,8 @@ peek_result peek_request(std::string_view body_with_padding) {
         if (code != simdjson::SUCCESS) {
             result = refuse(parse_error_message(code));
         } else if (simdjson::dom::object object; root.get(object) != simdjson::SUCCESS) {
-            result = refuse(std::string("request body must be a JSON object, got ") +
-                            std::string(kind_name(root.type())));
+            result =
+                refuse(std::string("request body must be a JSON object, got ") + std::string(kind_name(root.type())));
         } else {
             request_facts facts;
             // Every field is visited so that with duplicate keys the last wins.
@@ -103,8 +114,8 @@ peek_result peek_request(std::string_view body_with_padding) {
                     } else if (field.value.is_null()) {
                         facts.stream = false;  // OpenAI accepts null as "not set"
                     } else {
-                        result = refuse(
-                            "'stream' must be a boolean, got " + std::string(kind_name(field.value.type())), "stream");
+                        result = refuse("'stream' must be a boolean, got " + std::string(kind_name(field.value.type())),
+                                        "stream");
                         break;
                     }
                 }

@@ -31,8 +31,7 @@ bool constant_time_equal(std::string_view expected, std::string_view given) noex
     return diff == 0;
 }
 
-std::optional<std::string> read_env(const std::function<const char*(const char*)>& getenv_fn,
-                                    const std::string& name) {
+std::optional<std::string> read_env(const std::function<const char*(const char*)>& getenv_fn, const std::string& name) {
     if (name.empty()) {
         return std::nullopt;
     }
@@ -88,8 +87,7 @@ std::optional<errors::openai_error> key_store::check_client(std::optional<std::s
     }
     if (client_keys_.empty()) {
         return errors::make_error(401,
-                                  "this proxy requires client keys, but the environment variable " +
-                                      client_keys_env_ +
+                                  "this proxy requires client keys, but the environment variable " + client_keys_env_ +
                                       " named by client_keys_env is unset or empty; set it to a comma-separated "
                                       "list of keys and restart the proxy",
                                   "client_keys_unset");

@@ -4,23 +4,24 @@ namespace mistral_proxy::routing {
 
 std::string_view upstream_name(upstream_id id) noexcept {
     switch (id) {
-        case upstream_id::mistral: return "mistral";
-        case upstream_id::mistral_eu: return "mistral_eu";
-        case upstream_id::codestral: return "codestral";
+        case upstream_id::mistral:
+            return "mistral";
+        case upstream_id::mistral_eu:
+            return "mistral_eu";
+        case upstream_id::codestral:
+            return "codestral";
     }
     return "mistral";
 }
 
-route_result choose_upstream(const config::proxy_config& config, const rules::rule_set& rules,
-                             std::string_view path, std::string_view model) {
+route_result choose_upstream(const config::proxy_config& config, const rules::rule_set& rules, std::string_view path,
+                             std::string_view model) {
     route_result result;
-    const bool codestral =
-        path == "/v1/fim/completions" || (!model.empty() && rules.is_codestral_model(model));
+    const bool codestral = path == "/v1/fim/completions" || (!model.empty() && rules.is_codestral_model(model));
     const bool eu = config.region == config::region_kind::eu;
     if (codestral) {
         if (eu && config.eu_strict) {
-            std::string message =
-                "this request needs the codestral upstream";
+            std::string message = "this request needs the codestral upstream";
             if (!model.empty()) {
                 message += " (model '" + std::string(model) + "')";
             }

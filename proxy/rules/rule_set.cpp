@@ -23,7 +23,8 @@ constexpr std::string_view model_keys = "match, host";
 // One file's classes, in file order.
 std::vector<model_class> parse_models(const YAML::Node& list, const YAML::Node& key_node, const std::string& file) {
     if (!list.IsSequence()) {
-        ys::fail_at_value(file, key_node, list, "models must be a list of {match, host} entries, got " + ys::kind_of(list));
+        ys::fail_at_value(file, key_node, list,
+                          "models must be a list of {match, host} entries, got " + ys::kind_of(list));
     }
     std::vector<model_class> models;
     for (std::size_t i = 0; i < list.size(); ++i) {
@@ -31,35 +32,33 @@ std::vector<model_class> parse_models(const YAML::Node& list, const YAML::Node& 
         const std::string where = "models[" + std::to_string(i) + "]";
         model_class model;
         bool has_match = false;
-        ys::for_each_field(file, entry, where,
-                           [&](const std::string& key, const YAML::Node& field_key, const YAML::Node& value) {
-                               const std::string path = ys::path_of(where, key);
-                               if (!value.IsScalar()) {
-                                   ys::fail_at_value(file, field_key, value,
-                                                     path + " must be a string, got " + ys::kind_of(value));
-                               }
-                               const std::string& text = value.Scalar();
-                               if (key == "match") {
-                                   if (!glob_is_valid(text)) {
-                                       ys::fail(file, value,
-                                                path + ": bad glob '" + text +
-                                                    "'; use '*' and '?' only ('[', ']' and '\\' are not supported)");
-                                   }
-                                   model.pattern = text;
-                                   has_match = true;
-                               } else if (key == "host") {
-                                   if (text == "mistral") {
-                                       model.host = model_host::mistral;
-                                   } else if (text == "codestral") {
-                                       model.host = model_host::codestral;
-                                   } else {
-                                       ys::fail(file, value,
-                                                path + " must be 'mistral' or 'codestral', got '" + text + "'");
-                                   }
-                               } else {
-                                   ys::fail_unknown_key(file, field_key, key, where, model_keys);
-                               }
-                           });
+        ys::for_each_field(
+            file, entry, where, [&](const std::string& key, const YAML::Node& field_key, const YAML::Node& value) {
+                const std::string path = ys::path_of(where, key);
+                if (!value.IsScalar()) {
+                    ys::fail_at_value(file, field_key, value, path + " must be a string, got " + ys::kind_of(value));
+                }
+                const std::string& text = value.Scalar();
+                if (key == "match") {
+                    if (!glob_is_valid(text)) {
+                        ys::fail(file, value,
+                                 path + ": bad glob '" + text +
+                                     "'; use '*' and '?' only ('[', ']' and '\\' are not supported)");
+                    }
+                    model.pattern = text;
+                    has_match = true;
+                } else if (key == "host") {
+                    if (text == "mistral") {
+                        model.host = model_host::mistral;
+                    } else if (text == "codestral") {
+                        model.host = model_host::codestral;
+                    } else {
+                        ys::fail(file, value, path + " must be 'mistral' or 'codestral', got '" + text + "'");
+                    }
+                } else {
+                    ys::fail_unknown_key(file, field_key, key, where, model_keys);
+                }
+            });
         if (!has_match) {
             ys::fail(file, entry, where + " needs a 'match' glob, e.g. match: \"codestral-*\"");
         }
@@ -74,13 +73,14 @@ std::vector<model_class> parse_file_models(std::string_view yaml_text, const std
     if (root.IsNull()) {
         return models;  // an empty rule file adds nothing
     }
-    ys::for_each_field(file, root, "", [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
-        if (key == "models") {
-            models = parse_models(value, key_node, file);
-        } else {
-            ys::fail_unknown_key(file, key_node, key, "", top_keys);
-        }
-    });
+    ys::for_each_field(file, root, "",
+                       [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+                           if (key == "models") {
+                               models = parse_models(value, key_node, file);
+                           } else {
+                               ys::fail_unknown_key(file, key_node, key, "", top_keys);
+                           }
+                       });
     return models;
 }
 

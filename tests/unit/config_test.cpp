@@ -33,10 +33,25 @@ TEST_CASE("durations") {
         std::optional<duration> expected;
     };
     const row rows[] = {
-        {"250ms", 250ms}, {"0ms", 0ms},   {"30s", 30s},      {"5m", 5min},    {"0s", 0ms},
-        {"30", {}},       {"", {}},       {"s", {}},         {"1.5s", {}},    {"-1s", {}},
-        {"+1s", {}},      {"1h", {}},     {" 1s", {}},       {"1s ", {}},     {"1S", {}},
-        {"1 s", {}},      {"10msx", {}},  {"99999999999999999999s", {}},      {"153722867280913m", {}},
+        {"250ms", 250ms},
+        {"0ms", 0ms},
+        {"30s", 30s},
+        {"5m", 5min},
+        {"0s", 0ms},
+        {"30", {}},
+        {"", {}},
+        {"s", {}},
+        {"1.5s", {}},
+        {"-1s", {}},
+        {"+1s", {}},
+        {"1h", {}},
+        {" 1s", {}},
+        {"1s ", {}},
+        {"1S", {}},
+        {"1 s", {}},
+        {"10msx", {}},
+        {"99999999999999999999s", {}},
+        {"153722867280913m", {}},
     };
     for (const auto& r : rows) {
         CAPTURE(r.text);
@@ -215,7 +230,8 @@ TEST_CASE("per-key overrides leave other keys at their defaults") {
         std::function<bool(const proxy_config&)> check;
     };
     const row rows[] = {
-        {"listen: 127.0.0.1:9999", [](const proxy_config& c) { return c.listen_port == 9999 && c.region == region_kind::global; }},
+        {"listen: 127.0.0.1:9999",
+         [](const proxy_config& c) { return c.listen_port == 9999 && c.region == region_kind::global; }},
         {"region: eu", [](const proxy_config& c) { return c.region == region_kind::eu && !c.eu_strict; }},
         {"eu_strict: True", [](const proxy_config& c) { return c.eu_strict; }},
         {"eu_strict: FALSE", [](const proxy_config& c) { return !c.eu_strict; }},
@@ -269,7 +285,8 @@ TEST_CASE("every config error points at the offending key or value") {
     const row rows[] = {
         // Unknown keys, at every level.
         {"bogus: 1", "1:1", "unknown key 'bogus'"},
-        {"upstreams:\n  mistral: {base_url: http://h, colour: red}", "2:33", "unknown key 'colour' in upstreams.mistral"},
+        {"upstreams:\n  mistral: {base_url: http://h, colour: red}", "2:33",
+         "unknown key 'colour' in upstreams.mistral"},
         {"upstreams:\n  openai: {base_url: http://h}", "2:3", "unknown upstream 'openai'"},
         {"limits:\n  bucket: {}", "2:3", "unknown key 'bucket' in limits"},
         {"limits:\n  buckets:\n    mistral: {rps: 1}", "3:15", "unknown key 'rps' in limits.buckets.mistral"},
@@ -278,7 +295,8 @@ TEST_CASE("every config error points at the offending key or value") {
         {"server:\n  timeout: 3s", "2:3", "unknown key 'timeout' in server"},
         // Duplicate keys, at every level.
         {"listen: 127.0.0.1:1\nlisten: 127.0.0.1:2", "2:1", "duplicate key 'listen'"},
-        {"upstreams:\n  mistral: {api_key_env: A, api_key_env: B}", "2:29", "duplicate key 'api_key_env' in upstreams.mistral"},
+        {"upstreams:\n  mistral: {api_key_env: A, api_key_env: B}", "2:29",
+         "duplicate key 'api_key_env' in upstreams.mistral"},
         {"upstreams:\n  mistral: {}\n  mistral: {}", "3:3", "duplicate key 'mistral' in upstreams"},
         {"limits:\n  buckets:\n    mistral: {tokens_per_minute: 1, tokens_per_minute: 2}", "3:37", "duplicate key"},
         {"retry:\n  max_retries: 1\n  max_retries: 2", "3:3", "duplicate key 'max_retries' in retry"},
@@ -297,7 +315,8 @@ TEST_CASE("every config error points at the offending key or value") {
         {"upstreams: []", "1:12", "upstreams must be a map, got a list"},
         {"upstreams:\nregion: eu", "1:1", "upstreams must be a map, got nothing"},
         {"upstreams:\n  mistral: http://h", "2:12", "upstreams.mistral must be a map"},
-        {"upstreams:\n  mistral: {max_connections: -1}", "2:30", "upstreams.mistral.max_connections must be an integer"},
+        {"upstreams:\n  mistral: {max_connections: -1}", "2:30",
+         "upstreams.mistral.max_connections must be an integer"},
         {"upstreams:\n  mistral: {max_connections: '3'}", "2:30", "must be an integer"},
         {"upstreams:\n  mistral: {max_connections: 3.5}", "2:30", "must be an integer"},
         {"upstreams:\n  mistral: {api_key_env: [A]}", "2:26", "api_key_env must be a string"},
@@ -330,8 +349,10 @@ TEST_CASE("every config error points at the offending key or value") {
         // Bad durations, everywhere they are read.
         {"limits:\n  max_queue_wait: 30", "2:19", "limits.max_queue_wait: bad duration '30'"},
         {"retry:\n  max_retry_after: 1h", "2:20", "bad duration '1h'"},
-        {"upstreams:\n  codestral: {connect_timeout: 1.5s}", "2:32", "upstreams.codestral.connect_timeout: bad duration"},
-        {"upstreams:\n  codestral: {read_timeout: 0s}", "2:29", "upstreams.codestral.read_timeout must be longer than 0"},
+        {"upstreams:\n  codestral: {connect_timeout: 1.5s}", "2:32",
+         "upstreams.codestral.connect_timeout: bad duration"},
+        {"upstreams:\n  codestral: {read_timeout: 0s}", "2:29",
+         "upstreams.codestral.read_timeout must be longer than 0"},
         {"server:\n  header_timeout: 10", "2:19", "server.header_timeout: bad duration '10'"},
         {"server:\n  body_timeout: -1s", "2:17", "bad duration"},
         {"server:\n  idle_timeout: 0ms", "2:17", "must be longer than 0"},

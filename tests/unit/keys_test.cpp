@@ -41,9 +41,17 @@ TEST_CASE("bearer_token") {
         std::optional<std::string_view> expected;
     };
     const row rows[] = {
-        {"Bearer abc", "abc"},   {"bearer abc", "abc"},   {"BEARER  abc ", "abc"}, {"Bearer\tabc", "abc"},
-        {"Bearer ", {}},         {"Bearer", {}},          {"Bearerabc", {}},       {"Basic abc", {}},
-        {"", {}},                {"abc", {}},             {"  Bearer x", "x"},
+        {"Bearer abc", "abc"},
+        {"bearer abc", "abc"},
+        {"BEARER  abc ", "abc"},
+        {"Bearer\tabc", "abc"},
+        {"Bearer ", {}},
+        {"Bearer", {}},
+        {"Bearerabc", {}},
+        {"Basic abc", {}},
+        {"", {}},
+        {"abc", {}},
+        {"  Bearer x", "x"},
     };
     for (const auto& r : rows) {
         CAPTURE(r.header);
@@ -99,9 +107,9 @@ TEST_CASE("client_keys_env named but unset or empty refuses everyone, naming the
     for (const env_table& env : {env_table{}, env_table{{"PROXY_KEYS", ""}}, env_table{{"PROXY_KEYS", " , ,"}}}) {
         const auto store = make_store(env, "client_keys_env: PROXY_KEYS");
         CHECK(store.client_keys_configured());
-        for (const std::optional<std::string_view> bearer : {std::optional<std::string_view>{},
-                                                              std::optional<std::string_view>{"k1"},
-                                                              std::optional<std::string_view>{""}}) {
+        for (const std::optional<std::string_view> bearer :
+             {std::optional<std::string_view>{}, std::optional<std::string_view>{"k1"},
+              std::optional<std::string_view>{""}}) {
             const auto error = store.check_client(bearer);
             REQUIRE(error);
             CHECK(error->status == 401);
@@ -121,9 +129,21 @@ TEST_CASE("upstream keys (SPEC §3)") {
         std::string_view env_named;      // variable the 401 must name
     };
     const row rows[] = {
-        {"own key wins over the bearer", {{"MISTRAL_API_KEY", "mk"}}, "", upstream_id::mistral, "cb-7Qz", "Bearer mk", ""},
+        {"own key wins over the bearer",
+         {{"MISTRAL_API_KEY", "mk"}},
+         "",
+         upstream_id::mistral,
+         "cb-7Qz",
+         "Bearer mk",
+         ""},
         {"own key, no bearer", {{"MISTRAL_API_KEY", "mk"}}, "", upstream_id::mistral, std::nullopt, "Bearer mk", ""},
-        {"eu uses its env var", {{"MISTRAL_API_KEY", "mk"}}, "", upstream_id::mistral_eu, std::nullopt, "Bearer mk", ""},
+        {"eu uses its env var",
+         {{"MISTRAL_API_KEY", "mk"}},
+         "",
+         upstream_id::mistral_eu,
+         std::nullopt,
+         "Bearer mk",
+         ""},
         {"eu with its own var",
          {{"MISTRAL_API_KEY", "mk"}, {"EU_KEY", "ek"}},
          "upstreams: {mistral_eu: {api_key_env: EU_KEY}}",
@@ -135,10 +155,21 @@ TEST_CASE("upstream keys (SPEC §3)") {
         {"value is trimmed", {{"MISTRAL_API_KEY", " mk\n"}}, "", upstream_id::mistral, std::nullopt, "Bearer mk", ""},
         {"unset: bearer passed to mistral", {}, "", upstream_id::mistral, "cb-7Qz", "Bearer cb-7Qz", ""},
         {"unset: bearer passed to mistral_eu", {}, "", upstream_id::mistral_eu, "cb-7Qz", "Bearer cb-7Qz", ""},
-        {"empty var counts as unset", {{"MISTRAL_API_KEY", ""}}, "", upstream_id::mistral, "cb-7Qz", "Bearer cb-7Qz", ""},
+        {"empty var counts as unset",
+         {{"MISTRAL_API_KEY", ""}},
+         "",
+         upstream_id::mistral,
+         "cb-7Qz",
+         "Bearer cb-7Qz",
+         ""},
         {"unset, no bearer", {}, "", upstream_id::mistral, std::nullopt, "", "MISTRAL_API_KEY"},
         {"unset, empty bearer", {}, "", upstream_id::mistral, "", "", "MISTRAL_API_KEY"},
-        {"bearer never goes to codestral", {{"MISTRAL_API_KEY", "mk"}}, "", upstream_id::codestral, "cb-7Qz", "",
+        {"bearer never goes to codestral",
+         {{"MISTRAL_API_KEY", "mk"}},
+         "",
+         upstream_id::codestral,
+         "cb-7Qz",
+         "",
          "CODESTRAL_API_KEY"},
         {"codestral without anything", {}, "", upstream_id::codestral, std::nullopt, "", "CODESTRAL_API_KEY"},
         {"client keys configured: bearer is not forwarded",

@@ -62,9 +62,9 @@ TEST_CASE("json_string escapes what RFC 8259 requires and repairs bad UTF-8") {
         {"/ and \x7f", "\"/ and \x7f\""},
         {"caf\xC3\xA9 \xF0\x9F\x98\x80", "\"caf\xC3\xA9 \xF0\x9F\x98\x80\""},
         {"\xFF", "\"\xEF\xBF\xBD\""},
-        {"a\xC3", "\"a\xEF\xBF\xBD\""},                          // truncated sequence
-        {"\xC0\xAF", "\"\xEF\xBF\xBD\xEF\xBF\xBD\""},            // overlong
-        {"\xED\xA0\x80", "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\""},  // surrogate
+        {"a\xC3", "\"a\xEF\xBF\xBD\""},                                                // truncated sequence
+        {"\xC0\xAF", "\"\xEF\xBF\xBD\xEF\xBF\xBD\""},                                  // overlong
+        {"\xED\xA0\x80", "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\""},                  // surrogate
         {"\xF4\x90\x80\x80", "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\""},  // > U+10FFFF
     };
     for (const auto& r : rows) {
@@ -78,11 +78,21 @@ TEST_CASE("json_string escapes what RFC 8259 requires and repairs bad UTF-8") {
 
 TEST_CASE("type_for_status") {
     const std::pair<unsigned, std::string_view> rows[] = {
-        {400, "invalid_request_error"}, {401, "authentication_error"}, {403, "permission_error"},
-        {404, "not_found_error"},       {409, "conflict_error"},       {413, "invalid_request_error"},
-        {415, "invalid_request_error"}, {422, "invalid_request_error"}, {429, "rate_limit_error"},
-        {500, "api_error"},             {502, "api_error"},             {503, "api_error"},
-        {504, "api_error"},             {418, "invalid_request_error"}, {405, "invalid_request_error"},
+        {400, "invalid_request_error"},
+        {401, "authentication_error"},
+        {403, "permission_error"},
+        {404, "not_found_error"},
+        {409, "conflict_error"},
+        {413, "invalid_request_error"},
+        {415, "invalid_request_error"},
+        {422, "invalid_request_error"},
+        {429, "rate_limit_error"},
+        {500, "api_error"},
+        {502, "api_error"},
+        {503, "api_error"},
+        {504, "api_error"},
+        {418, "invalid_request_error"},
+        {405, "invalid_request_error"},
     };
     for (const auto& [status, type] : rows) {
         CAPTURE(status);
@@ -133,8 +143,7 @@ TEST_CASE("translate_upstream_error: every Mistral shape") {
          "invalid_request_error", std::nullopt, std::nullopt},
         {"FastAPI loc only body", 422, R"({"detail":[{"loc":["body"],"msg":"Invalid JSON","type":"json_invalid"}]})",
          "body: Invalid JSON (type=json_invalid)", "invalid_request_error", std::nullopt, std::nullopt},
-        {"detail string", 404, R"({"detail":"Not Found"})", "Not Found", "not_found_error", std::nullopt,
-         std::nullopt},
+        {"detail string", 404, R"({"detail":"Not Found"})", "Not Found", "not_found_error", std::nullopt, std::nullopt},
         {"message and request_id", 401, R"({"message":"Unauthorized","request_id":"abc123"})", "Unauthorized",
          "authentication_error", std::nullopt, std::nullopt},
         {"rate limit message", 429, R"({"message":"Requests rate limit exceeded"})", "Requests rate limit exceeded",
@@ -144,8 +153,8 @@ TEST_CASE("translate_upstream_error: every Mistral shape") {
          "bad thing", "invalid_request_error", "temperature", "bad_range"},
         {"OpenAI shaped, members missing", 500, R"({"error":{"message":"boom"}})", "boom", "api_error", std::nullopt,
          std::nullopt},
-        {"error as a string", 403, R"({"error":"Forbidden here"})", "Forbidden here", "permission_error",
-         std::nullopt, std::nullopt},
+        {"error as a string", 403, R"({"error":"Forbidden here"})", "Forbidden here", "permission_error", std::nullopt,
+         std::nullopt},
         {"unknown JSON object", 500, R"({"foo":1})", R"({"foo":1})", "api_error", std::nullopt, std::nullopt},
         {"JSON array", 500, R"([1,2])", "[1,2]", "api_error", std::nullopt, std::nullopt},
         {"plain text", 502, "Bad gateway from nginx\n", "Bad gateway from nginx", "api_error", std::nullopt,
@@ -153,8 +162,8 @@ TEST_CASE("translate_upstream_error: every Mistral shape") {
         {"html", 503, "<html><body>down</body></html>", "<html><body>down</body></html>", "api_error", std::nullopt,
          std::nullopt},
         {"broken JSON kept as text", 500, R"({"message":)", R"({"message":)", "api_error", std::nullopt, std::nullopt},
-        {"empty", 503, "", "upstream mistral answered 503 Service Unavailable with no body", "api_error",
-         std::nullopt, std::nullopt},
+        {"empty", 503, "", "upstream mistral answered 503 Service Unavailable with no body", "api_error", std::nullopt,
+         std::nullopt},
         {"whitespace only", 429, " \r\n", "upstream mistral answered 429 Too Many Requests with no body",
          "rate_limit_error", std::nullopt, std::nullopt},
         {"JSON without text", 400, R"({"error":{"type":"x"}})",
@@ -216,8 +225,13 @@ TEST_CASE("translate_upstream_error: hostile bodies still give valid, bounded JS
     const auto boundary = translate_upstream_error(500, utf8_cut, "mistral");
     CHECK(boundary.message == std::string(1023, 'a') + "\xE2\x80\xA6");
     // Invalid UTF-8 is repaired on output, not dropped.
-    const auto bad = parse_output(to_json(translate_upstream_error(502, "a\xFF" "b", "mistral")));
-    CHECK(bad.message == "a\xEF\xBF\xBD" "b");
+    const auto bad = parse_output(to_json(translate_upstream_error(502,
+                                                                   "a\xFF"
+                                                                   "b",
+                                                                   "mistral")));
+    CHECK(bad.message ==
+          "a\xEF\xBF\xBD"
+          "b");
     // Mistral's message text is kept verbatim, even when JSON-escaped on input.
     CHECK(translate_upstream_error(400, R"({"message":"line1\nline2 \"q\""})", "mistral").message ==
           "line1\nline2 \"q\"");

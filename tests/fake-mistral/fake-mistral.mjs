@@ -185,6 +185,7 @@ export async function startFakeMistral(options = {}) {
   const aborts = [];
   const abortWaiters = [];
   const requestWaiters = [];
+  const startWaiters = [];
   const openSockets = new Set();
   let gate = null;
   let connectionCount = 0;
@@ -264,6 +265,7 @@ export async function startFakeMistral(options = {}) {
       }
     });
 
+    notifyWaiters(startWaiters, record);
     const fault = takeFault(req.url);
     if (fault?.kind === 'close_immediately') {
       requests.push(record);
@@ -301,10 +303,14 @@ export async function startFakeMistral(options = {}) {
   }
 
   function notifyRequest(record) {
-    for (let i = requestWaiters.length - 1; i >= 0; i--) {
-      const w = requestWaiters[i];
+    notifyWaiters(requestWaiters, record);
+  }
+
+  function notifyWaiters(waiters, record) {
+    for (let i = waiters.length - 1; i >= 0; i--) {
+      const w = waiters[i];
       if (pathMatches(w.path, record.path)) {
-        requestWaiters.splice(i, 1);
+        waiters.splice(i, 1);
         w.resolve(record);
       }
     }
@@ -566,6 +572,12 @@ export async function startFakeMistral(options = {}) {
     nextRequest(path) {
       const d = deferred();
       requestWaiters.push({ path, resolve: d.resolve });
+      return d.promise;
+    },
+    /** Resolves with the (still incomplete) record as soon as a request's head arrives, before its body is read. */
+    nextRequestStart(path) {
+      const d = deferred();
+      startWaiters.push({ path, resolve: d.resolve });
       return d.promise;
     },
     /** Forgets recorded requests, aborts and faults (not the stream settings). */

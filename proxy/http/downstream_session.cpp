@@ -240,6 +240,14 @@ private:
     awaitable<bool> answer_error_response(upstream_connection& connection, connection_ptr& owned,
                                           response_parser& parser, request_context& context);
 
+    // Completes when the client hangs up (then closes `connection` at once, so the
+    // upstream request ends too) or when cancelled by the work it runs beside.
+    awaitable<void> watch_client(upstream_connection& connection, bool& client_gone);
+    // Reads the upstream answer's header while watching the client.
+    awaitable<boost::system::error_code> read_upstream_header(upstream_connection& connection,
+                                                              response_parser& parser, config::duration timeout,
+                                                              bool& client_gone);
+
     awaitable<bool> send_json(const request_context& context, unsigned status, std::string body, bool keep_alive,
                               const bhttp::fields* upstream_fields = nullptr);
     awaitable<bool> send_error(const request_context& context, const errors::openai_error& error, bool keep_alive,
@@ -431,7 +439,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
                 co_await linger_and_close();
                 co_return false;
             }
-            body.reserve(std::min(max_body, body.size() * 2));
+            body.reserve(std::min(max_body, std::max<std::size_t>(body.size() * 2, 16 * 1024)));
         }
         parser.get().body().data = body.free_space();
         parser.get().body().size = body.free_bytes();
@@ -502,12 +510,13 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
             upstream_parser.skip(true);
         }
         boost::system::error_code ec = write_ec;
+        bool client_gone = false;
         if (!ec) {
-            connection->tcp().expires_after(settings.read_timeout);
-            auto [read_ec, read] = co_await connection->visit([&](auto& stream) {
-                return bhttp::async_read_header(stream, connection->read_buffer(), upstream_parser, as_result);
-            });
-            ec = read_ec;
+            ec = co_await read_upstream_header(*connection, upstream_parser, settings.read_timeout, client_gone);
+        }
+        if (client_gone) {
+            connection->abort();
+            co_return false;
         }
         if (ec && connection->reused() && attempt == 0 && ec != beast::error::timeout) {
             continue;
@@ -645,10 +654,12 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     if (request.method() == bhttp::verb::head) {
         upstream_parser.skip(true);
     }
-    connection->tcp().expires_after(settings.read_timeout);
-    auto [read_ec, read] = co_await connection->visit([&](auto& stream) {
-        return bhttp::async_read_header(stream, connection->read_buffer(), upstream_parser, as_result);
-    });
+    bool client_gone = false;
+    const auto read_ec = co_await read_upstream_header(*connection, upstream_parser, settings.read_timeout, client_gone);
+    if (client_gone) {
+        connection->abort();
+        co_return false;
+    }
     if (read_ec) {
         auto failure = read_ec == beast::error::timeout
                            ? upstream_failure(name, endpoint,
@@ -690,6 +701,51 @@ awaitable<bool> downstream_session::answer_error_response(upstream_connection& c
         connection.abort();
     }
     co_return co_await send_error(context, error, context.client_keep_alive, &parser.get().base());
+}
+
+awaitable<void> downstream_session::watch_client(upstream_connection& connection, bool& client_gone) {
+    auto& socket = client_.socket();
+    for (;;) {
+        auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_read, as_result);
+        if (wait_ec == asio::error::operation_aborted) {
+            co_return;  // the work beside finished first
+        }
+        char byte = 0;
+        const auto peeked = wait_ec ? -1 : ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (peeked > 0) {
+            // A pipelined next request: the client is alive; stop watching until cancelled.
+            asio::steady_timer parked(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+            co_await parked.async_wait(as_result);
+            co_return;
+        }
+        if (peeked < 0 && !wait_ec && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            continue;
+        }
+        client_gone = true;
+        connection.abort();
+        co_return;
+    }
+}
+
+awaitable<boost::system::error_code> downstream_session::read_upstream_header(upstream_connection& connection,
+                                                                              response_parser& parser,
+                                                                              config::duration timeout,
+                                                                              bool& client_gone) {
+    using namespace asio::experimental::awaitable_operators;
+    auto read = [&]() -> awaitable<boost::system::error_code> {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        connection.tcp().expires_after(timeout);
+        auto [ec, n] = co_await connection.visit([&](auto& stream) {
+            return bhttp::async_read_header(stream, connection.read_buffer(), parser, as_result);
+        });
+        co_return ec;
+    };
+    auto result = co_await (read() || watch_client(connection, client_gone));
+    if (result.index() == 1 || client_gone) {
+        client_gone = true;
+        co_return asio::error::operation_aborted;
+    }
+    co_return std::get<0>(result);
 }
 
 awaitable<bool> downstream_session::relay_response(upstream_connection& connection, connection_ptr& owned,
@@ -744,33 +800,10 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
         using namespace asio::experimental::awaitable_operators;
         // While the body flows, watch the client: if it hangs up, the upstream
         // request is closed at once rather than when the next write fails.
-        auto watch_client = [&]() -> awaitable<void> {
-            auto& socket = client_.socket();
-            for (;;) {
-                auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_read, as_result);
-                if (wait_ec == asio::error::operation_aborted) {
-                    co_return;  // the relay finished first
-                }
-                char byte = 0;
-                const auto peeked = wait_ec ? -1 : ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-                if (peeked > 0) {
-                    // A pipelined next request: the client is alive; stop watching.
-                    asio::steady_timer parked(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
-                    co_await parked.async_wait(as_result);
-                    co_return;
-                }
-                if (peeked < 0 && !wait_ec && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-                    continue;
-                }
-                client_gone = true;
-                connection.abort();
-                co_return;
-            }
-        };
         auto result = co_await (relay_body(connection, upstream_parser, serializer, response, client_gone,
                                            upstream_error, last_bytes,
                                            worker_.pool.settings(upstream).read_timeout) ||
-                                watch_client());
+                                watch_client(connection, client_gone));
         outcome = result.index() == 0 ? std::get<0>(result) : relay_outcome::client_failed;
     } else {
         client_.expires_after(server_settings().write_timeout);

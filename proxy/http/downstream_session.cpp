@@ -424,28 +424,29 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
 
     padded_body body;
     const auto content_length = parser.content_length();
-    body.reserve(content_length ? static_cast<std::size_t>(*content_length) : 16 * 1024);
     const auto max_body = server_settings().max_body_bytes;
+    // Room for one byte past the limit is what reveals an oversized chunked body.
+    const auto room_limit = max_body + 1;
+    body.reserve(content_length ? static_cast<std::size_t>(*content_length) : std::min<std::size_t>(16 * 1024, room_limit));
     // One deadline for the whole body: a client that trickles it is cut off.
     client_.expires_after(server_settings().body_timeout);
     while (!parser.is_done()) {
         if (body.free_bytes() == 0) {
-            if (body.size() >= max_body) {
-                co_await send_error(context,
-                                    errors::make_error(413, "request body exceeds the limit of " +
-                                                                std::to_string(max_body) +
-                                                                " bytes (server.max_body_bytes)"),
-                                    false);
-                co_await linger_and_close();
-                co_return false;
-            }
-            body.reserve(std::min(max_body, std::max<std::size_t>(body.size() * 2, 16 * 1024)));
+            body.reserve(std::min(room_limit, std::max<std::size_t>(body.size() * 2, 16 * 1024)));
         }
         parser.get().body().data = body.free_space();
         parser.get().body().size = body.free_bytes();
         const auto offered = body.free_bytes();
         auto [ec, n] = co_await bhttp::async_read(client_, buffer_, parser, as_result);
         body.commit(offered - parser.get().body().size);
+        if (body.size() > max_body) {
+            co_await send_error(context,
+                                errors::make_error(413, "request body exceeds the limit of " + std::to_string(max_body) +
+                                                            " bytes (server.max_body_bytes)"),
+                                false);
+            co_await linger_and_close();
+            co_return false;
+        }
         if (ec == bhttp::error::need_buffer) {
             continue;
         }

@@ -116,6 +116,45 @@ const hex = (bytes = 16) => randomBytes(bytes).toString('hex');
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 // ---------------------------------------------------------------------------
+// What Mistral refuses beyond its JSON schema (400 object:error). Texts as Mistral words them.
+
+const TOOL_CALL_ID = /^[a-zA-Z0-9]{9}$/;
+
+export function chatSemanticError(body) {
+  const err = (message, type, code) => ({ object: 'error', message, type, param: null, code });
+  const messages = body.messages ?? [];
+  for (const m of messages) {
+    const ids = [];
+    if (m.role === 'assistant') for (const call of m.tool_calls ?? []) if (call.id !== undefined && call.id !== 'null') ids.push(call.id);
+    if (m.role === 'tool' && typeof m.tool_call_id === 'string') ids.push(m.tool_call_id);
+    for (const id of ids) {
+      if (!TOOL_CALL_ID.test(id)) {
+        return err(`Tool call id was ${id} but must be a-z, A-Z, 0-9, with a length of 9.`, 'invalid_request_message_tool_call_id', '3280');
+      }
+    }
+  }
+  for (let i = 1; i < messages.length; i++) {
+    const prev = messages[i - 1].role ?? 'user';
+    const role = messages[i].role ?? 'user';
+    if (prev === 'tool' && (role === 'user' || role === 'system')) {
+      return err(`Unexpected role '${role}' after role 'tool'`, 'invalid_request_message_order', '3230');
+    }
+  }
+  const last = messages.at(-1);
+  if (last && last.role === 'assistant' && last.prefix !== true) {
+    return err('Expected last role User or Tool (or Assistant with prefix True) for serving but got assistant', 'invalid_request_message_order', '3230');
+  }
+  if (Array.isArray(body.tools) && body.tools.length > 0 && NO_TOOL_MODELS.has(body.model)) {
+    return err(`Model ${body.model} does not support function calling`, 'invalid_request_error', '3051');
+  }
+  const hasImage = messages.some((m) => Array.isArray(m.content) && m.content.some((p) => p?.type === 'image_url'));
+  if (hasImage && !VISION_MODELS.has(body.model)) {
+    return err(`Model ${body.model} does not support image input`, 'invalid_request_error', '3051');
+  }
+  return null;
+}
+
+// ---------------------------------------------------------------------------
 // Mistral's error shapes
 
 export const mistralErrors = {
@@ -179,6 +218,7 @@ export async function startFakeMistral(options = {}) {
   const host = options.host ?? '127.0.0.1';
   const models = modelsFor(name);
   const streamSettings = { chunks: 5, intervalMs: 0, ...(options.stream ?? {}) };
+  const answerSettings = { finishReason: 'stop' };
 
   const requests = [];
   const faults = [];
@@ -402,6 +442,10 @@ export async function startFakeMistral(options = {}) {
     const invalid = validateBody(endpoint.schema, body);
     if (invalid) return sendJson(res, 422, invalid);
     if (!endpoint.models.includes(body.model)) return sendJson(res, 400, mistralErrors.invalidModel(body.model));
+    if (path === '/v1/chat/completions') {
+      const refusal = chatSemanticError(body);
+      if (refusal) return sendJson(res, 400, refusal);
+    }
 
     if (path === '/v1/embeddings') return answerEmbeddings(res, body);
     const text = endpoint.answer(body);
@@ -421,7 +465,7 @@ export async function startFakeMistral(options = {}) {
       object: 'chat.completion',
       created: nowSeconds(),
       model: body.model,
-      choices: [{ index: 0, message: { role: 'assistant', content: text, tool_calls: null, prefix: false }, finish_reason: 'stop' }],
+      choices: [{ index: 0, message: { role: 'assistant', content: text, tool_calls: null, prefix: false }, finish_reason: answerSettings.finishReason }],
       usage: completionUsage(promptTokens, text),
     });
     if (fault?.kind === 'reset_after') {
@@ -463,7 +507,7 @@ export async function startFakeMistral(options = {}) {
       })}\n\n`;
     const events = [chunk({ role: 'assistant', content: '' }, null)];
     for (const piece of splitIntoChunks(text, chunks)) events.push(chunk({ content: piece }, null));
-    events.push(chunk({ content: '' }, 'stop', { usage: completionUsage(promptTokens, text) }));
+    events.push(chunk({ content: '' }, answerSettings.finishReason, { usage: completionUsage(promptTokens, text) }));
     events.push('data: [DONE]\n\n');
 
     const myGate = gate;
@@ -545,6 +589,10 @@ export async function startFakeMistral(options = {}) {
     setStream(settings) {
       Object.assign(streamSettings, settings);
     },
+    /** finish_reason of later answers, e.g. 'model_length' (Mistral's own value) or 'length'. */
+    setFinishReason(reason) {
+      answerSettings.finishReason = reason;
+    },
     /**
      * The next stream writes every event but the final one (finish_reason + usage) and
      * [DONE], then waits. gate.reachedHold resolves when it waits; await gate.release()
@@ -586,6 +634,7 @@ export async function startFakeMistral(options = {}) {
       aborts.length = 0;
       faults.length = 0;
       gate = null;
+      answerSettings.finishReason = 'stop';
     },
     async close() {
       if (gate) gate.released.resolve();

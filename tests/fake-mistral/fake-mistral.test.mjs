@@ -264,3 +264,35 @@ test('mistral-schemas.json is what gen-schemas.mjs makes from the OpenAPI file (
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('400 for what Mistral refuses beyond the schema: tool call ids, role order, tools/images on models without them', async () => {
+  const call = (id) => ({ role: 'assistant', content: '', tool_calls: [{ id, type: 'function', function: { name: 'f', arguments: '{}' } }] });
+  const cases = [
+    [{ model: 'mistral-small-latest', messages: [{ role: 'user', content: 'q' }, call('call_abc123'), { role: 'tool', content: 'r', tool_call_id: 'call_abc123' }] }, /Tool call id was call_abc123/],
+    [{ model: 'mistral-small-latest', messages: [{ role: 'user', content: 'q' }, call('abcDEF123'), { role: 'tool', content: 'r', tool_call_id: 'abcDEF123' }, { role: 'user', content: 'more' }] }, /Unexpected role 'user' after role 'tool'/],
+    [{ model: 'mistral-small-latest', messages: [{ role: 'user', content: 'q' }, { role: 'assistant', content: 'partial' }] }, /Expected last role User or Tool/],
+    [{ model: 'open-mistral-nemo', messages: [{ role: 'user', content: 'q' }], tools: [{ type: 'function', function: { name: 'f', parameters: {} } }] }, /does not support function calling/],
+    [{ model: 'open-mistral-nemo', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: 'https://x/y.png' }] }] }, /does not support image/],
+  ];
+  for (const [body, message] of cases) {
+    const res = await postJson(`${fake.url}/chat/completions`, body, AUTH);
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.json.object, 'error');
+    assert.match(res.json.message, message);
+  }
+  const ok = await postJson(`${fake.url}/chat/completions`, { model: 'mistral-small-latest', messages: [{ role: 'user', content: 'q' }, call('abcDEF123'), { role: 'tool', content: 'r', tool_call_id: 'abcDEF123' }, { role: 'assistant', content: 'so', prefix: true }] }, AUTH);
+  assert.equal(ok.status, 200, ok.text);
+});
+
+test('setFinishReason changes finish_reason of plain and streamed answers', async () => {
+  fake.setFinishReason('model_length');
+  try {
+    const plain = await postJson(`${fake.url}/chat/completions`, { model: 'mistral-small-latest', messages: [{ role: 'user', content: 'q' }] }, AUTH);
+    assert.equal(plain.json.choices[0].finish_reason, 'model_length');
+    const s = await openStream(`${fake.url}/chat/completions`, { model: 'mistral-small-latest', stream: true, messages: [{ role: 'user', content: 'q' }] }, AUTH);
+    const { events } = await s.done;
+    assert.equal(JSON.parse(events.at(-2).data).choices[0].finish_reason, 'model_length');
+  } finally {
+    fake.setFinishReason('stop');
+  }
+});

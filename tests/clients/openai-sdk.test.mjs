@@ -123,3 +123,91 @@ test('an error in the middle of a stream reaches the SDK as an error', async () 
     for await (const chunk of stream) void chunk;
   }, (e) => e instanceof Error);
 });
+
+// --- What OpenAI code sends as a matter of course (SPEC §6 makes Mistral accept it) ---
+
+test('an OpenAI-flavoured streamed call (gpt-4o, developer role, max_completion_tokens, seed, user, store, stream_options) works', async () => {
+  const stream = await client.chat.completions.create({
+    model: 'gpt-4o',
+    messages: [{ role: 'developer', content: 'Answer briefly.' }, { role: 'user', content: 'flavoured', name: 'alice' }],
+    max_completion_tokens: 64,
+    seed: 42,
+    user: 'user-123',
+    store: false,
+    temperature: 1.8,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let text = '';
+  for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+  assert.equal(text, 'echo: flavoured');
+  const sent = JSON.parse(stack.fakes.mistral.requests[0].body);
+  assert.equal(sent.model, 'mistral-large-latest');
+});
+
+const lookupTool = {
+  type: 'function',
+  function: { name: 'lookup', description: 'Looks a thing up', parameters: { type: 'object', properties: { text: { type: 'string' } }, required: ['text'] } },
+};
+
+test('tool calling round trip with tool_choice "required"', async () => {
+  const first = await client.chat.completions.create({
+    model: 'mistral-small-latest',
+    messages: [{ role: 'user', content: 'find the answer' }],
+    tools: [lookupTool],
+    tool_choice: 'required',
+  });
+  const choice = first.choices[0];
+  assert.equal(choice.finish_reason, 'tool_calls');
+  const [call] = choice.message.tool_calls;
+  assert.equal(call.function.name, 'lookup');
+  assert.deepEqual(JSON.parse(call.function.arguments), { text: 'find the answer' });
+  const second = await client.chat.completions.create({
+    model: 'mistral-small-latest',
+    messages: [
+      { role: 'user', content: 'find the answer' },
+      choice.message,
+      { role: 'tool', tool_call_id: call.id, content: '42' },
+    ],
+    tools: [lookupTool],
+  });
+  assert.equal(second.choices[0].message.content, 'tool result: 42');
+});
+
+test('a conversation carrying OpenAI tool call ids (call_...) is accepted', async () => {
+  const res = await client.chat.completions.create({
+    model: 'mistral-small-latest',
+    tools: [lookupTool],
+    messages: [
+      { role: 'user', content: 'look it up' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_9f8e7d6c5b4a3f2e1d0c', type: 'function', function: { name: 'lookup', arguments: '{"text":"it"}' } }] },
+      { role: 'tool', tool_call_id: 'call_9f8e7d6c5b4a3f2e1d0c', content: 'found' },
+      { role: 'user', content: 'thanks, and now?' },
+    ],
+  });
+  assert.equal(res.choices[0].message.content, 'echo: thanks, and now?');
+});
+
+test('streamed tool calls reach the SDK\'s stream helper', async () => {
+  const runner = client.chat.completions.stream({ model: 'mistral-small-latest', messages: [{ role: 'user', content: 'call lookup now' }], tools: [lookupTool] });
+  const final = await runner.finalChatCompletion();
+  const [call] = final.choices[0].message.tool_calls;
+  assert.equal(call.function.name, 'lookup');
+  assert.deepEqual(JSON.parse(call.function.arguments), { text: 'call lookup now' });
+});
+
+test('completions.create (legacy) with codestral is FIM', async () => {
+  const res = await client.completions.create({ model: 'codestral-latest', prompt: 'def add(a, b):', suffix: '    return c', max_tokens: 32 });
+  assert.equal(res.choices[0].text, 'fim: def add(a, b):|    return c');
+  assert.equal(stack.fakes.codestral.requests[0].path, '/v1/fim/completions');
+});
+
+test('embeddings with an OpenAI model name and dimensions', async () => {
+  const res = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'aliased', dimensions: 64, encoding_format: 'float' });
+  assert.deepEqual(res.data[0].embedding, embeddingFor('aliased', 64));
+});
+
+test('models.retrieve', async () => {
+  const model = await client.models.retrieve('mistral-large-latest');
+  assert.equal(model.id, 'mistral-large-latest');
+});

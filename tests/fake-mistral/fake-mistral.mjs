@@ -70,11 +70,33 @@ function modelCard(id, created) {
 // ---------------------------------------------------------------------------
 // Deterministic content
 
-// "echo: <text of the last user message>" — what every chat answer says.
+// "echo: <text of the last user message>" — what every chat answer says; after a
+// tool result (last message role "tool"): "tool result: <its content>".
 export function chatAnswerText(body) {
   const messages = Array.isArray(body?.messages) ? body.messages : [];
+  const last = messages.at(-1);
+  if (last?.role === 'tool') return `tool result: ${contentText(last.content)}`;
   const lastUser = [...messages].reverse().find((m) => m?.role === 'user');
   return `echo: ${contentText(lastUser?.content)}`;
+}
+
+// The tool call the fake makes, or null. It calls a tool when tool_choice is "any"
+// (or "required") or names a function, or when tools are offered and the last user message starts
+// with "call ". Arguments: {"text": <last user message>}; the id is 9 alphanumerics
+// derived from name and arguments, as Mistral's ids look.
+export function chatToolCall(body) {
+  const tools = Array.isArray(body?.tools) ? body.tools.filter((t) => (t.type ?? 'function') === 'function') : [];
+  if (tools.length === 0 || body.tool_choice === 'none') return null;
+  const messages = Array.isArray(body.messages) ? body.messages : [];
+  if (messages.at(-1)?.role === 'tool') return null;
+  const lastUser = contentText([...messages].reverse().find((m) => m?.role === 'user')?.content);
+  // Mistral's description of tool_choice: "`any` or `required` means the model must call one or more tools".
+  const forced = body.tool_choice === 'any' || body.tool_choice === 'required' || (body.tool_choice && typeof body.tool_choice === 'object');
+  if (!forced && !lastUser.startsWith('call ')) return null;
+  const name = typeof body.tool_choice === 'object' ? body.tool_choice.function.name : tools[0].function.name;
+  const args = JSON.stringify({ text: lastUser });
+  const id = createHash('sha256').update(`${name}\u0000${args}`).digest('base64').replace(/[^a-zA-Z0-9]/g, '').slice(0, 9);
+  return { id, type: 'function', function: { name, arguments: args }, index: 0 };
 }
 
 // What a FIM answer says.
@@ -448,10 +470,11 @@ export async function startFakeMistral(options = {}) {
     }
 
     if (path === '/v1/embeddings') return answerEmbeddings(res, body);
-    const text = endpoint.answer(body);
+    const toolCall = path === '/v1/chat/completions' ? chatToolCall(body) : null;
+    const text = toolCall ? '' : endpoint.answer(body);
     const promptTokens = estimateTokens(record.body);
-    if (body.stream === true) return answerStream(res, body, text, promptTokens, fault);
-    return answerCompletion(res, body, text, promptTokens, fault);
+    if (body.stream === true) return answerStream(res, body, text, promptTokens, fault, toolCall);
+    return answerCompletion(res, body, text, promptTokens, fault, toolCall);
   }
 
   function completionUsage(promptTokens, text) {
@@ -459,14 +482,18 @@ export async function startFakeMistral(options = {}) {
     return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
   }
 
-  function answerCompletion(res, body, text, promptTokens, fault) {
+  function answerCompletion(res, body, text, promptTokens, fault, toolCall) {
     const payload = JSON.stringify({
       id: hex(),
       object: 'chat.completion',
       created: nowSeconds(),
       model: body.model,
-      choices: [{ index: 0, message: { role: 'assistant', content: text, tool_calls: null, prefix: false }, finish_reason: answerSettings.finishReason }],
-      usage: completionUsage(promptTokens, text),
+      choices: [{
+        index: 0,
+        message: { role: 'assistant', content: text, tool_calls: toolCall ? [toolCall] : null, prefix: false },
+        finish_reason: toolCall ? 'tool_calls' : answerSettings.finishReason,
+      }],
+      usage: completionUsage(promptTokens, toolCall ? toolCall.function.arguments : text),
     });
     if (fault?.kind === 'reset_after') {
       // Headers and half the body, then the connection goes away.
@@ -491,7 +518,7 @@ export async function startFakeMistral(options = {}) {
     });
   }
 
-  async function answerStream(res, body, text, promptTokens, fault) {
+  async function answerStream(res, body, text, promptTokens, fault, toolCall) {
     const chunks = Math.max(1, fault?.chunks && fault.kind !== 'reset_after' ? fault.chunks : streamSettings.chunks);
     const intervalMs = fault?.kind === 'slow' ? fault.intervalMs : streamSettings.intervalMs;
     const id = hex();
@@ -506,8 +533,13 @@ export async function startFakeMistral(options = {}) {
         ...extra,
       })}\n\n`;
     const events = [chunk({ role: 'assistant', content: '' }, null)];
-    for (const piece of splitIntoChunks(text, chunks)) events.push(chunk({ content: piece }, null));
-    events.push(chunk({ content: '' }, answerSettings.finishReason, { usage: completionUsage(promptTokens, text) }));
+    if (toolCall) {
+      // Mistral sends a tool call whole, in one chunk, with its finish_reason.
+      events.push(chunk({ tool_calls: [toolCall] }, 'tool_calls', { usage: completionUsage(promptTokens, toolCall.function.arguments) }));
+    } else {
+      for (const piece of splitIntoChunks(text, chunks)) events.push(chunk({ content: piece }, null));
+      events.push(chunk({ content: '' }, answerSettings.finishReason, { usage: completionUsage(promptTokens, text) }));
+    }
     events.push('data: [DONE]\n\n');
 
     const myGate = gate;

@@ -296,3 +296,28 @@ test('setFinishReason changes finish_reason of plain and streamed answers', asyn
     fake.setFinishReason('stop');
   }
 });
+
+test('tool calls: forced by tool_choice or asked with "call ...", in Mistral\'s shape; the result is echoed back', async () => {
+  const tools = [{ type: 'function', function: { name: 'lookup', parameters: { type: 'object', properties: { text: { type: 'string' } } } } }];
+  const res = await postJson(`${fake.url}/chat/completions`, { model: 'mistral-small-latest', messages: [{ role: 'user', content: 'find it' }], tools, tool_choice: 'any' }, AUTH);
+  assert.equal(res.status, 200, res.text);
+  const choice = res.json.choices[0];
+  assert.equal(choice.finish_reason, 'tool_calls');
+  const [call] = choice.message.tool_calls;
+  assert.match(call.id, /^[a-zA-Z0-9]{9}$/);
+  assert.deepEqual(call.function, { name: 'lookup', arguments: '{"text":"find it"}' });
+
+  const s = await openStream(`${fake.url}/chat/completions`, { model: 'mistral-small-latest', stream: true, messages: [{ role: 'user', content: 'call lookup' }], tools }, AUTH);
+  const { events } = await s.done;
+  const toolChunk = JSON.parse(events[1].data);
+  assert.equal(toolChunk.choices[0].finish_reason, 'tool_calls');
+  assert.equal(toolChunk.choices[0].delta.tool_calls[0].function.name, 'lookup');
+
+  const after = await postJson(`${fake.url}/chat/completions`, {
+    model: 'mistral-small-latest',
+    tools,
+    messages: [{ role: 'user', content: 'find it' }, { role: 'assistant', content: '', tool_calls: [call] }, { role: 'tool', tool_call_id: call.id, name: 'lookup', content: '42' }],
+  }, AUTH);
+  assert.equal(after.status, 200, after.text);
+  assert.equal(after.json.choices[0].message.content, 'tool result: 42');
+});

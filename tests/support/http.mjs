@@ -290,6 +290,7 @@ export function assertOpenAiError(res, status, { messageIncludes, code, type } =
     if (needle instanceof RegExp) assert.match(error.message, needle, `message ${JSON.stringify(error.message)}`);
     else assert.ok(error.message.includes(needle), `message ${JSON.stringify(error.message)} lacks ${JSON.stringify(needle)}`);
   }
+  assert.ok(res.headers['x-request-id'], `no x-request-id on a ${res.status} (SPEC §9: every answer carries one)`);
   if (code !== undefined) assert.equal(error.code, code, `error.code in ${res.text}`);
   if (type !== undefined) assert.equal(error.type, type, `error.type in ${res.text}`);
   return error;

@@ -76,7 +76,7 @@ export async function writeConfig(options = {}) {
     upstreams,
     limits: options.limits,
     retry: options.retry === null ? undefined : (options.retry ?? { max_retries: 0 }),
-    state_dir: join(dir, 'state'),
+    state_dir: options.state_dir ?? join(dir, 'state'),
     client_keys_env: options.client_keys_env ?? '',
     server: options.server,
   };
@@ -98,6 +98,7 @@ export async function writeConfig(options = {}) {
  *                                    idle_timeout, write_timeout, threads
  * @param {object|null} [options.retry]  default {max_retries: 0} so injected faults reach the test; null = leave out
  * @param {object} [options.limits]   default left out (no buckets = unlimited)
+ * @param {string} [options.state_dir]  default: a fresh folder per start
  * @param {string[]} [options.rules]  rule files (default: the repo's rules/mistral.yaml)
  * @param {Record<string,string>} [options.env]  the proxy's whole environment (PATH is added)
  * @param {string} [options.extraYaml]  appended verbatim to the config
@@ -179,6 +180,12 @@ export async function startProxy(options = {}) {
       return exitSignal;
     },
     exited,
+    /** Sends a signal (e.g. 'SIGKILL' to simulate a crash); resolves once the process is gone. */
+    async kill(signal = 'SIGKILL') {
+      if (exitCode === null && exitSignal === null) child.kill(signal);
+      await exited;
+      return { code: exitCode, signal: exitSignal };
+    },
     /** SIGTERM, then SIGKILL after `graceMs`; resolves with {code, signal} once the process is gone. */
     stop(graceMs = 5000) {
       if (stopping) return stopping;

@@ -184,3 +184,11 @@ test('passthrough: GET with a query string and custom headers, the client\'s Aut
   assert.equal(res.json.headers.authorization, `Bearer ${KEYS.mistral}`);
   assert.ok(!JSON.stringify(res.json.headers).includes('client-side-token'), 'client token forwarded somewhere');
 });
+
+test('SIGTERM stops the proxy with exit code 0', async () => {
+  const { startProxy } = await import('../support/proxy.mjs');
+  const proxy = await startProxy({ env: {} });
+  const { code, signal } = await withTimeout(proxy.stop(10_000), 15_000, 'proxy stop');
+  assert.equal(signal, null, `killed by ${signal}: it did not stop on SIGTERM within 10 s`);
+  assert.equal(code, 0);
+});

@@ -13,7 +13,7 @@ let stack;
 let port;
 
 before(async () => {
-  stack = await startStack({ proxy: { server: { max_body_bytes: MAX_BODY, max_header_bytes: MAX_HEADER, header_timeout: '2s', body_timeout: '5s' } } });
+  stack = await startStack({ proxy: { server: { max_body_bytes: MAX_BODY, max_header_bytes: MAX_HEADER, header_timeout: '2s', body_timeout: '2s', idle_timeout: '1s' } } });
   port = stack.proxy.port;
 });
 after(async () => {
@@ -112,6 +112,28 @@ test('a client that stops sending mid-headers is dropped after header_timeout', 
   socket.on('data', () => {});
   socket.write('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n');
   await withTimeout(closed, 6000, 'connection closed by header_timeout (2s)');
+});
+
+test('a client that stops sending mid-body is dropped after body_timeout, nothing sent', async () => {
+  const socket = net.connect(port, '127.0.0.1');
+  const closed = new Promise((r) => socket.on('close', r));
+  socket.on('error', () => {});
+  socket.on('data', () => {});
+  socket.write('POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"model":');
+  await withTimeout(closed, 6000, 'connection closed by body_timeout (2s)');
+  assert.deepEqual(stack.allRequests(), []);
+});
+
+test('an idle keep-alive connection is closed after idle_timeout', async () => {
+  const { response, socket, closed } = await rawRequestUntilResponse(port, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  assert.equal(response.status, 200);
+  const t0 = Date.now();
+  try {
+    await withTimeout(closed, 5000, 'idle connection closed (idle_timeout 1s)');
+  } finally {
+    socket.destroy();
+  }
+  assert.ok(Date.now() - t0 >= 500, `closed ${Date.now() - t0} ms after the answer: too early for idle_timeout 1s`);
 });
 
 const NOT_JSON = [

@@ -21,7 +21,10 @@ describe('keys from the environment', () => {
     stack = await startStack();
   });
   after(async () => {
-    if (stack) assertNoLeak([stack.proxy.logs(), ...answers], [KEYS.mistral, KEYS.codestral, 'client-sent-token']);
+    if (stack) {
+      const metrics = await request(`${stack.proxy.url}/metrics`);
+      assertNoLeak([stack.proxy.logs(), metrics.text, ...answers], [KEYS.mistral, KEYS.codestral, 'client-sent-token']);
+    }
     await stack?.stop();
   });
   beforeEach(() => stack.reset());

@@ -251,6 +251,7 @@ export async function startFakeMistral(options = {}) {
   const openSockets = new Set();
   let gate = null;
   let connectionCount = 0;
+  let closing = false;
 
   const handler = (req, res) => {
     handle(req, res).catch((error) => {
@@ -300,9 +301,8 @@ export async function startFakeMistral(options = {}) {
 
   function recordAbort(record) {
     const event = { at: Date.now(), method: record.method, path: record.path, request: record };
-    const waiter = abortWaiters.shift();
-    if (waiter) waiter.resolve(event);
-    else aborts.push(event);
+    aborts.push(event);
+    for (const waiter of abortWaiters.splice(0)) waiter.resolve(event);
   }
 
   async function handle(req, res) {
@@ -319,9 +319,10 @@ export async function startFakeMistral(options = {}) {
       completed: false,
       aborted: false,
     };
-    // "Aborted" = the peer went away before our answer was complete.
+    // "Aborted" = the peer went away before our answer was complete (not a
+    // connection the fake itself cut for a fault, nor its own shutdown).
     res.on('close', () => {
-      if (!res.writableFinished) {
+      if (!res.writableFinished && !socket.closedByFake && !closing) {
         record.aborted = true;
         recordAbort(record);
       }
@@ -332,6 +333,7 @@ export async function startFakeMistral(options = {}) {
     if (fault?.kind === 'close_immediately') {
       requests.push(record);
       notifyRequest(record);
+      socket.closedByFake = true;
       socket.destroy();
       return;
     }
@@ -405,10 +407,12 @@ export async function startFakeMistral(options = {}) {
         return true;
       case 'garbage': {
         const socket = req.socket;
+        socket.closedByFake = true;
         socket.write(fault.bytes ?? 'SPDY/9 ?? not-http\r\n\u0000\u0001\u0002 garbage garbage\r\n\r\n', () => socket.end());
         return true;
       }
       case 'close_immediately':
+        req.socket.closedByFake = true;
         req.socket.destroy();
         return true;
       default:
@@ -579,6 +583,7 @@ export async function startFakeMistral(options = {}) {
 
   function destroySocket(socket, fault) {
     if (!socket) return;
+    socket.closedByFake = true;
     if (fault?.rst && typeof socket.resetAndDestroy === 'function') {
       try {
         socket.resetAndDestroy();
@@ -640,10 +645,12 @@ export async function startFakeMistral(options = {}) {
         },
       };
     },
-    /** Resolves with {at, method, path} when a request's connection closes before its answer ended. */
+    /**
+     * Resolves with {at, method, path, request} at the next abort after this call: a
+     * request whose connection the peer (the proxy) closed before the answer ended.
+     * Connections the fake cuts itself (faults) do not count. History: fake.aborts.
+     */
     nextAbort() {
-      const pending = aborts.shift();
-      if (pending) return Promise.resolve(pending);
       const d = deferred();
       abortWaiters.push(d);
       return d.promise;
@@ -669,6 +676,7 @@ export async function startFakeMistral(options = {}) {
       answerSettings.finishReason = 'stop';
     },
     async close() {
+      closing = true;
       if (gate) gate.released.resolve();
       const closed = new Promise((r) => server.close(() => r()));
       server.closeAllConnections?.();

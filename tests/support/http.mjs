@@ -161,8 +161,8 @@ export function deltaText(events) {
 
 /**
  * Writes raw bytes on a fresh TCP connection and collects everything until the
- * server closes it (or `untilResponse` is satisfied). Resolves
- * {text, closed, response: parsed first response or null}.
+ * server closes it. With keepWriting our side stays open, so only the server can
+ * end the exchange. Resolves {text, closed, response: parsed first response or null}.
  */
 export function rawExchange(port, chunks, { timeoutMs = 10_000, keepWriting = false } = {}) {
   return withTimeout(
@@ -180,7 +180,7 @@ export function rawExchange(port, chunks, { timeoutMs = 10_000, keepWriting = fa
         const text = Buffer.concat(parts).toString('latin1');
         res({ text, closed, response: parseRawResponse(text) });
       });
-      socket.on('connect', async () => {
+      socket.on('connect', () => {
         for (const c of Array.isArray(chunks) ? chunks : [chunks]) {
           if (socket.destroyed) break;
           socket.write(c);

@@ -304,7 +304,7 @@ bool is_env_name(std::string_view name) {
 }
 
 constexpr std::string_view top_keys =
-    "listen, rules, region, eu_strict, upstreams, limits, retry, state_dir, client_keys_env, server";
+    "listen, rules, region, eu_strict, upstreams, limits, retry, state_dir, client_keys_env, server, log";
 constexpr std::string_view upstream_keys =
     "base_url, api_key_env, ca_file, connect_timeout, read_timeout, max_connections";
 constexpr std::string_view upstream_names = "mistral, mistral_eu, codestral";
@@ -312,7 +312,9 @@ constexpr std::string_view limits_keys = "buckets, max_queue_wait, backend";
 constexpr std::string_view bucket_keys = "requests_per_second, tokens_per_minute, tokens_per_month";
 constexpr std::string_view retry_keys = "max_retries, backoff, max_retry_after";
 constexpr std::string_view server_keys =
-    "max_header_bytes, max_body_bytes, header_timeout, body_timeout, idle_timeout, write_timeout, threads";
+    "max_header_bytes, max_body_bytes, header_timeout, body_timeout, idle_timeout, write_timeout, threads, "
+    "drain_timeout";
+constexpr std::string_view log_keys = "level, access";
 
 // Typed reads of one value; every failure names the key path and points at the value.
 class reader {
@@ -571,10 +573,33 @@ void read_server(const reader& r, const YAML::Node& map, server_settings& server
                            server.write_timeout = r.time(path, key_node, value, false);
                        } else if (key == "threads") {
                            server.threads = static_cast<unsigned>(r.integer(path, key_node, value, 0, 1024));
+                       } else if (key == "drain_timeout") {
+                           server.drain_timeout = r.time(path, key_node, value, true);
                        } else {
                            fail_unknown_key(r.file(), key_node, key, "server", server_keys);
                        }
                    });
+}
+
+void read_log(const reader& r, const YAML::Node& map, log_settings& log) {
+    for_each_field(r.file(), map, "log", [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+        const std::string path = path_of("log", key);
+        if (key == "level") {
+            const auto level = r.string(path, key_node, value);
+            if (level != "debug" && level != "info" && level != "warn" && level != "error") {
+                r.fail_value(key_node, value, "log.level must be debug, info, warn or error, got '" + level + "'");
+            }
+            log.level = level;
+        } else if (key == "access") {
+            const auto access = r.string(path, key_node, value);
+            if (access.empty()) {
+                r.fail_value(key_node, value, "log.access must be off, stderr, stdout or a file path");
+            }
+            log.access = (access == "off" || access == "stderr" || access == "stdout") ? access : r.resolve(access);
+        } else {
+            fail_unknown_key(r.file(), key_node, key, "log", log_keys);
+        }
+    });
 }
 
 fs::path folder_of(const std::string& file) {
@@ -700,6 +725,9 @@ proxy_config parse_config(std::string_view yaml_text, const std::string& file) {
         } else if (key == "server") {
             r.require_map(key, key_node, value);
             read_server(r, value, config.server);
+        } else if (key == "log") {
+            r.require_map(key, key_node, value);
+            read_log(r, value, config.log);
         } else {
             fail_unknown_key(file, key_node, key, "", top_keys);
         }

@@ -69,6 +69,13 @@ struct server_settings {
     duration idle_timeout{std::chrono::seconds(75)};    // keep-alive wait for the next request
     duration write_timeout{std::chrono::seconds(60)};   // each write to a slow client
     unsigned threads = 0;                                // 0 = one per core
+    duration drain_timeout{std::chrono::seconds(30)};   // on SIGTERM: longest wait for requests in flight
+};
+
+// Extension of SPEC §2 under the key `log:`.
+struct log_settings {
+    std::string level = "info";     // debug | info | warn | error (operational lines on stderr)
+    std::string access = "stderr";  // off | stderr | stdout | a file path (absolute): one JSON line per request
 };
 
 enum class region_kind { global, eu };
@@ -88,6 +95,7 @@ struct proxy_config {
     std::string state_dir;        // absolute path
     std::string client_keys_env;  // "" = no client keys
     server_settings server;
+    log_settings log;
 };
 
 // Reads and validates a config file. Relative paths in it resolve against its folder.

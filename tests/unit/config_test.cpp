@@ -264,7 +264,7 @@ TEST_CASE("per-key overrides leave other keys at their defaults") {
 TEST_CASE("error text is exactly FILE:LINE:COL: message") {
     CHECK(error_of("listen: 127.0.0.1:8080\nbogus: 1\n") ==
           "/etc/mp/conf/t.yaml:2:1: unknown key 'bogus'; expected one of: listen, rules, region, eu_strict, "
-          "upstreams, limits, retry, state_dir, client_keys_env, server");
+          "upstreams, limits, retry, state_dir, client_keys_env, server, log");
     CHECK(error_of("region: eu\nregion: global\n") ==
           "/etc/mp/conf/t.yaml:2:1: duplicate key 'region' (first defined at line 1)");
     CHECK(error_of("retry:\n  backoff: [1s, 2x]\n") ==
@@ -455,4 +455,27 @@ TEST_CASE("the shipped configs load") {
     const auto eu = load_config_file((root / "config" / "mistral-proxy-eu.yaml").string());
     CHECK(eu.region == region_kind::eu);
     CHECK(eu.eu_strict);
+}
+
+TEST_CASE("log section and drain_timeout") {
+    SUBCASE("defaults") {
+        const auto config = parse_config("{}", test_file);
+        CHECK(config.log.level == "info");
+        CHECK(config.log.access == "stderr");
+        CHECK(config.server.drain_timeout == 30s);
+    }
+    SUBCASE("values, with a relative access log path resolved against the config folder") {
+        const auto config = parse_config("log: {level: warn, access: logs/access.jsonl}\nserver: {drain_timeout: 5s}\n",
+                                         test_file);
+        CHECK(config.log.level == "warn");
+        CHECK(config.log.access == "/etc/mp/conf/logs/access.jsonl");
+        CHECK(config.server.drain_timeout == 5s);
+        CHECK(parse_config("log: {access: off}", test_file).log.access == "off");
+    }
+    SUBCASE("errors") {
+        CHECK(error_of("log: {level: loud}") ==
+              "/etc/mp/conf/t.yaml:1:14: log.level must be debug, info, warn or error, got 'loud'");
+        CHECK(error_of("log: {colour: red}").starts_with("/etc/mp/conf/t.yaml:1:7: "));
+        CHECK(error_of("log: 3").starts_with("/etc/mp/conf/t.yaml:1:6: log must be a map"));
+    }
 }

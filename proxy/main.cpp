@@ -165,24 +165,42 @@ int run(const command_line& args) {
         }
     }
 
-    auto state = std::make_shared<http::runtime_state>();
-    state->keys = routing::key_store::from_environment(everything.config, [](const char* name) { return std::getenv(name); });
-    state->config = std::move(everything.config);
-    state->rules = std::move(everything.rules);
-    if (!is_loopback(state->config.listen_host) && !state->keys.client_keys_configured()) {
+    const auto read_env = [](const char* name) { return std::getenv(name); };
+    const auto log_level_of = [](const std::string& level) {
+        return level == "debug"  ? logging::log_level::debug
+               : level == "warn" ? logging::log_level::warn
+               : level == "error" ? logging::log_level::error
+                                  : logging::log_level::info;
+    };
+    logging::set_min_level(log_level_of(everything.config.log.level));
+    if (!is_loopback(everything.config.listen_host) && everything.config.client_keys_env.empty()) {
         logging::log_line(logging::log_level::warn,
-                          "listening on " + state->config.listen_host +
+                          "listening on " + everything.config.listen_host +
                               " without client keys: anyone who can reach this address can spend your Mistral quota "
                               "(set client_keys_env)");
     }
 
     std::signal(SIGPIPE, SIG_IGN);
     try {
-        http::server server(state);
+        auto keys = routing::key_store::from_environment(everything.config, read_env);
+        auto state = http::make_runtime_state(std::move(everything.config), std::move(everything.rules), std::move(keys));
+        // SIGHUP: the same files again, from scratch; the listen override stays.
+        http::server::reloader reload = [args, read_env, log_level_of]() {
+            auto reloaded = load_everything(args);
+            if (args.listen) {
+                config::parse_listen(*args.listen, reloaded.config.listen_host, reloaded.config.listen_port);
+            }
+            logging::set_min_level(log_level_of(reloaded.config.log.level));
+            auto reloaded_keys = routing::key_store::from_environment(reloaded.config, read_env);
+            return http::make_runtime_state(std::move(reloaded.config), std::move(reloaded.rules),
+                                            std::move(reloaded_keys));
+        };
+        http::server server(state, reload);
         const auto address = server.bind();
         logging::log_line(logging::log_level::info,
                           std::string("mistral-proxy ") + MISTRAL_PROXY_VERSION + " listening on " + address);
         server.run();
+        logging::log_line(logging::log_level::info, "stopped");
     } catch (const std::exception& e) {
         std::cerr << "mistral-proxy: " << e.what() << "\n";
         return exit_invalid;

@@ -12,6 +12,7 @@
 
 #include "config/duration.hpp"
 #include "errors/openai_error.hpp"
+#include "log/access_log.hpp"
 #include "log/log.hpp"
 #include "normalize/request_peek.hpp"
 #include "routing/keys.hpp"
@@ -197,11 +198,30 @@ struct request_context {
     std::string_view method;
     std::string path;
     std::optional<routing::upstream_id> upstream;
-    std::string rules;  // comma-separated rule ids that changed the request
+    std::string rules;  // comma-separated rule ids that changed the request or answer
     bool client_keep_alive = true;
+    // What the access log and the metrics report once the request is answered.
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    unsigned status = 0;
+    std::uint64_t bytes_received = 0;
+    std::uint64_t bytes_sent = 0;
+    std::string model_requested;
+    std::string model_sent;
+    std::string error_message;
+    unsigned retries = 0;
+    bool stream = false;
 };
 
 enum class relay_outcome { complete, upstream_failed, client_failed };
+
+// What relaying an answer's body leaves behind for the code that ends it.
+struct relay_state {
+    config::duration read_timeout{};
+    bool client_gone = false;
+    boost::system::error_code upstream_error;
+    std::string last_bytes;  // the last two bytes sent, to end a half-written SSE event
+    std::uint64_t bytes_sent = 0;
+};
 
 class downstream_session {
 public:
@@ -226,6 +246,7 @@ private:
     }
 
     awaitable<bool> handle(request_parser& parser);
+    awaitable<bool> handle_request(request_parser& parser, request_context& context);
     awaitable<bool> proxy_buffered(request_parser& parser, request_context& context,
                                    std::optional<std::string_view> bearer);
     awaitable<bool> proxy_streamed(request_parser& parser, request_context& context,
@@ -234,9 +255,7 @@ private:
                                    request_context& context);
     awaitable<relay_outcome> relay_body(upstream_connection& connection, response_parser& upstream_parser,
                                         bhttp::response_serializer<bhttp::buffer_body>& serializer,
-                                        bhttp::response<bhttp::buffer_body>& response, bool& client_gone,
-                                        boost::system::error_code& upstream_error, std::string& last_bytes,
-                                        config::duration read_timeout);
+                                        bhttp::response<bhttp::buffer_body>& response, relay_state& relay);
     awaitable<bool> answer_error_response(upstream_connection& connection, connection_ptr& owned,
                                           response_parser& parser, request_context& context);
 
@@ -248,12 +267,16 @@ private:
                                                               response_parser& parser, config::duration timeout,
                                                               bool& client_gone);
 
-    awaitable<bool> send_json(const request_context& context, unsigned status, std::string body, bool keep_alive,
-                              const bhttp::fields* upstream_fields = nullptr);
-    awaitable<bool> send_error(const request_context& context, const errors::openai_error& error, bool keep_alive,
+    awaitable<bool> send_json(request_context& context, unsigned status, std::string body, bool keep_alive,
+                              const bhttp::fields* upstream_fields = nullptr,
+                              std::string_view content_type = "application/json");
+    awaitable<bool> send_error(request_context& context, const errors::openai_error& error, bool keep_alive,
                                const bhttp::fields* upstream_fields = nullptr) {
+        context.error_message = error.message;
         return send_json(context, error.status, errors::to_json(error), keep_alive, upstream_fields);
     }
+    // Counts and logs a request once it is answered.
+    void finish(const request_context& context);
     awaitable<void> send_continue_if_expected(const request_parser& parser);
     awaitable<void> linger_and_close();
     void set_proxy_fields(bhttp::fields& fields, const request_context& context) const;
@@ -279,13 +302,51 @@ void downstream_session::log_failure(const request_context& context, const error
                                   " -> " + std::to_string(error.status) + ": " + error.message);
 }
 
-awaitable<bool> downstream_session::send_json(const request_context& context, unsigned status, std::string body,
-                                              bool keep_alive, const bhttp::fields* upstream_fields) {
+void downstream_session::finish(const request_context& context) {
+    const auto elapsed = std::chrono::steady_clock::now() - context.started;
+    auto& metrics = worker_.metrics;
+    const auto upstream_label =
+        context.upstream ? static_cast<std::size_t>(*context.upstream) : metrics::no_upstream;
+    // A client gone before any answer is counted as 499, as nginx does.
+    const unsigned status = context.status == 0 ? 499 : context.status;
+    metrics.count_request(metrics::endpoint_for_path(context.path), upstream_label, status);
+    metrics.count_rules(context.rules);
+    metrics::shard::add(metrics.bytes_received, context.bytes_received);
+    metrics::shard::add(metrics.bytes_sent, context.bytes_sent);
+    metrics.request_duration.observe(elapsed);
+    const auto& log = *state_->access_log;
+    if (!log.enabled()) {
+        return;
+    }
+    logging::access_record record;
+    record.request_id = context.id;
+    record.method = context.method;
+    record.path = context.path;
+    record.model_requested = context.model_requested;
+    record.model_sent = context.model_sent;
+    record.upstream = context.upstream ? routing::upstream_name(*context.upstream) : std::string_view{};
+    record.status = status;
+    record.duration_ms = std::chrono::duration<double, std::milli>(elapsed).count();
+    record.bytes_received = context.bytes_received;
+    record.bytes_sent = context.bytes_sent;
+    record.rules = context.rules;
+    record.retries = context.retries;
+    record.stream = context.stream;
+    record.error = context.error_message;
+    log.write(record);
+}
+
+awaitable<bool> downstream_session::send_json(request_context& context, unsigned status, std::string body,
+                                              bool keep_alive, const bhttp::fields* upstream_fields,
+                                              std::string_view content_type) {
     bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(status), 11};
     if (upstream_fields != nullptr) {
         copy_retry_fields(*upstream_fields, response.base());
     }
-    response.set(bhttp::field::content_type, "application/json");
+    context.status = status;
+    context.bytes_sent = body.size();
+    keep_alive = keep_alive && !worker_.draining;
+    response.set(bhttp::field::content_type, content_type);
     set_proxy_fields(response.base(), context);
     response.body() = std::move(body);
     response.keep_alive(keep_alive);
@@ -322,19 +383,30 @@ awaitable<void> downstream_session::linger_and_close() {
 }
 
 awaitable<void> downstream_session::run() {
-    client_.socket().set_option(tcp::no_delay(true));
+    boost::system::error_code ignored;
+    client_.socket().set_option(tcp::no_delay(true), ignored);
+    worker_.sessions.push_front(session_slot{&client_.socket(), true});
+    const auto slot = worker_.sessions.begin();
+    metrics::shard::add(worker_.metrics.open_connections, 1);
     bool first_request = true;
     for (;;) {
         if (buffer_.size() == 0) {
+            if (worker_.draining) {
+                break;
+            }
             // Waiting for a request to start: a new connection gets the header
-            // timeout, a kept-alive one the (longer) idle timeout.
+            // timeout, a kept-alive one the (longer) idle timeout. A drain
+            // cancels this wait.
+            slot->idle = true;
             client_.expires_after(first_request ? server_settings().header_timeout : server_settings().idle_timeout);
             auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), as_result);
+            slot->idle = false;
             if (ec) {
                 break;
             }
             buffer_.commit(n);
         }
+        slot->idle = false;
         state_ = worker_.state;
         request_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(server_settings().max_header_bytes));
@@ -342,7 +414,11 @@ awaitable<void> downstream_session::run() {
         client_.expires_after(server_settings().header_timeout);
         auto [ec, n] = co_await bhttp::async_read_header(client_, buffer_, parser, as_result);
         if (ec) {
-            request_context context{new_request_id(), "-", "-", std::nullopt, {}, false};
+            request_context context;
+            context.id = new_request_id();
+            context.method = "-";
+            context.path = "-";
+            context.client_keep_alive = false;
             if (ec == bhttp::error::header_limit) {
                 co_await send_error(context,
                                     errors::make_error(431, "request headers exceed the limit of " +
@@ -359,6 +435,9 @@ awaitable<void> downstream_session::run() {
                 co_await send_error(context, errors::make_error(400, "malformed HTTP request: " + ec.message()),
                                     false);
             }
+            if (context.status != 0) {
+                finish(context);
+            }
             break;
         }
         const bool keep_alive = co_await handle(parser);
@@ -367,24 +446,39 @@ awaitable<void> downstream_session::run() {
         }
         first_request = false;
     }
-    boost::system::error_code ignored;
     client_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     client_.close();
+    metrics::shard::add(worker_.metrics.open_connections, -1);
+    worker_.sessions.erase(slot);
+    if (worker_.open_sessions != nullptr && worker_.open_sessions->fetch_sub(1) == 1 &&
+        worker_.on_last_session_closed) {
+        worker_.on_last_session_closed();
+    }
 }
 
 awaitable<bool> downstream_session::handle(request_parser& parser) {
-    auto& request = parser.get();
-    const auto target = std::string_view(request.target());
+    const auto target = std::string_view(parser.get().target());
     request_context context;
     context.id = new_request_id();
-    context.method = request.method_string();
+    context.method = parser.get().method_string();
     context.path = std::string(target.substr(0, target.find('?')));
-    context.client_keep_alive = request.keep_alive();
+    context.client_keep_alive = parser.get().keep_alive() && !worker_.draining;
+    const bool keep_alive = co_await handle_request(parser, context);
+    finish(context);
+    co_return keep_alive && !worker_.draining;
+}
+
+awaitable<bool> downstream_session::handle_request(request_parser& parser, request_context& context) {
+    auto& request = parser.get();
     // Without the body read, the connection cannot carry another request.
     const bool can_reuse = [&] { return parser.is_done() && context.client_keep_alive; }();
 
     if (context.path == "/healthz") {
         co_return co_await send_json(context, 200, R"({"status":"ok"})", can_reuse);
+    }
+    if (context.path == "/metrics") {
+        co_return co_await send_json(context, 200, worker_.registry.render(), can_reuse, nullptr,
+                                     "text/plain; version=0.0.4; charset=utf-8");
     }
     if (!context.path.starts_with("/v1/") || has_dot_segment(context.path)) {
         co_return co_await send_error(
@@ -463,11 +557,15 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         }
     }
     body.zero_padding();
+    context.bytes_received = body.size();
 
     const auto peeked = normalize::peek_request(body.view());
     if (peeked.error) {
         co_return co_await send_error(context, *peeked.error, context.client_keep_alive);
     }
+    context.model_requested = peeked.facts->model;
+    context.model_sent = peeked.facts->model;
+    context.stream = peeked.facts->stream;
     const auto route = routing::choose_upstream(state_->config, *state_->rules, context.path, peeked.facts->model);
     if (route.error) {
         co_return co_await send_error(context, *route.error, context.client_keep_alive);
@@ -620,6 +718,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         }
         const auto got = relay_buffer_bytes - request.body().size;
         body_bytes += got;
+        context.bytes_received = body_bytes;
         if (body_bytes > max_body) {
             connection->abort();
             co_await send_error(context,
@@ -757,6 +856,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     }
     const auto upstream = *context.upstream;
     const auto& upstream_response = upstream_parser.get();
+    context.status = status;
 
     bhttp::response<bhttp::buffer_body> response{upstream_response.result(), 11};
     for (const auto& field : upstream_response) {
@@ -793,18 +893,18 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
         co_return false;
     }
 
-    bool client_gone = false;
-    boost::system::error_code upstream_error;
-    std::string last_bytes;
+    relay_state relay;
+    relay.read_timeout = worker_.pool.settings(upstream).read_timeout;
     relay_outcome outcome = relay_outcome::complete;
     if (!upstream_parser.is_done()) {
         using namespace asio::experimental::awaitable_operators;
+        metrics::shard::add(worker_.metrics.open_streams, 1);
         // While the body flows, watch the client: if it hangs up, the upstream
         // request is closed at once rather than when the next write fails.
-        auto result = co_await (relay_body(connection, upstream_parser, serializer, response, client_gone,
-                                           upstream_error, last_bytes,
-                                           worker_.pool.settings(upstream).read_timeout) ||
-                                watch_client(connection, client_gone));
+        auto result = co_await (relay_body(connection, upstream_parser, serializer, response, relay) ||
+                                watch_client(connection, relay.client_gone));
+        metrics::shard::add(worker_.metrics.open_streams, -1);
+        context.bytes_sent = relay.bytes_sent;
         outcome = result.index() == 0 ? std::get<0>(result) : relay_outcome::client_failed;
     } else {
         client_.expires_after(server_settings().write_timeout);
@@ -823,7 +923,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
         co_return context.client_keep_alive;
     }
     connection.abort();
-    if (outcome == relay_outcome::client_failed || client_gone) {
+    if (outcome == relay_outcome::client_failed || relay.client_gone) {
         co_return false;
     }
 
@@ -832,6 +932,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     const auto name = routing::upstream_name(upstream);
     const auto endpoint = worker_.pool.endpoint_text(upstream);
     const auto& settings = worker_.pool.settings(upstream);
+    const auto& upstream_error = relay.upstream_error;
     auto failure = upstream_error == beast::error::timeout
                        ? upstream_failure(name, endpoint,
                                           "stream stalled: nothing received for " +
@@ -839,12 +940,14 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
                                           upstream_error)
                        : upstream_failure(name, endpoint, "broke off the answer before its end", upstream_error);
     log_failure(context, failure);
+    context.error_message = failure.message;
+    metrics::shard::add(worker_.metrics.upstream_failures[static_cast<std::size_t>(upstream)]);
     if (!event_stream || !response.chunked()) {
         co_return false;  // a plain body cannot carry an error: closing tells the client it is cut short
     }
     std::string event;
-    if (!last_bytes.ends_with("\n\n") && !last_bytes.empty()) {
-        event = last_bytes.ends_with("\n") ? "\n" : "\n\n";  // end the half-written event first
+    if (!relay.last_bytes.ends_with("\n\n") && !relay.last_bytes.empty()) {
+        event = relay.last_bytes.ends_with("\n") ? "\n" : "\n\n";  // end the half-written event first
     }
     event += errors::to_sse_event(failure);
     response.body().data = event.data();
@@ -866,8 +969,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                                                         response_parser& upstream_parser,
                                                         bhttp::response_serializer<bhttp::buffer_body>& serializer,
                                                         bhttp::response<bhttp::buffer_body>& response,
-                                                        bool& client_gone, boost::system::error_code& upstream_error,
-                                                        std::string& last_bytes, config::duration read_timeout) {
+                                                        relay_state& relay) {
     // Cancellation from the client watcher must surface as error codes, not exceptions.
     co_await asio::this_coro::throw_if_cancelled(false);
     char* chunk = relay_buffer();
@@ -875,7 +977,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
         upstream_parser.get().body().data = chunk;
         upstream_parser.get().body().size = relay_buffer_bytes;
         // Re-armed for every read: the timeout bounds each gap, never the whole stream.
-        connection.tcp().expires_after(read_timeout);
+        connection.tcp().expires_after(relay.read_timeout);
         auto [read_ec, n] = co_await connection.visit([&](auto& stream) {
             return bhttp::async_read_some(stream, connection.read_buffer(), upstream_parser, as_result);
         });
@@ -889,17 +991,18 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             if (write_ec && write_ec != bhttp::error::need_buffer) {
                 co_return relay_outcome::client_failed;
             }
+            relay.bytes_sent += got;
             const std::string_view tail(chunk + (got > 2 ? got - 2 : 0), got > 2 ? 2 : got);
-            last_bytes = (last_bytes + std::string(tail));
-            if (last_bytes.size() > 2) {
-                last_bytes.erase(0, last_bytes.size() - 2);
+            relay.last_bytes.append(tail);
+            if (relay.last_bytes.size() > 2) {
+                relay.last_bytes.erase(0, relay.last_bytes.size() - 2);
             }
         }
         if (read_ec && read_ec != bhttp::error::need_buffer) {
-            if (client_gone) {
+            if (relay.client_gone) {
                 co_return relay_outcome::client_failed;
             }
-            upstream_error = read_ec;
+            relay.upstream_error = read_ec;
             co_return relay_outcome::upstream_failed;
         }
         if (upstream_parser.is_done()) {

@@ -1,18 +1,40 @@
 #pragma once
 // One client connection: HTTP/1.1 keep-alive loop, each request answered
 // locally or proxied to its Mistral upstream.
+#include <atomic>
+#include <list>
 #include <memory>
 
 #include "http/asio_fwd.hpp"
 #include "http/server.hpp"
 #include "http/upstream_pool.hpp"
+#include "metrics/metrics.hpp"
 
 namespace mistral_proxy::http {
 
-// Per worker thread; only touched from that thread.
+// What a worker knows of one of its sessions, so that a drain can close the
+// idle ones at once and let the busy ones finish.
+struct session_slot {
+    tcp::socket* socket = nullptr;
+    bool idle = true;  // waiting for a request to start
+};
+
+// Per worker thread; only touched from that thread (the metrics shard is read
+// by scrapes through relaxed atomics).
 struct worker_context {
     std::shared_ptr<const runtime_state> state;
     upstream_pool pool;
+    metrics::shard& metrics;
+    const metrics::registry& registry;
+    std::list<session_slot> sessions;
+    bool draining = false;
+    std::atomic<std::size_t>* open_sessions = nullptr;  // across all workers, for the drain
+    std::function<void()> on_last_session_closed;      // called when draining and open_sessions hits 0
+
+    // Installs a reloaded state: requests in flight keep theirs.
+    void install(std::shared_ptr<const runtime_state> next);
+    // Stops keep-alive and closes idle connections.
+    void drain();
 };
 
 awaitable<void> run_downstream_session(tcp::socket socket, worker_context& worker);

@@ -5,10 +5,13 @@
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "config/duration.hpp"
 #include "http/downstream_session.hpp"
+#include "log/access_log.hpp"
 #include "log/log.hpp"
 
 namespace mistral_proxy::http {
@@ -16,9 +19,37 @@ namespace mistral_proxy::http {
 using logging::log_level;
 using logging::log_line;
 
+std::shared_ptr<const runtime_state> make_runtime_state(config::proxy_config config,
+                                                        std::shared_ptr<const rules::rule_set> rules,
+                                                        routing::key_store keys) {
+    auto state = std::make_shared<runtime_state>();
+    state->tls = std::make_shared<const tls_contexts>(config);
+    state->access_log = std::make_shared<const logging::access_log>(config.log.access);
+    state->config = std::move(config);
+    state->rules = std::move(rules);
+    state->keys = std::move(keys);
+    return state;
+}
+
+void worker_context::install(std::shared_ptr<const runtime_state> next) {
+    pool.rebind(next->config, *next->tls);
+    state = std::move(next);
+}
+
+void worker_context::drain() {
+    draining = true;
+    for (auto& slot : sessions) {
+        if (slot.idle && slot.socket != nullptr) {
+            boost::system::error_code ignored;
+            slot.socket->cancel(ignored);  // its pending read ends, and the session closes
+        }
+    }
+}
+
 struct server::impl {
     std::shared_ptr<const runtime_state> state;
-    tls_contexts tls;
+    reloader reload;
+    metrics::registry registry;
     // One io_context per worker thread, each running alone: a connection lives
     // on one thread for its whole life, so sessions and pools need no locks.
     std::vector<std::unique_ptr<asio::io_context>> contexts;
@@ -26,18 +57,23 @@ struct server::impl {
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
     std::unique_ptr<tcp::acceptor> acceptor;
     std::unique_ptr<asio::signal_set> signals;
+    std::unique_ptr<asio::steady_timer> drain_deadline;
+    std::atomic<std::size_t> open_sessions{0};
+    bool stopping = false;        // only touched on contexts[0]
     std::size_t next_worker = 0;  // only touched by the accept loop
 
-    explicit impl(std::shared_ptr<const runtime_state> s) : state(std::move(s)), tls(state->config) {
+    impl(std::shared_ptr<const runtime_state> s, reloader r) : state(std::move(s)), reload(std::move(r)) {
         auto threads = state->config.server.threads;
         if (threads == 0) {
             threads = std::max(1u, std::thread::hardware_concurrency());
         }
         for (unsigned i = 0; i < threads; ++i) {
             contexts.push_back(std::make_unique<asio::io_context>(1));
-            workers.push_back(std::make_unique<worker_context>(
-                worker_context{state, upstream_pool(*contexts.back(), state->config, tls)}));
-            guards.push_back(asio::make_work_guard(*contexts.back()));
+            auto& context = *contexts.back();
+            workers.push_back(std::unique_ptr<worker_context>(new worker_context{
+                state, upstream_pool(context, state->config, *state->tls), registry.add_shard(), registry, {}, false,
+                &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }}));
+            guards.push_back(asio::make_work_guard(context));
         }
     }
 
@@ -55,6 +91,7 @@ struct server::impl {
                 co_await pause.async_wait(as_result);
                 continue;
             }
+            open_sessions.fetch_add(1, std::memory_order_relaxed);
             asio::co_spawn(*contexts[index], run_downstream_session(std::move(socket), *workers[index]),
                            [](std::exception_ptr failure) {
                                if (!failure) {
@@ -69,23 +106,106 @@ struct server::impl {
         }
     }
 
-    void stop() {
-        asio::post(*contexts[0], [this] {
-            boost::system::error_code ignored;
-            if (acceptor) {
-                acceptor->close(ignored);
+    void wait_for_signal() {
+        signals->async_wait([this](const boost::system::error_code& ec, int signal_number) {
+            if (ec) {
+                return;
             }
-            if (signals) {
-                signals->cancel(ignored);
+            if (signal_number == SIGHUP) {
+                reload_now();
+                wait_for_signal();
+                return;
             }
-            for (auto& context : contexts) {
-                context->stop();
+            if (stopping) {
+                log_line(log_level::warn, "second stop signal: stopping at once");
+                stop_now();
+                return;
+            }
+            log_line(log_level::info, "signal " + std::to_string(signal_number) + ": draining");
+            begin_stop();
+            wait_for_signal();
+        });
+    }
+
+    void reload_now() {
+        if (!reload) {
+            return;
+        }
+        std::shared_ptr<const runtime_state> next;
+        try {
+            next = reload();
+        } catch (const std::exception& e) {
+            log_line(log_level::error, std::string("reload refused, keeping the running config: ") + e.what());
+            return;
+        }
+        const auto& now = state->config;
+        if (next->config.listen_host != now.listen_host || next->config.listen_port != now.listen_port) {
+            log_line(log_level::error, "reload refused: `listen` changed (" + now.listen_host + ":" +
+                                           std::to_string(now.listen_port) + " -> " + next->config.listen_host + ":" +
+                                           std::to_string(next->config.listen_port) +
+                                           "); restart the proxy to move it");
+            return;
+        }
+        if (next->config.server.threads != now.server.threads) {
+            log_line(log_level::warn, "reload: server.threads changes only on restart");
+        }
+        state = next;
+        for (std::size_t i = 0; i < workers.size(); ++i) {
+            asio::post(*contexts[i], [worker = workers[i].get(), next] { worker->install(next); });
+        }
+        log_line(log_level::info, "reloaded " + next->config.file + " and " +
+                                      std::to_string(next->config.rule_files.size()) + " rule file(s)");
+    }
+
+    // Stop accepting; idle connections close now, busy ones after their answer.
+    void begin_stop() {
+        if (stopping) {
+            return;
+        }
+        stopping = true;
+        boost::system::error_code ignored;
+        acceptor->close(ignored);
+        for (auto& guard : guards) {
+            guard.reset();
+        }
+        for (std::size_t i = 0; i < workers.size(); ++i) {
+            asio::post(*contexts[i], [worker = workers[i].get()] { worker->drain(); });
+        }
+        const auto timeout = state->config.server.drain_timeout;
+        drain_deadline = std::make_unique<asio::steady_timer>(*contexts[0], timeout);
+        drain_deadline->async_wait([this, timeout](const boost::system::error_code& ec) {
+            if (!ec) {
+                log_line(log_level::warn, "drain_timeout (" + config::format_duration(timeout) +
+                                              ") reached with requests still in flight: closing them");
+                stop_now();
             }
         });
+        if (open_sessions.load() == 0) {
+            finish_stop();
+        }
+    }
+
+    // Every session has ended: nothing keeps the io_contexts busy any more.
+    void finish_stop() {
+        if (!stopping || open_sessions.load() != 0) {
+            return;
+        }
+        boost::system::error_code ignored;
+        if (drain_deadline) {
+            drain_deadline->cancel();
+        }
+        signals->cancel(ignored);
+    }
+
+    void stop_now() {
+        for (auto& context : contexts) {
+            context->stop();
+        }
     }
 };
 
-server::server(std::shared_ptr<const runtime_state> state) : impl_(std::make_unique<impl>(std::move(state))) {}
+server::server(std::shared_ptr<const runtime_state> state, reloader reload)
+    : impl_(std::make_unique<impl>(std::move(state), std::move(reload))) {}
 
 server::~server() = default;
 
@@ -112,13 +232,8 @@ std::string server::bind() {
 
 void server::run() {
     auto& first = *impl_->contexts[0];
-    impl_->signals = std::make_unique<asio::signal_set>(first, SIGINT, SIGTERM);
-    impl_->signals->async_wait([this](const boost::system::error_code& ec, int signal_number) {
-        if (!ec) {
-            log_line(log_level::info, "signal " + std::to_string(signal_number) + ": stopping");
-            impl_->stop();
-        }
-    });
+    impl_->signals = std::make_unique<asio::signal_set>(first, SIGINT, SIGTERM, SIGHUP);
+    impl_->wait_for_signal();
     asio::co_spawn(first, impl_->accept_loop(), asio::detached);
 
     std::vector<std::thread> threads;
@@ -131,6 +246,8 @@ void server::run() {
     }
 }
 
-void server::stop() { impl_->stop(); }
+void server::stop() {
+    asio::post(*impl_->contexts[0], [this] { impl_->begin_stop(); });
+}
 
 }  // namespace mistral_proxy::http

@@ -2,6 +2,7 @@
 // The listener and its worker threads. Light header on purpose: main.cpp and
 // the commands include it without pulling in Asio or Beast.
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -9,18 +10,37 @@
 #include "routing/keys.hpp"
 #include "rules/rule_set.hpp"
 
+namespace mistral_proxy::logging {
+class access_log;
+}
+
 namespace mistral_proxy::http {
 
-// Everything a request reads and nobody writes: compiled once at start-up.
+class tls_contexts;
+
+// Everything a request reads and nobody writes: compiled once at start-up and
+// again on reload. A request keeps the state it started with to its end.
 struct runtime_state {
     config::proxy_config config;
     std::shared_ptr<const rules::rule_set> rules;
     routing::key_store keys;
+    std::shared_ptr<const tls_contexts> tls;
+    std::shared_ptr<const logging::access_log> access_log;
 };
+
+// Builds the TLS client contexts and opens the access log. Throws
+// std::runtime_error (unreadable ca_file, access log path) with a clear message.
+std::shared_ptr<const runtime_state> make_runtime_state(config::proxy_config config,
+                                                        std::shared_ptr<const rules::rule_set> rules,
+                                                        routing::key_store keys);
 
 class server {
 public:
-    explicit server(std::shared_ptr<const runtime_state> state);
+    // Builds a new state from the files on SIGHUP; throws (config_error,
+    // std::runtime_error) when they are broken, and the running state stays.
+    using reloader = std::function<std::shared_ptr<const runtime_state>()>;
+
+    server(std::shared_ptr<const runtime_state> state, reloader reload = {});
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
@@ -30,10 +50,12 @@ public:
     std::string bind();
 
     // Serves on one worker thread per configured thread (default: per core)
-    // until SIGINT/SIGTERM or stop(). Returns when every worker has stopped.
+    // until stopped. SIGHUP reloads; SIGTERM/SIGINT stop accepting, let requests
+    // in flight finish within server.drain_timeout, then return; a second
+    // SIGTERM/SIGINT stops at once.
     void run();
 
-    // Safe from any thread.
+    // Same as SIGTERM. Safe from any thread.
     void stop();
 
 private:

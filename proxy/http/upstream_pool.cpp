@@ -81,9 +81,22 @@ tls_contexts::tls_contexts(const config::proxy_config& config) {
 }
 
 upstream_pool::upstream_pool(asio::io_context& io, const config::proxy_config& config, const tls_contexts& tls)
-    : io_(io), tls_(tls) {
+    : io_(io), tls_(&tls) {
     for (std::size_t i = 0; i < routing::upstream_count; ++i) {
         settings_[i] = &config.upstreams.at(std::string(routing::upstream_name(static_cast<routing::upstream_id>(i))));
+    }
+}
+
+void upstream_pool::rebind(const config::proxy_config& config, const tls_contexts& tls) {
+    tls_ = &tls;
+    for (std::size_t i = 0; i < routing::upstream_count; ++i) {
+        const auto* next = &config.upstreams.at(std::string(routing::upstream_name(static_cast<routing::upstream_id>(i))));
+        const auto* previous = settings_[i];
+        // TLS contexts are rebuilt on every reload, so kept TLS connections go too.
+        if (next->base_url != previous->base_url || next->ca_file != previous->ca_file || next->tls) {
+            idle_[i].clear();
+        }
+        settings_[i] = next;
     }
 }
 
@@ -149,7 +162,7 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id i
         co_return acquired{std::make_unique<upstream_connection>(std::move(stream)), std::nullopt};
     }
 
-    upstream_connection::tls_stream tls(std::move(stream), *tls_.get(id));
+    upstream_connection::tls_stream tls(std::move(stream), *tls_->get(id));
     if (!is_ip_literal(s.host)) {
         // SNI: without it many TLS front ends (Mistral's included) answer with a default certificate.
         SSL_set_tlsext_host_name(tls.native_handle(), s.host.c_str());

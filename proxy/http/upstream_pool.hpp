@@ -62,6 +62,9 @@ class upstream_pool {
 public:
     upstream_pool(asio::io_context& io, const config::proxy_config& config, const tls_contexts& tls);
 
+    // After a reload: idle connections to an upstream whose settings changed are dropped.
+    void rebind(const config::proxy_config& config, const tls_contexts& tls);
+
     struct acquired {
         connection_ptr connection;  // set on success
         std::optional<errors::openai_error> error;  // 502/504 saying what failed and where
@@ -80,7 +83,7 @@ public:
 
 private:
     asio::io_context& io_;
-    const tls_contexts& tls_;
+    const tls_contexts* tls_;
     std::array<const config::upstream_settings*, routing::upstream_count> settings_{};
     std::array<std::vector<connection_ptr>, routing::upstream_count> idle_;
 };

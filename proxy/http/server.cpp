@@ -75,6 +75,9 @@ struct server::impl {
                 &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }}));
             guards.push_back(asio::make_work_guard(context));
         }
+        // Installed before the listening socket exists, so that a stop signal
+        // sent as soon as the proxy says it listens is never lost to the default action.
+        signals = std::make_unique<asio::signal_set>(*contexts[0], SIGINT, SIGTERM, SIGHUP);
     }
 
     awaitable<void> accept_loop() {
@@ -122,8 +125,8 @@ struct server::impl {
                 return;
             }
             log_line(log_level::info, "signal " + std::to_string(signal_number) + ": draining");
+            wait_for_signal();  // armed first: a drain that ends at once cancels it
             begin_stop();
-            wait_for_signal();
         });
     }
 
@@ -232,7 +235,6 @@ std::string server::bind() {
 
 void server::run() {
     auto& first = *impl_->contexts[0];
-    impl_->signals = std::make_unique<asio::signal_set>(first, SIGINT, SIGTERM, SIGHUP);
     impl_->wait_for_signal();
     asio::co_spawn(first, impl_->accept_loop(), asio::detached);
 

@@ -1,0 +1,155 @@
+#include "responses/json_copy.hpp"
+
+namespace mistral_proxy::responses::detail {
+
+namespace {
+
+// FNV-1a: tiny, stable across builds and platforms (std::hash is neither).
+constexpr std::uint64_t fnv_offset = 14695981039346656037ULL;
+constexpr std::uint64_t fnv_prime = 1099511628211ULL;
+
+std::uint64_t fnv1a(std::uint64_t hash, std::string_view bytes) noexcept {
+    for (const char c : bytes) {
+        hash ^= static_cast<std::uint8_t>(c);
+        hash *= fnv_prime;
+    }
+    return hash;
+}
+
+std::uint64_t fnv1a(std::uint64_t hash, std::uint64_t value) noexcept {
+    for (int i = 0; i < 8; ++i) {
+        hash ^= (value >> (8 * i)) & 0xFF;
+        hash *= fnv_prime;
+    }
+    return hash;
+}
+
+// Text of a {"type":"text","text":...} chunk (the type may be absent: TextChunk's default).
+bool append_chunk_text(od::object chunk, std::string& text, bool& any) {
+    for (auto field : chunk) {
+        std::string_view key;
+        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+            return false;
+        }
+        if (key == "text") {
+            std::string_view value;
+            if (field.value().get_string().get(value) != simdjson::SUCCESS) {
+                return false;
+            }
+            text += value;
+            any = true;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+void append_tool_call_id(std::string& out, std::string_view answer_id, std::uint64_t choice, std::uint64_t call) {
+    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    std::uint64_t hash = fnv1a(fnv1a(fnv1a(fnv_offset, answer_id), choice), call);
+    for (int i = 0; i < 9; ++i) {
+        out += alphabet[hash % 62];
+        hash /= 62;
+        if (hash == 0) {
+            hash = fnv1a(fnv_offset, static_cast<std::uint64_t>(i) + call);
+        }
+    }
+}
+
+bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text,
+                     bool& any_reasoning) {
+    for (auto element : chunks) {
+        od::object chunk;
+        if (element.get_object().get(chunk) != simdjson::SUCCESS) {
+            return false;
+        }
+        std::string_view type = "text";
+        // `type` may follow the payload; find it first, then read the payload.
+        od::value type_value;
+        if (chunk.find_field_unordered("type").get(type_value) == simdjson::SUCCESS) {
+            if (type_value.get_string().get(type) != simdjson::SUCCESS) {
+                return false;
+            }
+        }
+        // The view of `type` points into the parser's string buffer, which later
+        // get_string() calls do not overwrite within one document.
+        if (chunk.reset().error() != simdjson::SUCCESS) {
+            return false;
+        }
+        if (type == "text") {
+            if (!append_chunk_text(chunk, text, any_text)) {
+                return false;
+            }
+        } else if (type == "thinking") {
+            od::array thinking;
+            if (chunk.find_field_unordered("thinking").get_array().get(thinking) != simdjson::SUCCESS) {
+                continue;  // ThinkChunk requires it; a chunk without it carries nothing to keep
+            }
+            for (auto part : thinking) {
+                od::object part_object;
+                if (part.get_object().get(part_object) != simdjson::SUCCESS) {
+                    return false;
+                }
+                std::string_view part_type = "text";
+                od::value part_type_value;
+                if (part_object.find_field_unordered("type").get(part_type_value) == simdjson::SUCCESS &&
+                    part_type_value.get_string().get(part_type) != simdjson::SUCCESS) {
+                    return false;
+                }
+                if (part_object.reset().error() != simdjson::SUCCESS) {
+                    return false;
+                }
+                if (part_type == "text" && !append_chunk_text(part_object, reasoning, any_reasoning)) {
+                    return false;
+                }
+            }
+        }
+    }
+    return true;
+}
+
+bool read_usage(od::object usage, usage_counts& counts) {
+    for (auto field : usage) {
+        std::string_view key;
+        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+            return false;
+        }
+        std::uint64_t* slot = nullptr;
+        if (key == "prompt_tokens") {
+            slot = &counts.prompt_tokens;
+        } else if (key == "completion_tokens") {
+            slot = &counts.completion_tokens;
+        } else if (key == "total_tokens") {
+            slot = &counts.total_tokens;
+        }
+        if (slot != nullptr) {
+            std::uint64_t value = 0;
+            if (field.value().get_uint64().get(value) == simdjson::SUCCESS) {
+                *slot = value;
+            }
+        }
+    }
+    return true;
+}
+
+bool write_arguments(std::string& out, od::value& arguments, bool& repaired) {
+    od::json_type type;
+    if (arguments.type().get(type) != simdjson::SUCCESS) {
+        return false;
+    }
+    std::string_view raw;
+    if (!raw_value(arguments, raw)) {
+        return false;
+    }
+    if (type == od::json_type::string) {
+        out += raw;
+        return true;
+    }
+    // An object (or anything else) becomes the string of its JSON text.
+    errors::append_json_string(out, raw);
+    repaired = true;
+    return true;
+}
+
+}  // namespace mistral_proxy::responses::detail

@@ -1,0 +1,92 @@
+#pragma once
+// Internal to proxy/responses: the copy-through writing shared by the response
+// transforms (DESIGN.md "JSON rewriting"): walk the upstream JSON once with
+// simdjson On-Demand, copy untouched values as raw slices, write what changes.
+// Every function reports failure by its return value; none throws.
+#include <simdjson.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "errors/json_writer.hpp"
+#include "responses/response_rules.hpp"
+
+namespace mistral_proxy::responses::detail {
+
+namespace od = simdjson::ondemand;
+
+// A reusable copy of the input with SIMDJSON_PADDING spare bytes, for inputs
+// (SSE data views, bodies) whose buffers do not promise the padding.
+class padded_input {
+public:
+    simdjson::padded_string_view pad(std::string_view text) {
+        buffer_.assign(text);
+        buffer_.append(simdjson::SIMDJSON_PADDING, '\0');
+        return simdjson::padded_string_view(buffer_.data(), text.size(), buffer_.size());
+    }
+
+private:
+    std::string buffer_;
+};
+
+// Starts an object member: a comma unless it is the first, then "key":.
+// `key` is unescaped text; it is escaped here.
+inline void begin_member(std::string& out, bool& first, std::string_view key) {
+    if (!first) {
+        out += ',';
+    }
+    first = false;
+    errors::append_json_string(out, key);
+    out += ':';
+}
+
+// Raw JSON text of a value (a view into the input). false on malformed input.
+inline bool raw_value(od::value& value, std::string_view& raw) {
+    return simdjson::to_json_string(value).get(raw) == simdjson::SUCCESS;
+}
+
+// Copies a member through unchanged.
+inline bool copy_member(std::string& out, bool& first, std::string_view key, od::value& value) {
+    std::string_view raw;
+    if (!raw_value(value, raw)) {
+        return false;
+    }
+    begin_member(out, first, key);
+    out += raw;
+    return true;
+}
+
+inline bool is_placeholder_id(std::string_view id) noexcept { return id.empty() || id == "null" || id == "None"; }
+
+// Nine characters of [a-zA-Z0-9] (the tool call id format Mistral accepts back)
+// derived from the answer's id and the call's position, so the same answer
+// always yields the same ids and a conversation round-trips unchanged.
+void append_tool_call_id(std::string& out, std::string_view answer_id, std::uint64_t choice, std::uint64_t call);
+
+// Mistral's content as a list of chunks (Magistral: [{"type":"thinking",
+// "thinking":[{"type":"text","text":...}]}, {"type":"text","text":...}]):
+// the text chunks' text appended to `text`, the thinking chunks' text to
+// `reasoning`. Other chunk types (references, images) carry no text and are
+// skipped. false on malformed input.
+bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text,
+                     bool& any_reasoning);
+
+// Reads prompt/completion/total tokens of a `usage` object. Unknown members are
+// skipped. false on malformed input.
+bool read_usage(od::object usage, usage_counts& counts);
+
+// A function call's `arguments` as OpenAI wants them: a JSON string. Mistral
+// may send an object (the schema allows it); it is written as its JSON text.
+// Returns false on malformed input; sets `repaired` when it had to convert.
+bool write_arguments(std::string& out, od::value& arguments, bool& repaired);
+
+// Appends `data: ` + json + "\n\n".
+inline void append_sse_data(std::string& out, std::string_view json) {
+    out += "data: ";
+    out += json;
+    out += "\n\n";
+}
+
+}  // namespace mistral_proxy::responses::detail

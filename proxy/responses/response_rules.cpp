@@ -1,0 +1,50 @@
+#include "responses/response_rules.hpp"
+
+namespace mistral_proxy::responses {
+
+std::string_view response_rules::map_finish_reason(std::string_view from) const noexcept {
+    for (const auto& [source, target] : finish_reasons) {
+        if (source == from) {
+            return target;
+        }
+    }
+    return from;
+}
+
+const response_rules& response_rules::shipped() {
+    static const response_rules rules;
+    return rules;
+}
+
+std::string_view rule_id(response_rule rule) noexcept {
+    switch (rule) {
+        case response_rule::finish_reason:
+            return "finish_reason";
+        case response_rule::errors:
+            return "errors";
+        case response_rule::stream_repair:
+            return "stream_repair";
+        case response_rule::message_repair:
+            return "message_repair";
+        case response_rule::reasoning:
+            return "reasoning";
+        case response_rule::embeddings_base64:
+            return "embeddings_base64";
+        case response_rule::text_completion:
+            return "text_completion";
+        case response_rule::model_alias:
+            return "model_alias";
+    }
+    return "";
+}
+
+void rule_hits::append_ids(std::string& out, std::string_view separator) const {
+    for_each([&](response_rule rule) {
+        if (!out.empty()) {
+            out += separator;
+        }
+        out += rule_id(rule);
+    });
+}
+
+}  // namespace mistral_proxy::responses

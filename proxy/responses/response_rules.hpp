@@ -1,0 +1,75 @@
+#pragma once
+// What the response side needs from the rule files, and how it reports which
+// response rules changed an answer (x-mistral-proxy-rules, metrics). Pure.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace mistral_proxy::responses {
+
+struct response_rules {
+    // finish_reason values rewritten in answers, whole and streamed (rule id
+    // `finish_reason`). A value not listed passes unchanged. "error" is never
+    // mapped to a finish_reason: it becomes an OpenAI error (see chat_response.hpp).
+    std::vector<std::pair<std::string, std::string>> finish_reasons{{"model_length", "length"}};
+
+    // The mapping for `from`, or `from` itself when none applies.
+    std::string_view map_finish_reason(std::string_view from) const noexcept;
+
+    // What rules/mistral.yaml ships; used until the rule engine hands its own.
+    static const response_rules& shipped();
+};
+
+// Rule ids of the response side. The first two are SPEC §6 ids; the others
+// extend the list for the repairs of issue 4 so metrics can tell them apart.
+enum class response_rule : std::uint8_t {
+    finish_reason,       // finish_reason mapped (model_length -> length)
+    errors,              // a Mistral error (or finish_reason "error") turned into OpenAI's error shape
+    stream_repair,       // role added, tool call index/type/id filled, usage moved to the final chunk
+    message_repair,      // content "" -> null next to tool_calls, Mistral-only keys dropped, arguments as string
+    reasoning,           // thinking chunks turned into content + reasoning_content
+    embeddings_base64,   // float embeddings encoded as base64 float32 for the client
+    text_completion,     // chat or FIM answer turned into the legacy text_completion shape
+    model_alias,         // rule-file aliases added to a model list or answered for /models/{id}
+};
+
+inline constexpr std::size_t response_rule_count = 8;
+
+std::string_view rule_id(response_rule rule) noexcept;
+
+// A small set of response_rule values: cheap to copy, no allocation.
+class rule_hits {
+public:
+    void add(response_rule rule) noexcept { bits_ |= bit(rule); }
+    void merge(rule_hits other) noexcept { bits_ |= other.bits_; }
+    bool has(response_rule rule) const noexcept { return (bits_ & bit(rule)) != 0; }
+    bool empty() const noexcept { return bits_ == 0; }
+
+    // Appends the ids in enum order, each preceded by `separator` unless `out`
+    // is empty: rule_hits.append_ids(header_value, ",") extends the request's list.
+    void append_ids(std::string& out, std::string_view separator = ",") const;
+
+    template <typename F>
+    void for_each(F&& visit) const {
+        for (std::size_t i = 0; i < response_rule_count; ++i) {
+            if ((bits_ & (1U << i)) != 0) {
+                visit(static_cast<response_rule>(i));
+            }
+        }
+    }
+
+private:
+    static constexpr std::uint32_t bit(response_rule rule) noexcept { return 1U << static_cast<unsigned>(rule); }
+    std::uint32_t bits_ = 0;
+};
+
+// Token counts of an answer, for the limiter's correction (SPEC §8).
+struct usage_counts {
+    std::uint64_t prompt_tokens = 0;
+    std::uint64_t completion_tokens = 0;
+    std::uint64_t total_tokens = 0;
+};
+
+}  // namespace mistral_proxy::responses

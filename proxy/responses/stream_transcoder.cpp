@@ -1,12 +1,11 @@
 #include "responses/stream_transcoder.hpp"
 
-#include <charconv>
-
 namespace mistral_proxy::responses {
 
 namespace od = simdjson::ondemand;
 using detail::begin_member;
 using detail::copy_member;
+using detail::append_uint;
 using detail::raw_value;
 
 namespace {
@@ -17,12 +16,6 @@ constexpr std::uint64_t max_tracked_choices = 64;
 
 // Event data quoted in an error message: enough to recognise it.
 constexpr std::size_t max_quoted_bytes = 200;
-
-void append_uint(std::string& out, std::uint64_t value) {
-    char buffer[24];
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-    out.append(buffer, static_cast<std::size_t>(result.ptr - buffer));
-}
 
 std::string_view trim(std::string_view s) noexcept {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) {
@@ -122,13 +115,9 @@ void stream_transcoder::on_event(const sse_event& event, std::string& out) {
     od::object chunk;
     bool is_error = event.type == "error";
     bool finish_reason_error = false;
-    bool ok = parser_.iterate(input_.pad(data)).get(doc) == simdjson::SUCCESS &&
-              doc.get_object().get(chunk) == simdjson::SUCCESS &&
-              write_chunk(chunk, out, is_error, finish_reason_error);
+    bool ok = reader_.open(data, doc, chunk) && write_chunk(chunk, out, is_error, finish_reason_error);
     if (ok && !is_error) {
-        // Trailing bytes after the object ({...}}) make the event malformed.
-        const char* location = nullptr;
-        ok = doc.current_location().get(location) == simdjson::OUT_OF_BOUNDS;
+        ok = detail::at_end(doc);  // trailing bytes after the object ({...}}) make the event malformed
     }
     if (is_error) {
         out.resize(mark);
@@ -212,17 +201,12 @@ bool stream_transcoder::write_chunk(od::object chunk, std::string& out, bool& is
             out += text_shape ? "\"text_completion\"" : "\"chat.completion.chunk\"";
             saw_object = true;
         } else if (key == "usage") {
-            od::object usage;
-            if (value.get_object().get(usage) == simdjson::SUCCESS) {
-                std::string_view raw;
-                usage_counts counts;
-                ok = usage.raw_json().get(raw) == simdjson::SUCCESS && usage.reset().error() == simdjson::SUCCESS &&
-                     detail::read_usage(usage, counts);
-                if (ok) {
-                    usage_raw_.assign(raw);
-                    usage_ = counts;
-                    hits_.add(response_rule::stream_repair);
-                }
+            std::string_view raw;
+            usage_counts counts;
+            if (detail::read_usage_value(value, raw, counts)) {
+                usage_raw_.assign(raw);
+                usage_ = counts;
+                hits_.add(response_rule::stream_repair);
             }
             // Not written: it goes into the final usage chunk (or nowhere), see the header.
         } else if (key == "error" || key == "detail") {
@@ -439,23 +423,9 @@ bool stream_transcoder::write_chat_delta(od::object delta, choice_state& state, 
             role_written = true;
         } else if (key == "content" && type == od::json_type::array) {
             od::array chunks;
-            text_.clear();
-            reasoning_.clear();
-            bool any_text = false;
-            bool any_reasoning = false;
             if (value.get_array().get(chunks) != simdjson::SUCCESS ||
-                !detail::flatten_content(chunks, text_, reasoning_, any_text, any_reasoning)) {
+                !detail::write_flattened_content(out, first, chunks, text_, reasoning_, false)) {
                 return false;
-            }
-            begin_member(out, first, "content");
-            if (any_text || !any_reasoning) {
-                errors::append_json_string(out, text_);
-            } else {
-                out += "null";
-            }
-            if (any_reasoning) {
-                begin_member(out, first, "reasoning_content");
-                errors::append_json_string(out, reasoning_);
             }
             hits_.add(response_rule::reasoning);
         } else if (key == "tool_calls" && type == od::json_type::array) {
@@ -514,36 +484,11 @@ bool stream_transcoder::write_tool_calls(od::array calls, choice_state& state, s
                 }
             } else if (key == "function") {
                 od::object function;
-                if (value.get_object().get(function) != simdjson::SUCCESS) {
+                if (value.get_object().get(function) != simdjson::SUCCESS ||
+                    !detail::write_function(scratch_, function, has_name, repaired)) {
                     return false;
                 }
                 has_function = true;
-                scratch_ += '{';
-                bool first = true;
-                for (auto function_field : function) {
-                    std::string_view function_key;
-                    if (function_field.unescaped_key().get(function_key) != simdjson::SUCCESS) {
-                        return false;
-                    }
-                    od::value function_value = function_field.value();
-                    if (function_key == "name") {
-                        std::string_view name;
-                        if (function_value.get_string().get(name) != simdjson::SUCCESS) {
-                            return false;
-                        }
-                        has_name = !name.empty();
-                        begin_member(scratch_, first, function_key);
-                        errors::append_json_string(scratch_, name);
-                    } else if (function_key == "arguments") {
-                        begin_member(scratch_, first, function_key);
-                        if (!detail::write_arguments(scratch_, function_value, repaired)) {
-                            return false;
-                        }
-                    } else if (!copy_member(scratch_, first, function_key, function_value)) {
-                        return false;
-                    }
-                }
-                scratch_ += '}';
             } else if (key == "index") {
                 has_index = value.get_uint64().get(upstream_index) == simdjson::SUCCESS;
             } else if (key == "type") {

@@ -116,8 +116,7 @@ private:
     const response_rules* rules_;
     stream_options options_;
     sse_splitter splitter_;
-    simdjson::ondemand::parser parser_;
-    detail::padded_input input_;
+    detail::json_reader reader_;
     std::string scratch_;     // function objects of tool calls while they are rewritten
     std::string text_;        // flattened content
     std::string reasoning_;   // flattened thinking

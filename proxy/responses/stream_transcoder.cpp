@@ -1,5 +1,9 @@
 #include "responses/stream_transcoder.hpp"
 
+#include <vector>
+
+#include "responses/json_copy.hpp"
+
 namespace mistral_proxy::responses {
 
 namespace od = simdjson::ondemand;
@@ -37,10 +41,68 @@ std::string quoted_prefix(std::string_view data) {
 
 }  // namespace
 
-stream_transcoder::stream_transcoder(const response_rules& rules, stream_options options)
-    : rules_(&rules), options_(options), splitter_(options.max_event_bytes) {}
+struct stream_transcoder::impl {
+    struct choice_state {
+        bool role_sent = false;
+        bool finished = false;
+        std::uint64_t tool_calls = 0;  // tool calls started in this choice's message
+    };
 
-void stream_transcoder::on_body(std::string_view piece, std::string& out) {
+    impl(const response_rules& rules, stream_options options)
+        : rules_(&rules), options_(options), splitter_(options.max_event_bytes) {}
+
+    void on_body(std::string_view piece, std::string& out);
+    void on_event(const sse_event& event, std::string& out);
+    void on_end(std::string& out);
+    void on_failure(const errors::openai_error& error, std::string& out);
+
+    // Rewrites one chunk; false when it is malformed. `is_error`: it is an error object.
+    bool write_chunk(od::object chunk, std::string& out, bool& is_error, bool& finish_error);
+    bool write_choice(od::object choice, std::string& out, bool& finish_error);
+    bool write_chat_delta(od::object delta, choice_state& state, std::uint64_t choice_index, std::string& out);
+    bool write_tool_calls(od::array calls, choice_state& state, std::uint64_t choice_index, std::string& out);
+    choice_state& state_for(std::uint64_t index);
+    void finish_ok(std::string& out);
+    void finish_error(const errors::openai_error& error, std::string& out);
+
+    const response_rules* rules_;
+    stream_options options_;
+    sse_splitter splitter_;
+    detail::json_reader reader_;
+    std::string scratch_;    // function objects of tool calls while they are rewritten
+    std::string text_;       // flattened content
+    std::string reasoning_;  // flattened thinking
+    std::string id_;         // raw JSON of the first chunk's id, created, model: for the usage chunk
+    std::string created_;
+    std::string model_;
+    std::string usage_raw_;  // raw JSON of the last usage object
+    std::vector<choice_state> choices_;
+    std::optional<usage_counts> usage_;
+    rule_hits hits_;
+    std::uint64_t events_in_ = 0;
+    bool done_ = false;
+    bool failed_ = false;
+};
+
+stream_transcoder::stream_transcoder(const response_rules& rules, stream_options options)
+    : impl_(std::make_unique<impl>(rules, options)) {}
+stream_transcoder::~stream_transcoder() = default;
+stream_transcoder::stream_transcoder(stream_transcoder&&) noexcept = default;
+stream_transcoder& stream_transcoder::operator=(stream_transcoder&&) noexcept = default;
+
+void stream_transcoder::on_body(std::string_view piece, std::string& out) { impl_->on_body(piece, out); }
+void stream_transcoder::on_event(const sse_event& event, std::string& out) { impl_->on_event(event, out); }
+void stream_transcoder::on_end(std::string& out) { impl_->on_end(out); }
+void stream_transcoder::on_failure(const errors::openai_error& error, std::string& out) {
+    impl_->on_failure(error, out);
+}
+bool stream_transcoder::done() const noexcept { return impl_->done_; }
+bool stream_transcoder::failed() const noexcept { return impl_->failed_; }
+rule_hits stream_transcoder::hits() const noexcept { return impl_->hits_; }
+const std::optional<usage_counts>& stream_transcoder::usage() const noexcept { return impl_->usage_; }
+std::uint64_t stream_transcoder::events_in() const noexcept { return impl_->events_in_; }
+
+void stream_transcoder::impl::on_body(std::string_view piece, std::string& out) {
     if (done_) {
         return;
     }
@@ -63,7 +125,7 @@ void stream_transcoder::on_body(std::string_view piece, std::string& out) {
     }
 }
 
-void stream_transcoder::on_end(std::string& out) {
+void stream_transcoder::impl::on_end(std::string& out) {
     if (done_) {
         return;
     }
@@ -91,13 +153,13 @@ void stream_transcoder::on_end(std::string& out) {
     finish_error(errors::make_error(502, std::move(message), "upstream_stream_truncated"), out);
 }
 
-void stream_transcoder::on_failure(const errors::openai_error& error, std::string& out) {
+void stream_transcoder::impl::on_failure(const errors::openai_error& error, std::string& out) {
     if (!done_) {
         finish_error(error, out);
     }
 }
 
-void stream_transcoder::on_event(const sse_event& event, std::string& out) {
+void stream_transcoder::impl::on_event(const sse_event& event, std::string& out) {
     if (done_ || !event.has_data) {
         return;
     }
@@ -142,7 +204,7 @@ void stream_transcoder::on_event(const sse_event& event, std::string& out) {
     }
 }
 
-stream_transcoder::choice_state& stream_transcoder::state_for(std::uint64_t index) {
+stream_transcoder::impl::choice_state& stream_transcoder::impl::state_for(std::uint64_t index) {
     const std::size_t slot = static_cast<std::size_t>(index < max_tracked_choices ? index : max_tracked_choices);
     if (slot >= choices_.size()) {
         choices_.resize(slot + 1);
@@ -150,7 +212,7 @@ stream_transcoder::choice_state& stream_transcoder::state_for(std::uint64_t inde
     return choices_[slot];
 }
 
-bool stream_transcoder::write_chunk(od::object chunk, std::string& out, bool& is_error, bool& finish_error) {
+bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bool& is_error, bool& finish_error) {
     const bool text_shape = options_.shape == stream_shape::text_completion;
     const std::size_t mark = out.size();
     out += "data: {";
@@ -252,7 +314,7 @@ bool stream_transcoder::write_chunk(od::object chunk, std::string& out, bool& is
     return true;
 }
 
-bool stream_transcoder::write_choice(od::object choice, std::string& out, bool& finish_error) {
+bool stream_transcoder::impl::write_choice(od::object choice, std::string& out, bool& finish_error) {
     std::uint64_t index = 0;
     {
         od::value index_value;
@@ -397,7 +459,7 @@ bool stream_transcoder::write_choice(od::object choice, std::string& out, bool& 
     return true;
 }
 
-bool stream_transcoder::write_chat_delta(od::object delta, choice_state& state, std::uint64_t choice_index,
+bool stream_transcoder::impl::write_chat_delta(od::object delta, choice_state& state, std::uint64_t choice_index,
                                          std::string& out) {
     out += '{';
     bool first = true;
@@ -451,7 +513,7 @@ bool stream_transcoder::write_chat_delta(od::object delta, choice_state& state, 
     return true;
 }
 
-bool stream_transcoder::write_tool_calls(od::array calls, choice_state& state, std::uint64_t choice_index,
+bool stream_transcoder::impl::write_tool_calls(od::array calls, choice_state& state, std::uint64_t choice_index,
                                          std::string& out) {
     out += '[';
     bool first_call = true;
@@ -534,7 +596,7 @@ bool stream_transcoder::write_tool_calls(od::array calls, choice_state& state, s
     return true;
 }
 
-void stream_transcoder::finish_ok(std::string& out) {
+void stream_transcoder::impl::finish_ok(std::string& out) {
     if (options_.include_usage && usage_) {
         out += R"(data: {"id":)";
         out += id_.empty() ? std::string_view(R"("")") : std::string_view(id_);
@@ -552,7 +614,7 @@ void stream_transcoder::finish_ok(std::string& out) {
     done_ = true;
 }
 
-void stream_transcoder::finish_error(const errors::openai_error& error, std::string& out) {
+void stream_transcoder::impl::finish_error(const errors::openai_error& error, std::string& out) {
     out += errors::to_sse_event(error);
     hits_.add(response_rule::errors);
     done_ = true;

@@ -32,8 +32,9 @@ std::string tool_event(std::size_t i) {
 }
 
 std::string stream_of(std::size_t events, std::string (*make)(std::size_t)) {
-    std::string body = R"(data: {"id":"5d5a1c4e8b7f4a2c9e3d1f0a6b8c7e9d","object":"chat.completion.chunk","created":1718000000,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"
-                       "\n\n";
+    std::string body =
+        R"(data: {"id":"5d5a1c4e8b7f4a2c9e3d1f0a6b8c7e9d","object":"chat.completion.chunk","created":1718000000,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]})"
+        "\n\n";
     for (std::size_t i = 0; i < events; ++i) {
         body += make(i);
     }
@@ -92,7 +93,9 @@ figures bench_transcoder(const std::string& body, std::size_t events, int rounds
     });
 }
 
-void report(const char* name, figures f) { std::printf("%-40s median %7.0f ns/event   min %7.0f ns/event\n", name, f.median_ns, f.min_ns); }
+void report(const char* name, figures f) {
+    std::printf("%-40s median %7.0f ns/event   min %7.0f ns/event\n", name, f.median_ns, f.min_ns);
+}
 
 }  // namespace
 
@@ -102,8 +105,7 @@ int main(int argc, char** argv) {
     const std::string content = stream_of(events, content_event);
     const std::string tools = stream_of(events, tool_event);
     std::printf("%zu events per stream (%zu bytes, %.0f bytes/event), %d rounds, %zu-byte pieces\n", events,
-                content.size(), static_cast<double>(content.size()) / static_cast<double>(events), rounds,
-                piece_bytes);
+                content.size(), static_cast<double>(content.size()) / static_cast<double>(events), rounds, piece_bytes);
 
     report("splitter only (content chunks)", bench_splitter(content, events, rounds));
     report("chat transcoder, content chunks", bench_transcoder(content, events, rounds, {}));

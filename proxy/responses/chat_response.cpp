@@ -5,9 +5,9 @@
 namespace mistral_proxy::responses {
 
 namespace od = simdjson::ondemand;
+using detail::append_uint;
 using detail::begin_member;
 using detail::copy_member;
-using detail::append_uint;
 using detail::raw_value;
 
 namespace {

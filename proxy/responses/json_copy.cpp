@@ -59,8 +59,7 @@ void append_tool_call_id(std::string& out, std::string_view answer_id, std::uint
     }
 }
 
-bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text,
-                     bool& any_reasoning) {
+bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text, bool& any_reasoning) {
     for (auto element : chunks) {
         od::object chunk;
         if (element.get_object().get(chunk) != simdjson::SUCCESS) {
@@ -184,8 +183,8 @@ bool write_function(std::string& out, od::object function, bool& has_name, bool&
     return true;
 }
 
-bool write_flattened_content(std::string& out, bool& first, od::array chunks, std::string& text,
-                             std::string& reasoning, bool null_when_empty) {
+bool write_flattened_content(std::string& out, bool& first, od::array chunks, std::string& text, std::string& reasoning,
+                             bool null_when_empty) {
     text.clear();
     reasoning.clear();
     bool any_text = false;

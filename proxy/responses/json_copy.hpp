@@ -91,8 +91,7 @@ void append_tool_call_id(std::string& out, std::string_view answer_id, std::uint
 // the text chunks' text appended to `text`, the thinking chunks' text to
 // `reasoning`. Other chunk types (references, images) carry no text and are
 // skipped. false on malformed input.
-bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text,
-                     bool& any_reasoning);
+bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text, bool& any_reasoning);
 
 // Reads prompt/completion/total tokens of a `usage` object. Unknown members are
 // skipped. false on malformed input.
@@ -112,8 +111,8 @@ bool write_function(std::string& out, od::object function, bool& has_name, bool&
 // there is none or when it is empty and `null_when_empty`) and, when thinking
 // chunks were present, "reasoning_content". `text`/`reasoning` are scratch
 // buffers the caller reuses. false on malformed input.
-bool write_flattened_content(std::string& out, bool& first, od::array chunks, std::string& text,
-                             std::string& reasoning, bool null_when_empty);
+bool write_flattened_content(std::string& out, bool& first, od::array chunks, std::string& text, std::string& reasoning,
+                             bool null_when_empty);
 
 // A `usage` value: when it is an object, its raw JSON and counts. false when it
 // is not an object or is malformed.

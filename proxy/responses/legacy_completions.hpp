@@ -18,9 +18,12 @@ enum class completions_target {
 };
 
 struct completions_request {
-    std::string body;            // the upstream body (when !error)
-    bool stream = false;         // "stream": true
-    bool include_usage = false;  // stream_options.include_usage: true (for the stream_transcoder)
+    // The upstream body (when !error). Its capacity keeps 64 spare bytes after
+    // the data, so it can go straight to normalize::normalize_request (which
+    // then applies model_alias, ranges, ... to it as for a direct FIM/chat call).
+    std::string body;
+    bool stream = false;                        // "stream": true
+    bool include_usage = false;                 // stream_options.include_usage: true (for the stream_transcoder)
     std::optional<errors::openai_error> error;  // 400 invalid_request_error
 };
 

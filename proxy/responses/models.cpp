@@ -7,8 +7,8 @@
 namespace mistral_proxy::responses {
 
 namespace od = simdjson::ondemand;
-using detail::begin_member;
 using detail::append_int;
+using detail::begin_member;
 using detail::copy_member;
 
 namespace {

@@ -7,9 +7,9 @@
 namespace mistral_proxy::responses {
 
 namespace od = simdjson::ondemand;
+using detail::append_uint;
 using detail::begin_member;
 using detail::copy_member;
-using detail::append_uint;
 using detail::raw_value;
 
 namespace {
@@ -460,7 +460,7 @@ bool stream_transcoder::impl::write_choice(od::object choice, std::string& out, 
 }
 
 bool stream_transcoder::impl::write_chat_delta(od::object delta, choice_state& state, std::uint64_t choice_index,
-                                         std::string& out) {
+                                               std::string& out) {
     out += '{';
     bool first = true;
     bool role_written = false;
@@ -514,7 +514,7 @@ bool stream_transcoder::impl::write_chat_delta(od::object delta, choice_state& s
 }
 
 bool stream_transcoder::impl::write_tool_calls(od::array calls, choice_state& state, std::uint64_t choice_index,
-                                         std::string& out) {
+                                               std::string& out) {
     out += '[';
     bool first_call = true;
     for (auto element : calls) {

@@ -42,19 +42,24 @@ TEST_CASE("chat response: mappings") {
         {"prefix dropped", chat(R"({"role":"assistant","content":"Hi","prefix":false})"),
          chat(R"({"role":"assistant","content":"Hi"})"), response_rule::message_repair},
         {"content \"\" next to tool calls -> null; index dropped; real id kept",
-         chat(R"({"role":"assistant","content":"","tool_calls":[{"id":"abcDEF123","type":"function","index":0,"function":{"name":"f","arguments":"{}"}}],"prefix":false})",
-              R"("tool_calls")"),
-         chat(R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}]})",
-              R"("tool_calls")"),
+         chat(
+             R"({"role":"assistant","content":"","tool_calls":[{"id":"abcDEF123","type":"function","index":0,"function":{"name":"f","arguments":"{}"}}],"prefix":false})",
+             R"("tool_calls")"),
+         chat(
+             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}]})",
+             R"("tool_calls")"),
          response_rule::message_repair},
         {"content \"\" without tool calls stays", chat(R"({"role":"assistant","content":"","tool_calls":[]})"), "",
          response_rule::message_repair},
         {"arguments object -> string; type added",
-         chat(R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":{"a":[1,"x"]}}}]})"),
-         chat(R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":"{\"a\":[1,\"x\"]}"},"type":"function"}]})"),
+         chat(
+             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":{"a":[1,"x"]}}}]})"),
+         chat(
+             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":"{\"a\":[1,\"x\"]}"},"type":"function"}]})"),
          response_rule::message_repair},
         {"thinking -> content + reasoning_content",
-         chat(R"({"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Let me see."}]},{"type":"text","text":"42"}]})"),
+         chat(
+             R"({"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Let me see."}]},{"type":"text","text":"42"}]})"),
          chat(R"({"role":"assistant","content":"42","reasoning_content":"Let me see."})"), response_rule::reasoning},
         {"choices[].messages dropped",
          R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"messages":[],"finish_reason":"stop"}]})",
@@ -78,9 +83,9 @@ TEST_CASE("chat response: mappings") {
 }
 
 TEST_CASE("chat response: placeholder tool call ids get stable generated ones") {
-    const std::string in =
-        chat(R"({"role":"assistant","content":"","tool_calls":[{"id":"null","function":{"name":"f","arguments":"{}"}},{"function":{"name":"g","arguments":"{}"}}]})",
-             R"("tool_calls")");
+    const std::string in = chat(
+        R"({"role":"assistant","content":"","tool_calls":[{"id":"null","function":{"name":"f","arguments":"{}"}},{"function":{"name":"g","arguments":"{}"}}]})",
+        R"("tool_calls")");
     const auto a = transform_chat_response(in, rules);
     const auto b = transform_chat_response(in, rules);
     REQUIRE_FALSE(a.unchanged);
@@ -110,7 +115,8 @@ TEST_CASE("chat response: finish_reason error and malformed bodies") {
     CHECK(error.error->code == "upstream_generation_error");
     CHECK(error.hits.has(response_rule::errors));
 
-    for (const std::string_view bad : {"", "not json", "[1,2]", R"({"id":"x"})", R"({"choices":[]}})", R"({"choices":[)"}) {
+    for (const std::string_view bad :
+         {"", "not json", "[1,2]", R"({"id":"x"})", R"({"choices":[]}})", R"({"choices":[)"}) {
         CAPTURE(bad);
         const auto result = transform_chat_response(bad, rules);
         CHECK(result.unchanged);
@@ -140,7 +146,9 @@ TEST_CASE("legacy text_completion from chat and FIM answers") {
         {"content null", chat(R"({"role":"assistant","content":null})"),
          R"({"id":"a1","object":"text_completion","created":7,"model":"m","choices":[{"text":"","index":0,"logprobs":null,"finish_reason":"stop"}],)" +
              usage + "}"},
-        {"content list", chat(R"({"role":"assistant","content":[{"type":"thinking","thinking":[{"text":"t"}]},{"type":"text","text":"A\"B"}]})"),
+        {"content list",
+         chat(
+             R"({"role":"assistant","content":[{"type":"thinking","thinking":[{"text":"t"}]},{"type":"text","text":"A\"B"}]})"),
          R"({"id":"a1","object":"text_completion","created":7,"model":"m","choices":[{"text":"A\"B","index":0,"logprobs":null,"finish_reason":"stop"}],)" +
              usage + "}"},
         {"object missing", R"({"id":"a1","choices":[{"message":{"content":"x"},"finish_reason":"stop"}]})",
@@ -189,9 +197,14 @@ TEST_CASE("base64 of little-endian float32: exact bytes") {
         std::string_view in;
         std::string_view out;
     };
-    const b64_row b64_rows[] = {{"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},
-                                {"foo", "Zm9v"},  {"foob", "Zm9vYg=="},  {"fooba", "Zm9vYmE="},
-                                {"foobar", "Zm9vYmFy"}, {std::string_view("\xff\xfe\x00", 3), "//4A"}};
+    const b64_row b64_rows[] = {{"", ""},
+                                {"f", "Zg=="},
+                                {"fo", "Zm8="},
+                                {"foo", "Zm9v"},
+                                {"foob", "Zm9vYg=="},
+                                {"fooba", "Zm9vYmE="},
+                                {"foobar", "Zm9vYmFy"},
+                                {std::string_view("\xff\xfe\x00", 3), "//4A"}};
     for (const auto& r : b64_rows) {
         std::string out;
         append_base64(out, r.in);
@@ -211,15 +224,16 @@ TEST_CASE("embeddings: base64 answer from floats") {
         const auto result = transform_embeddings_response(body, embedding_encoding::base64);
         REQUIRE_FALSE(result.error);
         // 1.0, -2.0, 0.1f, -0.0, denorm_min: 0000803f 000000c0 cdcccc3d 00000080 01000000
-        CHECK(result.body ==
-              R"({"id":"e1","object":"list","data":[{"object":"embedding","embedding":"AACAPwAAAMDNzMw9AAAAgAEAAAA=","index":0},{"object":"embedding","embedding":"","index":1}],"model":"mistral-embed","usage":{"prompt_tokens":3,"total_tokens":3}})");
+        CHECK(
+            result.body ==
+            R"({"id":"e1","object":"list","data":[{"object":"embedding","embedding":"AACAPwAAAMDNzMw9AAAAgAEAAAA=","index":0},{"object":"embedding","embedding":"","index":1}],"model":"mistral-embed","usage":{"prompt_tokens":3,"total_tokens":3}})");
         CHECK(result.hits.has(response_rule::embeddings_base64));
         REQUIRE(result.usage);
         CHECK(result.usage->total_tokens == 3);
     }
     SUBCASE("already a string: kept") {
-        const auto result = transform_embeddings_response(
-            R"({"data":[{"embedding":"AACAPw==","index":0}]})", embedding_encoding::base64);
+        const auto result = transform_embeddings_response(R"({"data":[{"embedding":"AACAPw==","index":0}]})",
+                                                          embedding_encoding::base64);
         CHECK(result.body == R"({"data":[{"embedding":"AACAPw==","index":0}]})");
     }
     SUBCASE("not an embedding list: 502") {
@@ -278,18 +292,18 @@ TEST_CASE("models: list merged with aliases") {
     const auto result = merge_model_list(list, aliases, 42);
     REQUIRE_FALSE(result.error);
     CHECK(result.hits.has(response_rule::model_alias));
-    CHECK(result.body ==
-          R"({"object":"list","data":[{"id":"mistral-large-latest","object":"model","created":100,"owned_by":"mistralai","capabilities":{"completion_chat":true,"vision":true},"max_context_length":131072,"aliases":["mistral-large-2411"],"type":"base"},)"
-          R"({"id":"gpt-4o","object":"model","created":100,"capabilities":{"completion_chat":true,"vision":true},"max_context_length":131072,"type":"base","owned_by":"mistral-proxy","alias_for":"mistral-large-latest"},)"
-          R"({"id":"text-embedding-3-small","object":"model","created":42,"owned_by":"mistral-proxy","alias_for":"mistral-embed"}]})");
+    CHECK(
+        result.body ==
+        R"({"object":"list","data":[{"id":"mistral-large-latest","object":"model","created":100,"owned_by":"mistralai","capabilities":{"completion_chat":true,"vision":true},"max_context_length":131072,"aliases":["mistral-large-2411"],"type":"base"},)"
+        R"({"id":"gpt-4o","object":"model","created":100,"capabilities":{"completion_chat":true,"vision":true},"max_context_length":131072,"type":"base","owned_by":"mistral-proxy","alias_for":"mistral-large-latest"},)"
+        R"({"id":"text-embedding-3-small","object":"model","created":42,"owned_by":"mistral-proxy","alias_for":"mistral-embed"}]})");
 
-    SUBCASE("no aliases: unchanged") {
-        CHECK(merge_model_list(list, {}, 0).unchanged);
-    }
+    SUBCASE("no aliases: unchanged") { CHECK(merge_model_list(list, {}, 0).unchanged); }
     SUBCASE("empty upstream list") {
         const auto only = merge_model_list(R"({"object":"list","data":[]})", std::span(aliases).first(1), 5);
-        CHECK(only.body ==
-              R"({"object":"list","data":[{"id":"gpt-4o","object":"model","created":5,"owned_by":"mistral-proxy","alias_for":"mistral-large-latest"}]})");
+        CHECK(
+            only.body ==
+            R"({"object":"list","data":[{"id":"gpt-4o","object":"model","created":5,"owned_by":"mistral-proxy","alias_for":"mistral-large-latest"}]})");
     }
     SUBCASE("not a list: 502, never an empty list") {
         for (const std::string_view bad : {"", "<html>", R"({"object":"list"})", R"({"data":{}})"}) {
@@ -305,9 +319,10 @@ TEST_CASE("models: a card for /v1/models/{alias}") {
     const model_alias alias{"gpt-4o", "mistral-large-latest"};
     CHECK(find_alias(std::span(&alias, 1), "gpt-4o") == &alias);
     CHECK(find_alias(std::span(&alias, 1), "gpt-4") == nullptr);
-    CHECK(alias_model_card(R"({"id":"mistral-large-latest","object":"model","created":1,"owned_by":"mistralai"})",
-                           alias, 9) ==
-          R"({"id":"gpt-4o","object":"model","created":1,"owned_by":"mistral-proxy","alias_for":"mistral-large-latest"})");
+    CHECK(
+        alias_model_card(R"({"id":"mistral-large-latest","object":"model","created":1,"owned_by":"mistralai"})", alias,
+                         9) ==
+        R"({"id":"gpt-4o","object":"model","created":1,"owned_by":"mistral-proxy","alias_for":"mistral-large-latest"})");
     const std::string synthesized =
         R"({"id":"gpt-4o","object":"model","created":9,"owned_by":"mistral-proxy","alias_for":"mistral-large-latest"})";
     CHECK(alias_model_card("", alias, 9) == synthesized);

@@ -33,6 +33,7 @@ TEST_CASE("legacy completions request -> FIM or chat body") {
         const auto mapped = map_completions_request(r.in, r.target);
         REQUIRE_FALSE(mapped.error);
         CHECK(mapped.body == r.out);
+        CHECK(mapped.body.capacity() >= mapped.body.size() + 64);
         CHECK(mapped.stream == r.stream);
         CHECK(mapped.include_usage == r.include_usage);
     }

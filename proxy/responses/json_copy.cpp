@@ -1,5 +1,7 @@
 #include "responses/json_copy.hpp"
 
+#include <charconv>
+
 namespace mistral_proxy::responses::detail {
 
 namespace {
@@ -57,8 +59,7 @@ void append_tool_call_id(std::string& out, std::string_view answer_id, std::uint
     }
 }
 
-bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text,
-                     bool& any_reasoning) {
+bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text, bool& any_reasoning) {
     for (auto element : chunks) {
         od::object chunk;
         if (element.get_object().get(chunk) != simdjson::SUCCESS) {
@@ -150,6 +151,76 @@ bool write_arguments(std::string& out, od::value& arguments, bool& repaired) {
     errors::append_json_string(out, raw);
     repaired = true;
     return true;
+}
+
+bool write_function(std::string& out, od::object function, bool& has_name, bool& repaired) {
+    out += '{';
+    bool first = true;
+    for (auto field : function) {
+        std::string_view key;
+        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+            return false;
+        }
+        od::value value = field.value();
+        if (key == "name") {
+            std::string_view name;
+            if (value.get_string().get(name) != simdjson::SUCCESS) {
+                return false;
+            }
+            has_name = !name.empty();
+            begin_member(out, first, key);
+            errors::append_json_string(out, name);
+        } else if (key == "arguments") {
+            begin_member(out, first, key);
+            if (!write_arguments(out, value, repaired)) {
+                return false;
+            }
+        } else if (!copy_member(out, first, key, value)) {
+            return false;
+        }
+    }
+    out += '}';
+    return true;
+}
+
+bool write_flattened_content(std::string& out, bool& first, od::array chunks, std::string& text, std::string& reasoning,
+                             bool null_when_empty) {
+    text.clear();
+    reasoning.clear();
+    bool any_text = false;
+    bool any_reasoning = false;
+    if (!flatten_content(chunks, text, reasoning, any_text, any_reasoning)) {
+        return false;
+    }
+    begin_member(out, first, "content");
+    if (any_text && !(text.empty() && null_when_empty)) {
+        errors::append_json_string(out, text);
+    } else {
+        out += "null";
+    }
+    if (any_reasoning) {
+        begin_member(out, first, "reasoning_content");
+        errors::append_json_string(out, reasoning);
+    }
+    return true;
+}
+
+bool read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts) {
+    od::object usage;
+    return value.get_object().get(usage) == simdjson::SUCCESS && usage.raw_json().get(raw) == simdjson::SUCCESS &&
+           usage.reset().error() == simdjson::SUCCESS && read_usage(usage, counts);
+}
+
+void append_uint(std::string& out, std::uint64_t value) {
+    char buffer[24];
+    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+    out.append(buffer, static_cast<std::size_t>(result.ptr - buffer));
+}
+
+void append_int(std::string& out, std::int64_t value) {
+    char buffer[24];
+    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
+    out.append(buffer, static_cast<std::size_t>(result.ptr - buffer));
 }
 
 }  // namespace mistral_proxy::responses::detail

@@ -31,6 +31,27 @@ private:
     std::string buffer_;
 };
 
+// A parser and its padded input, reused between calls (one per thread or per
+// stream). open() parses `text` as a JSON object; false when it is not one.
+class json_reader {
+public:
+    bool open(std::string_view text, od::document& doc, od::object& root) {
+        return parser_.iterate(input_.pad(text)).get(doc) == simdjson::SUCCESS &&
+               doc.get_object().get(root) == simdjson::SUCCESS;
+    }
+
+private:
+    padded_input input_;
+    od::parser parser_;
+};
+
+// After the root object was iterated: true when nothing follows it (On-Demand
+// accepts `{..}}` unless asked).
+inline bool at_end(od::document& doc) {
+    const char* location = nullptr;
+    return doc.current_location().get(location) == simdjson::OUT_OF_BOUNDS;
+}
+
 // Starts an object member: a comma unless it is the first, then "key":.
 // `key` is unescaped text; it is escaped here.
 inline void begin_member(std::string& out, bool& first, std::string_view key) {
@@ -70,8 +91,7 @@ void append_tool_call_id(std::string& out, std::string_view answer_id, std::uint
 // the text chunks' text appended to `text`, the thinking chunks' text to
 // `reasoning`. Other chunk types (references, images) carry no text and are
 // skipped. false on malformed input.
-bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text,
-                     bool& any_reasoning);
+bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text, bool& any_reasoning);
 
 // Reads prompt/completion/total tokens of a `usage` object. Unknown members are
 // skipped. false on malformed input.
@@ -81,6 +101,25 @@ bool read_usage(od::object usage, usage_counts& counts);
 // may send an object (the schema allows it); it is written as its JSON text.
 // Returns false on malformed input; sets `repaired` when it had to convert.
 bool write_arguments(std::string& out, od::value& arguments, bool& repaired);
+
+// A `function` object of a tool call with `arguments` written by
+// write_arguments(); other members copied. `has_name` tells whether it named a
+// function (a whole call, not a continuation fragment). false on malformed input.
+bool write_function(std::string& out, od::object function, bool& has_name, bool& repaired);
+
+// A content list written as OpenAI's members: "content" (the text, or null when
+// there is none or when it is empty and `null_when_empty`) and, when thinking
+// chunks were present, "reasoning_content". `text`/`reasoning` are scratch
+// buffers the caller reuses. false on malformed input.
+bool write_flattened_content(std::string& out, bool& first, od::array chunks, std::string& text, std::string& reasoning,
+                             bool null_when_empty);
+
+// A `usage` value: when it is an object, its raw JSON and counts. false when it
+// is not an object or is malformed.
+bool read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts);
+
+void append_uint(std::string& out, std::uint64_t value);
+void append_int(std::string& out, std::int64_t value);
 
 // Appends `data: ` + json + "\n\n".
 inline void append_sse_data(std::string& out, std::string_view json) {

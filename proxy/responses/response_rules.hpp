@@ -25,14 +25,14 @@ struct response_rules {
 // Rule ids of the response side. The first two are SPEC §6 ids; the others
 // extend the list for the repairs of issue 4 so metrics can tell them apart.
 enum class response_rule : std::uint8_t {
-    finish_reason,       // finish_reason mapped (model_length -> length)
-    errors,              // a Mistral error (or finish_reason "error") turned into OpenAI's error shape
-    stream_repair,       // role added, tool call index/type/id filled, usage moved to the final chunk
-    message_repair,      // content "" -> null next to tool_calls, Mistral-only keys dropped, arguments as string
-    reasoning,           // thinking chunks turned into content + reasoning_content
-    embeddings_base64,   // float embeddings encoded as base64 float32 for the client
-    text_completion,     // chat or FIM answer turned into the legacy text_completion shape
-    model_alias,         // rule-file aliases added to a model list or answered for /models/{id}
+    finish_reason,      // finish_reason mapped (model_length -> length)
+    errors,             // a Mistral error (or finish_reason "error") turned into OpenAI's error shape
+    stream_repair,      // role added, tool call index/type/id filled, usage moved to the final chunk
+    message_repair,     // content "" -> null next to tool_calls, Mistral-only keys dropped, arguments as string
+    reasoning,          // thinking chunks turned into content + reasoning_content
+    embeddings_base64,  // float embeddings encoded as base64 float32 for the client
+    text_completion,    // chat or FIM answer turned into the legacy text_completion shape
+    model_alias,        // rule-file aliases added to a model list or answered for /models/{id}
 };
 
 inline constexpr std::size_t response_rule_count = 8;

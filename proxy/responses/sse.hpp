@@ -14,11 +14,11 @@ namespace mistral_proxy::responses {
 // feed() or into the splitter's own buffers; all stay valid until the next call
 // to next(), feed() or finish() on the same splitter.
 struct sse_event {
-    std::string_view data;  // the data lines joined by '\n' (no trailing '\n')
-    std::string_view type;  // the `event:` field; "" means the default "message"
-    std::string_view id;    // the `id:` field (ids containing NUL are ignored, as the spec says)
+    std::string_view data;                  // the data lines joined by '\n' (no trailing '\n')
+    std::string_view type;                  // the `event:` field; "" means the default "message"
+    std::string_view id;                    // the `id:` field (ids containing NUL are ignored, as the spec says)
     std::optional<std::uint64_t> retry_ms;  // `retry:` when it is all ASCII digits
-    bool has_data = false;  // at least one `data` line, even an empty one
+    bool has_data = false;                  // at least one `data` line, even an empty one
     bool has_id = false;
 };
 

@@ -1,10 +1,13 @@
 #include "responses/stream_transcoder.hpp"
 
-#include <charconv>
+#include <vector>
+
+#include "responses/json_copy.hpp"
 
 namespace mistral_proxy::responses {
 
 namespace od = simdjson::ondemand;
+using detail::append_uint;
 using detail::begin_member;
 using detail::copy_member;
 using detail::raw_value;
@@ -17,12 +20,6 @@ constexpr std::uint64_t max_tracked_choices = 64;
 
 // Event data quoted in an error message: enough to recognise it.
 constexpr std::size_t max_quoted_bytes = 200;
-
-void append_uint(std::string& out, std::uint64_t value) {
-    char buffer[24];
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-    out.append(buffer, static_cast<std::size_t>(result.ptr - buffer));
-}
 
 std::string_view trim(std::string_view s) noexcept {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n')) {
@@ -44,10 +41,68 @@ std::string quoted_prefix(std::string_view data) {
 
 }  // namespace
 
-stream_transcoder::stream_transcoder(const response_rules& rules, stream_options options)
-    : rules_(&rules), options_(options), splitter_(options.max_event_bytes) {}
+struct stream_transcoder::impl {
+    struct choice_state {
+        bool role_sent = false;
+        bool finished = false;
+        std::uint64_t tool_calls = 0;  // tool calls started in this choice's message
+    };
 
-void stream_transcoder::on_body(std::string_view piece, std::string& out) {
+    impl(const response_rules& rules, stream_options options)
+        : rules_(&rules), options_(options), splitter_(options.max_event_bytes) {}
+
+    void on_body(std::string_view piece, std::string& out);
+    void on_event(const sse_event& event, std::string& out);
+    void on_end(std::string& out);
+    void on_failure(const errors::openai_error& error, std::string& out);
+
+    // Rewrites one chunk; false when it is malformed. `is_error`: it is an error object.
+    bool write_chunk(od::object chunk, std::string& out, bool& is_error, bool& finish_error);
+    bool write_choice(od::object choice, std::string& out, bool& finish_error);
+    bool write_chat_delta(od::object delta, choice_state& state, std::uint64_t choice_index, std::string& out);
+    bool write_tool_calls(od::array calls, choice_state& state, std::uint64_t choice_index, std::string& out);
+    choice_state& state_for(std::uint64_t index);
+    void finish_ok(std::string& out);
+    void finish_error(const errors::openai_error& error, std::string& out);
+
+    const response_rules* rules_;
+    stream_options options_;
+    sse_splitter splitter_;
+    detail::json_reader reader_;
+    std::string scratch_;    // function objects of tool calls while they are rewritten
+    std::string text_;       // flattened content
+    std::string reasoning_;  // flattened thinking
+    std::string id_;         // raw JSON of the first chunk's id, created, model: for the usage chunk
+    std::string created_;
+    std::string model_;
+    std::string usage_raw_;  // raw JSON of the last usage object
+    std::vector<choice_state> choices_;
+    std::optional<usage_counts> usage_;
+    rule_hits hits_;
+    std::uint64_t events_in_ = 0;
+    bool done_ = false;
+    bool failed_ = false;
+};
+
+stream_transcoder::stream_transcoder(const response_rules& rules, stream_options options)
+    : impl_(std::make_unique<impl>(rules, options)) {}
+stream_transcoder::~stream_transcoder() = default;
+stream_transcoder::stream_transcoder(stream_transcoder&&) noexcept = default;
+stream_transcoder& stream_transcoder::operator=(stream_transcoder&&) noexcept = default;
+
+void stream_transcoder::on_body(std::string_view piece, std::string& out) { impl_->on_body(piece, out); }
+void stream_transcoder::on_event(const sse_event& event, std::string& out) { impl_->on_event(event, out); }
+void stream_transcoder::on_end(std::string& out) { impl_->on_end(out); }
+void stream_transcoder::on_failure(const errors::openai_error& error, std::string& out) {
+    impl_->on_failure(error, out);
+}
+bool stream_transcoder::done() const noexcept { return impl_->done_; }
+bool stream_transcoder::failed() const noexcept { return impl_->failed_; }
+rule_hits stream_transcoder::hits() const noexcept { return impl_->hits_; }
+const std::optional<usage_counts>& stream_transcoder::usage() const noexcept { return impl_->usage_; }
+std::uint64_t stream_transcoder::events_in() const noexcept { return impl_->events_in_; }
+
+void stream_transcoder::impl::on_body(std::string_view piece, std::string& out) {
     if (done_) {
         return;
     }
@@ -70,7 +125,7 @@ void stream_transcoder::on_body(std::string_view piece, std::string& out) {
     }
 }
 
-void stream_transcoder::on_end(std::string& out) {
+void stream_transcoder::impl::on_end(std::string& out) {
     if (done_) {
         return;
     }
@@ -98,13 +153,13 @@ void stream_transcoder::on_end(std::string& out) {
     finish_error(errors::make_error(502, std::move(message), "upstream_stream_truncated"), out);
 }
 
-void stream_transcoder::on_failure(const errors::openai_error& error, std::string& out) {
+void stream_transcoder::impl::on_failure(const errors::openai_error& error, std::string& out) {
     if (!done_) {
         finish_error(error, out);
     }
 }
 
-void stream_transcoder::on_event(const sse_event& event, std::string& out) {
+void stream_transcoder::impl::on_event(const sse_event& event, std::string& out) {
     if (done_ || !event.has_data) {
         return;
     }
@@ -122,13 +177,9 @@ void stream_transcoder::on_event(const sse_event& event, std::string& out) {
     od::object chunk;
     bool is_error = event.type == "error";
     bool finish_reason_error = false;
-    bool ok = parser_.iterate(input_.pad(data)).get(doc) == simdjson::SUCCESS &&
-              doc.get_object().get(chunk) == simdjson::SUCCESS &&
-              write_chunk(chunk, out, is_error, finish_reason_error);
+    bool ok = reader_.open(data, doc, chunk) && write_chunk(chunk, out, is_error, finish_reason_error);
     if (ok && !is_error) {
-        // Trailing bytes after the object ({...}}) make the event malformed.
-        const char* location = nullptr;
-        ok = doc.current_location().get(location) == simdjson::OUT_OF_BOUNDS;
+        ok = detail::at_end(doc);  // trailing bytes after the object ({...}}) make the event malformed
     }
     if (is_error) {
         out.resize(mark);
@@ -153,7 +204,7 @@ void stream_transcoder::on_event(const sse_event& event, std::string& out) {
     }
 }
 
-stream_transcoder::choice_state& stream_transcoder::state_for(std::uint64_t index) {
+stream_transcoder::impl::choice_state& stream_transcoder::impl::state_for(std::uint64_t index) {
     const std::size_t slot = static_cast<std::size_t>(index < max_tracked_choices ? index : max_tracked_choices);
     if (slot >= choices_.size()) {
         choices_.resize(slot + 1);
@@ -161,7 +212,7 @@ stream_transcoder::choice_state& stream_transcoder::state_for(std::uint64_t inde
     return choices_[slot];
 }
 
-bool stream_transcoder::write_chunk(od::object chunk, std::string& out, bool& is_error, bool& finish_error) {
+bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bool& is_error, bool& finish_error) {
     const bool text_shape = options_.shape == stream_shape::text_completion;
     const std::size_t mark = out.size();
     out += "data: {";
@@ -212,17 +263,12 @@ bool stream_transcoder::write_chunk(od::object chunk, std::string& out, bool& is
             out += text_shape ? "\"text_completion\"" : "\"chat.completion.chunk\"";
             saw_object = true;
         } else if (key == "usage") {
-            od::object usage;
-            if (value.get_object().get(usage) == simdjson::SUCCESS) {
-                std::string_view raw;
-                usage_counts counts;
-                ok = usage.raw_json().get(raw) == simdjson::SUCCESS && usage.reset().error() == simdjson::SUCCESS &&
-                     detail::read_usage(usage, counts);
-                if (ok) {
-                    usage_raw_.assign(raw);
-                    usage_ = counts;
-                    hits_.add(response_rule::stream_repair);
-                }
+            std::string_view raw;
+            usage_counts counts;
+            if (detail::read_usage_value(value, raw, counts)) {
+                usage_raw_.assign(raw);
+                usage_ = counts;
+                hits_.add(response_rule::stream_repair);
             }
             // Not written: it goes into the final usage chunk (or nowhere), see the header.
         } else if (key == "error" || key == "detail") {
@@ -268,7 +314,7 @@ bool stream_transcoder::write_chunk(od::object chunk, std::string& out, bool& is
     return true;
 }
 
-bool stream_transcoder::write_choice(od::object choice, std::string& out, bool& finish_error) {
+bool stream_transcoder::impl::write_choice(od::object choice, std::string& out, bool& finish_error) {
     std::uint64_t index = 0;
     {
         od::value index_value;
@@ -413,8 +459,8 @@ bool stream_transcoder::write_choice(od::object choice, std::string& out, bool& 
     return true;
 }
 
-bool stream_transcoder::write_chat_delta(od::object delta, choice_state& state, std::uint64_t choice_index,
-                                         std::string& out) {
+bool stream_transcoder::impl::write_chat_delta(od::object delta, choice_state& state, std::uint64_t choice_index,
+                                               std::string& out) {
     out += '{';
     bool first = true;
     bool role_written = false;
@@ -439,23 +485,9 @@ bool stream_transcoder::write_chat_delta(od::object delta, choice_state& state, 
             role_written = true;
         } else if (key == "content" && type == od::json_type::array) {
             od::array chunks;
-            text_.clear();
-            reasoning_.clear();
-            bool any_text = false;
-            bool any_reasoning = false;
             if (value.get_array().get(chunks) != simdjson::SUCCESS ||
-                !detail::flatten_content(chunks, text_, reasoning_, any_text, any_reasoning)) {
+                !detail::write_flattened_content(out, first, chunks, text_, reasoning_, false)) {
                 return false;
-            }
-            begin_member(out, first, "content");
-            if (any_text || !any_reasoning) {
-                errors::append_json_string(out, text_);
-            } else {
-                out += "null";
-            }
-            if (any_reasoning) {
-                begin_member(out, first, "reasoning_content");
-                errors::append_json_string(out, reasoning_);
             }
             hits_.add(response_rule::reasoning);
         } else if (key == "tool_calls" && type == od::json_type::array) {
@@ -481,8 +513,8 @@ bool stream_transcoder::write_chat_delta(od::object delta, choice_state& state, 
     return true;
 }
 
-bool stream_transcoder::write_tool_calls(od::array calls, choice_state& state, std::uint64_t choice_index,
-                                         std::string& out) {
+bool stream_transcoder::impl::write_tool_calls(od::array calls, choice_state& state, std::uint64_t choice_index,
+                                               std::string& out) {
     out += '[';
     bool first_call = true;
     for (auto element : calls) {
@@ -514,36 +546,11 @@ bool stream_transcoder::write_tool_calls(od::array calls, choice_state& state, s
                 }
             } else if (key == "function") {
                 od::object function;
-                if (value.get_object().get(function) != simdjson::SUCCESS) {
+                if (value.get_object().get(function) != simdjson::SUCCESS ||
+                    !detail::write_function(scratch_, function, has_name, repaired)) {
                     return false;
                 }
                 has_function = true;
-                scratch_ += '{';
-                bool first = true;
-                for (auto function_field : function) {
-                    std::string_view function_key;
-                    if (function_field.unescaped_key().get(function_key) != simdjson::SUCCESS) {
-                        return false;
-                    }
-                    od::value function_value = function_field.value();
-                    if (function_key == "name") {
-                        std::string_view name;
-                        if (function_value.get_string().get(name) != simdjson::SUCCESS) {
-                            return false;
-                        }
-                        has_name = !name.empty();
-                        begin_member(scratch_, first, function_key);
-                        errors::append_json_string(scratch_, name);
-                    } else if (function_key == "arguments") {
-                        begin_member(scratch_, first, function_key);
-                        if (!detail::write_arguments(scratch_, function_value, repaired)) {
-                            return false;
-                        }
-                    } else if (!copy_member(scratch_, first, function_key, function_value)) {
-                        return false;
-                    }
-                }
-                scratch_ += '}';
             } else if (key == "index") {
                 has_index = value.get_uint64().get(upstream_index) == simdjson::SUCCESS;
             } else if (key == "type") {
@@ -589,7 +596,7 @@ bool stream_transcoder::write_tool_calls(od::array calls, choice_state& state, s
     return true;
 }
 
-void stream_transcoder::finish_ok(std::string& out) {
+void stream_transcoder::impl::finish_ok(std::string& out) {
     if (options_.include_usage && usage_) {
         out += R"(data: {"id":)";
         out += id_.empty() ? std::string_view(R"("")") : std::string_view(id_);
@@ -607,7 +614,7 @@ void stream_transcoder::finish_ok(std::string& out) {
     done_ = true;
 }
 
-void stream_transcoder::finish_error(const errors::openai_error& error, std::string& out) {
+void stream_transcoder::impl::finish_error(const errors::openai_error& error, std::string& out) {
     out += errors::to_sse_event(error);
     hits_.add(response_rule::errors);
     done_ = true;

@@ -32,13 +32,12 @@
 // ends with data: [DONE], also when upstream forgot to send it.
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include "errors/openai_error.hpp"
-#include "responses/json_copy.hpp"
 #include "responses/response_rules.hpp"
 #include "responses/sse.hpp"
 
@@ -61,6 +60,9 @@ public:
     // `rules` must outlive the transcoder (it belongs to the rule set the
     // request holds).
     stream_transcoder(const response_rules& rules, stream_options options);
+    ~stream_transcoder();
+    stream_transcoder(stream_transcoder&&) noexcept;
+    stream_transcoder& operator=(stream_transcoder&&) noexcept;
 
     // One piece of the upstream body, as read. Appends to `out` every OpenAI
     // event the piece completes (zero or more whole events; never half of one).
@@ -82,55 +84,25 @@ public:
 
     // The stream has ended (data: [DONE] or an error event was appended); the
     // relay may stop reading upstream and finish the client's body.
-    bool done() const noexcept { return done_; }
+    bool done() const noexcept;
     // The ending was an error event (for metrics and the access log).
-    bool failed() const noexcept { return failed_; }
+    bool failed() const noexcept;
 
     // Response rules that changed something so far (for metrics: in a stream
     // the x-mistral-proxy-rules header is already sent).
-    rule_hits hits() const noexcept { return hits_; }
+    rule_hits hits() const noexcept;
 
     // The last usage Mistral reported, when it did.
-    const std::optional<usage_counts>& usage() const noexcept { return usage_; }
+    const std::optional<usage_counts>& usage() const noexcept;
 
-    std::uint64_t events_in() const noexcept { return events_in_; }
+    // Upstream events with data seen so far (for metrics).
+    std::uint64_t events_in() const noexcept;
 
 private:
-    struct choice_state {
-        bool role_sent = false;
-        bool finished = false;
-        std::uint64_t tool_calls = 0;  // tool calls started in this choice's message
-    };
-
-    // Rewrites one chunk; false when it is not a chunk (error object, malformed).
-    bool write_chunk(simdjson::ondemand::object chunk, std::string& out, bool& is_error, bool& finish_error);
-    bool write_choice(simdjson::ondemand::object choice, std::string& out, bool& finish_error);
-    bool write_chat_delta(simdjson::ondemand::object delta, choice_state& state, std::uint64_t choice_index,
-                          std::string& out);
-    bool write_tool_calls(simdjson::ondemand::array calls, choice_state& state, std::uint64_t choice_index,
-                          std::string& out);
-    choice_state& state_for(std::uint64_t index);
-    void finish_ok(std::string& out);
-    void finish_error(const errors::openai_error& error, std::string& out);
-
-    const response_rules* rules_;
-    stream_options options_;
-    sse_splitter splitter_;
-    simdjson::ondemand::parser parser_;
-    detail::padded_input input_;
-    std::string scratch_;     // function objects of tool calls while they are rewritten
-    std::string text_;        // flattened content
-    std::string reasoning_;   // flattened thinking
-    std::string id_;          // raw JSON of the first chunk's id, created, model: for the usage chunk
-    std::string created_;
-    std::string model_;
-    std::string usage_raw_;   // raw JSON of the last usage object
-    std::vector<choice_state> choices_;
-    std::optional<usage_counts> usage_;
-    rule_hits hits_;
-    std::uint64_t events_in_ = 0;
-    bool done_ = false;
-    bool failed_ = false;
+    // Parser state and buffers live behind a pointer so that this header stays
+    // free of simdjson (the relay's Beast translation unit includes it).
+    struct impl;
+    std::unique_ptr<impl> impl_;
 };
 
 }  // namespace mistral_proxy::responses

@@ -112,43 +112,58 @@ TEST_CASE("stream: per-chunk repairs") {
         response_rule rule;
     };
     const row rows[] = {
-        {"model_length -> length", chunk(R"({"index":0,"delta":{"role":"assistant","content":"x"},"finish_reason":"model_length"})"),
+        {"model_length -> length",
+         chunk(R"({"index":0,"delta":{"role":"assistant","content":"x"},"finish_reason":"model_length"})"),
          chunk(R"({"index":0,"delta":{"role":"assistant","content":"x"},"finish_reason":"length"})"),
          response_rule::finish_reason},
         {"first delta without role gets it", chunk(R"({"index":0,"delta":{"content":"x"},"finish_reason":null})"),
          chunk(R"({"index":0,"delta":{"content":"x","role":"assistant"},"finish_reason":null})"),
          response_rule::stream_repair},
-        {"role null on the first delta", chunk(R"({"index":0,"delta":{"role":null,"content":"x"},"finish_reason":null})"),
+        {"role null on the first delta",
+         chunk(R"({"index":0,"delta":{"role":null,"content":"x"},"finish_reason":null})"),
          chunk(R"({"index":0,"delta":{"role":"assistant","content":"x"},"finish_reason":null})"),
          response_rule::stream_repair},
         {"choice without delta or finish_reason", chunk(R"({"index":0})"),
          chunk(R"({"index":0,"delta":{"role":"assistant"},"finish_reason":null})"), response_rule::stream_repair},
         {"tool call with placeholder id, no index, no type",
-         chunk(R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"null","function":{"name":"f","arguments":"{\"a\":1}"}}]},"finish_reason":"tool_calls"})"),
-         chunk(R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"ID0","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"finish_reason":"tool_calls"})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"null","function":{"name":"f","arguments":"{\"a\":1}"}}]},"finish_reason":"tool_calls"})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"ID0","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},"finish_reason":"tool_calls"})"),
          response_rule::stream_repair},
         {"tool call with a real id keeps it; Mistral-only keys dropped",
-         chunk(R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"abcDEF123","type":"function","index":0,"extra":1,"function":{"name":"f","arguments":""}}]},"finish_reason":null})"),
-         chunk(R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"abcDEF123","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":null})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"abcDEF123","type":"function","index":0,"extra":1,"function":{"name":"f","arguments":""}}]},"finish_reason":null})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"abcDEF123","type":"function","function":{"name":"f","arguments":""}}]},"finish_reason":null})"),
          response_rule::message_repair},
         {"arguments as an object become a string",
-         chunk(R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"abcDEF123","type":"function","index":0,"function":{"name":"f","arguments":{"q":"x\"y"}}}]},"finish_reason":"tool_calls"})"),
-         chunk(R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{\"q\":\"x\\\"y\"}"}}]},"finish_reason":"tool_calls"})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"abcDEF123","type":"function","index":0,"function":{"name":"f","arguments":{"q":"x\"y"}}}]},"finish_reason":"tool_calls"})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{\"q\":\"x\\\"y\"}"}}]},"finish_reason":"tool_calls"})"),
          response_rule::message_repair},
         {"two parallel calls in one chunk",
-         chunk(R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"aaaaaaaaa","function":{"name":"f","arguments":"{}"}},{"id":"bbbbbbbbb","function":{"name":"g","arguments":"{}"}}]},"finish_reason":"tool_calls"})"),
-         chunk(R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"aaaaaaaaa","type":"function","function":{"name":"f","arguments":"{}"}},{"index":1,"id":"bbbbbbbbb","type":"function","function":{"name":"g","arguments":"{}"}}]},"finish_reason":"tool_calls"})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"aaaaaaaaa","function":{"name":"f","arguments":"{}"}},{"id":"bbbbbbbbb","function":{"name":"g","arguments":"{}"}}]},"finish_reason":"tool_calls"})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"aaaaaaaaa","type":"function","function":{"name":"f","arguments":"{}"}},{"index":1,"id":"bbbbbbbbb","type":"function","function":{"name":"g","arguments":"{}"}}]},"finish_reason":"tool_calls"})"),
          response_rule::stream_repair},
         {"thinking chunks: content string plus reasoning_content",
-         chunk(R"({"index":0,"delta":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"hmm "},{"type":"text","text":"ok"}]},{"type":"text","text":"Answer"}]},"finish_reason":null})"),
-         chunk(R"({"index":0,"delta":{"role":"assistant","content":"Answer","reasoning_content":"hmm ok"},"finish_reason":null})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"hmm "},{"type":"text","text":"ok"}]},{"type":"text","text":"Answer"}]},"finish_reason":null})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","content":"Answer","reasoning_content":"hmm ok"},"finish_reason":null})"),
          response_rule::reasoning},
         {"thinking only: content null",
-         chunk(R"({"index":0,"delta":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"a\nb"}]}]},"finish_reason":null})"),
-         chunk(R"({"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":"a\nb"},"finish_reason":null})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"a\nb"}]}]},"finish_reason":null})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","content":null,"reasoning_content":"a\nb"},"finish_reason":null})"),
          response_rule::reasoning},
         {"text chunks with references: the text only",
-         chunk(R"({"index":0,"delta":{"role":"assistant","content":[{"type":"text","text":"A"},{"type":"reference","reference_ids":[1]},{"text":"B"}]},"finish_reason":null})"),
+         chunk(
+             R"({"index":0,"delta":{"role":"assistant","content":[{"type":"text","text":"A"},{"type":"reference","reference_ids":[1]},{"text":"B"}]},"finish_reason":null})"),
          chunk(R"({"index":0,"delta":{"role":"assistant","content":"AB"},"finish_reason":null})"),
          response_rule::reasoning},
         {"object missing is added",
@@ -180,8 +195,10 @@ TEST_CASE("stream: per-chunk repairs") {
 TEST_CASE("stream: tool calls in separate chunks get increasing indexes and stable ids") {
     const std::string body = events({
         chunk(R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null})"),
-        chunk(R"({"index":0,"delta":{"tool_calls":[{"id":"null","index":0,"function":{"name":"f","arguments":"{}"}}]},"finish_reason":null})"),
-        chunk(R"({"index":0,"delta":{"tool_calls":[{"id":"null","index":0,"function":{"name":"g","arguments":"{}"}}]},"finish_reason":"tool_calls"})"),
+        chunk(
+            R"({"index":0,"delta":{"tool_calls":[{"id":"null","index":0,"function":{"name":"f","arguments":"{}"}}]},"finish_reason":null})"),
+        chunk(
+            R"({"index":0,"delta":{"tool_calls":[{"id":"null","index":0,"function":{"name":"g","arguments":"{}"}}]},"finish_reason":"tool_calls"})"),
         "[DONE]",
     });
     const auto first = transcode(body);
@@ -215,7 +232,8 @@ TEST_CASE("stream: tool calls in separate chunks get increasing indexes and stab
 
 TEST_CASE("stream: a continuation fragment (no name, no id) extends the last call") {
     const std::string body = events({
-        chunk(R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":"{\"a\""}}]},"finish_reason":null})"),
+        chunk(
+            R"({"index":0,"delta":{"role":"assistant","tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":"{\"a\""}}]},"finish_reason":null})"),
         chunk(R"({"index":0,"delta":{"tool_calls":[{"function":{"arguments":":1}"}}]},"finish_reason":"tool_calls"})"),
     });
     const auto r = transcode(body, {}, false);
@@ -230,7 +248,11 @@ TEST_CASE("stream: errors end the stream without [DONE]") {
         std::string_view message_part;
     };
     const row rows[] = {
-        {"Mistral error object", events({ok, R"({"object":"error","message":"Service overloaded","type":"internal_server_error","param":null,"code":"3000"})", "[DONE]"}),
+        {"Mistral error object",
+         events(
+             {ok,
+              R"({"object":"error","message":"Service overloaded","type":"internal_server_error","param":null,"code":"3000"})",
+              "[DONE]"}),
          "Service overloaded"},
         {"detail object", events({ok, R"({"detail":"Model overloaded"})"}), "Model overloaded"},
         {"message without choices", events({ok, R"({"message":"Unauthorized"})"}), "Unauthorized"},
@@ -238,7 +260,8 @@ TEST_CASE("stream: errors end the stream without [DONE]") {
         {"not JSON", events({ok, "{\"id\":\"c1\",\"cho"}), "not a JSON object"},
         {"trailing bytes", events({ok + "}"}), "not a JSON object"},
         {"plain text", events({"Internal Server Error"}), "not a JSON object"},
-        {"finish_reason error", events({chunk(R"({"index":0,"delta":{"content":"par"},"finish_reason":"error"})"), "[DONE]"}),
+        {"finish_reason error",
+         events({chunk(R"({"index":0,"delta":{"content":"par"},"finish_reason":"error"})"), "[DONE]"}),
          "finish_reason \"error\""},
         {"cut before the end", events({ok}), "ended the stream before"},
     };
@@ -256,7 +279,8 @@ TEST_CASE("stream: errors end the stream without [DONE]") {
 
 TEST_CASE("stream: a finish_reason error keeps the content already produced") {
     const auto r = transcode(events({chunk(R"({"index":0,"delta":{"content":"par"},"finish_reason":"error"})")}));
-    CHECK(r.out.starts_with("data: " + chunk(R"({"index":0,"delta":{"content":"par","role":"assistant"},"finish_reason":null})") + "\n\n"));
+    CHECK(r.out.starts_with(
+        "data: " + chunk(R"({"index":0,"delta":{"content":"par","role":"assistant"},"finish_reason":null})") + "\n\n"));
 }
 
 TEST_CASE("stream: endings") {
@@ -270,9 +294,7 @@ TEST_CASE("stream: endings") {
         const auto r = transcode(events({done_chunk}) + "data: [DONE]");
         CHECK(r.out.ends_with("}\n\ndata: [DONE]\n\n"));
     }
-    SUBCASE("an empty body is an error") {
-        CHECK(transcode("").failed);
-    }
+    SUBCASE("an empty body is an error") { CHECK(transcode("").failed); }
     SUBCASE("events after [DONE] are ignored") {
         const auto r = transcode(events({done_chunk, "[DONE]", done_chunk}));
         CHECK(r.out.ends_with("data: [DONE]\n\n"));
@@ -300,22 +322,25 @@ TEST_CASE("stream: endings") {
     SUBCASE("usage-only chunk with empty choices is not forwarded") {
         stream_options options;
         options.include_usage = true;
-        const auto r = transcode(events({done_chunk, std::string("{") + std::string(head) +
-                                                         R"(,"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})",
-                                         "[DONE]"}),
-                                 options);
-        CHECK(r.out == events({chunk(R"({"index":0,"delta":{"content":"x","role":"assistant"},"finish_reason":"stop"})"),
-                               std::string("{") + std::string(head) +
-                                   R"(,"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})",
-                               "[DONE]"}));
+        const auto r = transcode(
+            events({done_chunk,
+                    std::string("{") + std::string(head) +
+                        R"(,"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})",
+                    "[DONE]"}),
+            options);
+        CHECK(r.out ==
+              events({chunk(R"({"index":0,"delta":{"content":"x","role":"assistant"},"finish_reason":"stop"})"),
+                      std::string("{") + std::string(head) +
+                          R"(,"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})",
+                      "[DONE]"}));
     }
 }
 
 TEST_CASE("stream: a custom finish_reason table") {
     response_rules rules;
     rules.finish_reasons = {{"model_length", "length"}, {"stop", "end_turn"}};
-    const auto r = transcode(events({chunk(R"({"index":0,"delta":{"content":"x"},"finish_reason":"stop"})")}), {}, true,
-                             rules);
+    const auto r =
+        transcode(events({chunk(R"({"index":0,"delta":{"content":"x"},"finish_reason":"stop"})")}), {}, true, rules);
     CHECK(r.out.find(R"("finish_reason":"end_turn")") != std::string::npos);
 }
 
@@ -365,7 +390,8 @@ TEST_CASE("stream: output does not depend on how the body is split") {
         events({
             chunk(R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null})"),
             chunk(R"({"index":0,"delta":{"content":"Bonjour \u00e9"},"finish_reason":null})"),
-            chunk(R"({"index":0,"delta":{"tool_calls":[{"id":"null","function":{"name":"f","arguments":{"k":[1,2]}}}]},"finish_reason":null})"),
+            chunk(
+                R"({"index":0,"delta":{"tool_calls":[{"id":"null","function":{"name":"f","arguments":{"k":[1,2]}}}]},"finish_reason":null})"),
             chunk(R"({"index":0,"delta":{"content":""},"finish_reason":"model_length"})",
                   R"(,"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5})"),
             "[DONE]",

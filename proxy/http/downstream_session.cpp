@@ -1,9 +1,9 @@
-#include "http/downstream_session.hpp"
-
+// The request side of a client connection: the HTTP/1.1 keep-alive loop, local
+// answers, reading and normalizing request bodies, routing, keys, the rate
+// limiter and the retries of SPEC §8. The answer itself is response_relay.cpp.
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <random>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -12,9 +12,14 @@
 
 #include "config/duration.hpp"
 #include "errors/openai_error.hpp"
+#include "http/session.hpp"
+#include "limits/estimate.hpp"
+#include "limits/retry.hpp"
 #include "log/access_log.hpp"
 #include "log/log.hpp"
-#include "normalize/request_peek.hpp"
+#include "normalize/normalizer.hpp"
+#include "responses/embeddings.hpp"
+#include "responses/legacy_completions.hpp"
 #include "routing/keys.hpp"
 #include "routing/route.hpp"
 
@@ -25,264 +30,26 @@ namespace {
 using namespace std::chrono_literals;
 using logging::log_level;
 using logging::log_line;
-using request_parser = bhttp::request_parser<bhttp::buffer_body>;
-using response_parser = bhttp::response_parser<bhttp::buffer_body>;
 
-// Relay granularity: big enough that a bulk transfer costs few syscalls, small
-// enough that a thousand idle streams stay within a few megabytes.
-constexpr std::size_t relay_buffer_bytes = 8 * 1024;
-// Error bodies are read whole to be translated; Mistral's are a few hundred bytes.
-constexpr std::size_t max_error_body_bytes = 1024 * 1024;
-constexpr std::uint32_t upstream_header_limit = 64 * 1024;
-
-std::string new_request_id() {
-    thread_local std::mt19937_64 generator{std::random_device{}()};
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string id(32, '0');
-    for (std::size_t half = 0; half < 2; ++half) {
-        auto bits = generator();
-        for (std::size_t i = 0; i < 16; ++i, bits >>= 4) {
-            id[half * 16 + i] = digits[bits & 0xf];
-        }
-    }
-    return id;
+errors::openai_error local_rate_limit_error(const limits::refusal& refusal) {
+    return errors::make_error(429, refusal.message, std::string(limits::to_string(refusal.limit)));
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept { return beast::iequals(a, b); }
-
-bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept {
-    return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
+metrics::local_limit metric_of(limits::limit_kind kind) {
+    switch (kind) {
+        case limits::limit_kind::requests_per_second:
+            return metrics::local_limit::requests_per_second;
+        case limits::limit_kind::tokens_per_minute:
+            return metrics::local_limit::tokens_per_minute;
+        case limits::limit_kind::tokens_per_month:
+            return metrics::local_limit::tokens_per_month;
+    }
+    return metrics::local_limit::requests_per_second;
 }
 
-// Endpoints whose JSON body the proxy reads whole: it routes on their model and
-// (later stages) rewrites them. Every other body streams straight through.
-bool is_buffered_endpoint(bhttp::verb method, std::string_view path) noexcept {
-    return method == bhttp::verb::post &&
-           (path == "/v1/chat/completions" || path == "/v1/fim/completions" || path == "/v1/embeddings" ||
-            path == "/v1/completions");
-}
+}  // namespace
 
-bool has_dot_segment(std::string_view path) noexcept {
-    std::size_t start = 0;
-    while (start <= path.size()) {
-        auto end = path.find('/', start);
-        if (end == std::string_view::npos) {
-            end = path.size();
-        }
-        const auto segment = path.substr(start, end - start);
-        if (segment == ".." || segment == ".") {
-            return true;
-        }
-        start = end + 1;
-    }
-    return false;
-}
-
-// Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the proxy sets itself never
-// cross it. `Host` is replaced so the client can never choose an upstream.
-bool is_hop_or_own_request_field(const bhttp::fields::value_type& field) noexcept {
-    switch (field.name()) {
-        case bhttp::field::host:
-        case bhttp::field::authorization:
-        case bhttp::field::proxy_authorization:
-        case bhttp::field::connection:
-        case bhttp::field::keep_alive:
-        case bhttp::field::proxy_connection:
-        case bhttp::field::te:
-        case bhttp::field::trailer:
-        case bhttp::field::transfer_encoding:
-        case bhttp::field::upgrade:
-        case bhttp::field::content_length:
-        case bhttp::field::accept_encoding:
-        case bhttp::field::expect:
-            return true;
-        case bhttp::field::unknown: {
-            const auto name = field.name_string();
-            // OpenAI account identifiers mean nothing to Mistral and should not leave the machine.
-            return iequals(name, "openai-organization") || iequals(name, "openai-project");
-        }
-        default:
-            return false;
-    }
-}
-
-bool is_hop_or_own_response_field(const bhttp::fields::value_type& field) noexcept {
-    switch (field.name()) {
-        case bhttp::field::connection:
-        case bhttp::field::keep_alive:
-        case bhttp::field::proxy_connection:
-        case bhttp::field::te:
-        case bhttp::field::trailer:
-        case bhttp::field::transfer_encoding:
-        case bhttp::field::upgrade:
-        case bhttp::field::content_length:
-        case bhttp::field::set_cookie:
-        case bhttp::field::alt_svc:
-            return true;
-        case bhttp::field::unknown: {
-            const auto name = field.name_string();
-            return iequals(name, "x-request-id") || starts_with_ci(name, "x-mistral-proxy-");
-        }
-        default:
-            return false;
-    }
-}
-
-// Headers named by the client's `Connection` header are hop-by-hop too.
-bool named_by_connection(const bhttp::fields& fields, std::string_view name) {
-    const auto connection = fields[bhttp::field::connection];
-    if (connection.empty()) {
-        return false;
-    }
-    for (const auto token : bhttp::token_list{connection}) {
-        if (iequals(token, name)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-template <class Fields>
-void copy_end_to_end_request_fields(const bhttp::fields& from, Fields& to) {
-    for (const auto& field : from) {
-        if (is_hop_or_own_request_field(field) || named_by_connection(from, field.name_string())) {
-            continue;
-        }
-        if (field.name() == bhttp::field::unknown) {
-            to.insert(field.name_string(), field.value());
-        } else {
-            to.insert(field.name(), field.value());
-        }
-    }
-}
-
-// What the client should see of an upstream error answer besides the body:
-// when to retry and the rate limits.
-void copy_retry_fields(const bhttp::fields& from, bhttp::fields& to) {
-    for (const auto& field : from) {
-        const auto name = field.name_string();
-        if (field.name() == bhttp::field::retry_after || starts_with_ci(name, "x-ratelimit") ||
-            starts_with_ci(name, "ratelimit") || starts_with_ci(name, "retry-after")) {
-            to.insert(name, field.value());
-        }
-    }
-}
-
-// A request body held whole, with the spare bytes the JSON parser may read past its end.
-class padded_body {
-public:
-    void reserve(std::size_t bytes) {
-        if (bytes + normalize::body_padding <= capacity_) {
-            return;
-        }
-        auto bigger = std::make_unique_for_overwrite<char[]>(bytes + normalize::body_padding);
-        std::copy_n(data_.get(), size_, bigger.get());
-        data_ = std::move(bigger);
-        capacity_ = bytes + normalize::body_padding;
-    }
-    char* free_space() noexcept { return data_.get() + size_; }
-    std::size_t free_bytes() const noexcept { return capacity_ - normalize::body_padding - size_; }
-    void commit(std::size_t bytes) noexcept { size_ += bytes; }
-    std::size_t size() const noexcept { return size_; }
-    std::string_view view() const noexcept { return {data_.get(), size_}; }
-    void zero_padding() noexcept { std::fill_n(data_.get() + size_, normalize::body_padding, '\0'); }
-
-private:
-    std::unique_ptr<char[]> data_;
-    std::size_t size_ = 0;
-    std::size_t capacity_ = 0;
-};
-
-struct request_context {
-    std::string id;
-    std::string_view method;
-    std::string path;
-    std::optional<routing::upstream_id> upstream;
-    std::string rules;  // comma-separated rule ids that changed the request or answer
-    bool client_keep_alive = true;
-    // What the access log and the metrics report once the request is answered.
-    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
-    unsigned status = 0;
-    std::uint64_t bytes_received = 0;
-    std::uint64_t bytes_sent = 0;
-    std::string model_requested;
-    std::string model_sent;
-    std::string error_message;
-    unsigned retries = 0;
-    bool stream = false;
-};
-
-enum class relay_outcome { complete, upstream_failed, client_failed };
-
-// What relaying an answer's body leaves behind for the code that ends it.
-struct relay_state {
-    config::duration read_timeout{};
-    bool client_gone = false;
-    boost::system::error_code upstream_error;
-    std::string last_bytes;  // the last two bytes sent, to end a half-written SSE event
-    std::uint64_t bytes_sent = 0;
-};
-
-class downstream_session {
-public:
-    downstream_session(tcp::socket socket, worker_context& worker)
-        : client_(std::move(socket)), worker_(worker), state_(worker.state) {}
-
-    awaitable<void> run();
-
-private:
-    beast::tcp_stream client_;
-    beast::flat_buffer buffer_;
-    worker_context& worker_;
-    std::shared_ptr<const runtime_state> state_;  // the set this connection's current request runs on
-    std::unique_ptr<char[]> relay_buffer_;
-
-    const config::server_settings& server_settings() const noexcept { return state_->config.server; }
-    char* relay_buffer() {
-        if (!relay_buffer_) {
-            relay_buffer_ = std::make_unique_for_overwrite<char[]>(relay_buffer_bytes);
-        }
-        return relay_buffer_.get();
-    }
-
-    awaitable<bool> handle(request_parser& parser);
-    awaitable<bool> handle_request(request_parser& parser, request_context& context);
-    awaitable<bool> proxy_buffered(request_parser& parser, request_context& context,
-                                   std::optional<std::string_view> bearer);
-    awaitable<bool> proxy_streamed(request_parser& parser, request_context& context,
-                                   std::optional<std::string_view> bearer);
-    awaitable<bool> relay_response(upstream_connection& connection, connection_ptr& owned, response_parser& parser,
-                                   request_context& context);
-    awaitable<relay_outcome> relay_body(upstream_connection& connection, response_parser& upstream_parser,
-                                        bhttp::response_serializer<bhttp::buffer_body>& serializer,
-                                        bhttp::response<bhttp::buffer_body>& response, relay_state& relay);
-    awaitable<bool> answer_error_response(upstream_connection& connection, connection_ptr& owned,
-                                          response_parser& parser, request_context& context);
-
-    // Completes when the client hangs up (then closes `connection` at once, so the
-    // upstream request ends too) or when cancelled by the work it runs beside.
-    awaitable<void> watch_client(upstream_connection& connection, bool& client_gone);
-    // Reads the upstream answer's header while watching the client.
-    awaitable<boost::system::error_code> read_upstream_header(upstream_connection& connection,
-                                                              response_parser& parser, config::duration timeout,
-                                                              bool& client_gone);
-
-    awaitable<bool> send_json(request_context& context, unsigned status, std::string body, bool keep_alive,
-                              const bhttp::fields* upstream_fields = nullptr,
-                              std::string_view content_type = "application/json");
-    awaitable<bool> send_error(request_context& context, const errors::openai_error& error, bool keep_alive,
-                               const bhttp::fields* upstream_fields = nullptr) {
-        context.error_message = error.message;
-        return send_json(context, error.status, errors::to_json(error), keep_alive, upstream_fields);
-    }
-    // Counts and logs a request once it is answered.
-    void finish(const request_context& context);
-    awaitable<void> send_continue_if_expected(const request_parser& parser);
-    awaitable<void> linger_and_close();
-    void set_proxy_fields(bhttp::fields& fields, const request_context& context) const;
-    std::string upstream_target(routing::upstream_id upstream, std::string_view client_target) const;
-    void log_failure(const request_context& context, const errors::openai_error& error) const;
-};
+// ---------------------------------------------------------------- shared bits
 
 void downstream_session::set_proxy_fields(bhttp::fields& fields, const request_context& context) const {
     fields.set("x-request-id", context.id);
@@ -292,9 +59,13 @@ void downstream_session::set_proxy_fields(bhttp::fields& fields, const request_c
     fields.set("x-mistral-proxy-rules", context.rules);
 }
 
-std::string downstream_session::upstream_target(routing::upstream_id upstream, std::string_view client_target) const {
+std::string downstream_session::upstream_target(routing::upstream_id upstream, std::string_view path_after_v1,
+                                                std::string_view query) const {
     // The client's "/v1" prefix is replaced by the upstream's own base path.
-    return worker_.pool.settings(upstream).base_path + std::string(client_target.substr(3));
+    std::string target = worker_.pool.settings(upstream).base_path;
+    target.append(path_after_v1);
+    target.append(query);
+    return target;
 }
 
 void downstream_session::log_failure(const request_context& context, const errors::openai_error& error) const {
@@ -302,11 +73,10 @@ void downstream_session::log_failure(const request_context& context, const error
                                   " -> " + std::to_string(error.status) + ": " + error.message);
 }
 
-void downstream_session::finish(const request_context& context) {
+void downstream_session::finish(request_context& context) {
     const auto elapsed = std::chrono::steady_clock::now() - context.started;
     auto& metrics = worker_.metrics;
-    const auto upstream_label =
-        context.upstream ? static_cast<std::size_t>(*context.upstream) : metrics::no_upstream;
+    const auto upstream_label = context.upstream ? static_cast<std::size_t>(*context.upstream) : metrics::no_upstream;
     // A client gone before any answer is counted as 499, as nginx does.
     const unsigned status = context.status == 0 ? 499 : context.status;
     metrics.count_request(metrics::endpoint_for_path(context.path), upstream_label, status);
@@ -314,6 +84,21 @@ void downstream_session::finish(const request_context& context) {
     metrics::shard::add(metrics.bytes_received, context.bytes_received);
     metrics::shard::add(metrics.bytes_sent, context.bytes_sent);
     metrics.request_duration.observe(elapsed);
+
+    if (context.reservation && worker_.limits.limiter) {
+        // Mistral's usage replaces the estimate; a refused call generated
+        // nothing; a stream cut short keeps the estimate (usage unknown).
+        const std::uint64_t actual = context.usage              ? context.usage->total_tokens
+                                     : context.upstream_refused ? 0
+                                                                : context.estimated_tokens;
+        const auto settled = worker_.limits.limiter->settle(*context.reservation, limits::clock::now(), actual);
+        if (settled.ledger_error) {
+            log_line(log_level::error, "month ledger: cannot record usage of request " + context.id + ": " +
+                                           settled.ledger_error.message());
+        }
+        context.reservation.reset();
+    }
+
     const auto& log = *state_->access_log;
     if (!log.enabled()) {
         return;
@@ -332,16 +117,22 @@ void downstream_session::finish(const request_context& context) {
     record.rules = context.rules;
     record.retries = context.retries;
     record.stream = context.stream;
+    if (context.usage) {
+        record.prompt_tokens = static_cast<std::int64_t>(context.usage->prompt_tokens);
+        record.completion_tokens = static_cast<std::int64_t>(context.usage->completion_tokens);
+    }
     record.error = context.error_message;
     log.write(record);
 }
 
 awaitable<bool> downstream_session::send_json(request_context& context, unsigned status, std::string body,
-                                              bool keep_alive, const bhttp::fields* upstream_fields,
+                                              bool keep_alive, const limits::header_list* extra_headers,
                                               std::string_view content_type) {
     bhttp::response<bhttp::string_body> response{static_cast<bhttp::status>(status), 11};
-    if (upstream_fields != nullptr) {
-        copy_retry_fields(*upstream_fields, response.base());
+    if (extra_headers != nullptr) {
+        for (const auto& [name, value] : *extra_headers) {
+            response.set(name, value);
+        }
     }
     context.status = status;
     context.bytes_sent = body.size();
@@ -381,6 +172,8 @@ awaitable<void> downstream_session::linger_and_close() {
     }
     client_.close();
 }
+
+// ---------------------------------------------------------------- connection loop
 
 awaitable<void> downstream_session::run() {
     boost::system::error_code ignored;
@@ -471,20 +264,29 @@ awaitable<bool> downstream_session::handle(request_parser& parser) {
 awaitable<bool> downstream_session::handle_request(request_parser& parser, request_context& context) {
     auto& request = parser.get();
     // Without the body read, the connection cannot carry another request.
-    const bool can_reuse = [&] { return parser.is_done() && context.client_keep_alive; }();
+    const bool can_reuse = parser.is_done() && context.client_keep_alive;
 
     if (context.path == "/healthz") {
         co_return co_await send_json(context, 200, R"({"status":"ok"})", can_reuse);
     }
     if (context.path == "/metrics") {
-        co_return co_await send_json(context, 200, worker_.registry.render(), can_reuse, nullptr,
+        std::string extra;
+        if (worker_.limits.limiter) {
+            extra = "# HELP mistral_proxy_month_tokens_used Tokens used this calendar month (UTC), by upstream key.\n"
+                    "# TYPE mistral_proxy_month_tokens_used gauge\n";
+            for (const char* key : {"mistral", "codestral"}) {
+                extra += "mistral_proxy_month_tokens_used{key=\"" + std::string(key) + "\"} " +
+                         std::to_string(worker_.limits.limiter->month_used(key, limits::clock::now())) + "\n";
+            }
+        }
+        co_return co_await send_json(context, 200, worker_.registry.render(extra), can_reuse, nullptr,
                                      "text/plain; version=0.0.4; charset=utf-8");
     }
     if (!context.path.starts_with("/v1/") || has_dot_segment(context.path)) {
         co_return co_await send_error(
             context,
             errors::make_error(404, "no such endpoint: " + std::string(context.method) + " " + context.path +
-                                        " (the proxy serves /v1/... and /healthz)",
+                                        " (the proxy serves /v1/..., /healthz and /metrics)",
                                "unknown_url"),
             can_reuse);
     }
@@ -512,6 +314,8 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
     co_return co_await proxy_streamed(parser, context, bearer);
 }
 
+// ---------------------------------------------------------------- whole-body endpoints
+
 awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, request_context& context,
                                                    std::optional<std::string_view> bearer) {
     co_await send_continue_if_expected(parser);
@@ -521,7 +325,8 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     const auto max_body = server_settings().max_body_bytes;
     // Room for one byte past the limit is what reveals an oversized chunked body.
     const auto room_limit = max_body + 1;
-    body.reserve(content_length ? static_cast<std::size_t>(*content_length) : std::min<std::size_t>(16 * 1024, room_limit));
+    body.reserve(content_length ? static_cast<std::size_t>(*content_length)
+                                : std::min<std::size_t>(16 * 1024, room_limit));
     // One deadline for the whole body: a client that trickles it is cut off.
     client_.expires_after(server_settings().body_timeout);
     while (!parser.is_done()) {
@@ -558,19 +363,76 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     }
     body.zero_padding();
     context.bytes_received = body.size();
+    const auto body_ready = std::chrono::steady_clock::now();
 
-    const auto peeked = normalize::peek_request(body.view());
-    if (peeked.error) {
-        co_return co_await send_error(context, *peeked.error, context.client_keep_alive);
+    // Plan: normalize (SPEC §6), translate the endpoints Mistral lacks, and
+    // decide what the answer goes through.
+    auto which = normalize::endpoint_for_path(context.path);
+    answer_plan plan;
+    std::string mapped;  // the translated body of a legacy completion (keeps the padding in its capacity)
+    std::string_view to_normalize = body.view();
+    const auto& rules = *state_->rules;
+    const auto& config = state_->config;
+    auto& scratch = worker_.normalize_scratch;
+    std::string_view legacy_model;
+    if (which == normalize::endpoint::completions) {
+        // Validated and routed first, to know whether it becomes FIM or chat.
+        auto routed = normalize::normalize_request(rules, config, which, to_normalize, scratch);
+        if (!routed.ok()) {
+            co_return co_await send_error(context, *routed.error, context.client_keep_alive);
+        }
+        const bool to_fim = routed.request->legacy_to_fim;
+        context.model_requested = std::string(routed.request->model_requested);
+        auto translated = responses::map_completions_request(
+            body.view(), to_fim ? responses::completions_target::fim : responses::completions_target::chat);
+        if (translated.error) {
+            co_return co_await send_error(context, *translated.error, context.client_keep_alive);
+        }
+        mapped = std::move(translated.body);
+        mapped.reserve(mapped.size() + normalize::body_padding);
+        to_normalize = mapped;
+        which = to_fim ? normalize::endpoint::fim_completions : normalize::endpoint::chat_completions;
+        plan.mode = translated.stream ? answer_mode::transcode_stream : answer_mode::whole;
+        plan.whole = whole_kind::text_completion;
+        plan.shape = responses::stream_shape::text_completion;
+        plan.include_usage = translated.include_usage;
+        legacy_model = context.model_requested;
+    } else if (which == normalize::endpoint::embeddings) {
+        const auto facts = responses::inspect_embedding_request(body.view());
+        if (facts.error) {
+            co_return co_await send_error(context, *facts.error, context.client_keep_alive);
+        }
+        if (facts.client_encoding == responses::embedding_encoding::base64) {
+            plan.mode = answer_mode::whole;
+            plan.whole = whole_kind::embeddings_base64;
+        } else {
+            plan.mode = answer_mode::whole;
+            plan.whole = whole_kind::usage_only;
+        }
     }
-    context.model_requested = peeked.facts->model;
-    context.model_sent = peeked.facts->model;
-    context.stream = peeked.facts->stream;
-    const auto route = routing::choose_upstream(state_->config, *state_->rules, context.path, peeked.facts->model);
-    if (route.error) {
-        co_return co_await send_error(context, *route.error, context.client_keep_alive);
+
+    auto normalized = normalize::normalize_request(rules, config, which, to_normalize, scratch);
+    if (!normalized.ok()) {
+        co_return co_await send_error(context, *normalized.error, context.client_keep_alive);
     }
-    const auto upstream = *route.upstream;
+    const auto& out = *normalized.request;
+    normalized.request->fired.append_names(context.rules);
+    if (legacy_model.empty()) {
+        context.model_requested = std::string(out.model_requested);
+    }
+    context.model_sent = std::string(out.model_sent);
+    context.stream = out.stream;
+    if (which == normalize::endpoint::chat_completions && plan.whole != whole_kind::text_completion) {
+        plan.mode = out.stream ? answer_mode::transcode_stream : answer_mode::whole;
+        plan.whole = whole_kind::chat;
+        plan.include_usage = out.include_usage;
+    } else if (which == normalize::endpoint::fim_completions && plan.whole != whole_kind::text_completion) {
+        // /v1/fim/completions is Mistral's own endpoint: its answer keeps Mistral's shape.
+        plan.mode = out.stream ? answer_mode::relay : answer_mode::whole;
+        plan.whole = whole_kind::usage_only;
+    }
+
+    const auto upstream = out.upstream;
     context.upstream = upstream;
     auto key = state_->keys.upstream_authorization(upstream, bearer);
     if (key.error) {
@@ -578,67 +440,196 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     }
 
     const auto& settings = worker_.pool.settings(upstream);
-    bhttp::request<bhttp::span_body<const char>> upstream_request{parser.get().method(),
-                                                                  upstream_target(upstream, parser.get().target()), 11};
+    const auto target = std::string_view(parser.get().target());
+    const auto query = target.substr(std::min(target.size(), target.find('?')));
+    bhttp::request<bhttp::span_body<const char>> upstream_request{
+        bhttp::verb::post, upstream_target(upstream, out.upstream_path, query), 11};
     copy_end_to_end_request_fields(parser.get().base(), upstream_request.base());
     upstream_request.set(bhttp::field::host, settings.host);
     upstream_request.set(bhttp::field::authorization, key.authorization);
     upstream_request.set(bhttp::field::accept_encoding, "identity");
+    upstream_request.set(bhttp::field::content_type, "application/json");
     upstream_request.keep_alive(true);
-    upstream_request.body() = boost::beast::span<const char>(body.view().data(), body.size());
+    upstream_request.body() = boost::beast::span<const char>(out.body.data(), out.body.size());
     upstream_request.prepare_payload();
+    worker_.metrics.proxy_overhead.observe(std::chrono::steady_clock::now() - body_ready);
 
+    bool keep_alive = context.client_keep_alive;
+    const auto tokens = limits::estimate_tokens(out.body.size(), out.max_tokens);
+    if (!co_await wait_for_limits(context, upstream, tokens, keep_alive)) {
+        co_return keep_alive;
+    }
+    co_return co_await exchange_buffered(context, upstream, upstream_request, plan);
+}
+
+// ---------------------------------------------------------------- limits and retries
+
+awaitable<bool> downstream_session::wait_for_limits(request_context& context, routing::upstream_id upstream,
+                                                    std::uint64_t tokens, bool& keep_alive) {
+    auto* limiter = worker_.limits.limiter.get();
+    if (limiter == nullptr) {
+        co_return true;
+    }
+    const auto name = routing::upstream_name(upstream);
+    context.estimated_tokens = tokens;
+    auto reserved = limiter->reserve(name, limits::clock::now(), tokens);
+    if (reserved.refused) {
+        const auto& refusal = *reserved.refused;
+        metrics::shard::add(worker_.metrics.local_rate_limited[static_cast<std::size_t>(metric_of(refusal.limit))]);
+        const bool month = refusal.limit == limits::limit_kind::tokens_per_month;
+        auto headers = limits::client_retry_headers(refusal.retry_after, !month);
+        for (auto& header : limits::openai_ratelimit_headers({}, limiter->snapshot(name, limits::clock::now()))) {
+            headers.push_back(std::move(header));
+        }
+        keep_alive = co_await send_error(context, local_rate_limit_error(refusal), keep_alive, &headers);
+        co_return false;
+    }
+    context.reservation = std::move(reserved.granted);
+    const auto waited_from = std::chrono::steady_clock::now();
+    if (!co_await wait_watching_client(context.reservation->ready_at)) {
+        limiter->cancel(*context.reservation);
+        context.reservation.reset();
+        keep_alive = false;
+        co_return false;
+    }
+    worker_.metrics.queue_wait.observe(std::chrono::steady_clock::now() - waited_from);
+    co_return true;
+}
+
+awaitable<bool> downstream_session::wait_watching_client(limits::time_point until) {
+    const auto delay = until - limits::clock::now();
+    if (delay <= limits::clock::duration::zero()) {
+        co_return true;
+    }
+    using namespace asio::experimental::awaitable_operators;
+    bool client_gone = false;
+    auto sleep = [&]() -> awaitable<void> {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        asio::steady_timer timer(co_await asio::this_coro::executor,
+                                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay));
+        co_await timer.async_wait(as_result);
+    };
+    co_await (sleep() || watch_client(nullptr, client_gone));
+    co_return !client_gone;
+}
+
+awaitable<bool> downstream_session::exchange_buffered(request_context& context, routing::upstream_id upstream,
+                                                      bhttp::request<bhttp::span_body<const char>>& request,
+                                                      const answer_plan& plan) {
+    const auto& settings = worker_.pool.settings(upstream);
     const auto name = routing::upstream_name(upstream);
     const auto endpoint = worker_.pool.endpoint_text(upstream);
-    // A kept-alive connection may have been closed by the server just as it was
-    // taken: the body is still here, so one retry on a new connection is safe.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        auto acquired = co_await worker_.pool.acquire(upstream, attempt > 0);
+    const auto& schedule = state_->retry;
+    const auto upstream_index = static_cast<std::size_t>(upstream);
+    unsigned tries = 0;
+    bool fresh_connection = false;
+
+    // Between tries: the backoff, taking a request token again (SPEC §8).
+    auto wait_before_retry = [&](limits::milliseconds delay, metrics::retry_cause cause) -> awaitable<bool> {
+        ++context.retries;
+        metrics::shard::add(worker_.metrics.retries[upstream_index][static_cast<std::size_t>(cause)]);
+        const auto now = limits::clock::now();
+        auto ready = now + delay;
+        if (context.reservation && worker_.limits.limiter) {
+            ready = worker_.limits.limiter->reserve_retry(*context.reservation, now, ready);
+        }
+        co_return co_await wait_watching_client(ready);
+    };
+
+    for (;;) {
+        ++tries;
+        auto acquired = co_await worker_.pool.acquire(upstream, fresh_connection);
+        fresh_connection = false;
+        std::optional<errors::openai_error> failure;  // the try got no HTTP answer at all
         if (acquired.error) {
-            log_failure(context, *acquired.error);
-            co_return co_await send_error(context, *acquired.error, context.client_keep_alive);
+            failure = std::move(acquired.error);
+        } else {
+            auto connection = std::move(acquired.connection);
+            const auto sent_at = std::chrono::steady_clock::now();
+            connection->tcp().expires_after(settings.read_timeout);
+            auto [write_ec, written] = co_await connection->visit(
+                [&](auto& stream) { return bhttp::async_write(stream, request, as_result); });
+            response_parser parser;
+            parser.body_limit(boost::none);
+            parser.header_limit(upstream_header_limit);
+            boost::system::error_code ec = write_ec;
+            bool client_gone = false;
+            if (!ec) {
+                ec = co_await read_upstream_header(*connection, parser, settings.read_timeout, client_gone);
+            }
+            if (client_gone) {
+                connection->abort();
+                co_return false;
+            }
+            if (ec && connection->reused() && ec != beast::error::timeout) {
+                // A kept-alive connection the server closed just as it was taken:
+                // the body is still here, so try again on a new one, for free.
+                connection->abort();
+                fresh_connection = true;
+                --tries;
+                continue;
+            }
+            if (ec) {
+                connection->abort();
+                failure = ec == beast::error::timeout
+                              ? upstream_failure(name, endpoint,
+                                                 "no answer within " + config::format_duration(settings.read_timeout) +
+                                                     " (read_timeout)",
+                                                 ec)
+                          : (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+                             ec == asio::error::connection_reset || ec == ssl::error::stream_truncated)
+                              ? upstream_failure(name, endpoint, "closed the connection before answering", ec)
+                              : upstream_failure(name, endpoint, "sent an invalid HTTP answer", ec);
+            } else {
+                worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
+                const auto status = parser.get().result_int();
+                if (limits::is_retryable_status(status)) {
+                    const auto wish = limits::upstream_retry_after(limit_headers_of(parser.get()), limits::clock::now());
+                    const auto decision = schedule.after_failure(tries, true, wish);
+                    if (decision.retry) {
+                        // Read the refusal to its end so that the connection can serve the retry.
+                        std::string discarded;
+                        bool complete = false;
+                        const auto read_ec =
+                            co_await read_rest(*connection, parser, discarded, max_error_body_bytes, complete);
+                        if (!read_ec && complete && parser.keep_alive()) {
+                            worker_.pool.release(upstream, std::move(connection));
+                        } else {
+                            connection->abort();
+                        }
+                        log_line(log_level::info, "request " + context.id + ": upstream " + std::string(name) +
+                                                      " answered " + std::to_string(status) + ", retry " +
+                                                      std::to_string(tries) + " in " +
+                                                      config::format_duration(decision.delay));
+                        if (!co_await wait_before_retry(decision.delay, status == 429 ? metrics::retry_cause::status_429
+                                                                                      : metrics::retry_cause::status_5xx)) {
+                            co_return false;
+                        }
+                        continue;
+                    }
+                }
+                co_return co_await relay_response(*connection, connection, parser, context, plan);
+            }
         }
-        auto connection = std::move(acquired.connection);
-        connection->tcp().expires_after(settings.read_timeout);
-        auto [write_ec, written] = co_await connection->visit(
-            [&](auto& stream) { return bhttp::async_write(stream, upstream_request, as_result); });
-        response_parser upstream_parser;
-        upstream_parser.body_limit(boost::none);
-        upstream_parser.header_limit(upstream_header_limit);
-        if (parser.get().method() == bhttp::verb::head) {
-            upstream_parser.skip(true);
-        }
-        boost::system::error_code ec = write_ec;
-        bool client_gone = false;
-        if (!ec) {
-            ec = co_await read_upstream_header(*connection, upstream_parser, settings.read_timeout, client_gone);
-        }
-        if (client_gone) {
-            connection->abort();
-            co_return false;
-        }
-        if (ec && connection->reused() && attempt == 0 && ec != beast::error::timeout) {
+
+        metrics::shard::add(worker_.metrics.upstream_failures[upstream_index]);
+        const auto decision = schedule.after_failure(tries, true, std::nullopt);
+        if (decision.retry) {
+            log_line(log_level::info, "request " + context.id + ": " + failure->message + "; retry " +
+                                          std::to_string(tries) + " in " + config::format_duration(decision.delay));
+            if (!co_await wait_before_retry(decision.delay, metrics::retry_cause::connect_error)) {
+                co_return false;
+            }
             continue;
         }
-        if (ec) {
-            errors::openai_error failure =
-                ec == beast::error::timeout
-                    ? upstream_failure(name, endpoint,
-                                       "no answer within " + config::format_duration(settings.read_timeout) +
-                                           " (read_timeout)",
-                                       ec)
-                : (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
-                   ec == asio::error::connection_reset || ec == ssl::error::stream_truncated)
-                    ? upstream_failure(name, endpoint, "closed the connection before answering", ec)
-                    : upstream_failure(name, endpoint, "sent an invalid HTTP answer", ec);
-            connection->abort();
-            log_failure(context, failure);
-            co_return co_await send_error(context, failure, context.client_keep_alive);
-        }
-        co_return co_await relay_response(*connection, connection, upstream_parser, context);
+        log_failure(context, *failure);
+        context.upstream_refused = true;
+        const auto headers = limits::client_retry_headers(schedule.client_retry_after(std::nullopt), true);
+        co_return co_await send_error(context, *failure, context.client_keep_alive, &headers);
     }
-    co_return false;  // unreachable: the second attempt always returns
 }
+
+// ---------------------------------------------------------------- streamed passthrough
 
 awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, request_context& context,
                                                    std::optional<std::string_view> bearer) {
@@ -648,11 +639,32 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     if (route.error) {
         co_return co_await send_error(context, *route.error, can_reuse);
     }
-    const auto upstream = *route.upstream;
+    auto upstream = *route.upstream;
     context.upstream = upstream;
     auto key = state_->keys.upstream_authorization(upstream, bearer);
     if (key.error) {
         co_return co_await send_error(context, *key.error, can_reuse);
+    }
+
+    auto& request = parser.get();
+    const auto client_target = std::string_view(request.target());
+    const auto query = client_target.substr(std::min(client_target.size(), client_target.find('?')));
+    std::string path_after_v1 = context.path.substr(3);
+
+    // Model lists carry the rule files' aliases; an alias's card is its model's.
+    answer_plan plan;
+    if (request.method() == bhttp::verb::get && context.path == "/v1/models") {
+        plan.mode = answer_mode::whole;
+        plan.whole = whole_kind::model_list;
+    } else if (request.method() == bhttp::verb::get && context.path.starts_with("/v1/models/")) {
+        const auto id = std::string_view(context.path).substr(std::string_view("/v1/models/").size());
+        if (const auto* alias = responses::find_alias(state_->model_aliases, id)) {
+            plan.mode = answer_mode::whole;
+            plan.whole = whole_kind::alias_card;
+            plan.alias = alias;
+            path_after_v1 = "/models/" + alias->target;
+            context.rules = "model_alias";
+        }
     }
 
     const auto& settings = worker_.pool.settings(upstream);
@@ -661,13 +673,13 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     auto acquired = co_await worker_.pool.acquire(upstream);
     if (acquired.error) {
         log_failure(context, *acquired.error);
+        metrics::shard::add(worker_.metrics.upstream_failures[static_cast<std::size_t>(upstream)]);
         co_return co_await send_error(context, *acquired.error, can_reuse);
     }
     auto connection = std::move(acquired.connection);
 
-    auto& request = parser.get();
-    bhttp::request<bhttp::buffer_body> upstream_request{request.method(), upstream_target(upstream, request.target()),
-                                                        11};
+    bhttp::request<bhttp::buffer_body> upstream_request{request.method(),
+                                                        upstream_target(upstream, path_after_v1, query), 11};
     copy_end_to_end_request_fields(request.base(), upstream_request.base());
     upstream_request.set(bhttp::field::host, settings.host);
     upstream_request.set(bhttp::field::authorization, key.authorization);
@@ -755,6 +767,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         upstream_parser.skip(true);
     }
     bool client_gone = false;
+    const auto sent_at = std::chrono::steady_clock::now();
     const auto read_ec = co_await read_upstream_header(*connection, upstream_parser, settings.read_timeout, client_gone);
     if (client_gone) {
         connection->abort();
@@ -769,41 +782,16 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
                            : upstream_failure(name, endpoint, "failed before answering", read_ec);
         connection->abort();
         log_failure(context, failure);
+        metrics::shard::add(worker_.metrics.upstream_failures[static_cast<std::size_t>(upstream)]);
         co_return co_await send_error(context, failure, context.client_keep_alive);
     }
-    co_return co_await relay_response(*connection, connection, upstream_parser, context);
+    worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
+    co_return co_await relay_response(*connection, connection, upstream_parser, context, plan);
 }
 
-awaitable<bool> downstream_session::answer_error_response(upstream_connection& connection, connection_ptr& owned,
-                                                          response_parser& parser, request_context& context) {
-    const auto upstream = *context.upstream;
-    const auto& settings = worker_.pool.settings(upstream);
-    std::string body;
-    boost::system::error_code ec;
-    while (!parser.is_done() && body.size() < max_error_body_bytes) {
-        const auto before = body.size();
-        body.resize(before + 4096);
-        parser.get().body().data = body.data() + before;
-        parser.get().body().size = 4096;
-        connection.tcp().expires_after(settings.read_timeout);
-        auto [read_ec, n] = co_await connection.visit(
-            [&](auto& stream) { return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result); });
-        body.resize(before + 4096 - parser.get().body().size);
-        if (read_ec && read_ec != bhttp::error::need_buffer) {
-            ec = read_ec;
-            break;
-        }
-    }
-    const auto error = errors::translate_upstream_error(parser.get().result_int(), body, routing::upstream_name(upstream));
-    if (!ec && parser.is_done() && parser.keep_alive()) {
-        worker_.pool.release(upstream, std::move(owned));
-    } else {
-        connection.abort();
-    }
-    co_return co_await send_error(context, error, context.client_keep_alive, &parser.get().base());
-}
+// ---------------------------------------------------------------- watching the client
 
-awaitable<void> downstream_session::watch_client(upstream_connection& connection, bool& client_gone) {
+awaitable<void> downstream_session::watch_client(upstream_connection* connection, bool& client_gone) {
     auto& socket = client_.socket();
     for (;;) {
         auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_read, as_result);
@@ -822,7 +810,9 @@ awaitable<void> downstream_session::watch_client(upstream_connection& connection
             continue;
         }
         client_gone = true;
-        connection.abort();
+        if (connection != nullptr) {
+            connection->abort();
+        }
         co_return;
     }
 }
@@ -840,184 +830,13 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(up
         });
         co_return ec;
     };
-    auto result = co_await (read() || watch_client(connection, client_gone));
+    auto result = co_await (read() || watch_client(&connection, client_gone));
     if (result.index() == 1 || client_gone) {
         client_gone = true;
         co_return asio::error::operation_aborted;
     }
     co_return std::get<0>(result);
 }
-
-awaitable<bool> downstream_session::relay_response(upstream_connection& connection, connection_ptr& owned,
-                                                   response_parser& upstream_parser, request_context& context) {
-    const auto status = upstream_parser.get().result_int();
-    if (status < 200 || status >= 300) {
-        co_return co_await answer_error_response(connection, owned, upstream_parser, context);
-    }
-    const auto upstream = *context.upstream;
-    const auto& upstream_response = upstream_parser.get();
-    context.status = status;
-
-    bhttp::response<bhttp::buffer_body> response{upstream_response.result(), 11};
-    for (const auto& field : upstream_response) {
-        if (is_hop_or_own_response_field(field)) {
-            continue;
-        }
-        if (field.name() == bhttp::field::unknown) {
-            response.insert(field.name_string(), field.value());
-        } else {
-            response.insert(field.name(), field.value());
-        }
-    }
-    set_proxy_fields(response.base(), context);
-    const bool event_stream = starts_with_ci(upstream_response[bhttp::field::content_type], "text/event-stream");
-    // A stream is always re-chunked so that a failure mid-way can still end it
-    // with an error event and a clean terminator.
-    if (upstream_parser.is_done()) {
-        response.content_length(0);
-    } else if (upstream_parser.content_length() && !event_stream) {
-        response.content_length(*upstream_parser.content_length());
-    } else {
-        response.chunked(true);
-    }
-    response.keep_alive(context.client_keep_alive);
-    response.body().data = nullptr;
-    response.body().size = 0;
-    response.body().more = !upstream_parser.is_done();
-
-    bhttp::response_serializer<bhttp::buffer_body> serializer{response};
-    client_.expires_after(server_settings().write_timeout);
-    auto [header_ec, header_bytes] = co_await bhttp::async_write_header(client_, serializer, as_result);
-    if (header_ec) {
-        connection.abort();
-        co_return false;
-    }
-
-    relay_state relay;
-    relay.read_timeout = worker_.pool.settings(upstream).read_timeout;
-    relay_outcome outcome = relay_outcome::complete;
-    if (!upstream_parser.is_done()) {
-        using namespace asio::experimental::awaitable_operators;
-        metrics::shard::add(worker_.metrics.open_streams, 1);
-        // While the body flows, watch the client: if it hangs up, the upstream
-        // request is closed at once rather than when the next write fails.
-        auto result = co_await (relay_body(connection, upstream_parser, serializer, response, relay) ||
-                                watch_client(connection, relay.client_gone));
-        metrics::shard::add(worker_.metrics.open_streams, -1);
-        context.bytes_sent = relay.bytes_sent;
-        outcome = result.index() == 0 ? std::get<0>(result) : relay_outcome::client_failed;
-    } else {
-        client_.expires_after(server_settings().write_timeout);
-        auto [end_ec, end_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
-        if (end_ec) {
-            outcome = relay_outcome::client_failed;
-        }
-    }
-
-    if (outcome == relay_outcome::complete) {
-        if (upstream_parser.keep_alive()) {
-            worker_.pool.release(upstream, std::move(owned));
-        } else {
-            connection.abort();
-        }
-        co_return context.client_keep_alive;
-    }
-    connection.abort();
-    if (outcome == relay_outcome::client_failed || relay.client_gone) {
-        co_return false;
-    }
-
-    // The upstream broke off after the answer started: the status is already
-    // sent, so the failure goes into the body.
-    const auto name = routing::upstream_name(upstream);
-    const auto endpoint = worker_.pool.endpoint_text(upstream);
-    const auto& settings = worker_.pool.settings(upstream);
-    const auto& upstream_error = relay.upstream_error;
-    auto failure = upstream_error == beast::error::timeout
-                       ? upstream_failure(name, endpoint,
-                                          "stream stalled: nothing received for " +
-                                              config::format_duration(settings.read_timeout) + " (read_timeout)",
-                                          upstream_error)
-                       : upstream_failure(name, endpoint, "broke off the answer before its end", upstream_error);
-    log_failure(context, failure);
-    context.error_message = failure.message;
-    metrics::shard::add(worker_.metrics.upstream_failures[static_cast<std::size_t>(upstream)]);
-    if (!event_stream || !response.chunked()) {
-        co_return false;  // a plain body cannot carry an error: closing tells the client it is cut short
-    }
-    std::string event;
-    if (!relay.last_bytes.ends_with("\n\n") && !relay.last_bytes.empty()) {
-        event = relay.last_bytes.ends_with("\n") ? "\n" : "\n\n";  // end the half-written event first
-    }
-    event += errors::to_sse_event(failure);
-    response.body().data = event.data();
-    response.body().size = event.size();
-    response.body().more = true;
-    client_.expires_after(server_settings().write_timeout);
-    auto [event_ec, event_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
-    if (event_ec && event_ec != bhttp::error::need_buffer) {
-        co_return false;
-    }
-    response.body().data = nullptr;
-    response.body().size = 0;
-    response.body().more = false;
-    auto [end_ec, end_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
-    co_return !end_ec && context.client_keep_alive;
-}
-
-awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& connection,
-                                                        response_parser& upstream_parser,
-                                                        bhttp::response_serializer<bhttp::buffer_body>& serializer,
-                                                        bhttp::response<bhttp::buffer_body>& response,
-                                                        relay_state& relay) {
-    // Cancellation from the client watcher must surface as error codes, not exceptions.
-    co_await asio::this_coro::throw_if_cancelled(false);
-    char* chunk = relay_buffer();
-    for (;;) {
-        upstream_parser.get().body().data = chunk;
-        upstream_parser.get().body().size = relay_buffer_bytes;
-        // Re-armed for every read: the timeout bounds each gap, never the whole stream.
-        connection.tcp().expires_after(relay.read_timeout);
-        auto [read_ec, n] = co_await connection.visit([&](auto& stream) {
-            return bhttp::async_read_some(stream, connection.read_buffer(), upstream_parser, as_result);
-        });
-        const auto got = relay_buffer_bytes - upstream_parser.get().body().size;
-        if (got > 0) {
-            response.body().data = chunk;
-            response.body().size = got;
-            response.body().more = true;
-            client_.expires_after(server_settings().write_timeout);
-            auto [write_ec, written] = co_await bhttp::async_write(client_, serializer, as_result);
-            if (write_ec && write_ec != bhttp::error::need_buffer) {
-                co_return relay_outcome::client_failed;
-            }
-            relay.bytes_sent += got;
-            const std::string_view tail(chunk + (got > 2 ? got - 2 : 0), got > 2 ? 2 : got);
-            relay.last_bytes.append(tail);
-            if (relay.last_bytes.size() > 2) {
-                relay.last_bytes.erase(0, relay.last_bytes.size() - 2);
-            }
-        }
-        if (read_ec && read_ec != bhttp::error::need_buffer) {
-            if (relay.client_gone) {
-                co_return relay_outcome::client_failed;
-            }
-            relay.upstream_error = read_ec;
-            co_return relay_outcome::upstream_failed;
-        }
-        if (upstream_parser.is_done()) {
-            break;
-        }
-    }
-    response.body().data = nullptr;
-    response.body().size = 0;
-    response.body().more = false;
-    client_.expires_after(server_settings().write_timeout);
-    auto [end_ec, end_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
-    co_return end_ec ? relay_outcome::client_failed : relay_outcome::complete;
-}
-
-}  // namespace
 
 awaitable<void> run_downstream_session(tcp::socket socket, worker_context& worker) {
     downstream_session session(std::move(socket), worker);

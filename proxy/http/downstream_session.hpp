@@ -2,13 +2,17 @@
 // One client connection: HTTP/1.1 keep-alive loop, each request answered
 // locally or proxied to its Mistral upstream.
 #include <atomic>
+#include <functional>
 #include <list>
 #include <memory>
 
 #include "http/asio_fwd.hpp"
 #include "http/server.hpp"
 #include "http/upstream_pool.hpp"
+#include "limits/ledger.hpp"
+#include "limits/limiter.hpp"
 #include "metrics/metrics.hpp"
+#include "normalize/normalizer.hpp"
 
 namespace mistral_proxy::http {
 
@@ -19,6 +23,12 @@ struct session_slot {
     bool idle = true;  // waiting for a request to start
 };
 
+// The rate limiter shared by all workers (thread-safe), and its ledger.
+struct limits_runtime {
+    std::unique_ptr<limits::month_ledger> ledger;  // null when no bucket has a monthly budget
+    std::unique_ptr<limits::limiter> limiter;      // null when no bucket is configured: nothing to wait for
+};
+
 // Per worker thread; only touched from that thread (the metrics shard is read
 // by scrapes through relaxed atomics).
 struct worker_context {
@@ -26,10 +36,12 @@ struct worker_context {
     upstream_pool pool;
     metrics::shard& metrics;
     const metrics::registry& registry;
+    limits_runtime& limits;
     std::list<session_slot> sessions;
     bool draining = false;
     std::atomic<std::size_t>* open_sessions = nullptr;  // across all workers, for the drain
-    std::function<void()> on_last_session_closed;      // called when draining and open_sessions hits 0
+    std::function<void()> on_last_session_closed;      // called when open_sessions hits 0
+    normalize::normalize_scratch normalize_scratch;    // reused by every request of this worker
 
     // Installs a reloaded state: requests in flight keep theirs.
     void install(std::shared_ptr<const runtime_state> next);

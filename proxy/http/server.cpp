@@ -13,6 +13,7 @@
 #include "http/downstream_session.hpp"
 #include "log/access_log.hpp"
 #include "log/log.hpp"
+#include "rules/glob.hpp"
 
 namespace mistral_proxy::http {
 
@@ -25,6 +26,20 @@ std::shared_ptr<const runtime_state> make_runtime_state(config::proxy_config con
     auto state = std::make_shared<runtime_state>();
     state->tls = std::make_shared<const tls_contexts>(config);
     state->access_log = std::make_shared<const logging::access_log>(config.log.access);
+    state->retry = limits::retry_schedule(config.retry);
+    if (rules->enabled(rules::rule_id::finish_reason)) {
+        state->response_rules.finish_reasons = rules->finish_reasons;
+    } else {
+        state->response_rules.finish_reasons.clear();
+    }
+    if (rules->enabled(rules::rule_id::model_alias)) {
+        for (const auto& alias : rules->aliases) {
+            // A glob names no model a client could list; only exact aliases are shown.
+            if (alias.pattern.find_first_of("*?") == std::string::npos) {
+                state->model_aliases.push_back({alias.pattern, alias.target});
+            }
+        }
+    }
     state->config = std::move(config);
     state->rules = std::move(rules);
     state->keys = std::move(keys);
@@ -59,10 +74,12 @@ struct server::impl {
     std::unique_ptr<asio::signal_set> signals;
     std::unique_ptr<asio::steady_timer> drain_deadline;
     std::atomic<std::size_t> open_sessions{0};
+    limits_runtime limits;
     bool stopping = false;        // only touched on contexts[0]
     std::size_t next_worker = 0;  // only touched by the accept loop
 
     impl(std::shared_ptr<const runtime_state> s, reloader r) : state(std::move(s)), reload(std::move(r)) {
+        open_limits();
         auto threads = state->config.server.threads;
         if (threads == 0) {
             threads = std::max(1u, std::thread::hardware_concurrency());
@@ -71,13 +88,41 @@ struct server::impl {
             contexts.push_back(std::make_unique<asio::io_context>(1));
             auto& context = *contexts.back();
             workers.push_back(std::unique_ptr<worker_context>(new worker_context{
-                state, upstream_pool(context, state->config, *state->tls), registry.add_shard(), registry, {}, false,
-                &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }}));
+                state, upstream_pool(context, state->config, *state->tls), registry.add_shard(), registry, limits, {},
+                false, &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }, {}}));
             guards.push_back(asio::make_work_guard(context));
         }
         // Installed before the listening socket exists, so that a stop signal
         // sent as soon as the proxy says it listens is never lost to the default action.
         signals = std::make_unique<asio::signal_set>(*contexts[0], SIGINT, SIGTERM, SIGHUP);
+    }
+
+    // The buckets live as long as the process (a reload keeps them); the month
+    // ledger is opened only when some bucket has a monthly budget.
+    void open_limits() {
+        const auto& settings = state->config.limits;
+        if (settings.buckets.empty()) {
+            return;
+        }
+        if (settings.backend != "memory") {
+            throw std::runtime_error("limits.backend " + settings.backend +
+                                     ": only the embedded (memory) backend is available in this build");
+        }
+        bool month_budget = false;
+        for (const auto& [name, bucket] : settings.buckets) {
+            month_budget = month_budget || bucket.tokens_per_month > 0;
+        }
+        if (month_budget) {
+            auto opened = limits::month_ledger::open(state->config.state_dir);
+            if (!opened.ledger) {
+                throw std::runtime_error("month ledger: " + opened.error);
+            }
+            if (!opened.warning.empty()) {
+                log_line(log_level::warn, "month ledger: " + opened.warning);
+            }
+            limits.ledger = std::move(opened.ledger);
+        }
+        limits.limiter = std::make_unique<limits::limiter>(settings, limits.ledger.get());
     }
 
     awaitable<void> accept_loop() {

@@ -5,8 +5,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
+#include "limits/retry.hpp"
+#include "responses/models.hpp"
+#include "responses/response_rules.hpp"
 #include "routing/keys.hpp"
 #include "rules/rule_set.hpp"
 
@@ -26,10 +30,15 @@ struct runtime_state {
     routing::key_store keys;
     std::shared_ptr<const tls_contexts> tls;
     std::shared_ptr<const logging::access_log> access_log;
+    // Derived once from the rules and config for the response side.
+    responses::response_rules response_rules;
+    std::vector<responses::model_alias> model_aliases;  // the rule files' exact (non-glob) aliases
+    limits::retry_schedule retry{config::retry_settings{}};
 };
 
-// Builds the TLS client contexts and opens the access log. Throws
-// std::runtime_error (unreadable ca_file, access log path) with a clear message.
+// Builds the TLS client contexts, opens the access log and derives the
+// response-side tables. Throws std::runtime_error (unreadable ca_file, access
+// log path) with a clear message.
 std::shared_ptr<const runtime_state> make_runtime_state(config::proxy_config config,
                                                         std::shared_ptr<const rules::rule_set> rules,
                                                         routing::key_store keys);
@@ -40,6 +49,8 @@ public:
     // std::runtime_error) when they are broken, and the running state stays.
     using reloader = std::function<std::shared_ptr<const runtime_state>()>;
 
+    // Opens the month ledger in state_dir when a bucket has a monthly budget;
+    // throws std::runtime_error when it is unreadable, corrupt or foreign.
     server(std::shared_ptr<const runtime_state> state, reloader reload = {});
     ~server();
     server(const server&) = delete;

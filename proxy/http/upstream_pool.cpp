@@ -130,6 +130,7 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id i
         idle.pop_back();
         if (still_open(*candidate)) {
             candidate->mark_reused();
+            candidate->set_read_timeout(settings(id).read_timeout);
             co_return acquired{std::move(candidate), std::nullopt};
         }
     }
@@ -159,7 +160,9 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id i
 
     if (!s.tls) {
         stream.expires_never();
-        co_return acquired{std::make_unique<upstream_connection>(std::move(stream)), std::nullopt};
+        auto connection = std::make_unique<upstream_connection>(std::move(stream));
+        connection->set_read_timeout(s.read_timeout);
+        co_return acquired{std::move(connection), std::nullopt};
     }
 
     upstream_connection::tls_stream tls(std::move(stream), *tls_->get(id));
@@ -183,7 +186,9 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id i
         co_return acquired{nullptr, std::move(failure)};
     }
     beast::get_lowest_layer(tls).expires_never();
-    co_return acquired{std::make_unique<upstream_connection>(std::move(tls)), std::nullopt};
+    auto connection = std::make_unique<upstream_connection>(std::move(tls));
+    connection->set_read_timeout(s.read_timeout);
+    co_return acquired{std::move(connection), std::nullopt};
 }
 
 void upstream_pool::release(routing::upstream_id id, connection_ptr connection) {

@@ -38,10 +38,15 @@ public:
     bool reused() const noexcept { return reused_; }
     void mark_reused() noexcept { reused_ = true; }
 
+    // The upstream's read_timeout: the longest wait for each read of an answer.
+    config::duration read_timeout() const noexcept { return read_timeout_; }
+    void set_read_timeout(config::duration timeout) noexcept { read_timeout_ = timeout; }
+
 private:
     std::variant<plain_stream, tls_stream> stream_;
     beast::flat_buffer read_buffer_;
     bool reused_ = false;
+    config::duration read_timeout_{std::chrono::seconds(120)};
 };
 
 using connection_ptr = std::unique_ptr<upstream_connection>;

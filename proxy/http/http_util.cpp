@@ -1,0 +1,124 @@
+#include "http/http_util.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <random>
+
+namespace mistral_proxy::http {
+
+std::string new_request_id() {
+    thread_local std::mt19937_64 generator{std::random_device{}()};
+    static constexpr char digits[] = "0123456789abcdef";
+    std::string id(32, '0');
+    for (std::size_t half = 0; half < 2; ++half) {
+        auto bits = generator();
+        for (std::size_t i = 0; i < 16; ++i, bits >>= 4) {
+            id[half * 16 + i] = digits[bits & 0xf];
+        }
+    }
+    return id;
+}
+
+bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept {
+    return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
+}
+
+bool is_buffered_endpoint(bhttp::verb method, std::string_view path) noexcept {
+    return method == bhttp::verb::post &&
+           (path == "/v1/chat/completions" || path == "/v1/fim/completions" || path == "/v1/embeddings" ||
+            path == "/v1/completions");
+}
+
+bool has_dot_segment(std::string_view path) noexcept {
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        auto end = path.find('/', start);
+        if (end == std::string_view::npos) {
+            end = path.size();
+        }
+        const auto segment = path.substr(start, end - start);
+        if (segment == ".." || segment == ".") {
+            return true;
+        }
+        start = end + 1;
+    }
+    return false;
+}
+
+bool is_hop_or_own_request_field(const bhttp::fields::value_type& field) noexcept {
+    switch (field.name()) {
+        case bhttp::field::host:
+        case bhttp::field::authorization:
+        case bhttp::field::proxy_authorization:
+        case bhttp::field::connection:
+        case bhttp::field::keep_alive:
+        case bhttp::field::proxy_connection:
+        case bhttp::field::te:
+        case bhttp::field::trailer:
+        case bhttp::field::transfer_encoding:
+        case bhttp::field::upgrade:
+        case bhttp::field::content_length:
+        case bhttp::field::accept_encoding:
+        case bhttp::field::expect:
+            return true;
+        case bhttp::field::unknown: {
+            const auto name = field.name_string();
+            // OpenAI account identifiers mean nothing to Mistral and should not leave the machine.
+            return iequals(name, "openai-organization") || iequals(name, "openai-project");
+        }
+        default:
+            return false;
+    }
+}
+
+bool is_hop_or_own_response_field(const bhttp::fields::value_type& field) noexcept {
+    switch (field.name()) {
+        case bhttp::field::connection:
+        case bhttp::field::keep_alive:
+        case bhttp::field::proxy_connection:
+        case bhttp::field::te:
+        case bhttp::field::trailer:
+        case bhttp::field::transfer_encoding:
+        case bhttp::field::upgrade:
+        case bhttp::field::content_length:
+        case bhttp::field::set_cookie:
+        case bhttp::field::alt_svc:
+            return true;
+        case bhttp::field::unknown: {
+            const auto name = field.name_string();
+            return iequals(name, "x-request-id") || starts_with_ci(name, "x-mistral-proxy-");
+        }
+        default:
+            return false;
+    }
+}
+
+bool named_by_connection(const bhttp::fields& fields, std::string_view name) {
+    const auto connection = fields[bhttp::field::connection];
+    if (connection.empty()) {
+        return false;
+    }
+    for (const auto token : bhttp::token_list{connection}) {
+        if (iequals(token, name)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+limits::header_list limit_headers_of(const bhttp::fields& fields) {
+    limits::header_list headers;
+    for (const auto& field : fields) {
+        const auto name = field.name_string();
+        if (field.name() == bhttp::field::retry_after || starts_with_ci(name, "x-ratelimit") ||
+            starts_with_ci(name, "ratelimit") || starts_with_ci(name, "retry-after")) {
+            std::string lower(name);
+            std::transform(lower.begin(), lower.end(), lower.begin(),
+                           [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+            headers.emplace_back(std::move(lower), std::string(field.value()));
+        }
+    }
+    return headers;
+}
+
+}  // namespace mistral_proxy::http

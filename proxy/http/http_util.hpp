@@ -1,0 +1,80 @@
+#pragma once
+// Small HTTP helpers of the I/O stage: request ids, header hygiene, and the
+// padded buffer a JSON request body is read into.
+#include <algorithm>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "http/asio_fwd.hpp"
+#include "limits/ratelimit_headers.hpp"
+#include "normalize/request_peek.hpp"
+
+namespace mistral_proxy::http {
+
+// 32 hex digits, random per process and thread.
+std::string new_request_id();
+
+inline bool iequals(std::string_view a, std::string_view b) noexcept { return beast::iequals(a, b); }
+bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept;
+
+// Endpoints whose JSON body the proxy reads whole: it routes on their model and
+// rewrites them. Every other body streams straight through.
+bool is_buffered_endpoint(bhttp::verb method, std::string_view path) noexcept;
+
+// "." or ".." as a path segment: refused rather than forwarded.
+bool has_dot_segment(std::string_view path) noexcept;
+
+// Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the proxy sets itself never
+// cross it. `Host` is replaced so the client can never choose an upstream.
+bool is_hop_or_own_request_field(const bhttp::fields::value_type& field) noexcept;
+bool is_hop_or_own_response_field(const bhttp::fields::value_type& field) noexcept;
+
+// Headers named by the `Connection` header are hop-by-hop too.
+bool named_by_connection(const bhttp::fields& fields, std::string_view name);
+
+template <class Fields>
+void copy_end_to_end_request_fields(const bhttp::fields& from, Fields& to) {
+    for (const auto& field : from) {
+        if (is_hop_or_own_request_field(field) || named_by_connection(from, field.name_string())) {
+            continue;
+        }
+        if (field.name() == bhttp::field::unknown) {
+            to.insert(field.name_string(), field.value());
+        } else {
+            to.insert(field.name(), field.value());
+        }
+    }
+}
+
+// The rate-limit and retry headers of an upstream answer (Retry-After,
+// retry-after-ms, x-ratelimit-*, ratelimitbysize-*), as the limits stage reads them.
+limits::header_list limit_headers_of(const bhttp::fields& fields);
+
+// A request body held whole, with the spare bytes the JSON parser may read past its end.
+class padded_body {
+public:
+    void reserve(std::size_t bytes) {
+        if (bytes + normalize::body_padding <= capacity_) {
+            return;
+        }
+        auto bigger = std::make_unique_for_overwrite<char[]>(bytes + normalize::body_padding);
+        std::copy_n(data_.get(), size_, bigger.get());
+        data_ = std::move(bigger);
+        capacity_ = bytes + normalize::body_padding;
+    }
+    char* free_space() noexcept { return data_.get() + size_; }
+    std::size_t free_bytes() const noexcept { return capacity_ - normalize::body_padding - size_; }
+    void commit(std::size_t bytes) noexcept { size_ += bytes; }
+    std::size_t size() const noexcept { return size_; }
+    std::string_view view() const noexcept { return {data_.get(), size_}; }
+    void zero_padding() noexcept { std::fill_n(data_.get() + size_, normalize::body_padding, '\0'); }
+
+private:
+    std::unique_ptr<char[]> data_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
+
+}  // namespace mistral_proxy::http

@@ -1,0 +1,400 @@
+// The answer side of a proxied request: upstream errors translated to OpenAI's
+// shape, 2xx answers relayed as they arrive, streamed chat transcoded event by
+// event, and the answers that need it (chat, base64 embeddings, legacy
+// completions, model lists) rewritten whole.
+#include <chrono>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "config/duration.hpp"
+#include "errors/openai_error.hpp"
+#include "http/session.hpp"
+#include "limits/retry.hpp"
+#include "log/log.hpp"
+#include "responses/chat_response.hpp"
+#include "responses/embeddings.hpp"
+#include "responses/usage.hpp"
+
+namespace mistral_proxy::http {
+
+namespace {
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+void copy_end_to_end_response_fields(const bhttp::fields& from, bhttp::fields& to) {
+    for (const auto& field : from) {
+        if (is_hop_or_own_response_field(field)) {
+            continue;
+        }
+        if (field.name() == bhttp::field::unknown) {
+            to.insert(field.name_string(), field.value());
+        } else {
+            to.insert(field.name(), field.value());
+        }
+    }
+}
+
+}  // namespace
+
+void downstream_session::add_rate_limit_fields(bhttp::fields& fields, request_context& context) {
+    if (!context.upstream) {
+        return;
+    }
+    const auto name = routing::upstream_name(*context.upstream);
+    limits::rate_limits own;
+    if (auto* limiter = worker_.limits.limiter.get()) {
+        const auto now = limits::clock::now();
+        limiter->adapt(name, now, context.upstream_limits);
+        own = limiter->snapshot(name, now);
+    }
+    for (const auto& [header, value] : limits::openai_ratelimit_headers(context.upstream_limits, own)) {
+        fields.set(header, value);
+    }
+}
+
+awaitable<boost::system::error_code> downstream_session::read_rest(upstream_connection& connection,
+                                                                   response_parser& parser, std::string& body,
+                                                                   std::size_t limit, bool& complete) {
+    complete = parser.is_done();
+    while (!parser.is_done()) {
+        if (body.size() >= limit) {
+            co_return boost::system::error_code{};  // over the limit: complete stays false
+        }
+        const auto before = body.size();
+        const auto room = std::min<std::size_t>(64 * 1024, limit - before);
+        body.resize(before + room);
+        parser.get().body().data = body.data() + before;
+        parser.get().body().size = room;
+        connection.tcp().expires_after(connection.read_timeout());
+        auto [ec, n] = co_await connection.visit(
+            [&](auto& stream) { return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result); });
+        body.resize(before + room - parser.get().body().size);
+        if (ec && ec != bhttp::error::need_buffer) {
+            co_return ec;
+        }
+    }
+    complete = true;
+    co_return boost::system::error_code{};
+}
+
+awaitable<bool> downstream_session::answer_error_response(upstream_connection& connection, connection_ptr& owned,
+                                                          response_parser& parser, request_context& context) {
+    const auto upstream = *context.upstream;
+    context.upstream_refused = true;
+    std::string body;
+    bool complete = false;
+    const auto ec = co_await read_rest(connection, parser, body, max_error_body_bytes, complete);
+    const auto status = parser.get().result_int();
+    const auto error = errors::translate_upstream_error(status, body, routing::upstream_name(upstream));
+    const auto upstream_headers = limit_headers_of(parser.get());
+    context.upstream_limits = limits::parse_mistral_ratelimit_headers(upstream_headers);
+    if (!ec && complete && parser.keep_alive()) {
+        worker_.pool.release(upstream, std::move(owned));
+    } else {
+        connection.abort();
+    }
+    // The client gets OpenAI's rate-limit names, and for a 429/5xx retry hints
+    // capped at max_retry_after (the SDK waits as long as it is told).
+    limits::header_list headers;
+    for (auto& header : limits::openai_ratelimit_headers(context.upstream_limits, {})) {
+        headers.push_back(std::move(header));
+    }
+    if (limits::is_retryable_status(status) || status >= 500) {
+        const auto wish = limits::upstream_retry_after(upstream_headers, limits::clock::now());
+        for (auto& header : limits::client_retry_headers(state_->retry.client_retry_after(wish), true)) {
+            headers.push_back(std::move(header));
+        }
+    }
+    if (status == 429) {
+        // The upstream limit is tighter than configured: the buckets learn it.
+        if (auto* limiter = worker_.limits.limiter.get()) {
+            limiter->adapt(routing::upstream_name(upstream), limits::clock::now(), context.upstream_limits);
+        }
+    }
+    co_return co_await send_error(context, error, context.client_keep_alive, &headers);
+}
+
+awaitable<bool> downstream_session::answer_whole(upstream_connection& connection, connection_ptr& owned,
+                                                 response_parser& parser, request_context& context,
+                                                 const answer_plan& plan) {
+    const auto upstream = *context.upstream;
+    std::string body;
+    bool complete = false;
+    const auto ec = co_await read_rest(connection, parser, body, max_whole_answer_bytes, complete);
+    if (ec || !complete) {
+        connection.abort();
+        const auto failure =
+            ec ? upstream_failure(routing::upstream_name(upstream), worker_.pool.endpoint_text(upstream),
+                                  "broke off the answer before its end", ec)
+               : upstream_failure(routing::upstream_name(upstream), worker_.pool.endpoint_text(upstream),
+                                  "answered more than " + std::to_string(max_whole_answer_bytes) + " bytes", {});
+        log_failure(context, failure);
+        co_return co_await send_error(context, failure, context.client_keep_alive);
+    }
+    if (parser.keep_alive()) {
+        worker_.pool.release(upstream, std::move(owned));
+    } else {
+        connection.abort();
+    }
+
+    responses::body_result result;
+    switch (plan.whole) {
+        case whole_kind::chat:
+            result = responses::transform_chat_response(body, state_->response_rules);
+            break;
+        case whole_kind::text_completion:
+            result = responses::chat_to_text_completion(body, state_->response_rules);
+            break;
+        case whole_kind::embeddings_base64:
+            result = responses::transform_embeddings_response(body, responses::embedding_encoding::base64);
+            break;
+        case whole_kind::model_list:
+            result = responses::merge_model_list(body, state_->model_aliases, unix_now());
+            break;
+        case whole_kind::alias_card:
+            result.body = responses::alias_model_card(body, *plan.alias, unix_now());
+            result.hits.add(responses::response_rule::model_alias);
+            break;
+        case whole_kind::usage_only:
+            result.unchanged = true;
+            result.usage = responses::find_usage(body);
+            break;
+    }
+    if (result.usage) {
+        context.usage = result.usage;
+    }
+    result.hits.append_ids(context.rules, ",");
+    if (result.error) {
+        log_failure(context, *result.error);
+        co_return co_await send_error(context, *result.error, context.client_keep_alive);
+    }
+
+    bhttp::response<bhttp::string_body> response{parser.get().result(), 11};
+    copy_end_to_end_response_fields(parser.get().base(), response.base());
+    add_rate_limit_fields(response.base(), context);
+    set_proxy_fields(response.base(), context);
+    response.body() = result.unchanged ? std::move(body) : std::move(result.body);
+    context.status = parser.get().result_int();
+    context.bytes_sent = response.body().size();
+    response.keep_alive(context.client_keep_alive && !worker_.draining);
+    response.prepare_payload();
+    client_.expires_after(server_settings().write_timeout);
+    auto [write_ec, written] = co_await bhttp::async_write(client_, response, as_result);
+    co_return !write_ec && response.keep_alive();
+}
+
+awaitable<bool> downstream_session::relay_response(upstream_connection& connection, connection_ptr& owned,
+                                                   response_parser& upstream_parser, request_context& context,
+                                                   const answer_plan& plan) {
+    const auto status = upstream_parser.get().result_int();
+    if (status < 200 || status >= 300) {
+        co_return co_await answer_error_response(connection, owned, upstream_parser, context);
+    }
+    const auto upstream = *context.upstream;
+    const auto& upstream_response = upstream_parser.get();
+    context.upstream_limits = limits::parse_mistral_ratelimit_headers(limit_headers_of(upstream_response));
+    const bool event_stream = starts_with_ci(upstream_response[bhttp::field::content_type], "text/event-stream");
+
+    answer_plan effective = plan;
+    if (plan.mode == answer_mode::transcode_stream && !event_stream) {
+        // Asked to stream, answered whole: rewrite it whole.
+        effective.mode = answer_mode::whole;
+    }
+    if (effective.mode == answer_mode::whole && !event_stream) {
+        co_return co_await answer_whole(connection, owned, upstream_parser, context, effective);
+    }
+    std::optional<responses::stream_transcoder> transcoder;
+    if (effective.mode == answer_mode::transcode_stream) {
+        responses::stream_options options;
+        options.shape = plan.shape;
+        options.include_usage = plan.include_usage;
+        options.upstream_name = routing::upstream_name(upstream);
+        transcoder.emplace(state_->response_rules, options);
+    }
+    context.status = status;
+
+    bhttp::response<bhttp::buffer_body> response{upstream_response.result(), 11};
+    copy_end_to_end_response_fields(upstream_response.base(), response.base());
+    add_rate_limit_fields(response.base(), context);
+    set_proxy_fields(response.base(), context);
+    // A stream is always re-chunked so that a failure mid-way can still end it
+    // with an error event and a clean terminator.
+    if (upstream_parser.is_done()) {
+        response.content_length(0);
+    } else if (upstream_parser.content_length() && !event_stream) {
+        response.content_length(*upstream_parser.content_length());
+    } else {
+        response.chunked(true);
+    }
+    response.keep_alive(context.client_keep_alive && !worker_.draining);
+    response.body().data = nullptr;
+    response.body().size = 0;
+    response.body().more = !upstream_parser.is_done();
+
+    bhttp::response_serializer<bhttp::buffer_body> serializer{response};
+    client_.expires_after(server_settings().write_timeout);
+    auto [header_ec, header_bytes] = co_await bhttp::async_write_header(client_, serializer, as_result);
+    if (header_ec) {
+        connection.abort();
+        co_return false;
+    }
+
+    relay_state relay;
+    relay.read_timeout = connection.read_timeout();
+    relay_outcome outcome = relay_outcome::complete;
+    if (!upstream_parser.is_done()) {
+        using namespace asio::experimental::awaitable_operators;
+        metrics::shard::add(worker_.metrics.open_streams, 1);
+        // While the body flows, watch the client: if it hangs up, the upstream
+        // request is closed at once rather than when the next write fails.
+        auto result = co_await (relay_body(connection, upstream_parser, serializer, response, relay,
+                                           transcoder ? &*transcoder : nullptr) ||
+                                watch_client(&connection, relay.client_gone));
+        metrics::shard::add(worker_.metrics.open_streams, -1);
+        context.bytes_sent = relay.bytes_sent;
+        outcome = result.index() == 0 ? std::get<0>(result) : relay_outcome::client_failed;
+    } else {
+        client_.expires_after(server_settings().write_timeout);
+        auto [end_ec, end_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
+        if (end_ec) {
+            outcome = relay_outcome::client_failed;
+        }
+    }
+    if (transcoder) {
+        context.usage = transcoder->usage();
+        transcoder->hits().append_ids(context.rules, ",");
+    }
+
+    if (outcome == relay_outcome::complete) {
+        if (upstream_parser.is_done() && upstream_parser.keep_alive()) {
+            worker_.pool.release(upstream, std::move(owned));
+        } else {
+            connection.abort();  // a transcoded stream may end before upstream's last byte
+        }
+        co_return response.keep_alive();
+    }
+    connection.abort();
+    if (outcome == relay_outcome::client_failed || relay.client_gone) {
+        co_return false;
+    }
+
+    // The upstream broke off after the answer started: the status is already
+    // sent, so the failure goes into the body.
+    const auto name = routing::upstream_name(upstream);
+    const auto endpoint = worker_.pool.endpoint_text(upstream);
+    const auto& upstream_error = relay.upstream_error;
+    auto failure = upstream_error == beast::error::timeout
+                       ? upstream_failure(name, endpoint,
+                                          "stream stalled: nothing received for " +
+                                              config::format_duration(relay.read_timeout) + " (read_timeout)",
+                                          upstream_error)
+                       : upstream_failure(name, endpoint, "broke off the answer before its end", upstream_error);
+    log_failure(context, failure);
+    context.error_message = failure.message;
+    metrics::shard::add(worker_.metrics.upstream_failures[static_cast<std::size_t>(upstream)]);
+    if (!event_stream || !response.chunked()) {
+        co_return false;  // a plain body cannot carry an error: closing tells the client it is cut short
+    }
+    std::string event;
+    if (transcoder) {
+        transcoder->on_failure(failure, event);
+    } else {
+        if (!relay.last_bytes.ends_with("\n\n") && !relay.last_bytes.empty()) {
+            event = relay.last_bytes.ends_with("\n") ? "\n" : "\n\n";  // end the half-written event first
+        }
+        event += errors::to_sse_event(failure);
+    }
+    response.body().data = event.data();
+    response.body().size = event.size();
+    response.body().more = true;
+    client_.expires_after(server_settings().write_timeout);
+    auto [event_ec, event_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
+    if (event_ec && event_ec != bhttp::error::need_buffer) {
+        co_return false;
+    }
+    response.body().data = nullptr;
+    response.body().size = 0;
+    response.body().more = false;
+    auto [end_ec, end_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
+    co_return !end_ec && response.keep_alive();
+}
+
+awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& connection,
+                                                        response_parser& upstream_parser,
+                                                        bhttp::response_serializer<bhttp::buffer_body>& serializer,
+                                                        bhttp::response<bhttp::buffer_body>& response,
+                                                        relay_state& relay, responses::stream_transcoder* transcoder) {
+    // Cancellation from the client watcher must surface as error codes, not exceptions.
+    co_await asio::this_coro::throw_if_cancelled(false);
+    char* chunk = relay_buffer();
+    // Writes one piece to the client as its own chunk; false when the client is gone.
+    auto write_piece = [&](const char* data, std::size_t size) -> awaitable<bool> {
+        response.body().data = const_cast<char*>(data);
+        response.body().size = size;
+        response.body().more = true;
+        client_.expires_after(server_settings().write_timeout);
+        auto [write_ec, written] = co_await bhttp::async_write(client_, serializer, as_result);
+        relay.bytes_sent += size;
+        co_return !write_ec || write_ec == bhttp::error::need_buffer;
+    };
+    for (;;) {
+        upstream_parser.get().body().data = chunk;
+        upstream_parser.get().body().size = relay_buffer_bytes;
+        // Re-armed for every read: the timeout bounds each gap, never the whole stream.
+        connection.tcp().expires_after(relay.read_timeout);
+        auto [read_ec, n] = co_await connection.visit([&](auto& stream) {
+            return bhttp::async_read_some(stream, connection.read_buffer(), upstream_parser, as_result);
+        });
+        const auto got = relay_buffer_bytes - upstream_parser.get().body().size;
+        if (got > 0) {
+            if (transcoder != nullptr) {
+                out_.clear();
+                transcoder->on_body(std::string_view(chunk, got), out_);
+                if (!out_.empty() && !co_await write_piece(out_.data(), out_.size())) {
+                    co_return relay_outcome::client_failed;
+                }
+                if (transcoder->done()) {
+                    break;
+                }
+            } else {
+                if (!co_await write_piece(chunk, got)) {
+                    co_return relay_outcome::client_failed;
+                }
+                const std::string_view tail(chunk + (got > 2 ? got - 2 : 0), got > 2 ? 2 : got);
+                relay.last_bytes.append(tail);
+                if (relay.last_bytes.size() > 2) {
+                    relay.last_bytes.erase(0, relay.last_bytes.size() - 2);
+                }
+            }
+        }
+        if (read_ec && read_ec != bhttp::error::need_buffer) {
+            if (relay.client_gone) {
+                co_return relay_outcome::client_failed;
+            }
+            relay.upstream_error = read_ec;
+            co_return relay_outcome::upstream_failed;
+        }
+        if (upstream_parser.is_done()) {
+            if (transcoder != nullptr && !transcoder->done()) {
+                out_.clear();
+                transcoder->on_end(out_);
+                if (!out_.empty() && !co_await write_piece(out_.data(), out_.size())) {
+                    co_return relay_outcome::client_failed;
+                }
+            }
+            break;
+        }
+    }
+    response.body().data = nullptr;
+    response.body().size = 0;
+    response.body().more = false;
+    client_.expires_after(server_settings().write_timeout);
+    auto [end_ec, end_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
+    co_return end_ec ? relay_outcome::client_failed : relay_outcome::complete;
+}
+
+}  // namespace mistral_proxy::http

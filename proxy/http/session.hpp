@@ -1,0 +1,166 @@
+#pragma once
+// The downstream session's internals, shared by its two source files:
+// downstream_session.cpp (connection loop, request side, limits, retries) and
+// response_relay.cpp (the answer: relayed, transcoded per event, or rewritten whole).
+#include <chrono>
+#include <optional>
+#include <string>
+
+#include "http/downstream_session.hpp"
+#include "http/http_util.hpp"
+#include "limits/limiter.hpp"
+#include "responses/models.hpp"
+#include "responses/stream_transcoder.hpp"
+
+namespace mistral_proxy::http {
+
+using request_parser = bhttp::request_parser<bhttp::buffer_body>;
+using response_parser = bhttp::response_parser<bhttp::buffer_body>;
+
+// Relay granularity: big enough that a bulk transfer costs few syscalls, small
+// enough that a thousand idle streams stay within a few megabytes.
+inline constexpr std::size_t relay_buffer_bytes = 8 * 1024;
+// Error bodies are read whole to be translated; Mistral's are a few hundred bytes.
+inline constexpr std::size_t max_error_body_bytes = 1024 * 1024;
+// Answers rewritten whole (chat, embeddings, model lists) are read whole first.
+inline constexpr std::size_t max_whole_answer_bytes = 64 * 1024 * 1024;
+inline constexpr std::uint32_t upstream_header_limit = 64 * 1024;
+
+// What the client gets of a 2xx answer.
+enum class answer_mode {
+    relay,             // the bytes as they come (passthrough endpoints, FIM, float embeddings)
+    transcode_stream,  // SSE rewritten event by event (chat and legacy completions, streamed)
+    whole,             // read whole, rewritten, sent with its length
+};
+enum class whole_kind { usage_only, chat, text_completion, embeddings_base64, model_list, alias_card };
+
+struct answer_plan {
+    answer_mode mode = answer_mode::relay;
+    whole_kind whole = whole_kind::usage_only;
+    responses::stream_shape shape = responses::stream_shape::chat_completion_chunk;
+    bool include_usage = false;
+    const responses::model_alias* alias = nullptr;  // alias_card: the alias asked for
+};
+
+struct request_context {
+    std::string id;
+    std::string_view method;
+    std::string path;
+    std::optional<routing::upstream_id> upstream;
+    std::string rules;  // comma-separated rule ids that changed the request or answer
+    bool client_keep_alive = true;
+    // What the access log, the metrics and the limiter get once the request is answered.
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+    unsigned status = 0;
+    std::uint64_t bytes_received = 0;
+    std::uint64_t bytes_sent = 0;
+    std::string model_requested;
+    std::string model_sent;
+    std::string error_message;
+    unsigned retries = 0;
+    bool stream = false;
+    std::optional<limits::reservation> reservation;
+    std::uint64_t estimated_tokens = 0;
+    std::optional<responses::usage_counts> usage;
+    bool upstream_refused = false;  // answered non-2xx: nothing was generated
+    limits::rate_limits upstream_limits;  // what Mistral said of its limits
+};
+
+enum class relay_outcome { complete, upstream_failed, client_failed };
+
+// What relaying an answer's body leaves behind for the code that ends it.
+struct relay_state {
+    config::duration read_timeout{};
+    bool client_gone = false;
+    boost::system::error_code upstream_error;
+    std::string last_bytes;  // the last two bytes sent, to end a half-written SSE event
+    std::uint64_t bytes_sent = 0;
+};
+
+class downstream_session {
+public:
+    downstream_session(tcp::socket socket, worker_context& worker)
+        : client_(std::move(socket)), worker_(worker), state_(worker.state) {}
+
+    awaitable<void> run();
+
+private:
+    beast::tcp_stream client_;
+    beast::flat_buffer buffer_;
+    worker_context& worker_;
+    std::shared_ptr<const runtime_state> state_;  // the set this connection's current request runs on
+    std::unique_ptr<char[]> relay_buffer_;
+    std::string out_;  // transcoder output, reused
+
+    const config::server_settings& server_settings() const noexcept { return state_->config.server; }
+    char* relay_buffer() {
+        if (!relay_buffer_) {
+            relay_buffer_ = std::make_unique_for_overwrite<char[]>(relay_buffer_bytes);
+        }
+        return relay_buffer_.get();
+    }
+
+    // --- downstream_session.cpp: the request side
+    awaitable<bool> handle(request_parser& parser);
+    awaitable<bool> handle_request(request_parser& parser, request_context& context);
+    awaitable<bool> proxy_buffered(request_parser& parser, request_context& context,
+                                   std::optional<std::string_view> bearer);
+    awaitable<bool> proxy_streamed(request_parser& parser, request_context& context,
+                                   std::optional<std::string_view> bearer);
+    // Waits for the rate limiter's go (FIFO), or answers the local 429. False:
+    // the request is over (answered or the client left); `keep_alive` says
+    // whether the connection can carry another.
+    awaitable<bool> wait_for_limits(request_context& context, routing::upstream_id upstream, std::uint64_t tokens,
+                                    bool& keep_alive);
+    // Waits `until` (a limiter instant) while watching the client; false when it left.
+    awaitable<bool> wait_watching_client(limits::time_point until);
+    // Sends a whole-body request, with the retries of SPEC §8, and answers.
+    awaitable<bool> exchange_buffered(request_context& context, routing::upstream_id upstream,
+                                      bhttp::request<bhttp::span_body<const char>>& request, const answer_plan& plan);
+
+    // Completes when the client hangs up (then closes `connection` at once, so the
+    // upstream request ends too) or when cancelled by the work it runs beside.
+    awaitable<void> watch_client(upstream_connection* connection, bool& client_gone);
+    // Reads the upstream answer's header while watching the client.
+    awaitable<boost::system::error_code> read_upstream_header(upstream_connection& connection,
+                                                              response_parser& parser, config::duration timeout,
+                                                              bool& client_gone);
+
+    // --- response_relay.cpp: the answer
+    awaitable<bool> relay_response(upstream_connection& connection, connection_ptr& owned, response_parser& parser,
+                                   request_context& context, const answer_plan& plan);
+    awaitable<relay_outcome> relay_body(upstream_connection& connection, response_parser& upstream_parser,
+                                        bhttp::response_serializer<bhttp::buffer_body>& serializer,
+                                        bhttp::response<bhttp::buffer_body>& response, relay_state& relay,
+                                        responses::stream_transcoder* transcoder);
+    awaitable<bool> answer_whole(upstream_connection& connection, connection_ptr& owned, response_parser& parser,
+                                 request_context& context, const answer_plan& plan);
+    // Reads what is left of an upstream body into `body`, up to `limit` bytes.
+    // Sets `complete` when the body ended within the limit.
+    awaitable<boost::system::error_code> read_rest(upstream_connection& connection, response_parser& parser,
+                                                   std::string& body, std::size_t limit, bool& complete);
+    awaitable<bool> answer_error_response(upstream_connection& connection, connection_ptr& owned,
+                                          response_parser& parser, request_context& context);
+    // Adds OpenAI's rate-limit headers (from Mistral's and the proxy's own buckets).
+    void add_rate_limit_fields(bhttp::fields& fields, request_context& context);
+
+    // --- shared
+    awaitable<bool> send_json(request_context& context, unsigned status, std::string body, bool keep_alive,
+                              const limits::header_list* extra_headers = nullptr,
+                              std::string_view content_type = "application/json");
+    awaitable<bool> send_error(request_context& context, const errors::openai_error& error, bool keep_alive,
+                               const limits::header_list* extra_headers = nullptr) {
+        context.error_message = error.message;
+        return send_json(context, error.status, errors::to_json(error), keep_alive, extra_headers);
+    }
+    awaitable<void> send_continue_if_expected(const request_parser& parser);
+    awaitable<void> linger_and_close();
+    void set_proxy_fields(bhttp::fields& fields, const request_context& context) const;
+    std::string upstream_target(routing::upstream_id upstream, std::string_view path_after_v1,
+                                std::string_view query) const;
+    void log_failure(const request_context& context, const errors::openai_error& error) const;
+    // Counts, logs and settles a request once it is answered.
+    void finish(request_context& context);
+};
+
+}  // namespace mistral_proxy::http

@@ -373,9 +373,9 @@ private:
     bool read_messages(od::value value, piece& out);
     bool read_message(od::value value, std::size_t index, message_out& out, bool& keep);
     bool read_content(od::value value, role_kind role, std::size_t depth, piece& out, bool& is_empty,
-                      const std::string& where);
+                      std::size_t message_index);
     bool read_part(od::value value, role_kind role, std::size_t depth, piece& out, bool& keep,
-                   const std::string& where);
+                   std::size_t message_index, std::size_t part_index);
     bool read_inner_string(od::value value, std::size_t depth, std::string_view wanted, piece& out);
     bool read_tool_calls(od::value value, std::size_t depth, piece& out, bool& any);
     bool read_tools(od::value value, bool legacy_functions, piece& out);
@@ -599,14 +599,18 @@ bool engine::read_inner_string(od::value value, std::size_t depth, std::string_v
 }
 
 bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, piece& out, bool& keep,
-                       const std::string& where) {
+                       std::size_t message_index, std::size_t part_index) {
+    // Built only on the error path: no allocation per part.
+    const auto where = [&] {
+        return "messages[" + std::to_string(message_index) + "].content[" + std::to_string(part_index) + "]";
+    };
     od::object object;
     od::json_type type;
     if (auto e = value.type().get(type)) {
         return fail_json(e);
     }
     if (type != od::json_type::object) {
-        return fail(where + " must be an object, got " + std::string(kind_name(type)), where);
+        return fail(where() + " must be an object, got " + std::string(kind_name(type)), where());
     }
     if (auto e = value.get_object().get(object)) {
         return fail_json(e);
@@ -663,7 +667,7 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
         }
         if (name == "type") {
             if (child_type != od::json_type::string) {
-                return fail(where + ".type must be a string", where + ".type");
+                return fail(where() + ".type must be a string", where() + ".type");
             }
             const std::string_view raw = view(p);
             part_type = raw.substr(1, raw.size() - 2);  // part types are plain names
@@ -740,7 +744,8 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
 }
 
 bool engine::read_content(od::value value, role_kind role, std::size_t depth, piece& out, bool& is_empty,
-                          const std::string& where) {
+                          std::size_t message_index) {
+    const auto where = [&] { return "messages[" + std::to_string(message_index) + "].content"; };
     od::json_type type;
     if (auto e = value.type().get(type)) {
         return fail_json(e);
@@ -761,9 +766,9 @@ bool engine::read_content(od::value value, role_kind role, std::size_t depth, pi
         return capture(value, depth, out, type);
     }
     if (type != od::json_type::array) {
-        return fail(where + " must be a string, an array of content parts or null, got " +
+        return fail(where() + " must be a string, an array of content parts or null, got " +
                         std::string(kind_name(type)),
-                    where);
+                    where());
     }
     od::array array;
     if (auto e = value.get_array().get(array)) {
@@ -779,7 +784,7 @@ bool engine::read_content(od::value value, role_kind role, std::size_t depth, pi
         }
         piece part;
         bool keep = true;
-        if (!read_part(item, role, depth + 1, part, keep, where + "[" + std::to_string(index) + "]")) {
+        if (!read_part(item, role, depth + 1, part, keep, message_index, index)) {
             return false;
         }
         if (keep) {
@@ -930,13 +935,13 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
 // One message
 
 bool engine::read_message(od::value value, std::size_t index, message_out& out, bool& keep) {
-    const std::string where = "messages[" + std::to_string(index) + "]";
+    const auto where = [&] { return "messages[" + std::to_string(index) + "]"; };  // error path only
     od::json_type type;
     if (auto e = value.type().get(type)) {
         return fail_json(e);
     }
     if (type != od::json_type::object) {
-        return fail(where + " must be an object, got " + std::string(kind_name(type)), where);
+        return fail(where() + " must be an object, got " + std::string(kind_name(type)), where());
     }
     od::object object;
     if (auto e = value.get_object().get(object)) {
@@ -973,8 +978,8 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
         piece p;
         if (name == "role") {
             if (child_type != od::json_type::string) {
-                return fail(where + ".role must be a string, got " + std::string(kind_name(child_type)),
-                            where + ".role");
+                return fail(where() + ".role must be a string, got " + std::string(kind_name(child_type)),
+                            where() + ".role");
             }
             if (!capture_string(child, p, role_text)) {
                 return false;
@@ -983,7 +988,7 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
         } else if (name == "content") {
             // System content needs the role; it is fixed up after the loop.
             s_.texts.clear();
-            if (!read_content(child, content_role, 2, p, content_empty, where + ".content")) {
+            if (!read_content(child, content_role, 2, p, content_empty, index)) {
                 return false;
             }
             has_content = true;
@@ -1010,7 +1015,7 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
         }
     }
     if (!has_role) {
-        return fail(where + " needs a role (system, user, assistant or tool)", where + ".role");
+        return fail(where() + " needs a role (system, user, assistant or tool)", where() + ".role");
     }
     role_kind role = role_kind::unknown;
     std::string_view role_out = role_text;
@@ -1033,9 +1038,9 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
             fire(rule_id::messages);
         }
     } else {
-        return fail(where + ".role must be one of system, developer, user, assistant, tool; got '" +
+        return fail(where() + ".role must be one of system, developer, user, assistant, tool; got '" +
                         std::string(role_text) + "'",
-                    where + ".role");
+                    where() + ".role");
     }
     out.role = role;
     out.prefix = prefix;
@@ -1373,9 +1378,12 @@ bool engine::read_tools(od::value value, bool legacy_functions, piece& out) {
         if (auto e = item.type().get(type)) {
             return fail_json(e);
         }
-        const std::string where = std::string(legacy_functions ? "functions[" : "tools[") + std::to_string(index++) + "]";
+        const std::size_t tool_index = index++;
+        const auto where = [&] {
+            return std::string(legacy_functions ? "functions[" : "tools[") + std::to_string(tool_index) + "]";
+        };
         if (type != od::json_type::object) {
-            return fail(where + " must be an object, got " + std::string(kind_name(type)), where);
+            return fail(where() + " must be an object, got " + std::string(kind_name(type)), where());
         }
         piece tool;
         if (legacy_functions) {

@@ -3,7 +3,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -11,7 +13,10 @@
 
 #include "config/config.hpp"
 #include "http/server.hpp"
+#include "errors/json_writer.hpp"
+#include "errors/openai_error.hpp"
 #include "log/log.hpp"
+#include "normalize/normalizer.hpp"
 #include "routing/keys.hpp"
 #include "rules/rule_set.hpp"
 
@@ -32,6 +37,10 @@ Usage:
   mistral-proxy check [--config FILE]
       Validate the config and every rule file it names; print FILE:LINE:COL
       messages and exit 1 when something is wrong.
+  mistral-proxy explain [--config FILE] [--endpoint PATH] [REQUEST.json | -]
+      Dry run, no network: print {"upstream","url","rules","body"} -- exactly
+      what serve would send for that request body (read from stdin with - or
+      when no file is given). --endpoint defaults to /v1/chat/completions.
   mistral-proxy --version
   mistral-proxy --help
 
@@ -51,6 +60,8 @@ struct command_line {
     std::string command = "serve";
     std::optional<std::string> config_file;
     std::optional<std::string> listen;
+    std::string endpoint = "/v1/chat/completions";  // explain
+    std::optional<std::string> request_file;         // explain; "-" or absent = stdin
     bool help = false;
     bool version = false;
 };
@@ -65,7 +76,7 @@ command_line parse_command_line(int argc, char** argv) {
     std::size_t i = 0;
     if (i < args.size() && !args[i].starts_with("-")) {
         parsed.command = std::string(args[i++]);
-        if (parsed.command != "serve" && parsed.command != "check") {
+        if (parsed.command != "serve" && parsed.command != "check" && parsed.command != "explain") {
             throw usage_error{"unknown command '" + parsed.command + "'"};
         }
     }
@@ -91,6 +102,13 @@ command_line parse_command_line(int argc, char** argv) {
                 throw usage_error{"--listen only applies to serve"};
             }
             parsed.listen = value_of("--listen");
+        } else if (arg == "--endpoint" || arg.starts_with("--endpoint=")) {
+            if (parsed.command != "explain") {
+                throw usage_error{"--endpoint only applies to explain"};
+            }
+            parsed.endpoint = value_of("--endpoint");
+        } else if (parsed.command == "explain" && (arg == "-" || !arg.starts_with("-")) && !parsed.request_file) {
+            parsed.request_file = std::string(arg);
         } else {
             throw usage_error{"unknown option '" + std::string(arg) + "'"};
         }
@@ -132,6 +150,66 @@ loaded load_everything(const command_line& args) {
     return result;
 }
 
+// SPEC §1 explain: the same normalize_request() serve calls, printed instead of sent.
+int explain(const command_line& args, const loaded& everything) {
+    std::string body;
+    if (!args.request_file || *args.request_file == "-") {
+        body.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else {
+        std::ifstream in(*args.request_file, std::ios::binary);
+        if (!in) {
+            std::cerr << "mistral-proxy: cannot read " << *args.request_file << "\n";
+            return exit_invalid;
+        }
+        body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    const std::size_t length = body.size();
+    body.resize(length + normalize::body_padding);  // the parser reads past the end; no copy
+    std::string path = args.endpoint;
+    if (const auto query = path.find('?'); query != std::string::npos) {
+        path.resize(query);
+    }
+    const auto which = normalize::endpoint_for_path(path);
+    normalize::normalize_scratch scratch;
+    const auto result = normalize::normalize_request(*everything.rules, everything.config, which,
+                                                     std::string_view(body.data(), length), scratch);
+    if (!result.ok()) {
+        std::cout << errors::to_json(*result.error) << "\n";
+        std::cerr << "mistral-proxy: the request would be refused with " << result.error->status << ": "
+                  << result.error->message << "\n";
+        return exit_invalid;
+    }
+    const auto& request = *result.request;
+    const auto& upstream = everything.config.upstreams.at(std::string(routing::upstream_name(request.upstream)));
+    std::string url = upstream.base_url;
+    while (!url.empty() && url.back() == '/') {
+        url.pop_back();
+    }
+    url += which == normalize::endpoint::other ? (path.starts_with("/v1") ? path.substr(3) : path)
+                                               : std::string(request.upstream_path);
+    std::string out = "{\"upstream\":";
+    errors::append_json_string(out, routing::upstream_name(request.upstream));
+    out += ",\"url\":";
+    errors::append_json_string(out, url);
+    out += ",\"rules\":[";
+    bool first = true;
+    request.fired.for_each([&](std::string_view id) {
+        out += first ? "\"" : ",\"";
+        first = false;
+        out += id;
+        out += '"';
+    });
+    out += "],\"body\":";
+    std::string_view sent = request.body;
+    while (!sent.empty() && (sent.back() == '\n' || sent.back() == '\r' || sent.back() == ' ' || sent.back() == '\t')) {
+        sent.remove_suffix(1);  // the client's own trailing newline would end the line early
+    }
+    out += sent.empty() ? std::string_view("null") : sent;
+    out += "}\n";
+    std::cout << out;
+    return exit_ok;
+}
+
 int run(const command_line& args) {
     if (args.help) {
         std::cout << usage_text;
@@ -154,6 +232,10 @@ int run(const command_line& args) {
         std::cout << everything.config.file << ": ok (" << everything.config.rule_files.size() << " rule file"
                   << (everything.config.rule_files.size() == 1 ? "" : "s") << ")\n";
         return exit_ok;
+    }
+
+    if (args.command == "explain") {
+        return explain(args, everything);
     }
 
     if (args.listen) {

@@ -2,9 +2,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "config/config.hpp"
@@ -17,72 +21,132 @@ namespace ys = config::yaml_strict;
 
 namespace {
 
-constexpr std::string_view top_keys = "models";
-constexpr std::string_view model_keys = "match, host";
+constexpr std::array<std::string_view, rule_count> rule_names = {
+    "model_rewrite", "model_alias",    "tool_choice_any", "params",       "ranges",
+    "messages",      "tool_call_ids",  "role_order",      "tools",        "tool_capable",
+    "json_mode_hint", "vision_route", "finish_reason",
+};
 
-// One file's classes, in file order.
-std::vector<model_class> parse_models(const YAML::Node& list, const YAML::Node& key_node, const std::string& file) {
-    if (!list.IsSequence()) {
-        ys::fail_at_value(file, key_node, list,
-                          "models must be a list of {match, host} entries, got " + ys::kind_of(list));
+constexpr std::string_view top_keys =
+    "include, switches, models, model_classes, model_rewrite, model_alias, tool_capable, vision_route, params, "
+    "ranges, json_mode_hint, role_order, finish_reason, schema";
+constexpr std::string_view model_keys = "match, class, host";
+constexpr std::string_view tool_capable_keys = "models_without_tools, action, reroute_to, suggest";
+constexpr std::string_view vision_keys = "models_with_vision, action, reroute_to, suggest";
+constexpr std::string_view range_keys = "min, max";
+constexpr std::string_view target_keys = "chat, fim, embeddings";
+constexpr std::string_view schema_keys =
+    "chat_request, fim_request, embedding_request, system_message, user_message, assistant_message, tool_message, "
+    "content_parts, system_content_part_types, image_url, tool, function, tool_call, function_call, tool_choice, "
+    "tool_choice_values, response_format, response_format_types, json_schema";
+
+// Where a node stood, kept for checks that can only run once every file is read.
+struct position {
+    std::string file;
+    int line = 0;
+    int column = 0;
+};
+
+position position_of(const std::string& file, const YAML::Node& node) {
+    const YAML::Mark mark = node.Mark();
+    if (mark.is_null()) {
+        return {file, 0, 0};
     }
-    std::vector<model_class> models;
-    for (std::size_t i = 0; i < list.size(); ++i) {
-        const YAML::Node entry = list[i];
-        const std::string where = "models[" + std::to_string(i) + "]";
-        model_class model;
-        bool has_match = false;
-        ys::for_each_field(
-            file, entry, where, [&](const std::string& key, const YAML::Node& field_key, const YAML::Node& value) {
-                const std::string path = ys::path_of(where, key);
-                if (!value.IsScalar()) {
-                    ys::fail_at_value(file, field_key, value, path + " must be a string, got " + ys::kind_of(value));
-                }
-                const std::string& text = value.Scalar();
-                if (key == "match") {
-                    if (!glob_is_valid(text)) {
-                        ys::fail(file, value,
-                                 path + ": bad glob '" + text +
-                                     "'; use '*' and '?' only ('[', ']' and '\\' are not supported)");
-                    }
-                    model.pattern = text;
-                    has_match = true;
-                } else if (key == "host") {
-                    if (text == "mistral") {
-                        model.host = model_host::mistral;
-                    } else if (text == "codestral") {
-                        model.host = model_host::codestral;
-                    } else {
-                        ys::fail(file, value, path + " must be 'mistral' or 'codestral', got '" + text + "'");
-                    }
-                } else {
-                    ys::fail_unknown_key(file, field_key, key, where, model_keys);
-                }
-            });
-        if (!has_match) {
-            ys::fail(file, entry, where + " needs a 'match' glob, e.g. match: \"codestral-*\"");
-        }
-        models.push_back(std::move(model));
-    }
-    return models;
+    return {file, mark.line + 1, mark.column + 1};
 }
 
-std::vector<model_class> parse_file_models(std::string_view yaml_text, const std::string& file) {
-    const YAML::Node root = ys::load(yaml_text, file);
-    std::vector<model_class> models;
-    if (root.IsNull()) {
-        return models;  // an empty rule file adds nothing
-    }
-    ys::for_each_field(file, root, "",
-                       [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
-                           if (key == "models") {
-                               models = parse_models(value, key_node, file);
-                           } else {
-                               ys::fail_unknown_key(file, key_node, key, "", top_keys);
-                           }
-                       });
-    return models;
+[[noreturn]] void fail_at(const position& where, const std::string& message) {
+    throw config::config_error(where.file, where.line, where.column, message);
 }
+
+std::string scalar(const std::string& file, const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+    if (!value.IsScalar()) {
+        ys::fail_at_value(file, key, value, path + " must be a string, got " + ys::kind_of(value));
+    }
+    return value.Scalar();
+}
+
+std::string non_empty(const std::string& file, const YAML::Node& key, const YAML::Node& value,
+                      const std::string& path) {
+    std::string text = scalar(file, key, value, path);
+    if (text.empty()) {
+        ys::fail_at_value(file, key, value, path + " must not be empty");
+    }
+    return text;
+}
+
+bool boolean(const std::string& file, const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+    // Only true/false: YAML 1.1's yes/no/on/off are refused like in the config.
+    if (value.IsScalar() && value.Tag() != "!" && (value.Scalar() == "true" || value.Scalar() == "false")) {
+        return value.Scalar() == "true";
+    }
+    ys::fail_at_value(file, key, value, path + " must be true or false");
+}
+
+double number(const std::string& file, const YAML::Node& key, const YAML::Node& value, const std::string& path) {
+    const std::string text = value.IsScalar() && value.Tag() != "!" ? value.Scalar() : std::string();
+    double result = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), result);
+    if (text.empty() || ec != std::errc() || end != text.data() + text.size()) {
+        ys::fail_at_value(file, key, value, path + " must be a number");
+    }
+    return result;
+}
+
+void check_glob(const std::string& file, const YAML::Node& node, const std::string& text, const std::string& path) {
+    if (!glob_is_valid(text)) {
+        ys::fail(file, node,
+                 path + ": bad glob '" + text + "'; use '*' and '?' only ('[', ']' and '\\' are not supported)");
+    }
+}
+
+std::vector<std::string> string_list(const std::string& file, const YAML::Node& key, const YAML::Node& value,
+                                     const std::string& path) {
+    if (!value.IsSequence()) {
+        ys::fail_at_value(file, key, value, path + " must be a list of strings, got " + ys::kind_of(value));
+    }
+    std::vector<std::string> items;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        items.push_back(scalar(file, value[i], value[i], path + "[" + std::to_string(i) + "]"));
+    }
+    return items;
+}
+
+// A name that must later match an entry of `model_classes:`.
+struct class_ref {
+    std::string name;
+    position where;
+};
+
+struct pending_mapping {
+    std::string pattern;
+    std::string target;
+    position where;
+    bool is_rewrite = false;
+};
+
+// Everything read so far; files are applied in order, a later one overriding.
+struct builder {
+    std::shared_ptr<rule_set> set = std::make_shared<rule_set>();
+    std::vector<std::optional<class_ref>> model_refs;  // parallel to set->models
+    std::optional<class_ref> tool_capable_ref;
+    std::optional<class_ref> vision_ref;
+    std::map<std::string, std::vector<std::string>> classes;
+    std::map<std::string, pending_mapping> rewrites;
+    std::vector<pending_mapping> aliases;  // later files first
+    std::vector<std::string> include_stack;
+
+    void apply_text(std::string_view yaml_text, const std::string& file);
+    void apply_file(const std::string& path);
+    std::shared_ptr<const rule_set> finish();
+
+private:
+    void parse_models(const std::string& file, const YAML::Node& key, const YAML::Node& list);
+    void parse_capability(const std::string& file, const YAML::Node& map, const std::string& where,
+                          capability_rule& rule, std::optional<class_ref>& ref, std::string_view class_key,
+                          std::string_view keys);
+    void parse_schema(const std::string& file, const YAML::Node& map);
+};
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
@@ -97,32 +161,584 @@ std::string read_file(const std::string& path) {
     return text.str();
 }
 
+void builder::parse_models(const std::string& file, const YAML::Node& key_node, const YAML::Node& list) {
+    if (!list.IsSequence()) {
+        ys::fail_at_value(file, key_node, list,
+                          "models must be a list of {match, host} entries, got " + ys::kind_of(list));
+    }
+    std::vector<model_class> models;
+    std::vector<std::optional<class_ref>> refs;
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        const YAML::Node entry = list[i];
+        const std::string where = "models[" + std::to_string(i) + "]";
+        model_class model;
+        std::optional<class_ref> ref;
+        bool has_match = false;
+        ys::for_each_field(
+            file, entry, where, [&](const std::string& key, const YAML::Node& field_key, const YAML::Node& value) {
+                const std::string path = ys::path_of(where, key);
+                const std::string text = scalar(file, field_key, value, path);
+                if (key == "match") {
+                    check_glob(file, value, text, path);
+                    model.pattern = text;
+                    has_match = true;
+                } else if (key == "class") {
+                    ref = class_ref{text, position_of(file, value)};
+                    has_match = true;
+                } else if (key == "host") {
+                    if (text == "mistral") {
+                        model.host = model_host::mistral;
+                    } else if (text == "codestral") {
+                        model.host = model_host::codestral;
+                    } else {
+                        ys::fail(file, value, path + " must be 'mistral' or 'codestral', got '" + text + "'");
+                    }
+                } else {
+                    ys::fail_unknown_key(file, field_key, key, where, model_keys);
+                }
+            });
+        if (!has_match) {
+            ys::fail(file, entry, where + " needs a 'match' glob, e.g. match: \"codestral-*\" (or a 'class')");
+        }
+        models.push_back(std::move(model));
+        refs.push_back(std::move(ref));
+    }
+    // Later files override: their entries go first, since the first match wins.
+    set->models.insert(set->models.begin(), models.begin(), models.end());
+    model_refs.insert(model_refs.begin(), refs.begin(), refs.end());
+}
+
+void builder::parse_capability(const std::string& file, const YAML::Node& map, const std::string& where,
+                               capability_rule& rule, std::optional<class_ref>& ref, std::string_view class_key,
+                               std::string_view keys) {
+    ys::for_each_field(file, map, where,
+                       [&](const std::string& key, const YAML::Node& field_key, const YAML::Node& value) {
+                           const std::string path = ys::path_of(where, key);
+                           if (key == class_key) {
+                               ref = class_ref{non_empty(file, field_key, value, path), position_of(file, value)};
+                           } else if (key == "action") {
+                               const std::string text = scalar(file, field_key, value, path);
+                               if (text == "deny") {
+                                   rule.action = capability_action::deny;
+                               } else if (text == "reroute") {
+                                   rule.action = capability_action::reroute;
+                               } else {
+                                   ys::fail(file, value, path + " must be 'deny' or 'reroute', got '" + text + "'");
+                               }
+                           } else if (key == "reroute_to") {
+                               rule.reroute_to = non_empty(file, field_key, value, path);
+                           } else if (key == "suggest") {
+                               rule.suggest = string_list(file, field_key, value, path);
+                           } else {
+                               ys::fail_unknown_key(file, field_key, key, where, keys);
+                           }
+                       });
+    if (rule.action == capability_action::reroute && rule.reroute_to.empty()) {
+        ys::fail(file, map, where + ": action reroute needs reroute_to: MODEL");
+    }
+}
+
+std::uint8_t kind_bits(const std::string& file, const YAML::Node& node, const std::string& path) {
+    std::uint8_t bits = 0;
+    for (const auto& name : string_list(file, node, node, path)) {
+        if (name == "string") {
+            bits |= kind_string;
+        } else if (name == "number" || name == "integer") {
+            bits |= kind_number;
+        } else if (name == "boolean") {
+            bits |= kind_boolean;
+        } else if (name == "object") {
+            bits |= kind_object;
+        } else if (name == "array") {
+            bits |= kind_array;
+        } else if (name == "null") {
+            bits |= kind_null;
+        } else if (name == "any") {
+            bits |= kind_any;
+        } else {
+            ys::fail(file, node, path + ": unknown JSON kind '" + name + "'");
+        }
+    }
+    return bits;
+}
+
+request_schema parse_request_schema(const std::string& file, const YAML::Node& map, const std::string& where) {
+    request_schema schema;
+    ys::for_each_field(file, map, where,
+                       [&](const std::string& key, const YAML::Node&, const YAML::Node& value) {
+                           const std::string path = ys::path_of(where, key);
+                           field_spec spec;
+                           spec.name = key;
+                           ys::for_each_field(
+                               file, value, path,
+                               [&](const std::string& sub, const YAML::Node& sub_key, const YAML::Node& sub_value) {
+                                   if (sub == "kinds") {
+                                       spec.kinds = kind_bits(file, sub_value, ys::path_of(path, sub));
+                                   } else if (sub == "enum") {
+                                       spec.enum_values = string_list(file, sub_key, sub_value, ys::path_of(path, sub));
+                                   } else {
+                                       ys::fail_unknown_key(file, sub_key, sub, path, "kinds, enum");
+                                   }
+                               });
+                           schema.fields.push_back(std::move(spec));
+                       });
+    return schema;
+}
+
+void builder::parse_schema(const std::string& file, const YAML::Node& map) {
+    schema_set& schema = set->schema;
+    schema.present = true;
+    ys::for_each_field(file, map, "schema",
+                       [&](const std::string& key, const YAML::Node& field_key, const YAML::Node& value) {
+                           const std::string path = ys::path_of("schema", key);
+                           auto list = [&](key_list& target) { target = string_list(file, field_key, value, path); };
+                           if (key == "chat_request") {
+                               schema.chat = parse_request_schema(file, value, path);
+                           } else if (key == "fim_request") {
+                               schema.fim = parse_request_schema(file, value, path);
+                           } else if (key == "embedding_request") {
+                               schema.embeddings = parse_request_schema(file, value, path);
+                           } else if (key == "content_parts") {
+                               schema.content_parts.clear();
+                               ys::for_each_field(file, value, path,
+                                                  [&](const std::string& type, const YAML::Node& type_key,
+                                                      const YAML::Node& keys) {
+                                                      schema.content_parts.push_back(
+                                                          {type, string_list(file, type_key, keys,
+                                                                             ys::path_of(path, type))});
+                                                  });
+                           } else if (key == "system_message") {
+                               list(schema.system_message);
+                           } else if (key == "user_message") {
+                               list(schema.user_message);
+                           } else if (key == "assistant_message") {
+                               list(schema.assistant_message);
+                           } else if (key == "tool_message") {
+                               list(schema.tool_message);
+                           } else if (key == "system_content_part_types") {
+                               list(schema.system_content_part_types);
+                           } else if (key == "image_url") {
+                               list(schema.image_url);
+                           } else if (key == "tool") {
+                               list(schema.tool);
+                           } else if (key == "function") {
+                               list(schema.function);
+                           } else if (key == "tool_call") {
+                               list(schema.tool_call);
+                           } else if (key == "function_call") {
+                               list(schema.function_call);
+                           } else if (key == "tool_choice") {
+                               list(schema.tool_choice);
+                           } else if (key == "tool_choice_values") {
+                               list(schema.tool_choice_values);
+                           } else if (key == "response_format") {
+                               list(schema.response_format);
+                           } else if (key == "response_format_types") {
+                               list(schema.response_format_types);
+                           } else if (key == "json_schema") {
+                               list(schema.json_schema);
+                           } else {
+                               ys::fail_unknown_key(file, field_key, key, "schema", schema_keys);
+                           }
+                       });
+}
+
+void builder::apply_file(const std::string& path) {
+    const std::string absolute = std::filesystem::absolute(path).lexically_normal().string();
+    if (std::find(include_stack.begin(), include_stack.end(), absolute) != include_stack.end()) {
+        throw config::config_error(path, 0, 0, "include loop: this file includes itself (directly or not)");
+    }
+    include_stack.push_back(absolute);
+    apply_text(read_file(path), path);
+    include_stack.pop_back();
+}
+
+void builder::apply_text(std::string_view yaml_text, const std::string& file) {
+    const YAML::Node root = ys::load(yaml_text, file);
+    if (root.IsNull()) {
+        return;  // an empty rule file adds nothing
+    }
+    // Included files come first so that this file's own entries override them.
+    if (root.IsMap()) {
+        if (const YAML::Node includes = root["include"]; includes) {
+            const auto base = std::filesystem::path(file).parent_path();
+            if (!includes.IsSequence()) {
+                ys::fail(file, includes, "include must be a list of rule files, got " + ys::kind_of(includes));
+            }
+            for (std::size_t i = 0; i < includes.size(); ++i) {
+                const std::string name = scalar(file, includes[i], includes[i], "include[" + std::to_string(i) + "]");
+                const auto included = std::filesystem::path(name).is_absolute() ? std::filesystem::path(name)
+                                                                                 : base / name;
+                try {
+                    apply_file(included.string());
+                } catch (const config::config_error& e) {
+                    if (e.line() == 0 && e.file() == included.string()) {
+                        // Say which include named the unreadable file.
+                        ys::fail(file, includes[i], "include '" + name + "': " + e.what());
+                    }
+                    throw;
+                }
+            }
+        }
+    }
+    ys::for_each_field(file, root, "", [&](const std::string& key, const YAML::Node& key_node,
+                                           const YAML::Node& value) {
+        if (key == "include") {
+            return;  // done above
+        }
+        if (key == "models") {
+            parse_models(file, key_node, value);
+        } else if (key == "switches") {
+            ys::for_each_field(file, value, key, [&](const std::string& id, const YAML::Node& id_key,
+                                                     const YAML::Node& on) {
+                const auto rule = rule_from_name(id);
+                if (!rule) {
+                    std::string allowed;
+                    for (const auto name : rule_names) {
+                        allowed += (allowed.empty() ? "" : ", ") + std::string(name);
+                    }
+                    ys::fail_unknown_key(file, id_key, id, key, allowed);
+                }
+                set->enabled_[static_cast<std::size_t>(*rule)] = boolean(file, id_key, on, ys::path_of(key, id));
+            });
+        } else if (key == "model_classes") {
+            ys::for_each_field(file, value, key, [&](const std::string& name, const YAML::Node& name_key,
+                                                     const YAML::Node& globs) {
+                const std::string path = ys::path_of(key, name);
+                auto list = string_list(file, name_key, globs, path);
+                for (std::size_t i = 0; i < list.size(); ++i) {
+                    check_glob(file, globs[i], list[i], path + "[" + std::to_string(i) + "]");
+                }
+                classes[name] = std::move(list);
+            });
+        } else if (key == "model_rewrite") {
+            ys::for_each_field(file, value, key, [&](const std::string& from, const YAML::Node& from_key,
+                                                     const YAML::Node& to) {
+                rewrites[from] = {from, non_empty(file, from_key, to, ys::path_of(key, from)),
+                                  position_of(file, from_key), true};
+            });
+        } else if (key == "model_alias") {
+            std::vector<pending_mapping> mine;
+            ys::for_each_field(file, value, key, [&](const std::string& glob, const YAML::Node& glob_key,
+                                                     const YAML::Node& to) {
+                check_glob(file, glob_key, glob, ys::path_of(key, glob));
+                mine.push_back({glob, non_empty(file, glob_key, to, ys::path_of(key, glob)),
+                                position_of(file, glob_key), false});
+            });
+            aliases.insert(aliases.begin(), mine.begin(), mine.end());
+        } else if (key == "tool_capable") {
+            parse_capability(file, value, key, set->tool_capable, tool_capable_ref, "models_without_tools",
+                             tool_capable_keys);
+        } else if (key == "vision_route") {
+            parse_capability(file, value, key, set->vision_route, vision_ref, "models_with_vision", vision_keys);
+        } else if (key == "params") {
+            ys::for_each_field(file, value, key, [&](const std::string& sub, const YAML::Node& sub_key,
+                                                     const YAML::Node& targets) {
+                if (sub != "rename") {
+                    ys::fail_unknown_key(file, sub_key, sub, key, "rename");
+                }
+                ys::for_each_field(file, targets, "params.rename", [&](const std::string& target,
+                                                                       const YAML::Node& target_key,
+                                                                       const YAML::Node& pairs) {
+                    std::size_t index = 0;
+                    if (target == "chat") {
+                        index = 0;
+                    } else if (target == "fim") {
+                        index = 1;
+                    } else if (target == "embeddings") {
+                        index = 2;
+                    } else {
+                        ys::fail_unknown_key(file, target_key, target, "params.rename", target_keys);
+                    }
+                    const std::string where = "params.rename." + target;
+                    ys::for_each_field(file, pairs, where, [&](const std::string& from, const YAML::Node& from_key,
+                                                               const YAML::Node& to) {
+                        auto& list = set->renames[index];
+                        std::string target_name = non_empty(file, from_key, to, ys::path_of(where, from));
+                        auto it = std::find_if(list.begin(), list.end(), [&](const auto& p) { return p.first == from; });
+                        if (it != list.end()) {
+                            it->second = std::move(target_name);
+                        } else {
+                            list.emplace_back(from, std::move(target_name));
+                        }
+                    });
+                });
+            });
+        } else if (key == "ranges") {
+            ys::for_each_field(file, value, key, [&](const std::string& field, const YAML::Node&,
+                                                     const YAML::Node& bounds) {
+                const std::string where = ys::path_of(key, field);
+                range_rule range;
+                range.field = field;
+                ys::for_each_field(file, bounds, where, [&](const std::string& bound, const YAML::Node& bound_key,
+                                                            const YAML::Node& number_node) {
+                    const double v = number(file, bound_key, number_node, ys::path_of(where, bound));
+                    if (bound == "min") {
+                        range.min = v;
+                        range.min_text = number_node.Scalar();
+                    } else if (bound == "max") {
+                        range.max = v;
+                        range.max_text = number_node.Scalar();
+                    } else {
+                        ys::fail_unknown_key(file, bound_key, bound, where, range_keys);
+                    }
+                });
+                if (range.min && range.max && *range.min > *range.max) {
+                    ys::fail(file, bounds, where + ": min is greater than max");
+                }
+                auto& ranges = set->ranges;
+                auto it = std::find_if(ranges.begin(), ranges.end(), [&](const auto& r) { return r.field == field; });
+                if (it != ranges.end()) {
+                    *it = std::move(range);
+                } else {
+                    ranges.push_back(std::move(range));
+                }
+            });
+        } else if (key == "json_mode_hint") {
+            ys::for_each_field(file, value, key, [&](const std::string& sub, const YAML::Node& sub_key,
+                                                     const YAML::Node& text) {
+                if (sub != "text") {
+                    ys::fail_unknown_key(file, sub_key, sub, key, "text");
+                }
+                set->json_mode_hint_text = non_empty(file, sub_key, text, ys::path_of(key, sub));
+            });
+        } else if (key == "role_order") {
+            ys::for_each_field(file, value, key, [&](const std::string& sub, const YAML::Node& sub_key,
+                                                     const YAML::Node& text) {
+                if (sub == "assistant_bridge") {
+                    set->assistant_bridge_text = non_empty(file, sub_key, text, ys::path_of(key, sub));
+                } else if (sub == "missing_tool_result") {
+                    set->missing_tool_result_text = non_empty(file, sub_key, text, ys::path_of(key, sub));
+                } else {
+                    ys::fail_unknown_key(file, sub_key, sub, key, "assistant_bridge, missing_tool_result");
+                }
+            });
+        } else if (key == "finish_reason") {
+            ys::for_each_field(file, value, key, [&](const std::string& from, const YAML::Node& from_key,
+                                                     const YAML::Node& to) {
+                auto& list = set->finish_reasons;
+                std::string mapped = non_empty(file, from_key, to, ys::path_of(key, from));
+                auto it = std::find_if(list.begin(), list.end(), [&](const auto& p) { return p.first == from; });
+                if (it != list.end()) {
+                    it->second = std::move(mapped);
+                } else {
+                    list.emplace_back(from, std::move(mapped));
+                }
+            });
+        } else if (key == "schema") {
+            parse_schema(file, value);
+        } else {
+            ys::fail_unknown_key(file, key_node, key, "", top_keys);
+        }
+    });
+}
+
+int resolve_class(const builder& b, const rule_set& set, const class_ref& ref) {
+    (void)b;
+    for (std::size_t i = 0; i < set.classes.size(); ++i) {
+        if (set.classes[i].name == ref.name) {
+            return static_cast<int>(i);
+        }
+    }
+    std::string known;
+    for (const auto& c : set.classes) {
+        known += (known.empty() ? "" : ", ") + c.name;
+    }
+    fail_at(ref.where, "undefined model class '" + ref.name + "'; model_classes defines: " +
+                           (known.empty() ? std::string("(none)") : known));
+}
+
+std::shared_ptr<const rule_set> builder::finish() {
+    rule_set& out = *set;
+    for (auto& [name, globs] : classes) {
+        out.classes.push_back({name, globs});
+    }
+    for (std::size_t i = 0; i < out.models.size(); ++i) {
+        if (model_refs[i]) {
+            out.models[i].class_index = resolve_class(*this, out, *model_refs[i]);
+        }
+    }
+    if (tool_capable_ref) {
+        out.tool_capable.class_index = resolve_class(*this, out, *tool_capable_ref);
+    }
+    if (vision_ref) {
+        out.vision_route.class_index = resolve_class(*this, out, *vision_ref);
+    }
+
+    // One step of the chain: the rewrite of exactly `model`, else the first alias matching it.
+    auto step = [&](const std::string& model) -> const pending_mapping* {
+        if (auto it = rewrites.find(model); it != rewrites.end()) {
+            return &it->second;
+        }
+        for (const auto& alias : aliases) {
+            if (glob_match(alias.pattern, model)) {
+                return &alias;
+            }
+        }
+        return nullptr;
+    };
+    auto resolve = [&](const pending_mapping& entry) {
+        model_mapping mapping;
+        mapping.pattern = entry.pattern;
+        mapping.via_rewrite = entry.is_rewrite;
+        mapping.via_alias = !entry.is_rewrite;
+        // A rewrite's own id starts the chain, so "a: b, b: a" reads a -> b -> a.
+        std::vector<std::string> chain;
+        if (entry.is_rewrite) {
+            chain.push_back(entry.pattern);
+        }
+        chain.push_back(entry.target);
+        std::string current = entry.target;
+        for (;;) {
+            const pending_mapping* next = step(current);
+            if (next == nullptr || next->target == current) {
+                break;  // a fixed point (an alias whose target matches its own glob) ends the chain
+            }
+            chain.push_back(next->target);
+            if (std::find(chain.begin(), chain.end() - 1, next->target) != chain.end() - 1) {
+                std::string path = entry.is_rewrite ? "model_rewrite" : "model_alias '" + entry.pattern + "'";
+                for (std::size_t i = 0; i < chain.size(); ++i) {
+                    path += (i == 0 && entry.is_rewrite ? " '" : " -> '") + chain[i] + "'";
+                }
+                fail_at(entry.where, path + " loops; a rewrite/alias chain must end at a model that maps nowhere");
+            }
+            mapping.via_rewrite = mapping.via_rewrite || next->is_rewrite;
+            mapping.via_alias = mapping.via_alias || !next->is_rewrite;
+            current = next->target;
+        }
+        mapping.target = current;
+        return mapping;
+    };
+    for (const auto& [from, entry] : rewrites) {
+        out.rewrites.push_back(resolve(entry));  // std::map order: sorted, as find_rewrite needs
+    }
+    for (const auto& entry : aliases) {
+        out.aliases.push_back(resolve(entry));
+    }
+    return set;
+}
+
+bool equal_key(const std::string& a, std::string_view b) noexcept { return a == b; }
+
 }  // namespace
+
+std::string_view rule_name(rule_id id) noexcept { return rule_names[static_cast<std::size_t>(id)]; }
+
+std::optional<rule_id> rule_from_name(std::string_view name) noexcept {
+    for (std::size_t i = 0; i < rule_names.size(); ++i) {
+        if (rule_names[i] == name) {
+            return static_cast<rule_id>(i);
+        }
+    }
+    return std::nullopt;
+}
+
+bool contains(const key_list& list, std::string_view key) noexcept {
+    return std::any_of(list.begin(), list.end(), [&](const std::string& item) { return equal_key(item, key); });
+}
+
+const field_spec* request_schema::find(std::string_view name) const noexcept {
+    for (const auto& field : fields) {
+        if (field.name == name) {
+            return &field;
+        }
+    }
+    return nullptr;
+}
+
+const content_part_spec* schema_set::part(std::string_view type) const noexcept {
+    for (const auto& spec : content_parts) {
+        if (spec.type == type) {
+            return &spec;
+        }
+    }
+    return nullptr;
+}
+
+bool rule_set::in_class(int class_index, std::string_view model) const noexcept {
+    if (class_index < 0 || static_cast<std::size_t>(class_index) >= classes.size()) {
+        return false;
+    }
+    const auto& globs = classes[static_cast<std::size_t>(class_index)].globs;
+    return std::any_of(globs.begin(), globs.end(), [&](const std::string& glob) { return glob_match(glob, model); });
+}
 
 bool rule_set::is_codestral_model(std::string_view model) const noexcept {
     for (const auto& model_class : models) {
-        if (glob_match(model_class.pattern, model)) {
+        const bool match = model_class.class_index >= 0 ? in_class(model_class.class_index, model)
+                                                        : glob_match(model_class.pattern, model);
+        if (match) {
             return model_class.host == model_host::codestral;
         }
     }
     return false;
 }
 
-std::shared_ptr<const rule_set> load_rule_files(const std::vector<std::string>& files) {
-    auto set = std::make_shared<rule_set>();
-    // Later files override earlier ones: their classes go first, since the first match wins.
-    for (auto it = files.rbegin(); it != files.rend(); ++it) {
-        auto models = parse_file_models(read_file(*it), *it);
-        set->models.insert(set->models.end(), std::make_move_iterator(models.begin()),
-                           std::make_move_iterator(models.end()));
+const model_mapping* rule_set::find_rewrite(std::string_view model) const noexcept {
+    auto it = std::lower_bound(rewrites.begin(), rewrites.end(), model,
+                               [](const model_mapping& m, std::string_view key) { return m.pattern < key; });
+    return it != rewrites.end() && it->pattern == model ? &*it : nullptr;
+}
+
+const model_mapping* rule_set::find_alias(std::string_view model) const noexcept {
+    for (const auto& alias : aliases) {
+        if (glob_match(alias.pattern, model)) {
+            return &alias;
+        }
     }
-    return set;
+    return nullptr;
+}
+
+const range_rule* rule_set::find_range(std::string_view field) const noexcept {
+    for (const auto& range : ranges) {
+        if (range.field == field) {
+            return &range;
+        }
+    }
+    return nullptr;
+}
+
+const request_schema& rule_set::request_schema_for(schema_target target) const noexcept {
+    switch (target) {
+        case schema_target::fim:
+            return schema.fim;
+        case schema_target::embeddings:
+            return schema.embeddings;
+        case schema_target::chat:
+            break;
+    }
+    return schema.chat;
+}
+
+const std::string* rule_set::finish_reason_for(std::string_view upstream_reason) const noexcept {
+    for (const auto& [from, to] : finish_reasons) {
+        if (from == upstream_reason) {
+            return &to;
+        }
+    }
+    return nullptr;
+}
+
+std::shared_ptr<const rule_set> load_rule_files(const std::vector<std::string>& files) {
+    builder b;
+    for (const auto& file : files) {
+        b.apply_file(file);
+    }
+    return b.finish();
 }
 
 std::shared_ptr<const rule_set> parse_rule_text(std::string_view yaml_text, const std::string& file) {
-    auto set = std::make_shared<rule_set>();
-    set->models = parse_file_models(yaml_text, file);
-    return set;
+    builder b;
+    b.apply_text(yaml_text, file);
+    return b.finish();
+}
+
+std::shared_ptr<const rule_set> parse_rule_texts(const std::vector<std::pair<std::string, std::string>>& file_and_text) {
+    builder b;
+    for (const auto& [file, text] : file_and_text) {
+        b.apply_text(text, file);
+    }
+    return b.finish();
 }
 
 }  // namespace mistral_proxy::rules

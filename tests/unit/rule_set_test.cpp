@@ -109,16 +109,17 @@ TEST_CASE("rule file errors point at the offending node") {
         std::string_view expected;  // whole what()
     };
     const row rows[] = {
-        {"model:\n  - match: a\n", "r.yaml:1:1: unknown key 'model'; expected one of: models"},
+        {"model:\n  - match: a\n", "r.yaml:1:1: unknown key 'model'; expected one of: include, switches, models, model_classes, model_rewrite, "
+         "model_alias, tool_capable, vision_route, params, ranges, json_mode_hint, role_order, finish_reason, schema"},
         {"models: []\nmodels: []\n", "r.yaml:2:1: duplicate key 'models' (first defined at line 1)"},
         {"models: {match: a}\n", "r.yaml:1:9: models must be a list of {match, host} entries, got a map"},
         {"models:\n", "r.yaml:1:1: models must be a list of {match, host} entries, got nothing (null)"},
         {"models:\n  - codestral-*\n", "r.yaml:2:5: models[0] must be a map, got a scalar"},
         {"models:\n  - {match: a, hots: codestral}\n",
-         "r.yaml:2:16: unknown key 'hots' in models[0]; expected one of: match, host"},
+         "r.yaml:2:16: unknown key 'hots' in models[0]; expected one of: match, class, host"},
         {"models:\n  - {match: a, match: b}\n",
          "r.yaml:2:16: duplicate key 'match' in models[0] (first defined at line 2)"},
-        {"models:\n  - {host: codestral}\n", "r.yaml:2:5: models[0] needs a 'match' glob, e.g. match: \"codestral-*\""},
+        {"models:\n  - {host: codestral}\n", "r.yaml:2:5: models[0] needs a 'match' glob, e.g. match: \"codestral-*\" (or a 'class')"},
         {"models:\n  - {match: [a]}\n", "r.yaml:2:13: models[0].match must be a string, got a list"},
         {"models:\n  - {match: '[ab]'}\n",
          "r.yaml:2:13: models[0].match: bad glob '[ab]'; use '*' and '?' only ('[', ']' and '\\' are not supported)"},

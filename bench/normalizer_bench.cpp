@@ -1,0 +1,116 @@
+// Normalizer throughput (not a test): a ~1 KB and a ~10 KB chat body with
+// several rules firing (model_alias, params, ranges, messages, tool_call_ids,
+// role_order, tools), normalized again and again with one scratch, as a worker
+// thread does. Reports MB/s of input and heap allocations per request in the
+// steady state (operator new is counted; the target is zero).
+//
+//   bench_normalizer [RULES.yaml] [SECONDS_PER_BODY]
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <new>
+#include <string>
+
+#include "config/config.hpp"
+#include "normalize/normalizer.hpp"
+#include "rules/rule_set.hpp"
+
+namespace {
+std::atomic<std::size_t> allocations{0};
+}
+
+void* operator new(std::size_t size) {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    if (void* p = std::malloc(size == 0 ? 1 : size)) {
+        return p;
+    }
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+
+namespace {
+
+using namespace mistral_proxy;
+
+// A multi-turn tool conversation the way the OpenAI SDK sends it.
+std::string chat_body(std::size_t target_bytes) {
+    std::string body = R"({"model":"gpt-4o","user":"user-1234","max_completion_tokens":512,"seed":42,"temperature":1.8,)"
+                       R"("stream":true,"stream_options":{"include_usage":true},"messages":[)"
+                       R"({"role":"developer","content":"You are a helpful assistant. Answer briefly."})";
+    int turn = 0;
+    while (body.size() + 600 < target_bytes || turn == 0) {
+        const std::string id = "call_" + std::to_string(100000 + turn) + "AbCdEfGhIjKlMn";
+        body += R"(,{"role":"user","content":"What is the weather in city number )" + std::to_string(turn) +
+                R"( today? Please include temperature and wind.","name":"alice"})";
+        body += R"(,{"role":"assistant","content":null,"refusal":null,"tool_calls":[{"id":")" + id +
+                R"(","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\",\"unit\":\"c\"}"}}]})";
+        body += R"(,{"role":"tool","tool_call_id":")" + id +
+                R"(","content":"{\"temperature\":21,\"wind\":\"12 km/h NW\",\"sky\":\"partly cloudy\"}"})";
+        ++turn;
+    }
+    body += R"(,{"role":"user","content":"Thanks, and tomorrow?"}],)"
+            R"("tools":[{"type":"function","function":{"name":"get_weather","description":"Current weather for a city",)"
+            R"("parameters":{"$schema":"http://json-schema.org/draft-07/schema#","type":"object",)"
+            R"("properties":{"city":{"type":"string"},"unit":{"type":"string","enum":["c","f"]}},"required":["city"]}}}],)"
+            R"("tool_choice":"auto","parallel_tool_calls":true})";
+    return body;
+}
+
+void measure(const rules::rule_set& set, const config::proxy_config& config, const std::string& json, double seconds) {
+    std::string buffer = json;
+    buffer.append(normalize::body_padding, '\0');
+    const std::string_view body(buffer.data(), json.size());
+    normalize::normalize_scratch scratch;
+    const auto which = normalize::endpoint::chat_completions;
+    auto first = normalize::normalize_request(set, config, which, body, scratch);
+    if (!first.ok()) {
+        std::fprintf(stderr, "refused: %s\n", first.error->message.c_str());
+        std::exit(1);
+    }
+    std::string fired;
+    first.request->fired.append_names(fired);
+    const std::size_t out_size = first.request->body.size();
+    for (int i = 0; i < 1000; ++i) {  // warm up: buffers reach their steady size
+        (void)normalize::normalize_request(set, config, which, body, scratch);
+    }
+    std::size_t iterations = 0;
+    std::size_t sink = 0;
+    const std::size_t before = allocations.load();
+    const auto start = std::chrono::steady_clock::now();
+    auto now = start;
+    while (std::chrono::duration<double>(now - start).count() < seconds) {
+        for (int i = 0; i < 256; ++i) {
+            auto result = normalize::normalize_request(set, config, which, body, scratch);
+            sink += result.request->body.size();
+        }
+        iterations += 256;
+        now = std::chrono::steady_clock::now();
+    }
+    const std::size_t allocated = allocations.load() - before;
+    const double elapsed = std::chrono::duration<double>(now - start).count();
+    const double per_request_us = elapsed / static_cast<double>(iterations) * 1e6;
+    const double gbps = static_cast<double>(json.size()) * static_cast<double>(iterations) / elapsed / 1e9;
+    std::printf("%6zu B in -> %6zu B out  %8.2f us/request  %6.2f GB/s  allocations/request %.3f  rules: %s\n",
+                json.size(), out_size, per_request_us, gbps,
+                static_cast<double>(allocated) / static_cast<double>(iterations), fired.c_str());
+    if (sink == 0) {
+        std::puts("");
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::filesystem::path here = std::filesystem::path(__FILE__).parent_path();
+    const std::string rules_file = argc > 1 && argv[1][0] != '\0' ? argv[1] : (here.parent_path() / "rules" / "mistral.yaml").string();
+    const double seconds = argc > 2 ? std::atof(argv[2]) : 2.0;
+    const auto set = rules::load_rule_files({rules_file});
+    const auto config = config::parse_config("", "/tmp/bench-config.yaml");
+    for (const std::size_t size : {1024u, 10240u}) {
+        measure(*set, config, chat_body(size), seconds);
+    }
+    return 0;
+}

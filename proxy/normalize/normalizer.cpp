@@ -1,0 +1,2175 @@
+#include "normalize/normalizer.hpp"
+
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <vector>
+
+#include "errors/json_writer.hpp"
+
+namespace mistral_proxy::normalize {
+
+namespace od = simdjson::ondemand;
+using rules::rule_id;
+using simdjson::error_code;
+
+namespace {
+
+// A parser keeps its buffers between requests; buffers that grew for a huge body
+// are released afterwards instead of pinning that memory per thread.
+constexpr std::size_t max_retained_capacity = 1024 * 1024;
+constexpr std::size_t initial_capacity = 64 * 1024;
+
+// A run of output bytes: a slice of the client's body, or of the scratch arena
+// (offsets, since the arena may grow while pieces are alive).
+struct piece {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    bool in_arena = false;
+    bool empty() const noexcept { return begin == end; }
+};
+
+// One member of an object being rebuilt. Duplicate keys: the last value wins,
+// in the first one's position.
+struct member {
+    std::string_view key;  // unescaped; for written keys, the name to write
+    piece value;
+    od::json_type type = od::json_type::null;
+    bool keep = true;
+};
+
+enum class role_kind { system, user, assistant, tool, unknown };
+
+struct pending_call {
+    std::array<char, 9> id{};
+    std::string_view name;  // unescaped function name (for a synthesized result)
+};
+
+// A message as it will be sent, plus what role_order needs to know about it.
+struct message_out {
+    piece text;  // the whole object
+    role_kind role = role_kind::user;
+    bool has_tool_calls = false;
+    bool prefix = false;
+};
+
+enum class top_key : std::uint8_t {
+    other,
+    model,
+    messages,
+    tools,
+    functions,
+    tool_choice,
+    function_call,
+    response_format,
+    stream,
+    stream_options,
+    encoding_format,
+};
+
+// A top-level member plus what the top level needs to decide about it.
+struct top_member {
+    top_key id = top_key::other;
+    bool keep = true;
+    std::optional<double> number;
+};
+
+}  // namespace
+
+struct normalize_scratch::impl {
+    od::parser parser{32 * 1024 * 1024};  // max capacity; grows on demand up to it
+    std::string arena;
+    std::vector<member> members;  // a stack: each object level uses the top
+    std::vector<message_out> messages;
+    std::vector<pending_call> pending;
+    std::vector<pending_call> calls;  // calls of the message being read
+    std::vector<top_member> tops;     // parallel to the top level's members
+    std::vector<piece> texts;         // raw text of the text parts of the content being read
+    std::string model_buffer;         // the requested model, kept past the parser's reuse
+
+    impl() {
+        arena.reserve(initial_capacity);
+        members.reserve(256);
+        messages.reserve(64);
+        pending.reserve(16);
+        calls.reserve(16);
+        texts.reserve(16);
+        model_buffer.reserve(128);
+    }
+    void trim() {
+        if (arena.capacity() > max_retained_capacity) {
+            std::string().swap(arena);
+            arena.reserve(initial_capacity);
+        }
+        if (parser.capacity() > max_retained_capacity) {
+            parser = od::parser{32 * 1024 * 1024};
+        }
+        if (members.capacity() > 65536) {
+            std::vector<member>().swap(members);
+            members.reserve(256);
+        }
+        if (messages.capacity() > 65536) {
+            std::vector<message_out>().swap(messages);
+            messages.reserve(64);
+        }
+    }
+};
+
+normalize_scratch::normalize_scratch() : impl_(std::make_unique<impl>()) {}
+normalize_scratch::~normalize_scratch() = default;
+
+void rule_mask::append_names(std::string& out, std::string_view separator) const {
+    bool first = true;
+    for_each([&](std::string_view name) {
+        if (!first) {
+            out.append(separator);
+        }
+        first = false;
+        out.append(name);
+    });
+}
+
+endpoint endpoint_for_path(std::string_view path) noexcept {
+    if (path.size() > 1 && path.back() == '/') {
+        path.remove_suffix(1);
+    }
+    if (path == "/v1/chat/completions") {
+        return endpoint::chat_completions;
+    }
+    if (path == "/v1/fim/completions") {
+        return endpoint::fim_completions;
+    }
+    if (path == "/v1/embeddings") {
+        return endpoint::embeddings;
+    }
+    if (path == "/v1/completions") {
+        return endpoint::completions;
+    }
+    return endpoint::other;
+}
+
+std::string_view client_path(endpoint which) noexcept {
+    switch (which) {
+        case endpoint::chat_completions:
+            return "/v1/chat/completions";
+        case endpoint::fim_completions:
+            return "/v1/fim/completions";
+        case endpoint::embeddings:
+            return "/v1/embeddings";
+        case endpoint::completions:
+            return "/v1/completions";
+        case endpoint::other:
+            break;
+    }
+    return "";
+}
+
+namespace {
+
+std::string_view kind_name(od::json_type type) noexcept {
+    switch (type) {
+        case od::json_type::array:
+            return "an array";
+        case od::json_type::object:
+            return "an object";
+        case od::json_type::number:
+            return "a number";
+        case od::json_type::string:
+            return "a string";
+        case od::json_type::boolean:
+            return "a boolean";
+        case od::json_type::null:
+            return "null";
+    }
+    return "a value";
+}
+
+std::uint8_t kind_bit(od::json_type type) noexcept {
+    switch (type) {
+        case od::json_type::array:
+            return rules::kind_array;
+        case od::json_type::object:
+            return rules::kind_object;
+        case od::json_type::number:
+            return rules::kind_number;
+        case od::json_type::string:
+            return rules::kind_string;
+        case od::json_type::boolean:
+            return rules::kind_boolean;
+        case od::json_type::null:
+            return rules::kind_null;
+    }
+    return 0;
+}
+
+std::string kinds_text(std::uint8_t kinds) {
+    std::string text;
+    const std::pair<std::uint8_t, std::string_view> names[] = {
+        {rules::kind_string, "a string"}, {rules::kind_number, "a number"}, {rules::kind_boolean, "a boolean"},
+        {rules::kind_object, "an object"}, {rules::kind_array, "an array"},  {rules::kind_null, "null"}};
+    for (const auto& [bit, name] : names) {
+        if ((kinds & bit) != 0) {
+            text += (text.empty() ? "" : " or ") + std::string(name);
+        }
+    }
+    return text;
+}
+
+std::string parse_error_message(error_code code) {
+    switch (code) {
+        case simdjson::EMPTY:
+            return "request body is empty; expected a JSON object";
+        case simdjson::DEPTH_ERROR:
+            return "request body is nested too deeply (more than " + std::to_string(max_json_depth) + " levels)";
+        case simdjson::UTF8_ERROR:
+            return "request body is not valid UTF-8";
+        case simdjson::CAPACITY:
+            return "request body is too large to parse";
+        case simdjson::MEMALLOC:
+            return "request body could not be parsed: out of memory";
+        default:
+            break;
+    }
+    return std::string("request body is not valid JSON: ") + simdjson::error_message(code);
+}
+
+bool is_tool_call_id(std::string_view id) noexcept {
+    return id.size() == 9 && std::all_of(id.begin(), id.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+           });
+}
+
+// Deterministic (same id -> same result on every request and every proxy), so
+// the ids of a conversation's earlier turns map the same way on its next turn.
+std::array<char, 9> map_tool_call_id(std::string_view id) noexcept {
+    std::uint64_t hash = 1469598103934665603ull;  // FNV-1a 64
+    for (const char c : id) {
+        hash ^= static_cast<unsigned char>(c);
+        hash *= 1099511628211ull;
+    }
+    // splitmix64 finaliser: spreads FNV's weak low bits over the 9 digits.
+    hash ^= hash >> 30;
+    hash *= 0xbf58476d1ce4e5b9ull;
+    hash ^= hash >> 27;
+    hash *= 0x94d049bb133111ebull;
+    hash ^= hash >> 31;
+    constexpr std::string_view digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    std::array<char, 9> out{};
+    for (char& c : out) {
+        c = digits[hash % 62];
+        hash /= 62;
+    }
+    return out;
+}
+
+bool mentions_json(std::string_view text) noexcept {
+    for (std::size_t i = 0; i + 4 <= text.size(); ++i) {
+        if ((text[i] | 0x20) == 'j' && (text[i + 1] | 0x20) == 's' && (text[i + 2] | 0x20) == 'o' &&
+            (text[i + 3] | 0x20) == 'n') {
+            return true;
+        }
+    }
+    return false;
+}
+
+// The whole request, walked once.
+class engine {
+public:
+    engine(const rules::rule_set& rules, normalize_scratch::impl& scratch, std::string_view body)
+        : rules_(rules),
+          schema_(rules.schema),
+          s_(scratch),
+          arena_(scratch.arena),
+          members_(scratch.members),
+          input_(body.data()),
+          input_end_(body.data() + body.size()) {}
+
+    normalize_result run(const config::proxy_config& config, endpoint which);
+
+private:
+    const rules::rule_set& rules_;
+    const rules::schema_set& schema_;
+    normalize_scratch::impl& s_;
+    std::string& arena_;
+    std::vector<member>& members_;
+    const char* input_;
+    const char* input_end_;
+    rule_mask fired_;
+    std::optional<errors::openai_error> error_;
+
+    // Facts gathered on the way.
+    bool has_image_ = false;
+    bool mentions_json_ = false;
+    bool include_usage_ = false;
+    bool stream_ = false;
+    std::size_t tool_count_ = 0;
+    bool tools_given_ = false;
+    bool tools_emptied_ = false;
+    bool response_json_object_ = false;
+    std::optional<double> max_tokens_;
+    std::optional<double> max_completion_tokens_;
+    encoding_format encoding_ = encoding_format::unspecified;
+
+    // ---- small helpers
+    bool on(rule_id id) const noexcept { return rules_.enabled(id); }
+    void fire(rule_id id) noexcept { fired_.add(id); }
+    bool allowed(const rules::key_list& keys, std::string_view key) const noexcept {
+        return !schema_.present || rules::contains(keys, key);
+    }
+    std::string_view view(const piece& p) const noexcept {
+        return p.in_arena ? std::string_view(arena_.data() + p.begin, p.end - p.begin)
+                          : std::string_view(input_ + p.begin, p.end - p.begin);
+    }
+    void append(const piece& p) {
+        if (p.in_arena) {
+            // append from itself: reserve first so the source cannot move mid-copy
+            arena_.reserve(arena_.size() + (p.end - p.begin));
+            arena_.append(arena_.data() + p.begin, p.end - p.begin);
+        } else {
+            arena_.append(input_ + p.begin, p.end - p.begin);
+        }
+    }
+    std::size_t mark() const noexcept { return arena_.size(); }
+    piece since(std::size_t start) const noexcept { return piece{start, arena_.size(), true}; }
+    void key(std::string_view name) {
+        const bool plain = std::none_of(name.begin(), name.end(), [](char c) {
+            return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+        });
+        if (plain) {
+            arena_.push_back('"');
+            arena_.append(name);
+            arena_.append("\":");
+        } else {
+            errors::append_json_string(arena_, name);
+            arena_.push_back(':');
+        }
+    }
+    void string_value(std::string_view text) { errors::append_json_string(arena_, text); }
+
+    bool fail_json(error_code code) {
+        if (!error_) {
+            error_ = errors::make_error(400, parse_error_message(code));
+        }
+        return false;
+    }
+    bool fail(std::string message, std::string param) {
+        if (!error_) {
+            error_ = errors::make_error(400, std::move(message), std::nullopt, std::move(param));
+        }
+        return false;
+    }
+
+    // ---- generic walking
+    error_code walk(od::value value, od::json_type type, std::size_t depth);
+    bool capture(od::value value, std::size_t depth, piece& out, od::json_type& type);
+    bool capture_string(od::value value, piece& out, std::string_view& text);
+    std::size_t push_member(std::size_t base, std::string_view name, piece value, od::json_type type);
+    void write_object(std::size_t base, piece& out);
+
+    // ---- levels
+    bool read_top(od::object top, endpoint which, normalized_request& request, piece& body);
+    bool read_messages(od::value value, piece& out);
+    bool read_message(od::value value, std::size_t index, message_out& out, bool& keep);
+    bool read_content(od::value value, role_kind role, std::size_t depth, piece& out, bool& is_empty,
+                      std::size_t message_index);
+    bool read_part(od::value value, role_kind role, std::size_t depth, piece& out, bool& keep,
+                   std::size_t message_index, std::size_t part_index);
+    bool read_inner_string(od::value value, std::size_t depth, std::string_view wanted, piece& out);
+    bool read_tool_calls(od::value value, std::size_t depth, piece& out, bool& any);
+    bool read_tools(od::value value, bool legacy_functions, piece& out);
+    bool read_function(od::value value, std::size_t depth, piece& out);
+    bool read_filtered(od::value value, std::size_t depth, const rules::key_list& keys, piece& out);
+    bool read_tool_choice(od::value value, piece& out, bool& keep);
+    bool read_function_call(od::value value, piece& out, bool& keep);
+    bool read_response_format(od::value value, piece& out, bool& keep);
+    void write_synthesized_results();
+};
+
+error_code engine::walk(od::value value, od::json_type type, std::size_t depth) {
+    switch (type) {
+        case od::json_type::object: {
+            if (depth >= max_json_depth) {
+                return simdjson::DEPTH_ERROR;
+            }
+            od::object object;
+            if (auto e = value.get_object().get(object)) {
+                return e;
+            }
+            for (auto field_result : object) {
+                od::field field;
+                if (auto e = std::move(field_result).get(field)) {
+                    return e;
+                }
+                std::string_view name;
+                if (auto e = field.unescaped_key().get(name)) {
+                    return e;
+                }
+                od::value child = field.value();
+                od::json_type child_type;
+                if (auto e = child.type().get(child_type)) {
+                    return e;
+                }
+                if (auto e = walk(child, child_type, depth + 1)) {
+                    return e;
+                }
+            }
+            return simdjson::SUCCESS;
+        }
+        case od::json_type::array: {
+            if (depth >= max_json_depth) {
+                return simdjson::DEPTH_ERROR;
+            }
+            od::array array;
+            if (auto e = value.get_array().get(array)) {
+                return e;
+            }
+            for (auto item_result : array) {
+                od::value item;
+                if (auto e = std::move(item_result).get(item)) {
+                    return e;
+                }
+                od::json_type item_type;
+                if (auto e = item.type().get(item_type)) {
+                    return e;
+                }
+                if (auto e = walk(item, item_type, depth + 1)) {
+                    return e;
+                }
+            }
+            return simdjson::SUCCESS;
+        }
+        case od::json_type::string: {
+            std::string_view text;
+            return value.get_string().get(text);
+        }
+        case od::json_type::number: {
+            double number = 0;
+            return value.get_double().get(number);
+        }
+        case od::json_type::boolean: {
+            bool flag = false;
+            return value.get_bool().get(flag);
+        }
+        case od::json_type::null: {
+            bool is_null = false;
+            if (auto e = value.is_null().get(is_null)) {
+                return e;
+            }
+            return is_null ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+        }
+    }
+    return simdjson::TAPE_ERROR;
+}
+
+// Validates the value (all of it) and gives its bytes in the input.
+bool engine::capture(od::value value, std::size_t depth, piece& out, od::json_type& type) {
+    std::string_view token;
+    token = value.raw_json_token();
+    if (auto e = value.type().get(type)) {
+        return fail_json(e);
+    }
+    if (auto e = walk(value, type, depth)) {
+        return fail_json(e);
+    }
+    const char* end = input_end_;
+    const char* location = nullptr;
+    if (value.current_location().get(location) == simdjson::SUCCESS) {
+        end = location;
+    }
+    while (end > token.data() && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t')) {
+        --end;
+    }
+    out = piece{static_cast<std::size_t>(token.data() - input_), static_cast<std::size_t>(end - input_), false};
+    return true;
+}
+
+bool engine::capture_string(od::value value, piece& out, std::string_view& text) {
+    std::string_view token;
+    token = value.raw_json_token();
+    if (auto e = value.get_string().get(text)) {
+        return fail_json(e);
+    }
+    // A string token ends at its closing quote: find it from the raw token.
+    const char* begin = token.data();
+    const char* p = begin + 1;
+    while (*p != '"') {
+        p += (*p == '\\') ? 2 : 1;
+    }
+    out = piece{static_cast<std::size_t>(begin - input_), static_cast<std::size_t>(p + 1 - input_), false};
+    return true;
+}
+
+std::size_t engine::push_member(std::size_t base, std::string_view name, piece value, od::json_type type) {
+    for (std::size_t i = base; i < members_.size(); ++i) {
+        if (members_[i].key == name) {
+            members_[i].value = value;
+            members_[i].type = type;
+            members_[i].keep = true;
+            return i;
+        }
+    }
+    members_.push_back(member{name, value, type, true});
+    return members_.size() - 1;
+}
+
+// {"k":v,...} of the kept members from `base`, then pops them.
+void engine::write_object(std::size_t base, piece& out) {
+    const std::size_t start = mark();
+    arena_.push_back('{');
+    bool first = true;
+    for (std::size_t i = base; i < members_.size(); ++i) {
+        const member& m = members_[i];
+        if (!m.keep) {
+            continue;
+        }
+        if (!first) {
+            arena_.push_back(',');
+        }
+        first = false;
+        key(m.key);
+        append(m.value);
+    }
+    arena_.push_back('}');
+    members_.resize(base);
+    out = since(start);
+}
+
+// Copies an object keeping only `keys` (the rest dropped: params).
+bool engine::read_filtered(od::value value, std::size_t depth, const rules::key_list& keys, piece& out) {
+    od::object object;
+    if (auto e = value.get_object().get(object)) {
+        return fail_json(e);
+    }
+    const std::size_t base = members_.size();
+    for (auto field_result : object) {
+        od::field field;
+        std::string_view name;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = field.unescaped_key().get(name)) {
+            return fail_json(e);
+        }
+        piece p;
+        od::json_type type;
+        if (!capture(field.value(), depth + 1, p, type)) {
+            return false;
+        }
+        const std::size_t index = push_member(base, name, p, type);
+        if (on(rule_id::params) && !allowed(keys, name)) {
+            members_[index].keep = false;
+            fire(rule_id::params);
+        }
+    }
+    write_object(base, out);
+    return true;
+}
+
+// ---------------------------------------------------------------------------
+// Content parts
+
+// The value of member `wanted` when it is a string (out empty otherwise); the rest is validated.
+bool engine::read_inner_string(od::value value, std::size_t depth, std::string_view wanted, piece& out) {
+    od::object object;
+    if (auto e = value.get_object().get(object)) {
+        return fail_json(e);
+    }
+    out = piece{};
+    for (auto field_result : object) {
+        od::field field;
+        std::string_view name;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = field.unescaped_key().get(name)) {
+            return fail_json(e);
+        }
+        piece p;
+        od::json_type type;
+        if (!capture(field.value(), depth + 1, p, type)) {
+            return false;
+        }
+        if (name == wanted && type == od::json_type::string) {
+            out = p;
+        }
+    }
+    return true;
+}
+
+bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, piece& out, bool& keep,
+                       std::size_t message_index, std::size_t part_index) {
+    // Built only on the error path: no allocation per part.
+    const auto where = [&] {
+        return "messages[" + std::to_string(message_index) + "].content[" + std::to_string(part_index) + "]";
+    };
+    od::object object;
+    od::json_type type;
+    if (auto e = value.type().get(type)) {
+        return fail_json(e);
+    }
+    if (type != od::json_type::object) {
+        return fail(where() + " must be an object, got " + std::string(kind_name(type)), where());
+    }
+    if (auto e = value.get_object().get(object)) {
+        return fail_json(e);
+    }
+    const std::size_t base = members_.size();
+    std::string_view part_type;
+    std::string_view text;
+    bool unusable = false;  // an OpenAI part with no Mistral equivalent
+    for (auto field_result : object) {
+        od::field field;
+        std::string_view name;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = field.unescaped_key().get(name)) {
+            return fail_json(e);
+        }
+        od::value child = field.value();
+        od::json_type child_type;
+        if (auto e = child.type().get(child_type)) {
+            return fail_json(e);
+        }
+        piece p;
+        if (name == "image_url" && child_type == od::json_type::object) {
+            if (!read_filtered(child, depth + 1, schema_.image_url, p)) {
+                return false;
+            }
+        } else if (name == "input_audio" && child_type == od::json_type::object) {
+            // OpenAI {data, format} -> Mistral's input_audio string (the base64 data).
+            if (!read_inner_string(child, depth + 1, "data", p)) {
+                return false;
+            }
+            unusable = unusable || p.empty();
+            child_type = od::json_type::string;
+            fire(rule_id::params);
+        } else if (name == "file" && child_type == od::json_type::object) {
+            // OpenAI {"type":"file","file":{"file_id"|"file_data",...}} -> Mistral's file_id.
+            if (!read_inner_string(child, depth + 1, "file_id", p)) {
+                return false;
+            }
+            name = "file_id";
+            child_type = od::json_type::string;
+            fire(rule_id::params);
+            if (p.empty()) {
+                unusable = true;  // inline file data: Mistral takes uploaded files only
+                continue;
+            }
+        } else if ((name == "text" || name == "refusal") && child_type == od::json_type::string) {
+            if (!capture_string(child, p, text)) {
+                return false;
+            }
+        } else if (!capture(child, depth + 1, p, child_type)) {
+            return false;
+        }
+        if (name == "type") {
+            if (child_type != od::json_type::string) {
+                return fail(where() + ".type must be a string", where() + ".type");
+            }
+            const std::string_view raw = view(p);
+            part_type = raw.substr(1, raw.size() - 2);  // part types are plain names
+        }
+        push_member(base, name, p, child_type);
+    }
+    keep = true;
+    if (unusable && on(rule_id::params)) {
+        fire(rule_id::params);
+        members_.resize(base);
+        keep = false;
+        return true;
+    }
+    if (part_type == "refusal") {
+        // OpenAI's assistant refusal part: Mistral has none; its text is the message.
+        part_type = "text";
+        for (std::size_t i = base; i < members_.size(); ++i) {
+            if (members_[i].key == "refusal") {
+                members_[i].key = "text";
+            } else if (members_[i].key == "type") {
+                members_[i].value = piece{};
+            }
+        }
+        fire(rule_id::params);
+    }
+    const rules::content_part_spec* spec = schema_.present ? schema_.part(part_type) : nullptr;
+    if (schema_.present && spec == nullptr) {
+        // A part type Mistral does not know (e.g. OpenAI's file with file_data): dropped.
+        keep = on(rule_id::params) ? false : true;
+        if (!keep) {
+            fire(rule_id::params);
+            members_.resize(base);
+            return true;
+        }
+    }
+    if (part_type == "image_url") {
+        has_image_ = true;
+    }
+    if (!text.empty() && mentions_json(text)) {
+        mentions_json_ = true;
+    }
+    for (std::size_t i = base; i < members_.size(); ++i) {
+        if (part_type == "text" && members_[i].key == "text" && members_[i].type == od::json_type::string) {
+            s_.texts.push_back(piece{members_[i].value.begin + 1, members_[i].value.end - 1, members_[i].value.in_arena});
+        }
+    }
+    const std::size_t start = mark();
+    arena_.push_back('{');
+    bool first = true;
+    for (std::size_t i = base; i < members_.size(); ++i) {
+        member& m = members_[i];
+        if (m.key == "input_audio" && m.value.empty()) {
+            continue;  // object form without data: nothing to send
+        }
+        if (spec != nullptr && on(rule_id::params) && !rules::contains(spec->keys, m.key)) {
+            fire(rule_id::params);
+            continue;
+        }
+        if (!first) {
+            arena_.push_back(',');
+        }
+        first = false;
+        key(m.key);
+        if (m.key == "type" && m.value.empty()) {
+            arena_.append("\"text\"");
+        } else {
+            append(m.value);
+        }
+    }
+    arena_.push_back('}');
+    members_.resize(base);
+    out = since(start);
+    return true;
+}
+
+bool engine::read_content(od::value value, role_kind role, std::size_t depth, piece& out, bool& is_empty,
+                          std::size_t message_index) {
+    const auto where = [&] { return "messages[" + std::to_string(message_index) + "].content"; };
+    od::json_type type;
+    if (auto e = value.type().get(type)) {
+        return fail_json(e);
+    }
+    if (type == od::json_type::string) {
+        std::string_view text;
+        if (!capture_string(value, out, text)) {
+            return false;
+        }
+        is_empty = text.empty();
+        if (mentions_json(text)) {
+            mentions_json_ = true;
+        }
+        return true;
+    }
+    if (type == od::json_type::null) {
+        is_empty = true;
+        return capture(value, depth, out, type);
+    }
+    if (type != od::json_type::array) {
+        return fail(where() + " must be a string, an array of content parts or null, got " +
+                        std::string(kind_name(type)),
+                    where());
+    }
+    od::array array;
+    if (auto e = value.get_array().get(array)) {
+        return fail_json(e);
+    }
+    // Parts are written first (each into the arena), then joined.
+    const std::size_t parts_base = members_.size();
+    std::size_t index = 0;
+    for (auto item_result : array) {
+        od::value item;
+        if (auto e = std::move(item_result).get(item)) {
+            return fail_json(e);
+        }
+        piece part;
+        bool keep = true;
+        if (!read_part(item, role, depth + 1, part, keep, message_index, index)) {
+            return false;
+        }
+        if (keep) {
+            members_.push_back(member{{}, part, od::json_type::object, true});
+        }
+        ++index;
+    }
+    is_empty = members_.size() == parts_base;
+    const std::size_t start = mark();
+    {
+        arena_.push_back('[');
+        for (std::size_t i = parts_base; i < members_.size(); ++i) {
+            if (i != parts_base) {
+                arena_.push_back(',');
+            }
+            append(members_[i].value);
+        }
+        arena_.push_back(']');
+    }
+    members_.resize(parts_base);
+    out = since(start);
+    return true;
+}
+
+// ---------------------------------------------------------------------------
+// Tool calls of an assistant message: ids mapped, keys filtered.
+
+bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, bool& any) {
+    od::array array;
+    if (auto e = value.get_array().get(array)) {
+        return fail_json(e);
+    }
+    s_.calls.clear();
+    const std::size_t calls_base = members_.size();
+    for (auto item_result : array) {
+        od::value item;
+        od::object object;
+        if (auto e = std::move(item_result).get(item)) {
+            return fail_json(e);
+        }
+        if (auto e = item.get_object().get(object)) {
+            return fail_json(e);
+        }
+        const std::size_t base = members_.size();
+        pending_call call;
+        bool has_id = false;
+        for (auto field_result : object) {
+            od::field field;
+            std::string_view name;
+            if (auto e = std::move(field_result).get(field)) {
+                return fail_json(e);
+            }
+            if (auto e = field.unescaped_key().get(name)) {
+                return fail_json(e);
+            }
+            od::value child = field.value();
+            od::json_type type;
+            if (auto e = child.type().get(type)) {
+                return fail_json(e);
+            }
+            piece p;
+            if (name == "id" && type == od::json_type::string) {
+                std::string_view id;
+                if (!capture_string(child, p, id)) {
+                    return false;
+                }
+                if (on(rule_id::tool_call_ids) && !is_tool_call_id(id)) {
+                    call.id = map_tool_call_id(id);
+                    fire(rule_id::tool_call_ids);
+                    const std::size_t start = mark();
+                    arena_.push_back('"');
+                    arena_.append(call.id.data(), call.id.size());
+                    arena_.push_back('"');
+                    p = since(start);
+                } else {
+                    std::copy_n(id.data(), std::min<std::size_t>(id.size(), 9), call.id.begin());
+                }
+                has_id = true;
+            } else if (name == "function" && type == od::json_type::object) {
+                // Remember the name for a synthesized result, filter the keys.
+                od::object fn;
+                if (auto e = child.get_object().get(fn)) {
+                    return fail_json(e);
+                }
+                const std::size_t fn_base = members_.size();
+                for (auto fn_field_result : fn) {
+                    od::field fn_field;
+                    std::string_view fn_key;
+                    if (auto e = std::move(fn_field_result).get(fn_field)) {
+                        return fail_json(e);
+                    }
+                    if (auto e = fn_field.unescaped_key().get(fn_key)) {
+                        return fail_json(e);
+                    }
+                    piece q;
+                    od::json_type fn_type;
+                    if (fn_key == "name") {
+                        od::value name_value = fn_field.value();
+                        if (name_value.type().get(fn_type) != simdjson::SUCCESS || fn_type != od::json_type::string) {
+                            return fail("tool_calls[].function.name must be a string", "messages");
+                        }
+                        if (!capture_string(name_value, q, call.name)) {
+                            return false;
+                        }
+                    } else if (!capture(fn_field.value(), depth + 3, q, fn_type)) {
+                        return false;
+                    }
+                    const std::size_t index = push_member(fn_base, fn_key, q, fn_type);
+                    if (on(rule_id::params) && !allowed(schema_.function_call, fn_key)) {
+                        members_[index].keep = false;
+                        fire(rule_id::params);
+                    }
+                }
+                write_object(fn_base, p);
+            } else if (!capture(child, depth + 2, p, type)) {
+                return false;
+            }
+            const std::size_t index = push_member(base, name, p, type);
+            if (on(rule_id::params) && !allowed(schema_.tool_call, name)) {
+                members_[index].keep = false;
+                fire(rule_id::params);
+            }
+        }
+        if (!has_id) {
+            call.id.fill('\0');
+        }
+        piece written;
+        write_object(base, written);
+        members_.push_back(member{{}, written, od::json_type::object, true});
+        s_.calls.push_back(call);
+    }
+    any = members_.size() > calls_base;
+    const std::size_t start = mark();
+    arena_.push_back('[');
+    for (std::size_t i = calls_base; i < members_.size(); ++i) {
+        if (i != calls_base) {
+            arena_.push_back(',');
+        }
+        append(members_[i].value);
+    }
+    arena_.push_back(']');
+    members_.resize(calls_base);
+    out = since(start);
+    return true;
+}
+
+// ---------------------------------------------------------------------------
+// One message
+
+bool engine::read_message(od::value value, std::size_t index, message_out& out, bool& keep) {
+    const auto where = [&] { return "messages[" + std::to_string(index) + "]"; };  // error path only
+    od::json_type type;
+    if (auto e = value.type().get(type)) {
+        return fail_json(e);
+    }
+    if (type != od::json_type::object) {
+        return fail(where() + " must be an object, got " + std::string(kind_name(type)), where());
+    }
+    od::object object;
+    if (auto e = value.get_object().get(object)) {
+        return fail_json(e);
+    }
+    const std::size_t base = members_.size();
+    std::string_view role_text;
+    bool has_role = false;
+    bool content_empty = true;
+    bool has_content = false;
+    bool calls_any = false;
+    bool prefix = false;
+    // Role may come after content: content parts are read as for a user message
+    // and joined afterwards when the role turns out to be system.
+    role_kind content_role = role_kind::user;
+    std::size_t content_index = SIZE_MAX;
+    std::string_view tool_call_id;
+    bool has_tool_call_id = false;
+    s_.calls.clear();
+    for (auto field_result : object) {
+        od::field field;
+        std::string_view name;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = field.unescaped_key().get(name)) {
+            return fail_json(e);
+        }
+        od::value child = field.value();
+        od::json_type child_type;
+        if (auto e = child.type().get(child_type)) {
+            return fail_json(e);
+        }
+        piece p;
+        if (name == "role") {
+            if (child_type != od::json_type::string) {
+                return fail(where() + ".role must be a string, got " + std::string(kind_name(child_type)),
+                            where() + ".role");
+            }
+            if (!capture_string(child, p, role_text)) {
+                return false;
+            }
+            has_role = true;
+        } else if (name == "content") {
+            // System content needs the role; it is fixed up after the loop.
+            s_.texts.clear();
+            if (!read_content(child, content_role, 2, p, content_empty, index)) {
+                return false;
+            }
+            has_content = true;
+        } else if (name == "tool_calls" && child_type == od::json_type::array) {
+            if (!read_tool_calls(child, 2, p, calls_any)) {
+                return false;
+            }
+        } else if (name == "tool_call_id" && child_type == od::json_type::string) {
+            if (!capture_string(child, p, tool_call_id)) {
+                return false;
+            }
+            has_tool_call_id = true;
+        } else {
+            if (!capture(child, 2, p, child_type)) {
+                return false;
+            }
+            if (name == "prefix" && child_type == od::json_type::boolean) {
+                prefix = view(p) == "true";
+            }
+        }
+        const std::size_t at = push_member(base, name, p, child_type);
+        if (name == "content") {
+            content_index = at;
+        }
+    }
+    if (!has_role) {
+        return fail(where() + " needs a role (system, user, assistant or tool)", where() + ".role");
+    }
+    role_kind role = role_kind::unknown;
+    std::string_view role_out = role_text;
+    if (role_text == "system") {
+        role = role_kind::system;
+    } else if (role_text == "developer") {
+        role = role_kind::system;
+        if (on(rule_id::messages)) {
+            role_out = "system";
+            fire(rule_id::messages);
+        }
+    } else if (role_text == "user") {
+        role = role_kind::user;
+    } else if (role_text == "assistant") {
+        role = role_kind::assistant;
+    } else if (role_text == "tool" || role_text == "function") {
+        role = role_kind::tool;
+        if (role_text == "function" && on(rule_id::messages)) {
+            role_out = "tool";  // OpenAI's legacy function result
+            fire(rule_id::messages);
+        }
+    } else {
+        return fail(where() + ".role must be one of system, developer, user, assistant, tool; got '" +
+                        std::string(role_text) + "'",
+                    where() + ".role");
+    }
+    out.role = role;
+    out.prefix = prefix;
+    out.has_tool_calls = calls_any && role == role_kind::assistant;
+
+    // System content given as parts -> one string (messages): the role may come
+    // after the content, so the texts were collected and are joined here.
+    if (role == role_kind::system && content_index != SIZE_MAX &&
+        members_[content_index].type == od::json_type::array && on(rule_id::messages)) {
+        fire(rule_id::messages);
+        const std::size_t start = mark();
+        arena_.push_back('"');
+        for (std::size_t i = 0; i < s_.texts.size(); ++i) {
+            if (i != 0) {
+                arena_.append("\\n\\n");
+            }
+            append(s_.texts[i]);
+        }
+        arena_.push_back('"');
+        members_[content_index].value = since(start);
+        members_[content_index].type = od::json_type::string;
+    }
+
+    const rules::key_list& keys = role == role_kind::system      ? schema_.system_message
+                                  : role == role_kind::user      ? schema_.user_message
+                                  : role == role_kind::assistant ? schema_.assistant_message
+                                                                 : schema_.tool_message;
+
+    // role_order: an assistant message with nothing in it is dropped.
+    keep = true;
+    if (role == role_kind::assistant && content_empty && !calls_any && !prefix && on(rule_id::role_order)) {
+        fire(rule_id::role_order);
+        keep = false;
+        members_.resize(base);
+        return true;
+    }
+    (void)has_content;
+
+    // Tool results: the id maps as tool_calls[].id did; each result must answer a
+    // call of the preceding assistant message (Mistral checks the counts).
+    std::array<char, 9> mapped_id{};
+    bool id_written = false;
+    if (role == role_kind::tool && on(rule_id::role_order)) {
+        auto it = s_.pending.end();
+        if (has_tool_call_id) {
+            std::array<char, 9> wanted{};
+            if (on(rule_id::tool_call_ids) && !is_tool_call_id(tool_call_id)) {
+                wanted = map_tool_call_id(tool_call_id);
+            } else {
+                std::copy_n(tool_call_id.data(), std::min<std::size_t>(tool_call_id.size(), 9), wanted.begin());
+            }
+            it = std::find_if(s_.pending.begin(), s_.pending.end(),
+                              [&](const pending_call& c) { return c.id == wanted; });
+        } else if (!s_.pending.empty()) {
+            it = s_.pending.begin();  // no id: results answer the calls in order
+            mapped_id = it->id;
+            id_written = true;
+            fire(rule_id::role_order);
+        }
+        if (it == s_.pending.end()) {
+            // A result for no pending call: dropped, or the counts would not match.
+            fire(rule_id::role_order);
+            keep = false;
+            members_.resize(base);
+            return true;
+        }
+        s_.pending.erase(it);
+    }
+
+    const std::size_t start = mark();
+    arena_.append("{\"role\":");
+    string_value(role_out);
+    for (std::size_t i = base; i < members_.size(); ++i) {
+        const member& m = members_[i];
+        if (m.key == "role" || (m.key == "prefix" && !prefix)) {
+            continue;  // prefix false is the default; role_order may set it to true below
+        }
+        if (!allowed(keys, m.key)) {
+            if (on(rule_id::messages)) {
+                fire(rule_id::messages);
+                continue;
+            }
+        }
+        arena_.push_back(',');
+        key(m.key);
+        if (m.key == "content" && m.value.empty()) {
+            arena_.append("\"\"");
+        } else if (m.key == "tool_call_id" && role == role_kind::tool && has_tool_call_id && on(rule_id::tool_call_ids) &&
+                   !is_tool_call_id(tool_call_id)) {
+            const auto id = map_tool_call_id(tool_call_id);
+            fire(rule_id::tool_call_ids);
+            arena_.push_back('"');
+            arena_.append(id.data(), id.size());
+            arena_.push_back('"');
+        } else {
+            append(m.value);
+        }
+    }
+    if (id_written) {
+        arena_.append(",\"tool_call_id\":\"");
+        arena_.append(mapped_id.data(), mapped_id.size());
+        arena_.push_back('"');
+    }
+    if (!has_content && (role == role_kind::system || role == role_kind::user || role == role_kind::tool) &&
+        schema_.present) {
+        arena_.append(",\"content\":\"\"");  // required by Mistral's schema
+        fire(rule_id::messages);
+    }
+    arena_.push_back('}');
+    members_.resize(base);
+    out.text = since(start);
+    if (out.has_tool_calls && on(rule_id::role_order)) {
+        for (const auto& call : s_.calls) {
+            if (call.id[0] != '\0') {
+                s_.pending.push_back(call);
+            }
+        }
+    }
+    return true;
+}
+
+void engine::write_synthesized_results() {
+    // Each call that got no result: a tool message saying so (role_order), so the
+    // counts of calls and results match as Mistral requires.
+    for (const auto& call : s_.pending) {
+        message_out m;
+        m.role = role_kind::tool;
+        const std::size_t start = mark();
+        arena_.append("{\"role\":\"tool\",\"tool_call_id\":\"");
+        arena_.append(call.id.data(), call.id.size());
+        arena_.append("\",\"name\":");
+        string_value(call.name);
+        arena_.append(",\"content\":");
+        string_value(rules_.missing_tool_result_text);
+        arena_.push_back('}');
+        m.text = since(start);
+        s_.messages.push_back(m);
+        fire(rule_id::role_order);
+    }
+    s_.pending.clear();
+}
+
+bool engine::read_messages(od::value value, piece& out) {
+    od::array array;
+    if (auto e = value.get_array().get(array)) {
+        return fail_json(e);
+    }
+    s_.messages.clear();
+    s_.pending.clear();
+    mentions_json_ = false;
+    has_image_ = false;
+    std::size_t index = 0;
+    for (auto item_result : array) {
+        od::value item;
+        if (auto e = std::move(item_result).get(item)) {
+            return fail_json(e);
+        }
+        message_out m;
+        bool keep = true;
+        const bool had_pending = !s_.pending.empty();
+        if (!read_message(item, index++, m, keep)) {
+            return false;
+        }
+        if (!keep) {
+            continue;
+        }
+        if (on(rule_id::role_order)) {
+            if (had_pending && m.role != role_kind::tool) {
+                // The message must come after the synthesized results: move it.
+                const message_out current = m;
+                write_synthesized_results();
+                m = current;
+            }
+            const bool after_tool = !s_.messages.empty() && s_.messages.back().role == role_kind::tool;
+            if (after_tool && (m.role == role_kind::user || m.role == role_kind::system)) {
+                message_out bridge;
+                bridge.role = role_kind::assistant;
+                const std::size_t start = mark();
+                arena_.append("{\"role\":\"assistant\",\"content\":");
+                string_value(rules_.assistant_bridge_text);
+                arena_.push_back('}');
+                bridge.text = since(start);
+                s_.messages.push_back(bridge);
+                fire(rule_id::role_order);
+            }
+        }
+        s_.messages.push_back(m);
+    }
+    if (on(rule_id::role_order)) {
+        write_synthesized_results();
+    }
+    const std::size_t start = mark();
+    arena_.push_back('[');
+    for (std::size_t i = 0; i < s_.messages.size(); ++i) {
+        const message_out& m = s_.messages[i];
+        if (i != 0) {
+            arena_.push_back(',');
+        }
+        const bool last = i + 1 == s_.messages.size();
+        if (last && m.role == role_kind::assistant && !m.prefix && !m.has_tool_calls && on(rule_id::role_order)) {
+            // Mistral serves a trailing assistant message only as a prefix to continue.
+            piece without_brace = m.text;
+            without_brace.end -= 1;
+            append(without_brace);
+            arena_.append(",\"prefix\":true}");
+            fire(rule_id::role_order);
+        } else {
+            append(m.text);
+        }
+    }
+    arena_.push_back(']');
+    out = since(start);
+    return true;
+}
+
+// ---------------------------------------------------------------------------
+// Tools
+
+bool engine::read_function(od::value value, std::size_t depth, piece& out) {
+    od::object object;
+    if (auto e = value.get_object().get(object)) {
+        return fail_json(e);
+    }
+    const std::size_t base = members_.size();
+    bool has_parameters = false;
+    for (auto field_result : object) {
+        od::field field;
+        std::string_view name;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = field.unescaped_key().get(name)) {
+            return fail_json(e);
+        }
+        od::value child = field.value();
+        od::json_type type;
+        if (auto e = child.type().get(type)) {
+            return fail_json(e);
+        }
+        piece p;
+        bool keep = true;
+        if (name == "parameters" && type == od::json_type::object && on(rule_id::tools)) {
+            // $schema/$id at the top of a JSON schema (zod-to-json-schema, pydantic) are refused.
+            od::object params;
+            if (auto e = child.get_object().get(params)) {
+                return fail_json(e);
+            }
+            const std::size_t params_base = members_.size();
+            for (auto param_result : params) {
+                od::field param;
+                std::string_view param_key;
+                if (auto e = std::move(param_result).get(param)) {
+                    return fail_json(e);
+                }
+                if (auto e = param.unescaped_key().get(param_key)) {
+                    return fail_json(e);
+                }
+                piece q;
+                od::json_type param_type;
+                if (!capture(param.value(), depth + 2, q, param_type)) {
+                    return false;
+                }
+                const std::size_t at = push_member(params_base, param_key, q, param_type);
+                if (param_key == "$schema" || param_key == "$id") {
+                    members_[at].keep = false;
+                    fire(rule_id::tools);
+                } else {
+                    // Other keys may carry escapes: written from the raw slice's key text below.
+                }
+            }
+            // Keys are written unescaped: JSON-escape them properly.
+            const std::size_t start = mark();
+            arena_.push_back('{');
+            bool first = true;
+            for (std::size_t i = params_base; i < members_.size(); ++i) {
+                if (!members_[i].keep) {
+                    continue;
+                }
+                if (!first) {
+                    arena_.push_back(',');
+                }
+                first = false;
+                string_value(members_[i].key);
+                arena_.push_back(':');
+                append(members_[i].value);
+            }
+            arena_.push_back('}');
+            members_.resize(params_base);
+            p = since(start);
+            has_parameters = true;
+        } else {
+            if (!capture(child, depth + 1, p, type)) {
+                return false;
+            }
+            if (name == "parameters") {
+                has_parameters = type == od::json_type::object;
+                keep = has_parameters;
+            }
+            if (name == "description" && type == od::json_type::null) {
+                keep = false;  // Mistral wants a string or nothing
+            }
+        }
+        const std::size_t at = push_member(base, name, p, type);
+        members_[at].keep = keep;
+        if (!keep || (on(rule_id::params) && !allowed(schema_.function, name))) {
+            members_[at].keep = false;
+            fire(rule_id::params);
+        }
+    }
+    if (!has_parameters && on(rule_id::tools)) {
+        // Mistral requires parameters; a function without arguments takes an empty object.
+        const std::size_t start = mark();
+        arena_.append("{\"type\":\"object\",\"properties\":{}}");
+        push_member(base, "parameters", since(start), od::json_type::object);
+        fire(rule_id::tools);
+    }
+    write_object(base, out);
+    return true;
+}
+
+// `tools` (legacy_functions false) or OpenAI's legacy `functions` (true).
+bool engine::read_tools(od::value value, bool legacy_functions, piece& out) {
+    od::array array;
+    if (auto e = value.get_array().get(array)) {
+        return fail_json(e);
+    }
+    const std::size_t list_base = members_.size();
+    std::size_t index = 0;
+    for (auto item_result : array) {
+        od::value item;
+        od::json_type type;
+        if (auto e = std::move(item_result).get(item)) {
+            return fail_json(e);
+        }
+        if (auto e = item.type().get(type)) {
+            return fail_json(e);
+        }
+        const std::size_t tool_index = index++;
+        const auto where = [&] {
+            return std::string(legacy_functions ? "functions[" : "tools[") + std::to_string(tool_index) + "]";
+        };
+        if (type != od::json_type::object) {
+            return fail(where() + " must be an object, got " + std::string(kind_name(type)), where());
+        }
+        piece tool;
+        if (legacy_functions) {
+            piece fn;
+            if (!read_function(item, 2, fn)) {
+                return false;
+            }
+            const std::size_t start = mark();
+            arena_.append("{\"type\":\"function\",\"function\":");
+            append(fn);
+            arena_.push_back('}');
+            tool = since(start);
+        } else {
+            od::object object;
+            if (auto e = item.get_object().get(object)) {
+                return fail_json(e);
+            }
+            const std::size_t base = members_.size();
+            std::string_view tool_type = "function";
+            for (auto field_result : object) {
+                od::field field;
+                std::string_view name;
+                if (auto e = std::move(field_result).get(field)) {
+                    return fail_json(e);
+                }
+                if (auto e = field.unescaped_key().get(name)) {
+                    return fail_json(e);
+                }
+                od::value child = field.value();
+                od::json_type child_type;
+                if (auto e = child.type().get(child_type)) {
+                    return fail_json(e);
+                }
+                piece p;
+                if (name == "function" && child_type == od::json_type::object) {
+                    if (!read_function(child, 3, p)) {
+                        return false;
+                    }
+                } else if (name == "type" && child_type == od::json_type::string) {
+                    if (!capture_string(child, p, tool_type)) {
+                        return false;
+                    }
+                } else if (!capture(child, 3, p, child_type)) {
+                    return false;
+                }
+                const std::size_t at = push_member(base, name, p, child_type);
+                if (on(rule_id::params) && !allowed(schema_.tool, name)) {
+                    members_[at].keep = false;
+                    fire(rule_id::params);
+                }
+            }
+            if (tool_type != "function" && on(rule_id::params)) {
+                // OpenAI's custom/built-in tool kinds: Mistral's chat cannot take them.
+                fire(rule_id::params);
+                members_.resize(base);
+                continue;
+            }
+            write_object(base, tool);
+        }
+        members_.push_back(member{{}, tool, od::json_type::object, true});
+    }
+    tool_count_ = members_.size() - list_base;
+    const std::size_t start = mark();
+    arena_.push_back('[');
+    for (std::size_t i = list_base; i < members_.size(); ++i) {
+        if (i != list_base) {
+            arena_.push_back(',');
+        }
+        append(members_[i].value);
+    }
+    arena_.push_back(']');
+    members_.resize(list_base);
+    out = since(start);
+    return true;
+}
+
+bool engine::read_tool_choice(od::value value, piece& out, bool& keep) {
+    od::json_type type;
+    if (auto e = value.type().get(type)) {
+        return fail_json(e);
+    }
+    keep = true;
+    if (type == od::json_type::string) {
+        std::string_view choice;
+        if (!capture_string(value, out, choice)) {
+            return false;
+        }
+        if (choice == "required" && on(rule_id::tool_choice_any)) {
+            const std::size_t start = mark();
+            arena_.append("\"any\"");
+            out = since(start);
+            fire(rule_id::tool_choice_any);
+        } else if (schema_.present && !rules::contains(schema_.tool_choice_values, choice) && on(rule_id::params)) {
+            keep = false;
+            fire(rule_id::params);
+        }
+        return true;
+    }
+    if (type == od::json_type::object) {
+        // {"type":"function","function":{"name":...}}; OpenAI's other kinds (allowed_tools, custom) are dropped.
+        od::object object;
+        if (auto e = value.get_object().get(object)) {
+            return fail_json(e);
+        }
+        const std::size_t base = members_.size();
+        std::string_view choice_type = "function";
+        bool has_function = false;
+        for (auto field_result : object) {
+            od::field field;
+            std::string_view name;
+            if (auto e = std::move(field_result).get(field)) {
+                return fail_json(e);
+            }
+            if (auto e = field.unescaped_key().get(name)) {
+                return fail_json(e);
+            }
+            od::value child = field.value();
+            od::json_type child_type;
+            if (auto e = child.type().get(child_type)) {
+                return fail_json(e);
+            }
+            piece p;
+            if (name == "type" && child_type == od::json_type::string) {
+                if (!capture_string(child, p, choice_type)) {
+                    return false;
+                }
+            } else if (name == "function" && child_type == od::json_type::object) {
+                if (!read_filtered(child, 2, rules::key_list{"name"}, p)) {
+                    return false;
+                }
+                has_function = true;
+            } else if (!capture(child, 2, p, child_type)) {
+                return false;
+            }
+            const std::size_t at = push_member(base, name, p, child_type);
+            if (on(rule_id::params) && !allowed(schema_.tool_choice, name)) {
+                members_[at].keep = false;
+                fire(rule_id::params);
+            }
+        }
+        if ((choice_type != "function" || !has_function) && on(rule_id::params)) {
+            members_.resize(base);
+            keep = false;
+            fire(rule_id::params);
+            return true;
+        }
+        write_object(base, out);
+        return true;
+    }
+    piece ignored;
+    if (!capture(value, 1, ignored, type)) {
+        return false;
+    }
+    if (type == od::json_type::null) {
+        keep = false;
+        fire(rule_id::params);
+        return true;
+    }
+    return fail("'tool_choice' must be a string or an object, got " + std::string(kind_name(type)), "tool_choice");
+}
+
+// OpenAI's legacy function_call -> tool_choice.
+bool engine::read_function_call(od::value value, piece& out, bool& keep) {
+    od::json_type type;
+    if (auto e = value.type().get(type)) {
+        return fail_json(e);
+    }
+    keep = false;
+    if (type == od::json_type::string) {
+        std::string_view choice;
+        if (!capture_string(value, out, choice)) {
+            return false;
+        }
+        keep = choice == "auto" || choice == "none";
+        return true;
+    }
+    if (type == od::json_type::object) {
+        piece fn;
+        if (!read_filtered(value, 2, rules::key_list{"name"}, fn)) {
+            return false;
+        }
+        const std::size_t start = mark();
+        arena_.append("{\"type\":\"function\",\"function\":");
+        append(fn);
+        arena_.push_back('}');
+        out = since(start);
+        keep = view(fn).size() > 2;
+        return true;
+    }
+    piece ignored;
+    return capture(value, 1, ignored, type);
+}
+
+bool engine::read_response_format(od::value value, piece& out, bool& keep) {
+    od::json_type type;
+    if (auto e = value.type().get(type)) {
+        return fail_json(e);
+    }
+    keep = true;
+    if (type != od::json_type::object) {
+        if (!capture(value, 1, out, type)) {
+            return false;
+        }
+        if (type == od::json_type::null) {
+            keep = false;
+            fire(rule_id::params);
+            return true;
+        }
+        return fail("'response_format' must be an object, got " + std::string(kind_name(type)), "response_format");
+    }
+    od::object object;
+    if (auto e = value.get_object().get(object)) {
+        return fail_json(e);
+    }
+    const std::size_t base = members_.size();
+    std::string_view format_type;
+    for (auto field_result : object) {
+        od::field field;
+        std::string_view name;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = field.unescaped_key().get(name)) {
+            return fail_json(e);
+        }
+        od::value child = field.value();
+        od::json_type child_type;
+        if (auto e = child.type().get(child_type)) {
+            return fail_json(e);
+        }
+        piece p;
+        if (name == "type" && child_type == od::json_type::string) {
+            if (!capture_string(child, p, format_type)) {
+                return false;
+            }
+        } else if (name == "json_schema" && child_type == od::json_type::object) {
+            if (!read_filtered(child, 2, schema_.json_schema, p)) {
+                return false;
+            }
+        } else if (!capture(child, 2, p, child_type)) {
+            return false;
+        }
+        const std::size_t at = push_member(base, name, p, child_type);
+        if (on(rule_id::params) && !allowed(schema_.response_format, name)) {
+            members_[at].keep = false;
+            fire(rule_id::params);
+        }
+    }
+    if (schema_.present && !format_type.empty() && !rules::contains(schema_.response_format_types, format_type) &&
+        on(rule_id::params)) {
+        members_.resize(base);
+        keep = false;
+        fire(rule_id::params);
+        return true;
+    }
+    response_json_object_ = format_type == "json_object";
+    write_object(base, out);
+    return true;
+}
+
+// ---------------------------------------------------------------------------
+// Top level
+
+top_key classify(std::string_view name) noexcept {
+    if (name == "model") {
+        return top_key::model;
+    }
+    if (name == "messages") {
+        return top_key::messages;
+    }
+    if (name == "tools") {
+        return top_key::tools;
+    }
+    if (name == "functions") {
+        return top_key::functions;
+    }
+    if (name == "tool_choice") {
+        return top_key::tool_choice;
+    }
+    if (name == "function_call") {
+        return top_key::function_call;
+    }
+    if (name == "response_format") {
+        return top_key::response_format;
+    }
+    if (name == "stream") {
+        return top_key::stream;
+    }
+    if (name == "stream_options") {
+        return top_key::stream_options;
+    }
+    if (name == "encoding_format") {
+        return top_key::encoding_format;
+    }
+    return top_key::other;
+}
+
+}  // namespace
+
+normalize_result engine::run(const config::proxy_config& config, endpoint which) {
+    normalize_result result;
+    const std::size_t length = static_cast<std::size_t>(input_end_ - input_);
+    normalized_request request;
+    request.estimated_prompt_tokens = std::max<std::uint64_t>(1, length / 4);
+    if (which == endpoint::other) {
+        // Not parsed: forwarded as it is to the region's Mistral upstream.
+        request.body = std::string_view(input_, length);
+        request.upstream = config.region == config::region_kind::eu ? routing::upstream_id::mistral_eu
+                                                                    : routing::upstream_id::mistral;
+        result.request = request;
+        return result;
+    }
+    auto parse_error = [&](error_code code) {
+        result.error = errors::make_error(400, parse_error_message(code));
+        return result;
+    };
+    if (length == 0) {
+        return parse_error(simdjson::EMPTY);
+    }
+    od::document doc;
+    if (auto e = s_.parser.iterate(input_, length, length + body_padding).get(doc)) {
+        return parse_error(e);
+    }
+    od::json_type root_type;
+    if (auto e = doc.type().get(root_type)) {
+        return parse_error(e);
+    }
+    if (root_type != od::json_type::object) {
+        result.error =
+            errors::make_error(400, "request body must be a JSON object, got " + std::string(kind_name(root_type)));
+        return result;
+    }
+    od::object top;
+    if (auto e = doc.get_object().get(top)) {
+        return parse_error(e);
+    }
+    members_.clear();
+    s_.tops.clear();
+    arena_.clear();
+    piece body;
+    if (!read_top(top, which, request, body)) {
+        result.error = std::move(error_);
+        return result;
+    }
+    // Trailing content after the object ("{..}}", "{..} x") is refused: On-Demand
+    // stops at the object's end and would not notice it otherwise.
+    const char* location = nullptr;
+    if (doc.current_location().get(location) == simdjson::SUCCESS) {
+        result.error = errors::make_error(400, "request body is not valid JSON: unexpected content after the object");
+        return result;
+    }
+    request.stream = stream_;
+    request.include_usage = include_usage_;
+    request.encoding = encoding_;
+    if (max_tokens_ && *max_tokens_ >= 0) {
+        request.max_tokens = static_cast<std::uint64_t>(*max_tokens_);
+    } else if (max_completion_tokens_ && *max_completion_tokens_ >= 0) {
+        request.max_tokens = static_cast<std::uint64_t>(*max_completion_tokens_);
+    }
+
+    // Routing (SPEC §5) on the model as sent.
+    std::string_view route_path = client_path(which);
+    if (which == endpoint::completions) {
+        request.legacy_to_fim = rules_.is_codestral_model(request.model_sent);
+        route_path = request.legacy_to_fim ? client_path(endpoint::fim_completions) : client_path(endpoint::chat_completions);
+    }
+    auto route = routing::choose_upstream(config, rules_, route_path, request.model_sent);
+    if (route.error) {
+        result.error = std::move(route.error);
+        return result;
+    }
+    request.upstream = *route.upstream;
+    request.upstream_path = route_path.substr(3);  // without "/v1": relative to base_url
+    request.fired = fired_;
+    request.body = fired_.empty() || which == endpoint::completions ? std::string_view(input_, length) : view(body);
+    result.request = request;
+    return result;
+}
+
+bool engine::read_top(od::object top, endpoint which, normalized_request& request, piece& body) {
+    const bool chat = which == endpoint::chat_completions;
+    const std::size_t base = 0;
+    std::string_view model;
+    bool has_model = false;
+    bool has_messages = false;
+    std::size_t functions_count = 0;
+    bool functions_given = false;
+    for (auto field_result : top) {
+        od::field field;
+        std::string_view name;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = field.unescaped_key().get(name)) {
+            return fail_json(e);
+        }
+        od::value child = field.value();
+        od::json_type type;
+        if (auto e = child.type().get(type)) {
+            return fail_json(e);
+        }
+        top_member t;
+        t.id = classify(name);
+        if (!chat && t.id != top_key::model && t.id != top_key::stream && t.id != top_key::stream_options &&
+            t.id != top_key::encoding_format) {
+            t.id = top_key::other;
+        }
+        piece p;
+        switch (t.id) {
+            case top_key::model:
+                if (type != od::json_type::string) {
+                    return fail("'model' must be a string, got " + std::string(kind_name(type)), "model");
+                }
+                if (!capture_string(child, p, model)) {
+                    return false;
+                }
+                has_model = true;
+                break;
+            case top_key::messages:
+                if (type != od::json_type::array) {
+                    return fail("'messages' must be an array of messages, got " + std::string(kind_name(type)),
+                                "messages");
+                }
+                if (!read_messages(child, p)) {
+                    return false;
+                }
+                has_messages = true;
+                break;
+            case top_key::tools:
+            case top_key::functions:
+                if (type == od::json_type::array) {
+                    if (!read_tools(child, t.id == top_key::functions, p)) {
+                        return false;
+                    }
+                    if (t.id == top_key::tools) {
+                        tools_given_ = true;
+                    } else {
+                        functions_given = true;
+                        functions_count = tool_count_;
+                    }
+                } else if (type == od::json_type::null) {
+                    if (!capture(child, 1, p, type)) {
+                        return false;
+                    }
+                    t.keep = false;  // "tools": null means none
+                    fire(rule_id::params);
+                } else {
+                    return fail("'" + std::string(name) + "' must be an array, got " + std::string(kind_name(type)),
+                                std::string(name));
+                }
+                break;
+            case top_key::tool_choice:
+                if (!read_tool_choice(child, p, t.keep)) {
+                    return false;
+                }
+                break;
+            case top_key::function_call:
+                if (!read_function_call(child, p, t.keep)) {
+                    return false;
+                }
+                break;
+            case top_key::response_format:
+                if (!read_response_format(child, p, t.keep)) {
+                    return false;
+                }
+                break;
+            case top_key::stream_options:
+                if (type == od::json_type::object) {
+                    od::object options;
+                    if (auto e = child.get_object().get(options)) {
+                        return fail_json(e);
+                    }
+                    for (auto option_result : options) {
+                        od::field option;
+                        std::string_view option_name;
+                        if (auto e = std::move(option_result).get(option)) {
+                            return fail_json(e);
+                        }
+                        if (auto e = option.unescaped_key().get(option_name)) {
+                            return fail_json(e);
+                        }
+                        piece q;
+                        od::json_type option_type;
+                        if (!capture(option.value(), 2, q, option_type)) {
+                            return false;
+                        }
+                        if (option_name == "include_usage") {
+                            include_usage_ = view(q) == "true";
+                        }
+                    }
+                    p = piece{};
+                } else if (!capture(child, 1, p, type)) {
+                    return false;
+                }
+                break;
+            default:
+                if (type == od::json_type::number) {
+                    std::string_view token;
+                    double number = 0;
+                    token = child.raw_json_token();
+                    if (auto e = child.get_double().get(number)) {
+                        return fail_json(e);
+                    }
+                    std::size_t n = 0;
+                    while (n < token.size() && token[n] != ' ' && token[n] != '\n' && token[n] != '\r' &&
+                           token[n] != '\t' && token[n] != ',' && token[n] != '}') {
+                        ++n;
+                    }
+                    p = piece{static_cast<std::size_t>(token.data() - input_),
+                              static_cast<std::size_t>(token.data() - input_) + n, false};
+                    t.number = number;
+                    if (name == "max_tokens") {
+                        max_tokens_ = number;
+                    } else if (name == "max_completion_tokens") {
+                        max_completion_tokens_ = number;
+                    }
+                } else if (!capture(child, 1, p, type)) {
+                    return false;
+                }
+                if (t.id == top_key::stream && type == od::json_type::boolean) {
+                    stream_ = view(p) == "true";
+                }
+                if (t.id == top_key::encoding_format && type == od::json_type::string) {
+                    const std::string_view value = view(p);
+                    encoding_ = value == "\"base64\"" ? encoding_format::base64
+                                : value == "\"float\"" ? encoding_format::float_values
+                                                       : encoding_;
+                }
+                break;
+        }
+        const std::size_t at = push_member(base, name, p, type);
+        if (s_.tops.size() <= at) {
+            s_.tops.resize(at + 1);
+        }
+        s_.tops[at] = t;
+    }
+
+    if (!has_model) {
+        return fail("you must provide a model parameter", "model");
+    }
+    if (chat && !has_messages) {
+        return fail("'messages' is required: a list of {role, content} messages", "messages");
+    }
+
+    // model_rewrite, model_alias: the chains were resolved when the rules loaded.
+    request.model_requested = model;
+    std::string_view sent = model;
+    const rules::model_mapping* mapping = nullptr;
+    if (on(rule_id::model_rewrite)) {
+        mapping = rules_.find_rewrite(model);
+    }
+    if (mapping == nullptr && on(rule_id::model_alias)) {
+        mapping = rules_.find_alias(model);
+    }
+    if (mapping != nullptr && mapping->target != model) {
+        sent = mapping->target;
+        if (mapping->via_rewrite && on(rule_id::model_rewrite)) {
+            fire(rule_id::model_rewrite);
+        }
+        if (mapping->via_alias && on(rule_id::model_alias)) {
+            fire(rule_id::model_alias);
+        }
+    }
+    if (which == endpoint::completions) {
+        request.model_sent = sent;
+        fired_ = rule_mask{};  // the body is passed through unchanged
+        return true;
+    }
+
+    // vision_route, then tool_capable on the model that will really be used.
+    if (chat && has_image_ && on(rule_id::vision_route) && rules_.vision_route.class_index >= 0 &&
+        !rules_.in_class(rules_.vision_route.class_index, sent)) {
+        if (rules_.vision_route.action == rules::capability_action::reroute) {
+            sent = rules_.vision_route.reroute_to;
+            fire(rule_id::vision_route);
+        } else {
+            std::string message = "model '" + std::string(sent) + "' does not accept images";
+            if (!rules_.vision_route.suggest.empty()) {
+                message += "; send them to a model with vision, e.g. ";
+                for (std::size_t i = 0; i < rules_.vision_route.suggest.size(); ++i) {
+                    message += (i == 0 ? "" : ", ") + rules_.vision_route.suggest[i];
+                }
+            }
+            message += " (mistral-proxy rule vision_route)";
+            error_ = errors::make_error(400, std::move(message), "model_without_vision", "model");
+            return false;
+        }
+    }
+    const bool tools_empty = tools_given_ && tool_count_ == 0;
+    const bool drop_empty_tools = on(rule_id::tools) && tools_empty;
+    const std::size_t effective_tools = tools_given_ ? tool_count_ : functions_count;
+    if (chat && effective_tools > 0 && on(rule_id::tool_capable) && rules_.tool_capable.class_index >= 0 &&
+        rules_.in_class(rules_.tool_capable.class_index, sent)) {
+        if (rules_.tool_capable.action == rules::capability_action::reroute) {
+            sent = rules_.tool_capable.reroute_to;
+            fire(rule_id::tool_capable);
+        } else {
+            std::string message = "model '" + std::string(sent) + "' cannot call tools";
+            if (!rules_.tool_capable.suggest.empty()) {
+                message += "; use a model that can, e.g. ";
+                for (std::size_t i = 0; i < rules_.tool_capable.suggest.size(); ++i) {
+                    message += (i == 0 ? "" : ", ") + rules_.tool_capable.suggest[i];
+                }
+            }
+            message += " (mistral-proxy rule tool_capable)";
+            error_ = errors::make_error(400, std::move(message), "model_without_tools", "tools");
+            return false;
+        }
+    }
+    request.model_sent = sent;
+    const bool hint = chat && response_json_object_ && !mentions_json_ && on(rule_id::json_mode_hint);
+
+    // Write the object: members in the client's order, each as its rule says.
+    const auto target = which == endpoint::fim_completions ? rules::schema_target::fim
+                        : which == endpoint::embeddings    ? rules::schema_target::embeddings
+                                                           : rules::schema_target::chat;
+    const rules::request_schema& schema = rules_.request_schema_for(target);
+    const auto& renames = rules_.renames_for(target);
+    const bool params = on(rule_id::params);
+    auto present = [&](std::string_view key) {
+        for (std::size_t i = base; i < members_.size(); ++i) {
+            if (members_[i].key == key && s_.tops[i].keep) {
+                return true;
+            }
+        }
+        return false;
+    };
+    const bool has_tool_choice = present("tool_choice");
+    const std::size_t start = mark();
+    arena_.push_back('{');
+    bool first = true;
+    auto open_member = [&](std::string_view name) {
+        if (!first) {
+            arena_.push_back(',');
+        }
+        first = false;
+        key(name);
+    };
+    for (std::size_t i = base; i < members_.size(); ++i) {
+        const member& m = members_[i];
+        const top_member& t = s_.tops[i];
+        if (!t.keep) {
+            continue;
+        }
+        switch (t.id) {
+            case top_key::model:
+                open_member("model");
+                if (sent.data() == model.data()) {
+                    append(m.value);
+                } else {
+                    string_value(sent);
+                }
+                continue;
+            case top_key::messages:
+                open_member("messages");
+                if (hint) {
+                    fire(rule_id::json_mode_hint);
+                    arena_.append("[{\"role\":\"system\",\"content\":");
+                    string_value(rules_.json_mode_hint_text);
+                    arena_.push_back('}');
+                    piece rest = m.value;
+                    rest.begin += 1;  // after '['
+                    if (view(rest) != "]") {
+                        arena_.push_back(',');
+                    }
+                    append(rest);
+                } else {
+                    append(m.value);
+                }
+                continue;
+            case top_key::tools:
+                if (drop_empty_tools) {
+                    fire(rule_id::tools);
+                    continue;
+                }
+                if (tools_empty && params) {
+                    continue;  // every tool was of a kind Mistral's chat cannot take
+                }
+                open_member("tools");
+                append(m.value);
+                continue;
+            case top_key::functions:
+                fire(rule_id::params);
+                if (!params || tools_given_ || functions_count == 0) {
+                    if (!params) {
+                        open_member("functions");
+                        append(m.value);
+                    }
+                    continue;
+                }
+                open_member("tools");
+                append(m.value);
+                continue;
+            case top_key::tool_choice:
+                if (tools_empty && (drop_empty_tools || params)) {
+                    fire(rule_id::tools);
+                    continue;
+                }
+                open_member("tool_choice");
+                append(m.value);
+                continue;
+            case top_key::function_call:
+                if (!params) {
+                    open_member("function_call");
+                    append(m.value);
+                    continue;
+                }
+                fire(rule_id::params);
+                if (!has_tool_choice && !tools_given_ && functions_given) {
+                    open_member("tool_choice");
+                    append(m.value);
+                }
+                continue;
+            case top_key::response_format:
+                open_member("response_format");
+                append(m.value);
+                continue;
+            default:
+                break;
+        }
+        // Everything else: rename, schema check, clamp, copy.
+        std::string_view name = m.key;
+        if (params) {
+            for (const auto& [from, to] : renames) {
+                if (from == name) {
+                    fire(rule_id::params);
+                    name = present(to) ? std::string_view() : std::string_view(to);  // the client's own `to` wins
+                    break;
+                }
+            }
+            if (name.empty()) {
+                continue;
+            }
+        }
+        const rules::field_spec* spec = schema_.present ? schema.find(name) : nullptr;
+        if (schema_.present && params) {
+            if (spec == nullptr || (t.id == top_key::encoding_format && encoding_ == encoding_format::base64)) {
+                // Not in Mistral's schema (user, store, logit_bias, stream_options, ...);
+                // base64 embeddings are encoded by the proxy from floats.
+                fire(rule_id::params);
+                continue;
+            }
+            if ((spec->kinds & kind_bit(m.type)) == 0) {
+                if (m.type == od::json_type::null) {
+                    fire(rule_id::params);  // null where Mistral wants a value: same as absent
+                    continue;
+                }
+                return fail("'" + std::string(m.key) + "' must be " + kinds_text(spec->kinds) + ", got " +
+                                std::string(kind_name(m.type)),
+                            std::string(m.key));
+            }
+            if (!spec->enum_values.empty() && m.type == od::json_type::string) {
+                const std::string_view raw = view(m.value);
+                if (!rules::contains(spec->enum_values, raw.substr(1, raw.size() - 2))) {
+                    fire(rule_id::params);  // e.g. OpenAI's service_tier "default"/"flex"
+                    continue;
+                }
+            }
+        }
+        open_member(name);
+        const rules::range_rule* range = t.number && on(rule_id::ranges) ? rules_.find_range(name) : nullptr;
+        if (range != nullptr && range->min && *t.number < *range->min) {
+            arena_.append(range->min_text);
+            fire(rule_id::ranges);
+        } else if (range != nullptr && range->max && *t.number > *range->max) {
+            arena_.append(range->max_text);
+            fire(rule_id::ranges);
+        } else {
+            append(m.value);
+        }
+    }
+    arena_.push_back('}');
+    body = since(start);
+    return true;
+}
+
+normalize_result normalize_request(const rules::rule_set& rules, const config::proxy_config& config, endpoint which,
+                                   std::string_view body_with_padding, normalize_scratch& scratch) {
+    normalize_scratch::impl& s = scratch.get();
+    normalize_result result;
+    {
+        engine e(rules, s, body_with_padding);
+        result = e.run(config, which);
+    }
+    s.trim();
+    return result;
+}
+
+}  // namespace mistral_proxy::normalize

@@ -1,0 +1,85 @@
+// Conformance: every OpenAI-style request of tests/conformance/ (what the official
+// SDKs, LangChain and LlamaIndex send) goes through `mistral-proxy explain`, and
+// what the proxy would send must be accepted by Mistral: valid against Mistral's
+// OpenAPI schemas (tests/fake-mistral/mistral-schemas.json, generated from
+// ../shared/mistral-openapi.yaml) and passing Mistral's server-side checks
+// (9-character alphanumeric tool-call ids, role order, last role, one result per
+// tool call, models that cannot take tools or images).
+//
+// The file name says the endpoint: chat-*.json, fim-*.json, embeddings-*.json.
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeConfig, runCli, repoRoot } from '../support/proxy.mjs';
+import { validateBody } from '../fake-mistral/validate.mjs';
+import { chatSemanticError } from '../fake-mistral/fake-mistral.mjs';
+
+const corpusDir = join(repoRoot, 'tests', 'conformance');
+const files = readdirSync(corpusDir).filter((f) => f.endsWith('.json')).sort();
+
+const ENDPOINTS = {
+  chat: { path: '/v1/chat/completions', schema: 'ChatCompletionRequest' },
+  fim: { path: '/v1/fim/completions', schema: 'FIMCompletionRequest' },
+  embeddings: { path: '/v1/embeddings', schema: 'EmbeddingRequest' },
+};
+const RULE_IDS = new Set(['model_rewrite', 'model_alias', 'tool_choice_any', 'params', 'ranges', 'messages', 'tool_call_ids',
+  'role_order', 'tools', 'tool_capable', 'json_mode_hint', 'vision_route']);
+
+// Each assistant message with tool calls is followed by exactly one tool result per call.
+function toolCountError(messages) {
+  for (let i = 0; i < messages.length; i++) {
+    const calls = messages[i].role === 'assistant' ? messages[i].tool_calls ?? [] : [];
+    const results = [];
+    let j = i + 1;
+    while (j < messages.length && messages[j].role === 'tool') results.push(messages[j++]);
+    if (calls.length === 0) {
+      if (results.length > 0 && messages[i].role !== 'tool') return `tool results at ${i + 1} answer no call`;
+      continue;
+    }
+    if (results.length !== calls.length) return `message ${i}: ${calls.length} tool calls but ${results.length} results`;
+    const ids = new Set(calls.map((c) => c.id));
+    for (const r of results) if (!ids.has(r.tool_call_id)) return `result ${r.tool_call_id} answers no call of message ${i}`;
+  }
+  return null;
+}
+
+let config;
+before(async () => {
+  config = await writeConfig();
+});
+after(async () => {
+  await rm(config.dir, { recursive: true, force: true });
+});
+
+describe('conformance corpus through explain', () => {
+  test('the corpus holds at least 50 requests', () => {
+    assert.ok(files.length >= 50, `${files.length} files in ${corpusDir}`);
+  });
+
+  for (const file of files) {
+    test(file, async () => {
+      const kind = file.split('-')[0];
+      const endpoint = ENDPOINTS[kind];
+      assert.ok(endpoint, `${file}: name must start with chat-, fim- or embeddings-`);
+      const r = await runCli(['explain', '--config', config.file, '--endpoint', endpoint.path, join(corpusDir, file)]);
+      assert.equal(r.code, 0, `${file}: explain refused it: ${r.stdout}${r.stderr}`);
+      const out = JSON.parse(r.stdout);
+      for (const id of out.rules) assert.ok(RULE_IDS.has(id), `unknown rule id ${id}`);
+      const invalid = validateBody(endpoint.schema, out.body);
+      assert.equal(invalid, null, `${file}: Mistral would answer 422: ${JSON.stringify(invalid)}\nbody: ${JSON.stringify(out.body)}`);
+      assert.doesNotMatch(out.body.model, /^(gpt-|o\d|text-embedding-|chatgpt-)/, `${file}: OpenAI model name sent`);
+      if (kind === 'chat') {
+        const semantic = chatSemanticError(out.body);
+        assert.equal(semantic, null, `${file}: Mistral would answer 400: ${JSON.stringify(semantic)}`);
+        const counts = toolCountError(out.body.messages);
+        assert.equal(counts, null, `${file}: ${counts}`);
+        const last = out.body.messages.at(-1);
+        assert.ok(!last || last.role !== 'assistant' || last.prefix === true, `${file}: last message is an assistant without prefix`);
+      }
+      const original = JSON.parse(readFileSync(join(corpusDir, file), 'utf8'));
+      if (out.rules.length === 0) assert.deepEqual(out.body, original, `${file}: changed without naming a rule`);
+    });
+  }
+});

@@ -1,0 +1,89 @@
+// Malformed and hostile input: every byte is validated, nothing invalid is
+// forwarded, and every refusal is a 400 in OpenAI shape.
+#include <doctest/doctest.h>
+
+#include "normalizer_support.hpp"
+
+using namespace normalizer_test;
+using normalize::endpoint;
+
+TEST_CASE("malformed bodies get a 400 and nothing is sent") {
+    struct row {
+        std::string_view name;
+        std::string input;
+        std::string_view message_part;
+    };
+    std::string deep = R"({"model":"m","messages":[],"metadata":)";
+    for (int i = 0; i < 200; ++i) {
+        deep += "[";
+    }
+    for (int i = 0; i < 200; ++i) {
+        deep += "]";
+    }
+    deep += "}";
+    const std::vector<row> rows = {
+        {"empty", "", "empty"},
+        {"not JSON", "{not json", "not valid JSON"},
+        {"trailing brace", R"({"model":"m","messages":[]}})", "not valid JSON"},
+        {"trailing word", R"({"model":"m","messages":[]} x)", "not valid JSON"},
+        {"second object", R"({"model":"m","messages":[]}{})", "not valid JSON"},
+        {"bad atom in an untouched value", R"({"model":"m","messages":[],"metadata":{"a":[tru]}})", "not valid JSON"},
+        {"bad atom in a dropped field", R"({"model":"m","messages":[],"user":nul})", "not valid JSON"},
+        {"bad number", R"({"model":"m","messages":[],"temperature":1.})", "not valid JSON"},
+        {"bad escape", R"({"model":"m","messages":[{"role":"user","content":"\q"}]})", "not valid JSON"},
+        {"unterminated", R"({"model":"m","messages":[{"role":"user","content":"hi"})", "not valid JSON"},
+        {"invalid UTF-8", std::string(R"({"model":"m","messages":[{"role":"user","content":")") + "\xff\xfe" + "\"}]}", "UTF-8"},
+        {"too deep", deep, "nested too deeply"},
+        {"array", R"([{"model":"m"}])", "must be a JSON object"},
+        {"string", R"("hello")", "must be a JSON object"},
+        {"model not a string", R"({"model":4,"messages":[]})", "'model' must be a string"},
+        {"no model", R"({"messages":[]})", "model"},
+        {"no messages", R"({"model":"m"})", "messages"},
+        {"messages not an array", R"({"model":"m","messages":{}})", "'messages' must be an array"},
+        {"message not an object", R"({"model":"m","messages":["hi"]})", "messages[0] must be an object"},
+        {"unknown role", R"({"model":"m","messages":[{"role":"wizard","content":"x"}]})", "messages[0].role"},
+        {"no role", R"({"model":"m","messages":[{"content":"x"}]})", "messages[0] needs a role"},
+        {"content a number", R"({"model":"m","messages":[{"role":"user","content":5}]})", "messages[0].content"},
+        {"temperature a string", R"({"model":"m","messages":[],"temperature":"hot"})", "'temperature' must be"},
+        {"tools not an array", R"({"model":"m","messages":[],"tools":{}})", "'tools' must be an array"},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.name);
+        const auto out = run(r.input);
+        REQUIRE_FALSE(out.ok);
+        CHECK(out.status == 400);
+        CHECK_MESSAGE(out.message.find(r.message_part) != std::string::npos, out.message);
+    }
+}
+
+TEST_CASE("errors come out in OpenAI's shape") {
+    const auto out = run("{");
+    REQUIRE_FALSE(out.ok);
+    errors::openai_error error = errors::make_error(out.status, out.message);
+    CHECK(errors::to_json(error).starts_with(R"({"error":{"message":")"));
+    CHECK(error.type == "invalid_request_error");
+}
+
+TEST_CASE("the same scratch serves many requests of different sizes") {
+    // Views of a previous result are not used after the next call; results stay right.
+    std::string big = R"({"model":"gpt-4o","messages":[)";
+    for (int i = 0; i < 2000; ++i) {
+        big += std::string(i == 0 ? "" : ",") + R"({"role":"user","content":"message number )" + std::to_string(i) + R"("})";
+    }
+    big += "]}";
+    for (int round = 0; round < 3; ++round) {
+        auto out = run(big);
+        REQUIRE(out.ok);
+        CHECK(out.rules == "model_alias");
+        CHECK(out.body.size() == big.size() + std::string_view("mistral-large-latest").size() - 6);
+        out = run(R"({"model":"gpt-4o","messages":[]})");
+        CHECK(out.body == R"({"model":"mistral-large-latest","messages":[]})");
+    }
+}
+
+TEST_CASE("other endpoints are not parsed") {
+    const auto out = run("not even json", endpoint::other);
+    REQUIRE(out.ok);
+    CHECK(out.upstream == "mistral");
+    CHECK(out.body == "not even json");
+}

@@ -1,0 +1,376 @@
+// Table-driven tests of every request rule id of SPEC §6: fires, does not fire,
+// interacts with others. Inputs are compact JSON so the expected output (the
+// normalizer writes rebuilt levels compactly and copies the rest byte for byte)
+// can be spelled out exactly.
+#include <doctest/doctest.h>
+
+#include "normalizer_support.hpp"
+
+using namespace normalizer_test;
+using normalize::endpoint;
+
+namespace {
+
+struct row {
+    std::string_view name;
+    std::string_view input;
+    std::string_view expected;  // "" = the input itself, unchanged
+    std::string_view rules;     // fired ids, SPEC order
+    endpoint which = endpoint::chat_completions;
+};
+
+void check_rows(const std::vector<row>& rows, const rules::rule_set& set = shipped()) {
+    for (const auto& r : rows) {
+        CAPTURE(r.name);
+        CAPTURE(r.input);
+        const auto out = run(r.input, r.which, set);
+        REQUIRE_MESSAGE(out.ok, out.message);
+        CHECK(out.body == (r.expected.empty() ? r.input : r.expected));
+        CHECK(out.rules == r.rules);
+    }
+}
+
+constexpr std::string_view hi = R"("messages":[{"role":"user","content":"hi"}])";
+
+}  // namespace
+
+TEST_CASE("a request Mistral accepts as it is passes through byte for byte") {
+    check_rows({
+        {"plain", R"({"model":"mistral-small-latest","messages":[{"role":"user","content":"hi"}],"temperature":0.3})", "", ""},
+        {"whitespace kept", "{ \"model\" : \"mistral-small-latest\",\n \"messages\": [ {\"role\":\"user\", \"content\":\"hi\"} ] }\n", "", ""},
+        {"valid tool conversation",
+         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":"w?"},{"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"abcDEF123","content":"sunny","name":"w"}],"tools":[{"type":"function","function":{"name":"w","parameters":{"type":"object"}}}]})",
+         "", ""},
+        {"fim", R"({"model":"codestral-latest","prompt":"def f","suffix":"x","max_tokens":10})", "", "", endpoint::fim_completions},
+        {"embeddings", R"({"model":"mistral-embed","input":["a","b"],"encoding_format":"float"})", "", "", endpoint::embeddings},
+    });
+}
+
+TEST_CASE("model_rewrite and model_alias") {
+    check_rows({
+        {"rewrite tiny", R"({"model":"mistral-tiny","messages":[{"role":"user","content":"hi"}]})",
+         R"({"model":"open-mistral-nemo","messages":[{"role":"user","content":"hi"}]})", "model_rewrite"},
+        {"rewrite small", R"({"model":"mistral-small","messages":[]})", R"({"model":"mistral-small-latest","messages":[]})",
+         "model_rewrite"},
+        {"rewrite medium", R"({"model":"mistral-medium","messages":[]})",
+         R"({"model":"mistral-small-latest","messages":[]})", "model_rewrite"},
+        {"alias gpt-4o", R"({"model":"gpt-4o","messages":[]})", R"({"model":"mistral-large-latest","messages":[]})",
+         "model_alias"},
+        {"alias gpt-4o-mini (specific first)", R"({"model":"gpt-4o-mini-2024-07-18","messages":[]})",
+         R"({"model":"mistral-small-latest","messages":[]})", "model_alias"},
+        {"alias o3-mini", R"({"model":"o3-mini","messages":[]})", R"({"model":"magistral-small-latest","messages":[]})",
+         "model_alias"},
+        {"alias embeddings", R"({"model":"text-embedding-3-small","input":"x"})",
+         R"({"model":"mistral-embed","input":"x"})", "model_alias", endpoint::embeddings},
+        {"ada", R"({"model":"text-embedding-ada-002","input":"x"})", R"({"model":"mistral-embed","input":"x"})",
+         "model_alias", endpoint::embeddings},
+        {"current id: nothing", R"({"model":"mistral-large-latest","messages":[]})", "", ""},
+        {"escaped key is the model key", R"({"mod\u0065l":"gpt-4o","messages":[]})",
+         R"({"model":"mistral-large-latest","messages":[]})", "model_alias"},
+        {"escaped model value", R"({"model":"gpt\u002d4o","messages":[]})",
+         R"({"model":"mistral-large-latest","messages":[]})", "model_alias"},
+        {"duplicate model: last wins, one key sent", R"({"model":"x","messages":[],"model":"gpt-4o"})",
+         R"({"model":"mistral-large-latest","messages":[]})", "model_alias"},
+    });
+}
+
+TEST_CASE("tool_choice_any") {
+    constexpr std::string_view tool = R"("tools":[{"type":"function","function":{"name":"w","parameters":{}}}])";
+    const std::string in = std::string(R"({"model":"mistral-small-latest",)") + std::string(hi) + "," +
+                           std::string(tool) + R"(,"tool_choice":"required"})";
+    const std::string want = std::string(R"({"model":"mistral-small-latest",)") + std::string(hi) + "," +
+                             std::string(tool) + R"(,"tool_choice":"any"})";
+    const std::string auto_in = std::string(R"({"model":"mistral-small-latest",)") + std::string(hi) + "," +
+                                std::string(tool) + R"(,"tool_choice":"auto"})";
+    const std::string object_in = std::string(R"({"model":"mistral-small-latest",)") + std::string(hi) + "," +
+                                  std::string(tool) + R"(,"tool_choice":{"type":"function","function":{"name":"w"}}})";
+    check_rows({
+        {"required -> any", in, want, "tool_choice_any"},
+        {"auto untouched", auto_in, "", ""},
+        {"named function untouched", object_in, "", ""},
+    });
+}
+
+TEST_CASE("params: renames, drops at every level, legacy functions") {
+    check_rows({
+        {"renames and drops",
+         R"({"model":"mistral-small-latest","messages":[],"max_completion_tokens":50,"seed":7,"user":"u","store":false,"logit_bias":{"1":-100},"logprobs":false,"top_logprobs":0,"n":1})",
+         R"({"model":"mistral-small-latest","messages":[],"max_tokens":50,"random_seed":7,"n":1})", "params"},
+        {"the client's own max_tokens wins",
+         R"({"model":"mistral-small-latest","messages":[],"max_tokens":5,"max_completion_tokens":50})",
+         R"({"model":"mistral-small-latest","messages":[],"max_tokens":5})", "params"},
+        {"stream_options dropped", R"({"model":"mistral-small-latest","messages":[],"stream":true,"stream_options":{"include_usage":true}})",
+         R"({"model":"mistral-small-latest","messages":[],"stream":true})", "params"},
+        {"OpenAI-only fields",
+         R"({"model":"mistral-small-latest","messages":[],"metadata":{"a":"b"},"modalities":["text"],"audio":null,"web_search_options":{},"service_tier":"default","verbosity":"low","safety_identifier":"x","prompt_cache_key":"k","parallel_tool_calls":false,"reasoning_effort":"high"})",
+         R"({"model":"mistral-small-latest","messages":[],"metadata":{"a":"b"},"prompt_cache_key":"k","parallel_tool_calls":false,"reasoning_effort":"high"})",
+         "params"},
+        {"null where Mistral wants a value", R"({"model":"mistral-small-latest","messages":[],"stream":null,"temperature":null})",
+         R"({"model":"mistral-small-latest","messages":[],"temperature":null})", "params"},
+        {"functions -> tools, function_call -> tool_choice",
+         R"({"model":"mistral-small-latest","messages":[],"functions":[{"name":"w","parameters":{"type":"object"}}],"function_call":{"name":"w"}})",
+         R"({"model":"mistral-small-latest","messages":[],"tools":[{"type":"function","function":{"name":"w","parameters":{"type":"object"}}}],"tool_choice":{"type":"function","function":{"name":"w"}}})",
+         "params"},
+        {"function_call auto", R"({"model":"mistral-small-latest","messages":[],"functions":[{"name":"w","parameters":{}}],"function_call":"auto"})",
+         R"({"model":"mistral-small-latest","messages":[],"tools":[{"type":"function","function":{"name":"w","parameters":{}}}],"tool_choice":"auto"})",
+         "params"},
+        {"tool and function keys filtered",
+         R"({"model":"mistral-small-latest","messages":[],"tools":[{"type":"function","function":{"name":"w","parameters":{},"strict":true,"x":1},"cache_control":{}}]})",
+         R"({"model":"mistral-small-latest","messages":[],"tools":[{"type":"function","function":{"name":"w","parameters":{},"strict":true}}]})",
+         "params"},
+        {"non-function tools dropped",
+         R"({"model":"mistral-small-latest","messages":[],"tools":[{"type":"custom","custom":{"name":"c"}},{"type":"function","function":{"name":"w","parameters":{}}}]})",
+         R"({"model":"mistral-small-latest","messages":[],"tools":[{"type":"function","function":{"name":"w","parameters":{}}}]})",
+         "params"},
+        {"response_format json_schema keys filtered",
+         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":"json"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object"},"strict":true,"extra":1}}})",
+         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":"json"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object"},"strict":true}}})",
+         "params"},
+        {"content part keys filtered, unknown part types dropped",
+         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"text","text":"a","cache_control":{}},{"type":"file","file":{"file_data":"x"}},{"type":"video","video":{}}]}]})",
+         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]})",
+         "params"},
+        {"OpenAI file part -> file_id",
+         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"f-1","filename":"a.pdf"}}]}]})",
+         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"file","file_id":"f-1"}]}]})",
+         "params"},
+        {"OpenAI input_audio object -> Mistral string",
+         R"({"model":"voxtral-small-latest","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}]})",
+         R"({"model":"voxtral-small-latest","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":"AAAA"}]}]})",
+         "params"},
+        {"embeddings: dimensions, user, base64", R"({"model":"mistral-embed","input":["a"],"dimensions":256,"user":"u","encoding_format":"base64"})",
+         R"({"model":"mistral-embed","input":["a"],"output_dimension":256})", "params", endpoint::embeddings},
+        {"fim: seed, user", R"({"model":"codestral-latest","prompt":"x","seed":1,"user":"u","echo":false})",
+         R"({"model":"codestral-latest","prompt":"x","random_seed":1})", "params", endpoint::fim_completions},
+    });
+}
+
+TEST_CASE("ranges") {
+    check_rows({
+        {"clamped", R"({"model":"mistral-small-latest","messages":[],"temperature":2,"top_p":0,"random_seed":-5})",
+         R"({"model":"mistral-small-latest","messages":[],"temperature":1.5,"top_p":0.000001,"random_seed":0})", "ranges"},
+        {"after a rename", R"({"model":"mistral-small-latest","messages":[],"seed":-1})",
+         R"({"model":"mistral-small-latest","messages":[],"random_seed":0})", "params,ranges"},
+        {"penalties", R"({"model":"mistral-small-latest","messages":[],"presence_penalty":3.5,"frequency_penalty":-9})",
+         R"({"model":"mistral-small-latest","messages":[],"presence_penalty":2,"frequency_penalty":-2})", "ranges"},
+        {"in range: untouched", R"({"model":"mistral-small-latest","messages":[],"temperature":1.5,"top_p":1,"random_seed":0})", "", ""},
+        {"exponent form", R"({"model":"mistral-small-latest","messages":[],"temperature":1e0})", "", ""},
+    });
+}
+
+TEST_CASE("messages") {
+    check_rows({
+        {"developer -> system", R"({"model":"m","messages":[{"role":"developer","content":"be brief"},{"role":"user","content":"hi"}]})",
+         R"({"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"hi"}]})", "messages"},
+        {"name dropped except on tool messages",
+         R"({"model":"m","messages":[{"role":"system","content":"s","name":"x"},{"role":"user","content":"hi","name":"alice"}]})",
+         R"({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"}]})", "messages"},
+        {"system parts -> string",
+         R"({"model":"m","messages":[{"role":"system","content":[{"type":"text","text":"Part one."},{"type":"text","text":"Part \"two\"."}]},{"role":"user","content":"hi"}]})",
+         R"({"model":"m","messages":[{"role":"system","content":"Part one.\n\nPart \"two\"."},{"role":"user","content":"hi"}]})",
+         "messages"},
+        {"role after content", R"({"model":"m","messages":[{"content":[{"type":"text","text":"a"}],"role":"system"},{"role":"user","content":"hi"}]})",
+         R"({"model":"m","messages":[{"role":"system","content":"a"},{"role":"user","content":"hi"}]})", "messages"},
+        {"assistant extras dropped",
+         R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b","refusal":null,"audio":null},{"role":"user","content":"c"}]})",
+         R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},{"role":"user","content":"c"}]})",
+         "messages"},
+        {"assistant refusal part -> text",
+         R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"refusal","refusal":"no"}]},{"role":"user","content":"c"}]})",
+         R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"text","text":"no"}]},{"role":"user","content":"c"}]})",
+         "params"},
+    });
+}
+
+TEST_CASE("tool_call_ids and role_order") {
+    const auto mapped = [](std::string_view id) {
+        // The mapping is deterministic: learn it from one request, expect it in another.
+        const auto out = run(std::string(R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":")") +
+                             std::string(id) + R"(","type":"function","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":")" +
+                             std::string(id) + R"(","content":"r"}]})");
+        REQUIRE(out.ok);
+        const auto at = out.body.find(R"("id":")");
+        return out.body.substr(at + 6, 9);
+    };
+    const std::string a = mapped("call_Ab3dEf9hIjKlMnOp");
+    const std::string b = mapped("call_Zz9yXw8vUt7sRq6p");
+    CHECK(a.size() == 9);
+    CHECK(a != b);
+    CHECK(a == mapped("call_Ab3dEf9hIjKlMnOp"));
+    for (char c : a + b) {
+        CHECK(std::isalnum(static_cast<unsigned char>(c)));
+    }
+
+    check_rows({
+        {"ids mapped the same way in calls and results",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_Ab3dEf9hIjKlMnOp","type":"function","function":{"name":"w","arguments":"{}"}},{"id":"call_Zz9yXw8vUt7sRq6p","type":"function","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"call_Ab3dEf9hIjKlMnOp","content":"1","name":"w"},{"role":"tool","tool_call_id":"call_Zz9yXw8vUt7sRq6p","content":"2"}]})",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","content":null,"tool_calls":[{"id":")" + a +
+             R"(","type":"function","function":{"name":"w","arguments":"{}"}},{"id":")" + b +
+             R"(","type":"function","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":")" + a +
+             R"(","content":"1","name":"w"},{"role":"tool","tool_call_id":")" + b + R"(","content":"2"}]})",
+         "tool_call_ids"},
+        {"bridge user after tool",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"abcDEF123","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"abcDEF123","content":"r"},{"role":"user","content":"more"}]})",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"abcDEF123","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"abcDEF123","content":"r"},{"role":"assistant","content":"Understood."},{"role":"user","content":"more"}]})",
+         "role_order"},
+        {"trailing assistant gets prefix; empty assistant dropped",
+         R"({"model":"m","messages":[{"role":"user","content":"first"},{"role":"assistant","content":""},{"role":"user","content":"haiku"},{"role":"assistant","content":"Autumn","prefix":false}]})",
+         R"({"model":"m","messages":[{"role":"user","content":"first"},{"role":"user","content":"haiku"},{"role":"assistant","content":"Autumn","prefix":true}]})",
+         "role_order"},
+        {"tool call without a result gets one",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"abcDEF123","function":{"name":"w","arguments":"{}"}},{"id":"abcDEF124","function":{"name":"v","arguments":"{}"}}]},{"role":"tool","tool_call_id":"abcDEF123","content":"r"}]})",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"abcDEF123","function":{"name":"w","arguments":"{}"}},{"id":"abcDEF124","function":{"name":"v","arguments":"{}"}}]},{"role":"tool","tool_call_id":"abcDEF123","content":"r"},{"role":"tool","tool_call_id":"abcDEF124","name":"v","content":"No result was returned for this tool call."}]})",
+         "role_order"},
+        {"result for no call dropped",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"tool","tool_call_id":"abcDEF123","content":"r"},{"role":"user","content":"x"}]})",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"user","content":"x"}]})", "role_order"},
+        {"a valid order is left alone",
+         R"({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"q"},{"role":"assistant","content":"a"},{"role":"user","content":"b"}]})",
+         "", ""},
+        {"prefix already true", R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a","prefix":true}]})", "", ""},
+    });
+}
+
+TEST_CASE("tools") {
+    check_rows({
+        {"empty tools removed with tool_choice", R"({"model":"m","messages":[],"tools":[],"tool_choice":"auto"})",
+         R"({"model":"m","messages":[]})", "tools"},
+        {"missing parameters defaulted", R"({"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"np"}}]})",
+         R"({"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"np","parameters":{"type":"object","properties":{}}}}]})",
+         "tools"},
+        {"$schema and $id stripped",
+         R"({"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"s","parameters":{"$schema":"http://json-schema.org/draft-07/schema#","$id":"urn:x","type":"object","properties":{"a":{"$id":"kept"}}}}}]})",
+         R"({"model":"m","messages":[],"tools":[{"type":"function","function":{"name":"s","parameters":{"type":"object","properties":{"a":{"$id":"kept"}}}}}]})",
+         "tools"},
+    });
+}
+
+TEST_CASE("json_mode_hint") {
+    check_rows({
+        {"fires", R"({"model":"m","messages":[{"role":"user","content":"give me the data"}],"response_format":{"type":"json_object"}})",
+         R"({"model":"m","messages":[{"role":"system","content":"Answer with a single valid JSON object and nothing else."},{"role":"user","content":"give me the data"}],"response_format":{"type":"json_object"}})",
+         "json_mode_hint"},
+        {"response_format before messages", R"({"response_format":{"type":"json_object"},"model":"m","messages":[{"role":"user","content":"x"}]})",
+         R"({"response_format":{"type":"json_object"},"model":"m","messages":[{"role":"system","content":"Answer with a single valid JSON object and nothing else."},{"role":"user","content":"x"}]})",
+         "json_mode_hint"},
+        {"a message mentions JSON", R"({"model":"m","messages":[{"role":"user","content":"answer in Json please"}],"response_format":{"type":"json_object"}})", "", ""},
+        {"a text part mentions json", R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"as JSON"}]}],"response_format":{"type":"json_object"}})", "", ""},
+        {"text format", R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}})", "", ""},
+    });
+}
+
+TEST_CASE("vision_route and tool_capable") {
+    const std::string image = R"({"model":"open-mistral-nemo","messages":[{"role":"user","content":[{"type":"text","text":"what?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,iV"}}]}]})";
+    auto out = run(image);
+    REQUIRE(out.ok);
+    CHECK(out.model_sent == "pixtral-12b-2409");
+    CHECK(out.rules == "vision_route");
+    CHECK(out.body.starts_with(R"({"model":"pixtral-12b-2409",)"));
+
+    // A model with vision keeps its images.
+    out = run(R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"image_url","image_url":"https://x/y.png"}]}]})");
+    CHECK(out.rules == "");
+
+    const std::string tools = R"({"model":"open-mistral-nemo","messages":[{"role":"user","content":"w?"}],"tools":[{"type":"function","function":{"name":"w","parameters":{}}}]})";
+    out = run(tools);
+    REQUIRE_FALSE(out.ok);
+    CHECK(out.status == 400);
+    CHECK(out.code == "model_without_tools");
+    CHECK(out.message.find("open-mistral-nemo") != std::string::npos);
+    CHECK(out.message.find("mistral-small-latest") != std::string::npos);
+
+    // Rewritten into a model without tools: the check runs on the model sent.
+    out = run(R"({"model":"mistral-tiny","messages":[],"tools":[{"type":"function","function":{"name":"w","parameters":{}}}]})");
+    CHECK_FALSE(out.ok);
+
+    const auto reroute = rules_with("tool_capable:\n  action: reroute\n  reroute_to: mistral-small-latest\n"
+                                    "vision_route:\n  action: deny\n");
+    out = run(tools, endpoint::chat_completions, *reroute);
+    REQUIRE(out.ok);
+    CHECK(out.model_sent == "mistral-small-latest");
+    CHECK(out.rules == "tool_capable");
+    out = run(image, endpoint::chat_completions, *reroute);
+    REQUIRE_FALSE(out.ok);
+    CHECK(out.code == "model_without_vision");
+    CHECK(out.message.find("pixtral-12b-2409") != std::string::npos);
+}
+
+TEST_CASE("every rule can be switched off") {
+    const auto off = rules_with(
+        "switches: {model_rewrite: false, model_alias: false, tool_choice_any: false, params: false, ranges: false, "
+        "messages: false, tool_call_ids: false, role_order: false, tools: false, tool_capable: false, "
+        "json_mode_hint: false, vision_route: false}\n");
+    const std::string_view everything =
+        R"({"model":"mistral-tiny","messages":[{"role":"developer","content":"d","name":"n"},{"role":"user","content":[{"type":"image_url","image_url":"u"}]},{"role":"assistant","tool_calls":[{"id":"call_1","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"call_1","content":"r"},{"role":"user","content":"x"},{"role":"assistant","content":"p"}],"tools":[{"type":"function","function":{"name":"w","parameters":{"$schema":"s"}}}],"tool_choice":"required","user":"u","seed":-1,"temperature":3,"response_format":{"type":"json_object"}})";
+    const auto out = run(everything, endpoint::chat_completions, *off);
+    REQUIRE(out.ok);
+    CHECK(out.rules == "");
+    CHECK(out.body == everything);
+
+    // One at a time: only that id stops firing.
+    const auto on = run(everything);
+    REQUIRE(on.ok);
+    CHECK(on.rules ==
+          "model_rewrite,tool_choice_any,params,ranges,messages,tool_call_ids,role_order,tools,json_mode_hint,vision_route");
+    for (std::string_view id : {"model_rewrite", "tool_choice_any", "params", "ranges", "messages", "tool_call_ids",
+                                "role_order", "tools", "json_mode_hint", "vision_route"}) {
+        CAPTURE(id);
+        const auto one_off = rules_with("switches: {" + std::string(id) + ": false}\n");
+        const auto result = run(everything, endpoint::chat_completions, *one_off);
+        if (id == "vision_route") {
+            // open-mistral-nemo keeps the tools: tool_capable refuses.
+            CHECK_FALSE(result.ok);
+            continue;
+        }
+        REQUIRE_MESSAGE(result.ok, result.message);
+        CHECK(result.rules.find(id) == std::string::npos);
+    }
+}
+
+TEST_CASE("routing, facts for the session and the limiter") {
+    auto out = run(R"({"model":"codestral-latest","messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":{"include_usage":true},"max_completion_tokens":77})");
+    REQUIRE(out.ok);
+    CHECK(out.upstream == "codestral");
+    CHECK(out.path == "/chat/completions");
+    CHECK(out.request.stream);
+    CHECK(out.request.include_usage);
+    CHECK(out.request.max_tokens == 77u);
+    CHECK(out.request.estimated_prompt_tokens > 0);
+
+    out = run(R"({"model":"codestral-embed","input":"x","encoding_format":"base64"})", endpoint::embeddings);
+    REQUIRE(out.ok);
+    CHECK(out.upstream == "mistral");
+    CHECK(out.path == "/embeddings");
+    CHECK(out.request.encoding == normalize::encoding_format::base64);
+
+    out = run(R"({"model":"codestral-latest","prompt":"x"})", endpoint::fim_completions);
+    CHECK(out.upstream == "codestral");
+    CHECK(out.path == "/fim/completions");
+
+    // Legacy completions: routed, body untouched.
+    out = run(R"({"model":"codestral-2405","prompt":"def","user":"u"})", endpoint::completions);
+    REQUIRE(out.ok);
+    CHECK(out.upstream == "codestral");
+    CHECK(out.path == "/fim/completions");
+    CHECK(out.model_sent == "codestral-latest");
+    CHECK(out.request.legacy_to_fim);
+    CHECK(out.rules == "");
+    out = run(R"({"model":"gpt-3.5-turbo-instruct","prompt":"x"})", endpoint::completions);
+    CHECK(out.path == "/chat/completions");
+    CHECK(out.model_sent == "mistral-small-latest");
+
+    const auto eu = config_with("region: eu\neu_strict: true\n");
+    out = run(R"({"model":"mistral-small-latest","messages":[]})", endpoint::chat_completions, shipped(), &eu);
+    CHECK(out.upstream == "mistral_eu");
+    out = run(R"({"model":"codestral-latest","messages":[]})", endpoint::chat_completions, shipped(), &eu);
+    REQUIRE_FALSE(out.ok);
+    CHECK(out.status == 403);
+    CHECK(out.code == "eu_residency_required");
+
+    CHECK(normalize::endpoint_for_path("/v1/chat/completions") == endpoint::chat_completions);
+    CHECK(normalize::endpoint_for_path("/v1/chat/completions/") == endpoint::chat_completions);
+    CHECK(normalize::endpoint_for_path("/v1/fim/completions") == endpoint::fim_completions);
+    CHECK(normalize::endpoint_for_path("/v1/embeddings") == endpoint::embeddings);
+    CHECK(normalize::endpoint_for_path("/v1/completions") == endpoint::completions);
+    CHECK(normalize::endpoint_for_path("/v1/files") == endpoint::other);
+}

@@ -25,6 +25,20 @@ std::int64_t unix_now() {
         .count();
 }
 
+// x-mistral-proxy-rules names SPEC §6 ids only. The routine repairs of every
+// answer (message_repair, stream_repair, ...) would put noise in every header.
+void append_spec_ids(responses::rule_hits hits, std::string& rules) {
+    for (const auto rule : {responses::response_rule::finish_reason, responses::response_rule::errors,
+                            responses::response_rule::model_alias}) {
+        if (hits.has(rule)) {
+            if (!rules.empty()) {
+                rules += ',';
+            }
+            rules += responses::rule_id(rule);
+        }
+    }
+}
+
 void copy_end_to_end_response_fields(const bhttp::fields& from, bhttp::fields& to) {
     for (const auto& field : from) {
         if (is_hop_or_own_response_field(field)) {
@@ -167,7 +181,7 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     if (result.usage) {
         context.usage = result.usage;
     }
-    result.hits.append_ids(context.rules, ",");
+    append_spec_ids(result.hits, context.rules);
     if (result.error) {
         log_failure(context, *result.error);
         co_return co_await send_error(context, *result.error, context.client_keep_alive);
@@ -266,7 +280,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     }
     if (transcoder) {
         context.usage = transcoder->usage();
-        transcoder->hits().append_ids(context.rules, ",");
+        append_spec_ids(transcoder->hits(), context.rules);
     }
 
     if (outcome == relay_outcome::complete) {

@@ -268,9 +268,15 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
             if (detail::read_usage_value(value, raw, counts)) {
                 usage_raw_.assign(raw);
                 usage_ = counts;
-                hits_.add(response_rule::stream_repair);
+                if (options_.include_usage) {
+                    // Moved into OpenAI's own usage chunk, so that it is counted once.
+                    hits_.add(response_rule::stream_repair);
+                } else {
+                    // Nobody will send it again: it stays where Mistral put it.
+                    begin_member(out, first, key);
+                    out += raw;
+                }
             }
-            // Not written: it goes into the final usage chunk (or nowhere), see the header.
         } else if (key == "error" || key == "detail") {
             is_error = true;
         } else if (key == "message") {

@@ -18,11 +18,10 @@
 //     "choices":[{"text","index","logprobs":null,"finish_reason"}]};
 //   * both: finish_reason mapped by the rules (model_length -> length);
 //     finish_reason "error" ends the stream with an error event;
-//     `usage` is taken out of the content chunks. Decision: it is removed even
-//     when the client did not ask for include_usage, so every client sees
-//     OpenAI's stream exactly (usage once, in its own chunk, only when asked;
-//     clients that sum usage over chunks would otherwise count it twice). The
-//     proxy still reads it: usage() feeds the limiter;
+//     `usage`: with include_usage it is taken out of the content chunk and sent
+//     once, in OpenAI's own usage chunk (clients that sum usage over chunks
+//     would otherwise count it twice); without, it stays where Mistral put it,
+//     since nothing else carries it. Either way usage() feeds the limiter;
 //   * with include_usage, OpenAI's final chunk {"id","object","created","model",
 //     "choices":[],"usage":{...}} goes right before data: [DONE].
 // A Mistral error object in the stream ({"object":"error",...}, {"detail":...},

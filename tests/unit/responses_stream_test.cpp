@@ -86,9 +86,14 @@ TEST_CASE("stream: Mistral's plain answer passes, usage moved, [DONE] kept") {
         chunk(R"({"index":0,"delta":{"content":"Hi"},"finish_reason":null})"),
         chunk(R"({"index":0,"delta":{"content":""},"finish_reason":"stop"})"),
     });
-    SUBCASE("without include_usage: usage removed everywhere") {
+    SUBCASE("without include_usage: usage stays in the chunk Mistral put it in") {
+        const std::string kept = events({
+            chunk(R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null})"),
+            chunk(R"({"index":0,"delta":{"content":"Hi"},"finish_reason":null})"),
+            chunk(R"({"index":0,"delta":{"content":""},"finish_reason":"stop"})", ",\"usage\":" + usage),
+        });
         const auto r = transcode(body);
-        CHECK(r.out == content + "data: [DONE]\n\n");
+        CHECK(r.out == kept + "data: [DONE]\n\n");
         CHECK(r.done);
         CHECK_FALSE(r.failed);
         REQUIRE(r.usage);
@@ -351,9 +356,9 @@ TEST_CASE("stream: legacy text_completion shape") {
     auto fim = [&](std::string_view choice, std::string_view extra = "") {
         return "{" + std::string(fim_head) + R"(,"choices":[)" + std::string(choice) + "]" + std::string(extra) + "}";
     };
-    auto text = [&](std::string_view choice) {
+    auto text = [&](std::string_view choice, std::string_view extra = "") {
         return R"({"id":"f1","object":"text_completion","created":9,"model":"codestral-latest","choices":[)" +
-               std::string(choice) + "]}";
+               std::string(choice) + "]" + std::string(extra) + "}";
     };
     const std::string body = events({
         fim(R"({"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null})"),
@@ -369,7 +374,8 @@ TEST_CASE("stream: legacy text_completion shape") {
                            text(R"({"index":0,"text":"","logprobs":null,"finish_reason":null})"),
                            text(R"({"index":0,"text":"x = \"1\"","logprobs":null,"finish_reason":null})"),
                            text(R"({"index":0,"text":"+2","logprobs":null,"finish_reason":null})"),
-                           text(R"({"index":0,"text":"","logprobs":null,"finish_reason":"length"})"),
+                           text(R"({"index":0,"text":"","logprobs":null,"finish_reason":"length"})",
+                                R"(,"usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7})"),
                            "[DONE]",
                        }));
         CHECK(r.hits.has(response_rule::text_completion));

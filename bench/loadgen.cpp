@@ -169,6 +169,7 @@ struct run_state {
     clock_type::time_point measure_start;  // end of warm-up
     clock_type::time_point deadline;       // end of the window: no new request starts after it
     clock_type::time_point hard_stop;      // deadline + grace: everything is cut
+    clock_type::time_point last_recorded{};  // end of the last recorded answer (--requests runs end early)
     bench::histogram latency;
     bench::histogram ttfb;
     bench::histogram gap;
@@ -390,6 +391,7 @@ asio::awaitable<void> worker(run_state& s, unsigned index) {
             if (ok) {
                 s.latency.record(ns_between(start, finished));
                 ++s.recorded;
+                s.last_recorded = std::max(s.last_recorded, finished);
             } else {
                 ++s.errors;
                 if (wec || !r.ok) {
@@ -712,8 +714,13 @@ int main(int argc, char** argv) {
     }
     io.run();
 
-    const double window_s =
-        opt.mode == mode_type::hold || opt.mode == mode_type::idle ? 0.0 : std::chrono::duration<double>(s.deadline - s.measure_start).count();
+    // A run cut short by --requests is measured up to its last answer.
+    const auto window_end = opt.max_requests > 0 && s.recorded >= opt.max_requests && s.last_recorded < s.deadline
+                                ? s.last_recorded
+                                : s.deadline;
+    const double window_s = opt.mode == mode_type::hold || opt.mode == mode_type::idle
+                                ? 0.0
+                                : std::chrono::duration<double>(window_end - s.measure_start).count();
     const double rps = window_s > 0 ? static_cast<double>(s.recorded) / window_s : 0.0;
     const bool cpu_ok = s.cpu_start.ok && s.cpu_end.ok;
     const double cpu_s = cpu_ok ? s.cpu_end.cpu_s - s.cpu_start.cpu_s : 0.0;

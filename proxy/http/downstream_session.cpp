@@ -432,6 +432,10 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         plan.whole = whole_kind::usage_only;
     }
 
+    if (plan.mode == answer_mode::whole && plan.whole == whole_kind::usage_only && !worker_.limits.limiter) {
+        // Only the limiter needs the usage of an answer that is not rewritten.
+        plan.mode = answer_mode::relay;
+    }
     const auto upstream = out.upstream;
     context.upstream = upstream;
     auto key = state_->keys.upstream_authorization(upstream, bearer);
@@ -588,7 +592,7 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
                     const auto decision = schedule.after_failure(tries, true, wish);
                     if (decision.retry) {
                         // Read the refusal to its end so that the connection can serve the retry.
-                        std::string discarded;
+                        padded_body discarded;
                         bool complete = false;
                         const auto read_ec =
                             co_await read_rest(*connection, parser, discarded, max_error_body_bytes, complete);

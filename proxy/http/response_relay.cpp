@@ -71,22 +71,26 @@ void downstream_session::add_rate_limit_fields(bhttp::fields& fields, request_co
 }
 
 awaitable<boost::system::error_code> downstream_session::read_rest(upstream_connection& connection,
-                                                                   response_parser& parser, std::string& body,
+                                                                   response_parser& parser, padded_body& body,
                                                                    std::size_t limit, bool& complete) {
     complete = parser.is_done();
+    if (const auto length = parser.content_length()) {
+        body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, limit)));
+    }
     while (!parser.is_done()) {
         if (body.size() >= limit) {
             co_return boost::system::error_code{};  // over the limit: complete stays false
         }
-        const auto before = body.size();
-        const auto room = std::min<std::size_t>(64 * 1024, limit - before);
-        body.resize(before + room);
-        parser.get().body().data = body.data() + before;
+        if (body.free_bytes() == 0) {
+            body.reserve(std::min(limit, std::max<std::size_t>(body.size() * 2, 16 * 1024)));
+        }
+        const auto room = body.free_bytes();
+        parser.get().body().data = body.free_space();
         parser.get().body().size = room;
         connection.tcp().expires_after(connection.read_timeout());
         auto [ec, n] = co_await connection.visit(
             [&](auto& stream) { return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result); });
-        body.resize(before + room - parser.get().body().size);
+        body.commit(room - parser.get().body().size);
         if (ec && ec != bhttp::error::need_buffer) {
             co_return ec;
         }
@@ -99,11 +103,11 @@ awaitable<bool> downstream_session::answer_error_response(upstream_connection& c
                                                           response_parser& parser, request_context& context) {
     const auto upstream = *context.upstream;
     context.upstream_refused = true;
-    std::string body;
+    padded_body body;
     bool complete = false;
     const auto ec = co_await read_rest(connection, parser, body, max_error_body_bytes, complete);
     const auto status = parser.get().result_int();
-    const auto error = errors::translate_upstream_error(status, body, routing::upstream_name(upstream));
+    const auto error = errors::translate_upstream_error(status, body.view(), routing::upstream_name(upstream));
     const auto upstream_headers = limit_headers_of(parser.get());
     context.upstream_limits = limits::parse_mistral_ratelimit_headers(upstream_headers);
     if (!ec && complete && parser.keep_alive()) {
@@ -136,7 +140,7 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
                                                  response_parser& parser, request_context& context,
                                                  const answer_plan& plan) {
     const auto upstream = *context.upstream;
-    std::string body;
+    padded_body body;
     bool complete = false;
     const auto ec = co_await read_rest(connection, parser, body, max_whole_answer_bytes, complete);
     if (ec || !complete) {
@@ -158,24 +162,24 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     responses::body_result result;
     switch (plan.whole) {
         case whole_kind::chat:
-            result = responses::transform_chat_response(body, state_->response_rules);
+            result = responses::transform_chat_response(body.view(), state_->response_rules);
             break;
         case whole_kind::text_completion:
-            result = responses::chat_to_text_completion(body, state_->response_rules);
+            result = responses::chat_to_text_completion(body.view(), state_->response_rules);
             break;
         case whole_kind::embeddings_base64:
-            result = responses::transform_embeddings_response(body, responses::embedding_encoding::base64);
+            result = responses::transform_embeddings_response(body.view(), responses::embedding_encoding::base64);
             break;
         case whole_kind::model_list:
-            result = responses::merge_model_list(body, state_->model_aliases, unix_now());
+            result = responses::merge_model_list(body.view(), state_->model_aliases, unix_now());
             break;
         case whole_kind::alias_card:
-            result.body = responses::alias_model_card(body, *plan.alias, unix_now());
+            result.body = responses::alias_model_card(body.view(), *plan.alias, unix_now());
             result.hits.add(responses::response_rule::model_alias);
             break;
         case whole_kind::usage_only:
             result.unchanged = true;
-            result.usage = responses::find_usage(body);
+            result.usage = responses::find_usage(body.view());
             break;
     }
     if (result.usage) {
@@ -187,13 +191,15 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
         co_return co_await send_error(context, *result.error, context.client_keep_alive);
     }
 
-    bhttp::response<bhttp::string_body> response{parser.get().result(), 11};
+    // Sent from where it lies: the upstream's bytes or the rewrite, never copied again.
+    const std::string_view answer = result.unchanged ? body.view() : std::string_view(result.body);
+    bhttp::response<bhttp::span_body<const char>> response{parser.get().result(), 11};
     copy_end_to_end_response_fields(parser.get().base(), response.base());
     add_rate_limit_fields(response.base(), context);
     set_proxy_fields(response.base(), context);
-    response.body() = result.unchanged ? std::move(body) : std::move(result.body);
+    response.body() = boost::beast::span<const char>(answer.data(), answer.size());
     context.status = parser.get().result_int();
-    context.bytes_sent = response.body().size();
+    context.bytes_sent = answer.size();
     response.keep_alive(context.client_keep_alive && !worker_.draining);
     response.prepare_payload();
     client_.expires_after(server_settings().write_timeout);

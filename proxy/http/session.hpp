@@ -137,8 +137,10 @@ private:
                                  request_context& context, const answer_plan& plan);
     // Reads what is left of an upstream body into `body`, up to `limit` bytes.
     // Sets `complete` when the body ended within the limit.
+    // The buffer is sized from Content-Length when there is one and is never
+    // zero-filled: answers are read whole on the hot path.
     awaitable<boost::system::error_code> read_rest(upstream_connection& connection, response_parser& parser,
-                                                   std::string& body, std::size_t limit, bool& complete);
+                                                   padded_body& body, std::size_t limit, bool& complete);
     awaitable<bool> answer_error_response(upstream_connection& connection, connection_ptr& owned,
                                           response_parser& parser, request_context& context);
     // Adds OpenAI's rate-limit headers (from Mistral's and the proxy's own buckets).

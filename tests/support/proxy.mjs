@@ -163,6 +163,7 @@ export async function startProxy(options = {}) {
 
   const url = `http://127.0.0.1:${address.port}`;
   let stopping = null;
+  let killedOnPurpose = false;
   const proxy = {
     url,
     baseURL: `${url}/v1`,
@@ -182,14 +183,19 @@ export async function startProxy(options = {}) {
     exited,
     /** Sends a signal (e.g. 'SIGKILL' to simulate a crash); resolves once the process is gone. */
     async kill(signal = 'SIGKILL') {
+      killedOnPurpose = true;
       if (exitCode === null && exitSignal === null) child.kill(signal);
       await exited;
       return { code: exitCode, signal: exitSignal };
     },
-    /** SIGTERM, then SIGKILL after `graceMs`; resolves with {code, signal} once the process is gone. */
+    /**
+     * SIGTERM, then SIGKILL after `graceMs`; resolves with {code, signal} once the process
+     * is gone. Rejects (after cleaning up) when the proxy had died before, unasked.
+     */
     stop(graceMs = 5000) {
       if (stopping) return stopping;
       stopping = (async () => {
+        const diedEarly = !killedOnPurpose && (exitCode !== null || exitSignal !== null);
         if (exitCode === null && exitSignal === null) {
           child.kill('SIGTERM');
           let killTimer;
@@ -204,6 +210,10 @@ export async function startProxy(options = {}) {
           await exited;
         }
         await rm(dir, { recursive: true, force: true });
+        if (diedEarly && options.allowEarlyExit !== true) {
+          // Surfaces a crash in the test that owns the proxy, instead of ECONNREFUSED noise later.
+          throw new Error(`mistral-proxy died while the test was running (code ${exitCode}, signal ${exitSignal}); last output:\n${output.slice(-4000)}`);
+        }
         return { code: exitCode, signal: exitSignal };
       })();
       return stopping;

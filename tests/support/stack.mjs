@@ -46,8 +46,11 @@ export async function startStack(options = {}) {
       for (const f of Object.values(fakes)) f.reset();
     },
     async stop() {
-      await proxy.stop();
-      await Promise.all(Object.values(fakes).map((f) => f.close()));
+      try {
+        await proxy.stop();
+      } finally {
+        await Promise.all(Object.values(fakes).map((f) => f.close()));
+      }
     },
   };
 }

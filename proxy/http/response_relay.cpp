@@ -256,11 +256,15 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     response.body().more = !upstream_parser.is_done();
 
     bhttp::response_serializer<bhttp::buffer_body> serializer{response};
-    client_.expires_after(server_settings().write_timeout);
-    auto [header_ec, header_bytes] = co_await bhttp::async_write_header(client_, serializer, as_result);
-    if (header_ec) {
-        connection.abort();
-        co_return false;
+    if (event_stream) {
+        // A stream's headers go at once: the first event may take seconds.
+        // Other answers send theirs with the first piece of body, in one write.
+        client_.expires_after(server_settings().write_timeout);
+        auto [header_ec, header_bytes] = co_await bhttp::async_write_header(client_, serializer, as_result);
+        if (header_ec) {
+            connection.abort();
+            co_return false;
+        }
     }
 
     relay_state relay;

@@ -20,8 +20,10 @@ public:
     using plain_stream = beast::tcp_stream;
     using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
-    explicit upstream_connection(plain_stream stream) : stream_(std::move(stream)) {}
-    explicit upstream_connection(tls_stream stream) : stream_(std::move(stream)) {}
+    // Reads go through read_buffer_: sized up front, since Beast's first read
+    // into an empty flat_buffer is only 512 bytes and an answer then takes many.
+    explicit upstream_connection(plain_stream stream) : stream_(std::move(stream)) { read_buffer_.reserve(16 * 1024); }
+    explicit upstream_connection(tls_stream stream) : stream_(std::move(stream)) { read_buffer_.reserve(16 * 1024); }
 
     beast::tcp_stream& tcp() noexcept {
         return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);

@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "errors/json_writer.hpp"
@@ -31,6 +33,49 @@ struct piece {
     bool empty() const noexcept { return begin == end; }
 };
 
+// Keys of messages and tool calls that the rules look at, classified once when
+// read so that later checks compare small integers, not strings.
+enum class known_key : std::uint8_t {
+    other,
+    role,
+    content,
+    tool_calls,
+    tool_call_id,
+    prefix,
+    name,
+    id,
+    type,
+    function,
+    arguments,
+};
+
+known_key classify_key(std::string_view key) noexcept {
+    const auto is = [&](std::string_view name) { return std::memcmp(key.data(), name.data(), name.size()) == 0; };
+    switch (key.size()) {
+        case 2:
+            return is("id") ? known_key::id : known_key::other;
+        case 4:
+            return is("role")   ? known_key::role
+                   : is("name") ? known_key::name
+                   : is("type") ? known_key::type
+                                : known_key::other;
+        case 6:
+            return is("prefix") ? known_key::prefix : known_key::other;
+        case 7:
+            return is("content") ? known_key::content : known_key::other;
+        case 8:
+            return is("function") ? known_key::function : known_key::other;
+        case 9:
+            return is("arguments") ? known_key::arguments : known_key::other;
+        case 10:
+            return is("tool_calls") ? known_key::tool_calls : known_key::other;
+        case 12:
+            return is("tool_call_id") ? known_key::tool_call_id : known_key::other;
+        default:
+            return known_key::other;
+    }
+}
+
 // One member of an object being rebuilt. Duplicate keys: the last value wins,
 // in the first one's position.
 struct member {
@@ -38,13 +83,109 @@ struct member {
     piece value;
     od::json_type type = od::json_type::null;
     bool keep = true;
+    known_key tag = known_key::other;  // set where the level classifies its keys
 };
 
 enum class role_kind { system, user, assistant, tool, unknown };
 
+// The rewrite's output. std::string's push_back/append are compiled out of line
+// (libstdc++ instantiates them once, extern) and keep a terminator up to date:
+// the rewrite writes a few bytes per call, and those calls were ~8% of a request.
+// This one checks capacity inline and then copies.
+class out_buffer {
+public:
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+    const char* data() const noexcept { return data_.get(); }
+    void clear() noexcept { size_ = 0; }
+    void reserve(std::size_t wanted) {
+        if (wanted > capacity_) {
+            grow(wanted);
+        }
+    }
+    // Frees the memory, keeping `keep` bytes of capacity.
+    void shrink(std::size_t keep) {
+        data_.reset();
+        size_ = 0;
+        capacity_ = 0;
+        grow(keep);
+    }
+    [[gnu::always_inline]] void push_back(char c) {
+        if (size_ == capacity_) {
+            grow(size_ + 1);
+        }
+        data_[size_++] = c;
+    }
+    [[gnu::always_inline]] void append(const char* text, std::size_t length) {
+        if (capacity_ - size_ < length) {
+            grow(size_ + length);
+        }
+        std::memcpy(data_.get() + size_, text, length);
+        size_ += length;
+    }
+    [[gnu::always_inline]] void append(std::string_view text) { append(text.data(), text.size()); }
+
+private:
+    [[gnu::noinline]] void grow(std::size_t wanted) {
+        const std::size_t capacity = std::max(wanted, capacity_ * 2);
+        std::unique_ptr<char[]> data(new char[capacity]);
+        if (size_ != 0) {
+            std::memcpy(data.get(), data_.get(), size_);
+        }
+        data_ = std::move(data);
+        capacity_ = capacity;
+    }
+    std::unique_ptr<char[]> data_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
+
 struct pending_call {
     std::array<char, 9> id{};
-    std::string_view name;  // unescaped function name (for a synthesized result)
+    std::string_view name;      // unescaped function name (for a synthesized result)
+    std::string_view original;  // the id as the client sent it (unescaped)
+};
+
+// The members of the objects being rebuilt: a stack, each object level uses its
+// top. (std::vector's push_back was compiled out of line, ~3% of a request.)
+class member_stack {
+public:
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+    member& operator[](std::size_t i) noexcept { return data_[i]; }
+    const member& operator[](std::size_t i) const noexcept { return data_[i]; }
+    void clear() noexcept { size_ = 0; }
+    // Pops down to `size` (never grows).
+    void resize(std::size_t size) noexcept { size_ = std::min(size, size_); }
+    void reserve(std::size_t wanted) {
+        if (wanted > capacity_) {
+            grow(wanted);
+        }
+    }
+    void shrink(std::size_t keep) {
+        data_.reset();
+        size_ = 0;
+        capacity_ = 0;
+        grow(keep);
+    }
+    [[gnu::always_inline]] void push_back(const member& m) {
+        if (size_ == capacity_) {
+            grow(size_ + 1);
+        }
+        data_[size_++] = m;
+    }
+
+private:
+    [[gnu::noinline]] void grow(std::size_t wanted) {
+        const std::size_t capacity = std::max(wanted, capacity_ * 2);
+        std::unique_ptr<member[]> data(new member[capacity]);
+        std::copy_n(data_.get(), size_, data.get());
+        data_ = std::move(data);
+        capacity_ = capacity;
+    }
+    std::unique_ptr<member[]> data_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
 };
 
 // A message as it will be sent, plus what role_order needs to know about it.
@@ -80,13 +221,17 @@ struct top_member {
 
 struct normalize_scratch::impl {
     od::parser parser{32 * 1024 * 1024};  // max capacity; grows on demand up to it
-    std::string arena;
-    std::vector<member> members;  // a stack: each object level uses the top
+    out_buffer arena;
+    std::string escaped;  // append_json_string's output before it goes to the arena
+    member_stack members;
     std::vector<message_out> messages;
     std::vector<pending_call> pending;
     std::vector<pending_call> calls;  // calls of the message being read
     std::vector<top_member> tops;     // parallel to the top level's members
     std::vector<piece> texts;         // raw text of the text parts of the content being read
+    // Message texts (unescaped) that json_mode_hint looks for "json" in: only
+    // scanned when response_format asks for json_object, which few requests do.
+    std::vector<std::string_view> hint_texts;
     std::string model_buffer;         // the requested model, kept past the parser's reuse
 
     impl() {
@@ -96,19 +241,27 @@ struct normalize_scratch::impl {
         pending.reserve(16);
         calls.reserve(16);
         texts.reserve(16);
+        hint_texts.reserve(256);
+        escaped.reserve(1024);
         model_buffer.reserve(128);
     }
     void trim() {
         if (arena.capacity() > max_retained_capacity) {
-            std::string().swap(arena);
-            arena.reserve(initial_capacity);
+            arena.shrink(initial_capacity);
+        }
+        if (escaped.capacity() > max_retained_capacity) {
+            std::string().swap(escaped);
+            escaped.reserve(1024);
+        }
+        if (hint_texts.capacity() > 65536) {
+            std::vector<std::string_view>().swap(hint_texts);
+            hint_texts.reserve(256);
         }
         if (parser.capacity() > max_retained_capacity) {
             parser = od::parser{32 * 1024 * 1024};
         }
         if (members.capacity() > 65536) {
-            std::vector<member>().swap(members);
-            members.reserve(256);
+            members.shrink(256);
         }
         if (messages.capacity() > 65536) {
             std::vector<message_out>().swap(messages);
@@ -264,6 +417,24 @@ std::array<char, 9> map_tool_call_id(std::string_view id) noexcept {
     return out;
 }
 
+// Keys are short and mostly differ in length or first byte: those are checked
+// before memcmp is called.
+[[gnu::always_inline]] inline bool same_key(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() && (a.empty() || (a[0] == b[0] && std::memcmp(a.data(), b.data(), a.size()) == 0));
+}
+
+// rules::contains, inline (it is asked for nearly every member of every message).
+bool has_key(const rules::key_list& list, std::string_view key) noexcept {
+    for (const std::string& item : list) {
+        if (same_key(item, key)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+bool is_json_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
 bool mentions_json(std::string_view text) noexcept {
     for (std::size_t i = 0; i + 4 <= text.size(); ++i) {
         if ((text[i] | 0x20) == 'j' && (text[i + 1] | 0x20) == 's' && (text[i + 2] | 0x20) == 'o' &&
@@ -292,8 +463,8 @@ private:
     const rules::rule_set& rules_;
     const rules::schema_set& schema_;
     normalize_scratch::impl& s_;
-    std::string& arena_;
-    std::vector<member>& members_;
+    out_buffer& arena_;
+    member_stack& members_;
     const char* input_;
     const char* input_end_;
     rule_mask fired_;
@@ -301,7 +472,6 @@ private:
 
     // Facts gathered on the way.
     bool has_image_ = false;
-    bool mentions_json_ = false;
     bool include_usage_ = false;
     bool stream_ = false;
     std::size_t tool_count_ = 0;
@@ -312,11 +482,48 @@ private:
     std::optional<double> max_completion_tokens_;
     encoding_format encoding_ = encoding_format::unspecified;
 
+    struct allowed_memo {
+        const rules::key_list* list = nullptr;
+        std::uint16_t known = 0;    // bits of known_key looked up
+        std::uint16_t allowed = 0;  // ... and found in the list
+    };
+    std::array<allowed_memo, 8> allowed_memos_{};
+    // Rule texts escaped once per request (a bridge message is written per turn).
+    piece bridge_text_;
+    piece missing_result_text_;
+
     // ---- small helpers
     bool on(rule_id id) const noexcept { return rules_.enabled(id); }
     void fire(rule_id id) noexcept { fired_.add(id); }
     bool allowed(const rules::key_list& keys, std::string_view key) const noexcept {
-        return !schema_.present || rules::contains(keys, key);
+        return !schema_.present || has_key(keys, key);
+    }
+    // allowed() for a classified key: each (list, key) is looked up once per request.
+    bool allowed(const rules::key_list& keys, std::string_view key, known_key tag) noexcept {
+        if (!schema_.present) {
+            return true;
+        }
+        if (tag == known_key::other) {
+            return has_key(keys, key);
+        }
+        for (allowed_memo& memo : allowed_memos_) {
+            if (memo.list != &keys && memo.list != nullptr) {
+                continue;
+            }
+            memo.list = &keys;
+            const auto bit = static_cast<std::uint16_t>(1u << static_cast<unsigned>(tag));
+            if ((memo.known & bit) == 0) {
+                memo.known = static_cast<std::uint16_t>(memo.known | bit);
+                if (has_key(keys, key)) {
+                    memo.allowed = static_cast<std::uint16_t>(memo.allowed | bit);
+                }
+            }
+            return (memo.allowed & bit) != 0;
+        }
+        return has_key(keys, key);
+    }
+    bool in_input(std::string_view text) const noexcept {
+        return text.data() >= input_ && text.data() < input_end_;
     }
     std::string_view view(const piece& p) const noexcept {
         return p.in_arena ? std::string_view(arena_.data() + p.begin, p.end - p.begin)
@@ -334,19 +541,33 @@ private:
     std::size_t mark() const noexcept { return arena_.size(); }
     piece since(std::size_t start) const noexcept { return piece{start, arena_.size(), true}; }
     void key(std::string_view name) {
-        const bool plain = std::none_of(name.begin(), name.end(), [](char c) {
-            return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
-        });
-        if (plain) {
+        // A key that is a view of the input had no backslash (see key_of), and
+        // stage 1 refused raw control characters: it is written as it is.
+        const bool plain = in_input(name) || std::none_of(name.begin(), name.end(), [](char c) {
+                               return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+                           });
+        if (plain && in_input(name) && name.data()[name.size() + 1] == ':') {
+            arena_.append(name.data() - 1, name.size() + 3);  // "name": as the client wrote it
+        } else if (plain) {
             arena_.push_back('"');
             arena_.append(name);
             arena_.append("\":");
         } else {
-            errors::append_json_string(arena_, name);
+            string_value(name);
             arena_.push_back(':');
         }
     }
-    void string_value(std::string_view text) { errors::append_json_string(arena_, text); }
+    void string_value(std::string_view text) {
+        s_.escaped.clear();
+        errors::append_json_string(s_.escaped, text);
+        arena_.append(s_.escaped);
+    }
+    // A text known to need no escaping (role names, mapped ids).
+    void plain_string_value(std::string_view text) {
+        arena_.push_back('"');
+        arena_.append(text);
+        arena_.push_back('"');
+    }
 
     bool fail_json(error_code code) {
         if (!error_) {
@@ -362,11 +583,14 @@ private:
     }
 
     // ---- generic walking
+    [[gnu::always_inline]] static inline error_code key_of(od::field& field, std::string_view& name) noexcept;
     error_code walk(od::value value, od::json_type type, std::size_t depth);
     bool capture(od::value value, std::size_t depth, piece& out, od::json_type& type);
     bool capture_string(od::value value, piece& out, std::string_view& text);
-    std::size_t push_member(std::size_t base, std::string_view name, piece value, od::json_type type);
+    [[gnu::always_inline]] inline std::size_t push_member(std::size_t base, std::string_view name, piece value,
+                                                          od::json_type type);
     void write_object(std::size_t base, piece& out);
+    bool compact_in_input(std::size_t base, piece& out) const noexcept;
 
     // ---- levels
     bool read_top(od::object top, endpoint which, normalized_request& request, piece& body);
@@ -403,7 +627,7 @@ error_code engine::walk(od::value value, od::json_type type, std::size_t depth) 
                     return e;
                 }
                 std::string_view name;
-                if (auto e = field.unescaped_key().get(name)) {
+                if (auto e = key_of(field, name)) {
                     return e;
                 }
                 od::value child = field.value();
@@ -441,6 +665,11 @@ error_code engine::walk(od::value value, od::json_type type, std::size_t depth) 
             return simdjson::SUCCESS;
         }
         case od::json_type::string: {
+            // Only escapes can be wrong in a string that stage 1 accepted.
+            const std::string_view token = value.raw_json_token();
+            if (std::memchr(token.data() + 1, '\\', token.size() - 1) == nullptr) {
+                return simdjson::SUCCESS;
+            }
             std::string_view text;
             return value.get_string().get(text);
         }
@@ -463,47 +692,88 @@ error_code engine::walk(od::value value, od::json_type type, std::size_t depth) 
     return simdjson::TAPE_ERROR;
 }
 
+// Keys without a backslash (nearly all) are views of the input: no copy into
+// simdjson's string buffer, and nothing to validate (stage 1 checked UTF-8 and
+// refused raw control characters). Others are unescaped, which validates them.
+// Eight bytes at a time: the key's end is its first '"' or '\\' (the input is
+// padded, so reading past the key stays inside the buffer).
+inline error_code engine::key_of(od::field& field, std::string_view& name) noexcept {
+    static_assert(std::endian::native == std::endian::little);
+    constexpr std::uint64_t ones = 0x0101010101010101ull;
+    constexpr std::uint64_t highs = 0x8080808080808080ull;
+    const char* begin = field.key().raw();
+    const char* p = begin;
+    for (;;) {
+        std::uint64_t word;
+        std::memcpy(&word, p, sizeof word);
+        const std::uint64_t quote = word ^ (ones * '"');
+        const std::uint64_t backslash = word ^ (ones * '\\');
+        // A zero byte in either marks a hit; the lowest marked byte is exact.
+        const std::uint64_t hits = ((quote - ones) & ~quote & highs) | ((backslash - ones) & ~backslash & highs);
+        if (hits != 0) {
+            p += std::countr_zero(hits) / 8;
+            break;
+        }
+        p += sizeof word;
+    }
+    if (*p == '\\') {
+        return field.unescaped_key().get(name);
+    }
+    name = std::string_view(begin, static_cast<std::size_t>(p - begin));
+    return simdjson::SUCCESS;
+}
+
 // Validates the value (all of it) and gives its bytes in the input.
 bool engine::capture(od::value value, std::size_t depth, piece& out, od::json_type& type) {
-    std::string_view token;
-    token = value.raw_json_token();
+    const std::string_view token = value.raw_json_token();
     if (auto e = value.type().get(type)) {
         return fail_json(e);
     }
     if (auto e = walk(value, type, depth)) {
         return fail_json(e);
     }
-    const char* end = input_end_;
-    const char* location = nullptr;
-    if (value.current_location().get(location) == simdjson::SUCCESS) {
-        end = location;
+    // A scalar's token runs to the next structural character; a container ends
+    // where the iterator stopped after walking it.
+    const char* end = token.data() + token.size();
+    if (type == od::json_type::object || type == od::json_type::array) {
+        end = input_end_;
+        const char* location = nullptr;
+        if (value.current_location().get(location) == simdjson::SUCCESS) {
+            end = location;
+        }
     }
-    while (end > token.data() && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t')) {
+    while (end > token.data() && is_json_space(end[-1])) {
         --end;
     }
     out = piece{static_cast<std::size_t>(token.data() - input_), static_cast<std::size_t>(end - input_), false};
     return true;
 }
 
+// The caller has checked that the value is a string. Without a backslash its
+// text is its raw bytes (nothing to validate or copy); else simdjson unescapes
+// it, which validates the escapes.
 bool engine::capture_string(od::value value, piece& out, std::string_view& text) {
-    std::string_view token;
-    token = value.raw_json_token();
+    const std::string_view token = value.raw_json_token();
+    const char* begin = token.data();
+    const char* end = begin + token.size();
+    while (is_json_space(end[-1])) {
+        --end;
+    }
+    out = piece{static_cast<std::size_t>(begin - input_), static_cast<std::size_t>(end - input_), false};
+    const std::size_t length = static_cast<std::size_t>(end - begin) - 2;
+    if (std::memchr(begin + 1, '\\', length) == nullptr) {
+        text = std::string_view(begin + 1, length);
+        return true;
+    }
     if (auto e = value.get_string().get(text)) {
         return fail_json(e);
     }
-    // A string token ends at its closing quote: find it from the raw token.
-    const char* begin = token.data();
-    const char* p = begin + 1;
-    while (*p != '"') {
-        p += (*p == '\\') ? 2 : 1;
-    }
-    out = piece{static_cast<std::size_t>(begin - input_), static_cast<std::size_t>(p + 1 - input_), false};
     return true;
 }
 
-std::size_t engine::push_member(std::size_t base, std::string_view name, piece value, od::json_type type) {
+inline std::size_t engine::push_member(std::size_t base, std::string_view name, piece value, od::json_type type) {
     for (std::size_t i = base; i < members_.size(); ++i) {
-        if (members_[i].key == name) {
+        if (same_key(members_[i].key, name)) {
             members_[i].value = value;
             members_[i].type = type;
             members_[i].keep = true;
@@ -514,8 +784,44 @@ std::size_t engine::push_member(std::size_t base, std::string_view name, piece v
     return members_.size() - 1;
 }
 
+// True when {"k":v,...} of the members from `base` is, byte for byte, the
+// client's own object: every member kept, unchanged, in place (no duplicate
+// moved a value), with no whitespace and no escaped key. Then the object is
+// passed on as a slice of the input, as most are, and nothing is copied.
+bool engine::compact_in_input(std::size_t base, piece& out) const noexcept {
+    if (members_.size() == base) {
+        return false;
+    }
+    const char* expected = nullptr;  // where the next key's quote must be
+    for (std::size_t i = base; i < members_.size(); ++i) {
+        const member& m = members_[i];
+        if (!m.keep || m.value.in_arena || m.value.empty() || !in_input(m.key)) {
+            return false;
+        }
+        const char* quote = m.key.data() - 1;
+        if (i == base ? quote[-1] != '{' : quote != expected) {
+            return false;
+        }
+        const char* key_end = m.key.data() + m.key.size();  // the closing quote
+        if (key_end[1] != ':' || input_ + m.value.begin != key_end + 2) {
+            return false;
+        }
+        expected = input_ + m.value.end + 1;  // after the ','
+        if (expected[-1] != (i + 1 == members_.size() ? '}' : ',')) {
+            return false;
+        }
+    }
+    out = piece{static_cast<std::size_t>(members_[base].key.data() - 2 - input_),
+                static_cast<std::size_t>(expected - input_), false};
+    return true;
+}
+
 // {"k":v,...} of the kept members from `base`, then pops them.
 void engine::write_object(std::size_t base, piece& out) {
+    if (compact_in_input(base, out)) {
+        members_.resize(base);
+        return;
+    }
     const std::size_t start = mark();
     arena_.push_back('{');
     bool first = true;
@@ -549,7 +855,7 @@ bool engine::read_filtered(od::value value, std::size_t depth, const rules::key_
         if (auto e = std::move(field_result).get(field)) {
             return fail_json(e);
         }
-        if (auto e = field.unescaped_key().get(name)) {
+        if (auto e = key_of(field, name)) {
             return fail_json(e);
         }
         piece p;
@@ -583,7 +889,7 @@ bool engine::read_inner_string(od::value value, std::size_t depth, std::string_v
         if (auto e = std::move(field_result).get(field)) {
             return fail_json(e);
         }
-        if (auto e = field.unescaped_key().get(name)) {
+        if (auto e = key_of(field, name)) {
             return fail_json(e);
         }
         piece p;
@@ -625,7 +931,7 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
         if (auto e = std::move(field_result).get(field)) {
             return fail_json(e);
         }
-        if (auto e = field.unescaped_key().get(name)) {
+        if (auto e = key_of(field, name)) {
             return fail_json(e);
         }
         od::value child = field.value();
@@ -634,11 +940,11 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
             return fail_json(e);
         }
         piece p;
-        if (name == "image_url" && child_type == od::json_type::object) {
+        if (same_key(name, "image_url") && child_type == od::json_type::object) {
             if (!read_filtered(child, depth + 1, schema_.image_url, p)) {
                 return false;
             }
-        } else if (name == "input_audio" && child_type == od::json_type::object) {
+        } else if (same_key(name, "input_audio") && child_type == od::json_type::object) {
             // OpenAI {data, format} -> Mistral's input_audio string (the base64 data).
             if (!read_inner_string(child, depth + 1, "data", p)) {
                 return false;
@@ -646,7 +952,7 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
             unusable = unusable || p.empty();
             child_type = od::json_type::string;
             fire(rule_id::params);
-        } else if (name == "file" && child_type == od::json_type::object) {
+        } else if (same_key(name, "file") && child_type == od::json_type::object) {
             // OpenAI {"type":"file","file":{"file_id"|"file_data",...}} -> Mistral's file_id.
             if (!read_inner_string(child, depth + 1, "file_id", p)) {
                 return false;
@@ -658,14 +964,14 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
                 unusable = true;  // inline file data: Mistral takes uploaded files only
                 continue;
             }
-        } else if ((name == "text" || name == "refusal") && child_type == od::json_type::string) {
+        } else if ((same_key(name, "text") || same_key(name, "refusal")) && child_type == od::json_type::string) {
             if (!capture_string(child, p, text)) {
                 return false;
             }
         } else if (!capture(child, depth + 1, p, child_type)) {
             return false;
         }
-        if (name == "type") {
+        if (same_key(name, "type")) {
             if (child_type != od::json_type::string) {
                 return fail(where() + ".type must be a string", where() + ".type");
             }
@@ -681,13 +987,13 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
         keep = false;
         return true;
     }
-    if (part_type == "refusal") {
+    if (same_key(part_type, "refusal")) {
         // OpenAI's assistant refusal part: Mistral has none; its text is the message.
         part_type = "text";
         for (std::size_t i = base; i < members_.size(); ++i) {
-            if (members_[i].key == "refusal") {
+            if (same_key(members_[i].key, "refusal")) {
                 members_[i].key = "text";
-            } else if (members_[i].key == "type") {
+            } else if (same_key(members_[i].key, "type")) {
                 members_[i].value = piece{};
             }
         }
@@ -703,14 +1009,14 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
             return true;
         }
     }
-    if (part_type == "image_url") {
+    if (same_key(part_type, "image_url")) {
         has_image_ = true;
     }
-    if (!text.empty() && mentions_json(text)) {
-        mentions_json_ = true;
+    if (!text.empty()) {
+        s_.hint_texts.push_back(text);  // looked at only if json_mode_hint may apply
     }
     for (std::size_t i = base; i < members_.size(); ++i) {
-        if (part_type == "text" && members_[i].key == "text" && members_[i].type == od::json_type::string) {
+        if (same_key(part_type, "text") && same_key(members_[i].key, "text") && members_[i].type == od::json_type::string) {
             s_.texts.push_back(piece{members_[i].value.begin + 1, members_[i].value.end - 1, members_[i].value.in_arena});
         }
     }
@@ -719,7 +1025,7 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
     bool first = true;
     for (std::size_t i = base; i < members_.size(); ++i) {
         member& m = members_[i];
-        if (m.key == "input_audio" && m.value.empty()) {
+        if (same_key(m.key, "input_audio") && m.value.empty()) {
             continue;  // object form without data: nothing to send
         }
         if (spec != nullptr && on(rule_id::params) && !rules::contains(spec->keys, m.key)) {
@@ -731,7 +1037,7 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
         }
         first = false;
         key(m.key);
-        if (m.key == "type" && m.value.empty()) {
+        if (same_key(m.key, "type") && m.value.empty()) {
             arena_.append("\"text\"");
         } else {
             append(m.value);
@@ -756,9 +1062,7 @@ bool engine::read_content(od::value value, role_kind role, std::size_t depth, pi
             return false;
         }
         is_empty = text.empty();
-        if (mentions_json(text)) {
-            mentions_json_ = true;
-        }
+        s_.hint_texts.push_back(text);  // looked at only if json_mode_hint may apply
         return true;
     }
     if (type == od::json_type::null) {
@@ -837,7 +1141,7 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
             if (auto e = std::move(field_result).get(field)) {
                 return fail_json(e);
             }
-            if (auto e = field.unescaped_key().get(name)) {
+            if (auto e = key_of(field, name)) {
                 return fail_json(e);
             }
             od::value child = field.value();
@@ -846,13 +1150,14 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
                 return fail_json(e);
             }
             piece p;
-            if (name == "id" && type == od::json_type::string) {
+            if (same_key(name, "id") && type == od::json_type::string) {
                 std::string_view id;
                 if (!capture_string(child, p, id)) {
                     return false;
                 }
                 if (on(rule_id::tool_call_ids) && !is_tool_call_id(id)) {
                     call.id = map_tool_call_id(id);
+                    call.original = id;
                     fire(rule_id::tool_call_ids);
                     const std::size_t start = mark();
                     arena_.push_back('"');
@@ -863,7 +1168,7 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
                     std::copy_n(id.data(), std::min<std::size_t>(id.size(), 9), call.id.begin());
                 }
                 has_id = true;
-            } else if (name == "function" && type == od::json_type::object) {
+            } else if (same_key(name, "function") && type == od::json_type::object) {
                 // Remember the name for a synthesized result, filter the keys.
                 od::object fn;
                 if (auto e = child.get_object().get(fn)) {
@@ -876,12 +1181,12 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
                     if (auto e = std::move(fn_field_result).get(fn_field)) {
                         return fail_json(e);
                     }
-                    if (auto e = fn_field.unescaped_key().get(fn_key)) {
+                    if (auto e = key_of(fn_field, fn_key)) {
                         return fail_json(e);
                     }
                     piece q;
                     od::json_type fn_type;
-                    if (fn_key == "name") {
+                    if (same_key(fn_key, "name")) {
                         od::value name_value = fn_field.value();
                         if (name_value.type().get(fn_type) != simdjson::SUCCESS || fn_type != od::json_type::string) {
                             return fail("tool_calls[].function.name must be a string", "messages");
@@ -893,7 +1198,7 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
                         return false;
                     }
                     const std::size_t index = push_member(fn_base, fn_key, q, fn_type);
-                    if (on(rule_id::params) && !allowed(schema_.function_call, fn_key)) {
+                    if (on(rule_id::params) && !allowed(schema_.function_call, fn_key, classify_key(fn_key))) {
                         members_[index].keep = false;
                         fire(rule_id::params);
                     }
@@ -903,7 +1208,7 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
                 return false;
             }
             const std::size_t index = push_member(base, name, p, type);
-            if (on(rule_id::params) && !allowed(schema_.tool_call, name)) {
+            if (on(rule_id::params) && !allowed(schema_.tool_call, name, classify_key(name))) {
                 members_[index].keep = false;
                 fire(rule_id::params);
             }
@@ -967,7 +1272,7 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
         if (auto e = std::move(field_result).get(field)) {
             return fail_json(e);
         }
-        if (auto e = field.unescaped_key().get(name)) {
+        if (auto e = key_of(field, name)) {
             return fail_json(e);
         }
         od::value child = field.value();
@@ -976,7 +1281,8 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
             return fail_json(e);
         }
         piece p;
-        if (name == "role") {
+        const known_key tag = classify_key(name);
+        if (tag == known_key::role) {
             if (child_type != od::json_type::string) {
                 return fail(where() + ".role must be a string, got " + std::string(kind_name(child_type)),
                             where() + ".role");
@@ -985,18 +1291,18 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
                 return false;
             }
             has_role = true;
-        } else if (name == "content") {
+        } else if (tag == known_key::content) {
             // System content needs the role; it is fixed up after the loop.
             s_.texts.clear();
             if (!read_content(child, content_role, 2, p, content_empty, index)) {
                 return false;
             }
             has_content = true;
-        } else if (name == "tool_calls" && child_type == od::json_type::array) {
+        } else if (tag == known_key::tool_calls && child_type == od::json_type::array) {
             if (!read_tool_calls(child, 2, p, calls_any)) {
                 return false;
             }
-        } else if (name == "tool_call_id" && child_type == od::json_type::string) {
+        } else if (tag == known_key::tool_call_id && child_type == od::json_type::string) {
             if (!capture_string(child, p, tool_call_id)) {
                 return false;
             }
@@ -1005,12 +1311,13 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
             if (!capture(child, 2, p, child_type)) {
                 return false;
             }
-            if (name == "prefix" && child_type == od::json_type::boolean) {
+            if (tag == known_key::prefix && child_type == od::json_type::boolean) {
                 prefix = view(p) == "true";
             }
         }
         const std::size_t at = push_member(base, name, p, child_type);
-        if (name == "content") {
+        members_[at].tag = tag;
+        if (tag == known_key::content) {
             content_index = at;
         }
     }
@@ -1019,21 +1326,21 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
     }
     role_kind role = role_kind::unknown;
     std::string_view role_out = role_text;
-    if (role_text == "system") {
+    if (same_key(role_text, "system")) {
         role = role_kind::system;
-    } else if (role_text == "developer") {
+    } else if (same_key(role_text, "developer")) {
         role = role_kind::system;
         if (on(rule_id::messages)) {
             role_out = "system";
             fire(rule_id::messages);
         }
-    } else if (role_text == "user") {
+    } else if (same_key(role_text, "user")) {
         role = role_kind::user;
-    } else if (role_text == "assistant") {
+    } else if (same_key(role_text, "assistant")) {
         role = role_kind::assistant;
-    } else if (role_text == "tool" || role_text == "function") {
+    } else if (same_key(role_text, "tool") || same_key(role_text, "function")) {
         role = role_kind::tool;
-        if (role_text == "function" && on(rule_id::messages)) {
+        if (same_key(role_text, "function") && on(rule_id::messages)) {
             role_out = "tool";  // OpenAI's legacy function result
             fire(rule_id::messages);
         }
@@ -1083,12 +1390,23 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
     // call of the preceding assistant message (Mistral checks the counts).
     std::array<char, 9> mapped_id{};
     bool id_written = false;
+    // The result's id as tool_call_ids maps it: computed once, used twice below.
+    const bool map_id =
+        role == role_kind::tool && has_tool_call_id && on(rule_id::tool_call_ids) && !is_tool_call_id(tool_call_id);
+    std::array<char, 9> tool_call_id_mapped{};
+    if (map_id) {
+        // Usually the call it answers is pending and was mapped already.
+        const auto call = std::find_if(s_.pending.begin(), s_.pending.end(), [&](const pending_call& c) {
+            return !c.original.empty() && same_key(c.original, tool_call_id);
+        });
+        tool_call_id_mapped = call != s_.pending.end() ? call->id : map_tool_call_id(tool_call_id);
+    }
     if (role == role_kind::tool && on(rule_id::role_order)) {
         auto it = s_.pending.end();
         if (has_tool_call_id) {
             std::array<char, 9> wanted{};
-            if (on(rule_id::tool_call_ids) && !is_tool_call_id(tool_call_id)) {
-                wanted = map_tool_call_id(tool_call_id);
+            if (map_id) {
+                wanted = tool_call_id_mapped;
             } else {
                 std::copy_n(tool_call_id.data(), std::min<std::size_t>(tool_call_id.size(), 9), wanted.begin());
             }
@@ -1112,13 +1430,13 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
 
     const std::size_t start = mark();
     arena_.append("{\"role\":");
-    string_value(role_out);
+    plain_string_value(role_out);  // one of the role names: nothing to escape
     for (std::size_t i = base; i < members_.size(); ++i) {
         const member& m = members_[i];
-        if (m.key == "role" || (m.key == "prefix" && !prefix)) {
+        if (m.tag == known_key::role || (m.tag == known_key::prefix && !prefix)) {
             continue;  // prefix false is the default; role_order may set it to true below
         }
-        if (!allowed(keys, m.key)) {
+        if (!allowed(keys, m.key, m.tag)) {
             if (on(rule_id::messages)) {
                 fire(rule_id::messages);
                 continue;
@@ -1126,14 +1444,12 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
         }
         arena_.push_back(',');
         key(m.key);
-        if (m.key == "content" && m.value.empty()) {
+        if (m.tag == known_key::content && m.value.empty()) {
             arena_.append("\"\"");
-        } else if (m.key == "tool_call_id" && role == role_kind::tool && has_tool_call_id && on(rule_id::tool_call_ids) &&
-                   !is_tool_call_id(tool_call_id)) {
-            const auto id = map_tool_call_id(tool_call_id);
+        } else if (map_id && m.tag == known_key::tool_call_id) {
             fire(rule_id::tool_call_ids);
             arena_.push_back('"');
-            arena_.append(id.data(), id.size());
+            arena_.append(tool_call_id_mapped.data(), tool_call_id_mapped.size());
             arena_.push_back('"');
         } else {
             append(m.value);
@@ -1174,7 +1490,13 @@ void engine::write_synthesized_results() {
         arena_.append("\",\"name\":");
         string_value(call.name);
         arena_.append(",\"content\":");
-        string_value(rules_.missing_tool_result_text);
+        if (missing_result_text_.empty()) {
+            const std::size_t text_start = mark();
+            string_value(rules_.missing_tool_result_text);
+            missing_result_text_ = since(text_start);
+        } else {
+            append(missing_result_text_);  // escaped once per request
+        }
         arena_.push_back('}');
         m.text = since(start);
         s_.messages.push_back(m);
@@ -1190,7 +1512,7 @@ bool engine::read_messages(od::value value, piece& out) {
     }
     s_.messages.clear();
     s_.pending.clear();
-    mentions_json_ = false;
+    s_.hint_texts.clear();
     has_image_ = false;
     std::size_t index = 0;
     for (auto item_result : array) {
@@ -1218,11 +1540,15 @@ bool engine::read_messages(od::value value, piece& out) {
             if (after_tool && (m.role == role_kind::user || m.role == role_kind::system)) {
                 message_out bridge;
                 bridge.role = role_kind::assistant;
-                const std::size_t start = mark();
-                arena_.append("{\"role\":\"assistant\",\"content\":");
-                string_value(rules_.assistant_bridge_text);
-                arena_.push_back('}');
-                bridge.text = since(start);
+                if (bridge_text_.empty()) {
+                    // The same message each time: written once per request.
+                    const std::size_t start = mark();
+                    arena_.append("{\"role\":\"assistant\",\"content\":");
+                    string_value(rules_.assistant_bridge_text);
+                    arena_.push_back('}');
+                    bridge_text_ = since(start);
+                }
+                bridge.text = bridge_text_;
                 s_.messages.push_back(bridge);
                 fire(rule_id::role_order);
             }
@@ -1272,7 +1598,7 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
         if (auto e = std::move(field_result).get(field)) {
             return fail_json(e);
         }
-        if (auto e = field.unescaped_key().get(name)) {
+        if (auto e = key_of(field, name)) {
             return fail_json(e);
         }
         od::value child = field.value();
@@ -1282,7 +1608,7 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
         }
         piece p;
         bool keep = true;
-        if (name == "parameters" && type == od::json_type::object && on(rule_id::tools)) {
+        if (same_key(name, "parameters") && type == od::json_type::object && on(rule_id::tools)) {
             // $schema/$id at the top of a JSON schema (zod-to-json-schema, pydantic) are refused.
             od::object params;
             if (auto e = child.get_object().get(params)) {
@@ -1295,7 +1621,7 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
                 if (auto e = std::move(param_result).get(param)) {
                     return fail_json(e);
                 }
-                if (auto e = param.unescaped_key().get(param_key)) {
+                if (auto e = key_of(param, param_key)) {
                     return fail_json(e);
                 }
                 piece q;
@@ -1304,42 +1630,25 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
                     return false;
                 }
                 const std::size_t at = push_member(params_base, param_key, q, param_type);
-                if (param_key == "$schema" || param_key == "$id") {
+                if (same_key(param_key, "$schema") || same_key(param_key, "$id")) {
                     members_[at].keep = false;
                     fire(rule_id::tools);
                 } else {
                     // Other keys may carry escapes: written from the raw slice's key text below.
                 }
             }
-            // Keys are written unescaped: JSON-escape them properly.
-            const std::size_t start = mark();
-            arena_.push_back('{');
-            bool first = true;
-            for (std::size_t i = params_base; i < members_.size(); ++i) {
-                if (!members_[i].keep) {
-                    continue;
-                }
-                if (!first) {
-                    arena_.push_back(',');
-                }
-                first = false;
-                string_value(members_[i].key);
-                arena_.push_back(':');
-                append(members_[i].value);
-            }
-            arena_.push_back('}');
-            members_.resize(params_base);
-            p = since(start);
+            // Keys are written unescaped: key() JSON-escapes them where needed.
+            write_object(params_base, p);
             has_parameters = true;
         } else {
             if (!capture(child, depth + 1, p, type)) {
                 return false;
             }
-            if (name == "parameters") {
+            if (same_key(name, "parameters")) {
                 has_parameters = type == od::json_type::object;
                 keep = has_parameters;
             }
-            if (name == "description" && type == od::json_type::null) {
+            if (same_key(name, "description") && type == od::json_type::null) {
                 keep = false;  // Mistral wants a string or nothing
             }
         }
@@ -1409,7 +1718,7 @@ bool engine::read_tools(od::value value, bool legacy_functions, piece& out) {
                 if (auto e = std::move(field_result).get(field)) {
                     return fail_json(e);
                 }
-                if (auto e = field.unescaped_key().get(name)) {
+                if (auto e = key_of(field, name)) {
                     return fail_json(e);
                 }
                 od::value child = field.value();
@@ -1418,11 +1727,11 @@ bool engine::read_tools(od::value value, bool legacy_functions, piece& out) {
                     return fail_json(e);
                 }
                 piece p;
-                if (name == "function" && child_type == od::json_type::object) {
+                if (same_key(name, "function") && child_type == od::json_type::object) {
                     if (!read_function(child, 3, p)) {
                         return false;
                     }
-                } else if (name == "type" && child_type == od::json_type::string) {
+                } else if (same_key(name, "type") && child_type == od::json_type::string) {
                     if (!capture_string(child, p, tool_type)) {
                         return false;
                     }
@@ -1471,7 +1780,7 @@ bool engine::read_tool_choice(od::value value, piece& out, bool& keep) {
         if (!capture_string(value, out, choice)) {
             return false;
         }
-        if (choice == "required" && on(rule_id::tool_choice_any)) {
+        if (same_key(choice, "required") && on(rule_id::tool_choice_any)) {
             const std::size_t start = mark();
             arena_.append("\"any\"");
             out = since(start);
@@ -1497,7 +1806,7 @@ bool engine::read_tool_choice(od::value value, piece& out, bool& keep) {
             if (auto e = std::move(field_result).get(field)) {
                 return fail_json(e);
             }
-            if (auto e = field.unescaped_key().get(name)) {
+            if (auto e = key_of(field, name)) {
                 return fail_json(e);
             }
             od::value child = field.value();
@@ -1506,11 +1815,11 @@ bool engine::read_tool_choice(od::value value, piece& out, bool& keep) {
                 return fail_json(e);
             }
             piece p;
-            if (name == "type" && child_type == od::json_type::string) {
+            if (same_key(name, "type") && child_type == od::json_type::string) {
                 if (!capture_string(child, p, choice_type)) {
                     return false;
                 }
-            } else if (name == "function" && child_type == od::json_type::object) {
+            } else if (same_key(name, "function") && child_type == od::json_type::object) {
                 if (!read_filtered(child, 2, rules::key_list{"name"}, p)) {
                     return false;
                 }
@@ -1557,7 +1866,7 @@ bool engine::read_function_call(od::value value, piece& out, bool& keep) {
         if (!capture_string(value, out, choice)) {
             return false;
         }
-        keep = choice == "auto" || choice == "none";
+        keep = same_key(choice, "auto") || same_key(choice, "none");
         return true;
     }
     if (type == od::json_type::object) {
@@ -1606,7 +1915,7 @@ bool engine::read_response_format(od::value value, piece& out, bool& keep) {
         if (auto e = std::move(field_result).get(field)) {
             return fail_json(e);
         }
-        if (auto e = field.unescaped_key().get(name)) {
+        if (auto e = key_of(field, name)) {
             return fail_json(e);
         }
         od::value child = field.value();
@@ -1615,11 +1924,11 @@ bool engine::read_response_format(od::value value, piece& out, bool& keep) {
             return fail_json(e);
         }
         piece p;
-        if (name == "type" && child_type == od::json_type::string) {
+        if (same_key(name, "type") && child_type == od::json_type::string) {
             if (!capture_string(child, p, format_type)) {
                 return false;
             }
-        } else if (name == "json_schema" && child_type == od::json_type::object) {
+        } else if (same_key(name, "json_schema") && child_type == od::json_type::object) {
             if (!read_filtered(child, 2, schema_.json_schema, p)) {
                 return false;
             }
@@ -1639,7 +1948,7 @@ bool engine::read_response_format(od::value value, piece& out, bool& keep) {
         fire(rule_id::params);
         return true;
     }
-    response_json_object_ = format_type == "json_object";
+    response_json_object_ = same_key(format_type, "json_object");
     write_object(base, out);
     return true;
 }
@@ -1648,34 +1957,34 @@ bool engine::read_response_format(od::value value, piece& out, bool& keep) {
 // Top level
 
 top_key classify(std::string_view name) noexcept {
-    if (name == "model") {
+    if (same_key(name, "model")) {
         return top_key::model;
     }
-    if (name == "messages") {
+    if (same_key(name, "messages")) {
         return top_key::messages;
     }
-    if (name == "tools") {
+    if (same_key(name, "tools")) {
         return top_key::tools;
     }
-    if (name == "functions") {
+    if (same_key(name, "functions")) {
         return top_key::functions;
     }
-    if (name == "tool_choice") {
+    if (same_key(name, "tool_choice")) {
         return top_key::tool_choice;
     }
-    if (name == "function_call") {
+    if (same_key(name, "function_call")) {
         return top_key::function_call;
     }
-    if (name == "response_format") {
+    if (same_key(name, "response_format")) {
         return top_key::response_format;
     }
-    if (name == "stream") {
+    if (same_key(name, "stream")) {
         return top_key::stream;
     }
-    if (name == "stream_options") {
+    if (same_key(name, "stream_options")) {
         return top_key::stream_options;
     }
-    if (name == "encoding_format") {
+    if (same_key(name, "encoding_format")) {
         return top_key::encoding_format;
     }
     return top_key::other;
@@ -1777,7 +2086,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
         if (auto e = std::move(field_result).get(field)) {
             return fail_json(e);
         }
-        if (auto e = field.unescaped_key().get(name)) {
+        if (auto e = key_of(field, name)) {
             return fail_json(e);
         }
         od::value child = field.value();
@@ -1862,7 +2171,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                         if (auto e = std::move(option_result).get(option)) {
                             return fail_json(e);
                         }
-                        if (auto e = option.unescaped_key().get(option_name)) {
+                        if (auto e = key_of(option, option_name)) {
                             return fail_json(e);
                         }
                         piece q;
@@ -1870,7 +2179,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                         if (!capture(option.value(), 2, q, option_type)) {
                             return false;
                         }
-                        if (option_name == "include_usage") {
+                        if (same_key(option_name, "include_usage")) {
                             include_usage_ = view(q) == "true";
                         }
                     }
@@ -1895,9 +2204,9 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                     p = piece{static_cast<std::size_t>(token.data() - input_),
                               static_cast<std::size_t>(token.data() - input_) + n, false};
                     t.number = number;
-                    if (name == "max_tokens") {
+                    if (same_key(name, "max_tokens")) {
                         max_tokens_ = number;
-                    } else if (name == "max_completion_tokens") {
+                    } else if (same_key(name, "max_completion_tokens")) {
                         max_completion_tokens_ = number;
                     }
                 } else if (!capture(child, 1, p, type)) {
@@ -1994,7 +2303,8 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
         }
     }
     request.model_sent = sent;
-    const bool hint = chat && response_json_object_ && !mentions_json_ && on(rule_id::json_mode_hint);
+    const bool hint = chat && response_json_object_ && on(rule_id::json_mode_hint) &&
+                      std::none_of(s_.hint_texts.begin(), s_.hint_texts.end(), mentions_json);
 
     // Write the object: members in the client's order, each as its rule says.
     const auto target = which == endpoint::fim_completions ? rules::schema_target::fim

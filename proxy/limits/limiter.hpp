@@ -43,6 +43,7 @@ struct reservation {
     month_id month{};               // month the estimate is held against
     std::uint64_t id = 0;           // private to the limiter
     time_point floor_before{};      // private to the limiter
+    std::int64_t backend_ready_us = 0;  // private to the shared (Redis) limiter: ready_at on Redis' clock
 };
 
 struct refusal {

@@ -85,20 +85,6 @@ void downstream_session::finish(request_context& context) {
     metrics::shard::add(metrics.bytes_sent, context.bytes_sent);
     metrics.request_duration.observe(elapsed);
 
-    if (context.reservation && worker_.limits.limiter) {
-        // Mistral's usage replaces the estimate; a refused call generated
-        // nothing; a stream cut short keeps the estimate (usage unknown).
-        const std::uint64_t actual = context.usage              ? context.usage->total_tokens
-                                     : context.upstream_refused ? 0
-                                                                : context.estimated_tokens;
-        const auto settled = worker_.limits.limiter->settle(*context.reservation, limits::clock::now(), actual);
-        if (settled.ledger_error) {
-            log_line(log_level::error, "month ledger: cannot record usage of request " + context.id + ": " +
-                                           settled.ledger_error.message());
-        }
-        context.reservation.reset();
-    }
-
     const auto& log = *state_->access_log;
     if (!log.enabled()) {
         return;
@@ -257,6 +243,9 @@ awaitable<bool> downstream_session::handle(request_parser& parser) {
     context.path = std::string(target.substr(0, target.find('?')));
     context.client_keep_alive = parser.get().keep_alive() && !worker_.draining;
     const bool keep_alive = co_await handle_request(parser, context);
+    if (context.reservation) {
+        co_await limits_settle(context);
+    }
     finish(context);
     co_return keep_alive && !worker_.draining;
 }
@@ -270,15 +259,7 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
         co_return co_await send_json(context, 200, R"({"status":"ok"})", can_reuse);
     }
     if (context.path == "/metrics") {
-        std::string extra;
-        if (worker_.limits.limiter) {
-            extra = "# HELP mistral_proxy_month_tokens_used Tokens used this calendar month (UTC), by upstream key.\n"
-                    "# TYPE mistral_proxy_month_tokens_used gauge\n";
-            for (const char* key : {"mistral", "codestral"}) {
-                extra += "mistral_proxy_month_tokens_used{key=\"" + std::string(key) + "\"} " +
-                         std::to_string(worker_.limits.limiter->month_used(key, limits::clock::now())) + "\n";
-            }
-        }
+        const auto extra = co_await month_usage_metrics();
         co_return co_await send_json(context, 200, worker_.registry.render(extra), can_reuse, nullptr,
                                      "text/plain; version=0.0.4; charset=utf-8");
     }
@@ -432,7 +413,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         plan.whole = whole_kind::usage_only;
     }
 
-    if (plan.mode == answer_mode::whole && plan.whole == whole_kind::usage_only && !worker_.limits.limiter) {
+    if (plan.mode == answer_mode::whole && plan.whole == whole_kind::usage_only && !worker_.limits.active()) {
         // Only the limiter needs the usage of an answer that is not rewritten.
         plan.mode = answer_mode::relay;
     }
@@ -470,20 +451,31 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
 
 awaitable<bool> downstream_session::wait_for_limits(request_context& context, routing::upstream_id upstream,
                                                     std::uint64_t tokens, bool& keep_alive) {
-    auto* limiter = worker_.limits.limiter.get();
-    if (limiter == nullptr) {
+    if (!worker_.limits.active()) {
         co_return true;
     }
     const auto name = routing::upstream_name(upstream);
     context.estimated_tokens = tokens;
-    auto reserved = limiter->reserve(name, limits::clock::now(), tokens);
+    std::string backend_error;
+    auto reserved = co_await limits_reserve(name, tokens, backend_error);
+    if (!backend_error.empty()) {
+        // Fail closed: without the shared budget nobody can tell whether the call is allowed.
+        keep_alive = co_await send_error(
+            context,
+            errors::make_error(503, "rate limit backend unavailable, nothing was sent: " + backend_error,
+                               "limits_backend_unavailable"),
+            keep_alive);
+        co_return false;
+    }
     if (reserved.refused) {
         const auto& refusal = *reserved.refused;
         metrics::shard::add(worker_.metrics.local_rate_limited[static_cast<std::size_t>(metric_of(refusal.limit))]);
         const bool month = refusal.limit == limits::limit_kind::tokens_per_month;
         auto headers = limits::client_retry_headers(refusal.retry_after, !month);
-        for (auto& header : limits::openai_ratelimit_headers({}, limiter->snapshot(name, limits::clock::now()))) {
-            headers.push_back(std::move(header));
+        if (auto* limiter = worker_.limits.limiter.get()) {
+            for (auto& header : limits::openai_ratelimit_headers({}, limiter->snapshot(name, limits::clock::now()))) {
+                headers.push_back(std::move(header));
+            }
         }
         keep_alive = co_await send_error(context, local_rate_limit_error(refusal), keep_alive, &headers);
         co_return false;
@@ -491,13 +483,98 @@ awaitable<bool> downstream_session::wait_for_limits(request_context& context, ro
     context.reservation = std::move(reserved.granted);
     const auto waited_from = std::chrono::steady_clock::now();
     if (!co_await wait_watching_client(context.reservation->ready_at)) {
-        limiter->cancel(*context.reservation);
+        co_await limits_cancel(*context.reservation);
         context.reservation.reset();
         keep_alive = false;
         co_return false;
     }
     worker_.metrics.queue_wait.observe(std::chrono::steady_clock::now() - waited_from);
     co_return true;
+}
+
+awaitable<limits::reserve_result> downstream_session::limits_reserve(std::string_view upstream, std::uint64_t tokens,
+                                                                    std::string& backend_error) {
+    if (auto* limiter = worker_.limits.limiter.get()) {
+        co_return limiter->reserve(upstream, limits::clock::now(), tokens);
+    }
+    if (!worker_.redis) {
+        backend_error = "no client";
+        co_return limits::reserve_result{};
+    }
+    auto shared = co_await worker_.redis->reserve(upstream, limits::clock::now(), tokens);
+    backend_error = std::move(shared.backend_error);
+    co_return std::move(shared.result);
+}
+
+awaitable<limits::time_point> downstream_session::limits_retry(limits::reservation& reservation,
+                                                               limits::milliseconds delay) {
+    const auto now = limits::clock::now();
+    if (auto* limiter = worker_.limits.limiter.get()) {
+        co_return limiter->reserve_retry(reservation, now, now + delay);
+    }
+    if (worker_.redis) {
+        auto shared = co_await worker_.redis->reserve_retry(reservation, now, delay);
+        if (shared.backend_error.empty()) {
+            co_return shared.ready_at;
+        }
+        log_line(log_level::error, "rate limit backend: " + shared.backend_error);
+    }
+    co_return now + delay;
+}
+
+awaitable<void> downstream_session::limits_cancel(const limits::reservation& reservation) {
+    if (auto* limiter = worker_.limits.limiter.get()) {
+        limiter->cancel(reservation);
+    } else if (worker_.redis) {
+        const auto error = co_await worker_.redis->cancel(reservation);
+        if (!error.empty()) {
+            log_line(log_level::error, "rate limit backend: " + error);
+        }
+    }
+}
+
+awaitable<void> downstream_session::limits_settle(request_context& context) {
+    // Mistral's usage replaces the estimate; a refused call generated
+    // nothing; a stream cut short keeps the estimate (usage unknown).
+    const std::uint64_t actual = context.usage              ? context.usage->total_tokens
+                                 : context.upstream_refused ? 0
+                                                            : context.estimated_tokens;
+    const auto reservation = std::move(*context.reservation);
+    context.reservation.reset();
+    if (auto* limiter = worker_.limits.limiter.get()) {
+        const auto settled = limiter->settle(reservation, limits::clock::now(), actual);
+        if (settled.ledger_error) {
+            log_line(log_level::error, "month ledger: cannot record usage of request " + context.id + ": " +
+                                           settled.ledger_error.message());
+        }
+    } else if (worker_.redis) {
+        const auto settled = co_await worker_.redis->settle(reservation, actual);
+        if (!settled.backend_error.empty()) {
+            log_line(log_level::error, "rate limit backend: cannot record usage of request " + context.id + ": " +
+                                           settled.backend_error);
+        }
+    }
+}
+
+awaitable<std::string> downstream_session::month_usage_metrics() {
+    if (!worker_.limits.active()) {
+        co_return std::string{};
+    }
+    std::string extra =
+        "# HELP mistral_proxy_month_tokens_used Tokens used this calendar month (UTC), by upstream key.\n"
+        "# TYPE mistral_proxy_month_tokens_used gauge\n";
+    for (const char* key : {"mistral", "codestral"}) {
+        std::optional<std::uint64_t> used;
+        if (auto* limiter = worker_.limits.limiter.get()) {
+            used = limiter->month_used(key, limits::clock::now());
+        } else if (worker_.redis) {
+            used = co_await worker_.redis->month_used(key);
+        }
+        if (used) {
+            extra += "mistral_proxy_month_tokens_used{key=\"" + std::string(key) + "\"} " + std::to_string(*used) + "\n";
+        }
+    }
+    co_return extra;
 }
 
 awaitable<bool> downstream_session::wait_watching_client(limits::time_point until) {
@@ -532,10 +609,9 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
     auto wait_before_retry = [&](limits::milliseconds delay, metrics::retry_cause cause) -> awaitable<bool> {
         ++context.retries;
         metrics::shard::add(worker_.metrics.retries[upstream_index][static_cast<std::size_t>(cause)]);
-        const auto now = limits::clock::now();
-        auto ready = now + delay;
-        if (context.reservation && worker_.limits.limiter) {
-            ready = worker_.limits.limiter->reserve_retry(*context.reservation, now, ready);
+        auto ready = limits::clock::now() + delay;
+        if (context.reservation) {
+            ready = co_await limits_retry(*context.reservation, delay);
         }
         co_return co_await wait_watching_client(ready);
     };

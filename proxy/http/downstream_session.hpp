@@ -10,6 +10,7 @@
 #include "http/server.hpp"
 #include "http/upstream_pool.hpp"
 #include "limits/ledger.hpp"
+#include "limits/io/redis_limiter.hpp"
 #include "limits/limiter.hpp"
 #include "metrics/metrics.hpp"
 #include "normalize/normalizer.hpp"
@@ -26,7 +27,10 @@ struct session_slot {
 // The rate limiter shared by all workers (thread-safe), and its ledger.
 struct limits_runtime {
     std::unique_ptr<limits::month_ledger> ledger;  // null when no bucket has a monthly budget
-    std::unique_ptr<limits::limiter> limiter;      // null when no bucket is configured: nothing to wait for
+    std::unique_ptr<limits::limiter> limiter;      // embedded backend; null when nothing is limited
+    bool shared = false;                           // limits.backend is Redis: each worker has its client
+    config::limits_settings settings;
+    bool active() const noexcept { return limiter != nullptr || shared; }
 };
 
 // Per worker thread; only touched from that thread (the metrics shard is read
@@ -42,6 +46,9 @@ struct worker_context {
     std::atomic<std::size_t>* open_sessions = nullptr;  // across all workers, for the drain
     std::function<void()> on_last_session_closed;      // called when open_sessions hits 0
     normalize::normalize_scratch normalize_scratch;    // reused by every request of this worker
+    // With limits.backend redis: this worker's client (hiredis is single-threaded),
+    // connected on first use and again after a failure.
+    std::unique_ptr<limits::io::redis_limiter> redis;
 
     // Installs a reloaded state: requests in flight keep theirs.
     void install(std::shared_ptr<const runtime_state> next);

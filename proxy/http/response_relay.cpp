@@ -64,6 +64,8 @@ void downstream_session::add_rate_limit_fields(bhttp::fields& fields, request_co
         const auto now = limits::clock::now();
         limiter->adapt(name, now, context.upstream_limits);
         own = limiter->snapshot(name, now);
+    } else if (worker_.redis) {
+        worker_.redis->adapt(name, context.upstream_limits);
     }
     for (const auto& [header, value] : limits::openai_ratelimit_headers(context.upstream_limits, own)) {
         fields.set(header, value);
@@ -131,6 +133,8 @@ awaitable<bool> downstream_session::answer_error_response(upstream_connection& c
         // The upstream limit is tighter than configured: the buckets learn it.
         if (auto* limiter = worker_.limits.limiter.get()) {
             limiter->adapt(routing::upstream_name(upstream), limits::clock::now(), context.upstream_limits);
+        } else if (worker_.redis) {
+            worker_.redis->adapt(routing::upstream_name(upstream), context.upstream_limits);
         }
     }
     co_return co_await send_error(context, error, context.client_keep_alive, &headers);

@@ -100,8 +100,11 @@ struct server::impl {
             auto& context = *contexts.back();
             workers.push_back(std::unique_ptr<worker_context>(new worker_context{
                 state, upstream_pool(context, state->config, *state->tls), registry.add_shard(), registry, limits, {},
-                false, &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }, {}}));
-            guards.push_back(asio::make_work_guard(context));
+                false, &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }, {}, nullptr}));
+        }
+        connect_shared_limits();
+        for (auto& context : contexts) {
+            guards.push_back(asio::make_work_guard(*context));
         }
         // Installed before the listening socket exists, so that a stop signal
         // sent as soon as the proxy says it listens is never lost to the default action.
@@ -115,9 +118,10 @@ struct server::impl {
         if (settings.buckets.empty()) {
             return;
         }
+        limits.settings = settings;
         if (settings.backend != "memory") {
-            throw std::runtime_error("limits.backend " + settings.backend +
-                                     ": only the embedded (memory) backend is available in this build");
+            limits.shared = true;  // each worker connects its own client, see connect_shared_limits
+            return;
         }
         bool month_budget = false;
         for (const auto& [name, bucket] : settings.buckets) {
@@ -134,6 +138,38 @@ struct server::impl {
             limits.ledger = std::move(opened.ledger);
         }
         limits.limiter = std::make_unique<limits::limiter>(settings, limits.ledger.get());
+    }
+
+    // With limits.backend redis, every worker gets its client before the
+    // first connection is accepted, so a wrong address stops the start with a
+    // clear error. The clients reconnect by themselves after a failure.
+    void connect_shared_limits() {
+        if (!limits.shared) {
+            return;
+        }
+        for (std::size_t i = 0; i < workers.size(); ++i) {
+            auto& context = *contexts[i];
+            std::string error;
+            bool done = false;
+            asio::co_spawn(
+                context,
+                [&, worker = workers[i].get()]() -> awaitable<void> {
+                    auto [client, message] =
+                        co_await limits::io::redis_limiter::connect(context.get_executor(), limits.settings);
+                    worker->redis = std::move(client);
+                    error = worker->redis ? std::string{} : message;
+                    done = true;
+                },
+                asio::detached);
+            // Until the connect finished: the client keeps a read pending, so
+            // run() would not return. (The connect has its own timeout.)
+            while (!done && context.run_one() > 0) {
+            }
+            context.restart();
+            if (!error.empty()) {
+                throw std::runtime_error(error);
+            }
+        }
     }
 
     awaitable<void> accept_loop() {

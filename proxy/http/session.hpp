@@ -112,6 +112,14 @@ private:
     // whether the connection can carry another.
     awaitable<bool> wait_for_limits(request_context& context, routing::upstream_id upstream, std::uint64_t tokens,
                                     bool& keep_alive);
+    // The limiter calls, to the embedded limiter or to this worker's Redis
+    // client. A Redis failure fails closed: `backend_error` is set.
+    awaitable<limits::reserve_result> limits_reserve(std::string_view upstream, std::uint64_t tokens,
+                                                     std::string& backend_error);
+    awaitable<limits::time_point> limits_retry(limits::reservation& reservation, limits::milliseconds delay);
+    awaitable<void> limits_cancel(const limits::reservation& reservation);
+    awaitable<void> limits_settle(request_context& context);
+    awaitable<std::string> month_usage_metrics();
     // Waits `until` (a limiter instant) while watching the client; false when it left.
     awaitable<bool> wait_watching_client(limits::time_point until);
     // Sends a whole-body request, with the retries of SPEC §8, and answers.

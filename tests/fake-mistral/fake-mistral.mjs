@@ -240,7 +240,7 @@ export async function startFakeMistral(options = {}) {
   const host = options.host ?? '127.0.0.1';
   const models = modelsFor(name);
   const streamSettings = { chunks: 5, intervalMs: 0, ...(options.stream ?? {}) };
-  const answerSettings = { finishReason: 'stop' };
+  const answerSettings = { finishReason: 'stop', bareToolCalls: false };
 
   const requests = [];
   const faults = [];
@@ -539,7 +539,10 @@ export async function startFakeMistral(options = {}) {
     const events = [chunk({ role: 'assistant', content: '' }, null)];
     if (toolCall) {
       // Mistral sends a tool call whole, in one chunk, with its finish_reason.
-      events.push(chunk({ tool_calls: [toolCall] }, 'tool_calls', { usage: completionUsage(promptTokens, toolCall.function.arguments) }));
+      // bareToolCalls: the sparse form Mistral has been seen to stream — no index,
+      // no type, a placeholder id — which OpenAI's stream helpers cannot assemble.
+      const streamed = answerSettings.bareToolCalls ? { id: 'null', function: toolCall.function } : toolCall;
+      events.push(chunk({ tool_calls: [streamed] }, 'tool_calls', { usage: completionUsage(promptTokens, toolCall.function.arguments) }));
     } else {
       for (const piece of splitIntoChunks(text, chunks)) events.push(chunk({ content: piece }, null));
       events.push(chunk({ content: '' }, answerSettings.finishReason, { usage: completionUsage(promptTokens, text) }));
@@ -630,6 +633,10 @@ export async function startFakeMistral(options = {}) {
     setFinishReason(reason) {
       answerSettings.finishReason = reason;
     },
+    /** Streamed tool calls in Mistral's sparse form: no index, no type, id "null". */
+    setBareToolCalls(bare) {
+      answerSettings.bareToolCalls = bare;
+    },
     /**
      * The next stream writes every event but the final one (finish_reason + usage) and
      * [DONE], then waits. gate.reachedHold resolves when it waits; await gate.release()
@@ -674,6 +681,7 @@ export async function startFakeMistral(options = {}) {
       faults.length = 0;
       gate = null;
       answerSettings.finishReason = 'stop';
+      answerSettings.bareToolCalls = false;
     },
     async close() {
       closing = true;

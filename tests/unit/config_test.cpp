@@ -444,7 +444,7 @@ TEST_CASE("load_config_file reads the shipped configs and reports unreadable fil
 
 TEST_CASE("the shipped configs load") {
     // CMake compiles with absolute source paths, so the checkout is found from here.
-    const fs::path root = fs::path(__FILE__).parent_path().parent_path().parent_path();
+    const fs::path root = fs::path(MISTRAL_PROXY_SOURCE_DIR);
     const auto global = load_config_file((root / "config" / "mistral-proxy.yaml").string());
     CHECK(global.region == region_kind::global);
     CHECK(global.rule_files == std::vector<std::string>{(root / "rules" / "mistral.yaml").lexically_normal().string()});

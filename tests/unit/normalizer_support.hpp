@@ -18,7 +18,7 @@ namespace normalizer_test {
 namespace fs = std::filesystem;
 using namespace mistral_proxy;
 
-inline fs::path repo_root() { return fs::path(__FILE__).parent_path().parent_path().parent_path(); }
+inline fs::path repo_root() { return fs::path(MISTRAL_PROXY_SOURCE_DIR); }
 
 inline std::string shipped_rules() { return (repo_root() / "rules" / "mistral.yaml").string(); }
 

@@ -175,7 +175,7 @@ TEST_CASE("load_rule_files: later files take precedence, missing files are repor
 }
 
 TEST_CASE("the shipped rule file loads and marks codestral-*") {
-    const fs::path root = fs::path(__FILE__).parent_path().parent_path().parent_path();
+    const fs::path root = fs::path(MISTRAL_PROXY_SOURCE_DIR);
     const auto set = load_rule_files({(root / "rules" / "mistral.yaml").string()});
     CHECK(set->is_codestral_model("codestral-latest"));
     CHECK_FALSE(set->is_codestral_model("mistral-small-latest"));

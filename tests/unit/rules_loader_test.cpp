@@ -23,7 +23,7 @@ std::string error_of(std::string_view yaml) {
     return "(no error)";
 }
 
-const fs::path root = fs::path(__FILE__).parent_path().parent_path().parent_path();
+const fs::path root = fs::path(MISTRAL_PROXY_SOURCE_DIR);
 
 }  // namespace
 

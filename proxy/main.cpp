@@ -248,13 +248,7 @@ int run(const command_line& args) {
     }
 
     const auto read_env = [](const char* name) { return std::getenv(name); };
-    const auto log_level_of = [](const std::string& level) {
-        return level == "debug"  ? logging::log_level::debug
-               : level == "warn" ? logging::log_level::warn
-               : level == "error" ? logging::log_level::error
-                                  : logging::log_level::info;
-    };
-    logging::set_min_level(log_level_of(everything.config.log.level));
+    logging::set_min_level(logging::parse_log_level(everything.config.log.level));
     if (!is_loopback(everything.config.listen_host) && everything.config.client_keys_env.empty()) {
         logging::log_line(logging::log_level::warn,
                           "listening on " + everything.config.listen_host +
@@ -267,12 +261,11 @@ int run(const command_line& args) {
         auto keys = routing::key_store::from_environment(everything.config, read_env);
         auto state = http::make_runtime_state(std::move(everything.config), std::move(everything.rules), std::move(keys));
         // SIGHUP: the same files again, from scratch; the listen override stays.
-        http::server::reloader reload = [args, read_env, log_level_of]() {
+        http::server::reloader reload = [args, read_env]() {
             auto reloaded = load_everything(args);
             if (args.listen) {
                 config::parse_listen(*args.listen, reloaded.config.listen_host, reloaded.config.listen_port);
             }
-            logging::set_min_level(log_level_of(reloaded.config.log.level));
             auto reloaded_keys = routing::key_store::from_environment(reloaded.config, read_env);
             return http::make_runtime_state(std::move(reloaded.config), std::move(reloaded.rules),
                                             std::move(reloaded_keys));

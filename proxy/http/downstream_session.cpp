@@ -51,6 +51,15 @@ metrics::local_limit metric_of(limits::limit_kind kind) {
 
 // ---------------------------------------------------------------- shared bits
 
+// A client too slow with its request: the stream's timer has already closed the
+// connection (as nginx does), so there is no one to answer; the access log and
+// the metrics still record it as a 408.
+void downstream_session::note_client_timeout(request_context& context, std::string message) {
+    context.status = 408;
+    context.error_message = std::move(message);
+    log_line(log_level::info, "request " + context.id + ": " + context.error_message + ", connection closed");
+}
+
 void downstream_session::set_proxy_fields(bhttp::fields& fields, const request_context& context) const {
     fields.set("x-request-id", context.id);
     if (context.upstream) {
@@ -205,10 +214,9 @@ awaitable<void> downstream_session::run() {
                                                                 " bytes (server.max_header_bytes)"),
                                     false);
             } else if (ec == beast::error::timeout) {
-                co_await send_error(context,
-                                    errors::make_error(408, "request headers not received within " +
-                                                                config::format_duration(server_settings().header_timeout)),
-                                    false);
+                note_client_timeout(context, "request headers not received within " +
+                                                 config::format_duration(server_settings().header_timeout) +
+                                                 " (server.header_timeout)");
             } else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof &&
                        ec != asio::error::connection_reset) {
                 co_await send_error(context, errors::make_error(400, "malformed HTTP request: " + ec.message()),
@@ -229,6 +237,9 @@ awaitable<void> downstream_session::run() {
     client_.close();
     metrics::shard::add(worker_.metrics.open_connections, -1);
     worker_.sessions.erase(slot);
+    if (worker_.sessions.empty()) {
+        worker_.return_memory_when_idle();
+    }
     if (worker_.open_sessions != nullptr && worker_.open_sessions->fetch_sub(1) == 1 &&
         worker_.on_last_session_closed) {
         worker_.on_last_session_closed();
@@ -331,11 +342,9 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
             continue;
         }
         if (ec == beast::error::timeout) {
-            co_await send_error(context,
-                                errors::make_error(408, "request body not received within " +
-                                                            config::format_duration(server_settings().body_timeout) +
-                                                            " (server.body_timeout)"),
-                                false);
+            note_client_timeout(context, "request body not received within " +
+                                             config::format_duration(server_settings().body_timeout) +
+                                             " (server.body_timeout)");
             co_return false;
         }
         if (ec) {
@@ -800,11 +809,9 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         if (read_ec && read_ec != bhttp::error::need_buffer) {
             connection->abort();
             if (read_ec == beast::error::timeout) {
-                co_await send_error(context,
-                                    errors::make_error(408, "request body stalled for " +
-                                                                config::format_duration(server_settings().body_timeout) +
-                                                                " (server.body_timeout)"),
-                                    false);
+                note_client_timeout(context, "request body stalled for " +
+                                                 config::format_duration(server_settings().body_timeout) +
+                                                 " (server.body_timeout)");
             }
             co_return false;
         }

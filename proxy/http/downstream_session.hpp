@@ -2,6 +2,7 @@
 // One client connection: HTTP/1.1 keep-alive loop, each request answered
 // locally or proxied to its Mistral upstream.
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <list>
 #include <memory>
@@ -54,6 +55,11 @@ struct worker_context {
     void install(std::shared_ptr<const runtime_state> next);
     // Stops keep-alive and closes idle connections.
     void drain();
+    // A burst of streams leaves freed memory in malloc's arenas: when the
+    // worker has no connection left, give it back to the system (at most once
+    // a second, so that a client opening a connection per request pays nothing).
+    void return_memory_when_idle();
+    std::chrono::steady_clock::time_point last_trim{};
 };
 
 awaitable<void> run_downstream_session(tcp::socket socket, worker_context& worker);

@@ -129,6 +129,9 @@ awaitable<bool> downstream_session::answer_error_response(upstream_connection& c
             headers.push_back(std::move(header));
         }
     }
+    if (context.reservation) {
+        co_await limits_settle(context);  // before the answer: a crash after it loses nothing
+    }
     if (status == 429) {
         // The upstream limit is tighter than configured: the buckets learn it.
         if (auto* limiter = worker_.limits.limiter.get()) {
@@ -188,6 +191,11 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     }
     if (result.usage) {
         context.usage = result.usage;
+    }
+    if (context.reservation) {
+        // Booked before the client has the answer: once it has it, a crash
+        // (even kill -9) cannot lose this request's usage.
+        co_await limits_settle(context);
     }
     append_spec_ids(result.hits, context.rules);
     if (result.error) {
@@ -273,6 +281,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
 
     relay_state relay;
     relay.read_timeout = connection.read_timeout();
+    relay.context = &context;
     relay_outcome outcome = relay_outcome::complete;
     if (!upstream_parser.is_done()) {
         using namespace asio::experimental::awaitable_operators;
@@ -416,6 +425,14 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             }
             break;
         }
+    }
+    if (relay.context != nullptr && relay.context->reservation) {
+        // Booked before the stream's last byte: once the client has it all, a
+        // crash cannot lose this request's usage.
+        if (transcoder != nullptr) {
+            relay.context->usage = transcoder->usage();
+        }
+        co_await limits_settle(*relay.context);
     }
     response.body().data = nullptr;
     response.body().size = 0;

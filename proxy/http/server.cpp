@@ -1,5 +1,7 @@
 #include "http/server.hpp"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <atomic>
 #include <thread>
@@ -62,6 +64,15 @@ void worker_context::install(std::shared_ptr<const runtime_state> next) {
     state = std::move(next);
 }
 
+void worker_context::return_memory_when_idle() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_trim < std::chrono::seconds(1)) {
+        return;
+    }
+    last_trim = now;
+    malloc_trim(0);
+}
+
 void worker_context::drain() {
     draining = true;
     for (auto& slot : sessions) {
@@ -100,7 +111,8 @@ struct server::impl {
             auto& context = *contexts.back();
             workers.push_back(std::unique_ptr<worker_context>(new worker_context{
                 state, upstream_pool(context, state->config, *state->tls), registry.add_shard(), registry, limits, {},
-                false, &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }, {}, nullptr}));
+                false, &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }, {}, nullptr,
+                {}}));
         }
         connect_shared_limits();
         for (auto& context : contexts) {
@@ -245,6 +257,7 @@ struct server::impl {
             log_line(log_level::warn, "reload: server.threads changes only on restart");
         }
         state = next;
+        logging::set_min_level(logging::parse_log_level(next->config.log.level));
         for (std::size_t i = 0; i < workers.size(); ++i) {
             asio::post(*contexts[i], [worker = workers[i].get(), next] { worker->install(next); });
         }

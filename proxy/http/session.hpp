@@ -75,6 +75,7 @@ struct relay_state {
     boost::system::error_code upstream_error;
     std::string last_bytes;  // the last two bytes sent, to end a half-written SSE event
     std::uint64_t bytes_sent = 0;
+    struct request_context* context = nullptr;  // settled with the limiter before the last byte goes out
 };
 
 class downstream_session {
@@ -169,6 +170,7 @@ private:
     std::string upstream_target(routing::upstream_id upstream, std::string_view path_after_v1,
                                 std::string_view query) const;
     void log_failure(const request_context& context, const errors::openai_error& error) const;
+    void note_client_timeout(request_context& context, std::string message);
     // Counts, logs and settles a request once it is answered.
     void finish(request_context& context);
 };

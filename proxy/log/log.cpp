@@ -29,6 +29,13 @@ std::string_view level_name(log_level level) noexcept {
 
 void set_min_level(log_level level) noexcept { min_level.store(level, std::memory_order_relaxed); }
 
+log_level parse_log_level(std::string_view name) noexcept {
+    return name == "debug" ? log_level::debug
+           : name == "warn" ? log_level::warn
+           : name == "error" ? log_level::error
+                             : log_level::info;
+}
+
 void log_line(log_level level, std::string_view message) noexcept {
     if (level < min_level.load(std::memory_order_relaxed)) {
         return;

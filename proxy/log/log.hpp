@@ -10,6 +10,9 @@ enum class log_level { debug, info, warn, error };
 // Lines below this level are dropped (default: info).
 void set_min_level(log_level level) noexcept;
 
+// "debug" | "info" | "warn" | "error" (the config's log.level); anything else is info.
+log_level parse_log_level(std::string_view name) noexcept;
+
 void log_line(log_level level, std::string_view message) noexcept;
 
 }  // namespace mistral_proxy::logging

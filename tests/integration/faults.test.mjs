@@ -156,24 +156,26 @@ test('upstream refuses connections: 502', async () => {
   });
 });
 
-test('client sends its headers slowly (slowloris): 408 after header_timeout', async () => {
+// A client too slow with its request is disconnected when its timeout expires,
+// as nginx does (README, server.header_timeout/body_timeout): no answer is owed
+// to a client that never finished asking; the access log records a 408.
+function assertDropped(result, label) {
+  assert.equal(result.text, '', `${label}: the proxy answered ${JSON.stringify(result.text.slice(0, 200))}`);
+  assert.ok(result.elapsed < 3000, `${label}: dropped ${result.elapsed} ms after the first byte with a 1s timeout`);
+}
+
+test('client sends its headers slowly (slowloris): dropped after header_timeout', async () => {
   const results = await times(REPEAT, () =>
     withTimeout(slowClient(stack.proxy.port, 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n', ['X-a: b\r\n'], 100), 5000, 'slowloris dropped'),
   );
-  for (const r of results) {
-    assertRawOpenAiError(r, 408, 'slowloris');
-    assert.ok(r.elapsed < 3000, `dropped ${r.elapsed} ms after the first byte with header_timeout 1s`);
-  }
+  for (const r of results) assertDropped(r, 'slowloris');
 });
 
-test('client sends its body slowly: 408 after body_timeout, nothing sent upstream', async () => {
+test('client sends its body slowly: dropped after body_timeout, nothing sent upstream', async () => {
   const before = stack.fakes.mistral.requests.length;
   const head = 'POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{"model":';
   const results = await times(REPEAT, () => withTimeout(slowClient(stack.proxy.port, head, [' '], 100), 5000, 'slow body dropped'));
-  for (const r of results) {
-    assertRawOpenAiError(r, 408, 'slow body');
-    assert.ok(r.elapsed < 3000, `dropped after ${r.elapsed} ms with body_timeout 1s`);
-  }
+  for (const r of results) assertDropped(r, 'slow body');
   assert.equal(stack.fakes.mistral.requests.length, before);
 });
 

@@ -9,7 +9,7 @@
 
 #include "http/asio_fwd.hpp"
 #include "limits/ratelimit_headers.hpp"
-#include "normalize/request_peek.hpp"
+#include "normalize/normalizer.hpp"
 
 namespace mistral_proxy::http {
 

@@ -13,6 +13,8 @@
 
 namespace mistral_proxy::normalize {
 
+static_assert(body_padding == simdjson::SIMDJSON_PADDING, "body buffers must reserve simdjson's padding");
+
 namespace od = simdjson::ondemand;
 using rules::rule_id;
 using simdjson::error_code;

@@ -16,11 +16,14 @@
 
 #include "config/config.hpp"
 #include "errors/openai_error.hpp"
-#include "normalize/request_peek.hpp"  // body_padding
 #include "routing/route.hpp"
 #include "rules/rule_set.hpp"
 
 namespace mistral_proxy::normalize {
+
+// Spare bytes a body buffer keeps after the data for the JSON parser to read
+// past the end (equals simdjson::SIMDJSON_PADDING; normalizer.cpp checks it).
+inline constexpr std::size_t body_padding = 64;
 
 enum class endpoint { chat_completions, fim_completions, embeddings, completions, other };
 

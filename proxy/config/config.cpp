@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -30,21 +31,70 @@ namespace {
 
 }  // namespace
 
+// Counts a stream's documents without building them and notes where the
+// first node of the first two begins (what the old LoadAll-based check reported).
+class document_counter : public YAML::EventHandler {
+public:
+    void OnDocumentStart(const YAML::Mark&) override {
+        ++documents;
+        noted = false;
+    }
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { note(mark); }
+    void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { note(mark); }
+    void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+        note(mark);
+    }
+    void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {
+        note(mark);
+    }
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+        note(mark);
+    }
+    void OnMapEnd() override {}
+
+    int documents = 0;
+    YAML::Mark first = YAML::Mark::null_mark();
+    YAML::Mark second = YAML::Mark::null_mark();
+
+private:
+    void note(const YAML::Mark& mark) {
+        if (!noted) {
+            noted = true;
+            (documents == 1 ? first : second) = mark;
+        }
+    }
+    bool noted = false;
+};
+
 YAML::Node load(std::string_view text, const std::string& file) {
-    std::vector<YAML::Node> documents;
+    // Not YAML::LoadAll: yaml-cpp 0.7 loops forever, allocating, on a stray
+    // flow token at a document start (",", "]", "}" — yaml-cpp issue 1040,
+    // fixed upstream after 0.8; tests/fuzz found it). Counting at most two
+    // documents bounds the loop; YAML::Load then builds the first one only.
+    const std::string input(text);
+    YAML::Node root;
     try {
-        documents = YAML::LoadAll(std::string(text));
+        std::istringstream stream(input);
+        YAML::Parser parser(stream);
+        document_counter counter;
+        while (counter.documents < 2 && parser.HandleNextDocument(counter)) {
+        }
+        if (counter.documents >= 2) {
+            // yaml-cpp 0.7's endless loop starts each "document" where the last one did.
+            fail_at_mark(file, counter.second,
+                         counter.second.pos == counter.first.pos
+                             ? "YAML syntax error: unexpected flow indicator (',', ']' or '}')"
+                             : "only one YAML document is allowed per file");
+        }
+        root = YAML::Load(input);
     } catch (const YAML::Exception& e) {
         // e.msg is the bare message; what() would repeat the position in yaml-cpp's words.
         fail_at_mark(file, e.mark, "YAML syntax error: " + e.msg);
     }
-    if (documents.empty()) {
-        return YAML::Node();
-    }
-    if (documents.size() > 1) {
-        fail(file, documents[1], "only one YAML document is allowed per file");
-    }
-    return documents.front();
+    return root;
 }
 
 void fail(const std::string& file, const YAML::Node& node, const std::string& message) {

@@ -6,6 +6,7 @@
 #include <array>
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <cstring>
 #include <vector>
 
@@ -478,7 +479,6 @@ private:
     bool stream_ = false;
     std::size_t tool_count_ = 0;
     bool tools_given_ = false;
-    bool tools_emptied_ = false;
     bool response_json_object_ = false;
     std::optional<double> max_tokens_;
     std::optional<double> max_completion_tokens_;
@@ -2049,10 +2049,16 @@ normalize_result engine::run(const config::proxy_config& config, endpoint which)
     request.stream = stream_;
     request.include_usage = include_usage_;
     request.encoding = encoding_;
+    // A count past 2^64 ("max_tokens": 1e300) saturates: converting it to an
+    // integer as is would be undefined behaviour (UBSan, the fuzzer found it).
+    constexpr double count_limit = 18446744073709551616.0;  // 2^64
+    const auto as_count = [](double value) {
+        return value >= count_limit ? std::numeric_limits<std::uint64_t>::max() : static_cast<std::uint64_t>(value);
+    };
     if (max_tokens_ && *max_tokens_ >= 0) {
-        request.max_tokens = static_cast<std::uint64_t>(*max_tokens_);
+        request.max_tokens = as_count(*max_tokens_);
     } else if (max_completion_tokens_ && *max_completion_tokens_ >= 0) {
-        request.max_tokens = static_cast<std::uint64_t>(*max_completion_tokens_);
+        request.max_tokens = as_count(*max_completion_tokens_);
     }
 
     // Routing (SPEC §5) on the model as sent.

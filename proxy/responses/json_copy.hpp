@@ -36,12 +36,21 @@ private:
 class json_reader {
 public:
     bool open(std::string_view text, od::document& doc, od::object& root) {
-        return parser_.iterate(input_.pad(text)).get(doc) == simdjson::SUCCESS &&
+        const simdjson::padded_string_view padded = input_.pad(text);
+        // On-Demand checks only what is visited, and the writers copy unvisited
+        // values as raw slices: `"created":5(` or `[tru]` would reach the client
+        // as is. One DOM pass first validates every byte (tests/fuzz found it).
+        if (validator_.parse(reinterpret_cast<const std::uint8_t*>(padded.data()), text.size(), false).error() !=
+            simdjson::SUCCESS) {
+            return false;
+        }
+        return parser_.iterate(padded).get(doc) == simdjson::SUCCESS &&
                doc.get_object().get(root) == simdjson::SUCCESS;
     }
 
 private:
     padded_input input_;
+    simdjson::dom::parser validator_;
     od::parser parser_;
 };
 

@@ -235,19 +235,23 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
             if (value.get_array().get(choices) == simdjson::SUCCESS) {
                 begin_member(out, first, key);
                 out += '[';
+                // Counted per array: a chunk may repeat "choices" (duplicate keys), and a
+                // count over the chunk would open the second array with a comma.
+                std::size_t in_this_array = 0;
                 for (auto element : choices) {
                     od::object choice;
                     if (element.get_object().get(choice) != simdjson::SUCCESS) {
                         ok = false;
                         break;
                     }
-                    if (choices_written != 0) {
+                    if (in_this_array != 0) {
                         out += ',';
                     }
                     ok = write_choice(choice, out, finish_error);
                     if (!ok) {
                         break;
                     }
+                    ++in_this_array;
                     ++choices_written;
                 }
                 out += ']';

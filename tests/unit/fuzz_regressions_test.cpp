@@ -1,0 +1,58 @@
+// Inputs the libFuzzer targets (tests/fuzz) found, kept as unit tests so the
+// ordinary build guards them too.
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "config/config.hpp"
+#include "normalizer_support.hpp"
+#include "responses/stream_transcoder.hpp"
+#include "rules/rule_set.hpp"
+
+using namespace mistral_proxy;
+
+TEST_CASE("fuzz regression: a stray flow indicator in YAML is an error, not an endless loop (yaml-cpp 0.7)") {
+    for (const std::string text : {",", ",\n", ",b", "}\n"}) {
+        CAPTURE(text);
+        CHECK_THROWS_AS(config::parse_config(text, "/nonexistent/c.yaml"), config::config_error);
+        CHECK_THROWS_AS(rules::parse_rule_text(text, "/nonexistent/r.yaml"), config::config_error);
+    }
+    CHECK_THROWS_WITH(config::parse_config("listen: 127.0.0.1:1\n---\nregion: eu\n", "/x/c.yaml"),
+                      "/x/c.yaml:3:1: only one YAML document is allowed per file");
+}
+
+TEST_CASE("fuzz regression: max_tokens past 2^64 saturates instead of overflowing") {
+    const auto r = normalizer_test::run(
+        R"({"model":"mistral-small-latest","max_tokens":1e300,"messages":[{"role":"user","content":"x"}]})");
+    REQUIRE(r.ok);
+    REQUIRE(r.request.max_tokens.has_value());
+    CHECK(*r.request.max_tokens == std::numeric_limits<std::uint64_t>::max());
+}
+
+TEST_CASE("fuzz regression: a stream event with an invalid scalar ends the stream with an error") {
+    responses::stream_transcoder transcoder(responses::response_rules::shipped(), {});
+    std::string out;
+    transcoder.on_body(
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5(,\"model\":\"m\",\"choices\":"
+        "[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}]}\n\n",
+        out);
+    CHECK(transcoder.failed());
+    // Nothing of the bad chunk goes out as a chunk: the only event is the error.
+    CHECK(out.rfind("data: {\"error\":", 0) == 0);
+    CHECK(out.find("\n\ndata: ") == std::string::npos);
+    CHECK(out.find("upstream_bad_event") != std::string::npos);
+}
+
+TEST_CASE("fuzz regression: a chunk that repeats \"choices\" still gives valid JSON") {
+    responses::stream_transcoder transcoder(responses::response_rules::shipped(), {});
+    std::string out;
+    transcoder.on_body(
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\","
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"a\"},\"finish_reason\":null}],"
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"},\"finish_reason\":null}]}\n\n",
+        out);
+    CHECK_FALSE(transcoder.failed());
+    CHECK(out.find("[,") == std::string::npos);
+}

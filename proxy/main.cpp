@@ -229,6 +229,14 @@ int run(const command_line& args) {
     }
 
     if (args.command == "check") {
+        try {
+            // The keys go into header lines: a broken one is a config error too.
+            (void)routing::key_store::from_environment(everything.config,
+                                                       [](const char* name) { return std::getenv(name); });
+        } catch (const std::runtime_error& e) {
+            std::cerr << "mistral-proxy: " << e.what() << "\n";
+            return exit_invalid;
+        }
         std::cout << everything.config.file << ": ok (" << everything.config.rule_files.size() << " rule file"
                   << (everything.config.rule_files.size() == 1 ? "" : "s") << ")\n";
         return exit_ok;

@@ -356,13 +356,14 @@ bool is_env_name(std::string_view name) {
 constexpr std::string_view top_keys =
     "listen, rules, region, eu_strict, upstreams, limits, retry, state_dir, client_keys_env, server, log";
 constexpr std::string_view upstream_keys =
-    "base_url, api_key_env, ca_file, connect_timeout, read_timeout, max_connections";
+    "base_url, api_key_env, ca_file, connect_timeout, read_timeout, max_connections, max_idle_connections";
 constexpr std::string_view upstream_names = "mistral, mistral_eu, codestral";
 constexpr std::string_view limits_keys = "buckets, max_queue_wait, backend";
 constexpr std::string_view bucket_keys = "requests_per_second, tokens_per_minute, tokens_per_month";
 constexpr std::string_view retry_keys = "max_retries, backoff, max_retry_after";
 constexpr std::string_view server_keys =
-    "max_header_bytes, max_body_bytes, header_timeout, body_timeout, idle_timeout, write_timeout, threads, "
+    "max_connections, max_header_bytes, max_body_bytes, header_timeout, body_timeout, idle_timeout, write_timeout, "
+    "threads, "
     "drain_timeout";
 constexpr std::string_view log_keys = "level, access";
 
@@ -507,7 +508,9 @@ void read_upstream(const reader& r, const std::string& where, const YAML::Node& 
             } else if (key == "read_timeout") {
                 upstream.read_timeout = r.time(path, key_node, value, false);
             } else if (key == "max_connections") {
-                upstream.max_connections = static_cast<unsigned>(r.integer(path, key_node, value, 0, 100000));
+                upstream.max_connections = static_cast<unsigned>(r.integer(path, key_node, value, 1, 100000));
+            } else if (key == "max_idle_connections") {
+                upstream.max_idle_connections = static_cast<unsigned>(r.integer(path, key_node, value, 0, 100000));
             } else {
                 fail_unknown_key(r.file(), key_node, key, where, upstream_keys);
             }
@@ -607,7 +610,10 @@ void read_server(const reader& r, const YAML::Node& map, server_settings& server
     for_each_field(r.file(), map, "server",
                    [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
                        const std::string path = path_of("server", key);
-                       if (key == "max_header_bytes") {
+                       if (key == "max_connections") {
+                           server.max_connections =
+                               static_cast<std::size_t>(r.integer(path, key_node, value, 1, 1024 * 1024));
+                       } else if (key == "max_header_bytes") {
                            server.max_header_bytes =
                                static_cast<std::size_t>(r.integer(path, key_node, value, 1, 1024 * 1024 * 1024));
                        } else if (key == "max_body_bytes") {

@@ -39,7 +39,10 @@ struct upstream_settings {
     std::string ca_file;      // absolute path, or empty for the system store
     duration connect_timeout{std::chrono::seconds(5)};  // TCP connect + TLS handshake
     duration read_timeout{std::chrono::seconds(120)};   // first byte, and each gap between reads
-    unsigned max_connections = 64;                       // idle keep-alive connections kept per worker
+    // Upstream sockets open at once to this upstream (all workers together); a
+    // request that would open one more gets a 503.
+    unsigned max_connections = 1024;
+    unsigned max_idle_connections = 64;                  // idle keep-alive connections kept per worker
 };
 
 struct bucket_settings {
@@ -62,6 +65,9 @@ struct retry_settings {
 
 // Extension of SPEC §2 under the key `server:`: limits and timeouts of the client side.
 struct server_settings {
+    // Client connections open at once; past it a new connection gets a 503 and is
+    // closed. Lowered at start when the descriptor limit cannot hold it (see main.cpp).
+    std::size_t max_connections = 4096;
     std::size_t max_header_bytes = 16 * 1024;
     std::size_t max_body_bytes = 32 * 1024 * 1024;
     duration header_timeout{std::chrono::seconds(10)};  // from first byte of a request to end of headers

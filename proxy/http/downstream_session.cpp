@@ -168,6 +168,13 @@ awaitable<void> downstream_session::linger_and_close() {
     client_.close();
 }
 
+awaitable<bool> downstream_session::refuse_malformed(request_context& context, const boost::system::error_code& ec) {
+    co_await send_error(context, errors::make_error(400, "malformed HTTP request body: " + ec.message(), "malformed_request"),
+                        false);
+    co_await linger_and_close();
+    co_return false;
+}
+
 // ---------------------------------------------------------------- connection loop
 
 awaitable<void> downstream_session::run() {
@@ -219,7 +226,7 @@ awaitable<void> downstream_session::run() {
                                                  " (server.header_timeout)");
             } else if (ec != bhttp::error::end_of_stream && ec != asio::error::eof &&
                        ec != asio::error::connection_reset) {
-                co_await send_error(context, errors::make_error(400, "malformed HTTP request: " + ec.message()),
+                co_await send_error(context, errors::make_error(400, "malformed HTTP request: " + ec.message(), "malformed_request"),
                                     false);
             }
             if (context.status != 0) {
@@ -251,7 +258,9 @@ awaitable<bool> downstream_session::handle(request_parser& parser) {
     request_context context;
     context.id = new_request_id();
     context.method = parser.get().method_string();
-    context.path = std::string(target.substr(0, target.find('?')));
+    auto canonical = canonical_path(target.substr(0, target.find('?')));
+    context.path = std::move(canonical.path);
+    context.path_refusal = std::move(canonical.error);
     context.client_keep_alive = parser.get().keep_alive() && !worker_.draining;
     const bool keep_alive = co_await handle_request(parser, context);
     if (context.reservation) {
@@ -266,6 +275,22 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
     // Without the body read, the connection cannot carry another request.
     const bool can_reuse = parser.is_done() && context.client_keep_alive;
 
+    // Framing first: with a body whose end the proxy cannot tell, nothing on
+    // this connection can be trusted any more (the rest could be read as a request).
+    if (const auto why = framing_error(request.base()); !why.empty()) {
+        co_await send_error(context, errors::make_error(400, "malformed HTTP request: " + why, "malformed_request"),
+                            false);
+        co_return false;
+    }
+    if (!context.path_refusal.empty()) {
+        co_return co_await send_error(
+            context,
+            errors::make_error(400,
+                               "refused path " + std::string(request.target().substr(0, request.target().find('?'))) +
+                                   ": " + context.path_refusal,
+                               "invalid_path"),
+            can_reuse);
+    }
     if (context.path == "/healthz") {
         co_return co_await send_json(context, 200, R"({"status":"ok"})", can_reuse);
     }
@@ -274,7 +299,7 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
         co_return co_await send_json(context, 200, worker_.registry.render(extra), can_reuse, nullptr,
                                      "text/plain; version=0.0.4; charset=utf-8");
     }
-    if (!context.path.starts_with("/v1/") || has_dot_segment(context.path)) {
+    if (!context.path.starts_with("/v1/")) {
         co_return co_await send_error(
             context,
             errors::make_error(404, "no such endpoint: " + std::string(context.method) + " " + context.path +
@@ -346,6 +371,9 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
                                              config::format_duration(server_settings().body_timeout) +
                                              " (server.body_timeout)");
             co_return false;
+        }
+        if (is_malformed_http(ec)) {
+            co_return co_await refuse_malformed(context, ec);
         }
         if (ec) {
             co_return false;  // the client went away mid-body: nobody to answer
@@ -638,19 +666,22 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
             connection->tcp().expires_after(settings.read_timeout);
             auto [write_ec, written] = co_await connection->visit(
                 [&](auto& stream) { return bhttp::async_write(stream, request, as_result); });
-            response_parser parser;
-            parser.body_limit(boost::none);
-            parser.header_limit(upstream_header_limit);
+            std::optional<response_parser> parser;
             boost::system::error_code ec = write_ec;
             bool client_gone = false;
             if (!ec) {
-                ec = co_await read_upstream_header(*connection, parser, settings.read_timeout, client_gone);
+                ec = co_await read_upstream_header(*connection, parser, false, settings.read_timeout, client_gone);
             }
             if (client_gone) {
                 connection->abort();
                 co_return false;
             }
-            if (ec && connection->reused() && ec != beast::error::timeout) {
+            // Closed before any byte of an answer: what a kept-alive connection
+            // the server closed just as it was taken looks like (not garbage, not a timeout).
+            const bool closed_unused = ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+                                       ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+                                       ec == ssl::error::stream_truncated;
+            if (closed_unused && connection->reused()) {
                 // A kept-alive connection the server closed just as it was taken:
                 // the body is still here, so try again on a new one, for free.
                 connection->abort();
@@ -671,21 +702,20 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
                               : upstream_failure(name, endpoint, "sent an invalid HTTP answer", ec);
             } else {
                 worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
-                const auto status = parser.get().result_int();
+                const auto status = parser->get().result_int();
                 if (limits::is_retryable_status(status)) {
-                    const auto wish = limits::upstream_retry_after(limit_headers_of(parser.get()), limits::clock::now());
+                    const auto wish = limits::upstream_retry_after(limit_headers_of(parser->get()), limits::clock::now());
                     const auto decision = schedule.after_failure(tries, true, wish);
                     if (decision.retry) {
                         // Read the refusal to its end so that the connection can serve the retry.
                         padded_body discarded;
                         bool complete = false;
                         const auto read_ec =
-                            co_await read_rest(*connection, parser, discarded, max_error_body_bytes, complete);
-                        if (!read_ec && complete && parser.keep_alive()) {
-                            worker_.pool.release(upstream, std::move(connection));
-                        } else {
+                            co_await read_rest(*connection, *parser, discarded, max_error_body_bytes, complete);
+                        if (read_ec || !complete) {
                             connection->abort();
                         }
+                        release_or_close(upstream, connection, *parser);
                         log_line(log_level::info, "request " + context.id + ": upstream " + std::string(name) +
                                                       " answered " + std::to_string(status) + ", retry " +
                                                       std::to_string(tries) + " in " +
@@ -697,7 +727,7 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
                         continue;
                     }
                 }
-                co_return co_await relay_response(*connection, connection, parser, context, plan);
+                co_return co_await relay_response(*connection, connection, *parser, context, plan);
             }
         }
 
@@ -756,6 +786,13 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         }
     }
 
+    // SPEC §8: every request that goes upstream takes its request from the key's
+    // bucket, passthrough included. Its tokens are unknown: none are estimated.
+    bool keep_alive = can_reuse;
+    if (!co_await wait_for_limits(context, upstream, 0, keep_alive)) {
+        co_return keep_alive;
+    }
+
     const auto& settings = worker_.pool.settings(upstream);
     const auto name = routing::upstream_name(upstream);
     const auto endpoint = worker_.pool.endpoint_text(upstream);
@@ -763,6 +800,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     if (acquired.error) {
         log_failure(context, *acquired.error);
         metrics::shard::add(worker_.metrics.upstream_failures[static_cast<std::size_t>(upstream)]);
+        context.upstream_refused = true;
         co_return co_await send_error(context, *acquired.error, can_reuse);
     }
     auto connection = std::move(acquired.connection);
@@ -807,7 +845,12 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         client_.expires_after(server_settings().body_timeout);  // the longest gap between body bytes
         auto [read_ec, read] = co_await bhttp::async_read_some(client_, buffer_, parser, as_result);
         if (read_ec && read_ec != bhttp::error::need_buffer) {
+            // The upstream has part of a body that will never end: that request is abandoned with its connection.
             connection->abort();
+            context.upstream_refused = true;
+            if (is_malformed_http(read_ec)) {
+                co_return co_await refuse_malformed(context, read_ec);
+            }
             if (read_ec == beast::error::timeout) {
                 note_client_timeout(context, "request body stalled for " +
                                                  config::format_duration(server_settings().body_timeout) +
@@ -827,7 +870,11 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
             co_await linger_and_close();
             co_return false;
         }
-        upstream_request.body().data = chunk;
+        // Nothing read with the body's end (a chunked body's last chunk): a null
+        // buffer, so that the serializer writes the terminator once. An empty
+        // non-null one would make it write an empty chunk first, which is a
+        // terminator too, and what follows it a second request.
+        upstream_request.body().data = got > 0 ? chunk : nullptr;
         upstream_request.body().size = got;
         upstream_request.body().more = !parser.is_done();
         if (got == 0 && !parser.is_done()) {
@@ -847,15 +894,12 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         }
     }
 
-    response_parser upstream_parser;
-    upstream_parser.body_limit(boost::none);
-    upstream_parser.header_limit(upstream_header_limit);
-    if (request.method() == bhttp::verb::head) {
-        upstream_parser.skip(true);
-    }
+    std::optional<response_parser> upstream_parser;
     bool client_gone = false;
     const auto sent_at = std::chrono::steady_clock::now();
-    const auto read_ec = co_await read_upstream_header(*connection, upstream_parser, settings.read_timeout, client_gone);
+    const auto read_ec = co_await read_upstream_header(*connection, upstream_parser,
+                                                       request.method() == bhttp::verb::head, settings.read_timeout,
+                                                       client_gone);
     if (client_gone) {
         connection->abort();
         co_return false;
@@ -873,7 +917,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         co_return co_await send_error(context, failure, context.client_keep_alive);
     }
     worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
-    co_return co_await relay_response(*connection, connection, upstream_parser, context, plan);
+    co_return co_await relay_response(*connection, connection, *upstream_parser, context, plan);
 }
 
 // ---------------------------------------------------------------- watching the client
@@ -904,18 +948,40 @@ awaitable<void> downstream_session::watch_client(upstream_connection* connection
     }
 }
 
-awaitable<boost::system::error_code> downstream_session::read_upstream_header(upstream_connection& connection,
-                                                                              response_parser& parser,
-                                                                              config::duration timeout,
-                                                                              bool& client_gone) {
+awaitable<boost::system::error_code> downstream_session::read_upstream_header(
+    upstream_connection& connection, std::optional<response_parser>& parser, bool head_request,
+    config::duration timeout, bool& client_gone) {
     using namespace asio::experimental::awaitable_operators;
     auto read = [&]() -> awaitable<boost::system::error_code> {
         co_await asio::this_coro::throw_if_cancelled(false);
-        connection.tcp().expires_after(timeout);
-        auto [ec, n] = co_await connection.visit([&](auto& stream) {
-            return bhttp::async_read_header(stream, connection.read_buffer(), parser, as_result);
-        });
-        co_return ec;
+        // A few interim answers are fine; an endless run of them is not an answer.
+        for (int interim = 0; interim < 8; ++interim) {
+            // The header goes into a header-only parser: an interim answer is
+            // then dropped whole, and a final one moved into the body parser
+            // before any of its body is read (Beast's pattern for 1xx).
+            bhttp::response_parser<bhttp::empty_body> head;
+            head.header_limit(upstream_header_limit);
+            head.body_limit(boost::none);
+            head.skip(head_request);
+            connection.tcp().expires_after(timeout);
+            auto [ec, n] = co_await connection.visit([&](auto& stream) {
+                return bhttp::async_read_header(stream, connection.read_buffer(), head, as_result);
+            });
+            if (ec) {
+                co_return ec;
+            }
+            const auto status = head.get().result_int();
+            if (status == 101) {
+                co_return bhttp::error::bad_status;
+            }
+            if (status >= 100 && status < 200) {
+                continue;
+            }
+            parser.emplace(std::move(head));
+            parser->body_limit(boost::none);
+            co_return boost::system::error_code{};
+        }
+        co_return bhttp::error::bad_status;
     };
     auto result = co_await (read() || watch_client(&connection, client_gone));
     if (result.index() == 1 || client_gone) {
@@ -923,6 +989,33 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(up
         co_return asio::error::operation_aborted;
     }
     co_return std::get<0>(result);
+}
+
+void downstream_session::release_or_close(routing::upstream_id upstream, connection_ptr& owned,
+                                          const response_parser& parser) {
+    if (!owned) {
+        return;
+    }
+    worker_.pool.release(upstream, std::move(owned), parser.is_done() && parser.keep_alive());
+}
+
+awaitable<void> downstream_session::finish_upstream_body(upstream_connection& connection, response_parser& parser) {
+    // Bounded in time and bytes: a client waits on this before its next request.
+    static constexpr std::size_t max_discarded = 64 * 1024;
+    std::size_t discarded = 0;
+    connection.tcp().expires_after(std::chrono::seconds(1));
+    while (!parser.is_done() && discarded < max_discarded) {
+        char* chunk = relay_buffer();
+        parser.get().body().data = chunk;
+        parser.get().body().size = relay_buffer_bytes;
+        auto [ec, n] = co_await connection.visit(
+            [&](auto& stream) { return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result); });
+        discarded += relay_buffer_bytes - parser.get().body().size;
+        if (ec && ec != bhttp::error::need_buffer) {
+            connection.abort();
+            co_return;
+        }
+    }
 }
 
 awaitable<void> run_downstream_session(tcp::socket socket, worker_context& worker) {

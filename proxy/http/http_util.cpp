@@ -29,20 +29,126 @@ bool is_buffered_endpoint(bhttp::verb method, std::string_view path) noexcept {
             path == "/v1/completions");
 }
 
-bool has_dot_segment(std::string_view path) noexcept {
-    std::size_t start = 0;
-    while (start <= path.size()) {
-        auto end = path.find('/', start);
-        if (end == std::string_view::npos) {
-            end = path.size();
+namespace {
+
+bool is_unreserved(unsigned char c) noexcept {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+           c == '_' || c == '~';
+}
+
+int hex_value(char c) noexcept {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+}  // namespace
+
+canonical_path_result canonical_path(std::string_view raw_path) {
+    canonical_path_result result;
+    // Pass 1: escapes decoded where the policy says so, into `decoded`.
+    std::string decoded;
+    decoded.reserve(raw_path.size());
+    for (std::size_t i = 0; i < raw_path.size(); ++i) {
+        const char c = raw_path[i];
+        if (c == '\\') {
+            result.error = "a '\\' in the path";
+            return result;
         }
-        const auto segment = path.substr(start, end - start);
-        if (segment == ".." || segment == ".") {
-            return true;
+        if (c != '%') {
+            decoded += c;
+            continue;
+        }
+        const int high = i + 2 < raw_path.size() ? hex_value(raw_path[i + 1]) : -1;
+        const int low = i + 2 < raw_path.size() ? hex_value(raw_path[i + 2]) : -1;
+        if (high < 0 || low < 0) {
+            result.error = "a malformed percent-escape in the path";
+            return result;
+        }
+        const auto byte = static_cast<unsigned char>(high * 16 + low);
+        if (byte == '/' || byte == '\\' || byte == 0) {
+            result.error = "an encoded '/', '\\' or NUL in the path";
+            return result;
+        }
+        if (is_unreserved(byte)) {
+            decoded += static_cast<char>(byte);
+        } else {
+            static constexpr char digits[] = "0123456789ABCDEF";
+            decoded += '%';
+            decoded += digits[byte >> 4];
+            decoded += digits[byte & 0xf];
+        }
+        i += 2;
+    }
+    // Pass 2: segments, without empty ones; dot segments refused.
+    result.path.reserve(decoded.size());
+    std::size_t start = 0;
+    while (start < decoded.size()) {
+        auto end = decoded.find('/', start);
+        if (end == std::string::npos) {
+            end = decoded.size();
+        }
+        const std::string_view segment(decoded.data() + start, end - start);
+        if (segment == "." || segment == "..") {
+            result.error = "a '.' or '..' segment in the path";
+            result.path.clear();
+            return result;
+        }
+        if (!segment.empty()) {
+            result.path += '/';
+            result.path.append(segment);
         }
         start = end + 1;
     }
-    return false;
+    if (result.path.empty()) {
+        result.path = "/";
+    }
+    return result;
+}
+
+std::string framing_error(const bhttp::fields& fields) {
+    std::size_t encodings = 0;
+    std::string_view value;
+    for (const auto& field : fields) {
+        if (field.name() == bhttp::field::transfer_encoding) {
+            ++encodings;
+            value = field.value();
+        }
+    }
+    if (encodings == 0) {
+        return {};
+    }
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+        value.remove_prefix(1);
+    }
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+        value.remove_suffix(1);
+    }
+    if (encodings > 1 || !iequals(value, "chunked")) {
+        return "Transfer-Encoding must be exactly 'chunked' (the only transfer coding the proxy accepts in a "
+               "request); send the body with Content-Length or chunked";
+    }
+    if (fields.find(bhttp::field::content_length) != fields.end()) {
+        return "a request may not carry both Transfer-Encoding and Content-Length";
+    }
+    return {};
+}
+
+bool is_malformed_http(const boost::system::error_code& ec) noexcept {
+    if (ec.category() != bhttp::make_error_code(bhttp::error::bad_chunk).category()) {
+        return false;
+    }
+    // These two mean the connection ended (mid-message); the rest are bad bytes.
+    return ec != bhttp::error::end_of_stream && ec != bhttp::error::partial_message &&
+           ec != bhttp::error::need_buffer && ec != bhttp::error::need_more && ec != bhttp::error::body_limit &&
+           ec != bhttp::error::header_limit && ec != bhttp::error::buffer_overflow;
 }
 
 bool is_hop_or_own_request_field(const bhttp::fields::value_type& field) noexcept {

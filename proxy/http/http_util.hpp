@@ -23,8 +23,29 @@ bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept;
 // rewrites them. Every other body streams straight through.
 bool is_buffered_endpoint(bhttp::verb method, std::string_view path) noexcept;
 
-// "." or ".." as a path segment: refused rather than forwarded.
-bool has_dot_segment(std::string_view path) noexcept;
+// The path policy (README "Paths"): one spelling per endpoint, so that no
+// spelling of a known endpoint escapes its treatment (normalization, limits).
+// Percent-encoded unreserved characters are decoded (RFC 3986 §6.2.2.2: %63 is
+// "c"), other escapes kept with upper-case hex, repeated '/' collapsed and a
+// trailing '/' dropped: "/v1//chat/completions/" is "/v1/chat/completions".
+// Refused (`error` set, the client gets a 400): a "." or ".." segment, encoded or
+// not; an encoded '/' or '\' or NUL; a literal '\'; a malformed escape.
+struct canonical_path_result {
+    std::string path;
+    std::string error;  // empty when the path is acceptable
+};
+canonical_path_result canonical_path(std::string_view raw_path);
+
+// A request head whose body framing the proxy cannot relay exactly: any
+// Transfer-Encoding other than a single "chunked" (RFC 9112 §6.1: a server
+// that cannot tell where the body ends must answer 400 and close), or one
+// beside a Content-Length (§6.3: request smuggling). Empty when acceptable.
+std::string framing_error(const bhttp::fields& fields);
+
+// True for the errors Beast's parser reports for bytes that are not HTTP (a bad
+// chunk size, a bad header): the client sent garbage and gets a 400, as opposed
+// to a connection that merely ended.
+bool is_malformed_http(const boost::system::error_code& ec) noexcept;
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the proxy sets itself never
 // cross it. `Host` is replaced so the client can never choose an upstream.

@@ -112,11 +112,10 @@ awaitable<bool> downstream_session::answer_error_response(upstream_connection& c
     const auto error = errors::translate_upstream_error(status, body.view(), routing::upstream_name(upstream));
     const auto upstream_headers = limit_headers_of(parser.get());
     context.upstream_limits = limits::parse_mistral_ratelimit_headers(upstream_headers);
-    if (!ec && complete && parser.keep_alive()) {
-        worker_.pool.release(upstream, std::move(owned));
-    } else {
+    if (ec || !complete) {
         connection.abort();
     }
+    release_or_close(upstream, owned, parser);
     // The client gets OpenAI's rate-limit names, and for a 429/5xx retry hints
     // capped at max_retry_after (the SDK waits as long as it is told).
     limits::header_list headers;
@@ -160,11 +159,7 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
         log_failure(context, failure);
         co_return co_await send_error(context, failure, context.client_keep_alive);
     }
-    if (parser.keep_alive()) {
-        worker_.pool.release(upstream, std::move(owned));
-    } else {
-        connection.abort();
-    }
+    release_or_close(upstream, owned, parser);
 
     responses::body_result result;
     switch (plan.whole) {
@@ -307,11 +302,12 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     }
 
     if (outcome == relay_outcome::complete) {
-        if (upstream_parser.is_done() && upstream_parser.keep_alive()) {
-            worker_.pool.release(upstream, std::move(owned));
-        } else {
-            connection.abort();  // a transcoded stream may end before upstream's last byte
+        if (!upstream_parser.is_done() && transcoder && transcoder->done()) {
+            // The client has its whole stream; the upstream's last bytes (the
+            // chunked terminator) decide whether the connection can serve again.
+            co_await finish_upstream_body(connection, upstream_parser);
         }
+        release_or_close(upstream, owned, upstream_parser);
         co_return response.keep_alive();
     }
     connection.abort();

@@ -1,8 +1,15 @@
 #include "http/server.hpp"
 
+#include <fcntl.h>
 #include <malloc.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -11,9 +18,12 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 
 #include "config/duration.hpp"
+#include "errors/openai_error.hpp"
 #include "http/downstream_session.hpp"
+#include "http/http_util.hpp"
 #include "log/access_log.hpp"
 #include "log/log.hpp"
 #include "rules/glob.hpp"
@@ -22,6 +32,61 @@ namespace mistral_proxy::http {
 
 using logging::log_level;
 using logging::log_line;
+
+namespace {
+
+// Descriptors kept for everything but client and upstream sockets: the
+// listener, the ledger, logs, the resolver, Redis clients, a refusal in flight.
+constexpr std::size_t reserved_descriptors = 64;
+
+// The soft RLIMIT_NOFILE raised to the hard one; returns the limit in force.
+std::size_t raise_descriptor_limit() {
+    rlimit limit{};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        return 1024;
+    }
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+            limit = raised;
+        }
+    }
+    return limit.rlim_cur == RLIM_INFINITY ? std::size_t{1} << 20 : static_cast<std::size_t>(limit.rlim_cur);
+}
+
+// The answer to a connection the proxy cannot take: whole, so that it can be
+// written without a session, in OpenAI's error shape.
+std::string refusal_answer(std::string message) {
+    const auto body = errors::to_json(errors::make_error(503, std::move(message), "too_many_connections"));
+    return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\nRetry-After: 1\r\nx-request-id: " + new_request_id() +
+           "\r\nx-mistral-proxy-rules: \r\nConnection: close\r\n\r\n" + body;
+}
+
+// Answers 503 on a connection over the cap, then closes it once the client has
+// had a moment to read it (closing with its request unread would reset the
+// connection and could destroy the answer in flight).
+awaitable<void> refuse_connection(tcp::socket socket, std::string answer) {
+    boost::system::error_code ignored;
+    beast::tcp_stream stream(std::move(socket));
+    stream.expires_after(std::chrono::seconds(1));
+    auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(answer), as_result);
+    if (!write_ec) {
+        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        std::array<char, 1024> discard{};
+        for (std::size_t total = 0; total < 64 * 1024;) {
+            auto [ec, n] = co_await stream.async_read_some(asio::buffer(discard), as_result);
+            if (ec) {
+                break;
+            }
+            total += n;
+        }
+    }
+    stream.close();
+}
+
+}  // namespace
 
 std::shared_ptr<const runtime_state> make_runtime_state(config::proxy_config config,
                                                         std::shared_ptr<const rules::rule_set> rules,
@@ -87,6 +152,7 @@ struct server::impl {
     std::shared_ptr<const runtime_state> state;
     reloader reload;
     metrics::registry registry;
+    upstream_socket_counts upstream_sockets;
     // One io_context per worker thread, each running alone: a connection lives
     // on one thread for its whole life, so sessions and pools need no locks.
     std::vector<std::unique_ptr<asio::io_context>> contexts;
@@ -99,8 +165,17 @@ struct server::impl {
     limits_runtime limits;
     bool stopping = false;        // only touched on contexts[0]
     std::size_t next_worker = 0;  // only touched by the accept loop
+    // server.max_connections, lowered when the descriptor limit cannot hold it.
+    std::size_t max_connections = 0;
+    std::atomic<std::size_t> refusals_in_flight{0};
+    // Held in reserve: when accept() fails for want of a descriptor, this one is
+    // closed to accept and refuse the waiting connection, then taken back, so
+    // the listener never spins on EMFILE with connections piling up.
+    int spare_descriptor = -1;
+    std::chrono::steady_clock::time_point last_refusal_log{};
 
     impl(std::shared_ptr<const runtime_state> s, reloader r) : state(std::move(s)), reload(std::move(r)) {
+        size_connections();
         open_limits();
         auto threads = state->config.server.threads;
         if (threads == 0) {
@@ -110,9 +185,12 @@ struct server::impl {
             contexts.push_back(std::make_unique<asio::io_context>(1));
             auto& context = *contexts.back();
             workers.push_back(std::unique_ptr<worker_context>(new worker_context{
-                state, upstream_pool(context, state->config, *state->tls), registry.add_shard(), registry, limits, {},
+                state, upstream_pool(context, state->config, *state->tls, upstream_sockets), registry.add_shard(), registry, limits, {},
                 false, &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }, {}, nullptr,
                 {}}));
+        }
+        for (auto& worker : workers) {
+            worker->pool.count_handshakes_in(&worker->metrics.tls_handshakes, &worker->metrics.tls_resumed);
         }
         connect_shared_limits();
         for (auto& context : contexts) {
@@ -121,6 +199,72 @@ struct server::impl {
         // Installed before the listening socket exists, so that a stop signal
         // sent as soon as the proxy says it listens is never lost to the default action.
         signals = std::make_unique<asio::signal_set>(*contexts[0], SIGINT, SIGTERM, SIGHUP);
+    }
+
+    ~impl() {
+        if (spare_descriptor >= 0) {
+            ::close(spare_descriptor);
+        }
+    }
+
+    // Each client connection may hold one upstream socket too: the configured
+    // cap is lowered (with a warning) when the descriptor limit, raised to its
+    // hard maximum first, could not serve that many.
+    void size_connections() {
+        const auto descriptors = raise_descriptor_limit();
+        const auto configured = state->config.server.max_connections;
+        const auto room = descriptors > 2 * reserved_descriptors ? (descriptors - reserved_descriptors) / 2 : 16;
+        max_connections = std::min(configured, room);
+        if (max_connections < configured) {
+            log_line(log_level::warn, "server.max_connections " + std::to_string(configured) + " lowered to " +
+                                          std::to_string(max_connections) + ": the descriptor limit is " +
+                                          std::to_string(descriptors) +
+                                          " (each client connection may need an upstream one too); raise it "
+                                          "with ulimit -n or LimitNOFILE=");
+        }
+        spare_descriptor = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+
+    // Over the cap: a 503 instead of a session. Bounded too, so that a flood of
+    // connections cannot turn refusals into the new way to run out of descriptors.
+    void refuse(tcp::socket socket, std::size_t worker_index, const char* why) {
+        metrics::shard::add(workers[0]->metrics.refused_connections);
+        const auto now = std::chrono::steady_clock::now();
+        if (now - last_refusal_log >= std::chrono::seconds(1)) {
+            last_refusal_log = now;
+            log_line(log_level::warn, std::string("connection refused with 503: ") + why);
+        }
+        if (refusals_in_flight.load(std::memory_order_relaxed) >= reserved_descriptors / 2) {
+            return;  // the socket closes here
+        }
+        refusals_in_flight.fetch_add(1, std::memory_order_relaxed);
+        asio::co_spawn(*contexts[worker_index], refuse_connection(std::move(socket), refusal_answer(
+                                                                  "the proxy has " + std::to_string(max_connections) +
+                                                                  " client connections open, the most it takes "
+                                                                  "(server.max_connections); close idle connections "
+                                                                  "or retry shortly")),
+                       [this](std::exception_ptr) { refusals_in_flight.fetch_sub(1, std::memory_order_relaxed); });
+    }
+
+    // accept() failed for want of a descriptor: give the spare one up to take
+    // the oldest waiting connection, refuse it, and take the spare back.
+    void refuse_without_descriptors() {
+        if (spare_descriptor < 0) {
+            return;
+        }
+        ::close(spare_descriptor);
+        spare_descriptor = -1;
+        const int fd = ::accept4(acceptor->native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+        if (fd >= 0) {
+            static const std::string answer = refusal_answer(
+                "the proxy is out of file descriptors (see the descriptor limit, ulimit -n); retry shortly");
+            // Best effort, never waiting: a descriptor this scarce is not held for a client.
+            [[maybe_unused]] const auto sent = ::send(fd, answer.data(), answer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+            ::shutdown(fd, SHUT_WR);
+            ::close(fd);
+            metrics::shard::add(workers[0]->metrics.refused_connections);
+        }
+        spare_descriptor = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     }
 
     // The buckets live as long as the process (a reload keeps them); the month
@@ -185,17 +329,31 @@ struct server::impl {
     }
 
     awaitable<void> accept_loop() {
-        for (;;) {
+        while (!stopping) {
             const auto index = next_worker++ % workers.size();
             auto [ec, socket] = co_await acceptor->async_accept(*contexts[index], as_result);
-            if (ec == asio::error::operation_aborted) {
+            // A stop closes the listener: whatever the accept then says, the loop is over.
+            if (ec == asio::error::operation_aborted || stopping || !acceptor->is_open()) {
                 co_return;
             }
             if (ec) {
-                // Out of descriptors and the like: say so, breathe, keep serving.
-                log_line(log_level::error, "accept failed: " + ec.message());
-                asio::steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(50));
+                const bool out_of_descriptors =
+                    ec == asio::error::no_descriptors || ec.value() == ENFILE || ec == asio::error::no_buffer_space;
+                const auto now = std::chrono::steady_clock::now();
+                if (now - last_refusal_log >= std::chrono::seconds(1)) {
+                    last_refusal_log = now;
+                    log_line(log_level::error, "accept failed: " + ec.message());
+                }
+                if (out_of_descriptors) {
+                    refuse_without_descriptors();
+                }
+                // Breathe before the next try: the failure is seldom gone at once.
+                asio::steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(10));
                 co_await pause.async_wait(as_result);
+                continue;
+            }
+            if (open_sessions.load(std::memory_order_relaxed) >= max_connections) {
+                refuse(std::move(socket), index, "server.max_connections reached");
                 continue;
             }
             open_sessions.fetch_add(1, std::memory_order_relaxed);

@@ -45,7 +45,8 @@ struct answer_plan {
 struct request_context {
     std::string id;
     std::string_view method;
-    std::string path;
+    std::string path;           // canonical (http_util.hpp canonical_path): what routing and limits see
+    std::string path_refusal;   // why the path is refused (400), empty when it is not
     std::optional<routing::upstream_id> upstream;
     std::string rules;  // comma-separated rule ids that changed the request or answer
     bool client_keep_alive = true;
@@ -130,10 +131,23 @@ private:
     // Completes when the client hangs up (then closes `connection` at once, so the
     // upstream request ends too) or when cancelled by the work it runs beside.
     awaitable<void> watch_client(upstream_connection* connection, bool& client_gone);
-    // Reads the upstream answer's header while watching the client.
+    // Reads the upstream's final answer header into a new `parser` while
+    // watching the client. Interim 1xx answers are read past (RFC 9110 §15.2);
+    // a 101 is an error (the proxy never asks for an upgrade). `head_request`:
+    // the answer has no body whatever its header says.
     awaitable<boost::system::error_code> read_upstream_header(upstream_connection& connection,
-                                                              response_parser& parser, config::duration timeout,
+                                                              std::optional<response_parser>& parser,
+                                                              bool head_request, config::duration timeout,
                                                               bool& client_gone);
+    // Gives the connection back to the pool when `parser` read a whole answer
+    // that allows keep-alive and nothing follows it; closes it otherwise.
+    void release_or_close(routing::upstream_id upstream, connection_ptr& owned, const response_parser& parser);
+    // After a transcoded stream ended at its last event: reads the rest of the
+    // upstream body (the chunked terminator, usually in the same packet) for a
+    // short while, so that the connection can go back to the pool.
+    awaitable<void> finish_upstream_body(upstream_connection& connection, response_parser& parser);
+    // Answers 400 to bytes that are not HTTP and closes the connection.
+    awaitable<bool> refuse_malformed(request_context& context, const boost::system::error_code& ec);
 
     // --- response_relay.cpp: the answer
     awaitable<bool> relay_response(upstream_connection& connection, connection_ptr& owned, response_parser& parser,

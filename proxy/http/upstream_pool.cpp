@@ -23,10 +23,11 @@ bool is_ip_literal(const std::string& host) {
 
 // An idle keep-alive connection is only worth reusing if the server has not
 // closed it meanwhile: a readable socket at rest means EOF, a reset or stray
-// bytes, and each of those makes it unusable.
+// bytes, and each of those makes it unusable; so do bytes already read past
+// the last answer.
 bool still_open(upstream_connection& connection) {
     auto& socket = connection.tcp().socket();
-    if (!socket.is_open()) {
+    if (!socket.is_open() || connection.read_buffer().size() != 0) {
         return false;
     }
     char byte = 0;
@@ -46,6 +47,12 @@ std::string tls_failure_detail(const boost::system::error_code& ec, SSL* ssl) {
 }
 
 }  // namespace
+
+upstream_connection::~upstream_connection() {
+    if (counter_ != nullptr) {
+        counter_->fetch_sub(1, std::memory_order_relaxed);
+    }
+}
 
 void upstream_connection::abort() noexcept {
     boost::system::error_code ignored;
@@ -80,8 +87,9 @@ tls_contexts::tls_contexts(const config::proxy_config& config) {
     }
 }
 
-upstream_pool::upstream_pool(asio::io_context& io, const config::proxy_config& config, const tls_contexts& tls)
-    : io_(io), tls_(&tls) {
+upstream_pool::upstream_pool(asio::io_context& io, const config::proxy_config& config, const tls_contexts& tls,
+                             upstream_socket_counts& counts)
+    : io_(io), tls_(&tls), counts_(&counts) {
     for (std::size_t i = 0; i < routing::upstream_count; ++i) {
         settings_[i] = &config.upstreams.at(std::string(routing::upstream_name(static_cast<routing::upstream_id>(i))));
     }
@@ -95,7 +103,9 @@ void upstream_pool::rebind(const config::proxy_config& config, const tls_context
         // TLS contexts are rebuilt on every reload, so kept TLS connections go too.
         if (next->base_url != previous->base_url || next->ca_file != previous->ca_file || next->tls) {
             idle_[i].clear();
+            tls_sessions_[i].reset();
         }
+        resolved_[i] = {};  // a reload resolves again
         settings_[i] = next;
     }
 }
@@ -122,6 +132,39 @@ errors::openai_error upstream_failure(std::string_view upstream, const std::stri
                               timed_out ? "upstream_timeout" : "upstream_unreachable");
 }
 
+awaitable<boost::system::error_code> upstream_pool::endpoints_of(routing::upstream_id id,
+                                                                 std::vector<tcp::endpoint>& out) {
+    const auto index = static_cast<std::size_t>(id);
+    auto& cached = resolved_[index];
+    const auto now = std::chrono::steady_clock::now();
+    if (!cached.endpoints.empty() && now < cached.until) {
+        out = cached.endpoints;
+        co_return boost::system::error_code{};
+    }
+    const auto& s = settings(id);
+    boost::system::error_code ec;
+    const auto literal = asio::ip::make_address(s.host, ec);
+    if (!ec) {
+        cached.endpoints = {tcp::endpoint(literal, s.port)};
+        cached.until = std::chrono::steady_clock::time_point::max();
+        out = cached.endpoints;
+        co_return boost::system::error_code{};
+    }
+    tcp::resolver resolver(io_);
+    auto [resolve_ec, results] =
+        co_await resolver.async_resolve(s.host, std::to_string(s.port), tcp::resolver::numeric_service, as_result);
+    if (resolve_ec) {
+        co_return resolve_ec;
+    }
+    cached.endpoints.clear();
+    for (const auto& entry : results) {
+        cached.endpoints.push_back(entry.endpoint());
+    }
+    cached.until = now + resolve_ttl;
+    out = cached.endpoints;
+    co_return boost::system::error_code{};
+}
+
 awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id id, bool fresh) {
     const auto index = static_cast<std::size_t>(id);
     auto& idle = idle_[index];
@@ -138,19 +181,45 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id i
     const auto& s = settings(id);
     const auto name = routing::upstream_name(id);
     const auto endpoint = endpoint_text(id);
-    const auto deadline = std::chrono::steady_clock::now() + s.connect_timeout;
 
-    tcp::resolver resolver(io_);
-    auto [resolve_ec, results] =
-        co_await resolver.async_resolve(s.host, std::to_string(s.port), tcp::resolver::numeric_service, as_result);
-    if (resolve_ec) {
+    // The cap counts every socket to this upstream, busy or idle, on every worker.
+    // At the cap, this worker's own idle ones are closed first to make room.
+    auto& open = counts_->open[index];
+    if (open.fetch_add(1, std::memory_order_relaxed) >= s.max_connections) {
+        open.fetch_sub(1, std::memory_order_relaxed);
+        idle.clear();
+        if (open.fetch_add(1, std::memory_order_relaxed) >= s.max_connections) {
+            open.fetch_sub(1, std::memory_order_relaxed);
+            co_return acquired{nullptr,
+                               errors::make_error(503,
+                                                  "upstream " + std::string(name) + " (" + endpoint + "): " +
+                                                      std::to_string(s.max_connections) +
+                                                      " connections already open, the most allowed (upstreams." +
+                                                      std::string(name) + ".max_connections); retry shortly",
+                                                  "upstream_connections_exhausted")};
+        }
+    }
+    // Counted from here: every early return below destroys `counted`, which gives the slot back.
+    struct slot_guard {
+        std::atomic<std::size_t>* counter;
+        ~slot_guard() {
+            if (counter != nullptr) {
+                counter->fetch_sub(1, std::memory_order_relaxed);
+            }
+        }
+    } counted{&open};
+
+    std::vector<tcp::endpoint> endpoints;
+    if (const auto resolve_ec = co_await endpoints_of(id, endpoints)) {
         co_return acquired{nullptr, upstream_failure(name, endpoint, "cannot resolve host " + s.host, resolve_ec)};
     }
 
+    const auto deadline = std::chrono::steady_clock::now() + s.connect_timeout;
     beast::tcp_stream stream(io_);
     stream.expires_at(deadline);
-    auto [connect_ec, connected] = co_await stream.async_connect(results, as_result);
+    auto [connect_ec, connected] = co_await stream.async_connect(endpoints, as_result);
     if (connect_ec) {
+        resolved_[index] = {};  // the host may have moved: resolve again next time
         const std::string what = connect_ec == beast::error::timeout
                                       ? "connect timed out after " + config::format_duration(s.connect_timeout)
                                       : "connect failed";
@@ -162,6 +231,7 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id i
         stream.expires_never();
         auto connection = std::make_unique<upstream_connection>(std::move(stream));
         connection->set_read_timeout(s.read_timeout);
+        connection->count_in(std::exchange(counted.counter, nullptr));
         co_return acquired{std::move(connection), std::nullopt};
     }
 
@@ -171,9 +241,14 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id i
         SSL_set_tlsext_host_name(tls.native_handle(), s.host.c_str());
     }
     tls.set_verify_callback(ssl::host_name_verification(s.host));
+    if (const auto& session = tls_sessions_[index]) {
+        // Resumed: one round trip and no certificate chain to verify again.
+        SSL_set_session(tls.native_handle(), session.get());
+    }
     beast::get_lowest_layer(tls).expires_at(deadline);
     auto [handshake_ec] = co_await tls.async_handshake(ssl::stream_base::client, as_result);
     if (handshake_ec) {
+        tls_sessions_[index].reset();
         if (handshake_ec == beast::error::timeout) {
             co_return acquired{nullptr,
                                upstream_failure(name, endpoint,
@@ -185,17 +260,44 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id i
         failure.code = "upstream_tls_error";
         co_return acquired{nullptr, std::move(failure)};
     }
+    // Written by this worker only (as the metrics shards are).
+    if (handshakes_ != nullptr) {
+        handshakes_->store(handshakes_->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
+    if (resumed_ != nullptr && SSL_session_reused(tls.native_handle()) == 1) {
+        resumed_->store(resumed_->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    }
     beast::get_lowest_layer(tls).expires_never();
     auto connection = std::make_unique<upstream_connection>(std::move(tls));
     connection->set_read_timeout(s.read_timeout);
+    connection->count_in(std::exchange(counted.counter, nullptr));
     co_return acquired{std::move(connection), std::nullopt};
 }
 
-void upstream_pool::release(routing::upstream_id id, connection_ptr connection) {
-    auto& idle = idle_[static_cast<std::size_t>(id)];
-    if (!connection || idle.size() >= settings(id).max_connections) {
+void upstream_pool::release(routing::upstream_id id, connection_ptr connection, bool answer_complete) {
+    const auto index = static_cast<std::size_t>(id);
+    auto& idle = idle_[index];
+    if (!connection || !answer_complete || connection->read_buffer().size() != 0 ||
+        !connection->tcp().socket().is_open() || idle.size() >= settings(id).max_idle_connections) {
+        if (connection) {
+            connection->abort();
+        }
         return;  // unique_ptr closes it
     }
+    connection->visit([&](auto& stream) {
+        using stream_type = std::decay_t<decltype(stream)>;
+        if constexpr (std::is_same_v<stream_type, upstream_connection::tls_stream>) {
+            // Read by now, so a TLS 1.3 ticket sent after the handshake is in it.
+            SSL* ssl = stream.native_handle();
+            if (SSL_SESSION* session = SSL_get1_session(ssl)) {
+                if (SSL_SESSION_is_resumable(session) == 1) {
+                    tls_sessions_[index] = std::shared_ptr<SSL_SESSION>(session, SSL_SESSION_free);
+                } else {
+                    SSL_SESSION_free(session);
+                }
+            }
+        }
+    });
     connection->tcp().expires_never();
     idle.push_back(std::move(connection));
 }

@@ -1,9 +1,13 @@
 #pragma once
 // Keep-alive connections to the three Mistral upstreams, one pool per worker
 // thread (so no locking): a request takes an idle connection that is still
-// open, or opens a new one (resolve, connect, TLS with SNI and host name
-// verification), and gives it back when the answer was read to its end.
+// open, or opens a new one (connect to the kept endpoints, TLS with SNI and
+// host name verification), and gives it back when the answer was read to its
+// end with nothing left over: a connection carrying one stray byte would hand
+// it to the next client.
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <variant>
 #include <vector>
@@ -15,6 +19,12 @@
 
 namespace mistral_proxy::http {
 
+// Upstream sockets open at once, per upstream, across every worker: what
+// `upstreams.NAME.max_connections` caps.
+struct upstream_socket_counts {
+    std::array<std::atomic<std::size_t>, routing::upstream_count> open{};
+};
+
 class upstream_connection {
 public:
     using plain_stream = beast::tcp_stream;
@@ -24,6 +34,9 @@ public:
     // into an empty flat_buffer is only 512 bytes and an answer then takes many.
     explicit upstream_connection(plain_stream stream) : stream_(std::move(stream)) { read_buffer_.reserve(16 * 1024); }
     explicit upstream_connection(tls_stream stream) : stream_(std::move(stream)) { read_buffer_.reserve(16 * 1024); }
+    ~upstream_connection();
+    upstream_connection(const upstream_connection&) = delete;
+    upstream_connection& operator=(const upstream_connection&) = delete;
 
     beast::tcp_stream& tcp() noexcept {
         return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
@@ -40,6 +53,9 @@ public:
     bool reused() const noexcept { return reused_; }
     void mark_reused() noexcept { reused_ = true; }
 
+    // Counted in `counter` until destroyed.
+    void count_in(std::atomic<std::size_t>* counter) noexcept { counter_ = counter; }
+
     // The upstream's read_timeout: the longest wait for each read of an answer.
     config::duration read_timeout() const noexcept { return read_timeout_; }
     void set_read_timeout(config::duration timeout) noexcept { read_timeout_ = timeout; }
@@ -48,6 +64,7 @@ private:
     std::variant<plain_stream, tls_stream> stream_;
     beast::flat_buffer read_buffer_;
     bool reused_ = false;
+    std::atomic<std::size_t>* counter_ = nullptr;
     config::duration read_timeout_{std::chrono::seconds(120)};
 };
 
@@ -67,7 +84,8 @@ private:
 
 class upstream_pool {
 public:
-    upstream_pool(asio::io_context& io, const config::proxy_config& config, const tls_contexts& tls);
+    upstream_pool(asio::io_context& io, const config::proxy_config& config, const tls_contexts& tls,
+                  upstream_socket_counts& counts);
 
     // After a reload: idle connections to an upstream whose settings changed are dropped.
     void rebind(const config::proxy_config& config, const tls_contexts& tls);
@@ -79,8 +97,11 @@ public:
     // `fresh` skips idle connections (used to retry once after a stale one failed).
     awaitable<acquired> acquire(routing::upstream_id id, bool fresh = false);
 
-    // Keeps the connection for reuse when the pool is not full; else closes it.
-    void release(routing::upstream_id id, connection_ptr connection);
+    // Keeps the connection for reuse when the answer just read on it was whole
+    // (`answer_complete`: its parser is done and allows keep-alive), nothing
+    // past that answer sits in its buffer, and the pool is not full; else
+    // closes it.
+    void release(routing::upstream_id id, connection_ptr connection, bool answer_complete);
 
     const config::upstream_settings& settings(routing::upstream_id id) const noexcept {
         return *settings_[static_cast<std::size_t>(id)];
@@ -88,11 +109,33 @@ public:
     // "api.mistral.ai:443" — where, for error messages.
     std::string endpoint_text(routing::upstream_id id) const;
 
+    // Where the pool counts its TLS handshakes (the worker's metrics shard).
+    void count_handshakes_in(std::atomic<std::uint64_t>* handshakes, std::atomic<std::uint64_t>* resumed) noexcept {
+        handshakes_ = handshakes;
+        resumed_ = resumed;
+    }
+
 private:
+    // Where an upstream is: resolved once (a literal IP never), kept for
+    // `resolve_ttl`, and again after a connect failure or a reload, so that no
+    // request waits on the resolver thread.
+    struct resolved_endpoints {
+        std::vector<tcp::endpoint> endpoints;
+        std::chrono::steady_clock::time_point until{};
+    };
+    static constexpr auto resolve_ttl = std::chrono::seconds(60);
+    awaitable<boost::system::error_code> endpoints_of(routing::upstream_id id, std::vector<tcp::endpoint>& out);
+
     asio::io_context& io_;
     const tls_contexts* tls_;
+    upstream_socket_counts* counts_;
     std::array<const config::upstream_settings*, routing::upstream_count> settings_{};
     std::array<std::vector<connection_ptr>, routing::upstream_count> idle_;
+    std::array<resolved_endpoints, routing::upstream_count> resolved_;
+    // TLS sessions to resume on new connections (one per upstream, refreshed by each full handshake).
+    std::array<std::shared_ptr<SSL_SESSION>, routing::upstream_count> tls_sessions_;
+    std::atomic<std::uint64_t>* handshakes_ = nullptr;
+    std::atomic<std::uint64_t>* resumed_ = nullptr;
 };
 
 // Formats the ways a connection can fail into one message naming the upstream.

@@ -233,6 +233,9 @@ std::string registry::render(std::string_view extra) const {
     }
 
     std::int64_t connections = 0;
+    std::uint64_t refused = 0;
+    std::uint64_t handshakes = 0;
+    std::uint64_t resumed = 0;
     std::int64_t streams = 0;
     std::uint64_t received = 0;
     std::uint64_t sent = 0;
@@ -243,6 +246,9 @@ std::string registry::render(std::string_view extra) const {
     for (const auto& sh : shards_) {
         connections += sh->open_connections.load(std::memory_order_relaxed);
         streams += sh->open_streams.load(std::memory_order_relaxed);
+        refused += read(sh->refused_connections);
+        handshakes += read(sh->tls_handshakes);
+        resumed += read(sh->tls_resumed);
         received += read(sh->bytes_received);
         sent += read(sh->bytes_sent);
         queue_wait.add(sh->queue_wait);
@@ -252,6 +258,15 @@ std::string registry::render(std::string_view extra) const {
     }
     append_header(out, "mistral_proxy_open_connections", "gauge", "Client connections open now.");
     out.append("mistral_proxy_open_connections ").append(std::to_string(connections)).append("\n");
+    append_header(out, "mistral_proxy_refused_connections_total", "counter",
+                  "Client connections answered 503 and closed: server.max_connections reached or no descriptor left.");
+    out.append("mistral_proxy_refused_connections_total ").append(std::to_string(refused)).append("\n");
+    append_header(out, "mistral_proxy_upstream_tls_handshakes_total", "counter",
+                  "TLS handshakes with upstreams (one per new upstream connection).");
+    out.append("mistral_proxy_upstream_tls_handshakes_total ").append(std::to_string(handshakes)).append("\n");
+    append_header(out, "mistral_proxy_upstream_tls_resumed_total", "counter",
+                  "Upstream TLS handshakes that resumed an earlier session.");
+    out.append("mistral_proxy_upstream_tls_resumed_total ").append(std::to_string(resumed)).append("\n");
     append_header(out, "mistral_proxy_open_streams", "gauge", "Answers being relayed to clients now.");
     out.append("mistral_proxy_open_streams ").append(std::to_string(streams)).append("\n");
     append_header(out, "mistral_proxy_request_body_bytes_total", "counter", "Request body bytes received from clients.");

@@ -82,6 +82,9 @@ struct shard {
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(local_limit::count_)> local_rate_limited{};
     std::array<std::atomic<std::uint64_t>, 3> upstream_failures{};  // per upstream: connect/TLS/timeout/reset
     std::atomic<std::int64_t> open_connections{0};
+    std::atomic<std::uint64_t> refused_connections{0};  // past server.max_connections or out of descriptors
+    std::atomic<std::uint64_t> tls_handshakes{0};       // new upstream TLS connections
+    std::atomic<std::uint64_t> tls_resumed{0};          // ... of which resumed a session
     std::atomic<std::int64_t> open_streams{0};
     std::atomic<std::uint64_t> bytes_received{0};
     std::atomic<std::uint64_t> bytes_sent{0};

@@ -1,6 +1,7 @@
 #include "routing/keys.hpp"
 
 #include <cstdint>
+#include <stdexcept>
 
 namespace mistral_proxy::routing {
 
@@ -47,6 +48,22 @@ std::optional<std::string> read_env(const std::function<const char*(const char*)
     return std::string(trimmed);
 }
 
+// A key goes into a header line: a CR, LF or any byte outside visible ASCII
+// would end that line early and let the environment write headers of its own.
+void require_header_safe(const std::optional<std::string>& key, const std::string& env_name) {
+    if (!key) {
+        return;
+    }
+    for (const char c : *key) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x21 || byte > 0x7e) {
+            throw std::runtime_error("the environment variable " + env_name +
+                                     " holds a key with a byte that cannot be sent in an HTTP header (a control "
+                                     "character, space or non-ASCII byte): check how it was set");
+        }
+    }
+}
+
 }  // namespace
 
 void key_store::load(const config::proxy_config& config, const std::function<const char*(const char*)>& getenv_fn) {
@@ -58,6 +75,7 @@ void key_store::load(const config::proxy_config& config, const std::function<con
         }
         upstream_key_env_[i] = it->second.api_key_env;
         upstream_keys_[i] = read_env(getenv_fn, it->second.api_key_env);
+        require_header_safe(upstream_keys_[i], it->second.api_key_env);
     }
     client_keys_env_ = config.client_keys_env;
     if (client_keys_env_.empty()) {

@@ -19,6 +19,8 @@ class key_store {
 public:
     // Reads every upstream's api_key_env and client_keys_env through `getenv_fn`
     // (std::getenv in production, a table in tests). Empty values count as unset.
+    // Throws std::runtime_error naming the variable (never the value) when an
+    // upstream key holds a byte that cannot go into a header line.
     template <class Getenv>
     static key_store from_environment(const config::proxy_config& config, Getenv&& getenv_fn);
 

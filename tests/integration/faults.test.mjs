@@ -32,10 +32,10 @@ before(async () => {
   stack = await startStack({
     proxy: {
       upstreams: {
-        // max_connections 2: the pool may keep at most 2 idle upstream connections per
+        // max_idle_connections 2: the pool may keep at most 2 idle upstream connections per
         // worker, which bounds the descriptors a leak check must tolerate.
-        mistral: { read_timeout: '500ms', max_connections: 2 },
-        codestral: { base_url: tlsFake.url, ca_file: pki.ca.cert, max_connections: 2 },
+        mistral: { read_timeout: '500ms', max_idle_connections: 2 },
+        codestral: { base_url: tlsFake.url, ca_file: pki.ca.cert, max_idle_connections: 2 },
       },
       server: { header_timeout: '1s', body_timeout: '1s', max_header_bytes: 8192, max_body_bytes: MAX_BODY, threads: 2 },
     },
@@ -254,7 +254,7 @@ test('after all faults: descriptors and RSS back to baseline, and the proxy stil
   assert.ok(baseline, 'no baseline (warm-up failed)');
   const res = await postJson(chatUrl(), chatBody('still here'));
   assert.equal(res.status, 200, res.text);
-  // Pooled keep-alive upstream connections may differ by a few (max_connections 2 per worker).
+  // Pooled keep-alive upstream connections may differ by a few (max_idle_connections 2 per worker).
   const allowed = baseline.fds + 4;
   await waitUntil(() => fdCount(pid) <= allowed, {
     timeoutMs: 5000,
@@ -269,7 +269,7 @@ test('after all faults: descriptors and RSS back to baseline, and the proxy stil
 // Its own proxy: the fault proxy's 500ms read_timeout would turn a slow first byte of the
 // in-process fake under this load into 504s. Same fd/RSS rules, its own baseline.
 test(`${STREAMS} concurrent paced streams: all complete, RSS stays under 64 MB and settles`, async () => {
-  const load = await startStack({ proxy: { upstreams: { mistral: { max_connections: 2 } }, server: { threads: 2 } } });
+  const load = await startStack({ proxy: { upstreams: { mistral: { max_idle_connections: 2 } }, server: { threads: 2 } } });
   try {
     const lpid = load.proxy.pid;
     const url = `${load.proxy.baseURL}/chat/completions`;

@@ -127,7 +127,7 @@ TEST_CASE("empty config gives every default") {
         CHECK(m.ca_file.empty());
         CHECK(m.connect_timeout == 5s);
         CHECK(m.read_timeout == 120s);
-        CHECK(m.max_connections == 64);
+        CHECK(m.max_connections == 1024);
         CHECK(c.upstreams.at("mistral_eu").host == "api.eu.mistral.ai");
         CHECK(c.upstreams.at("mistral_eu").api_key_env == "MISTRAL_API_KEY");
         CHECK(c.upstreams.at("codestral").host == "codestral.mistral.ai");

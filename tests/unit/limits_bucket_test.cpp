@@ -9,6 +9,7 @@
 #include "limits/estimate.hpp"
 #include "limits/limiter.hpp"
 #include "limits/token_bucket.hpp"
+#include "limits/token_count.hpp"
 
 using namespace mistral_proxy::limits;
 using namespace std::chrono_literals;
@@ -111,6 +112,27 @@ TEST_CASE("token bucket arithmetic") {
         token_bucket b(1, 1);
         b.take(b.earliest(t0, 1), 1);
         CHECK(b.earliest(t0 - 10s, 1) == t0 + 1s);
+    }
+    SUBCASE("a debt past the clock's range saturates instead of wrapping into the past") {
+        token_bucket b(10, 100);
+        const double huge = static_cast<double>(std::numeric_limits<std::uint64_t>::max());
+        b.take(t0, huge);  // ~292 years of debt on top of 2025 overflows 64-bit nanoseconds
+        CHECK(b.full_at(t0) == time_point::max());
+        CHECK(b.earliest(t0, 1) > t0 + chr::years(200));
+        CHECK(b.available(t0) == doctest::Approx(0));
+        b.take(b.earliest(t0, 1), huge);
+        b.give_back(-huge);
+        CHECK(b.full_at(t0) == time_point::max());
+        b.reconfigure(t0, 1, 10);  // keeps the (saturated) debt
+        CHECK(b.earliest(t0, 1) > t0 + chr::years(200));
+    }
+    SUBCASE("a refund past the clock's range saturates instead of wrapping into the future") {
+        token_bucket b(1, 1);
+        b.take(t0, 1);
+        b.give_back(1e30);  // ~292 years back from 2025: before 1970, still in range
+        b.give_back(1e30);  // once wrapped around to 2039: a bucket in debt for years
+        CHECK(b.earliest(t0, 1) == t0);
+        CHECK(b.available(t0) == doctest::Approx(1));
     }
 }
 

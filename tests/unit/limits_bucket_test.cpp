@@ -144,7 +144,11 @@ TEST_CASE("token estimate") {
     };
     const row rows[] = {
         {0, {}, 512}, {1, {}, 513}, {4, {}, 513}, {5, {}, 514}, {4000, 100, 1100}, {4000, 0, 1000},
-        {10, std::numeric_limits<std::uint64_t>::max(), std::numeric_limits<std::uint64_t>::max()},
+        // max_tokens is clamped to the longest completion (128k), whatever the client asks.
+        {10, 131072, 3 + 131072},
+        {10, 131073, 3 + 131072},
+        {10, std::numeric_limits<std::uint64_t>::max(), 3 + 131072},
+        {std::numeric_limits<std::size_t>::max(), std::numeric_limits<std::uint64_t>::max(), max_token_count},
     };
     for (const auto& r : rows) {
         CAPTURE(r.bytes);
@@ -152,6 +156,67 @@ TEST_CASE("token estimate") {
     }
     CHECK(estimate_tokens(100, {}, estimate_settings{2, 10}) == 60);
     CHECK(estimate_tokens(100, {}, estimate_settings{0, 0}) == 100);
+    CHECK(estimate_tokens(100, 5000, estimate_settings{4, 512, 1000}) == 25 + 1000);
+}
+
+TEST_CASE("token estimate: what a request without a reported usage books") {
+    struct row {
+        std::size_t bytes;
+        std::optional<std::uint64_t> max_tokens;
+        std::uint64_t tokens;
+        std::uint64_t unreported;
+    };
+    const row rows[] = {
+        {400, {}, 100 + 512, 100 + 512},  // no max_tokens: the default, both ways
+        {400, 100, 200, 200},             // a small max_tokens: the estimate itself
+        {400, 512, 612, 612},
+        {400, 4096, 100 + 4096, 100 + 512},  // a large one: the prompt and at most 512 of it
+        {400, std::numeric_limits<std::uint64_t>::max(), 100 + 131072, 100 + 512},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.max_tokens.value_or(0));
+        const token_estimate e = estimate_request(r.bytes, r.max_tokens);
+        CHECK(e.tokens == r.tokens);
+        CHECK(e.unreported == r.unreported);
+        CHECK(e.unreported <= e.tokens);
+    }
+}
+
+TEST_CASE("tokens_to_book: reported usage, refused, or a bounded estimate") {
+    constexpr auto none = std::numeric_limits<std::uint64_t>::max();
+    struct row {
+        const char* name;
+        std::optional<std::uint64_t> reported;
+        bool refused;
+        std::uint64_t estimated;
+        std::uint64_t unreported;
+        std::uint64_t expected;
+    };
+    const row rows[] = {
+        {"reported usage wins, even above the estimate", 5000, false, 612, 612, 5000},
+        {"reported usage wins over refused", 7, true, 612, 612, 7},
+        {"refused: nothing generated", {}, true, 131172, 612, 0},
+        {"cut short: the bounded estimate", {}, false, 131172, 612, 612},
+        {"cut short: never more than the estimate", {}, false, 300, 612, 300},
+        {"cut short, no bounded estimate given: the estimate", {}, false, 612, none, 612},
+        {"a reported 2^64-1 saturates", none, false, 612, 612, max_token_count},
+        {"an estimate of 2^64-1 saturates", {}, false, none, none, max_token_count},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.name);
+        CHECK(tokens_to_book(r.reported, r.refused, r.estimated, r.unreported) == r.expected);
+    }
+}
+
+TEST_CASE("token counts saturate") {
+    constexpr auto top = std::numeric_limits<std::uint64_t>::max();
+    CHECK(add_tokens(top, top) == max_token_count);
+    CHECK(add_tokens(max_token_count - 1, 1) == max_token_count);
+    CHECK(add_tokens(max_token_count, 1) == max_token_count);
+    CHECK(add_tokens(2, 3) == 5);
+    CHECK(sub_tokens(2, 3) == 0);
+    CHECK(sub_tokens(top, 1) == top - 1);
+    CHECK(clamp_tokens(top) == max_token_count);
 }
 
 TEST_CASE("limiter: requests are paced FIFO and refused past max_queue_wait") {

@@ -320,10 +320,15 @@ TEST_CASE("limiter: cancel gives the place and the tokens back") {
     }
     SUBCASE("a cancelled month estimate is no longer in flight") {
         limiter month(settings_with({0, 0, 1000}));
-        const auto big = month.reserve("mistral", t0, 5000);
-        REQUIRE(big.granted);
+        // Each holds half of what is left: 500, 250, ..., 1; ten hold it all.
+        std::vector<reservation> held;
+        for (auto r = month.reserve("mistral", t0, 5000); r.granted; r = month.reserve("mistral", t0, 5000)) {
+            held.push_back(*r.granted);
+            REQUIRE(held.size() < 64);
+        }
+        CHECK(held.size() == 10);
         CHECK(month.reserve("mistral", t0, 1).refused);
-        month.cancel(*big.granted);
+        month.cancel(held.front());
         CHECK(month.reserve("mistral", t0, 1).granted);
     }
 }
@@ -351,13 +356,16 @@ TEST_CASE("limiter: monthly budget, rollover") {
     lim.settle(*a.granted, t0 + 1s, 600);
     CHECK(lim.month_used("mistral", t0 + 1s) == 600);
     // 400 are left: a request estimated at 2000 is still admitted (the budget
-    // is not spent) ...
+    // is not spent), holding half of what is left ...
     const auto b = lim.reserve("mistral", t0 + 2s, 2000);
     REQUIRE(b.granted);
-    // ... while it is in flight its estimate counts: the next is refused.
-    const auto c = lim.reserve("mistral", t0 + 2s, 1);
-    REQUIRE(c.refused);
-    CHECK(c.refused->limit == limit_kind::tokens_per_month);
+    CHECK(b.granted->month_held == 200);
+    // ... so the others are not locked out while it runs; in-flight holds
+    // still count: this one holds the half of the 200 left.
+    const auto c = lim.reserve("mistral", t0 + 2s, 150);
+    REQUIRE(c.granted);
+    CHECK(c.granted->month_held == 100);
+    CHECK(lim.snapshot("mistral", t0 + 2s).month_tokens->remaining == doctest::Approx(100));
     lim.settle(*b.granted, t0 + 3s, 450);
     CHECK(lim.month_used("mistral", t0 + 3s) == 1050);
 
@@ -376,8 +384,55 @@ TEST_CASE("limiter: monthly budget, rollover") {
     CHECK(e.granted->month == month_id{2025, 4});
     CHECK(lim.month_used("mistral", april) == 0);
     // A March reservation settled in April is booked to April.
-    const auto late = lim.settle(*b.granted, april + 1s, 0);
+    const auto late = lim.settle(*c.granted, april + 1s, 7);
     CHECK(late.month == month_id{2025, 4});
+    CHECK(lim.month_used("mistral", april + 1s) == 7);
+}
+
+TEST_CASE("limiter: an estimate of 2^64-1 (max_tokens: 1e30) locks nobody out") {
+    constexpr auto huge = std::numeric_limits<std::uint64_t>::max();
+    limiter lim(settings_with({0, 6000, 100000}, 10s));  // 100 tokens/s, holds 6000
+    const auto big = lim.reserve("mistral", t0, huge);
+    REQUIRE(big.granted);
+    CHECK(big.granted->ready_at == t0);
+    CHECK(big.granted->minute_held == 6000);  // the bucket's capacity, no debt
+    CHECK(big.granted->month_held == 50000);  // half of the month
+    // While it is in flight a normal request goes: behind it in the minute
+    // bucket (600 tokens at 100/s), not behind hours of debt, and the month is open.
+    const auto normal = lim.reserve("mistral", t0, 600);
+    REQUIRE(normal.granted);
+    CHECK(normal.granted->ready_at == t0 + 6s);
+    CHECK(normal.granted->month_held == 600);
+    // Both report small usages: the month holds exactly those.
+    lim.settle(*big.granted, t0 + 10s, 40);
+    lim.settle(*normal.granted, t0 + 10s, 30);
+    CHECK(lim.month_used("mistral", t0 + 10s) == 70);
+    const auto snap = lim.snapshot("mistral", t0 + 10s);
+    CHECK(snap.month_tokens->remaining == doctest::Approx(100000 - 70));
+
+    SUBCASE("a cancelled one gives back exactly what it held") {
+        const auto again = lim.reserve("mistral", t0 + 70s, huge);
+        REQUIRE(again.granted);
+        lim.cancel(*again.granted);
+        CHECK(lim.snapshot("mistral", t0 + 70s).month_tokens->remaining == doctest::Approx(100000 - 70));
+        CHECK(lim.snapshot("mistral", t0 + 70s).tokens->remaining == doctest::Approx(6000));
+    }
+}
+
+TEST_CASE("limiter: the month's usage saturates near 2^64 instead of wrapping") {
+    constexpr auto huge = std::numeric_limits<std::uint64_t>::max();
+    limiter lim(settings_with({0, 6000, 1000}));
+    const auto a = lim.reserve("mistral", t0, 10);
+    const auto b = lim.reserve("mistral", t0, 10);
+    REQUIRE((a.granted && b.granted));
+    lim.settle(*a.granted, t0, huge);  // what a hostile or broken upstream might report
+    CHECK(lim.month_used("mistral", t0) == max_token_count);
+    lim.settle(*b.granted, t0, 5);  // 2^64 - 1 + 5 once wrapped to 4: a month open again
+    CHECK(lim.month_used("mistral", t0) == max_token_count);
+    const auto next = lim.reserve("mistral", t0 + 1s, 1);
+    REQUIRE(next.refused);
+    CHECK(next.refused->limit == limit_kind::tokens_per_month);
+    CHECK(lim.snapshot("mistral", t0 + 1s).month_tokens->remaining == doctest::Approx(0));
 }
 
 TEST_CASE("limiter: adapts to a lower upstream limit, never to a higher one") {

@@ -477,8 +477,9 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     worker_.metrics.proxy_overhead.observe(std::chrono::steady_clock::now() - body_ready);
 
     bool keep_alive = context.client_keep_alive;
-    const auto tokens = limits::estimate_tokens(out.body.size(), out.max_tokens);
-    if (!co_await wait_for_limits(context, upstream, tokens, keep_alive)) {
+    const auto estimate = limits::estimate_request(out.body.size(), out.max_tokens);
+    context.unreported_tokens = estimate.unreported;
+    if (!co_await wait_for_limits(context, upstream, estimate.tokens, keep_alive)) {
         co_return keep_alive;
     }
     co_return co_await exchange_buffered(context, upstream, upstream_request, plan);
@@ -572,10 +573,10 @@ awaitable<void> downstream_session::limits_cancel(const limits::reservation& res
 
 awaitable<void> downstream_session::limits_settle(request_context& context) {
     // Mistral's usage replaces the estimate; a refused call generated
-    // nothing; a stream cut short keeps the estimate (usage unknown).
-    const std::uint64_t actual = context.usage              ? context.usage->total_tokens
-                                 : context.upstream_refused ? 0
-                                                            : context.estimated_tokens;
+    // nothing; a stream cut short books a bounded estimate (usage unknown).
+    const std::uint64_t actual =
+        limits::tokens_to_book(context.usage ? std::optional<std::uint64_t>(context.usage->total_tokens) : std::nullopt,
+                               context.upstream_refused, context.estimated_tokens, context.unreported_tokens);
     const auto reservation = std::move(*context.reservation);
     context.reservation.reset();
     if (auto* limiter = worker_.limits.limiter.get()) {

@@ -3,6 +3,7 @@
 // downstream_session.cpp (connection loop, request side, limits, retries) and
 // response_relay.cpp (the answer: relayed, transcoded per event, or rewritten whole).
 #include <chrono>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -62,6 +63,8 @@ struct request_context {
     bool stream = false;
     std::optional<limits::reservation> reservation;
     std::uint64_t estimated_tokens = 0;
+    // At most this is booked when no usage comes (limits::tokens_to_book).
+    std::uint64_t unreported_tokens = std::numeric_limits<std::uint64_t>::max();
     std::optional<responses::usage_counts> usage;
     bool upstream_refused = false;  // answered non-2xx: nothing was generated
     limits::rate_limits upstream_limits;  // what Mistral said of its limits

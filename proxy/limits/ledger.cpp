@@ -12,6 +12,8 @@
 #include <optional>
 #include <vector>
 
+#include "limits/token_count.hpp"
+
 namespace mistral_proxy::limits {
 
 namespace {
@@ -250,6 +252,8 @@ month_ledger::open_result month_ledger::open(const std::string& state_dir) {
     }
 
     std::size_t offset = header_bytes;
+    std::size_t out_of_range = 0;
+    std::string first_out_of_range;
     while (offset < bytes.size()) {
         const std::size_t left = bytes.size() - offset;
         std::optional<parsed_record> record;
@@ -275,11 +279,28 @@ month_ledger::open_result month_ledger::open(const std::string& state_dir) {
                              " bytes at byte " + std::to_string(offset) + " (a write interrupted by a crash)";
             break;
         }
-        self.totals_[record->key][record->month] += record->tokens;
+        if (record->tokens > max_token_count) {
+            // Whole and checksummed, but no request can have used that much: the
+            // saturated estimate an older version booked for `max_tokens: 1e30`
+            // (2^64 - 1), which would lock the month for good. Not counted.
+            if (out_of_range == 0) {
+                first_out_of_range = "the first, " + std::to_string(record->tokens) + " tokens for '" + record->key +
+                                     "' in " + to_string(record->month) + ", at byte " + std::to_string(offset);
+            }
+            ++out_of_range;
+        } else {
+            std::uint64_t& total = self.totals_[record->key][record->month];
+            total = add_tokens(total, record->tokens);
+        }
         ++self.records_;
         offset += record_size;
     }
     self.size_ = offset;
+    if (out_of_range > 0) {
+        const std::string what = path + ": refused " + std::to_string(out_of_range) + " record(s) out of range (over " +
+                                 std::to_string(max_token_count) + " tokens; " + first_out_of_range + "): not counted";
+        result.warning += (result.warning.empty() ? "" : "; ") + what;
+    }
 
     std::size_t totals = 0;
     for (const auto& [key, months] : self.totals_) {
@@ -289,6 +310,15 @@ month_ledger::open_result month_ledger::open(const std::string& state_dir) {
         const std::lock_guard lock(self.mutex_);
         if (const auto ec = self.compact_locked()) {
             return fail("cannot compact the month ledger: " + ec.message());
+        }
+    } else if (out_of_range > 0) {
+        // Rewritten without them, so the warning is given once. Failing that,
+        // they are refused again at the next start: nothing is lost.
+        const std::lock_guard lock(self.mutex_);
+        if (const auto ec = self.compact_locked()) {
+            result.warning += "; could not rewrite the ledger without them: " + ec.message();
+        } else {
+            result.warning += "; the ledger was rewritten without them";
         }
     }
     return result;
@@ -305,7 +335,8 @@ std::uint64_t month_ledger::used(std::string_view key, month_id m) const {
 }
 
 std::error_code month_ledger::add(std::string_view key, month_id m, std::uint64_t tokens) {
-    if (key.empty() || key.size() > 255 || m.month < 1 || m.month > 12 || m.year < 0 || m.year > 65535) {
+    if (key.empty() || key.size() > 255 || m.month < 1 || m.month > 12 || m.year < 0 || m.year > 65535 ||
+        tokens > max_token_count) {
         return std::make_error_code(std::errc::invalid_argument);
     }
     std::vector<unsigned char> bytes;
@@ -329,7 +360,8 @@ std::error_code month_ledger::add(std::string_view key, month_id m, std::uint64_
     }
     size_ += bytes.size();
     ++records_;
-    totals_[std::string(key)][m] += tokens;
+    std::uint64_t& total = totals_[std::string(key)][m];
+    total = add_tokens(total, tokens);
     return {};
 }
 

@@ -21,7 +21,12 @@
 //     next): a torn tail. It is cut off (ftruncate + fsync) and reported in
 //     `warning`; every complete record before it is kept;
 //   - a bad record followed by more than one record's worth of bytes:
-//     corruption, open() fails with the offset.
+//     corruption, open() fails with the offset;
+//   - a whole record whose tokens are out of range (over max_token_count,
+//     2^53; e.g. the 2^64 - 1 an older version booked for `max_tokens: 1e30`):
+//     refused, i.e. not counted, and reported in `warning`; every other record
+//     is kept, and the file is rewritten (compacted) without it.
+// Totals saturate at max_token_count (token_count.hpp), never wrap.
 // One process at a time: the file is locked with flock(); a second open()
 // (another proxy on the same state_dir) fails. POSIX I/O only, no Asio.
 #include <cstdint>
@@ -41,7 +46,7 @@ public:
     struct open_result {
         std::unique_ptr<month_ledger> ledger;  // null on error
         std::string error;                     // "<path>: <what is wrong>" when ledger is null
-        std::string warning;                   // set when a torn tail was cut off (log it)
+        std::string warning;                   // set when a torn tail was cut off or records refused (log it)
     };
 
     // Creates state_dir (and parents) when missing, then opens or creates the
@@ -56,7 +61,8 @@ public:
     // Tokens booked to `key` in month `m` (0 when none). Thread-safe.
     std::uint64_t used(std::string_view key, month_id m) const;
 
-    // Appends and syncs one record. `key` is 1..255 bytes. On a failed write the
+    // Appends and syncs one record. `key` is 1..255 bytes, `tokens` at most
+    // max_token_count (else invalid_argument, nothing written). On a failed write the
     // file is cut back to its last good size, so the log stays well-formed.
     // Thread-safe (writes are serialised).
     std::error_code add(std::string_view key, month_id m, std::uint64_t tokens);

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "limits/ledger.hpp"
+#include "limits/token_count.hpp"
 
 namespace mistral_proxy::limits {
 
@@ -18,6 +19,14 @@ std::string format_number(double value) {
     char text[32];
     std::snprintf(text, sizeof text, "%g", value);
     return text;
+}
+
+// The most of an estimate the minute bucket holds: its capacity (whole tokens).
+std::uint64_t minute_hold(const token_bucket& bucket, std::uint64_t tokens) {
+    if (bucket.unlimited() || bucket.capacity() >= static_cast<double>(max_token_count)) {
+        return clamp_tokens(tokens);
+    }
+    return std::min(clamp_tokens(tokens), static_cast<std::uint64_t>(bucket.capacity()));
 }
 
 std::string format_seconds(clock::duration d) {
@@ -88,7 +97,7 @@ void limiter::roll_month(const std::string& key, key_state& s, month_id m) {
     }
     s.month = m;
     s.month_loaded = true;
-    s.month_used = ledger_ != nullptr ? ledger_->used(key, m) : 0;
+    s.month_used = ledger_ != nullptr ? clamp_tokens(ledger_->used(key, m)) : 0;
     // Estimates still in flight belong to the month they were taken in; their
     // settle() books the actual usage to the new month.
     s.month_in_flight = 0;
@@ -101,7 +110,8 @@ reserve_result limiter::reserve(std::string_view upstream, time_point now, std::
     const month_id month = month_of(now);
     roll_month(key, s, month);
 
-    if (s.month_budget > 0 && s.month_used + s.month_in_flight >= s.month_budget) {
+    const std::uint64_t spent = add_tokens(s.month_used, s.month_in_flight);
+    if (s.month_budget > 0 && spent >= s.month_budget) {
         const time_point reset = next_month_start(month);
         refusal r;
         r.limit = limit_kind::tokens_per_month;
@@ -111,7 +121,11 @@ reserve_result limiter::reserve(std::string_view upstream, time_point now, std::
         return {std::nullopt, std::move(r)};
     }
 
-    const auto cost = static_cast<double>(tokens);
+    const std::uint64_t minute_held = minute_hold(s.tokens, tokens);
+    const std::uint64_t left = sub_tokens(s.month_budget, spent);
+    const std::uint64_t month_held =
+        s.month_budget > 0 ? std::min(clamp_tokens(tokens), left / 2 + left % 2) : clamp_tokens(tokens);
+    const auto cost = static_cast<double>(minute_held);
     const time_point by_requests = s.requests.earliest(now, 1);
     const time_point by_tokens = s.tokens.earliest(now, cost);
     const time_point ready = std::max({now, by_requests, by_tokens, s.floor});
@@ -132,12 +146,14 @@ reserve_result limiter::reserve(std::string_view upstream, time_point now, std::
 
     s.requests.take(ready, 1);
     s.tokens.take(ready, cost);
-    s.month_in_flight += tokens;
+    s.month_in_flight = add_tokens(s.month_in_flight, month_held);
     reservation r;
     r.key = key;
     r.ready_at = ready;
     r.tokens = tokens;
     r.month = month;
+    r.minute_held = minute_held;
+    r.month_held = month_held;
     r.id = ++s.last_id;
     r.floor_before = s.floor;
     s.floor = ready;
@@ -159,9 +175,9 @@ time_point limiter::reserve_retry(reservation& r, time_point now, time_point not
 void limiter::cancel(const reservation& r) {
     const std::lock_guard lock(mutex_);
     key_state& s = state_for(r.key);
-    s.tokens.give_back(static_cast<double>(r.tokens));
+    s.tokens.give_back(static_cast<double>(r.minute_held));
     if (s.month_loaded && s.month == r.month) {
-        s.month_in_flight -= std::min(s.month_in_flight, r.tokens);
+        s.month_in_flight = sub_tokens(s.month_in_flight, r.month_held);
     }
     // Only the newest reservation hands the queue's tail back. The request slot
     // of an older one stays taken (it goes unused): giving it back would let a
@@ -176,16 +192,17 @@ void limiter::cancel(const reservation& r) {
 settle_result limiter::settle(const reservation& r, time_point now, std::uint64_t actual_tokens) {
     settle_result result;
     result.month = month_of(now);
+    actual_tokens = clamp_tokens(actual_tokens);
     {
         const std::lock_guard lock(mutex_);
         key_state& s = state_for(r.key);
         // Corrects the minute bucket by the difference (either sign).
-        s.tokens.give_back(static_cast<double>(r.tokens) - static_cast<double>(actual_tokens));
+        s.tokens.give_back(static_cast<double>(r.minute_held) - static_cast<double>(actual_tokens));
         if (s.month_loaded && s.month == r.month) {
-            s.month_in_flight -= std::min(s.month_in_flight, r.tokens);
+            s.month_in_flight = sub_tokens(s.month_in_flight, r.month_held);
         }
         roll_month(r.key, s, result.month);
-        s.month_used += actual_tokens;
+        s.month_used = add_tokens(s.month_used, actual_tokens);
     }
     // The fsync happens outside the lock so other requests are not held up.
     if (ledger_ != nullptr && actual_tokens > 0) {
@@ -211,7 +228,9 @@ void limiter::adapt(std::string_view upstream, time_point now, const rate_limits
         }
     }
     if (upstream_limits.month_tokens && upstream_limits.month_tokens->limit >= 1) {
-        const auto budget = static_cast<std::uint64_t>(upstream_limits.month_tokens->limit);
+        const double limit = upstream_limits.month_tokens->limit;
+        const std::uint64_t budget =
+            limit >= static_cast<double>(max_token_count) ? max_token_count : static_cast<std::uint64_t>(limit);
         if (s.month_budget == 0 || budget < s.month_budget) {
             s.month_budget = budget;
         }
@@ -245,7 +264,7 @@ rate_limits limiter::snapshot(std::string_view upstream, time_point now) {
     if (s.month_budget > 0) {
         const month_id month = month_of(now);
         roll_month(key, s, month);
-        const std::uint64_t spent = s.month_used + s.month_in_flight;
+        const std::uint64_t spent = add_tokens(s.month_used, s.month_in_flight);
         limit_window w;
         w.limit = static_cast<double>(s.month_budget);
         w.remaining = spent >= s.month_budget ? 0.0 : static_cast<double>(s.month_budget - spent);

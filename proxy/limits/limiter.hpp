@@ -39,8 +39,10 @@ std::string bucket_key(std::string_view upstream);
 struct reservation {
     std::string key;                // bucket key (see bucket_key)
     time_point ready_at{};          // send no earlier than this
-    std::uint64_t tokens = 0;       // estimate held in the minute bucket and the month
+    std::uint64_t tokens = 0;       // the estimate asked for
     month_id month{};               // month the estimate is held against
+    std::uint64_t minute_held = 0;  // private to the limiters: taken from the minute bucket (<= tokens)
+    std::uint64_t month_held = 0;   // private to the limiters: held against the month (<= tokens)
     std::uint64_t id = 0;           // private to the limiter
     time_point floor_before{};      // private to the limiter
     std::int64_t backend_ready_us = 0;  // private to the shared (Redis) limiter: ready_at on Redis' clock
@@ -75,11 +77,21 @@ public:
 
     // Takes 1 request and `tokens` (the estimate) for `upstream` (an upstream
     // name or a bucket key). Refused, with nothing taken, when
-    //   - the month's budget is spent: used + in-flight estimates >= budget. A
+    //   - the month's budget is spent: used + in-flight holds >= budget. A
     //     request is admitted while any budget is left (its actual usage may
     //     overshoot by itself): refusing on the estimate, which includes
     //     max_tokens, would strand the end of every month;
     //   - or the request would have to wait longer than max_queue_wait.
+    // What a granted request holds until it is settled, so that an estimate
+    // (whose max_tokens the client picks) never locks other clients out:
+    //   - minute bucket: the estimate, at most the bucket's capacity. An
+    //     estimate never puts the bucket into debt; the usage Mistral reports
+    //     may, at settle();
+    //   - month: the estimate, at most half of what the month has left (rounded
+    //     up). However large one request's estimate, even beyond the whole
+    //     budget, the rest stays open to the others while it runs; a burst near
+    //     the end of the month still runs out of room after a few requests.
+    // Counts saturate (token_count.hpp): nothing here wraps.
     reserve_result reserve(std::string_view upstream, time_point now, std::uint64_t tokens);
 
     // A retry of a reservation whose try was sent: takes one more request at or
@@ -96,9 +108,10 @@ public:
     void cancel(const reservation& r);
 
     // The request is over: replaces the estimate with the `actual_tokens` Mistral
-    // reported (usage.total_tokens; 0 when the upstream refused it; the estimate
-    // when the usage is unknown, e.g. the client cut the stream), books them to
-    // the current month and appends them to the ledger (fsync). Call once.
+    // reported (usage.total_tokens; 0 when the upstream refused it; a bounded
+    // estimate when the usage is unknown, e.g. the client cut the stream: see
+    // tokens_to_book), books them to the current month and appends them to the
+    // ledger (fsync). `actual_tokens` is capped at max_token_count. Call once.
     settle_result settle(const reservation& r, time_point now, std::uint64_t actual_tokens);
 
     // Mistral reported its limits (parsed from its headers): a limit lower than

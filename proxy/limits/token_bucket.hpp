@@ -3,6 +3,8 @@
 // time"), which makes it a reservation ledger as well: taking tokens at a future
 // instant is allowed and pushes the bucket into debt, so whoever reserves next
 // is scheduled behind it. No lock inside; the owner (limiter) serialises.
+// Time arithmetic saturates at the clock's range: any cost, even 2^64 tokens,
+// leaves a bucket in (very long) debt, never wrapped around to "full".
 #include <cstdint>
 
 #include "limits/clock.hpp"

@@ -2,13 +2,13 @@
 // max_queue_wait, else get a local 429 that never reaches Mistral.
 import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startStack, KEYS } from '../support/stack.mjs';
 import { startFakeMistral } from '../fake-mistral/fake-mistral.mjs';
 import { startProxy } from '../support/proxy.mjs';
-import { postJson, assertOpenAiError, chatBody, withTimeout } from '../support/http.mjs';
+import { postJson, assertOpenAiError, chatBody, withTimeout, openStream, request } from '../support/http.mjs';
 
 describe('request bucket, short queue wait', () => {
   let stack;
@@ -184,3 +184,154 @@ describe('monthly token budget kept in state_dir', () => {
     }
   });
 });
+
+// Issue 10, fault 6: a client's max_tokens must not lock other clients out, nor
+// the month. max_tokens 1e30 once made the estimate 2^64-1: while it was in
+// flight every other request got "monthly token budget exhausted", and a stream
+// the client cut short booked it, so the month read 18446744073709551615 until
+// the next month, restarts included.
+describe('max_tokens: 1e30 cannot lock others out, nor the month', () => {
+  // Less than one request's completion cap (128k): the huge request's estimate
+  // exceeds the whole month's budget.
+  const MONTH = 100_000;
+  const huge = (text) => chatBody(text, { stream: true, max_tokens: 1e30 });
+  let fake;
+  const dirs = [];
+
+  before(async () => {
+    fake = await startFakeMistral({ name: 'mistral', apiKey: KEYS.mistral });
+  });
+  after(async () => {
+    await fake?.close();
+    await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+  });
+  beforeEach(() => fake.reset());
+
+  const freshStateDir = async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mistral-proxy-ledger-'));
+    dirs.push(dir);
+    return dir;
+  };
+  const start = (stateDir, buckets = {}) =>
+    startProxy({
+      upstreams: { mistral: { base_url: fake.url } },
+      env: { MISTRAL_API_KEY: KEYS.mistral },
+      limits: { buckets: { mistral: { tokens_per_month: MONTH, ...buckets } }, max_queue_wait: '10s' },
+      state_dir: stateDir,
+    });
+  async function monthUsed(proxy) {
+    const res = await request(`${proxy.url}/metrics`);
+    assert.equal(res.status, 200);
+    const match = /^mistral_proxy_month_tokens_used\{key="mistral"\} (\S+)$/m.exec(res.text);
+    assert.ok(match, `no mistral month gauge in /metrics:\n${res.text}`);
+    return Number(match[1]);
+  }
+
+  test('while a max_tokens: 1e30 stream is in flight, a concurrent normal request succeeds', async () => {
+    // A minute bucket too: the huge estimate must not push it into a debt of hours either.
+    const proxy = await start(await freshStateDir(), { tokens_per_minute: 60_000 });
+    const gate = fake.holdBeforeLastChunk();
+    try {
+      const big = await openStream(`${proxy.baseURL}/chat/completions`, huge('a long one'));
+      assert.equal(big.status, 200);
+      // The fake holds the stream's last event: the huge request is in flight.
+      await withTimeout(gate.reachedHold, 5000, 'the huge stream is in flight');
+      const normal = await postJson(`${proxy.baseURL}/chat/completions`, chatBody('meanwhile'));
+      assert.equal(normal.status, 200, normal.text);
+      await gate.release();
+      const done = await withTimeout(big.done, 5000, 'the huge stream ends');
+      assert.ok(done.ended, 'the huge stream ends cleanly');
+      // Both reported their usage: the month holds exactly that, nothing of the estimate.
+      const used = await monthUsed(proxy);
+      assert.ok(used > 0 && used < 1000, `month used after two small answers: ${used}`);
+    } finally {
+      await gate.release();
+      await proxy.stop();
+    }
+  });
+
+  test('a max_tokens: 1e30 stream the client cuts after one event books a bounded estimate, also after a restart', async () => {
+    const stateDir = await freshStateDir();
+    let proxy = await start(stateDir);
+    const gate = fake.holdBeforeLastChunk();  // the stream stays open: the client ends it, not the fake
+    try {
+      const aborted = fake.nextAbort();
+      const cut = await openStream(`${proxy.baseURL}/chat/completions`, huge('cut me short'));
+      assert.equal(cut.status, 200);
+      await withTimeout(cut.waitForEvents(1), 5000, 'the first event');
+      cut.destroy();
+      // The proxy saw the client go and dropped the upstream request: no usage will come.
+      await withTimeout(aborted, 5000, 'the upstream request is dropped');
+      const next = await postJson(`${proxy.baseURL}/chat/completions`, chatBody('next one'));
+      assert.equal(next.status, 200, next.text);
+    } finally {
+      await gate.release();
+      await proxy.stop();  // drains: every usage is in the ledger once it exits
+    }
+
+    proxy = await start(stateDir);
+    try {
+      const used = await monthUsed(proxy);
+      // The cut request booked its prompt estimate plus a bounded completion (the
+      // default 512), not its max_tokens; the next one its reported usage.
+      assert.ok(used > 512, `the cut stream was not booked at all: ${used}`);
+      assert.ok(used < 2000, `month used after a cut stream and a small answer: ${used}`);
+      const res = await postJson(`${proxy.baseURL}/chat/completions`, chatBody('after the restart'));
+      assert.equal(res.status, 200, res.text);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  test('a ledger poisoned by an older version (a 2^64-1 record) is replayed without it', async () => {
+    const stateDir = await freshStateDir();
+    const month = new Date().toISOString().slice(0, 7).split('-').map(Number);
+    await writeFile(join(stateDir, 'month-ledger.log'), ledgerBytes([
+      { key: 'mistral', year: month[0], month: month[1], tokens: 1234n },
+      { key: 'mistral', year: month[0], month: month[1], tokens: 2n ** 64n - 1n },
+      { key: 'mistral', year: month[0], month: month[1], tokens: 100n },
+    ]));
+    const proxy = await start(stateDir);
+    try {
+      assert.match(proxy.logs(), /month ledger: .*out of range/);
+      assert.equal(await monthUsed(proxy), 1334);
+      const res = await postJson(`${proxy.baseURL}/chat/completions`, chatBody('still open'));
+      assert.equal(res.status, 200, res.text);
+    } finally {
+      await proxy.stop();
+    }
+  });
+});
+
+// The month ledger's file format (proxy/limits/ledger.hpp), to forge one.
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const byte of bytes) {
+    c ^= byte;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+function ledgerBytes(records) {
+  const head = Buffer.alloc(16);
+  head.write('MPLEDGER', 0, 'latin1');
+  head.writeUInt32LE(1, 8);
+  head.writeUInt32LE(crc32(head.subarray(0, 12)), 12);
+  const parts = [head];
+  for (const r of records) {
+    const key = Buffer.from(r.key, 'latin1');
+    const payload = Buffer.alloc(5 + key.length + 8);
+    payload.writeUInt8(1, 0);
+    payload.writeUInt16LE(r.year, 1);
+    payload.writeUInt8(r.month, 3);
+    payload.writeUInt8(key.length, 4);
+    key.copy(payload, 5);
+    payload.writeBigUInt64LE(r.tokens, 5 + key.length);
+    const recordHead = Buffer.alloc(8);
+    recordHead.writeUInt32LE(payload.length, 0);
+    recordHead.writeUInt32LE(crc32(payload), 4);
+    parts.push(recordHead, payload);
+  }
+  return Buffer.concat(parts);
+}

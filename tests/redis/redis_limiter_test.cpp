@@ -22,18 +22,20 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
 #include "limits/io/redis_connection.hpp"
 #include "limits/io/redis_limiter.hpp"
+#include "limits/token_count.hpp"
 
 using namespace mistral_proxy;
 using namespace mistral_proxy::limits;
@@ -282,6 +284,42 @@ TEST_CASE("a flushed script is sent again") {
         CHECK(r.backend_error.empty());
         CHECK(r.result.granted);
         raw->close();
+    });
+}
+
+TEST_CASE("an estimate of 2^64-1 (max_tokens: 1e30) locks nobody out; shared counts saturate") {
+    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+        constexpr auto huge = std::numeric_limits<std::uint64_t>::max();
+        const auto s = settings_for("huge", {0, 6000, 100000}, 10s);  // 100 tokens/s, holds 6000
+        auto a = co_await make(ex, s);
+        auto b = co_await make(ex, s);
+        // Once a script error (HINCRBY past 2^63): every such request got a 503.
+        const auto big = co_await a->reserve("huge", clock::now(), huge);
+        INFO(big.backend_error);
+        REQUIRE(big.result.granted);
+        CHECK(big.result.granted->minute_held == 6000);  // the bucket's capacity, no debt
+        CHECK(big.result.granted->month_held == 50000);  // half of the month
+        // While it is in flight another proxy's normal request goes, behind it in
+        // the minute bucket (600 tokens at 100/s), and the month stays open.
+        const time_point now = clock::now();
+        const auto normal = co_await b->reserve("huge", now, 600);
+        REQUIRE(normal.result.granted);
+        CHECK(normal.result.granted->month_held == 600);
+        CHECK(normal.result.granted->ready_at - now > 5s);
+        CHECK(normal.result.granted->ready_at - now <= 6s);
+        CHECK((co_await a->settle(*big.result.granted, 40)).backend_error.empty());
+        CHECK((co_await b->settle(*normal.result.granted, 30)).backend_error.empty());
+        CHECK(co_await a->month_used("huge") == 70);
+        // A reported 2^64-1 saturates, and usage after it does not wrap.
+        const auto c = co_await a->reserve("huge", clock::now(), 10);
+        const auto d = co_await b->reserve("huge", clock::now(), 10);
+        REQUIRE((c.result.granted && d.result.granted));
+        CHECK((co_await a->settle(*c.result.granted, huge)).backend_error.empty());
+        CHECK((co_await b->settle(*d.result.granted, 5)).backend_error.empty());
+        CHECK(co_await b->month_used("huge") == max_token_count);
+        const auto spent = co_await a->reserve("huge", clock::now(), 1);
+        REQUIRE(spent.result.refused);
+        CHECK(spent.result.refused->limit == limit_kind::tokens_per_month);
     });
 }
 

@@ -9,6 +9,7 @@
 #include "limits/estimate.hpp"
 #include "limits/limiter.hpp"
 #include "limits/token_bucket.hpp"
+#include "limits/token_count.hpp"
 
 using namespace mistral_proxy::limits;
 using namespace std::chrono_literals;
@@ -112,6 +113,27 @@ TEST_CASE("token bucket arithmetic") {
         b.take(b.earliest(t0, 1), 1);
         CHECK(b.earliest(t0 - 10s, 1) == t0 + 1s);
     }
+    SUBCASE("a debt past the clock's range saturates instead of wrapping into the past") {
+        token_bucket b(10, 100);
+        const double huge = static_cast<double>(std::numeric_limits<std::uint64_t>::max());
+        b.take(t0, huge);  // ~292 years of debt on top of 2025 overflows 64-bit nanoseconds
+        CHECK(b.full_at(t0) == time_point::max());
+        CHECK(b.earliest(t0, 1) > t0 + chr::years(200));
+        CHECK(b.available(t0) == doctest::Approx(0));
+        b.take(b.earliest(t0, 1), huge);
+        b.give_back(-huge);
+        CHECK(b.full_at(t0) == time_point::max());
+        b.reconfigure(t0, 1, 10);  // keeps the (saturated) debt
+        CHECK(b.earliest(t0, 1) > t0 + chr::years(200));
+    }
+    SUBCASE("a refund past the clock's range saturates instead of wrapping into the future") {
+        token_bucket b(1, 1);
+        b.take(t0, 1);
+        b.give_back(1e30);  // ~292 years back from 2025: before 1970, still in range
+        b.give_back(1e30);  // once wrapped around to 2039: a bucket in debt for years
+        CHECK(b.earliest(t0, 1) == t0);
+        CHECK(b.available(t0) == doctest::Approx(1));
+    }
 }
 
 TEST_CASE("token estimate") {
@@ -122,7 +144,11 @@ TEST_CASE("token estimate") {
     };
     const row rows[] = {
         {0, {}, 512}, {1, {}, 513}, {4, {}, 513}, {5, {}, 514}, {4000, 100, 1100}, {4000, 0, 1000},
-        {10, std::numeric_limits<std::uint64_t>::max(), std::numeric_limits<std::uint64_t>::max()},
+        // max_tokens is clamped to the longest completion (128k), whatever the client asks.
+        {10, 131072, 3 + 131072},
+        {10, 131073, 3 + 131072},
+        {10, std::numeric_limits<std::uint64_t>::max(), 3 + 131072},
+        {std::numeric_limits<std::size_t>::max(), std::numeric_limits<std::uint64_t>::max(), max_token_count},
     };
     for (const auto& r : rows) {
         CAPTURE(r.bytes);
@@ -130,6 +156,67 @@ TEST_CASE("token estimate") {
     }
     CHECK(estimate_tokens(100, {}, estimate_settings{2, 10}) == 60);
     CHECK(estimate_tokens(100, {}, estimate_settings{0, 0}) == 100);
+    CHECK(estimate_tokens(100, 5000, estimate_settings{4, 512, 1000}) == 25 + 1000);
+}
+
+TEST_CASE("token estimate: what a request without a reported usage books") {
+    struct row {
+        std::size_t bytes;
+        std::optional<std::uint64_t> max_tokens;
+        std::uint64_t tokens;
+        std::uint64_t unreported;
+    };
+    const row rows[] = {
+        {400, {}, 100 + 512, 100 + 512},  // no max_tokens: the default, both ways
+        {400, 100, 200, 200},             // a small max_tokens: the estimate itself
+        {400, 512, 612, 612},
+        {400, 4096, 100 + 4096, 100 + 512},  // a large one: the prompt and at most 512 of it
+        {400, std::numeric_limits<std::uint64_t>::max(), 100 + 131072, 100 + 512},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.max_tokens.value_or(0));
+        const token_estimate e = estimate_request(r.bytes, r.max_tokens);
+        CHECK(e.tokens == r.tokens);
+        CHECK(e.unreported == r.unreported);
+        CHECK(e.unreported <= e.tokens);
+    }
+}
+
+TEST_CASE("tokens_to_book: reported usage, refused, or a bounded estimate") {
+    constexpr auto none = std::numeric_limits<std::uint64_t>::max();
+    struct row {
+        const char* name;
+        std::optional<std::uint64_t> reported;
+        bool refused;
+        std::uint64_t estimated;
+        std::uint64_t unreported;
+        std::uint64_t expected;
+    };
+    const row rows[] = {
+        {"reported usage wins, even above the estimate", 5000, false, 612, 612, 5000},
+        {"reported usage wins over refused", 7, true, 612, 612, 7},
+        {"refused: nothing generated", {}, true, 131172, 612, 0},
+        {"cut short: the bounded estimate", {}, false, 131172, 612, 612},
+        {"cut short: never more than the estimate", {}, false, 300, 612, 300},
+        {"cut short, no bounded estimate given: the estimate", {}, false, 612, none, 612},
+        {"a reported 2^64-1 saturates", none, false, 612, 612, max_token_count},
+        {"an estimate of 2^64-1 saturates", {}, false, none, none, max_token_count},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.name);
+        CHECK(tokens_to_book(r.reported, r.refused, r.estimated, r.unreported) == r.expected);
+    }
+}
+
+TEST_CASE("token counts saturate") {
+    constexpr auto top = std::numeric_limits<std::uint64_t>::max();
+    CHECK(add_tokens(top, top) == max_token_count);
+    CHECK(add_tokens(max_token_count - 1, 1) == max_token_count);
+    CHECK(add_tokens(max_token_count, 1) == max_token_count);
+    CHECK(add_tokens(2, 3) == 5);
+    CHECK(sub_tokens(2, 3) == 0);
+    CHECK(sub_tokens(top, 1) == top - 1);
+    CHECK(clamp_tokens(top) == max_token_count);
 }
 
 TEST_CASE("limiter: requests are paced FIFO and refused past max_queue_wait") {
@@ -233,10 +320,15 @@ TEST_CASE("limiter: cancel gives the place and the tokens back") {
     }
     SUBCASE("a cancelled month estimate is no longer in flight") {
         limiter month(settings_with({0, 0, 1000}));
-        const auto big = month.reserve("mistral", t0, 5000);
-        REQUIRE(big.granted);
+        // Each holds half of what is left: 500, 250, ..., 1; ten hold it all.
+        std::vector<reservation> held;
+        for (auto r = month.reserve("mistral", t0, 5000); r.granted; r = month.reserve("mistral", t0, 5000)) {
+            held.push_back(*r.granted);
+            REQUIRE(held.size() < 64);
+        }
+        CHECK(held.size() == 10);
         CHECK(month.reserve("mistral", t0, 1).refused);
-        month.cancel(*big.granted);
+        month.cancel(held.front());
         CHECK(month.reserve("mistral", t0, 1).granted);
     }
 }
@@ -264,13 +356,16 @@ TEST_CASE("limiter: monthly budget, rollover") {
     lim.settle(*a.granted, t0 + 1s, 600);
     CHECK(lim.month_used("mistral", t0 + 1s) == 600);
     // 400 are left: a request estimated at 2000 is still admitted (the budget
-    // is not spent) ...
+    // is not spent), holding half of what is left ...
     const auto b = lim.reserve("mistral", t0 + 2s, 2000);
     REQUIRE(b.granted);
-    // ... while it is in flight its estimate counts: the next is refused.
-    const auto c = lim.reserve("mistral", t0 + 2s, 1);
-    REQUIRE(c.refused);
-    CHECK(c.refused->limit == limit_kind::tokens_per_month);
+    CHECK(b.granted->month_held == 200);
+    // ... so the others are not locked out while it runs; in-flight holds
+    // still count: this one holds the half of the 200 left.
+    const auto c = lim.reserve("mistral", t0 + 2s, 150);
+    REQUIRE(c.granted);
+    CHECK(c.granted->month_held == 100);
+    CHECK(lim.snapshot("mistral", t0 + 2s).month_tokens->remaining == doctest::Approx(100));
     lim.settle(*b.granted, t0 + 3s, 450);
     CHECK(lim.month_used("mistral", t0 + 3s) == 1050);
 
@@ -289,8 +384,55 @@ TEST_CASE("limiter: monthly budget, rollover") {
     CHECK(e.granted->month == month_id{2025, 4});
     CHECK(lim.month_used("mistral", april) == 0);
     // A March reservation settled in April is booked to April.
-    const auto late = lim.settle(*b.granted, april + 1s, 0);
+    const auto late = lim.settle(*c.granted, april + 1s, 7);
     CHECK(late.month == month_id{2025, 4});
+    CHECK(lim.month_used("mistral", april + 1s) == 7);
+}
+
+TEST_CASE("limiter: an estimate of 2^64-1 (max_tokens: 1e30) locks nobody out") {
+    constexpr auto huge = std::numeric_limits<std::uint64_t>::max();
+    limiter lim(settings_with({0, 6000, 100000}, 10s));  // 100 tokens/s, holds 6000
+    const auto big = lim.reserve("mistral", t0, huge);
+    REQUIRE(big.granted);
+    CHECK(big.granted->ready_at == t0);
+    CHECK(big.granted->minute_held == 6000);  // the bucket's capacity, no debt
+    CHECK(big.granted->month_held == 50000);  // half of the month
+    // While it is in flight a normal request goes: behind it in the minute
+    // bucket (600 tokens at 100/s), not behind hours of debt, and the month is open.
+    const auto normal = lim.reserve("mistral", t0, 600);
+    REQUIRE(normal.granted);
+    CHECK(normal.granted->ready_at == t0 + 6s);
+    CHECK(normal.granted->month_held == 600);
+    // Both report small usages: the month holds exactly those.
+    lim.settle(*big.granted, t0 + 10s, 40);
+    lim.settle(*normal.granted, t0 + 10s, 30);
+    CHECK(lim.month_used("mistral", t0 + 10s) == 70);
+    const auto snap = lim.snapshot("mistral", t0 + 10s);
+    CHECK(snap.month_tokens->remaining == doctest::Approx(100000 - 70));
+
+    SUBCASE("a cancelled one gives back exactly what it held") {
+        const auto again = lim.reserve("mistral", t0 + 70s, huge);
+        REQUIRE(again.granted);
+        lim.cancel(*again.granted);
+        CHECK(lim.snapshot("mistral", t0 + 70s).month_tokens->remaining == doctest::Approx(100000 - 70));
+        CHECK(lim.snapshot("mistral", t0 + 70s).tokens->remaining == doctest::Approx(6000));
+    }
+}
+
+TEST_CASE("limiter: the month's usage saturates near 2^64 instead of wrapping") {
+    constexpr auto huge = std::numeric_limits<std::uint64_t>::max();
+    limiter lim(settings_with({0, 6000, 1000}));
+    const auto a = lim.reserve("mistral", t0, 10);
+    const auto b = lim.reserve("mistral", t0, 10);
+    REQUIRE((a.granted && b.granted));
+    lim.settle(*a.granted, t0, huge);  // what a hostile or broken upstream might report
+    CHECK(lim.month_used("mistral", t0) == max_token_count);
+    lim.settle(*b.granted, t0, 5);  // 2^64 - 1 + 5 once wrapped to 4: a month open again
+    CHECK(lim.month_used("mistral", t0) == max_token_count);
+    const auto next = lim.reserve("mistral", t0 + 1s, 1);
+    REQUIRE(next.refused);
+    CHECK(next.refused->limit == limit_kind::tokens_per_month);
+    CHECK(lim.snapshot("mistral", t0 + 1s).month_tokens->remaining == doctest::Approx(0));
 }
 
 TEST_CASE("limiter: adapts to a lower upstream limit, never to a higher one") {

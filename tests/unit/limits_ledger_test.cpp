@@ -10,8 +10,10 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "limits/estimate.hpp"
 #include "limits/ledger.hpp"
 #include "limits/limiter.hpp"
+#include "limits/token_count.hpp"
 
 using namespace mistral_proxy::limits;
 using namespace std::chrono_literals;
@@ -56,6 +58,31 @@ std::unique_ptr<month_ledger> open_ok(const temp_dir& dir) {
 }
 
 constexpr std::size_t header_size = 16;
+
+// One record in the file's format (ledger.hpp), for forged files: any tokens,
+// including what this version never writes.
+std::vector<char> forged_record(const std::string& key, month_id m, std::uint64_t tokens) {
+    std::vector<char> payload;
+    payload.push_back(1);
+    payload.push_back(static_cast<char>(m.year & 0xFF));
+    payload.push_back(static_cast<char>(m.year >> 8));
+    payload.push_back(static_cast<char>(m.month));
+    payload.push_back(static_cast<char>(key.size()));
+    payload.insert(payload.end(), key.begin(), key.end());
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        payload.push_back(static_cast<char>((tokens >> shift) & 0xFFU));
+    }
+    std::vector<char> out;
+    const auto put_u32 = [&](std::uint32_t v) {
+        for (unsigned shift = 0; shift < 32; shift += 8) {
+            out.push_back(static_cast<char>((v >> shift) & 0xFFU));
+        }
+    };
+    put_u32(static_cast<std::uint32_t>(payload.size()));
+    put_u32(crc32(payload.data(), payload.size()));
+    out.insert(out.end(), payload.begin(), payload.end());
+    return out;
+}
 
 }  // namespace
 
@@ -249,4 +276,79 @@ TEST_CASE("limiter + ledger: the month survives a restart") {
     const auto z = other.reserve("codestral", t, 5);
     other.settle(*z.granted, t, 0);
     CHECK(ledger->record_count() == 1);
+}
+
+TEST_CASE("ledger: a record out of range is refused at replay, every other one kept") {
+    temp_dir dir;
+    {
+        auto ledger = open_ok(dir);
+        REQUIRE_FALSE(ledger->add("mistral", march, 100));
+    }
+    // What an older version booked for a cut `max_tokens: 1e30` stream, then
+    // more usage after it; and a record just in range.
+    std::vector<char> bytes = read_bytes(dir.file());
+    for (const auto& r : {forged_record("mistral", march, std::numeric_limits<std::uint64_t>::max()),
+                          forged_record("mistral", march, 50), forged_record("codestral", march, max_token_count),
+                          forged_record("mistral", april, max_token_count + 1), forged_record("mistral", april, 9)}) {
+        bytes.insert(bytes.end(), r.begin(), r.end());
+    }
+    write_bytes(dir.file(), bytes);
+
+    auto r = month_ledger::open(dir.str());
+    INFO(r.error);
+    REQUIRE(r.ledger);
+    CHECK(r.ledger->used("mistral", march) == 150);
+    CHECK(r.ledger->used("codestral", march) == max_token_count);
+    CHECK(r.ledger->used("mistral", april) == 9);
+    CHECK(r.warning.find("refused 2 record(s) out of range") != std::string::npos);
+    CHECK(r.warning.find("18446744073709551615 tokens for 'mistral' in 2025-03") != std::string::npos);
+    // Rewritten without them: one record per total, and no warning next time.
+    CHECK(r.ledger->record_count() == 3);
+    CHECK_FALSE(r.ledger->add("mistral", march, 1));
+    r.ledger.reset();
+    auto again = month_ledger::open(dir.str());
+    REQUIRE(again.ledger);
+    CHECK(again.warning.empty());
+    CHECK(again.ledger->used("mistral", march) == 151);
+    CHECK(again.ledger->used("mistral", april) == 9);
+}
+
+TEST_CASE("ledger: totals saturate, out-of-range amounts are not written") {
+    temp_dir dir;
+    {
+        auto ledger = open_ok(dir);
+        CHECK(ledger->add("mistral", march, max_token_count + 1) == std::errc::invalid_argument);
+        CHECK(ledger->add("mistral", march, std::numeric_limits<std::uint64_t>::max()) == std::errc::invalid_argument);
+        CHECK(ledger->record_count() == 0);
+        CHECK_FALSE(ledger->add("mistral", march, max_token_count));
+        CHECK_FALSE(ledger->add("mistral", march, max_token_count));
+        CHECK(ledger->used("mistral", march) == max_token_count);
+    }
+    // Replayed, the two in-range records still sum to the cap, not past it.
+    auto again = open_ok(dir);
+    CHECK(again->used("mistral", march) == max_token_count);
+    CHECK_FALSE(again->compact());
+    CHECK(again->used("mistral", march) == max_token_count);
+}
+
+TEST_CASE("limiter + ledger: a cut max_tokens: 1e30 stream does not spend the month, restart included") {
+    temp_dir dir;
+    mistral_proxy::config::limits_settings settings;
+    settings.buckets["mistral"] = {0, 0, 100000};
+    const time_point t = time_point{chr::sys_days{chr::year{2025} / chr::March / 10}.time_since_epoch()};
+    const token_estimate estimate = estimate_request(400, std::numeric_limits<std::uint64_t>::max());
+    {
+        auto ledger = open_ok(dir);
+        limiter lim(settings, ledger.get());
+        const auto cut = lim.reserve("mistral", t, estimate.tokens);
+        REQUIRE(cut.granted);
+        // The client read one event and hung up: no usage from Mistral.
+        const std::uint64_t booked = tokens_to_book(std::nullopt, false, estimate.tokens, estimate.unreported);
+        CHECK(booked == 100 + 512);
+        CHECK_FALSE(lim.settle(*cut.granted, t + 1s, booked).ledger_error);
+    }
+    auto ledger = open_ok(dir);
+    limiter lim(settings, ledger.get());
+    CHECK(lim.month_used("mistral", t + 1min) == 612);
+    CHECK(lim.reserve("mistral", t + 1min, 600).granted);
 }

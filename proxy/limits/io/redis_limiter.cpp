@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "limits/io/redis_connection.hpp"
+#include "limits/token_count.hpp"
 
 namespace mistral_proxy::limits::io {
 
@@ -48,37 +49,61 @@ local ny, nm = y, m + 1
 if nm == 13 then ny, nm = y + 1, 1 end
 local next_month = days_from_civil(ny, nm) * 86400000000
 
+-- Token counts saturate at 2^53 (exact in a Lua number, as max_token_count in
+-- token_count.hpp) and never go below 0; HINCRBY is not used since it fails on
+-- numbers past 2^63.
+local max_tokens = 9007199254740992
+local function tokens(v)
+  v = tonumber(v) or 0
+  if v ~= v or v < 0 then return 0 end
+  if v > max_tokens then return max_tokens end
+  return math.floor(v)
+end
 local function num(v) return tonumber(v) or 0 end
 local function put(field, v) redis.call('HSET', key, field, string.format('%.0f', v)) end
+-- A wait or an instant (microseconds) as an integer reply, within 2^53.
+local function us(v)
+  if v > max_tokens then return max_tokens end
+  if v < -max_tokens then return -max_tokens end
+  return v
+end
 local function take_inflight(mon, cost)
   local f = 'inflight:' .. mon
-  local left = num(redis.call('HGET', key, f)) - cost
+  local left = tokens(redis.call('HGET', key, f)) - cost
   if left < 0 then left = 0 end
   put(f, left)
 end
 
 if op == 'reserve' then
-  local rps, rate, cap, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-  local max_wait, budget = tonumber(ARGV[6]), tonumber(ARGV[7])
+  -- As limits::limiter::reserve: the minute bucket holds the estimate up to its
+  -- capacity, the month up to half of what it has left (rounded up).
+  local rps, rate, cap, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tokens(ARGV[5])
+  local max_wait, budget = tonumber(ARGV[6]), tokens(ARGV[7])
   local st = redis.call('HMGET', key, 'req_tat', 'tok_tat', 'floor', 'used:' .. month, 'inflight:' .. month)
   local req_tat, tok_tat, floor = num(st[1]), num(st[2]), num(st[3])
-  if budget > 0 and num(st[4]) + num(st[5]) >= budget then
+  local used, inflight = tokens(st[4]), tokens(st[5])
+  local spent = tokens(used + inflight)
+  if budget > 0 and spent >= budget then
     return {1, next_month - now, 2, month, next_month}
   end
+  local tok_cost = cost
+  if rate > 0 then tok_cost = math.min(cost, math.floor(cap)) end
+  local month_cost = cost
+  if budget > 0 then month_cost = math.min(cost, math.ceil((budget - spent) / 2)) end
   local by_req, by_tok = now, now
   if rps > 0 then by_req = math.max(now, req_tat) end
-  if rate > 0 then by_tok = math.max(now, tok_tat - (cap - math.min(cost, cap)) / rate * 1000000) end
+  if rate > 0 then by_tok = math.max(now, tok_tat - (cap - math.min(tok_cost, cap)) / rate * 1000000) end
   local ready = math.ceil(math.max(now, by_req, by_tok, floor))
   if ready - now > max_wait then
     local which = 0
     if rate > 0 and (by_tok >= by_req or rps <= 0) then which = 1 end
-    return {1, ready - now, which, month, 0}
+    return {1, us(ready - now), which, month, 0}
   end
   if rps > 0 then put('req_tat', math.max(req_tat, ready) + 1000000 / rps) end
-  if rate > 0 then put('tok_tat', math.max(tok_tat, ready) + cost * 1000000 / rate) end
+  if rate > 0 then put('tok_tat', math.max(tok_tat, ready) + tok_cost * 1000000 / rate) end
   put('floor', ready)
-  redis.call('HINCRBY', key, 'inflight:' .. month, string.format('%.0f', cost))
-  return {0, ready - now, ready, month}
+  put('inflight:' .. month, tokens(inflight + month_cost))
+  return {0, us(ready - now), us(ready), month, tok_cost, month_cost}
 elseif op == 'retry' then
   local rps, delay = tonumber(ARGV[2]), tonumber(ARGV[3])
   local st = redis.call('HMGET', key, 'req_tat', 'floor')
@@ -86,26 +111,30 @@ elseif op == 'retry' then
   local ready = math.ceil(math.max(now + delay, floor, rps > 0 and req_tat or 0))
   if rps > 0 then put('req_tat', math.max(req_tat, ready) + 1000000 / rps) end
   put('floor', math.max(floor, ready))
-  return {0, ready - now, ready}
+  return {0, us(ready - now), us(ready)}
 elseif op == 'cancel' then
-  local rps, rate, cost, ready, mon = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+  -- tok_cost and month_cost: what reserve held (its reply's 5th and 6th items).
+  local rps, rate, tok_cost, ready, mon = tonumber(ARGV[2]), tonumber(ARGV[3]), tokens(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+  local month_cost = tokens(ARGV[7])
   local st = redis.call('HMGET', key, 'req_tat', 'tok_tat', 'floor')
-  if rate > 0 then put('tok_tat', num(st[2]) - cost * 1000000 / rate) end
+  if rate > 0 then put('tok_tat', num(st[2]) - tok_cost * 1000000 / rate) end
   -- The newest reservation hands its request slot back; an older one's stays
   -- unused (as in the embedded limiter: no burst behind later reservations).
   if rps > 0 and num(st[3]) == ready then put('req_tat', num(st[1]) - 1000000 / rps) end
-  take_inflight(mon, cost)
+  take_inflight(mon, month_cost)
   return {0}
 elseif op == 'settle' then
-  local rate, cost, actual, mon = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), ARGV[5]
+  local rate, tok_cost, actual, mon = tonumber(ARGV[2]), tokens(ARGV[3]), tokens(ARGV[4]), ARGV[5]
+  local month_cost = tokens(ARGV[6])
   if rate > 0 then
-    put('tok_tat', num(redis.call('HGET', key, 'tok_tat')) + (actual - cost) * 1000000 / rate)
+    put('tok_tat', num(redis.call('HGET', key, 'tok_tat')) + (actual - tok_cost) * 1000000 / rate)
   end
-  take_inflight(mon, cost)
-  redis.call('HINCRBY', key, 'used:' .. month, string.format('%.0f', actual))
+  take_inflight(mon, month_cost)
+  local f = 'used:' .. month
+  put(f, tokens(tokens(redis.call('HGET', key, f)) + actual))
   return {0, month}
 elseif op == 'used' then
-  return {0, month, num(redis.call('HGET', key, 'used:' .. month))}
+  return {0, month, tokens(redis.call('HGET', key, 'used:' .. month))}
 end
 return redis.error_reply('mistral-proxy limiter: unknown operation ' .. tostring(op))
 )lua";
@@ -255,6 +284,8 @@ asio::awaitable<shared_reserve_result> redis_limiter::reserve(std::string_view u
         res.tokens = tokens;
         res.month = *month;
         res.backend_ready_us = integer_at(r.reply, 2);
+        res.minute_held = static_cast<std::uint64_t>(std::max(0LL, integer_at(r.reply, 4)));
+        res.month_held = static_cast<std::uint64_t>(std::max(0LL, integer_at(r.reply, 5)));
         out.result.granted = std::move(res);
         co_return out;
     }
@@ -302,17 +333,25 @@ asio::awaitable<shared_retry_result> redis_limiter::reserve_retry(reservation& r
 
 asio::awaitable<std::string> redis_limiter::cancel(const reservation& r) {
     const figures f = figures_for(r.key);
-    std::vector<std::string> args{"cancel", number(f.requests_per_second), number(f.tokens_per_minute / 60.0),
-                                           std::to_string(r.tokens), std::to_string(r.backend_ready_us),
-                                           to_string(r.month)};
+    std::vector<std::string> args{"cancel",
+                                  number(f.requests_per_second),
+                                  number(f.tokens_per_minute / 60.0),
+                                  std::to_string(r.minute_held),
+                                  std::to_string(r.backend_ready_us),
+                                  to_string(r.month),
+                                  std::to_string(r.month_held)};
     script_result s = co_await run(r.key, std::move(args));
     co_return std::move(s.error);
 }
 
 asio::awaitable<shared_settle_result> redis_limiter::settle(const reservation& r, std::uint64_t actual_tokens) {
     const figures f = figures_for(r.key);
-    std::vector<std::string> args{"settle", number(f.tokens_per_minute / 60.0), std::to_string(r.tokens),
-                                           std::to_string(actual_tokens), to_string(r.month)};
+    std::vector<std::string> args{"settle",
+                                  number(f.tokens_per_minute / 60.0),
+                                  std::to_string(r.minute_held),
+                                  std::to_string(clamp_tokens(actual_tokens)),
+                                  to_string(r.month),
+                                  std::to_string(r.month_held)};
     script_result s = co_await run(r.key, std::move(args));
     shared_settle_result out;
     if (!s.error.empty()) {
@@ -346,7 +385,9 @@ void redis_limiter::adapt(std::string_view upstream, const rate_limits& upstream
         }
     }
     if (upstream_limits.month_tokens && upstream_limits.month_tokens->limit >= 1) {
-        const auto budget = static_cast<std::uint64_t>(upstream_limits.month_tokens->limit);
+        const double limit = upstream_limits.month_tokens->limit;
+        const std::uint64_t budget =
+            limit >= static_cast<double>(max_token_count) ? max_token_count : static_cast<std::uint64_t>(limit);
         if (f.tokens_per_month == 0 || budget < f.tokens_per_month) {
             f.tokens_per_month = budget;
         }

@@ -11,7 +11,9 @@
 //
 // State: one hash per bucket key, "mistral-proxy:{KEY}", fields req_tat,
 // tok_tat, floor (microseconds, Redis time), used:YYYY-MM and
-// inflight:YYYY-MM (tokens). The month ledger is the used:YYYY-MM field:
+// inflight:YYYY-MM (tokens, saturating at 2^53 as in token_count.hpp; what a
+// reservation holds is clamped as in limiter::reserve and returned to it, so
+// cancel and settle give back exactly that). The month ledger is the used:YYYY-MM field:
 // make it durable on the Redis side (appendonly yes); state_dir is not used.
 // Rates and budgets are arguments of each call (this proxy's config, lowered
 // by adapt()), so proxies should share one config.

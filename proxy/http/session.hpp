@@ -45,6 +45,7 @@ struct answer_plan {
 struct request_context {
     std::string id;
     std::string_view method;
+    std::optional<std::string_view> client_bearer;  // in the request's header: valid for the whole request
     std::string path;
     std::optional<routing::upstream_id> upstream;
     std::string rules;  // comma-separated rule ids that changed the request or answer

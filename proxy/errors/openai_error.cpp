@@ -374,8 +374,16 @@ std::string to_json(const openai_error& error) {
 
 std::string to_sse_event(const openai_error& error) { return "data: " + to_json(error) + "\n\n"; }
 
-openai_error translate_upstream_error(unsigned status, std::string_view body, std::string_view upstream_name) {
+openai_error translate_upstream_error(unsigned status, std::string_view body, std::string_view upstream_name,
+                                      const redactor& hide) {
     openai_error error = make_error(status, std::string());
+    // The raw body first: a key in it is gone before any text is cut to length.
+    // (A key inside a JSON string becomes "[redacted]": the JSON stays valid.)
+    std::string clean;
+    if (!hide.empty()) {
+        clean = hide(body);
+        body = clean;
+    }
     const std::string_view text = trim(body);
     if (text.empty()) {
         error.message = no_text_message(status, upstream_name, false);
@@ -396,6 +404,8 @@ openai_error translate_upstream_error(unsigned status, std::string_view body, st
     if (!translated) {
         error.message = bounded(text, max_text_bytes);
     } else {
+        // Again on the unescaped texts: a key written with JSON escapes is a key too.
+        hide.apply(error);
         error.message = bounded(trim(error.message), max_message_bytes);
     }
     if (error.message.empty()) {

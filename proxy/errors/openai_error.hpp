@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 
+#include "errors/redact.hpp"
+
 namespace mistral_proxy::errors {
 
 struct openai_error {
@@ -43,6 +45,10 @@ std::string to_sse_event(const openai_error& error);
 //   {"error":{...}} already OpenAI-shaped (kept, missing members filled)
 //   anything else, JSON or not: the text itself (trimmed, bounded) or the reason phrase when empty.
 // `upstream_name` is used in messages only when Mistral gave no text.
-openai_error translate_upstream_error(unsigned status, std::string_view body, std::string_view upstream_name);
+// `hide` redacts the keys in every text taken from the body (before it is cut
+// to length, so no part of a key survives a cut): an upstream may echo the
+// Authorization header it was sent.
+openai_error translate_upstream_error(unsigned status, std::string_view body, std::string_view upstream_name,
+                                      const redactor& hide = {});
 
 }  // namespace mistral_proxy::errors

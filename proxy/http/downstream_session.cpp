@@ -309,6 +309,7 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
     }
 
     const auto bearer = routing::bearer_token(request[bhttp::field::authorization]);
+    context.client_bearer = bearer;  // a view of the header: redacted from upstream errors (keys.hpp)
     if (auto refusal = state_->keys.check_client(bearer)) {
         co_return co_await send_error(context, *refusal, can_reuse);
     }

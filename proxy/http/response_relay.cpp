@@ -109,7 +109,8 @@ awaitable<bool> downstream_session::answer_error_response(upstream_connection& c
     bool complete = false;
     const auto ec = co_await read_rest(connection, parser, body, max_error_body_bytes, complete);
     const auto status = parser.get().result_int();
-    const auto error = errors::translate_upstream_error(status, body.view(), routing::upstream_name(upstream));
+    const auto error = errors::translate_upstream_error(status, body.view(), routing::upstream_name(upstream),
+                                                        state_->keys.redactor_for(upstream, context.client_bearer));
     const auto upstream_headers = limit_headers_of(parser.get());
     context.upstream_limits = limits::parse_mistral_ratelimit_headers(upstream_headers);
     if (ec || !complete) {
@@ -240,6 +241,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
         options.shape = plan.shape;
         options.include_usage = plan.include_usage;
         options.upstream_name = routing::upstream_name(upstream);
+        options.redact = state_->keys.redactor_for(upstream, context.client_bearer);
         transcoder.emplace(state_->response_rules, options);
     }
     context.status = status;

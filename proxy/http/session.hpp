@@ -46,6 +46,7 @@ struct answer_plan {
 struct request_context {
     std::string id;
     std::string_view method;
+    std::optional<std::string_view> client_bearer;  // in the request's header: valid for the whole request
     std::string path;           // canonical (http_util.hpp canonical_path): what routing and limits see
     std::string path_refusal;   // why the path is refused (400), empty when it is not
     std::optional<routing::upstream_id> upstream;

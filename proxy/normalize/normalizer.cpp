@@ -438,6 +438,88 @@ bool has_key(const rules::key_list& list, std::string_view key) noexcept {
 
 bool is_json_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
+char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
+}
+
+// `list` holds lower-case media types (the rule set lowers them when it loads).
+bool has_media_type(const std::vector<std::string>& list, std::string_view type) noexcept {
+    return std::any_of(list.begin(), list.end(),
+                       [&](const std::string& item) { return equals_ignoring_case(item, type); });
+}
+
+// "data:application/pdf;base64,JVBER..." -> "application/pdf". False unless it is
+// a base64 data URL (RFC 2397) with a media type and some data. Only its head is
+// looked at: a 20 MB document costs nothing here.
+bool data_url_media_type(std::string_view url, std::string_view& media) noexcept {
+    constexpr std::string_view scheme = "data:";
+    constexpr std::size_t max_head = 256;
+    if (url.size() <= scheme.size() || !equals_ignoring_case(url.substr(0, scheme.size()), scheme)) {
+        return false;
+    }
+    const std::size_t comma = url.substr(0, max_head).find(',');
+    if (comma == std::string_view::npos || comma + 1 == url.size()) {
+        return false;
+    }
+    const std::string_view head = url.substr(scheme.size(), comma - scheme.size());
+    const std::size_t last = head.rfind(';');
+    if (last == std::string_view::npos || !equals_ignoring_case(head.substr(last + 1), "base64")) {
+        return false;
+    }
+    media = head.substr(0, head.find(';'));
+    return !media.empty();
+}
+
+// Mistral's file ids are UUIDs (FileChunk.file_id, format uuid): 8-4-4-4-12 hex
+// digits, or the 32 digits alone (pydantic takes both).
+bool is_uuid(std::string_view id) noexcept {
+    if (id.size() != 36 && id.size() != 32) {
+        return false;
+    }
+    for (std::size_t i = 0; i < id.size(); ++i) {
+        const char c = id[i];
+        const bool dash = id.size() == 36 && (i == 8 || i == 13 || i == 18 || i == 23);
+        const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+        if (dash ? c != '-' : !hex) {
+            return false;
+        }
+    }
+    return true;
+}
+
+std::string joined(const std::vector<std::string>& items, std::string_view separator = ", ") {
+    std::string out;
+    for (const auto& item : items) {
+        out += (out.empty() ? "" : std::string(separator)) + item;
+    }
+    return out.empty() ? std::string("(none)") : out;
+}
+
+// An OpenAI file part's `file` object, as read (documents). Values are the raw
+// JSON strings; texts their unescaped form.
+struct file_member {
+    bool present = false;  // there and not null
+    od::json_type type = od::json_type::null;
+    piece value;
+    std::string_view text;
+};
+struct file_fields {
+    file_member data;  // file_data
+    file_member id;    // file_id
+    file_member name;  // filename
+};
+
+// What the parts of one message's content are, for the checks made once the
+// role is known (the role may come after the content).
+struct content_facts {
+    std::size_t first_other = SIZE_MAX;       // the first part that is not text
+    std::size_t first_not_system = SIZE_MAX;  // the first part a system message cannot hold
+    std::string_view first_not_system_type;
+};
+
 bool mentions_json(std::string_view text) noexcept {
     for (std::size_t i = 0; i + 4 <= text.size(); ++i) {
         if ((text[i] | 0x20) == 'j' && (text[i + 1] | 0x20) == 's' && (text[i + 2] | 0x20) == 'o' &&
@@ -475,6 +557,7 @@ private:
 
     // Facts gathered on the way.
     bool has_image_ = false;
+    content_facts content_;  // of the content array read last
     bool include_usage_ = false;
     bool stream_ = false;
     std::size_t tool_count_ = 0;
@@ -583,11 +666,23 @@ private:
         }
         return false;
     }
+    // Content a rule cannot pass on: refused, never dropped. `param` names the
+    // part or message; the message says what to send instead.
+    bool refuse(std::string message, std::string param, rule_id rule) {
+        if (!error_) {
+            message += " (mistral-proxy rule ";
+            message += rules::rule_name(rule);
+            message += ')';
+            error_ = errors::make_error(400, std::move(message), "unsupported_content", std::move(param));
+        }
+        return false;
+    }
 
     // ---- generic walking
     [[gnu::always_inline]] static inline error_code key_of(od::field& field, std::string_view& name) noexcept;
     error_code walk(od::value value, od::json_type type, std::size_t depth);
     bool capture(od::value value, std::size_t depth, piece& out, od::json_type& type);
+    piece extent(std::string_view token, od::value& value, od::json_type type) const noexcept;
     bool capture_string(od::value value, piece& out, std::string_view& text);
     [[gnu::always_inline]] inline std::size_t push_member(std::size_t base, std::string_view name, piece value,
                                                           od::json_type type);
@@ -598,12 +693,14 @@ private:
     bool read_top(od::object top, endpoint which, normalized_request& request, piece& body);
     bool read_messages(od::value value, piece& out);
     bool read_message(od::value value, std::size_t index, message_out& out, bool& keep);
-    bool read_content(od::value value, role_kind role, std::size_t depth, piece& out, bool& is_empty,
-                      std::size_t message_index);
-    bool read_part(od::value value, role_kind role, std::size_t depth, piece& out, bool& keep,
+    bool read_content(od::value value, std::size_t depth, piece& out, bool& is_empty, std::size_t message_index);
+    bool read_part(od::value value, std::size_t depth, piece& out, std::string_view& out_type,
                    std::size_t message_index, std::size_t part_index);
     bool read_inner_string(od::value value, std::size_t depth, std::string_view wanted, piece& out);
-    bool read_tool_calls(od::value value, std::size_t depth, piece& out, bool& any);
+    bool read_file_fields(od::value value, std::size_t depth, file_fields& fields, piece& out);
+    bool write_file_part(const file_fields& fields, piece& out, std::string_view& out_type, const std::string& where);
+    bool read_tool_calls(od::value value, std::size_t depth, piece& out, bool& any, std::size_t message_index);
+    bool read_call_function(od::value value, std::size_t depth, piece& out, std::string_view& name);
     bool read_tools(od::value value, bool legacy_functions, piece& out);
     bool read_function(od::value value, std::size_t depth, piece& out);
     bool read_filtered(od::value value, std::size_t depth, const rules::key_list& keys, piece& out);
@@ -734,8 +831,13 @@ bool engine::capture(od::value value, std::size_t depth, piece& out, od::json_ty
     if (auto e = walk(value, type, depth)) {
         return fail_json(e);
     }
-    // A scalar's token runs to the next structural character; a container ends
-    // where the iterator stopped after walking it.
+    out = extent(token, value, type);
+    return true;
+}
+
+// The bytes of a value just read whole: a scalar's token runs to the next
+// structural character; a container ends where the iterator stopped after it.
+piece engine::extent(std::string_view token, od::value& value, od::json_type type) const noexcept {
     const char* end = token.data() + token.size();
     if (type == od::json_type::object || type == od::json_type::array) {
         end = input_end_;
@@ -747,8 +849,7 @@ bool engine::capture(od::value value, std::size_t depth, piece& out, od::json_ty
     while (end > token.data() && is_json_space(end[-1])) {
         --end;
     }
-    out = piece{static_cast<std::size_t>(token.data() - input_), static_cast<std::size_t>(end - input_), false};
-    return true;
+    return piece{static_cast<std::size_t>(token.data() - input_), static_cast<std::size_t>(end - input_), false};
 }
 
 // The caller has checked that the value is a string. Without a backslash its
@@ -906,7 +1007,123 @@ bool engine::read_inner_string(od::value value, std::size_t depth, std::string_v
     return true;
 }
 
-bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, piece& out, bool& keep,
+// The `file` object of an OpenAI file part: file_data, file_id and filename
+// kept (as raw strings and unescaped texts), the rest validated; `out` is the
+// whole object's bytes.
+bool engine::read_file_fields(od::value value, std::size_t depth, file_fields& fields, piece& out) {
+    fields = file_fields{};
+    const std::string_view token = value.raw_json_token();
+    od::object object;
+    if (auto e = value.get_object().get(object)) {
+        return fail_json(e);
+    }
+    for (auto field_result : object) {
+        od::field field;
+        std::string_view name;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = key_of(field, name)) {
+            return fail_json(e);
+        }
+        od::value child = field.value();
+        od::json_type type;
+        if (auto e = child.type().get(type)) {
+            return fail_json(e);
+        }
+        file_member* slot = same_key(name, "file_data")  ? &fields.data
+                            : same_key(name, "file_id")  ? &fields.id
+                            : same_key(name, "filename") ? &fields.name
+                                                         : nullptr;
+        piece p;
+        std::string_view text;
+        if (slot != nullptr && type == od::json_type::string) {
+            if (!capture_string(child, p, text)) {
+                return false;
+            }
+        } else if (!capture(child, depth + 1, p, type)) {
+            return false;
+        }
+        if (slot != nullptr) {
+            *slot = file_member{type != od::json_type::null, type, p, text};  // a duplicate key: the last wins
+        }
+    }
+    out = extent(token, value, od::json_type::object);
+    return true;
+}
+
+// documents: an OpenAI file part as what Mistral's chat reads. A PDF (any of the
+// rule file's document_types) as a data URL -> document_url with that same URL
+// (DocumentURLChunk's document_url is a plain string, and Mistral takes base64
+// data URLs for documents), an image -> image_url; a Mistral file id (UUID) ->
+// Mistral's file part. Anything else is refused, naming the part.
+bool engine::write_file_part(const file_fields& f, piece& out, std::string_view& out_type, const std::string& where) {
+    const auto send_instead = [&] {
+        return " Send a PDF as file.file_data, a data URL (data:application/pdf;base64,<the file, base64-encoded>), "
+               "or upload it to Mistral (POST /v1/files through this proxy, purpose ocr) and send the id it returns "
+               "as file.file_id.";
+    };
+    if (f.name.present && f.name.type != od::json_type::string) {
+        return refuse(where + ".file.filename must be a string, got " + std::string(kind_name(f.name.type)), where,
+                      rule_id::documents);
+    }
+    fire(rule_id::documents);
+    const std::size_t start = mark();
+    if (f.data.present) {
+        std::string_view media;
+        if (f.data.type != od::json_type::string || !data_url_media_type(f.data.text, media)) {
+            return refuse(where + ".file.file_data must be a base64 data URL; got " +
+                              (f.data.type == od::json_type::string
+                                   ? "text starting '" + std::string(f.data.text.substr(0, 24)) + "'"
+                                   : std::string(kind_name(f.data.type))) +
+                              "." + send_instead(),
+                          where, rule_id::documents);
+        }
+        if (has_media_type(rules_.document_types, media)) {
+            arena_.append("{\"type\":\"document_url\",\"document_url\":");
+            append(f.data.value);
+            if (f.name.present) {
+                arena_.append(",\"document_name\":");
+                append(f.name.value);
+            }
+            arena_.push_back('}');
+            out_type = "document_url";
+        } else if (has_media_type(rules_.image_types, media)) {
+            arena_.append("{\"type\":\"image_url\",\"image_url\":");
+            append(f.data.value);
+            arena_.push_back('}');
+            out_type = "image_url";
+            has_image_ = true;  // vision_route applies as to any image
+        } else {
+            return refuse(where + ".file.file_data is " + std::string(media.substr(0, 100)) +
+                              ", which Mistral's chat does not read; it reads documents of type " +
+                              joined(rules_.document_types) + " and images of type " + joined(rules_.image_types) +
+                              ". Convert the file to PDF, or send its text in a text part.",
+                          where, rule_id::documents);
+        }
+    } else if (f.id.present) {
+        if (f.id.type != od::json_type::string || !is_uuid(f.id.text)) {
+            return refuse(
+                where + ".file.file_id " +
+                    (f.id.type == od::json_type::string ? "'" + std::string(f.id.text.substr(0, 100)) + "'"
+                                                        : std::string("(") + std::string(kind_name(f.id.type)) + ")") +
+                    " is not a Mistral file id (a UUID): Mistral cannot read files stored at OpenAI." + send_instead(),
+                where, rule_id::documents);
+        }
+        arena_.append("{\"type\":\"file\",\"file_id\":");
+        append(f.id.value);
+        arena_.push_back('}');
+        out_type = "file";
+    } else {
+        return refuse(where + ".file has neither file_data nor file_id." + send_instead(), where, rule_id::documents);
+    }
+    out = since(start);
+    return true;
+}
+
+// One content part. Reshaped where Mistral spells it differently, never dropped:
+// what cannot be passed on is refused with a 400 naming the part.
+bool engine::read_part(od::value value, std::size_t depth, piece& out, std::string_view& out_type,
                        std::size_t message_index, std::size_t part_index) {
     // Built only on the error path: no allocation per part.
     const auto where = [&] {
@@ -926,7 +1143,10 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
     const std::size_t base = members_.size();
     std::string_view part_type;
     std::string_view text;
-    bool unusable = false;  // an OpenAI part with no Mistral equivalent
+    bool openai_file = false;                       // {"type":"file","file":{...}}: OpenAI's shape, not Mistral's
+    bool file_not_object = false;                   // a `file` member that is not an object ...
+    od::json_type file_kind = od::json_type::null;  // ... of this kind
+    file_fields file;
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
@@ -946,32 +1166,33 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
             if (!read_filtered(child, depth + 1, schema_.image_url, p)) {
                 return false;
             }
-        } else if (same_key(name, "input_audio") && child_type == od::json_type::object) {
+        } else if (same_key(name, "input_audio") && child_type == od::json_type::object && on(rule_id::params)) {
             // OpenAI {data, format} -> Mistral's input_audio string (the base64 data).
             if (!read_inner_string(child, depth + 1, "data", p)) {
                 return false;
             }
-            unusable = unusable || p.empty();
+            if (p.empty()) {
+                return refuse(where() + ".input_audio has no data: send the audio base64-encoded in input_audio.data",
+                              where(), rule_id::params);
+            }
             child_type = od::json_type::string;
             fire(rule_id::params);
         } else if (same_key(name, "file") && child_type == od::json_type::object) {
-            // OpenAI {"type":"file","file":{"file_id"|"file_data",...}} -> Mistral's file_id.
-            if (!read_inner_string(child, depth + 1, "file_id", p)) {
+            if (!read_file_fields(child, depth + 1, file, p)) {
                 return false;
             }
-            name = "file_id";
-            child_type = od::json_type::string;
-            fire(rule_id::params);
-            if (p.empty()) {
-                unusable = true;  // inline file data: Mistral takes uploaded files only
-                continue;
-            }
+            openai_file = true;  // a duplicate key: the last wins
+            file_not_object = false;
         } else if ((same_key(name, "text") || same_key(name, "refusal")) && child_type == od::json_type::string) {
             if (!capture_string(child, p, text)) {
                 return false;
             }
         } else if (!capture(child, depth + 1, p, child_type)) {
             return false;
+        } else if (same_key(name, "file")) {
+            file_not_object = true;
+            file_kind = child_type;
+            openai_file = false;
         }
         if (same_key(name, "type")) {
             if (child_type != od::json_type::string) {
@@ -982,12 +1203,16 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
         }
         push_member(base, name, p, child_type);
     }
-    keep = true;
-    if (unusable && on(rule_id::params)) {
-        fire(rule_id::params);
-        members_.resize(base);
-        keep = false;
-        return true;
+    if (same_key(part_type, "file") && on(rule_id::documents)) {
+        if (file_not_object && !openai_file) {
+            return refuse(where() + ".file must be an object with file_data (a data URL) or file_id, got " +
+                              std::string(kind_name(file_kind)),
+                          where(), rule_id::documents);
+        }
+        if (openai_file) {
+            members_.resize(base);
+            return write_file_part(file, out, out_type, where());
+        }
     }
     if (same_key(part_type, "refusal")) {
         // OpenAI's assistant refusal part: Mistral has none; its text is the message.
@@ -1002,15 +1227,21 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
         fire(rule_id::params);
     }
     const rules::content_part_spec* spec = schema_.present ? schema_.part(part_type) : nullptr;
-    if (schema_.present && spec == nullptr) {
-        // A part type Mistral does not know (e.g. OpenAI's file with file_data): dropped.
-        keep = on(rule_id::params) ? false : true;
-        if (!keep) {
-            fire(rule_id::params);
-            members_.resize(base);
-            return true;
+    if (schema_.present && spec == nullptr && on(rule_id::params)) {
+        // A part type Mistral does not know: its content would be lost.
+        std::string types;
+        for (const auto& known : schema_.content_parts) {
+            types += (types.empty() ? "" : ", ") + known.type;
         }
+        return refuse(where() +
+                          (part_type.empty() ? std::string(" has no type")
+                                             : " is a '" + std::string(part_type.substr(0, 100)) +
+                                                   "' part, which Mistral's chat does not take") +
+                          "; send it as one of the part types Mistral takes: " + types,
+                      where(), rule_id::params);
     }
+    // An OpenAI file part with the documents rule off goes as the client wrote it.
+    const bool keep_all = openai_file && same_key(part_type, "file");
     if (same_key(part_type, "image_url")) {
         has_image_ = true;
     }
@@ -1022,16 +1253,14 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
             s_.texts.push_back(piece{members_[i].value.begin + 1, members_[i].value.end - 1, members_[i].value.in_arena});
         }
     }
+    out_type = part_type;
     const std::size_t start = mark();
     arena_.push_back('{');
     bool first = true;
     for (std::size_t i = base; i < members_.size(); ++i) {
         member& m = members_[i];
-        if (same_key(m.key, "input_audio") && m.value.empty()) {
-            continue;  // object form without data: nothing to send
-        }
-        if (spec != nullptr && on(rule_id::params) && !rules::contains(spec->keys, m.key)) {
-            fire(rule_id::params);
+        if (spec != nullptr && on(rule_id::params) && !keep_all && !rules::contains(spec->keys, m.key)) {
+            fire(rule_id::params);  // keys Mistral's part lacks (cache_control, ...): not content
             continue;
         }
         if (!first) {
@@ -1051,9 +1280,9 @@ bool engine::read_part(od::value value, role_kind /*role*/, std::size_t depth, p
     return true;
 }
 
-bool engine::read_content(od::value value, role_kind role, std::size_t depth, piece& out, bool& is_empty,
-                          std::size_t message_index) {
+bool engine::read_content(od::value value, std::size_t depth, piece& out, bool& is_empty, std::size_t message_index) {
     const auto where = [&] { return "messages[" + std::to_string(message_index) + "].content"; };
+    content_ = content_facts{};
     od::json_type type;
     if (auto e = value.type().get(type)) {
         return fail_json(e);
@@ -1089,13 +1318,21 @@ bool engine::read_content(od::value value, role_kind role, std::size_t depth, pi
             return fail_json(e);
         }
         piece part;
-        bool keep = true;
-        if (!read_part(item, role, depth + 1, part, keep, message_index, index)) {
+        std::string_view part_type;
+        if (!read_part(item, depth + 1, part, part_type, message_index, index)) {
             return false;
         }
-        if (keep) {
-            members_.push_back(member{{}, part, od::json_type::object, true});
+        if (!same_key(part_type, "text")) {
+            if (content_.first_other == SIZE_MAX) {
+                content_.first_other = index;
+            }
+            if (content_.first_not_system == SIZE_MAX && schema_.present &&
+                !rules::contains(schema_.system_content_part_types, part_type)) {
+                content_.first_not_system = index;
+                content_.first_not_system_type = part_type;
+            }
         }
+        members_.push_back(member{{}, part, od::json_type::object, true});
         ++index;
     }
     is_empty = members_.size() == parts_base;
@@ -1118,7 +1355,46 @@ bool engine::read_content(od::value value, role_kind role, std::size_t depth, pi
 // ---------------------------------------------------------------------------
 // Tool calls of an assistant message: ids mapped, keys filtered.
 
-bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, bool& any) {
+// A call's {"name","arguments"}: its name kept (for a synthesized result), keys filtered.
+bool engine::read_call_function(od::value value, std::size_t depth, piece& out, std::string_view& name) {
+    od::object fn;
+    if (auto e = value.get_object().get(fn)) {
+        return fail_json(e);
+    }
+    const std::size_t fn_base = members_.size();
+    for (auto fn_field_result : fn) {
+        od::field fn_field;
+        std::string_view fn_key;
+        if (auto e = std::move(fn_field_result).get(fn_field)) {
+            return fail_json(e);
+        }
+        if (auto e = key_of(fn_field, fn_key)) {
+            return fail_json(e);
+        }
+        piece q;
+        od::json_type fn_type;
+        if (same_key(fn_key, "name")) {
+            od::value name_value = fn_field.value();
+            if (name_value.type().get(fn_type) != simdjson::SUCCESS || fn_type != od::json_type::string) {
+                return fail("tool_calls[].function.name must be a string", "messages");
+            }
+            if (!capture_string(name_value, q, name)) {
+                return false;
+            }
+        } else if (!capture(fn_field.value(), depth + 1, q, fn_type)) {
+            return false;
+        }
+        const std::size_t index = push_member(fn_base, fn_key, q, fn_type);
+        if (on(rule_id::params) && !allowed(schema_.function_call, fn_key, classify_key(fn_key))) {
+            members_[index].keep = false;
+            fire(rule_id::params);
+        }
+    }
+    write_object(fn_base, out);
+    return true;
+}
+
+bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, bool& any, std::size_t message_index) {
     od::array array;
     if (auto e = value.get_array().get(array)) {
         return fail_json(e);
@@ -1137,6 +1413,7 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
         const std::size_t base = members_.size();
         pending_call call;
         bool has_id = false;
+        std::string_view call_type = "function";
         for (auto field_result : object) {
             od::field field;
             std::string_view name;
@@ -1171,41 +1448,13 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
                 }
                 has_id = true;
             } else if (same_key(name, "function") && type == od::json_type::object) {
-                // Remember the name for a synthesized result, filter the keys.
-                od::object fn;
-                if (auto e = child.get_object().get(fn)) {
-                    return fail_json(e);
+                if (!read_call_function(child, depth + 2, p, call.name)) {
+                    return false;
                 }
-                const std::size_t fn_base = members_.size();
-                for (auto fn_field_result : fn) {
-                    od::field fn_field;
-                    std::string_view fn_key;
-                    if (auto e = std::move(fn_field_result).get(fn_field)) {
-                        return fail_json(e);
-                    }
-                    if (auto e = key_of(fn_field, fn_key)) {
-                        return fail_json(e);
-                    }
-                    piece q;
-                    od::json_type fn_type;
-                    if (same_key(fn_key, "name")) {
-                        od::value name_value = fn_field.value();
-                        if (name_value.type().get(fn_type) != simdjson::SUCCESS || fn_type != od::json_type::string) {
-                            return fail("tool_calls[].function.name must be a string", "messages");
-                        }
-                        if (!capture_string(name_value, q, call.name)) {
-                            return false;
-                        }
-                    } else if (!capture(fn_field.value(), depth + 3, q, fn_type)) {
-                        return false;
-                    }
-                    const std::size_t index = push_member(fn_base, fn_key, q, fn_type);
-                    if (on(rule_id::params) && !allowed(schema_.function_call, fn_key, classify_key(fn_key))) {
-                        members_[index].keep = false;
-                        fire(rule_id::params);
-                    }
+            } else if (same_key(name, "type") && type == od::json_type::string) {
+                if (!capture_string(child, p, call_type)) {
+                    return false;
                 }
-                write_object(fn_base, p);
             } else if (!capture(child, depth + 2, p, type)) {
                 return false;
             }
@@ -1214,6 +1463,16 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
                 members_[index].keep = false;
                 fire(rule_id::params);
             }
+        }
+        if (!same_key(call_type, "function") && on(rule_id::params)) {
+            // OpenAI's custom tool calls: Mistral's chat calls functions only. Dropping
+            // the key that holds the call would leave an empty call.
+            const std::string where =
+                "messages[" + std::to_string(message_index) + "].tool_calls[" + std::to_string(s_.calls.size()) + "]";
+            return refuse(where + " is a '" + std::string(call_type.substr(0, 100)) +
+                              "' tool call; Mistral's chat takes function calls only: send it as "
+                              "{\"type\":\"function\",\"function\":{\"name\",\"arguments\"}}",
+                          where, rule_id::params);
         }
         if (!has_id) {
             call.id.fill('\0');
@@ -1263,10 +1522,16 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
     bool prefix = false;
     // Role may come after content: content parts are read as for a user message
     // and joined afterwards when the role turns out to be system.
-    role_kind content_role = role_kind::user;
     std::size_t content_index = SIZE_MAX;
     std::string_view tool_call_id;
     bool has_tool_call_id = false;
+    // Assistant content OpenAI keeps outside `content`, which Mistral's schema lacks.
+    std::string_view refusal_text;  // `refusal`: what the assistant said instead of answering
+    piece refusal;
+    piece legacy_call;  // `function_call`: the legacy form of one tool call
+    std::string_view legacy_call_name;
+    bool has_legacy_call = false;
+    bool has_audio = false;  // `audio`: an answer stored at OpenAI, by id
     s_.calls.clear();
     for (auto field_result : object) {
         od::field field;
@@ -1296,12 +1561,12 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
         } else if (tag == known_key::content) {
             // System content needs the role; it is fixed up after the loop.
             s_.texts.clear();
-            if (!read_content(child, content_role, 2, p, content_empty, index)) {
+            if (!read_content(child, 2, p, content_empty, index)) {
                 return false;
             }
             has_content = true;
         } else if (tag == known_key::tool_calls && child_type == od::json_type::array) {
-            if (!read_tool_calls(child, 2, p, calls_any)) {
+            if (!read_tool_calls(child, 2, p, calls_any, index)) {
                 return false;
             }
         } else if (tag == known_key::tool_call_id && child_type == od::json_type::string) {
@@ -1309,6 +1574,17 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
                 return false;
             }
             has_tool_call_id = true;
+        } else if (tag == known_key::other && same_key(name, "refusal") && child_type == od::json_type::string) {
+            if (!capture_string(child, p, refusal_text)) {
+                return false;
+            }
+            refusal = p;
+        } else if (tag == known_key::other && same_key(name, "function_call") && child_type == od::json_type::object) {
+            if (!read_call_function(child, 2, p, legacy_call_name)) {
+                return false;
+            }
+            legacy_call = p;
+            has_legacy_call = true;
         } else {
             if (!capture(child, 2, p, child_type)) {
                 return false;
@@ -1316,6 +1592,7 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
             if (tag == known_key::prefix && child_type == od::json_type::boolean) {
                 prefix = view(p) == "true";
             }
+            has_audio = has_audio || (same_key(name, "audio") && child_type == od::json_type::object);
         }
         const std::size_t at = push_member(base, name, p, child_type);
         members_[at].tag = tag;
@@ -1351,14 +1628,78 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
                         std::string(role_text) + "'",
                     where() + ".role");
     }
+    // OpenAI's legacy function_call on an assistant message -> one tool call
+    // (messages): Mistral's schema has no function_call, and the function result
+    // that follows must answer a call.
+    if (role == role_kind::assistant && has_legacy_call && on(rule_id::messages)) {
+        if (calls_any) {
+            return refuse(
+                where() + " has both tool_calls and the legacy function_call: send the call once, in tool_calls",
+                where(), rule_id::messages);
+        }
+        pending_call call;
+        call.id = map_tool_call_id("function_call " + std::to_string(index));  // stable across a conversation's turns
+        call.name = legacy_call_name;
+        const std::size_t start = mark();
+        arena_.append("[{\"id\":\"");
+        arena_.append(call.id.data(), call.id.size());
+        arena_.append("\",\"type\":\"function\",\"function\":");
+        append(legacy_call);
+        arena_.append("}]");
+        const std::size_t at = push_member(base, "tool_calls", since(start), od::json_type::array);
+        members_[at].tag = known_key::tool_calls;
+        s_.calls.clear();
+        s_.calls.push_back(call);
+        calls_any = true;
+        fire(rule_id::messages);
+    }
+    // OpenAI's message-level refusal is what the assistant said: it joins the content (messages).
+    if (role == role_kind::assistant && !refusal_text.empty() && on(rule_id::messages)) {
+        const std::size_t start = mark();
+        const piece content = content_index != SIZE_MAX ? members_[content_index].value : piece{};
+        const piece inner{content.begin + 1, content.end - 1, content.in_arena};  // without the quotes or brackets
+        if (content_empty) {
+            append(refusal);
+        } else if (members_[content_index].type == od::json_type::string) {
+            arena_.push_back('"');
+            append(inner);
+            arena_.append("\\n\\n");
+            append(piece{refusal.begin + 1, refusal.end - 1, refusal.in_arena});
+            arena_.push_back('"');
+        } else {
+            arena_.push_back('[');
+            append(inner);
+            arena_.append(",{\"type\":\"text\",\"text\":");
+            append(refusal);
+            arena_.append("}]");
+        }
+        const bool as_string = content_empty || members_[content_index].type == od::json_type::string;
+        content_index =
+            push_member(base, "content", since(start), as_string ? od::json_type::string : od::json_type::array);
+        members_[content_index].tag = known_key::content;
+        content_empty = false;
+        s_.hint_texts.push_back(refusal_text);
+        fire(rule_id::messages);
+    }
     out.role = role;
     out.prefix = prefix;
     out.has_tool_calls = calls_any && role == role_kind::assistant;
 
     // System content given as parts -> one string (messages): the role may come
-    // after the content, so the texts were collected and are joined here.
+    // after the content, so the texts were collected and are joined here. Parts
+    // that are not text cannot join a string: Mistral's system messages take
+    // thinking parts as they are, and nothing else.
     if (role == role_kind::system && content_index != SIZE_MAX &&
-        members_[content_index].type == od::json_type::array && on(rule_id::messages)) {
+        members_[content_index].type == od::json_type::array && on(rule_id::messages) &&
+        content_.first_not_system != SIZE_MAX) {
+        const std::string part = where() + ".content[" + std::to_string(content_.first_not_system) + "]";
+        return refuse(part + " is a '" + std::string(content_.first_not_system_type) +
+                          "' part, which a system message cannot hold: send it in a user message",
+                      part, rule_id::messages);
+    }
+    if (role == role_kind::system && content_index != SIZE_MAX &&
+        members_[content_index].type == od::json_type::array && on(rule_id::messages) &&
+        content_.first_other == SIZE_MAX) {
         fire(rule_id::messages);
         const std::size_t start = mark();
         arena_.push_back('"');
@@ -1381,6 +1722,12 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
     // role_order: an assistant message with nothing in it is dropped.
     keep = true;
     if (role == role_kind::assistant && content_empty && !calls_any && !prefix && on(rule_id::role_order)) {
+        if (has_audio) {
+            return refuse(where() +
+                              " holds only an OpenAI audio answer (audio.id), which Mistral cannot read: "
+                              "send its transcript as the message's content",
+                          where(), rule_id::role_order);
+        }
         fire(rule_id::role_order);
         keep = false;
         members_.resize(base);
@@ -1421,11 +1768,14 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
             fire(rule_id::role_order);
         }
         if (it == s_.pending.end()) {
-            // A result for no pending call: dropped, or the counts would not match.
-            fire(rule_id::role_order);
-            keep = false;
-            members_.resize(base);
-            return true;
+            // A result for no pending call: Mistral refuses it (calls and results must
+            // match), and dropping it would hide it from the model. OpenAI refuses it too.
+            return refuse(where() + " is a tool result" +
+                              (has_tool_call_id ? " for tool_call_id '" + std::string(tool_call_id.substr(0, 100)) + "'"
+                                                : std::string()) +
+                              " that answers no tool call of the assistant message before it: put that assistant "
+                              "message (with its tool_calls) before it, or leave the result out",
+                          where(), rule_id::role_order);
         }
         s_.pending.erase(it);
     }

@@ -183,7 +183,7 @@ void stream_transcoder::impl::on_event(const sse_event& event, std::string& out)
     }
     if (is_error) {
         out.resize(mark);
-        finish_error(errors::translate_upstream_error(500, data, options_.upstream_name), out);
+        finish_error(errors::translate_upstream_error(500, data, options_.upstream_name, options_.redact), out);
         return;
     }
     if (!ok) {
@@ -191,7 +191,7 @@ void stream_transcoder::impl::on_event(const sse_event& event, std::string& out)
         std::string message = "upstream ";
         message += options_.upstream_name;
         message += " sent a stream event that is not a JSON object: ";
-        message += quoted_prefix(data);
+        message += quoted_prefix(options_.redact(data));  // no key survives the cut
         finish_error(errors::make_error(502, std::move(message), "upstream_bad_event"), out);
         return;
     }

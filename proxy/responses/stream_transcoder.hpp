@@ -52,6 +52,7 @@ struct stream_options {
     bool include_usage = false;  // the client sent stream_options.include_usage: true
     std::size_t max_event_bytes = default_max_sse_event_bytes;
     std::string_view upstream_name = "mistral";  // named in error messages the proxy writes
+    errors::redactor redact;  // keys hidden in upstream text an error event quotes
 };
 
 class stream_transcoder {

@@ -172,6 +172,14 @@ std::vector<std::string> key_store::secrets_for_leak_checks() const {
     return out;
 }
 
+errors::redactor key_store::redactor_for(upstream_id upstream,
+                                        std::optional<std::string_view> client_bearer) const noexcept {
+    const auto index = static_cast<std::size_t>(upstream);
+    const bool bearer_sent = index < upstream_count && !upstream_keys_[index] && upstream != upstream_id::codestral &&
+                             !client_keys_configured() && client_bearer;
+    return errors::redactor(secrets_, bearer_sent ? trim(*client_bearer) : std::string_view());
+}
+
 std::optional<std::string_view> bearer_token(std::string_view authorization_header) noexcept {
     std::string_view header = trim(authorization_header);
     constexpr std::string_view scheme = "bearer";

@@ -43,12 +43,19 @@ public:
     // Every secret value held, for tests that grep logs and answers for leaks.
     std::vector<std::string> secrets_for_leak_checks() const;
 
+    // Hides every key held here in upstream text the proxy relays or logs, and
+    // the client's bearer when it is what `upstream` is sent (no env key): an
+    // upstream may echo the Authorization header. Valid while this store and
+    // the bearer's text live (the request's runtime state and its header).
+    errors::redactor redactor_for(upstream_id upstream, std::optional<std::string_view> client_bearer) const noexcept;
+
 private:
     std::array<std::optional<std::string>, upstream_count> upstream_keys_;
     std::array<std::string, upstream_count> upstream_key_env_;
     std::vector<std::string> client_keys_;
     bool client_keys_required_ = false;  // client_keys_env named but empty: refuse everyone
     std::string client_keys_env_;
+    std::vector<std::string> secrets_;  // every key above, for redactor_for()
 
     void load(const config::proxy_config& config, const std::function<const char*(const char*)>& getenv_fn);
 };
@@ -60,6 +67,7 @@ template <class Getenv>
 key_store key_store::from_environment(const config::proxy_config& config, Getenv&& getenv_fn) {
     key_store store;
     store.load(config, std::function<const char*(const char*)>(std::forward<Getenv>(getenv_fn)));
+    store.secrets_ = store.secrets_for_leak_checks();
     return store;
 }
 

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -24,12 +25,12 @@ namespace {
 constexpr std::array<std::string_view, rule_count> rule_names = {
     "model_rewrite", "model_alias",    "tool_choice_any", "params",       "ranges",
     "messages",      "tool_call_ids",  "role_order",      "tools",        "tool_capable",
-    "json_mode_hint", "vision_route", "finish_reason",
+    "json_mode_hint", "vision_route", "finish_reason", "documents",
 };
 
 constexpr std::string_view top_keys =
     "include, switches, models, model_classes, model_rewrite, model_alias, tool_capable, vision_route, params, "
-    "ranges, json_mode_hint, role_order, finish_reason, schema";
+    "ranges, json_mode_hint, role_order, finish_reason, documents, schema";
 constexpr std::string_view model_keys = "match, class, host";
 constexpr std::string_view tool_capable_keys = "models_without_tools, action, reroute_to, suggest";
 constexpr std::string_view vision_keys = "models_with_vision, action, reroute_to, suggest";
@@ -524,6 +525,30 @@ void builder::apply_text(std::string_view yaml_text, const std::string& file) {
                 } else {
                     list.emplace_back(from, std::move(mapped));
                 }
+            });
+        } else if (key == "documents") {
+            ys::for_each_field(file, value, key, [&](const std::string& sub, const YAML::Node& sub_key,
+                                                     const YAML::Node& types) {
+                const std::string path = ys::path_of(key, sub);
+                std::vector<std::string>* target = sub == "document_types" ? &set->document_types
+                                                   : sub == "image_types"  ? &set->image_types
+                                                                           : nullptr;
+                if (target == nullptr) {
+                    ys::fail_unknown_key(file, sub_key, sub, key, "document_types, image_types");
+                }
+                auto list = string_list(file, sub_key, types, path);
+                for (std::size_t i = 0; i < list.size(); ++i) {
+                    std::string& type = list[i];
+                    std::transform(type.begin(), type.end(), type.begin(),
+                                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+                    const auto slash = type.find('/');
+                    if (slash == std::string::npos || slash == 0 || slash + 1 == type.size() ||
+                        type.find_first_of(";, \t") != std::string::npos) {
+                        ys::fail(file, types[i], path + "[" + std::to_string(i) + "]: '" + type +
+                                                     "' is not a media type (type/subtype, e.g. application/pdf)");
+                    }
+                }
+                *target = std::move(list);
             });
         } else if (key == "schema") {
             parse_schema(file, value);

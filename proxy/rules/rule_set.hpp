@@ -29,8 +29,9 @@ enum class rule_id : std::uint8_t {
     json_mode_hint,
     vision_route,
     finish_reason,
+    documents,
 };
-inline constexpr std::size_t rule_count = 13;
+inline constexpr std::size_t rule_count = 14;
 
 // "model_rewrite", ... (static storage).
 std::string_view rule_name(rule_id id) noexcept;
@@ -157,6 +158,10 @@ public:
     std::string assistant_bridge_text;  // role_order: content of the inserted assistant message
     std::string missing_tool_result_text;  // role_order: content of a synthesized tool result
     std::vector<std::pair<std::string, std::string>> finish_reasons;  // upstream -> OpenAI
+    // documents: media types (lower case) of OpenAI file parts' data URLs that go
+    // to Mistral as a document_url part, and as an image_url part.
+    std::vector<std::string> document_types{"application/pdf"};
+    std::vector<std::string> image_types{"image/png", "image/jpeg", "image/webp", "image/gif"};
     schema_set schema;
 
     rule_set() { enabled_.fill(true); }

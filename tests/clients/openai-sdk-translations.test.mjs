@@ -112,3 +112,44 @@ test('embeddings.create with the SDK default returns exactly the fake\'s floats'
   assert.deepEqual(res.data[1].embedding, embeddingFor('two'));
   assert.equal(JSON.parse(stack.fakes.mistral.requests[0].body).encoding_format, undefined, 'floats asked of Mistral');
 });
+
+// A small but real PDF, as the Vercel AI SDK and LangChain send one: a file part with a data URL.
+const pdfBase64 = Buffer.from('%PDF-1.4\n1 0 obj <</Type /Catalog>> endobj\ntrailer <</Root 1 0 R>>\n%%EOF\n').toString('base64');
+
+test('a chat with a PDF file part: Mistral gets a document_url part with the same data URL', async () => {
+  const fileData = `data:application/pdf;base64,${pdfBase64}`;
+  const { data, response } = await client.chat.completions
+    .create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'summarize the document' }, { type: 'file', file: { filename: 'report.pdf', file_data: fileData } }] }],
+    })
+    .withResponse();
+  assert.equal(data.choices[0].message.content, 'echo: summarize the document');
+  assert.match(response.headers.get('x-mistral-proxy-rules'), /documents/);
+  const sent = JSON.parse(stack.fakes.mistral.requests[0].body);
+  assert.deepEqual(sent.messages[0].content, [
+    { type: 'text', text: 'summarize the document' },
+    { type: 'document_url', document_url: fileData, document_name: 'report.pdf' },
+  ]);
+});
+
+test('a file part Mistral cannot read is refused with a 400 naming the part, and nothing is sent', async () => {
+  const cases = [
+    [{ file_id: 'file-abc123' }, /messages\[0\]\.content\[1\]\.file\.file_id 'file-abc123' is not a Mistral file id/],
+    [{ file_data: pdfBase64, filename: 'report.pdf' }, /file_data must be a base64 data URL/],
+    [{ file_data: 'data:text/csv;base64,YSxi', filename: 'a.csv' }, /text\/csv, which Mistral's chat does not read/],
+  ];
+  for (const [file, message] of cases) {
+    await assert.rejects(
+      client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: [{ type: 'text', text: 'read' }, { type: 'file', file }] }] }),
+      (error) => {
+        assert.ok(error instanceof OpenAI.BadRequestError, String(error));
+        assert.match(error.message, message);
+        assert.equal(error.param, 'messages[0].content[1]');
+        assert.equal(error.code, 'unsupported_content');
+        return true;
+      },
+    );
+  }
+  assert.deepEqual(stack.allRequests(), []);
+});

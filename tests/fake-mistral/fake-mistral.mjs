@@ -388,15 +388,17 @@ export async function startFakeMistral(options = {}) {
         const headers = { ...(fault.headers ?? {}) };
         let body;
         let type;
-        if (fault.body === undefined) {
+        // A function makes the body from the request (e.g. an upstream that echoes its Authorization header).
+        const given = typeof fault.body === 'function' ? fault.body(record) : fault.body;
+        if (given === undefined) {
           const def = defaultFaultBody(status);
           body = def.json !== undefined ? JSON.stringify(def.json) : def.text;
           type = def.json !== undefined ? 'application/json' : def.type;
-        } else if (typeof fault.body === 'string') {
-          body = fault.body;
+        } else if (typeof given === 'string') {
+          body = given;
           type = fault.contentType ?? 'text/plain';
         } else {
-          body = JSON.stringify(fault.body);
+          body = JSON.stringify(given);
           type = 'application/json';
         }
         send(res, status, body, { 'content-type': fault.contentType ?? type, ...headers });
@@ -612,7 +614,8 @@ export async function startFakeMistral(options = {}) {
     },
     /**
      * Queues a fault for the next request (or the next `times` requests whose path matches `path`).
-     *   {kind:'status', status, body?, headers?, contentType?}  Mistral's error shape for the status by default
+     *   {kind:'status', status, body?, headers?, contentType?}  Mistral's error shape for the status by default;
+     *                                body: a string, a JSON value, or a function (request record) => either
      *   {kind:'hang'}                 read the request, never answer
      *   {kind:'reset_after', chunks:N, rst?} stream N events (non-stream: half the body) then drop the connection
      *   {kind:'slow', intervalMs, chunks?}   pace this stream

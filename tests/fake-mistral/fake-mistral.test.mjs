@@ -62,6 +62,23 @@ test('422 for a forbidden key inside a message, a range, a missing field', async
   assert.deepEqual(got, ['extra_forbidden@body.messages.0.name', 'less_than_equal@body.temperature', 'missing@body.model']);
 });
 
+test('document parts as Mistral takes them: document_url (a data URL too) and file ids that are UUIDs', async () => {
+  const chat = (part) => postJson(`${fake.url}/chat/completions`, { model: 'mistral-small-latest', messages: [{ role: 'user', content: [{ type: 'text', text: 'read' }, part] }] }, AUTH);
+  for (const part of [
+    { type: 'document_url', document_url: 'data:application/pdf;base64,JVBERi0xLjQK', document_name: 'a.pdf' },
+    { type: 'document_url', document_url: 'https://example.test/a.pdf' },
+    { type: 'file', file_id: '0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d' },
+  ]) {
+    const res = await chat(part);
+    assert.equal(res.status, 200, `${JSON.stringify(part)}: ${res.text}`);
+  }
+  const badId = await chat({ type: 'file', file_id: 'file-abc123' });
+  assert.equal(badId.status, 422);
+  assert.ok(badId.json.detail.some((d) => d.type === 'uuid_parsing' && d.loc.join('.') === 'body.messages.0.content.1.file_id'), badId.text);
+  const openai = await chat({ type: 'file', file: { file_data: 'data:application/pdf;base64,JVBER' } });
+  assert.equal(openai.status, 422, 'OpenAI\'s file part is not Mistral\'s');
+});
+
 test('400 invalid_model for unknown and removed models', async () => {
   for (const model of ['mistral-tiny', 'mistral-medium', 'gpt-4o']) {
     const res = await postJson(`${fake.url}/chat/completions`, { model, messages: [{ role: 'user', content: 'x' }] }, AUTH);

@@ -6,7 +6,12 @@ import Ajv2020 from 'ajv/dist/2020.js';
 
 const schemaDoc = JSON.parse(readFileSync(new URL('./mistral-schemas.json', import.meta.url), 'utf8'));
 
-const ajv = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+// Formats as pydantic checks them: a file id must be a UUID (FileChunk.file_id); binary is not checked.
+const ajv = new Ajv2020({
+  strict: false,
+  allErrors: true,
+  formats: { uuid: /^(?:urn:uuid:)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i, binary: true },
+});
 ajv.addSchema(schemaDoc);
 
 const validators = new Map();
@@ -79,6 +84,10 @@ function toPydantic(error, body) {
       const expected = values.length > 1 ? `${values.slice(0, -1).join(', ')} or ${values.at(-1)}` : values[0];
       return { type: 'enum', loc, msg: `Input should be ${expected}`, input, ctx: { expected } };
     }
+    case 'format':
+      return p.format === 'uuid'
+        ? { type: 'uuid_parsing', loc, msg: 'Input should be a valid UUID, invalid character: expected an optional prefix of `urn:uuid:` followed by [0-9a-fA-F-]', input }
+        : { type: 'value_error', loc, msg: error.message, input: input ?? null };
     case 'const':
       return { type: 'literal_error', loc, msg: `Input should be ${quote(p.allowedValue)}`, input, ctx: { expected: quote(p.allowedValue) } };
     case 'minItems':

@@ -4,7 +4,10 @@
 // OpenAPI schemas (tests/fake-mistral/mistral-schemas.json, generated from
 // ../shared/mistral-openapi.yaml) and passing Mistral's server-side checks
 // (9-character alphanumeric tool-call ids, role order, last role, one result per
-// tool call, models that cannot take tools or images).
+// tool call, models that cannot take tools or images). Nothing the client sent is
+// lost on the way: every text, image, document and audio of the request is still
+// in what goes to Mistral. A few requests must be refused instead (REFUSED): the
+// proxy answers 400 naming the message or part, as OpenAI does.
 //
 // The file name says the endpoint: chat-*.json, fim-*.json, embeddings-*.json.
 import { test, describe, before, after } from 'node:test';
@@ -25,7 +28,44 @@ const ENDPOINTS = {
   embeddings: { path: '/v1/embeddings', schema: 'EmbeddingRequest' },
 };
 const RULE_IDS = new Set(['model_rewrite', 'model_alias', 'tool_choice_any', 'params', 'ranges', 'messages', 'tool_call_ids',
-  'role_order', 'tools', 'tool_capable', 'json_mode_hint', 'vision_route']);
+  'role_order', 'tools', 'tool_capable', 'json_mode_hint', 'vision_route', 'documents']);
+
+// Requests of the corpus that neither OpenAI nor Mistral serves: refused with a 400
+// naming `param`, by `rule`, rather than sent with a part of them dropped.
+const REFUSED = {
+  'chat-tool-orphan-result.json': { param: 'messages[1]', rule: 'role_order' },
+};
+
+// The content a chat request carries (texts, image and document URLs, file ids,
+// audio data, refusals, tool call arguments): each must still be in the body sent.
+function contentOf(body) {
+  const out = [];
+  const push = (v) => {
+    if (typeof v === 'string' && v !== '') out.push(v);
+  };
+  for (const m of body.messages ?? []) {
+    push(m.refusal);
+    push(m.function_call?.arguments);
+    for (const call of m.tool_calls ?? []) push(call.function?.arguments);
+    if (typeof m.content === 'string') push(m.content);
+    for (const part of Array.isArray(m.content) ? m.content : []) {
+      push(part.text);
+      push(part.refusal);
+      push(typeof part.image_url === 'string' ? part.image_url : part.image_url?.url);
+      push(part.document_url);
+      push(typeof part.input_audio === 'string' ? part.input_audio : part.input_audio?.data);
+      push(part.file?.file_data ?? part.file?.file_id);
+      push(part.file_id);
+    }
+  }
+  return out;
+}
+
+function stringsOf(value, out = []) {
+  if (typeof value === 'string') out.push(value);
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) stringsOf(v, out);
+  return out;
+}
 
 // Each assistant message with tool calls is followed by exactly one tool result per call.
 function toolCountError(messages) {
@@ -64,6 +104,14 @@ describe('conformance corpus through explain', () => {
       const endpoint = ENDPOINTS[kind];
       assert.ok(endpoint, `${file}: name must start with chat-, fim- or embeddings-`);
       const r = await runCli(['explain', '--config', config.file, '--endpoint', endpoint.path, join(corpusDir, file)]);
+      if (REFUSED[file]) {
+        assert.equal(r.code, 1, `${file}: must be refused: ${r.stdout}${r.stderr}`);
+        const { error } = JSON.parse(r.stdout);
+        assert.equal(error.param, REFUSED[file].param, r.stdout);
+        assert.equal(error.code, 'unsupported_content', r.stdout);
+        assert.ok(error.message.endsWith(`(mistral-proxy rule ${REFUSED[file].rule})`), error.message);
+        return;
+      }
       assert.equal(r.code, 0, `${file}: explain refused it: ${r.stdout}${r.stderr}`);
       const out = JSON.parse(r.stdout);
       for (const id of out.rules) assert.ok(RULE_IDS.has(id), `unknown rule id ${id}`);
@@ -71,6 +119,10 @@ describe('conformance corpus through explain', () => {
       assert.equal(invalid, null, `${file}: Mistral would answer 422: ${JSON.stringify(invalid)}\nbody: ${JSON.stringify(out.body)}`);
       assert.doesNotMatch(out.body.model, /^(gpt-|o\d|text-embedding-|chatgpt-)/, `${file}: OpenAI model name sent`);
       if (kind === 'chat') {
+        const sent = stringsOf(out.body).join('\u0000');
+        for (const piece of contentOf(JSON.parse(readFileSync(join(corpusDir, file), 'utf8')))) {
+          assert.ok(sent.includes(piece), `${file}: ${JSON.stringify(piece.slice(0, 80))} is lost: ${JSON.stringify(out.body)}`);
+        }
         const semantic = chatSemanticError(out.body);
         assert.equal(semantic, null, `${file}: Mistral would answer 400: ${JSON.stringify(semantic)}`);
         const counts = toolCountError(out.body.messages);

@@ -4,6 +4,7 @@ import { test, describe, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, KEYS } from '../support/stack.mjs';
 import { request, postJson, assertOpenAiError, chatBody } from '../support/http.mjs';
+import { waitUntil } from '../support/procfs.mjs';
 
 const CLIENT_KEYS = ['client-key-one-93ab', 'client-key-two-1c7e'];
 const fimBody = { model: 'codestral-latest', prompt: 'def f():' };
@@ -148,5 +149,83 @@ describe('client keys required and MISTRAL_API_KEY unset', () => {
     assertOpenAiError(res, 401, { messageIncludes: 'MISTRAL_API_KEY' });
     assert.ok(!res.text.includes(CLIENT_KEYS[0]));
     assert.deepEqual(stack.allRequests(), []);
+  });
+});
+
+// SPEC §3: keys never appear in errors or logs — not even when the upstream
+// echoes the Authorization header it was sent (a hostile or buggy upstream).
+describe('an upstream that echoes the key in its error answers', () => {
+  const echoJson = (record) => ({ object: 'error', message: `invalid key: ${record.headers.authorization}`, type: 'invalid_request_error', param: null, code: record.headers.authorization });
+  const echoText = (record) => `Authorization was "${record.headers.authorization}"`;
+  const echoEvent = (record) => `data: {"object":"error","message":"stream refused for ${record.headers.authorization}"}\n\n`;
+
+  // The client's answer and the proxy's access log line (stderr) of that request
+  // both say [redacted], and neither holds `key`.
+  async function expectRedacted(stack, res, key) {
+    assert.ok(res.text.includes('[redacted]'), res.text);
+    assert.ok(!res.text.includes(key), `the key reached the client: ${res.text}`);
+    const id = res.headers['x-request-id'];
+    const line = await waitUntil(() => stack.proxy.logs().split('\n').find((l) => l.includes(id)), { label: `access log line of ${id}`, describe: () => stack.proxy.logs() });
+    assert.ok(line.includes('[redacted]'), line);
+    assert.ok(!stack.proxy.logs().includes(key), 'the key reached the log');
+  }
+
+  describe('with MISTRAL_API_KEY', () => {
+    let stack;
+    before(async () => {
+      stack = await startStack();
+    });
+    after(async () => {
+      await stack?.stop();
+    });
+    beforeEach(() => stack.reset());
+
+    test('a JSON error body (message and code) with the key', async () => {
+      stack.fakes.mistral.injectFault({ kind: 'status', status: 401, body: echoJson });
+      const res = await postJson(`${stack.proxy.baseURL}/chat/completions`, chatBody('k'));
+      assertOpenAiError(res, 401, { messageIncludes: 'invalid key: Bearer [redacted]' });
+      assert.equal(res.json.error.code, 'Bearer [redacted]');
+      await expectRedacted(stack, res, KEYS.mistral);
+    });
+
+    test('a plain-text error body with the key, on a passthrough endpoint', async () => {
+      stack.fakes.mistral.injectFault({ kind: 'status', status: 400, body: echoText });
+      const res = await request(`${stack.proxy.baseURL}/files`);
+      assertOpenAiError(res, 400, { messageIncludes: 'Authorization was "Bearer [redacted]"' });
+      await expectRedacted(stack, res, KEYS.mistral);
+    });
+
+    test('an error event in a stream with the key', async () => {
+      stack.fakes.mistral.injectFault({ kind: 'status', status: 200, contentType: 'text/event-stream', body: echoEvent });
+      const res = await postJson(`${stack.proxy.baseURL}/chat/completions`, chatBody('k', { stream: true }));
+      assert.equal(res.status, 200);
+      assert.match(res.text, /stream refused for Bearer \[redacted\]/);
+      assert.ok(!res.text.includes(KEYS.mistral), res.text);
+      assert.ok(!res.text.includes('[DONE]'), res.text);
+    });
+
+    test('codestral\'s key too', async () => {
+      stack.fakes.codestral.injectFault({ kind: 'status', status: 401, body: echoJson });
+      const res = await postJson(`${stack.proxy.baseURL}/fim/completions`, fimBody);
+      assertOpenAiError(res, 401, { messageIncludes: '[redacted]' });
+      await expectRedacted(stack, res, KEYS.codestral);
+    });
+  });
+
+  describe('without env keys: the client\'s own bearer, passed upstream', () => {
+    let stack;
+    before(async () => {
+      stack = await startStack({ withEnvKeys: false });
+    });
+    after(async () => {
+      await stack?.stop();
+    });
+
+    test('is redacted from the echo as well', async () => {
+      stack.fakes.mistral.injectFault({ kind: 'status', status: 401, body: echoJson });
+      const res = await postJson(`${stack.proxy.baseURL}/chat/completions`, chatBody('k'), { authorization: `Bearer ${KEYS.mistral}` });
+      assertOpenAiError(res, 401, { messageIncludes: 'invalid key: Bearer [redacted]' });
+      await expectRedacted(stack, res, KEYS.mistral);
+    });
   });
 });

@@ -240,3 +240,22 @@ TEST_CASE("secrets_for_leak_checks lists every key held and nothing else") {
     // mistral and mistral_eu share MISTRAL_API_KEY, so "mk" is held twice.
     CHECK(secrets == std::vector<std::string>{"a", "b", "ck", "mk", "mk"});
 }
+
+TEST_CASE("redactor_for hides every key held, and the client's bearer when it went upstream") {
+    const std::string echoed = "sent: mk ck a b client-token";
+    // Env keys and client keys: the bearer is one of the client keys, already listed.
+    auto store = make_store({{"MISTRAL_API_KEY", "mk"}, {"CODESTRAL_API_KEY", "ck"}, {"PROXY_KEYS", "a,b"}},
+                            "client_keys_env: PROXY_KEYS");
+    CHECK(store.redactor_for(upstream_id::mistral, "a")(echoed) ==
+          "sent: [redacted] [redacted] [redacted] [redacted] client-token");
+    // No keys at all: the client's bearer is what mistral gets, so it is hidden too ...
+    store = make_store({});
+    CHECK(store.redactor_for(upstream_id::mistral, " client-token ")(echoed) == "sent: mk ck a b [redacted]");
+    CHECK(store.redactor_for(upstream_id::mistral_eu, "client-token")(echoed) == "sent: mk ck a b [redacted]");
+    CHECK(store.redactor_for(upstream_id::mistral, std::nullopt).empty());
+    // ... but codestral never gets it.
+    CHECK(store.redactor_for(upstream_id::codestral, "client-token").empty());
+    // An env key wins over the bearer: the bearer never left the proxy.
+    store = make_store({{"MISTRAL_API_KEY", "mk"}});
+    CHECK(store.redactor_for(upstream_id::mistral, "client-token")(echoed) == "sent: [redacted] ck a b client-token");
+}

@@ -4,6 +4,9 @@
 // can be spelled out exactly.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "normalizer_support.hpp"
 
 using namespace normalizer_test;
@@ -31,6 +34,30 @@ void check_rows(const std::vector<row>& rows, const rules::rule_set& set = shipp
 }
 
 constexpr std::string_view hi = R"("messages":[{"role":"user","content":"hi"}])";
+
+// Content a rule cannot pass on: a 400 naming the part or message, never a silent drop.
+struct refusal_row {
+    std::string_view name;
+    std::string_view input;
+    std::string_view param;    // the part or message named
+    std::string_view message;  // a piece of the message: what is wrong or what to send
+    std::string_view rule;     // the rule named at the end of the message
+};
+
+void check_refusals(const std::vector<refusal_row>& rows, const rules::rule_set& set = shipped()) {
+    for (const auto& r : rows) {
+        CAPTURE(r.name);
+        CAPTURE(r.input);
+        const auto out = run(r.input, endpoint::chat_completions, set);
+        REQUIRE_FALSE_MESSAGE(out.ok, out.body);
+        CHECK(out.status == 400);
+        CHECK(out.code == "unsupported_content");
+        CHECK(out.param == r.param);
+        CHECK_MESSAGE(out.message.find(r.message) != std::string::npos, out.message);
+        CHECK_MESSAGE(out.message.ends_with("(mistral-proxy rule " + std::string(r.rule) + ")"), out.message);
+        CHECK_MESSAGE(out.message.starts_with(std::string(r.param)), out.message);
+    }
+}
 
 }  // namespace
 
@@ -126,13 +153,9 @@ TEST_CASE("params: renames, drops at every level, legacy functions") {
          R"({"model":"mistral-small-latest","messages":[{"role":"user","content":"json"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object"},"strict":true,"extra":1}}})",
          R"({"model":"mistral-small-latest","messages":[{"role":"user","content":"json"}],"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object"},"strict":true}}})",
          "params"},
-        {"content part keys filtered, unknown part types dropped",
-         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"text","text":"a","cache_control":{}},{"type":"file","file":{"file_data":"x"}},{"type":"video","video":{}}]}]})",
+        {"content part keys filtered (not content: cache_control)",
+         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"text","text":"a","cache_control":{}}]}]})",
          R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"text","text":"a"}]}]})",
-         "params"},
-        {"OpenAI file part -> file_id",
-         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"f-1","filename":"a.pdf"}}]}]})",
-         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"file","file_id":"f-1"}]}]})",
          "params"},
         {"OpenAI input_audio object -> Mistral string",
          R"({"model":"voxtral-small-latest","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}]})",
@@ -221,9 +244,6 @@ TEST_CASE("tool_call_ids and role_order") {
          R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"abcDEF123","function":{"name":"w","arguments":"{}"}},{"id":"abcDEF124","function":{"name":"v","arguments":"{}"}}]},{"role":"tool","tool_call_id":"abcDEF123","content":"r"}]})",
          R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"abcDEF123","function":{"name":"w","arguments":"{}"}},{"id":"abcDEF124","function":{"name":"v","arguments":"{}"}}]},{"role":"tool","tool_call_id":"abcDEF123","content":"r"},{"role":"tool","tool_call_id":"abcDEF124","name":"v","content":"No result was returned for this tool call."}]})",
          "role_order"},
-        {"result for no call dropped",
-         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"tool","tool_call_id":"abcDEF123","content":"r"},{"role":"user","content":"x"}]})",
-         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"user","content":"x"}]})", "role_order"},
         {"a valid order is left alone",
          R"({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"q"},{"role":"assistant","content":"a"},{"role":"user","content":"b"}]})",
          "", ""},
@@ -299,9 +319,9 @@ TEST_CASE("every rule can be switched off") {
     const auto off = rules_with(
         "switches: {model_rewrite: false, model_alias: false, tool_choice_any: false, params: false, ranges: false, "
         "messages: false, tool_call_ids: false, role_order: false, tools: false, tool_capable: false, "
-        "json_mode_hint: false, vision_route: false}\n");
+        "json_mode_hint: false, vision_route: false, documents: false}\n");
     const std::string_view everything =
-        R"({"model":"mistral-tiny","messages":[{"role":"developer","content":"d","name":"n"},{"role":"user","content":[{"type":"image_url","image_url":"u"}]},{"role":"assistant","tool_calls":[{"id":"call_1","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"call_1","content":"r"},{"role":"user","content":"x"},{"role":"assistant","content":"p"}],"tools":[{"type":"function","function":{"name":"w","parameters":{"$schema":"s"}}}],"tool_choice":"required","user":"u","seed":-1,"temperature":3,"response_format":{"type":"json_object"}})";
+        R"({"model":"mistral-tiny","messages":[{"role":"developer","content":"d","name":"n"},{"role":"user","content":[{"type":"image_url","image_url":"u"},{"type":"file","file":{"file_data":"data:application/pdf;base64,JVBER","filename":"a.pdf"}}]},{"role":"assistant","tool_calls":[{"id":"call_1","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"call_1","content":"r"},{"role":"user","content":"x"},{"role":"assistant","content":"p"}],"tools":[{"type":"function","function":{"name":"w","parameters":{"$schema":"s"}}}],"tool_choice":"required","user":"u","seed":-1,"temperature":3,"response_format":{"type":"json_object"}})";
     const auto out = run(everything, endpoint::chat_completions, *off);
     REQUIRE(out.ok);
     CHECK(out.rules == "");
@@ -311,9 +331,10 @@ TEST_CASE("every rule can be switched off") {
     const auto on = run(everything);
     REQUIRE(on.ok);
     CHECK(on.rules ==
-          "model_rewrite,tool_choice_any,params,ranges,messages,tool_call_ids,role_order,tools,json_mode_hint,vision_route");
+          "model_rewrite,tool_choice_any,params,ranges,messages,tool_call_ids,role_order,tools,json_mode_hint,vision_route,"
+          "documents");
     for (std::string_view id : {"model_rewrite", "tool_choice_any", "params", "ranges", "messages", "tool_call_ids",
-                                "role_order", "tools", "json_mode_hint", "vision_route"}) {
+                                "role_order", "tools", "json_mode_hint", "vision_route", "documents"}) {
         CAPTURE(id);
         const auto one_off = rules_with("switches: {" + std::string(id) + ": false}\n");
         const auto result = run(everything, endpoint::chat_completions, *one_off);
@@ -325,6 +346,157 @@ TEST_CASE("every rule can be switched off") {
         REQUIRE_MESSAGE(result.ok, result.message);
         CHECK(result.rules.find(id) == std::string::npos);
     }
+}
+
+TEST_CASE("documents: OpenAI file parts become what Mistral's chat reads") {
+    constexpr std::string_view uuid = "3b7c1f2e-8a4d-4c6b-9e2f-1a2b3c4d5e6f";
+    const std::string with_id = std::string(R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":")") +
+                                std::string(uuid) + R"(","filename":"a.pdf"}}]}]})";
+    const std::string mistral_file = std::string(R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file_id":")") +
+                                     std::string(uuid) + R"("}]}]})";
+    check_rows({
+        // fires
+        {"PDF data URL -> document_url with the same URL, filename -> document_name",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"summarize"},{"type":"file","file":{"filename":"doc.pdf","file_data":"data:application/pdf;base64,JVBERi0xLjQK"}}]}]})",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"summarize"},{"type":"document_url","document_url":"data:application/pdf;base64,JVBERi0xLjQK","document_name":"doc.pdf"}]}]})",
+         "documents"},
+        {"no filename: no document_name",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:application/pdf;base64,JVBER"}}]}]})",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"document_url","document_url":"data:application/pdf;base64,JVBER"}]}]})",
+         "documents"},
+        {"media type in any case, with parameters; escapes copied as written",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:Application\/PDF;name=a.pdf;base64,JVBER","filename":null}}]}]})",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"document_url","document_url":"data:Application\/PDF;name=a.pdf;base64,JVBER"}]}]})",
+         "documents"},
+        {"file_data wins over file_id",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"x","file_data":"data:application/pdf;base64,JVBER"}}]}]})",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"document_url","document_url":"data:application/pdf;base64,JVBER"}]}]})",
+         "documents"},
+        {"a Mistral file id -> Mistral's file part", with_id, mistral_file, "documents"},
+        {"an image -> image_url",
+         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:image/png;base64,iVBOR","filename":"a.png"}}]}]})",
+         R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"image_url","image_url":"data:image/png;base64,iVBOR"}]}]})",
+         "documents"},
+        {"an image to a model without vision: vision_route as for any image",
+         R"({"model":"open-mistral-nemo","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:image/jpeg;base64,/9j/"}}]}]})",
+         R"({"model":"pixtral-12b-2409","messages":[{"role":"user","content":[{"type":"image_url","image_url":"data:image/jpeg;base64,/9j/"}]}]})",
+         "vision_route,documents"},
+        // does not fire: Mistral's own document parts pass as they are
+        {"Mistral's document_url part",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"document_url","document_url":"https://x.test/a.pdf","document_name":"a"}]}]})",
+         "", ""},
+        {"Mistral's file part", mistral_file, "", ""},
+    });
+
+    // Switched off: the part goes as the client wrote it (params does not empty it).
+    const auto off = rules_with("switches: {documents: false}\n");
+    const std::string_view openai = R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:application/pdf;base64,JVBER","filename":"a.pdf"}}]}]})";
+    const auto out = run(openai, endpoint::chat_completions, *off);
+    REQUIRE(out.ok);
+    CHECK(out.body == openai);
+    CHECK(out.rules == "");
+
+    // Malformed or untranslatable: refused, naming the part and what to send.
+    const std::string bad_id = std::string(R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"file","file":{"file_id":"file-abc","filename":"a.pdf"}}]}]})");
+    check_refusals({
+        {"raw base64, not a data URL",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"file","file":{"file_data":"JVBERi0xLjQK","filename":"a.pdf"}}]}]})",
+         "messages[0].content[1]", "file_data must be a base64 data URL; got text starting 'JVBERi0xLjQK'. Send a PDF as file.file_data, a data URL (data:application/pdf;base64,", "documents"},
+        {"a data URL that is not base64",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:application/pdf,%25PDF"}}]}]})",
+         "messages[0].content[0]", "must be a base64 data URL", "documents"},
+        {"a type Mistral does not read",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:text/csv;base64,YSxi","filename":"a.csv"}}]}]})",
+         "messages[0].content[0]", "file_data is text/csv, which Mistral's chat does not read; it reads documents of type application/pdf and images of type image/png, image/jpeg, image/webp, image/gif. Convert the file to PDF, or send its text in a text part.", "documents"},
+        {"an OpenAI file id", bad_id, "messages[0].content[1]", "file.file_id 'file-abc' is not a Mistral file id (a UUID)", "documents"},
+        {"neither file_data nor file_id",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"filename":"a.pdf"}}]}]})",
+         "messages[0].content[0]", "file has neither file_data nor file_id", "documents"},
+        {"file_data not a string",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":5}}]}]})",
+         "messages[0].content[0]", "got a number", "documents"},
+        {"file not an object",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":"data:application/pdf;base64,JVBER"}]}]})",
+         "messages[0].content[0]", "file must be an object with file_data (a data URL) or file_id, got a string", "documents"},
+        {"filename not a string",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:application/pdf;base64,JVBER","filename":7}}]}]})",
+         "messages[0].content[0]", "file.filename must be a string, got a number", "documents"},
+        {"a PDF in a system message",
+         R"({"model":"m","messages":[{"role":"developer","content":[{"type":"text","text":"use this"},{"type":"file","file":{"file_data":"data:application/pdf;base64,JVBER"}}]},{"role":"user","content":"q"}]})",
+         "messages[0].content[1]", "is a 'document_url' part, which a system message cannot hold: send it in a user message", "messages"},
+    });
+    // Bad JSON inside a file part is bad JSON.
+    const auto broken = run(R"({"model":"m","messages":[{"role":"user","content":[{"type":"file","file":{"file_data":"data:application/pdf;base64,JVBER",}}]}]})");
+    CHECK_FALSE(broken.ok);
+    CHECK(broken.status == 400);
+    CHECK(broken.message.find("not valid JSON") != std::string::npos);
+}
+
+TEST_CASE("nothing the client sent is dropped: reshaped, or refused") {
+    check_rows({
+        {"an assistant refusal with no content becomes the content",
+         R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":null,"refusal":"I can't help with that."},{"role":"user","content":"c"}]})",
+         R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"I can't help with that."},{"role":"user","content":"c"}]})",
+         "messages"},
+        {"... after string content",
+         R"({"model":"m","messages":[{"role":"user","content":"a"},{"refusal":"no \"that\"","role":"assistant","content":"b"},{"role":"user","content":"c"}]})",
+         R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b\n\nno \"that\""},{"role":"user","content":"c"}]})",
+         "messages"},
+        {"... after content parts",
+         R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"text","text":"b"}],"refusal":"no"},{"role":"user","content":"c"}]})",
+         R"({"model":"m","messages":[{"role":"user","content":"a"},{"role":"assistant","content":[{"type":"text","text":"b"},{"type":"text","text":"no"}]},{"role":"user","content":"c"}]})",
+         "messages"},
+        {"thinking parts of a system message stay parts (Mistral takes them there)",
+         R"({"model":"m","messages":[{"role":"system","content":[{"type":"text","text":"a"},{"type":"thinking","thinking":[{"type":"text","text":"t"}]}]},{"role":"user","content":"q"}]})",
+         "", ""},
+    });
+
+    // A legacy function call and its result: one tool call and its answer, not two lost messages.
+    const std::string legacy =
+        R"({"model":"m","messages":[{"role":"user","content":"w?"},{"role":"assistant","content":null,"function_call":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}},{"role":"function","name":"get_weather","content":"sunny"},{"role":"user","content":"thanks"}]})";
+    const auto out = run(legacy);
+    REQUIRE_MESSAGE(out.ok, out.message);
+    const auto at = out.body.find(R"("id":")");
+    REQUIRE(at != std::string::npos);
+    const std::string id = out.body.substr(at + 6, 9);
+    CHECK(std::all_of(id.begin(), id.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }));
+    CHECK(out.body ==
+          R"({"model":"m","messages":[{"role":"user","content":"w?"},{"role":"assistant","content":null,"tool_calls":[{"id":")" + id +
+              R"(","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","name":"get_weather","content":"sunny","tool_call_id":")" +
+              id + R"("},{"role":"assistant","content":"Understood."},{"role":"user","content":"thanks"}]})");
+    CHECK(out.rules == "messages,role_order");
+    CHECK(run(legacy).body == out.body);  // the same id on every turn
+
+    check_refusals({
+        {"a part type Mistral does not know",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"video","video":{}}]}]})",
+         "messages[0].content[1]", "is a 'video' part, which Mistral's chat does not take; send it as one of the part types Mistral takes: image_url, document_url, text",
+         "params"},
+        {"a part without a type",
+         R"({"model":"m","messages":[{"role":"user","content":[{"text":"a"}]}]})", "messages[0].content[0]", "has no type",
+         "params"},
+        {"input_audio without data",
+         R"({"model":"m","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"format":"wav"}}]}]})",
+         "messages[0].content[0]", "input_audio has no data", "params"},
+        {"an image in a system message",
+         R"({"model":"m","messages":[{"role":"system","content":[{"type":"image_url","image_url":"https://x.test/a.png"}]},{"role":"user","content":"q"}]})",
+         "messages[0].content[0]", "is a 'image_url' part, which a system message cannot hold", "messages"},
+        {"a tool result that answers no call",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"tool","tool_call_id":"abcDEF123","content":"r"},{"role":"user","content":"x"}]})",
+         "messages[1]", "is a tool result for tool_call_id 'abcDEF123' that answers no tool call of the assistant message before it", "role_order"},
+        {"a second result for one call",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"abcDEF123","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":"abcDEF123","content":"r"},{"role":"tool","content":"again"}]})",
+         "messages[3]", "is a tool result that answers no tool call", "role_order"},
+        {"an assistant message that holds only OpenAI audio",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","content":null,"audio":{"id":"audio_1"}},{"role":"user","content":"x"}]})",
+         "messages[1]", "holds only an OpenAI audio answer (audio.id)", "role_order"},
+        {"a custom tool call",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"abcDEF123","type":"custom","custom":{"name":"c","input":"x"}}]}]})",
+         "messages[1].tool_calls[0]", "is a 'custom' tool call; Mistral's chat takes function calls only", "params"},
+        {"tool_calls and a legacy function_call",
+         R"({"model":"m","messages":[{"role":"user","content":"q"},{"role":"assistant","tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"w","arguments":"{}"}}],"function_call":{"name":"v","arguments":"{}"}}]})",
+         "messages[1]", "has both tool_calls and the legacy function_call", "messages"},
+    });
 }
 
 TEST_CASE("routing, facts for the session and the limiter") {

@@ -55,6 +55,7 @@ struct outcome {
     unsigned status = 0;
     std::string message;
     std::string code;
+    std::string param;
     normalize::normalized_request request;  // views not valid after the call
 };
 
@@ -79,6 +80,7 @@ inline outcome run(std::string_view json, normalize::endpoint which = normalize:
         out.status = result.error->status;
         out.message = result.error->message;
         out.code = result.error->code.value_or("");
+        out.param = result.error->param.value_or("");
     }
     return out;
 }

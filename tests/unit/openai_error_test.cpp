@@ -3,6 +3,7 @@
 #include <simdjson.h>
 
 #include <string>
+#include <vector>
 
 #include "errors/json_writer.hpp"
 #include "errors/openai_error.hpp"
@@ -235,4 +236,78 @@ TEST_CASE("translate_upstream_error: hostile bodies still give valid, bounded JS
     // Mistral's message text is kept verbatim, even when JSON-escaped on input.
     CHECK(translate_upstream_error(400, R"({"message":"line1\nline2 \"q\""})", "mistral").message ==
           "line1\nline2 \"q\"");
+}
+
+TEST_CASE("redact: every occurrence of every secret, overlapping runs as one") {
+    const std::vector<std::string> secrets{"sk-abc123", "abc", "zz"};
+    struct row {
+        std::string_view name;
+        std::string_view text;
+        std::string_view extra;
+        std::string_view expected;
+    };
+    const row rows[] = {
+        {"nothing to hide", "all fine", "", "all fine"},
+        {"one key", "bad key Bearer sk-abc123 sent", "", "bad key Bearer [redacted] sent"},
+        {"twice, and a shorter secret elsewhere", "sk-abc123/sk-abc123 abc", "", "[redacted]/[redacted] [redacted]"},
+        {"a secret inside another: the longer run wins", "xsk-abc123x", "", "x[redacted]x"},
+        {"overlapping occurrences of one secret", "zzz", "", "[redacted]"},
+        {"touching runs merge", "abczz", "", "[redacted]"},
+        {"the request's extra secret", "token client-bearer-9 echoed", "client-bearer-9", "token [redacted] echoed"},
+        {"empty text", "", "x", ""},
+    };
+    for (const row& r : rows) {
+        CAPTURE(r.name);
+        CHECK(redact(r.text, secrets, r.extra) == r.expected);
+    }
+    CHECK(redact("abc", {}, "") == "abc");
+    CHECK(redact("a", std::vector<std::string>{""}, "") == "a");  // an empty secret hides nothing
+
+    openai_error error = make_error(400, "got sk-abc123", "sk-abc123", "p-abc");
+    error.type = "abc";
+    redactor(secrets).apply(error);
+    CHECK(error.message == "got [redacted]");
+    CHECK(error.code == "[redacted]");
+    CHECK(error.param == "p-[redacted]");
+    CHECK(error.type == "[redacted]");
+    CHECK(redactor().empty());
+    CHECK(redactor()("sk-abc123") == "sk-abc123");
+}
+
+TEST_CASE("translate_upstream_error: keys an upstream echoes never reach the message") {
+    const std::vector<std::string> secrets{"mk-secret-7f3a9c"};
+    const redactor hide(secrets, "client-bearer-51be");
+    const std::string long_text = std::string(1020, 'x') + "mk-secret-7f3a9c and more";  // the key straddles the cut
+    struct row {
+        std::string_view name;
+        unsigned status;
+        std::string body;
+        std::string_view expected_message;
+    };
+    const row rows[] = {
+        {"Mistral's object error", 401,
+         R"({"object":"error","message":"key Bearer mk-secret-7f3a9c is not valid","type":"invalid_request_error","param":null,"code":"mk-secret-7f3a9c"})",
+         "key Bearer [redacted] is not valid"},
+        {"FastAPI detail echoing the header", 422,
+         R"({"detail":[{"loc":["header","authorization"],"msg":"bad value Bearer client-bearer-51be","type":"value_error"}]})",
+         "header.authorization: bad value Bearer [redacted] (type=value_error)"},
+        {"escaped in JSON", 400, R"({"message":"Bearer mk\u002dsecret\u002d7f3a9c"})", "Bearer [redacted]"},
+        {"plain text", 500, "echo: Authorization: Bearer mk-secret-7f3a9c", "echo: Authorization: Bearer [redacted]"},
+        {"cut to length after redaction", 502, long_text, ""},
+    };
+    for (const row& r : rows) {
+        CAPTURE(r.name);
+        const auto error = translate_upstream_error(r.status, r.body, "mistral", hide);
+        const std::string json = to_json(error);
+        CHECK(json.find("mk-secret") == std::string::npos);
+        CHECK(json.find("client-bearer") == std::string::npos);
+        CHECK(json.find("7f3a9c") == std::string::npos);
+        if (!r.expected_message.empty()) {
+            CHECK(error.message == r.expected_message);
+        }
+    }
+    const auto cut = translate_upstream_error(502, long_text, "mistral", hide);
+    CHECK(cut.message.substr(1020, 4) == "[red");  // the marker is cut, not the key
+    // Without a redactor the text is kept as it was (the default, for callers with no keys).
+    CHECK(translate_upstream_error(500, "Bearer mk-secret-7f3a9c", "mistral").message == "Bearer mk-secret-7f3a9c");
 }

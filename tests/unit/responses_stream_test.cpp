@@ -282,6 +282,29 @@ TEST_CASE("stream: errors end the stream without [DONE]") {
     }
 }
 
+TEST_CASE("stream: keys an upstream echoes in an error event are redacted") {
+    const std::vector<std::string> secrets{"mk-secret-7f3a9c"};
+    stream_options options;
+    options.redact = errors::redactor(secrets, "client-bearer-51be");
+    const std::string ok = chunk(R"({"index":0,"delta":{"role":"assistant","content":"x"},"finish_reason":null})");
+    const std::string long_text = std::string(190, 'y') + "mk-secret-7f3a9c";  // past the quoted prefix's cut
+    const std::pair<std::string, std::string_view> rows[] = {
+        {events({ok, R"({"object":"error","message":"bad key mk-secret-7f3a9c","type":"x","code":"client-bearer-51be"})"}),
+         "bad key [redacted]"},
+        {events({ok, "not json: Bearer client-bearer-51be"}), "not json: Bearer [redacted]"},
+        {events({ok, long_text}), "not a JSON object"},
+    };
+    for (const auto& [body, message_part] : rows) {
+        CAPTURE(body);
+        const auto result = transcode(body, options);
+        CHECK(result.failed);
+        CHECK(error_message(result.out).find(message_part) != std::string::npos);
+        CHECK(result.out.find("mk-secret") == std::string::npos);
+        CHECK(result.out.find("client-bearer") == std::string::npos);
+        CHECK(result.out.find("7f3a") == std::string::npos);
+    }
+}
+
 TEST_CASE("stream: a finish_reason error keeps the content already produced") {
     const auto r = transcode(events({chunk(R"({"index":0,"delta":{"content":"par"},"finish_reason":"error"})")}));
     CHECK(r.out.starts_with(

@@ -61,6 +61,24 @@ TEST_CASE("the shipped rules: every kind of entry") {
     CHECK(contains(set->schema.tool_message, "name"));
     CHECK_FALSE(contains(set->schema.user_message, "name"));
     CHECK(set->renames_for(schema_target::embeddings).at(0).second == "output_dimension");
+    CHECK(set->document_types == std::vector<std::string>{"application/pdf"});
+    CHECK(set->image_types == std::vector<std::string>{"image/png", "image/jpeg", "image/webp", "image/gif"});
+    CHECK(rule_name(rule_id::documents) == "documents");
+}
+
+TEST_CASE("documents: media types replace the list, lower-cased; a bad one is an error") {
+    const auto set = parse_rule_texts({
+        {"a.yaml", "switches: {documents: false}\ndocuments: {document_types: [application/pdf]}\n"},
+        {"b.yaml", "documents:\n  document_types: [Application/PDF, text/plain]\n"},
+    });
+    CHECK_FALSE(set->enabled(rule_id::documents));
+    CHECK(set->document_types == std::vector<std::string>{"application/pdf", "text/plain"});
+    CHECK(set->image_types.size() == 4);  // not named: the default list
+    CHECK(error_of("documents: {image_types: [png]}\n") ==
+          "r.yaml:1:27: documents.image_types[0]: 'png' is not a media type (type/subtype, e.g. application/pdf)");
+    CHECK(error_of("documents: {pdf: true}\n").rfind("r.yaml:1:13: unknown key 'pdf' in documents", 0) == 0);
+    CHECK(error_of("documents: {document_types: application/pdf}\n").rfind(
+              "r.yaml:1:29: documents.document_types must be a list of strings", 0) == 0);
 }
 
 TEST_CASE("a later file overrides an earlier one's entries") {

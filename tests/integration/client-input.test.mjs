@@ -165,6 +165,14 @@ test('not JSON on /v1/embeddings and /v1/fim/completions: 400, nothing sent', as
 });
 
 test('after bad input on a keep-alive connection, or a 413, the proxy still serves new connections', async () => {
+  // Its own bad input first, so that the test holds whatever ran before it.
+  const garbage = await rawExchange(port, 'NOT HTTP AT ALL\r\n\r\n', { keepWriting: true });
+  assertRawOpenAiError(garbage.response, 400);
+  const tooBig = await postJson(`${stack.proxy.baseURL}/chat/completions`, chatBody('x'.repeat(MAX_BODY * 2)));
+  assertOpenAiError(tooBig, 413);
+  const notJson = await request(`${stack.proxy.baseURL}/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{oops' });
+  assertOpenAiError(notJson, 400);
   const res = await postJson(`${stack.proxy.baseURL}/chat/completions`, chatBody('fine'));
   assert.equal(res.status, 200, res.text);
+  assert.equal(stack.allRequests().length, 1, 'only the good request went upstream');
 });

@@ -216,6 +216,7 @@ test('a huge body (64 MB announced, 8 MB pushed): 413 without reading it', async
 
 test('client aborts mid-upload (JSON body and streamed passthrough): connection freed, upstream upload aborted', async () => {
   // JSON endpoint: the proxy reads the whole body first, so nothing goes upstream.
+  const before = stack.fakes.mistral.requests.length;
   await times(REPEAT, async () => {
     const socket = net.connect(stack.proxy.port, '127.0.0.1');
     socket.on('error', () => {});
@@ -225,6 +226,11 @@ test('client aborts mid-upload (JSON body and streamed passthrough): connection 
     socket.destroy();
     await closed;
   });
+  // None of them reached the upstream: the next request is the only one it sees.
+  const after = await postJson(chatUrl(), chatBody('after the aborted uploads'));
+  assert.equal(after.status, 200, after.text);
+  const sent = stack.fakes.mistral.requests.slice(before);
+  assert.equal(sent.length, 1, `only the request after the aborts went upstream: ${JSON.stringify(sent.map((r) => r.path))}`);
   // Passthrough: the body is streamed upstream; the upstream must see the upload cut.
   for (let i = 0; i < REPEAT; i++) {
     const started = stack.fakes.mistral.nextRequestStart('/v1/files');

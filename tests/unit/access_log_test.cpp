@@ -1,5 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
 #include <simdjson.h>
 
 #include "log/access_log.hpp"
@@ -44,8 +49,47 @@ TEST_CASE("unknown token counts and empty errors are left out") {
     CHECK(line.find("\"error\"") == std::string::npos);
 }
 
+namespace {
+
+// Runs `write` with stdout and stderr sent to a temporary file; returns what they received.
+template <class F>
+std::string captured_output(F write) {
+    std::FILE* sink = std::tmpfile();
+    REQUIRE(sink != nullptr);
+    std::fflush(stdout);
+    std::fflush(stderr);
+    const int saved_out = ::dup(STDOUT_FILENO);
+    const int saved_err = ::dup(STDERR_FILENO);
+    ::dup2(::fileno(sink), STDOUT_FILENO);
+    ::dup2(::fileno(sink), STDERR_FILENO);
+    write();
+    std::fflush(stdout);
+    std::fflush(stderr);
+    ::dup2(saved_out, STDOUT_FILENO);
+    ::dup2(saved_err, STDERR_FILENO);
+    ::close(saved_out);
+    ::close(saved_err);
+    std::string text;
+    std::rewind(sink);
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, sink)) > 0;) {
+        text.append(buffer, n);
+    }
+    std::fclose(sink);
+    return text;
+}
+
+}  // namespace
+
 TEST_CASE("an access log that cannot be opened is an error; off writes nothing") {
     CHECK_THROWS_AS(access_log("/nonexistent-dir/x/access.log"), std::runtime_error);
+    access_record record;
+    record.request_id = "req-off-test";
+    record.status = 200;
     access_log off("off");
     CHECK_FALSE(off.enabled());
+    CHECK(captured_output([&] { off.write(record); }).empty());
+    // The same capture sees what a log that is on writes: the check above can fail.
+    access_log on("stderr");
+    CHECK(captured_output([&] { on.write(record); }).find("req-off-test") != std::string::npos);
 }

@@ -1,4 +1,4 @@
-# `cmake --install`. Include from the top
+# `cmake --install` and the Debian package (cpack -G DEB). Include from the top
 # CMakeLists.txt after the mistral-proxy target.
 #
 # Installed layout, for the prefix given at install time (PREFIX; SYSCONF is its
@@ -53,3 +53,37 @@ install(CODE "
   set(mp_datadir [[${mp_datadir}]])
 ")
 install(SCRIPT cmake/install-config.cmake)
+
+# --- the Debian package: cpack -G DEB in the build folder -------------------------
+set(CPACK_GENERATOR DEB)
+set(CPACK_PACKAGE_NAME mistral-proxy)
+set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
+set(CPACK_PACKAGE_CONTACT "mistral-proxy maintainers <maintainers@mistral-proxy.invalid>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "local proxy that lets OpenAI clients talk to Mistral AI")
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
+"mistral-proxy rewrites what Mistral would refuse from OpenAI clients (removed
+model ids, OpenAI model names and fields, tool-call ids, message order), routes
+each call to the right Mistral host with the right key, keeps the account
+within its rate limits, and turns Mistral's answers back into what OpenAI SDKs
+expect. The systemd unit is enabled but not started on installation: put the
+keys in /etc/mistral-proxy/keys.env, then start mistral-proxy.service.")
+set(CPACK_DEBIAN_PACKAGE_SECTION net)
+set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
+set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
+set(CPACK_PACKAGE_DIRECTORY ${CMAKE_BINARY_DIR}/packages)
+# Library dependencies from dpkg-shlibdeps; adduser for the maintainer scripts.
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_STRIP_FILES ON)
+# Installed with DESTDIR and the real prefix, so that the install script sees
+# /usr and puts the configs in /etc (as GNUInstallDirs does for /usr).
+set(CPACK_SET_DESTDIR ON)
+set(CPACK_INSTALL_PREFIX /usr)
+set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
+  ${CMAKE_SOURCE_DIR}/packaging/debian/postinst
+  ${CMAKE_SOURCE_DIR}/packaging/debian/prerm
+  ${CMAKE_SOURCE_DIR}/packaging/debian/postrm
+  ${CMAKE_SOURCE_DIR}/packaging/debian/conffiles)
+include(CPack)

@@ -16,3 +16,5 @@ fi
 cmake --build "$build"
 rm -rf "$build/packages"
 (cd "$build" && cpack -G DEB)
+# Only the .deb is for the next stage (CPack stages its files in the same folder).
+rm -rf "$build/packages/_CPack_Packages"

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "config/install_layout.hpp"
 #include "http/server.hpp"
 #include "errors/json_writer.hpp"
 #include "errors/openai_error.hpp"
@@ -45,8 +46,9 @@ Usage:
   mistral-proxy --help
 
 Options:
-  --config FILE       configuration file (default: config/mistral-proxy.yaml
-                      of the installation or checkout)
+  --config FILE       configuration file (default: etc/mistral-proxy/mistral-proxy.yaml
+                      of the install prefix, /etc/mistral-proxy/ for /usr, or
+                      config/mistral-proxy.yaml of the checkout)
   --listen HOST:PORT  listen address, overriding the config's `listen`
                       (port 0 picks a free port)
 
@@ -116,18 +118,18 @@ command_line parse_command_line(int argc, char** argv) {
     return parsed;
 }
 
-// The shipped config, found next to the binary whether it runs from a build
-// folder of the checkout (build/mistral-proxy) or an installed prefix (bin/).
+// The default config (SPEC §1): the install prefix's (PREFIX/bin/mistral-proxy ->
+// PREFIX/etc/mistral-proxy/mistral-proxy.yaml, /etc/mistral-proxy/ for /usr), else
+// the checkout's config/ above a build folder. The install dirs come from the
+// build (GNUInstallDirs, see cmake/install.cmake).
 std::string default_config_file() {
     std::error_code ec;
     const auto executable = std::filesystem::read_symlink("/proc/self/exe", ec);
     if (!ec) {
-        for (auto dir = executable.parent_path(); !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
-            for (const auto* relative : {"config/mistral-proxy.yaml", "share/mistral-proxy/config/mistral-proxy.yaml"}) {
-                const auto candidate = dir / relative;
-                if (std::filesystem::exists(candidate, ec)) {
-                    return candidate.string();
-                }
+        const config::install_dirs dirs{MISTRAL_PROXY_INSTALL_BINDIR, MISTRAL_PROXY_INSTALL_SYSCONFDIR};
+        for (const auto& candidate : config::default_config_candidates(executable, dirs)) {
+            if (std::filesystem::exists(candidate, ec)) {
+                return candidate.string();
             }
         }
     }

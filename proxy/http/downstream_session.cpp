@@ -807,22 +807,10 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     }
     auto connection = std::move(acquired.connection);
 
-    bhttp::request<bhttp::buffer_body> upstream_request{request.method(),
-                                                        upstream_target(upstream, path_after_v1, query), 11};
-    copy_end_to_end_request_fields(request.base(), upstream_request.base());
-    upstream_request.set(bhttp::field::host, settings.host);
-    upstream_request.set(bhttp::field::authorization, key.authorization);
-    upstream_request.set(bhttp::field::accept_encoding, "identity");
-    upstream_request.keep_alive(true);
+    bhttp::request<bhttp::buffer_body> upstream_request;
+    make_passthrough_head(parser, upstream_target(upstream, path_after_v1, query), settings.host, key.authorization,
+                          upstream_request);
     const bool has_body = !parser.is_done();
-    if (parser.content_length()) {
-        upstream_request.content_length(*parser.content_length());
-    } else if (parser.chunked()) {
-        upstream_request.chunked(true);
-    }
-    upstream_request.body().data = nullptr;
-    upstream_request.body().size = 0;
-    upstream_request.body().more = has_body;
 
     co_await send_continue_if_expected(parser);
 
@@ -872,13 +860,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
             co_await linger_and_close();
             co_return false;
         }
-        // Nothing read with the body's end (a chunked body's last chunk): a null
-        // buffer, so that the serializer writes the terminator once. An empty
-        // non-null one would make it write an empty chunk first, which is a
-        // terminator too, and what follows it a second request.
-        upstream_request.body().data = got > 0 ? chunk : nullptr;
-        upstream_request.body().size = got;
-        upstream_request.body().more = !parser.is_done();
+        offer_body_piece(upstream_request.body(), chunk, got, parser.is_done());
         if (got == 0 && !parser.is_done()) {
             continue;
         }

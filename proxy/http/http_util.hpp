@@ -69,6 +69,24 @@ void copy_end_to_end_request_fields(const bhttp::fields& from, Fields& to) {
     }
 }
 
+// The head of a passthrough request as it goes upstream: the client's
+// end-to-end fields, the upstream's Host and key, and the body framed as the
+// client framed it (same Content-Length, or chunked). No body piece offered yet.
+void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body>& client, std::string target,
+                           std::string_view host, std::string_view authorization,
+                           bhttp::request<bhttp::buffer_body>& upstream);
+
+// Offers the serializer the next piece of a relayed body. With nothing read
+// at the body's end (a chunked body's last chunk) the buffer is null, so that
+// the serializer writes the terminator once: an empty non-null buffer would
+// make it write an empty chunk first, which is a terminator too, and what
+// follows it would read as a second request.
+inline void offer_body_piece(bhttp::buffer_body::value_type& body, char* data, std::size_t size, bool last) noexcept {
+    body.data = size > 0 ? data : nullptr;
+    body.size = size;
+    body.more = !last;
+}
+
 // The rate-limit and retry headers of an upstream answer (Retry-After,
 // retry-after-ms, x-ratelimit-*, ratelimitbysize-*), as the limits stage reads them.
 limits::header_list limit_headers_of(const bhttp::fields& fields);

@@ -42,6 +42,7 @@ Usage:
       Dry run, no network: print {"upstream","url","rules","body"} -- exactly
       what serve would send for that request body (read from stdin with - or
       when no file is given). --endpoint defaults to /v1/chat/completions.
+      Adds "fallbacks": [models] when the rule files give the model a chain.
   mistral-proxy --version
   mistral-proxy --help
 
@@ -201,7 +202,17 @@ int explain(const command_line& args, const loaded& everything) {
         out += id;
         out += '"';
     });
-    out += "],\"body\":";
+    out += ']';
+    // The rule files' fallback chain for the model sent (SPEC §6 `fallback`), when it has one.
+    if (const auto chain = everything.rules->fallback_chain(request.model_sent); !chain.empty()) {
+        out += ",\"fallbacks\":[";
+        for (std::size_t i = 0; i < chain.size(); ++i) {
+            out += i == 0 ? "" : ",";
+            errors::append_json_string(out, chain[i]);
+        }
+        out += ']';
+    }
+    out += ",\"body\":";
     std::string_view sent = request.body;
     while (!sent.empty() && (sent.back() == '\n' || sent.back() == '\r' || sent.back() == ' ' || sent.back() == '\t')) {
         sent.remove_suffix(1);  // the client's own trailing newline would end the line early

@@ -354,13 +354,14 @@ bool is_env_name(std::string_view name) {
 }
 
 constexpr std::string_view top_keys =
-    "listen, rules, region, eu_strict, upstreams, limits, retry, state_dir, client_keys_env, server, log";
+    "listen, rules, region, eu_strict, upstreams, limits, retry, breaker, state_dir, client_keys_env, server, log";
 constexpr std::string_view upstream_keys =
     "base_url, api_key_env, ca_file, connect_timeout, read_timeout, max_connections, max_idle_connections";
 constexpr std::string_view upstream_names = "mistral, mistral_eu, codestral";
 constexpr std::string_view limits_keys = "buckets, max_queue_wait, backend";
 constexpr std::string_view bucket_keys = "requests_per_second, tokens_per_minute, tokens_per_month";
 constexpr std::string_view retry_keys = "max_retries, backoff, max_retry_after";
+constexpr std::string_view breaker_keys = "failures, cooldown";
 constexpr std::string_view server_keys =
     "max_connections, max_header_bytes, max_body_bytes, header_timeout, body_timeout, idle_timeout, write_timeout, "
     "threads, "
@@ -606,6 +607,20 @@ void read_retry(const reader& r, const YAML::Node& map, retry_settings& retry) {
         });
 }
 
+void read_breaker(const reader& r, const YAML::Node& map, breaker_settings& breaker) {
+    for_each_field(
+        r.file(), map, "breaker", [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+            const std::string path = path_of("breaker", key);
+            if (key == "failures") {
+                breaker.failures = static_cast<unsigned>(r.integer(path, key_node, value, 1, 1000000));
+            } else if (key == "cooldown") {
+                breaker.cooldown = r.time(path, key_node, value, false);
+            } else {
+                fail_unknown_key(r.file(), key_node, key, "breaker", breaker_keys);
+            }
+        });
+}
+
 void read_server(const reader& r, const YAML::Node& map, server_settings& server) {
     for_each_field(r.file(), map, "server",
                    [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
@@ -774,6 +789,9 @@ proxy_config parse_config(std::string_view yaml_text, const std::string& file) {
         } else if (key == "retry") {
             r.require_map(key, key_node, value);
             read_retry(r, value, config.retry);
+        } else if (key == "breaker") {
+            r.require_map(key, key_node, value);
+            read_breaker(r, value, config.breaker);
         } else if (key == "state_dir") {
             config.state_dir = r.path(key, key_node, value);
         } else if (key == "client_keys_env") {

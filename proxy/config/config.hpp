@@ -63,6 +63,12 @@ struct retry_settings {
     duration max_retry_after{std::chrono::seconds(30)};
 };
 
+// SPEC §2 `breaker:`: per upstream and model, fail fast after consecutive failures.
+struct breaker_settings {
+    unsigned failures = 5;                               // consecutive failures that open a breaker
+    duration cooldown{std::chrono::seconds(30)};         // open this long, then one probe (half-open)
+};
+
 // Extension of SPEC §2 under the key `server:`: limits and timeouts of the client side.
 struct server_settings {
     // Client connections open at once; past it a new connection gets a 503 and is
@@ -98,6 +104,7 @@ struct proxy_config {
     std::map<std::string, upstream_settings> upstreams;
     limits_settings limits;
     retry_settings retry;
+    breaker_settings breaker;
     std::string state_dir;        // absolute path
     std::string client_keys_env;  // "" = no client keys
     server_settings server;

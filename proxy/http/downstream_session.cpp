@@ -294,6 +294,30 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
     if (context.path == "/healthz") {
         co_return co_await send_json(context, 200, R"({"status":"ok"})", can_reuse);
     }
+    if (context.path == "/readyz") {
+        // Ready when one upstream requests can be routed to has a usable key and
+        // is not tripped (a breaker open and no success since, on every worker).
+        const auto main = state_->config.region == config::region_kind::eu ? routing::upstream_id::mistral_eu
+                                                                           : routing::upstream_id::mistral;
+        std::string down;
+        bool ready = false;
+        for (const auto upstream : {main, routing::upstream_id::codestral}) {
+            const auto name = routing::upstream_name(upstream);
+            if (state_->keys.upstream_authorization(upstream, std::string_view("client")).error) {
+                down += (down.empty() ? "" : ", ") + std::string(name) + " has no key";
+            } else if (worker_.registry.upstream_tripped(static_cast<std::size_t>(upstream))) {
+                down += (down.empty() ? "" : ", ") + std::string(name) + " has its circuit breaker open";
+            } else {
+                ready = true;
+            }
+        }
+        if (ready) {
+            co_return co_await send_json(context, 200, R"({"status":"ready"})", can_reuse);
+        }
+        co_return co_await send_error(
+            context, errors::make_error(503, "not ready: no upstream can be used (" + down + ")", "not_ready"),
+            can_reuse);
+    }
     if (context.path == "/metrics") {
         const auto extra = co_await month_usage_metrics();
         co_return co_await send_json(context, 200, worker_.registry.render(extra), can_reuse, nullptr,
@@ -480,6 +504,12 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     bool keep_alive = context.client_keep_alive;
     const auto estimate = limits::estimate_request(out.body.size(), out.max_tokens);
     context.unreported_tokens = estimate.unreported;
+    // An open breaker answers before a rate-limit token is taken (nothing is sent).
+    if (const auto look = worker_.breakers.check(static_cast<std::size_t>(upstream), context.model_sent,
+                                                 limits::clock::now());
+        !look.allowed) {
+        co_return co_await refuse_open_breaker(context, upstream, look.retry_at);
+    }
     if (!co_await wait_for_limits(context, upstream, estimate.tokens, keep_alive)) {
         co_return keep_alive;
     }
@@ -633,6 +663,42 @@ awaitable<bool> downstream_session::wait_watching_client(limits::time_point unti
     co_return !client_gone;
 }
 
+awaitable<bool> downstream_session::refuse_open_breaker(request_context& context, routing::upstream_id upstream,
+                                                        limits::time_point retry_at) {
+    const auto now = limits::clock::now();
+    const auto wait = limits::ceil_ms(retry_at - now);
+    const auto name = routing::upstream_name(upstream);
+    auto error = errors::make_error(
+        503,
+        "upstream " + std::string(name) + " is failing for model '" + context.model_sent +
+            "' (circuit breaker open after " + std::to_string(worker_.breakers.settings().failures) +
+            " consecutive failures); it will be tried again in " + config::format_duration(wait) + ", at " +
+            limits::format_utc(retry_at),
+        "upstream_circuit_open");
+    context.upstream_refused = true;
+    const auto headers = limits::client_retry_headers(wait, true);
+    co_return co_await send_error(context, error, context.client_keep_alive, &headers);
+}
+
+void downstream_session::note_try_outcome(routing::upstream_id upstream, std::string_view model, bool failed) {
+    const auto index = static_cast<std::size_t>(upstream);
+    const auto now = limits::clock::now();
+    const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+    if (failed) {
+        if (worker_.breakers.on_failure(index, model, now)) {
+            worker_.metrics.breaker_opened_ns[index].store(now_ns, std::memory_order_relaxed);
+            log_line(log_level::warn, "upstream " + std::string(routing::upstream_name(upstream)) + ", model '" +
+                                          std::string(model) + "': circuit breaker open for " +
+                                          config::format_duration(worker_.breakers.settings().cooldown));
+        }
+    } else {
+        worker_.breakers.on_success(index, model, now);
+        worker_.metrics.upstream_ok_ns[index].store(now_ns, std::memory_order_relaxed);
+    }
+    worker_.metrics.breakers_open[index].store(static_cast<std::int64_t>(worker_.breakers.tripped(index)),
+                                               std::memory_order_relaxed);
+}
+
 awaitable<bool> downstream_session::exchange_buffered(request_context& context, routing::upstream_id upstream,
                                                       bhttp::request<bhttp::span_body<const char>>& request,
                                                       const answer_plan& plan) {
@@ -655,8 +721,33 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
         co_return co_await wait_watching_client(ready);
     };
 
+    // A probe the breaker let through that ends without an outcome (the client
+    // went away) frees the half-open slot for the next request.
+    struct probe_guard {
+        limits::breaker_board& board;
+        std::size_t upstream;
+        std::string_view model;
+        bool pending = false;
+        ~probe_guard() {
+            if (pending) {
+                board.on_abandoned(upstream, model);
+            }
+        }
+    } probe{worker_.breakers, upstream_index, context.model_sent};
+    auto outcome = [&](bool failed) {
+        probe.pending = false;
+        note_try_outcome(upstream, context.model_sent, failed);
+    };
+
     for (;;) {
         ++tries;
+        if (!fresh_connection) {
+            const auto admission = worker_.breakers.admit(upstream_index, context.model_sent, limits::clock::now());
+            if (!admission.allowed) {
+                co_return co_await refuse_open_breaker(context, upstream, admission.retry_at);
+            }
+            probe.pending = admission.probe;
+        }
         auto acquired = co_await worker_.pool.acquire(upstream, fresh_connection);
         fresh_connection = false;
         std::optional<errors::openai_error> failure;  // the try got no HTTP answer at all
@@ -705,6 +796,7 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
             } else {
                 worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
                 const auto status = parser->get().result_int();
+                outcome(status >= 500 || status == 429);
                 if (limits::is_retryable_status(status)) {
                     const auto wish = limits::upstream_retry_after(limit_headers_of(parser->get()), limits::clock::now());
                     const auto decision = schedule.after_failure(tries, true, wish);
@@ -734,6 +826,12 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
         }
 
         metrics::shard::add(worker_.metrics.upstream_failures[upstream_index]);
+        if (failure->code != "upstream_connections_exhausted") {
+            outcome(true);
+        } else if (probe.pending) {  // the proxy's own limit says nothing of the upstream's health
+            worker_.breakers.on_abandoned(upstream_index, context.model_sent);
+            probe.pending = false;
+        }
         const auto decision = schedule.after_failure(tries, true, std::nullopt);
         if (decision.retry) {
             log_line(log_level::info, "request " + context.id + ": " + failure->message + "; retry " +

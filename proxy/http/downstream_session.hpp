@@ -10,6 +10,7 @@
 #include "http/asio_fwd.hpp"
 #include "http/server.hpp"
 #include "http/upstream_pool.hpp"
+#include "limits/breaker.hpp"
 #include "limits/ledger.hpp"
 #include "limits/io/redis_limiter.hpp"
 #include "limits/limiter.hpp"
@@ -60,6 +61,9 @@ struct worker_context {
     // a second, so that a client opening a connection per request pays nothing).
     void return_memory_when_idle();
     std::chrono::steady_clock::time_point last_trim{};
+    // Circuit breakers per (upstream, model), this worker's own: each worker
+    // counts failures and trips on its own, like its connection pool.
+    limits::breaker_board breakers{config::breaker_settings{}};
 };
 
 awaitable<void> run_downstream_session(tcp::socket socket, worker_context& worker);

@@ -108,7 +108,9 @@ canonical_path_result canonical_path(std::string_view raw_path) {
         start = end + 1;
     }
     if (result.path.empty()) {
-        result.path = "/";
+        // push_back, not = "/": GCC 12 at -O3 reports a false -Wrestrict on the
+        // assignment here (GCC bug 105329).
+        result.path.push_back('/');
     }
     return result;
 }

@@ -126,6 +126,14 @@ std::shared_ptr<const runtime_state> make_runtime_state(config::proxy_config con
 
 void worker_context::install(std::shared_ptr<const runtime_state> next) {
     pool.rebind(next->config, *next->tls);
+    const auto& now = breakers.settings();
+    const auto& wanted = next->config.breaker;
+    if (now.failures != wanted.failures || now.cooldown != wanted.cooldown) {
+        breakers.reset(wanted);  // new thresholds: every breaker starts closed
+        for (auto& open : metrics.breakers_open) {
+            open.store(0, std::memory_order_relaxed);
+        }
+    }
     state = std::move(next);
 }
 
@@ -191,6 +199,7 @@ struct server::impl {
         }
         for (auto& worker : workers) {
             worker->pool.count_handshakes_in(&worker->metrics.tls_handshakes, &worker->metrics.tls_resumed);
+            worker->breakers.reset(state->config.breaker);
         }
         connect_shared_limits();
         for (auto& context : contexts) {

@@ -129,6 +129,11 @@ private:
     // Waits `until` (a limiter instant) while watching the client; false when it left.
     awaitable<bool> wait_watching_client(limits::time_point until);
     // Sends a whole-body request, with the retries of SPEC §8, and answers.
+    // Circuit breakers (limits/breaker.hpp): the 503 of an open breaker, and the
+    // outcome of one try (its metrics and /readyz facts kept up to date).
+    awaitable<bool> refuse_open_breaker(request_context& context, routing::upstream_id upstream,
+                                        limits::time_point retry_at);
+    void note_try_outcome(routing::upstream_id upstream, std::string_view model, bool failed);
     awaitable<bool> exchange_buffered(request_context& context, routing::upstream_id upstream,
                                       bhttp::request<bhttp::span_body<const char>>& request, const answer_plan& plan);
 

@@ -1,5 +1,6 @@
 #include "metrics/metrics.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace mistral_proxy::metrics {
@@ -218,6 +219,20 @@ std::string registry::render(std::string_view extra) const {
             .append("\n");
     }
 
+    append_header(out, "mistral_proxy_breakers_open", "gauge",
+                  "Circuit breakers (per model) not closed now, by upstream, all worker threads together.");
+    for (std::size_t u = 0; u < 3; ++u) {
+        std::int64_t open = 0;
+        for (const auto& sh : shards_) {
+            open += sh->breakers_open[u].load(std::memory_order_relaxed);
+        }
+        out.append("mistral_proxy_breakers_open{upstream=\"")
+            .append(upstream_names[u])
+            .append("\"} ")
+            .append(std::to_string(open))
+            .append("\n");
+    }
+
     append_header(out, "mistral_proxy_local_rate_limited_total", "counter",
                   "Requests the proxy answered 429 itself, by the limit that was reached.");
     for (std::size_t l = 0; l < local_limit_names.size(); ++l) {
@@ -286,6 +301,19 @@ std::string registry::render(std::string_view extra) const {
                      "Whole requests, from their headers to the last byte answered.", request_duration);
     out.append(extra);
     return out;
+}
+
+bool registry::upstream_tripped(std::size_t upstream) const {
+    const std::lock_guard lock(mutex_);
+    std::int64_t open = 0;
+    std::int64_t last_opened = 0;
+    std::int64_t last_ok = 0;
+    for (const auto& sh : shards_) {
+        open += sh->breakers_open[upstream].load(std::memory_order_relaxed);
+        last_opened = std::max(last_opened, sh->breaker_opened_ns[upstream].load(std::memory_order_relaxed));
+        last_ok = std::max(last_ok, sh->upstream_ok_ns[upstream].load(std::memory_order_relaxed));
+    }
+    return open > 0 && last_ok < last_opened;
 }
 
 }  // namespace mistral_proxy::metrics

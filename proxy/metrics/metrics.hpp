@@ -82,6 +82,12 @@ struct shard {
     std::array<std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(retry_cause::count_)>, 3> retries{};
     std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(local_limit::count_)> local_rate_limited{};
     std::array<std::atomic<std::uint64_t>, 3> upstream_failures{};  // per upstream: connect/TLS/timeout/reset
+    // Circuit breakers (limits/breaker.hpp) of this worker, per upstream: how many
+    // are not closed, when one last opened and when a try last succeeded
+    // (nanoseconds since the epoch of limits::clock), for /metrics and /readyz.
+    std::array<std::atomic<std::int64_t>, 3> breakers_open{};
+    std::array<std::atomic<std::int64_t>, 3> breaker_opened_ns{};
+    std::array<std::atomic<std::int64_t>, 3> upstream_ok_ns{};
     std::atomic<std::int64_t> open_connections{0};
     std::atomic<std::uint64_t> refused_connections{0};  // past server.max_connections or out of descriptors
     std::atomic<std::uint64_t> tls_handshakes{0};       // new upstream TLS connections
@@ -114,6 +120,10 @@ public:
     // Prometheus text format 0.0.4. `extra` is appended verbatim (metrics owned
     // by other parts, such as the month ledger).
     std::string render(std::string_view extra = {}) const;
+
+    // /readyz: some worker has a breaker of `upstream` open and no worker has had
+    // a successful try on it since the last one opened.
+    bool upstream_tripped(std::size_t upstream) const;
 
 private:
     mutable std::mutex mutex_;  // guards shards_ (scrapes vs start-up), never the counters

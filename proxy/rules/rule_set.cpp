@@ -30,7 +30,7 @@ constexpr std::array<std::string_view, rule_count> rule_names = {
 
 constexpr std::string_view top_keys =
     "include, switches, models, model_classes, model_rewrite, model_alias, tool_capable, vision_route, params, "
-    "ranges, json_mode_hint, role_order, finish_reason, documents, schema";
+    "ranges, json_mode_hint, role_order, finish_reason, documents, schema, fallbacks";
 constexpr std::string_view model_keys = "match, class, host";
 constexpr std::string_view tool_capable_keys = "models_without_tools, action, reroute_to, suggest";
 constexpr std::string_view vision_keys = "models_with_vision, action, reroute_to, suggest";
@@ -135,6 +135,7 @@ struct builder {
     std::map<std::string, std::vector<std::string>> classes;
     std::map<std::string, pending_mapping> rewrites;
     std::vector<pending_mapping> aliases;  // later files first
+    std::vector<std::pair<fallback_entry, position>> fallbacks;  // later files first
     std::vector<std::string> include_stack;
 
     void apply_text(std::string_view yaml_text, const std::string& file);
@@ -427,6 +428,32 @@ void builder::apply_text(std::string_view yaml_text, const std::string& file) {
                                 position_of(file, glob_key), false});
             });
             aliases.insert(aliases.begin(), mine.begin(), mine.end());
+        } else if (key == "fallbacks") {
+            std::vector<std::pair<fallback_entry, position>> mine;
+            ys::for_each_field(file, value, key, [&](const std::string& glob, const YAML::Node& glob_key,
+                                                     const YAML::Node& list) {
+                const std::string path = ys::path_of(key, glob);
+                check_glob(file, glob_key, glob, path);
+                if (!list.IsSequence() || list.size() == 0) {
+                    ys::fail_at_value(file, glob_key, list,
+                                      path + " must be a non-empty list of models, got " +
+                                          (list.IsSequence() ? std::string("an empty list") : ys::kind_of(list)));
+                }
+                fallback_entry entry{glob, {}};
+                for (std::size_t i = 0; i < list.size(); ++i) {
+                    const std::string item_path = path + "[" + std::to_string(i) + "]";
+                    std::string model = non_empty(file, list[i], list[i], item_path);
+                    if (model.find_first_of("*?[]\\") != std::string::npos) {
+                        ys::fail(file, list[i], item_path + ": '" + model + "' must be a model id, not a glob");
+                    }
+                    if (std::find(entry.models.begin(), entry.models.end(), model) != entry.models.end()) {
+                        ys::fail(file, list[i], item_path + ": '" + model + "' is listed twice");
+                    }
+                    entry.models.push_back(std::move(model));
+                }
+                mine.emplace_back(std::move(entry), position_of(file, glob_key));
+            });
+            fallbacks.insert(fallbacks.begin(), mine.begin(), mine.end());
         } else if (key == "tool_capable") {
             parse_capability(file, value, key, set->tool_capable, tool_capable_ref, "models_without_tools",
                              tool_capable_keys);
@@ -640,6 +667,51 @@ std::shared_ptr<const rule_set> builder::finish() {
     for (const auto& entry : aliases) {
         out.aliases.push_back(resolve(entry));
     }
+
+    // Fallback chains: following the models an entry names (and the models the
+    // entry of each of those names, and so on) must never come back to a model
+    // already on the way, or a failing model would be tried again. A model is
+    // never its own fallback (pixtral-*: [pixtral-12b-2409] is fine). Checked from
+    // every entry, and reported at the entry the loop starts from.
+    auto first_fallback = [&](std::string_view model) -> const fallback_entry* {
+        for (const auto& [entry, where] : fallbacks) {
+            if (glob_match(entry.pattern, model)) {
+                return &entry;
+            }
+        }
+        return nullptr;
+    };
+    std::vector<std::string> trail;  // concrete models on the way
+    auto walk = [&](auto& self, const fallback_entry& entry, std::string_view from, const fallback_entry& start,
+                    const position& where) -> void {
+        for (const auto& model : entry.models) {
+            if (model == from) {
+                continue;
+            }
+            if (std::find(trail.begin(), trail.end(), model) != trail.end()) {
+                std::string path = "fallbacks '" + start.pattern + "'";
+                const bool literal = start.pattern.find_first_of("*?") == std::string::npos;
+                for (std::size_t i = literal ? 1 : 0; i < trail.size(); ++i) {
+                    path += " -> '" + trail[i] + "'";
+                }
+                fail_at(where, path + " -> '" + model +
+                                   "' loops; a fallback chain must not come back to a model it left");
+            }
+            trail.push_back(model);
+            if (const fallback_entry* next = first_fallback(model)) {
+                self(self, *next, model, start, where);
+            }
+            trail.pop_back();
+        }
+    };
+    for (const auto& [entry, where] : fallbacks) {
+        trail.clear();
+        if (entry.pattern.find_first_of("*?") == std::string::npos) {
+            trail.push_back(entry.pattern);  // an exact id: coming back to it is a loop too
+        }
+        walk(walk, entry, entry.pattern, entry, where);
+        out.fallbacks.push_back(entry);
+    }
     return set;
 }
 
@@ -712,6 +784,37 @@ const model_mapping* rule_set::find_alias(std::string_view model) const noexcept
         }
     }
     return nullptr;
+}
+
+const fallback_entry* rule_set::find_fallbacks(std::string_view model) const noexcept {
+    for (const auto& entry : fallbacks) {
+        if (glob_match(entry.pattern, model)) {
+            return &entry;
+        }
+    }
+    return nullptr;
+}
+
+std::vector<std::string> rule_set::fallback_chain(std::string_view model) const {
+    // Breadth first: what the entry lists comes before what those models list.
+    // The load-time check rules out loops; the repeat check keeps a model reached
+    // along two branches from being tried twice.
+    std::vector<std::string> chain;
+    std::string from(model);
+    for (std::size_t next = 0;; ++next) {
+        if (const fallback_entry* entry = find_fallbacks(from)) {
+            for (const auto& candidate : entry->models) {
+                if (candidate != model && std::find(chain.begin(), chain.end(), candidate) == chain.end()) {
+                    chain.push_back(candidate);
+                }
+            }
+        }
+        if (next >= chain.size()) {
+            break;
+        }
+        from = chain[next];
+    }
+    return chain;
 }
 
 const range_rule* rule_set::find_range(std::string_view field) const noexcept {

@@ -62,6 +62,13 @@ struct model_mapping {
     bool via_alias = false;    // the chain used a model_alias entry
 };
 
+// A `fallbacks:` entry (SPEC §6 `fallback`): models matching `pattern` (a glob,
+// over the model after model_rewrite/model_alias) fall back to `models` in order.
+struct fallback_entry {
+    std::string pattern;
+    std::vector<std::string> models;
+};
+
 enum class capability_action { deny, reroute };
 
 // `tool_capable:` / `vision_route:`.
@@ -149,6 +156,7 @@ public:
     std::vector<named_class> classes;
     std::vector<model_mapping> rewrites;  // sorted by pattern (exact lookup)
     std::vector<model_mapping> aliases;   // first match wins, later files first
+    std::vector<fallback_entry> fallbacks;  // first match wins, later files first; loop-free (checked at load)
     capability_rule tool_capable;
     capability_rule vision_route;
     // params.rename per target: (from, to)
@@ -171,6 +179,11 @@ public:
     bool in_class(int class_index, std::string_view model) const noexcept;
     const model_mapping* find_rewrite(std::string_view model) const noexcept;
     const model_mapping* find_alias(std::string_view model) const noexcept;
+    const fallback_entry* find_fallbacks(std::string_view model) const noexcept;
+    // The models `model` falls back to, in the order they are tried: the models
+    // of its entry, then the models of theirs (breadth first), without repeats
+    // and without `model` itself. Empty when no entry matches.
+    std::vector<std::string> fallback_chain(std::string_view model) const;
     const range_rule* find_range(std::string_view field) const noexcept;
     const std::vector<std::pair<std::string, std::string>>& renames_for(schema_target target) const noexcept {
         return renames[static_cast<std::size_t>(target)];
@@ -183,6 +196,7 @@ public:
 // Loads the files in order (each file's `include:` list first, relative to it);
 // throws config::config_error ("FILE:LINE:COL: message") on unknown keys,
 // duplicate keys, wrong types, bad globs, rewrite/alias chains that loop,
+// fallback chains that come back to where they started,
 // references to undefined model classes, include loops.
 std::shared_ptr<const rule_set> load_rule_files(const std::vector<std::string>& files);
 

@@ -2,7 +2,8 @@
 // codes), explain (dry run, same code path as serve, no keys in its output).
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeConfig, runCli, repoRoot } from '../support/proxy.mjs';
 import { startStack } from '../support/stack.mjs';
@@ -131,6 +132,28 @@ describe('explain', () => {
     assert.equal(out.url, 'http://127.0.0.1:9/v1/chat/completions');
     assert.deepEqual(out.rules, []);
     assert.deepEqual(out.body, { model: 'mistral-small-latest', messages: [{ role: 'user', content: 'hi' }] });
+  });
+
+  test('prints the fallback chain of the model it would send, from the rule files', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mistral-proxy-fallbacks-'));
+    try {
+      const extra = join(dir, 'fallbacks.yaml');
+      await writeFile(extra, 'fallbacks:\n  "mistral-large-*": [mistral-medium-latest, mistral-small-latest]\n  mistral-medium-latest: [open-mistral-nemo]\n');
+      const rules = [join(repoRoot, 'rules', 'mistral.yaml'), extra];
+      // gpt-4o is aliased to mistral-large-latest first: the chain is the sent model's.
+      const r = await explain({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }, { options: { rules } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout).fallbacks, ['mistral-medium-latest', 'mistral-small-latest', 'open-mistral-nemo']);
+      const none = await explain({ model: 'mistral-small-latest', messages: [{ role: 'user', content: 'hi' }] }, { options: { rules } });
+      assert.ok(!('fallbacks' in JSON.parse(none.stdout)), none.stdout);
+      // A loop is refused at load, at FILE:LINE:COL.
+      await writeFile(extra, 'fallbacks:\n  a: [b]\n  b: [a]\n');
+      const loop = await runCli(['check', '--config', (await config({ rules })).file], { env });
+      assert.equal(loop.code, 1);
+      assert.ok(loop.stderr.includes(`${extra}:2:3: fallbacks 'a' -> 'b' -> 'a' loops`), loop.stderr);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('reads the request from stdin with -', async () => {

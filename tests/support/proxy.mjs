@@ -76,6 +76,10 @@ export async function writeConfig(options = {}) {
     upstreams,
     limits: options.limits,
     retry: options.retry === null ? undefined : (options.retry ?? { max_retries: 0 }),
+    // Suites inject upstream faults back to back on one proxy to test other things;
+    // a breaker tripping in between would answer them itself. breaker.test.mjs sets
+    // its own; null leaves the key out (the defaults, 5 and 30s).
+    breaker: options.breaker === null ? undefined : (options.breaker ?? { failures: 1000000 }),
     state_dir: options.state_dir ?? join(dir, 'state'),
     client_keys_env: options.client_keys_env ?? '',
     server: options.server,
@@ -97,6 +101,7 @@ export async function writeConfig(options = {}) {
  * @param {object} [options.server]   max_header_bytes, max_body_bytes, header_timeout, body_timeout,
  *                                    idle_timeout, write_timeout, threads
  * @param {object|null} [options.retry]  default {max_retries: 0} so injected faults reach the test; null = leave out
+ * @param {object|null} [options.breaker]  failures, cooldown; default {failures: 1000000} (never trips); null = leave out
  * @param {object} [options.limits]   default left out (no buckets = unlimited)
  * @param {string} [options.state_dir]  default: a fresh folder per start
  * @param {string[]} [options.rules]  rule files (default: the repo's rules/mistral.yaml)

@@ -138,6 +138,8 @@ TEST_CASE("empty config gives every default") {
         CHECK(c.retry.max_retries == 3);
         CHECK(c.retry.backoff == std::vector<duration>{1s, 2s, 4s});
         CHECK(c.retry.max_retry_after == 30s);
+        CHECK(c.breaker.failures == 5);
+        CHECK(c.breaker.cooldown == 30s);
         CHECK(c.state_dir == "/etc/mp/conf/state");
         CHECK(c.client_keys_env.empty());
         CHECK(c.server.max_header_bytes == 16 * 1024);
@@ -249,6 +251,10 @@ TEST_CASE("per-key overrides leave other keys at their defaults") {
          [](const proxy_config& c) { return c.limits.max_queue_wait == 5s && c.limits.backend == "memory"; }},
         {"retry: {max_retries: 7}",
          [](const proxy_config& c) { return c.retry.max_retries == 7 && c.retry.backoff.size() == 3; }},
+        {"breaker: {failures: 2, cooldown: 300ms}",
+         [](const proxy_config& c) { return c.breaker.failures == 2 && c.breaker.cooldown == 300ms; }},
+        {"breaker: {cooldown: 1m}",
+         [](const proxy_config& c) { return c.breaker.failures == 5 && c.breaker.cooldown == 1min; }},
         {"server: {threads: 4}",
          [](const proxy_config& c) { return c.server.threads == 4 && c.server.idle_timeout == 75s; }},
         {"client_keys_env: ~", [](const proxy_config& c) { return c.client_keys_env.empty(); }},
@@ -264,7 +270,7 @@ TEST_CASE("per-key overrides leave other keys at their defaults") {
 TEST_CASE("error text is exactly FILE:LINE:COL: message") {
     CHECK(error_of("listen: 127.0.0.1:8080\nbogus: 1\n") ==
           "/etc/mp/conf/t.yaml:2:1: unknown key 'bogus'; expected one of: listen, rules, region, eu_strict, "
-          "upstreams, limits, retry, state_dir, client_keys_env, server, log");
+          "upstreams, limits, retry, breaker, state_dir, client_keys_env, server, log");
     CHECK(error_of("region: eu\nregion: global\n") ==
           "/etc/mp/conf/t.yaml:2:1: duplicate key 'region' (first defined at line 1)");
     CHECK(error_of("retry:\n  backoff: [1s, 2x]\n") ==
@@ -293,6 +299,7 @@ TEST_CASE("every config error points at the offending key or value") {
         {"limits:\n  buckets:\n    openai: {}", "3:5", "unknown upstream 'openai' in limits.buckets"},
         {"retry:\n  retries: 3", "2:3", "unknown key 'retries' in retry"},
         {"server:\n  timeout: 3s", "2:3", "unknown key 'timeout' in server"},
+        {"breaker:\n  threshold: 3", "2:3", "unknown key 'threshold' in breaker; expected one of: failures, cooldown"},
         // Duplicate keys, at every level.
         {"listen: 127.0.0.1:1\nlisten: 127.0.0.1:2", "2:1", "duplicate key 'listen'"},
         {"upstreams:\n  mistral: {api_key_env: A, api_key_env: B}", "2:29",
@@ -341,6 +348,12 @@ TEST_CASE("every config error points at the offending key or value") {
         {"retry:\n  backoff: []", "2:12", "non-empty list of durations"},
         {"retry:\n  backoff: 1s", "2:12", "non-empty list of durations"},
         {"retry:\n  backoff: [[1s]]", "2:13", "retry.backoff[0] must be a string, got a list"},
+        {"breaker: []", "1:10", "breaker must be a map"},
+        {"breaker:\n  failures: 0", "2:13", "breaker.failures must be an integer from 1"},
+        {"breaker:\n  failures: many", "2:13", "breaker.failures must be an integer"},
+        {"breaker:\n  cooldown: 0s", "2:13", "breaker.cooldown must be longer than 0"},
+        {"breaker:\n  cooldown: 30", "2:13", "breaker.cooldown: bad duration '30'"},
+        {"breaker:\n  failures: 1\n  failures: 2", "3:3", "duplicate key 'failures' in breaker"},
         {"server: {max_body_bytes: 0}", "1:26", "server.max_body_bytes must be an integer from 1"},
         {"server: {threads: lots}", "1:19", "server.threads must be an integer"},
         {"state_dir: {}", "1:12", "state_dir must be a string"},

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "config/config.hpp"
 #include "rules/rule_set.hpp"
@@ -173,4 +174,61 @@ TEST_CASE("include: relative to the including file; loops and missing files repo
         CHECK(std::string(e.what()).find("nowhere.yaml") != std::string::npos);
     }
     fs::remove_all(dir);
+}
+
+
+TEST_CASE("fallbacks: globs, first match wins, later files first, chains followed without repeats") {
+    const auto set = parse_rule_texts({{"a.yaml", R"(
+fallbacks:
+  mistral-large-*: [mistral-medium-latest, mistral-small-latest]
+  mistral-medium-*: [mistral-small-latest, open-mistral-nemo]
+  codestral-*: [codestral-2501]
+  codestral-2501: [mistral-small-latest]
+  mistral-*: [mistral-small-latest]
+)"},
+                                        {"b.yaml", R"(
+fallbacks:
+  pixtral-*: [pixtral-12b-2409]
+)"}});
+    CHECK(set->fallback_chain("mistral-large-latest") ==
+          std::vector<std::string>{"mistral-medium-latest", "mistral-small-latest", "open-mistral-nemo"});
+    CHECK(set->fallback_chain("mistral-medium-latest") ==
+          std::vector<std::string>{"mistral-small-latest", "open-mistral-nemo"});
+    CHECK(set->fallback_chain("mistral-small-latest").empty());  // mistral-*: only itself
+    CHECK(set->fallback_chain("mistral-tiny") == std::vector<std::string>{"mistral-small-latest"});
+    // codestral-2501 matches codestral-* first (first match wins), which lists itself: skipped.
+    CHECK(set->fallback_chain("codestral-latest") == std::vector<std::string>{"codestral-2501"});
+    REQUIRE(set->find_fallbacks("pixtral-large") != nullptr);
+    CHECK(set->fallbacks.front().pattern == "pixtral-*");  // the later file first
+    CHECK(set->fallback_chain("pixtral-large") == std::vector<std::string>{"pixtral-12b-2409"});
+    CHECK(set->fallback_chain("pixtral-12b-2409").empty());  // only itself
+    CHECK(set->find_fallbacks("gpt-4o") == nullptr);
+}
+
+TEST_CASE("fallbacks: the shipped rules have none") {
+    const auto set = load_rule_files({(root / "rules" / "mistral.yaml").string()});
+    CHECK(set->fallback_chain("mistral-large-latest").empty());
+}
+
+TEST_CASE("fallbacks: loops and bad entries are refused at FILE:LINE:COL") {
+    CHECK(error_of("fallbacks:\n  a: [b]\n  b: [a]\n") ==
+          "r.yaml:2:3: fallbacks 'a' -> 'b' -> 'a' loops; a fallback chain must not come back to a model it left");
+    CHECK(error_of("fallbacks:\n  mistral-*: [mistral-small-latest, mistral-tiny]\n").find(
+              "r.yaml:2:3: fallbacks 'mistral-*' -> 'mistral-small-latest' -> 'mistral-tiny' -> "
+              "'mistral-small-latest' loops") == 0);
+    CHECK(error_of("fallbacks:\n  a: [a]\n") == "(no error)");  // never its own fallback
+    CHECK(error_of("fallbacks:\n  x: [y]\n  y: [z, w]\n  w: [x]\n").find("r.yaml:2:3: fallbacks 'x' -> 'y' -> 'w' -> 'x' loops") ==
+          0);
+    CHECK(error_of("fallbacks:\n  a: b\n").find("r.yaml:2:6: fallbacks.a must be a non-empty list of models") == 0);
+    CHECK(error_of("fallbacks:\n  a: []\n").find("r.yaml:2:6: fallbacks.a must be a non-empty list of models, got an empty list") == 0);
+    CHECK(error_of("fallbacks:\n  a: [b*]\n").find("r.yaml:2:7: fallbacks.a[0]: 'b*' must be a model id, not a glob") == 0);
+    CHECK(error_of("fallbacks:\n  a: [b, b]\n").find("r.yaml:2:10: fallbacks.a[1]: 'b' is listed twice") == 0);
+    CHECK(error_of("fallbacks:\n  a: [b]\n  a: [c]\n").find("r.yaml:3:3: duplicate key 'a' in fallbacks") == 0);
+    CHECK(error_of("fallbacks:\n  'a[': [b]\n").find("bad glob") != std::string::npos);
+    CHECK(error_of("fallbacks: [a]\n").find("r.yaml:1:12: fallbacks must be a map") == 0);
+    // Not a loop: two branches reaching the same model; tried once, breadth first.
+    CHECK(error_of("fallbacks:\n  a: [b, c]\n  b: [d]\n  c: [d]\n") == "(no error)");
+    const auto set = parse_rule_text("fallbacks:\n  a: [b, c]\n  b: [d]\n  c: [d, e]\n", "r.yaml");
+    CHECK(set->fallback_chain("a") == std::vector<std::string>{"b", "c", "d", "e"});
+    CHECK(set->fallback_chain("c") == std::vector<std::string>{"d", "e"});
 }

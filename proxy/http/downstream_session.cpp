@@ -153,12 +153,16 @@ awaitable<void> downstream_session::send_continue_if_expected(const request_pars
 // After refusing a body that is still arriving: closing at once would reset the
 // connection and the client could lose the answer before reading it. Stop
 // sending, then discard what arrives for a short, bounded time.
+// Bounded as nginx's lingering close is: each read within 1 s, 5 s and 64 MB
+// in all. A client still pushing a large body when the socket closes would
+// get a reset, and a reset can destroy the answer before the client reads it.
 awaitable<void> downstream_session::linger_and_close() {
     boost::system::error_code ignored;
     client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-    client_.expires_after(1s);
+    const auto until = std::chrono::steady_clock::now() + 5s;
     std::size_t discarded = 0;
-    while (discarded < 4 * 1024 * 1024) {
+    while (discarded < 64 * 1024 * 1024 && std::chrono::steady_clock::now() < until) {
+        client_.expires_after(1s);
         auto [ec, n] = co_await client_.async_read_some(asio::buffer(relay_buffer(), relay_buffer_bytes), as_result);
         if (ec) {
             break;

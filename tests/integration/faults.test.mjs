@@ -188,7 +188,8 @@ test('oversized headers: 431', async () => {
 
 test('a huge body (64 MB announced, 8 MB pushed): 413 without reading it', async () => {
   await times(REPEAT, async () => {
-    const res = await new Promise((resolve, reject) => {
+    // Bounded: an answer lost to a reset must fail the test, not hang the suite.
+    const res = await withTimeout(new Promise((resolve, reject) => {
       const req = http.request(chatUrl(), { method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': String(64 * MB) } });
       req.on('response', (r) => {
         const parts = [];
@@ -209,7 +210,7 @@ test('a huge body (64 MB announced, 8 MB pushed): 413 without reading it', async
         }
       };
       push();
-    });
+    }), 15_000, 'the 413 answer');
     assertOpenAiError(res, 413);
   });
 });

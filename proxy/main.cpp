@@ -18,6 +18,7 @@
 #include "errors/openai_error.hpp"
 #include "log/log.hpp"
 #include "normalize/normalizer.hpp"
+#include "routing/endpoints.hpp"
 #include "routing/keys.hpp"
 #include "rules/rule_set.hpp"
 
@@ -168,14 +169,26 @@ int explain(const command_line& args, const loaded& everything) {
     }
     const std::size_t length = body.size();
     body.resize(length + normalize::body_padding);  // the parser reads past the end; no copy
-    std::string path = args.endpoint;
-    if (const auto query = path.find('?'); query != std::string::npos) {
-        path.resize(query);
+    // The path as serve reads it: the same spelling policy, the same table row
+    // (explain sends a body, so the method is POST).
+    const std::string_view raw_path = std::string_view(args.endpoint).substr(0, args.endpoint.find('?'));
+    const auto canonical = routing::canonical_path(raw_path);
+    std::optional<errors::openai_error> refusal;
+    if (!canonical.error.empty()) {
+        refusal = routing::refused_path_error(raw_path, canonical.error);
     }
-    const auto which = normalize::endpoint_for_path(path);
+    const std::string& path = canonical.path;
+    const auto& row = routing::find_endpoint("POST", path);
+    if (!refusal && row.kind == routing::endpoint_kind::unknown) {
+        refusal = routing::unknown_endpoint_error("POST", path);
+    } else if (!refusal && row.body == routing::body_mode::local) {
+        std::cerr << "mistral-proxy: " << path << " is answered by the proxy itself; nothing is sent upstream\n";
+        return exit_invalid;
+    }
     normalize::normalize_scratch scratch;
-    const auto result = normalize::normalize_request(*everything.rules, everything.config, which,
-                                                     std::string_view(body.data(), length), scratch);
+    auto result = refusal ? normalize::normalize_result{std::nullopt, std::move(refusal)}
+                          : normalize::normalize_request(*everything.rules, everything.config, row.kind,
+                                                         std::string_view(body.data(), length), scratch);
     if (!result.ok()) {
         std::cout << errors::to_json(*result.error) << "\n";
         std::cerr << "mistral-proxy: the request would be refused with " << result.error->status << ": "
@@ -188,8 +201,7 @@ int explain(const command_line& args, const loaded& everything) {
     while (!url.empty() && url.back() == '/') {
         url.pop_back();
     }
-    url += which == normalize::endpoint::other ? (path.starts_with("/v1") ? path.substr(3) : path)
-                                               : std::string(request.upstream_path);
+    url += row.body == routing::body_mode::buffered ? request.upstream_path : routing::upstream_path_of(row, path);
     std::string out = "{\"upstream\":";
     errors::append_json_string(out, routing::upstream_name(request.upstream));
     out += ",\"url\":";

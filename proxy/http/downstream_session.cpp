@@ -88,7 +88,7 @@ void downstream_session::finish(request_context& context) {
     const auto upstream_label = context.upstream ? static_cast<std::size_t>(*context.upstream) : metrics::no_upstream;
     // A client gone before any answer is counted as 499, as nginx does.
     const unsigned status = context.status == 0 ? 499 : context.status;
-    metrics.count_request(metrics::endpoint_for_path(context.path), upstream_label, status);
+    metrics.count_request(context.endpoint->label, upstream_label, status);
     metrics.count_rules(context.rules);
     metrics::shard::add(metrics.bytes_received, context.bytes_received);
     metrics::shard::add(metrics.bytes_sent, context.bytes_sent);
@@ -262,9 +262,12 @@ awaitable<bool> downstream_session::handle(request_parser& parser) {
     request_context context;
     context.id = new_request_id();
     context.method = parser.get().method_string();
-    auto canonical = canonical_path(target.substr(0, target.find('?')));
+    auto canonical = routing::canonical_path(target.substr(0, target.find('?')));
     context.path = std::move(canonical.path);
     context.path_refusal = std::move(canonical.error);
+    if (context.path_refusal.empty()) {
+        context.endpoint = &routing::find_endpoint(context.method, context.path);
+    }
     context.client_keep_alive = parser.get().keep_alive() && !worker_.draining;
     const bool keep_alive = co_await handle_request(parser, context);
     if (context.reservation) {
@@ -289,13 +292,11 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
     if (!context.path_refusal.empty()) {
         co_return co_await send_error(
             context,
-            errors::make_error(400,
-                               "refused path " + std::string(request.target().substr(0, request.target().find('?'))) +
-                                   ": " + context.path_refusal,
-                               "invalid_path"),
+            routing::refused_path_error(request.target().substr(0, request.target().find('?')), context.path_refusal),
             can_reuse);
     }
-    if (context.path == "/healthz") {
+    const auto& endpoint = *context.endpoint;
+    if (endpoint.kind == routing::endpoint_kind::healthz) {
         co_return co_await send_json(context, 200, R"({"status":"ok"})", can_reuse);
     }
     if (context.path == "/readyz") {
@@ -322,18 +323,13 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
             context, errors::make_error(503, "not ready: no upstream can be used (" + down + ")", "not_ready"),
             can_reuse);
     }
-    if (context.path == "/metrics") {
+    if (endpoint.kind == routing::endpoint_kind::metrics) {
         const auto extra = co_await month_usage_metrics();
         co_return co_await send_json(context, 200, worker_.registry.render(extra), can_reuse, nullptr,
                                      "text/plain; version=0.0.4; charset=utf-8");
     }
-    if (!context.path.starts_with("/v1/")) {
-        co_return co_await send_error(
-            context,
-            errors::make_error(404, "no such endpoint: " + std::string(context.method) + " " + context.path +
-                                        " (the proxy serves /v1/..., /healthz and /metrics)",
-                               "unknown_url"),
-            can_reuse);
+    if (endpoint.kind == routing::endpoint_kind::unknown) {
+        co_return co_await send_error(context, routing::unknown_endpoint_error(context.method, context.path), can_reuse);
     }
 
     const auto bearer = routing::bearer_token(request[bhttp::field::authorization]);
@@ -354,7 +350,7 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
         co_return false;
     }
 
-    if (is_buffered_endpoint(request.method(), context.path)) {
+    if (endpoint.body == routing::body_mode::buffered) {
         co_return co_await proxy_buffered(parser, context, bearer);
     }
     co_return co_await proxy_streamed(parser, context, bearer);
@@ -414,7 +410,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
 
     // Plan: normalize (SPEC §6), translate the endpoints Mistral lacks, and
     // decide what the answer goes through.
-    auto which = normalize::endpoint_for_path(context.path);
+    auto which = context.endpoint->kind;
     answer_plan plan;
     std::string mapped;  // the translated body of a legacy completion (keeps the padding in its capacity)
     std::string_view to_normalize = body.view();
@@ -858,7 +854,8 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
                                                    std::optional<std::string_view> bearer) {
     // The body is not read yet, so a refusal must close the connection unless there is none.
     const bool can_reuse = parser.is_done() && context.client_keep_alive;
-    const auto route = routing::choose_upstream(state_->config, *state_->rules, context.path, {});
+    const auto& row = *context.endpoint;
+    const auto route = routing::choose_upstream(state_->config, *state_->rules, row, {});
     if (route.error) {
         co_return co_await send_error(context, *route.error, can_reuse);
     }
@@ -872,15 +869,15 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     auto& request = parser.get();
     const auto client_target = std::string_view(request.target());
     const auto query = client_target.substr(std::min(client_target.size(), client_target.find('?')));
-    std::string path_after_v1 = context.path.substr(3);
+    std::string path_after_v1(routing::upstream_path_of(row, context.path));
 
     // Model lists carry the rule files' aliases; an alias's card is its model's.
     answer_plan plan;
-    if (request.method() == bhttp::verb::get && context.path == "/v1/models") {
+    if (row.kind == routing::endpoint_kind::model_list) {
         plan.mode = answer_mode::whole;
         plan.whole = whole_kind::model_list;
-    } else if (request.method() == bhttp::verb::get && context.path.starts_with("/v1/models/")) {
-        const auto id = std::string_view(context.path).substr(std::string_view("/v1/models/").size());
+    } else if (row.kind == routing::endpoint_kind::model_card) {
+        const auto id = std::string_view(context.path).substr(row.path.size());
         if (const auto* alias = responses::find_alias(state_->model_aliases, id)) {
             plan.mode = answer_mode::whole;
             plan.whole = whole_kind::alias_card;

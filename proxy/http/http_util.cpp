@@ -23,98 +23,6 @@ bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept {
     return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
 }
 
-bool is_buffered_endpoint(bhttp::verb method, std::string_view path) noexcept {
-    return method == bhttp::verb::post &&
-           (path == "/v1/chat/completions" || path == "/v1/fim/completions" || path == "/v1/embeddings" ||
-            path == "/v1/completions");
-}
-
-namespace {
-
-bool is_unreserved(unsigned char c) noexcept {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-           c == '_' || c == '~';
-}
-
-int hex_value(char c) noexcept {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-}  // namespace
-
-canonical_path_result canonical_path(std::string_view raw_path) {
-    canonical_path_result result;
-    // Pass 1: escapes decoded where the policy says so, into `decoded`.
-    std::string decoded;
-    decoded.reserve(raw_path.size());
-    for (std::size_t i = 0; i < raw_path.size(); ++i) {
-        const char c = raw_path[i];
-        if (c == '\\') {
-            result.error = "a '\\' in the path";
-            return result;
-        }
-        if (c != '%') {
-            decoded += c;
-            continue;
-        }
-        const int high = i + 2 < raw_path.size() ? hex_value(raw_path[i + 1]) : -1;
-        const int low = i + 2 < raw_path.size() ? hex_value(raw_path[i + 2]) : -1;
-        if (high < 0 || low < 0) {
-            result.error = "a malformed percent-escape in the path";
-            return result;
-        }
-        const auto byte = static_cast<unsigned char>(high * 16 + low);
-        if (byte == '/' || byte == '\\' || byte == 0) {
-            result.error = "an encoded '/', '\\' or NUL in the path";
-            return result;
-        }
-        if (is_unreserved(byte)) {
-            decoded += static_cast<char>(byte);
-        } else {
-            static constexpr char digits[] = "0123456789ABCDEF";
-            decoded += '%';
-            decoded += digits[byte >> 4];
-            decoded += digits[byte & 0xf];
-        }
-        i += 2;
-    }
-    // Pass 2: segments, without empty ones; dot segments refused.
-    result.path.reserve(decoded.size());
-    std::size_t start = 0;
-    while (start < decoded.size()) {
-        auto end = decoded.find('/', start);
-        if (end == std::string::npos) {
-            end = decoded.size();
-        }
-        const std::string_view segment(decoded.data() + start, end - start);
-        if (segment == "." || segment == "..") {
-            result.error = "a '.' or '..' segment in the path";
-            result.path.clear();
-            return result;
-        }
-        if (!segment.empty()) {
-            result.path += '/';
-            result.path.append(segment);
-        }
-        start = end + 1;
-    }
-    if (result.path.empty()) {
-        // push_back, not = "/": GCC 12 at -O3 reports a false -Wrestrict on the
-        // assignment here (GCC bug 105329).
-        result.path.push_back('/');
-    }
-    return result;
-}
-
 std::string framing_error(const bhttp::fields& fields) {
     std::size_t encodings = 0;
     std::string_view value;
@@ -212,32 +120,6 @@ bool named_by_connection(const bhttp::fields& fields, std::string_view name) {
         }
     }
     return false;
-}
-
-void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body>& client, std::string target,
-                           std::string_view host, std::string_view authorization,
-                           bhttp::request<bhttp::buffer_body>& upstream) {
-    const auto& request = client.get();
-    if (request.method() == bhttp::verb::unknown) {
-        upstream.method_string(request.method_string());
-    } else {
-        upstream.method(request.method());
-    }
-    upstream.target(target);
-    upstream.version(11);
-    copy_end_to_end_request_fields(request.base(), upstream.base());
-    upstream.set(bhttp::field::host, host);
-    upstream.set(bhttp::field::authorization, authorization);
-    upstream.set(bhttp::field::accept_encoding, "identity");
-    upstream.keep_alive(true);
-    if (client.content_length()) {
-        upstream.content_length(*client.content_length());
-    } else if (client.chunked()) {
-        upstream.chunked(true);
-    }
-    upstream.body().data = nullptr;
-    upstream.body().size = 0;
-    upstream.body().more = !client.is_done();
 }
 
 limits::header_list limit_headers_of(const bhttp::fields& fields) {

@@ -19,23 +19,6 @@ std::string new_request_id();
 inline bool iequals(std::string_view a, std::string_view b) noexcept { return beast::iequals(a, b); }
 bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept;
 
-// Endpoints whose JSON body the proxy reads whole: it routes on their model and
-// rewrites them. Every other body streams straight through.
-bool is_buffered_endpoint(bhttp::verb method, std::string_view path) noexcept;
-
-// The path policy (README "Paths"): one spelling per endpoint, so that no
-// spelling of a known endpoint escapes its treatment (normalization, limits).
-// Percent-encoded unreserved characters are decoded (RFC 3986 §6.2.2.2: %63 is
-// "c"), other escapes kept with upper-case hex, repeated '/' collapsed and a
-// trailing '/' dropped: "/v1//chat/completions/" is "/v1/chat/completions".
-// Refused (`error` set, the client gets a 400): a "." or ".." segment, encoded or
-// not; an encoded '/' or '\' or NUL; a literal '\'; a malformed escape.
-struct canonical_path_result {
-    std::string path;
-    std::string error;  // empty when the path is acceptable
-};
-canonical_path_result canonical_path(std::string_view raw_path);
-
 // A request head whose body framing the proxy cannot relay exactly: any
 // Transfer-Encoding other than a single "chunked" (RFC 9112 §6.1: a server
 // that cannot tell where the body ends must answer 400 and close), or one

@@ -10,6 +10,7 @@
 #include "http/downstream_session.hpp"
 #include "http/http_util.hpp"
 #include "limits/limiter.hpp"
+#include "routing/endpoints.hpp"
 #include "responses/models.hpp"
 #include "responses/stream_transcoder.hpp"
 
@@ -47,8 +48,10 @@ struct request_context {
     std::string id;
     std::string_view method;
     std::optional<std::string_view> client_bearer;  // in the request's header: valid for the whole request
-    std::string path;           // canonical (http_util.hpp canonical_path): what routing and limits see
+    std::string path;           // canonical (routing/endpoints.hpp canonical_path): what routing and limits see
     std::string path_refusal;   // why the path is refused (400), empty when it is not
+    // The endpoint table's row for (method, path): the request's treatment and metrics label.
+    const routing::endpoint_row* endpoint = &routing::row_of(routing::endpoint_kind::unknown);
     std::optional<routing::upstream_id> upstream;
     std::string rules;  // comma-separated rule ids that changed the request or answer
     bool client_keep_alive = true;

@@ -52,41 +52,6 @@ std::uint64_t read(const std::atomic<std::uint64_t>& value) { return value.load(
 
 }  // namespace
 
-endpoint_label endpoint_for_path(std::string_view path) noexcept {
-    if (path == "/v1/chat/completions") {
-        return endpoint_label::chat_completions;
-    }
-    if (path == "/v1/fim/completions") {
-        return endpoint_label::fim_completions;
-    }
-    if (path == "/v1/embeddings") {
-        return endpoint_label::embeddings;
-    }
-    if (path == "/v1/completions") {
-        return endpoint_label::completions;
-    }
-    if (path == "/v1/models" || path.starts_with("/v1/models/")) {
-        return endpoint_label::models;
-    }
-    if (path.starts_with("/v1/")) {
-        return endpoint_label::other_v1;
-    }
-    if (path == "/healthz") {
-        return endpoint_label::healthz;
-    }
-    if (path == "/metrics") {
-        return endpoint_label::metrics;
-    }
-    return endpoint_label::unknown;
-}
-
-std::string_view name(endpoint_label label) noexcept {
-    static constexpr std::array<std::string_view, static_cast<std::size_t>(endpoint_label::count_)> names{
-        "chat_completions", "fim_completions", "embeddings", "completions", "models",
-        "other_v1",         "healthz",         "metrics",    "unknown"};
-    return names[static_cast<std::size_t>(label)];
-}
-
 std::size_t status_index(unsigned status) noexcept {
     for (std::size_t i = 0; i < tracked_statuses.size(); ++i) {
         if (tracked_statuses[i] == status) {

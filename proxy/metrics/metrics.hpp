@@ -13,22 +13,13 @@
 #include <string_view>
 #include <vector>
 
+#include "routing/endpoints.hpp"
+
 namespace mistral_proxy::metrics {
 
-enum class endpoint_label : std::uint8_t {
-    chat_completions,
-    fim_completions,
-    embeddings,
-    completions,
-    models,
-    other_v1,
-    healthz,
-    metrics,
-    unknown,
-    count_
-};
-endpoint_label endpoint_for_path(std::string_view path) noexcept;
-std::string_view name(endpoint_label label) noexcept;
+// The endpoint label of a request is its endpoint table row's (routing/endpoints.hpp).
+using routing::endpoint_label;
+inline std::string_view name(endpoint_label label) noexcept { return routing::endpoint_label_name(label); }
 
 // mistral, mistral_eu, codestral (the order of routing::upstream_id), then none
 // for answers the proxy gave itself before choosing an upstream.

@@ -287,41 +287,6 @@ void rule_mask::append_names(std::string& out, std::string_view separator) const
     });
 }
 
-endpoint endpoint_for_path(std::string_view path) noexcept {
-    if (path.size() > 1 && path.back() == '/') {
-        path.remove_suffix(1);
-    }
-    if (path == "/v1/chat/completions") {
-        return endpoint::chat_completions;
-    }
-    if (path == "/v1/fim/completions") {
-        return endpoint::fim_completions;
-    }
-    if (path == "/v1/embeddings") {
-        return endpoint::embeddings;
-    }
-    if (path == "/v1/completions") {
-        return endpoint::completions;
-    }
-    return endpoint::other;
-}
-
-std::string_view client_path(endpoint which) noexcept {
-    switch (which) {
-        case endpoint::chat_completions:
-            return "/v1/chat/completions";
-        case endpoint::fim_completions:
-            return "/v1/fim/completions";
-        case endpoint::embeddings:
-            return "/v1/embeddings";
-        case endpoint::completions:
-            return "/v1/completions";
-        case endpoint::other:
-            break;
-    }
-    return "";
-}
-
 namespace {
 
 std::string_view kind_name(od::json_type type) noexcept {
@@ -2349,7 +2314,7 @@ normalize_result engine::run(const config::proxy_config& config, endpoint which)
     const std::size_t length = static_cast<std::size_t>(input_end_ - input_);
     normalized_request request;
     request.estimated_prompt_tokens = std::max<std::uint64_t>(1, length / 4);
-    if (which == endpoint::other) {
+    if (routing::row_of(which).body != routing::body_mode::buffered) {
         // Not parsed: forwarded as it is to the region's Mistral upstream.
         request.body = std::string_view(input_, length);
         request.upstream = config.region == config::region_kind::eu ? routing::upstream_id::mistral_eu
@@ -2412,18 +2377,18 @@ normalize_result engine::run(const config::proxy_config& config, endpoint which)
     }
 
     // Routing (SPEC §5) on the model as sent.
-    std::string_view route_path = client_path(which);
-    if (which == endpoint::completions) {
+    const routing::endpoint_row* route_row = &routing::row_of(which);
+    if (route_row->target == routing::upstream_target::by_model) {
         request.legacy_to_fim = rules_.is_codestral_model(request.model_sent);
-        route_path = request.legacy_to_fim ? client_path(endpoint::fim_completions) : client_path(endpoint::chat_completions);
+        route_row = &routing::row_of(request.legacy_to_fim ? endpoint::fim_completions : endpoint::chat_completions);
     }
-    auto route = routing::choose_upstream(config, rules_, route_path, request.model_sent);
+    auto route = routing::choose_upstream(config, rules_, *route_row, request.model_sent);
     if (route.error) {
         result.error = std::move(route.error);
         return result;
     }
     request.upstream = *route.upstream;
-    request.upstream_path = route_path.substr(3);  // without "/v1": relative to base_url
+    request.upstream_path = route_row->upstream_path;  // relative to base_url
     request.fired = fired_;
     request.body = fired_.empty() || which == endpoint::completions ? std::string_view(input_, length) : view(body);
     result.request = request;
@@ -2665,9 +2630,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                       std::none_of(s_.hint_texts.begin(), s_.hint_texts.end(), mentions_json);
 
     // Write the object: members in the client's order, each as its rule says.
-    const auto target = which == endpoint::fim_completions ? rules::schema_target::fim
-                        : which == endpoint::embeddings    ? rules::schema_target::embeddings
-                                                           : rules::schema_target::chat;
+    const auto target = routing::row_of(which).schema.value_or(rules::schema_target::chat);
     const rules::request_schema& schema = rules_.request_schema_for(target);
     const auto& renames = rules_.renames_for(target);
     const bool params = on(rule_id::params);

@@ -16,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "errors/openai_error.hpp"
+#include "routing/endpoints.hpp"
 #include "routing/route.hpp"
 #include "rules/rule_set.hpp"
 
@@ -25,14 +26,9 @@ namespace mistral_proxy::normalize {
 // past the end (equals simdjson::SIMDJSON_PADDING; normalizer.cpp checks it).
 inline constexpr std::size_t body_padding = 64;
 
-enum class endpoint { chat_completions, fim_completions, embeddings, completions, other };
-
-// "/v1/chat/completions" -> chat_completions, ... (path without query; a
-// trailing '/' is tolerated); anything else -> other.
-endpoint endpoint_for_path(std::string_view path) noexcept;
-
-// The client's path for an endpoint ("/v1/chat/completions"; "" for other).
-std::string_view client_path(endpoint which) noexcept;
+// Which endpoint table row (routing/endpoints.hpp) a body is for: the table
+// decides the schema it is validated against, its upstream path and routing.
+using endpoint = routing::endpoint_kind;
 
 // Which rule ids fired, as a bit set; names come out in SPEC order.
 class rule_mask {
@@ -118,7 +114,8 @@ inline constexpr std::size_t max_json_depth = 128;
 // every enabled request rule of SPEC §6 applies. With duplicate keys the last
 // wins and earlier copies are dropped (as Python's json, which Mistral uses).
 // completions: validated, model rewritten/aliased for routing only; the body is
-// returned unchanged. other: not parsed; routed to the region's mistral upstream.
+// returned unchanged. Every row that is not buffered (other, model_list, ...):
+// not parsed; routed to the region's mistral upstream.
 normalize_result normalize_request(const rules::rule_set& rules, const config::proxy_config& config, endpoint which,
                                    std::string_view body_with_padding, normalize_scratch& scratch);
 

@@ -14,10 +14,10 @@ std::string_view upstream_name(upstream_id id) noexcept {
     return "mistral";
 }
 
-route_result choose_upstream(const config::proxy_config& config, const rules::rule_set& rules, std::string_view path,
+route_result choose_upstream(const config::proxy_config& config, const rules::rule_set& rules, const endpoint_row& endpoint,
                              std::string_view model) {
     route_result result;
-    const bool codestral = path == "/v1/fim/completions" || (!model.empty() && rules.is_codestral_model(model));
+    const bool codestral = endpoint.codestral_only || (!model.empty() && rules.is_codestral_model(model));
     const bool eu = config.region == config::region_kind::eu;
     if (codestral) {
         if (eu && config.eu_strict) {

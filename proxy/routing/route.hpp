@@ -6,6 +6,7 @@
 #include "config/config.hpp"
 #include "errors/openai_error.hpp"
 #include "rules/rule_set.hpp"
+#include "routing/endpoints.hpp"
 
 namespace mistral_proxy::routing {
 
@@ -19,9 +20,10 @@ struct route_result {
     std::optional<errors::openai_error> error;  // set when refused (403 eu_residency_required)
 };
 
-// `path` is the client's path without query ("/v1/chat/completions").
-// `model` is the model id after rewriting, empty when the request has none.
+// `endpoint` is the request's endpoint table row (endpoints.hpp; for legacy
+// completions, the chat or FIM row it becomes). `model` is the model id after
+// rewriting, empty when the request has none.
 route_result choose_upstream(const config::proxy_config& config, const rules::rule_set& rules,
-                             std::string_view path, std::string_view model);
+                             const endpoint_row& endpoint, std::string_view model);
 
 }  // namespace mistral_proxy::routing

@@ -539,10 +539,4 @@ TEST_CASE("routing, facts for the session and the limiter") {
     CHECK(out.status == 403);
     CHECK(out.code == "eu_residency_required");
 
-    CHECK(normalize::endpoint_for_path("/v1/chat/completions") == endpoint::chat_completions);
-    CHECK(normalize::endpoint_for_path("/v1/chat/completions/") == endpoint::chat_completions);
-    CHECK(normalize::endpoint_for_path("/v1/fim/completions") == endpoint::fim_completions);
-    CHECK(normalize::endpoint_for_path("/v1/embeddings") == endpoint::embeddings);
-    CHECK(normalize::endpoint_for_path("/v1/completions") == endpoint::completions);
-    CHECK(normalize::endpoint_for_path("/v1/files") == endpoint::other);
 }

@@ -60,7 +60,7 @@ TEST_CASE("choose_upstream (SPEC §5)") {
         CAPTURE(static_cast<int>(r.region));
         CAPTURE(r.eu_strict);
         const auto config = make_config(r.region, r.eu_strict);
-        const auto result = routing::choose_upstream(config, *rules, r.path, r.model);
+        const auto result = routing::choose_upstream(config, *rules, routing::find_endpoint("POST", r.path), r.model);
         if (r.expected) {
             CHECK(result.upstream == r.expected);
             CHECK_FALSE(result.error);
@@ -79,8 +79,8 @@ TEST_CASE("choose_upstream (SPEC §5)") {
 TEST_CASE("without rules only the FIM path goes to codestral") {
     const rules::rule_set empty;
     const auto config = make_config(config::region_kind::global, false);
-    CHECK(routing::choose_upstream(config, empty, "/v1/chat/completions", "codestral-latest").upstream ==
+    CHECK(routing::choose_upstream(config, empty, routing::find_endpoint("POST", "/v1/chat/completions"), "codestral-latest").upstream ==
           upstream_id::mistral);
-    CHECK(routing::choose_upstream(config, empty, "/v1/fim/completions", "codestral-latest").upstream ==
+    CHECK(routing::choose_upstream(config, empty, routing::find_endpoint("POST", "/v1/fim/completions"), "codestral-latest").upstream ==
           upstream_id::codestral);
 }

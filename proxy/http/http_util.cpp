@@ -122,6 +122,32 @@ bool named_by_connection(const bhttp::fields& fields, std::string_view name) {
     return false;
 }
 
+void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body>& client, std::string target,
+                           std::string_view host, std::string_view authorization,
+                           bhttp::request<bhttp::buffer_body>& upstream) {
+    const auto& request = client.get();
+    if (request.method() == bhttp::verb::unknown) {
+        upstream.method_string(request.method_string());
+    } else {
+        upstream.method(request.method());
+    }
+    upstream.target(target);
+    upstream.version(11);
+    copy_end_to_end_request_fields(request.base(), upstream.base());
+    upstream.set(bhttp::field::host, host);
+    upstream.set(bhttp::field::authorization, authorization);
+    upstream.set(bhttp::field::accept_encoding, "identity");
+    upstream.keep_alive(true);
+    if (client.content_length()) {
+        upstream.content_length(*client.content_length());
+    } else if (client.chunked()) {
+        upstream.chunked(true);
+    }
+    upstream.body().data = nullptr;
+    upstream.body().size = 0;
+    upstream.body().more = !client.is_done();
+}
+
 limits::header_list limit_headers_of(const bhttp::fields& fields) {
     limits::header_list headers;
     for (const auto& field : fields) {

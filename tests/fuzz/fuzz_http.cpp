@@ -20,6 +20,7 @@
 
 #include "fuzz_support.hpp"
 #include "http/http_util.hpp"
+#include "routing/endpoints.hpp"
 
 using namespace mistral_proxy;
 using namespace mistral_proxy::http;
@@ -98,7 +99,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         return 0;  // 400 and close
     }
     const auto raw_target = std::string_view(parser.get().target());
-    const auto canonical = canonical_path(raw_target.substr(0, raw_target.find('?')));
+    const auto canonical = routing::canonical_path(raw_target.substr(0, raw_target.find('?')));
     if (!canonical.error.empty()) {
         return 0;  // 400
     }

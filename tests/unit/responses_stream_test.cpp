@@ -294,7 +294,10 @@ TEST_CASE("stream: keys an upstream echoes in an error event are redacted") {
         {events({ok, "not json: Bearer client-bearer-51be"}), "not json: Bearer [redacted]"},
         {events({ok, long_text}), "not a JSON object"},
     };
-    for (const auto& [body, message_part] : rows) {
+    for (const auto& row : rows) {
+        // Named, not a structured binding: clang 14 cannot capture a binding in CAPTURE.
+        const std::string& body = row.first;
+        const std::string_view message_part = row.second;
         CAPTURE(body);
         const auto result = transcode(body, options);
         CHECK(result.failed);

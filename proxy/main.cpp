@@ -17,7 +17,7 @@
 #include "errors/json_writer.hpp"
 #include "errors/openai_error.hpp"
 #include "log/log.hpp"
-#include "normalize/normalizer.hpp"
+#include "plan/request_plan.hpp"
 #include "routing/endpoints.hpp"
 #include "routing/keys.hpp"
 #include "rules/rule_set.hpp"
@@ -185,23 +185,27 @@ int explain(const command_line& args, const loaded& everything) {
         std::cerr << "mistral-proxy: " << path << " is answered by the proxy itself; nothing is sent upstream\n";
         return exit_invalid;
     }
-    normalize::normalize_scratch scratch;
-    auto result = refusal ? normalize::normalize_result{std::nullopt, std::move(refusal)}
-                          : normalize::normalize_request(*everything.rules, everything.config, row.kind,
-                                                         std::string_view(body.data(), length), scratch);
+    const auto aliases = plan::derive_model_aliases(*everything.rules);
+    const plan::plan_inputs inputs{everything.config, *everything.rules, aliases};
+    plan::plan_scratch scratch;
+    auto result = refusal ? plan::plan_result{std::nullopt, std::move(refusal)}
+                          : plan::plan_request(inputs, {row, path, std::string_view(body.data(), length)}, scratch);
     if (!result.ok()) {
         std::cout << errors::to_json(*result.error) << "\n";
         std::cerr << "mistral-proxy: the request would be refused with " << result.error->status << ": "
                   << result.error->message << "\n";
         return exit_invalid;
     }
-    const auto& request = *result.request;
+    const auto& request = *result.plan;
     const auto& upstream = everything.config.upstreams.at(std::string(routing::upstream_name(request.upstream)));
     std::string url = upstream.base_url;
     while (!url.empty() && url.back() == '/') {
         url.pop_back();
     }
-    url += row.body == routing::body_mode::buffered ? request.upstream_path : routing::upstream_path_of(row, path);
+    url += request.upstream_path;
+    if (const auto query = args.endpoint.find('?'); query != std::string::npos) {
+        url += std::string_view(args.endpoint).substr(query);  // serve keeps the client's query too
+    }
     std::string out = "{\"upstream\":";
     errors::append_json_string(out, routing::upstream_name(request.upstream));
     out += ",\"url\":";
@@ -225,11 +229,18 @@ int explain(const command_line& args, const loaded& everything) {
         out += ']';
     }
     out += ",\"body\":";
-    std::string_view sent = request.body;
+    // A relayed body is sent as the client wrote it.
+    std::string_view sent = request.relay_body ? std::string_view(body.data(), length) : request.body;
     while (!sent.empty() && (sent.back() == '\n' || sent.back() == '\r' || sent.back() == ' ' || sent.back() == '\t')) {
         sent.remove_suffix(1);  // the client's own trailing newline would end the line early
     }
-    out += sent.empty() ? std::string_view("null") : sent;
+    if (sent.empty()) {
+        out += "null";
+    } else if (request.relay_body && !errors::is_json(sent)) {
+        errors::append_json_string(out, sent);  // relayed bytes that are not JSON: one JSON string
+    } else {
+        out += sent;
+    }
     out += "}\n";
     std::cout << out;
     return exit_ok;

@@ -1,5 +1,7 @@
 #include "errors/json_writer.hpp"
 
+#include <simdjson.h>
+
 #include <cstdint>
 
 namespace mistral_proxy::errors {
@@ -122,6 +124,12 @@ std::string json_string(std::string_view text) {
     std::string out;
     append_json_string(out, text);
     return out;
+}
+
+bool is_json(std::string_view text) {
+    simdjson::dom::parser parser;
+    const simdjson::padded_string padded(text);
+    return parser.parse(padded).error() == simdjson::SUCCESS;
 }
 
 }  // namespace mistral_proxy::errors

@@ -12,4 +12,7 @@ void append_json_string(std::string& out, std::string_view text);
 
 std::string json_string(std::string_view text);
 
+// True when `text` is one JSON value (RFC 8259), white space around it allowed.
+bool is_json(std::string_view text);
+
 }  // namespace mistral_proxy::errors

@@ -408,73 +408,30 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     context.bytes_received = body.size();
     const auto body_ready = std::chrono::steady_clock::now();
 
-    // Plan: normalize (SPEC §6), translate the endpoints Mistral lacks, and
-    // decide what the answer goes through.
-    auto which = context.endpoint->kind;
-    answer_plan plan;
-    std::string mapped;  // the translated body of a legacy completion (keeps the padding in its capacity)
-    std::string_view to_normalize = body.view();
-    const auto& rules = *state_->rules;
-    const auto& config = state_->config;
-    auto& scratch = worker_.normalize_scratch;
-    std::string_view legacy_model;
-    if (which == normalize::endpoint::completions) {
-        // Validated and routed first, to know whether it becomes FIM or chat.
-        auto routed = normalize::normalize_request(rules, config, which, to_normalize, scratch);
-        if (!routed.ok()) {
-            co_return co_await send_error(context, *routed.error, context.client_keep_alive);
-        }
-        const bool to_fim = routed.request->legacy_to_fim;
-        context.model_requested = std::string(routed.request->model_requested);
-        auto translated = responses::map_completions_request(
-            body.view(), to_fim ? responses::completions_target::fim : responses::completions_target::chat);
-        if (translated.error) {
-            co_return co_await send_error(context, *translated.error, context.client_keep_alive);
-        }
-        mapped = std::move(translated.body);
-        mapped.reserve(mapped.size() + normalize::body_padding);
-        to_normalize = mapped;
-        which = to_fim ? normalize::endpoint::fim_completions : normalize::endpoint::chat_completions;
-        plan.mode = translated.stream ? answer_mode::transcode_stream : answer_mode::whole;
-        plan.whole = whole_kind::text_completion;
-        plan.shape = responses::stream_shape::text_completion;
-        plan.include_usage = translated.include_usage;
-        legacy_model = context.model_requested;
-    } else if (which == normalize::endpoint::embeddings) {
-        const auto facts = responses::inspect_embedding_request(body.view());
-        if (facts.error) {
-            co_return co_await send_error(context, *facts.error, context.client_keep_alive);
-        }
-        if (facts.client_encoding == responses::embedding_encoding::base64) {
-            plan.mode = answer_mode::whole;
-            plan.whole = whole_kind::embeddings_base64;
-        } else {
-            plan.mode = answer_mode::whole;
-            plan.whole = whole_kind::usage_only;
-        }
+    // Plan (plan/request_plan.hpp): the same pure function explain calls.
+    const plan::plan_inputs inputs{state_->config, *state_->rules, state_->model_aliases};
+    auto planned = plan::plan_request(inputs, {*context.endpoint, context.path, body.view()}, worker_.plan_scratch);
+    if (!planned.ok()) {
+        co_return co_await send_error(context, *planned.error, context.client_keep_alive);
     }
-
-    auto normalized = normalize::normalize_request(rules, config, which, to_normalize, scratch);
-    if (!normalized.ok()) {
-        co_return co_await send_error(context, *normalized.error, context.client_keep_alive);
+    const auto& out = *planned.plan;
+    // The rewritten body lives in this worker's scratch, which the next request
+    // planned on this thread reuses while this one waits for its limiter or
+    // its connection: the request keeps its own copy (the client's body is
+    // already its own).
+    std::string own_body;
+    std::string_view to_send = out.body;
+    const auto client_bytes = body.view();
+    if (!std::less_equal<const char*>{}(client_bytes.data(), to_send.data()) ||
+        !std::less_equal<const char*>{}(to_send.data() + to_send.size(), client_bytes.data() + client_bytes.size())) {
+        own_body.assign(to_send);
+        to_send = own_body;
     }
-    const auto& out = *normalized.request;
-    normalized.request->fired.append_names(context.rules);
-    if (legacy_model.empty()) {
-        context.model_requested = std::string(out.model_requested);
-    }
+    out.fired.append_names(context.rules);
+    context.model_requested = std::string(out.model_requested);
     context.model_sent = std::string(out.model_sent);
     context.stream = out.stream;
-    if (which == normalize::endpoint::chat_completions && plan.whole != whole_kind::text_completion) {
-        plan.mode = out.stream ? answer_mode::transcode_stream : answer_mode::whole;
-        plan.whole = whole_kind::chat;
-        plan.include_usage = out.include_usage;
-    } else if (which == normalize::endpoint::fim_completions && plan.whole != whole_kind::text_completion) {
-        // /v1/fim/completions is Mistral's own endpoint: its answer keeps Mistral's shape.
-        plan.mode = out.stream ? answer_mode::relay : answer_mode::whole;
-        plan.whole = whole_kind::usage_only;
-    }
-
+    auto plan = out.answer;
     if (plan.mode == answer_mode::whole && plan.whole == whole_kind::usage_only && !worker_.limits.active()) {
         // Only the limiter needs the usage of an answer that is not rewritten.
         plan.mode = answer_mode::relay;
@@ -497,12 +454,12 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     upstream_request.set(bhttp::field::accept_encoding, "identity");
     upstream_request.set(bhttp::field::content_type, "application/json");
     upstream_request.keep_alive(true);
-    upstream_request.body() = boost::beast::span<const char>(out.body.data(), out.body.size());
+    upstream_request.body() = boost::beast::span<const char>(to_send.data(), to_send.size());
     upstream_request.prepare_payload();
     worker_.metrics.proxy_overhead.observe(std::chrono::steady_clock::now() - body_ready);
 
     bool keep_alive = context.client_keep_alive;
-    const auto estimate = limits::estimate_request(out.body.size(), out.max_tokens);
+    const auto& estimate = out.estimate;
     context.unreported_tokens = estimate.unreported;
     // An open breaker answers before a rate-limit token is taken (nothing is sent).
     if (const auto look = worker_.breakers.check(static_cast<std::size_t>(upstream), context.model_sent,
@@ -854,13 +811,15 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
                                                    std::optional<std::string_view> bearer) {
     // The body is not read yet, so a refusal must close the connection unless there is none.
     const bool can_reuse = parser.is_done() && context.client_keep_alive;
-    const auto& row = *context.endpoint;
-    const auto route = routing::choose_upstream(state_->config, *state_->rules, row, {});
-    if (route.error) {
-        co_return co_await send_error(context, *route.error, can_reuse);
+    const plan::plan_inputs inputs{state_->config, *state_->rules, state_->model_aliases};
+    auto planned = plan::plan_request(inputs, {*context.endpoint, context.path, {}}, worker_.plan_scratch);
+    if (!planned.ok()) {
+        co_return co_await send_error(context, *planned.error, can_reuse);
     }
-    auto upstream = *route.upstream;
+    const auto& out = *planned.plan;
+    auto upstream = out.upstream;
     context.upstream = upstream;
+    out.fired.append_names(context.rules);
     auto key = state_->keys.upstream_authorization(upstream, bearer);
     if (key.error) {
         co_return co_await send_error(context, *key.error, can_reuse);
@@ -869,23 +828,8 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     auto& request = parser.get();
     const auto client_target = std::string_view(request.target());
     const auto query = client_target.substr(std::min(client_target.size(), client_target.find('?')));
-    std::string path_after_v1(routing::upstream_path_of(row, context.path));
-
-    // Model lists carry the rule files' aliases; an alias's card is its model's.
-    answer_plan plan;
-    if (row.kind == routing::endpoint_kind::model_list) {
-        plan.mode = answer_mode::whole;
-        plan.whole = whole_kind::model_list;
-    } else if (row.kind == routing::endpoint_kind::model_card) {
-        const auto id = std::string_view(context.path).substr(row.path.size());
-        if (const auto* alias = responses::find_alias(state_->model_aliases, id)) {
-            plan.mode = answer_mode::whole;
-            plan.whole = whole_kind::alias_card;
-            plan.alias = alias;
-            path_after_v1 = "/models/" + alias->target;
-            context.rules = "model_alias";
-        }
-    }
+    const std::string& path_after_v1 = out.upstream_path;
+    const answer_plan& plan = out.answer;
 
     // SPEC §8: every request that goes upstream takes its request from the key's
     // bucket, passthrough included. Its tokens are unknown: none are estimated.

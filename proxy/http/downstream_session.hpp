@@ -15,7 +15,7 @@
 #include "limits/io/redis_limiter.hpp"
 #include "limits/limiter.hpp"
 #include "metrics/metrics.hpp"
-#include "normalize/normalizer.hpp"
+#include "plan/request_plan.hpp"
 
 namespace mistral_proxy::http {
 
@@ -47,7 +47,7 @@ struct worker_context {
     bool draining = false;
     std::atomic<std::size_t>* open_sessions = nullptr;  // across all workers, for the drain
     std::function<void()> on_last_session_closed;      // called when open_sessions hits 0
-    normalize::normalize_scratch normalize_scratch;    // reused by every request of this worker
+    plan::plan_scratch plan_scratch;                   // reused by every request of this worker
     // With limits.backend redis: this worker's client (hiredis is single-threaded),
     // connected on first use and again after a failure.
     std::unique_ptr<limits::io::redis_limiter> redis;

@@ -100,24 +100,7 @@ std::shared_ptr<const runtime_state> make_runtime_state(config::proxy_config con
     } else {
         state->response_rules.finish_reasons.clear();
     }
-    if (rules->enabled(rules::rule_id::model_alias)) {
-        for (const auto& alias : rules->aliases) {
-            // A glob names no model a client could list: an exact alias is shown as
-            // it is, "gpt-4o*" as "gpt-4o"; other globs are not shown.
-            const auto wildcard = alias.pattern.find_first_of("*?");
-            if (wildcard == std::string::npos) {
-                state->model_aliases.push_back({alias.pattern, alias.target});
-            } else if (wildcard + 1 == alias.pattern.size() && alias.pattern.back() == '*' && wildcard > 0 &&
-                       std::string_view("-._").find(alias.pattern[wildcard - 1]) == std::string_view::npos) {
-                const auto stem = alias.pattern.substr(0, wildcard);
-                const bool listed = std::any_of(state->model_aliases.begin(), state->model_aliases.end(),
-                                                [&](const auto& known) { return known.alias == stem; });
-                if (!listed && rules->find_alias(stem) == &alias) {
-                    state->model_aliases.push_back({stem, alias.target});
-                }
-            }
-        }
-    }
+    state->model_aliases = plan::derive_model_aliases(*rules);
     state->config = std::move(config);
     state->rules = std::move(rules);
     state->keys = std::move(keys);

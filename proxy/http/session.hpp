@@ -10,6 +10,7 @@
 #include "http/downstream_session.hpp"
 #include "http/http_util.hpp"
 #include "limits/limiter.hpp"
+#include "plan/request_plan.hpp"
 #include "routing/endpoints.hpp"
 #include "responses/models.hpp"
 #include "responses/stream_transcoder.hpp"
@@ -28,21 +29,10 @@ inline constexpr std::size_t max_error_body_bytes = 1024 * 1024;
 inline constexpr std::size_t max_whole_answer_bytes = 64 * 1024 * 1024;
 inline constexpr std::uint32_t upstream_header_limit = 64 * 1024;
 
-// What the client gets of a 2xx answer.
-enum class answer_mode {
-    relay,             // the bytes as they come (passthrough endpoints, FIM, float embeddings)
-    transcode_stream,  // SSE rewritten event by event (chat and legacy completions, streamed)
-    whole,             // read whole, rewritten, sent with its length
-};
-enum class whole_kind { usage_only, chat, text_completion, embeddings_base64, model_list, alias_card };
-
-struct answer_plan {
-    answer_mode mode = answer_mode::relay;
-    whole_kind whole = whole_kind::usage_only;
-    responses::stream_shape shape = responses::stream_shape::chat_completion_chunk;
-    bool include_usage = false;
-    const responses::model_alias* alias = nullptr;  // alias_card: the alias asked for
-};
+// The answer plan is the request plan's (plan/request_plan.hpp).
+using plan::answer_mode;
+using plan::answer_plan;
+using plan::whole_kind;
 
 struct request_context {
     std::string id;

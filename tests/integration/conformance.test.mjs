@@ -9,7 +9,10 @@
 // in what goes to Mistral. A few requests must be refused instead (REFUSED): the
 // proxy answers 400 naming the message or part, as OpenAI does.
 //
-// The file name says the endpoint: chat-*.json, fim-*.json, embeddings-*.json.
+// The file name says the endpoint: chat-*.json, fim-*.json, embeddings-*.json,
+// completions-*.json (OpenAI's legacy endpoint: sent as chat or FIM by model).
+// explain-serve.test.mjs sends the same corpus through `serve` and checks that
+// the upstream gets exactly what explain printed.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -26,6 +29,8 @@ const ENDPOINTS = {
   chat: { path: '/v1/chat/completions', schema: 'ChatCompletionRequest' },
   fim: { path: '/v1/fim/completions', schema: 'FIMCompletionRequest' },
   embeddings: { path: '/v1/embeddings', schema: 'EmbeddingRequest' },
+  // The schema is the target's: FIM for codestral models, chat otherwise.
+  completions: { path: '/v1/completions', schema: (url) => (url.endsWith('/fim/completions') ? 'FIMCompletionRequest' : 'ChatCompletionRequest') },
 };
 const RULE_IDS = new Set(['model_rewrite', 'model_alias', 'tool_choice_any', 'params', 'ranges', 'messages', 'tool_call_ids',
   'role_order', 'tools', 'tool_capable', 'json_mode_hint', 'vision_route', 'documents']);
@@ -33,7 +38,10 @@ const RULE_IDS = new Set(['model_rewrite', 'model_alias', 'tool_choice_any', 'pa
 // Requests of the corpus that neither OpenAI nor Mistral serves: refused with a 400
 // naming `param`, by `rule`, rather than sent with a part of them dropped.
 const REFUSED = {
-  'chat-tool-orphan-result.json': { param: 'messages[1]', rule: 'role_order' },
+  'chat-tool-orphan-result.json': { param: 'messages[1]', code: 'unsupported_content', rule: 'role_order' },
+  // Mistral embeds text only: token ids cannot be turned back into text.
+  'embeddings-token-ids.json': { param: 'input', code: null },
+  'embeddings-token-id-arrays.json': { param: 'input', code: null },
 };
 
 // The content a chat request carries (texts, image and document URLs, file ids,
@@ -102,20 +110,21 @@ describe('conformance corpus through explain', () => {
     test(file, async () => {
       const kind = file.split('-')[0];
       const endpoint = ENDPOINTS[kind];
-      assert.ok(endpoint, `${file}: name must start with chat-, fim- or embeddings-`);
+      assert.ok(endpoint, `${file}: name must start with chat-, fim-, embeddings- or completions-`);
       const r = await runCli(['explain', '--config', config.file, '--endpoint', endpoint.path, join(corpusDir, file)]);
       if (REFUSED[file]) {
         assert.equal(r.code, 1, `${file}: must be refused: ${r.stdout}${r.stderr}`);
         const { error } = JSON.parse(r.stdout);
         assert.equal(error.param, REFUSED[file].param, r.stdout);
-        assert.equal(error.code, 'unsupported_content', r.stdout);
-        assert.ok(error.message.endsWith(`(mistral-proxy rule ${REFUSED[file].rule})`), error.message);
+        assert.equal(error.code, REFUSED[file].code, r.stdout);
+        if (REFUSED[file].rule) assert.ok(error.message.endsWith(`(mistral-proxy rule ${REFUSED[file].rule})`), error.message);
         return;
       }
       assert.equal(r.code, 0, `${file}: explain refused it: ${r.stdout}${r.stderr}`);
       const out = JSON.parse(r.stdout);
       for (const id of out.rules) assert.ok(RULE_IDS.has(id), `unknown rule id ${id}`);
-      const invalid = validateBody(endpoint.schema, out.body);
+      const schema = typeof endpoint.schema === 'function' ? endpoint.schema(out.url) : endpoint.schema;
+      const invalid = validateBody(schema, out.body);
       assert.equal(invalid, null, `${file}: Mistral would answer 422: ${JSON.stringify(invalid)}\nbody: ${JSON.stringify(out.body)}`);
       assert.doesNotMatch(out.body.model, /^(gpt-|o\d|text-embedding-|chatgpt-)/, `${file}: OpenAI model name sent`);
       if (kind === 'chat') {
@@ -131,7 +140,12 @@ describe('conformance corpus through explain', () => {
         assert.ok(!last || last.role !== 'assistant' || last.prefix === true, `${file}: last message is an assistant without prefix`);
       }
       const original = JSON.parse(readFileSync(join(corpusDir, file), 'utf8'));
-      if (out.rules.length === 0) assert.deepEqual(out.body, original, `${file}: changed without naming a rule`);
+      // A legacy completion is always translated (prompt -> messages): its own row, not a rule.
+      if (out.rules.length === 0 && kind !== 'completions') assert.deepEqual(out.body, original, `${file}: changed without naming a rule`);
+      if (kind === 'completions') {
+        const prompt = original.prompt;
+        assert.ok(JSON.stringify(out.body).includes(JSON.stringify(prompt)), `${file}: the prompt is lost: ${JSON.stringify(out.body)}`);
+      }
     });
   }
 });

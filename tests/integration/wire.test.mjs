@@ -204,6 +204,35 @@ describe('upstream connection reuse', () => {
     });
   }
 
+  test('requests planned side by side on one worker each send their own rewritten body', async () => {
+    // The rewritten body is built in the worker's scratch memory. Three clients
+    // are planned one after the other while the first waits for its bucket (1
+    // request a second): each upstream request must carry its own client's text.
+    const stack = await rawStack((request, connection) => {
+      const text = JSON.parse(request.body).messages.at(-1).content;
+      connection.write(answer(chatAnswer(text)));
+    }, { limits: { buckets: { mistral: { requests_per_second: 1 } }, max_queue_wait: '10s' } });
+    try {
+      const body = (text) => `{"model":"gpt-4o","user":"drop-me","messages":[{"role":"developer","content":"be brief"},{"role":"user","content":"${text}"}]}`;
+      const warm = await rawExchange(stack.proxy.port, post('/v1/chat/completions', body('warm-up').replace('"role":"developer","content":"be brief"', '"role":"user","content":"warm-up"'), 'Connection: close\r\n'));
+      assert.equal(warm.response?.status, 200, warm.text);
+      const texts = ['client-a', 'client-b-with-a-longer-text', 'client-c'];
+      const results = await Promise.all(texts.map((t) => rawExchange(stack.proxy.port, post('/v1/chat/completions', body(t), 'Connection: close\r\n'))));
+      results.forEach((r, i) => {
+        assert.equal(r.response?.status, 200, r.text);
+        assert.equal(r.response.json.id, texts[i], `client ${i} got the answer to ${r.response.json.id}`);
+      });
+      const sent = stack.upstream.requests.slice(1).map((r) => JSON.parse(r.body));
+      assert.deepEqual(sent.map((b) => b.messages[1].content).sort(), [...texts].sort());
+      for (const b of sent) {
+        assert.equal(b.model, 'mistral-large-latest');
+        assert.equal(b.messages[0].role, 'system', 'the rules ran on each body');
+      }
+    } finally {
+      await stack.stop();
+    }
+  });
+
   test('a late body byte past Content-Length is not handed to the next client', async () => {
     let n = 0;
     const stack = await rawStack((request, connection) => {

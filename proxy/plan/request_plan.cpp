@@ -1,0 +1,155 @@
+// plan_request: see request_plan.hpp. The order is the request's own: the
+// endpoint's translation (legacy completions become chat or FIM), the request
+// rules of SPEC §6 (normalize_request), routing (SPEC §5, inside the
+// normalizer for bodies it reads), then the answer plan and the limiter facts.
+#include "plan/request_plan.hpp"
+
+#include <algorithm>
+
+#include "responses/embeddings.hpp"
+#include "responses/legacy_completions.hpp"
+
+namespace mistral_proxy::plan {
+
+namespace {
+
+using routing::endpoint_kind;
+
+// GET /v1/models, /v1/models/{id} and passthrough: nothing in the body is read.
+plan_result plan_relayed(const plan_inputs& inputs, const client_request& request) {
+    const auto& row = request.row;
+    const auto route = routing::choose_upstream(inputs.config, inputs.rules, row, {});
+    if (route.error) {
+        return {std::nullopt, route.error};
+    }
+    request_plan plan;
+    plan.upstream = *route.upstream;
+    plan.upstream_path = std::string(routing::upstream_path_of(row, request.path));
+    plan.relay_body = true;
+    // Model lists carry the rule files' aliases; an alias's card is its model's.
+    if (row.kind == endpoint_kind::model_list) {
+        plan.answer.mode = answer_mode::whole;
+        plan.answer.whole = whole_kind::model_list;
+    } else if (row.kind == endpoint_kind::model_card) {
+        const auto id = request.path.substr(row.path.size());
+        if (const auto* alias = responses::find_alias(inputs.aliases, id)) {
+            plan.answer.mode = answer_mode::whole;
+            plan.answer.whole = whole_kind::alias_card;
+            plan.answer.alias = alias;
+            plan.upstream_path = "/models/" + alias->target;
+            plan.fired.add(rules::rule_id::model_alias);
+        }
+    }
+    return {std::move(plan), std::nullopt};
+}
+
+}  // namespace
+
+plan_result plan_request(const plan_inputs& inputs, const client_request& request, plan_scratch& scratch) {
+    const auto& row = request.row;
+    if (row.body == routing::body_mode::local) {
+        return {std::nullopt, routing::unknown_endpoint_error("POST", request.path)};
+    }
+    if (row.body == routing::body_mode::streamed) {
+        return plan_relayed(inputs, request);
+    }
+
+    // Bodies read whole: translate what Mistral lacks, then the request rules.
+    const auto& rules = inputs.rules;
+    const auto& config = inputs.config;
+    const std::string_view body = request.body_with_padding;
+    auto which = row.kind;
+    std::string_view to_normalize = body;
+    answer_plan answer;
+    bool legacy = false;
+    std::string_view legacy_model;
+    if (which == endpoint_kind::completions) {
+        // OpenAI's legacy completions: validated and routed first, to know
+        // whether the model makes it a FIM or a chat request.
+        auto routed = normalize::normalize_request(rules, config, which, body, scratch.normalize);
+        if (!routed.ok()) {
+            return {std::nullopt, std::move(routed.error)};
+        }
+        const bool to_fim = routed.request->legacy_to_fim;
+        // May point into the scratch (an unescaped id): kept before it is reused.
+        scratch.legacy_model.assign(routed.request->model_requested);
+        legacy_model = scratch.legacy_model;
+        auto translated = responses::map_completions_request(
+            body, to_fim ? responses::completions_target::fim : responses::completions_target::chat);
+        if (translated.error) {
+            return {std::nullopt, std::move(translated.error)};
+        }
+        scratch.translated = std::move(translated.body);
+        const auto length = scratch.translated.size();
+        scratch.translated.append(normalize::body_padding, '\0');  // the parser reads past the end
+        to_normalize = std::string_view(scratch.translated.data(), length);
+        which = to_fim ? endpoint_kind::fim_completions : endpoint_kind::chat_completions;
+        answer.mode = translated.stream ? answer_mode::transcode_stream : answer_mode::whole;
+        answer.whole = whole_kind::text_completion;
+        answer.shape = responses::stream_shape::text_completion;
+        answer.include_usage = translated.include_usage;
+        legacy = true;
+    } else if (which == endpoint_kind::embeddings) {
+        // Token-id input and unknown encodings are refused here, as Mistral
+        // embeds text only; base64 is computed by the proxy from floats.
+        const auto facts = responses::inspect_embedding_request(body);
+        if (facts.error) {
+            return {std::nullopt, facts.error};
+        }
+        answer.mode = answer_mode::whole;
+        answer.whole = facts.client_encoding == responses::embedding_encoding::base64 ? whole_kind::embeddings_base64
+                                                                                       : whole_kind::usage_only;
+    }
+
+    auto normalized = normalize::normalize_request(rules, config, which, to_normalize, scratch.normalize);
+    if (!normalized.ok()) {
+        return {std::nullopt, std::move(normalized.error)};
+    }
+    const auto& out = *normalized.request;
+    request_plan plan;
+    plan.upstream = out.upstream;
+    plan.upstream_path = std::string(out.upstream_path);
+    plan.body = out.body;
+    plan.fired = out.fired;
+    plan.model_requested = legacy ? legacy_model : out.model_requested;
+    plan.model_sent = out.model_sent;
+    plan.stream = out.stream;
+    if (!legacy && which == endpoint_kind::chat_completions) {
+        answer.mode = out.stream ? answer_mode::transcode_stream : answer_mode::whole;
+        answer.whole = whole_kind::chat;
+        answer.include_usage = out.include_usage;
+    } else if (!legacy && which == endpoint_kind::fim_completions) {
+        // /v1/fim/completions is Mistral's own endpoint: its answer keeps Mistral's shape.
+        answer.mode = out.stream ? answer_mode::relay : answer_mode::whole;
+        answer.whole = whole_kind::usage_only;
+    }
+    plan.answer = answer;
+    plan.estimate = limits::estimate_request(out.body.size(), out.max_tokens);
+    return {std::move(plan), std::nullopt};
+}
+
+std::vector<responses::model_alias> derive_model_aliases(const rules::rule_set& rules) {
+    std::vector<responses::model_alias> aliases;
+    if (!rules.enabled(rules::rule_id::model_alias)) {
+        return aliases;
+    }
+    for (const auto& alias : rules.aliases) {
+        // A glob names no model a client could list: an exact alias is shown as
+        // it is, "gpt-4o*" as "gpt-4o"; other globs are not shown.
+        const auto wildcard = alias.pattern.find_first_of("*?");
+        if (wildcard == std::string::npos) {
+            aliases.push_back({alias.pattern, alias.target});
+        } else if (wildcard + 1 == alias.pattern.size() && alias.pattern.back() == '*' && wildcard > 0 &&
+                   std::string_view("-._").find(alias.pattern[wildcard - 1]) == std::string_view::npos) {
+            const auto stem = alias.pattern.substr(0, wildcard);
+            const bool listed = std::any_of(aliases.begin(), aliases.end(),
+                                            [&](const auto& known) { return known.alias == stem; });
+            if (!listed && rules.find_alias(stem) == &alias) {
+                aliases.push_back({stem, alias.target});
+            }
+        }
+    }
+    return aliases;
+}
+
+}  // namespace mistral_proxy::plan

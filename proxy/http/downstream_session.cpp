@@ -66,6 +66,9 @@ void downstream_session::set_proxy_fields(bhttp::fields& fields, const request_c
         fields.set("x-mistral-proxy-upstream", routing::upstream_name(*context.upstream));
     }
     fields.set("x-mistral-proxy-rules", context.rules);
+    if (!context.fallback.empty()) {
+        fields.set("x-mistral-proxy-fallback", context.fallback);
+    }
 }
 
 std::string downstream_session::upstream_target(routing::upstream_id upstream, std::string_view path_after_v1,
@@ -110,6 +113,7 @@ void downstream_session::finish(request_context& context) {
     record.bytes_received = context.bytes_received;
     record.bytes_sent = context.bytes_sent;
     record.rules = context.rules;
+    record.fallback = context.fallback;
     record.retries = context.retries;
     record.stream = context.stream;
     if (context.usage) {
@@ -414,63 +418,130 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     if (!planned.ok()) {
         co_return co_await send_error(context, *planned.error, context.client_keep_alive);
     }
-    const auto& out = *planned.plan;
-    // The rewritten body lives in this worker's scratch, which the next request
-    // planned on this thread reuses while this one waits for its limiter or
-    // its connection: the request keeps its own copy (the client's body is
-    // already its own).
-    std::string own_body;
-    std::string_view to_send = out.body;
-    const auto client_bytes = body.view();
-    if (!std::less_equal<const char*>{}(client_bytes.data(), to_send.data()) ||
-        !std::less_equal<const char*>{}(to_send.data() + to_send.size(), client_bytes.data() + client_bytes.size())) {
-        own_body.assign(to_send);
-        to_send = own_body;
-    }
-    out.fired.append_names(context.rules);
-    context.model_requested = std::string(out.model_requested);
-    context.model_sent = std::string(out.model_sent);
-    context.stream = out.stream;
-    auto plan = out.answer;
-    if (plan.mode == answer_mode::whole && plan.whole == whole_kind::usage_only && !worker_.limits.active()) {
-        // Only the limiter needs the usage of an answer that is not rewritten.
-        plan.mode = answer_mode::relay;
-    }
-    const auto upstream = out.upstream;
-    context.upstream = upstream;
-    auto key = state_->keys.upstream_authorization(upstream, bearer);
-    if (key.error) {
-        co_return co_await send_error(context, *key.error, context.client_keep_alive);
-    }
+    context.model_requested = std::string(planned.plan->model_requested);
 
-    const auto& settings = worker_.pool.settings(upstream);
+    // SPEC §6 `fallback`: the models to re-plan for when the upstream fails
+    // before any byte reached the client. Never from the EU host to another.
+    const auto first_upstream = planned.plan->upstream;
+    std::vector<std::string> fallbacks;
+    if (state_->rules->enabled(rules::rule_id::fallback) &&
+        !beast::iequals(parser.get()["x-mistral-proxy-fallback"], "off")) {
+        fallbacks = state_->rules->fallback_chain(planned.plan->model_sent);
+    }
+    std::size_t next_fallback = 0;
+    std::string first_model;
     const auto target = std::string_view(parser.get().target());
     const auto query = target.substr(std::min(target.size(), target.find('?')));
-    bhttp::request<bhttp::span_body<const char>> upstream_request{
-        bhttp::verb::post, upstream_target(upstream, out.upstream_path, query), 11};
-    copy_end_to_end_request_fields(parser.get().base(), upstream_request.base());
-    upstream_request.set(bhttp::field::host, settings.host);
-    upstream_request.set(bhttp::field::authorization, key.authorization);
-    upstream_request.set(bhttp::field::accept_encoding, "identity");
-    upstream_request.set(bhttp::field::content_type, "application/json");
-    upstream_request.keep_alive(true);
-    upstream_request.body() = boost::beast::span<const char>(to_send.data(), to_send.size());
-    upstream_request.prepare_payload();
-    worker_.metrics.proxy_overhead.observe(std::chrono::steady_clock::now() - body_ready);
 
-    bool keep_alive = context.client_keep_alive;
-    const auto& estimate = out.estimate;
-    context.unreported_tokens = estimate.unreported;
-    // An open breaker answers before a rate-limit token is taken (nothing is sent).
-    if (const auto look = worker_.breakers.check(static_cast<std::size_t>(upstream), context.model_sent,
-                                                 limits::clock::now());
-        !look.allowed) {
-        co_return co_await refuse_open_breaker(context, upstream, look.retry_at);
+    for (;;) {
+        const auto& out = *planned.plan;
+        // The rewritten body lives in this worker's scratch, which the next request
+        // planned on this thread reuses while this one waits for its limiter or
+        // its connection: the request keeps its own copy (the client's body is
+        // already its own).
+        std::string own_body;
+        std::string_view to_send = out.body;
+        const auto client_bytes = body.view();
+        if (!std::less_equal<const char*>{}(client_bytes.data(), to_send.data()) ||
+            !std::less_equal<const char*>{}(to_send.data() + to_send.size(),
+                                            client_bytes.data() + client_bytes.size())) {
+            own_body.assign(to_send);
+            to_send = own_body;
+        }
+        context.rules.clear();
+        out.fired.append_names(context.rules);
+        context.model_sent = std::string(out.model_sent);
+        if (first_model.empty()) {
+            first_model = context.model_sent;
+        }
+        context.stream = out.stream;
+        auto plan = out.answer;
+        if (plan.mode == answer_mode::whole && plan.whole == whole_kind::usage_only && !worker_.limits.active()) {
+            // Only the limiter needs the usage of an answer that is not rewritten.
+            plan.mode = answer_mode::relay;
+        }
+        const auto upstream = out.upstream;
+        context.upstream = upstream;
+        auto key = state_->keys.upstream_authorization(upstream, bearer);
+        if (key.error) {
+            co_return co_await send_error(context, *key.error, context.client_keep_alive);
+        }
+
+        const auto& settings = worker_.pool.settings(upstream);
+        bhttp::request<bhttp::span_body<const char>> upstream_request{
+            bhttp::verb::post, upstream_target(upstream, out.upstream_path, query), 11};
+        copy_end_to_end_request_fields(parser.get().base(), upstream_request.base());
+        upstream_request.erase("x-mistral-proxy-fallback");  // the proxy's own, not Mistral's
+        upstream_request.set(bhttp::field::host, settings.host);
+        upstream_request.set(bhttp::field::authorization, key.authorization);
+        upstream_request.set(bhttp::field::accept_encoding, "identity");
+        upstream_request.set(bhttp::field::content_type, "application/json");
+        upstream_request.keep_alive(true);
+        upstream_request.body() = boost::beast::span<const char>(to_send.data(), to_send.size());
+        upstream_request.prepare_payload();
+        worker_.metrics.proxy_overhead.observe(std::chrono::steady_clock::now() - body_ready);
+
+        // The next model that may serve it: one whose plan succeeds (its rules
+        // accept the request) and that stays on the EU host when the request
+        // is pinned there. Planned here only to know; planned again when used.
+        auto viable_fallback = [&]() -> std::optional<std::size_t> {
+            for (std::size_t i = next_fallback; i < fallbacks.size(); ++i) {
+                const auto next = plan::plan_request(
+                    inputs, {*context.endpoint, context.path, body.view(), fallbacks[i]}, worker_.plan_scratch);
+                if (!next.ok()) {
+                    log_line(log_level::debug, "request " + context.id + ": fallback " + fallbacks[i] +
+                                                   " cannot take it: " + next.error->message);
+                } else if (first_upstream == routing::upstream_id::mistral_eu &&
+                           next.plan->upstream != routing::upstream_id::mistral_eu) {
+                    log_line(log_level::debug, "request " + context.id + ": fallback " + fallbacks[i] +
+                                                   " would leave the EU host");
+                } else {
+                    return i;
+                }
+            }
+            return std::nullopt;
+        };
+        auto fall_back_to = [&](std::size_t index) {
+            next_fallback = index + 1;
+            planned = plan::plan_request(inputs, {*context.endpoint, context.path, body.view(), fallbacks[index]},
+                                         worker_.plan_scratch);
+            context.fallback = first_model + "->" + fallbacks[index];
+            log_line(log_level::info, "request " + context.id + ": falling back " + context.fallback);
+        };
+        const auto candidate = next_fallback < fallbacks.size() ? viable_fallback() : std::nullopt;
+
+        bool keep_alive = context.client_keep_alive;
+        const auto& estimate = out.estimate;
+        context.unreported_tokens = estimate.unreported;
+        // An open breaker answers before a rate-limit token is taken (nothing
+        // is sent), or the request falls back at once.
+        if (const auto look = worker_.breakers.check(static_cast<std::size_t>(upstream), context.model_sent,
+                                                     limits::clock::now());
+            !look.allowed) {
+            if (candidate) {
+                fall_back_to(*candidate);
+                continue;
+            }
+            co_return co_await refuse_open_breaker(context, upstream, look.retry_at);
+        }
+        if (!co_await wait_for_limits(context, upstream, estimate.tokens, keep_alive)) {
+            co_return keep_alive;
+        }
+        bool fall_back = false;
+        keep_alive = co_await exchange_buffered(context, upstream, upstream_request, plan,
+                                                candidate ? &fall_back : nullptr);
+        if (!fall_back) {
+            co_return keep_alive;
+        }
+        // Nothing reached the client: the failed try's reservation books
+        // nothing (it generated nothing), and the next model asks the limiter again.
+        if (context.reservation) {
+            context.upstream_refused = true;
+            co_await limits_settle(context);
+            context.upstream_refused = false;
+        }
+        fall_back_to(*candidate);
     }
-    if (!co_await wait_for_limits(context, upstream, estimate.tokens, keep_alive)) {
-        co_return keep_alive;
-    }
-    co_return co_await exchange_buffered(context, upstream, upstream_request, plan);
 }
 
 // ---------------------------------------------------------------- limits and retries
@@ -658,7 +729,7 @@ void downstream_session::note_try_outcome(routing::upstream_id upstream, std::st
 
 awaitable<bool> downstream_session::exchange_buffered(request_context& context, routing::upstream_id upstream,
                                                       bhttp::request<bhttp::span_body<const char>>& request,
-                                                      const answer_plan& plan) {
+                                                      const answer_plan& plan, bool* fall_back) {
     const auto& settings = worker_.pool.settings(upstream);
     const auto name = routing::upstream_name(upstream);
     const auto endpoint = worker_.pool.endpoint_text(upstream);
@@ -754,6 +825,22 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
                 worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
                 const auto status = parser->get().result_int();
                 outcome(status >= 500 || status == 429);
+                if (fall_back != nullptr && state_->rules->falls_back_on(status)) {
+                    // Read the refusal to its end so that the connection can serve others.
+                    padded_body discarded;
+                    bool complete = false;
+                    const auto read_ec =
+                        co_await read_rest(*connection, *parser, discarded, max_error_body_bytes, complete);
+                    if (read_ec || !complete) {
+                        connection->abort();
+                    }
+                    release_or_close(upstream, connection, *parser);
+                    log_line(log_level::info, "request " + context.id + ": upstream " + std::string(name) +
+                                                  " answered " + std::to_string(status) + " for model " +
+                                                  context.model_sent);
+                    *fall_back = true;
+                    co_return true;
+                }
                 if (limits::is_retryable_status(status)) {
                     const auto wish = limits::upstream_retry_after(limit_headers_of(parser->get()), limits::clock::now());
                     const auto decision = schedule.after_failure(tries, true, wish);
@@ -788,6 +875,11 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
         } else if (probe.pending) {  // the proxy's own limit says nothing of the upstream's health
             worker_.breakers.on_abandoned(upstream_index, context.model_sent);
             probe.pending = false;
+        }
+        if (fall_back != nullptr && failure->code != "upstream_connections_exhausted") {
+            log_line(log_level::info, "request " + context.id + ": " + failure->message);
+            *fall_back = true;
+            co_return true;
         }
         const auto decision = schedule.after_failure(tries, true, std::nullopt);
         if (decision.retry) {

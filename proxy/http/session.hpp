@@ -52,6 +52,7 @@ struct request_context {
     std::uint64_t bytes_sent = 0;
     std::string model_requested;
     std::string model_sent;
+    std::string fallback;  // "FROM->TO" when a fallback model serves it (SPEC §6 `fallback`)
     std::string error_message;
     unsigned retries = 0;
     bool stream = false;
@@ -127,8 +128,12 @@ private:
     awaitable<bool> refuse_open_breaker(request_context& context, routing::upstream_id upstream,
                                         limits::time_point retry_at);
     void note_try_outcome(routing::upstream_id upstream, std::string_view model, bool failed);
+    // With `fall_back` set, a failure the rule files' fallbacks cover (a status
+    // of `fallback_statuses`, no answer at all) is not retried nor answered:
+    // *fall_back becomes true and the caller re-plans for the next model.
     awaitable<bool> exchange_buffered(request_context& context, routing::upstream_id upstream,
-                                      bhttp::request<bhttp::span_body<const char>>& request, const answer_plan& plan);
+                                      bhttp::request<bhttp::span_body<const char>>& request, const answer_plan& plan,
+                                      bool* fall_back = nullptr);
 
     // Completes when the client hangs up (then closes `connection` at once, so the
     // upstream request ends too) or when cancelled by the work it runs beside.

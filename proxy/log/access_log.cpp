@@ -84,6 +84,9 @@ std::string access_log::format(const access_record& record, std::string_view tim
     append_number_field(line, "bytes_in", static_cast<std::int64_t>(record.bytes_received));
     append_number_field(line, "bytes_out", static_cast<std::int64_t>(record.bytes_sent));
     append_field(line, "rules", record.rules);
+    if (!record.fallback.empty()) {
+        append_field(line, "fallback", record.fallback);
+    }
     append_number_field(line, "retries", record.retries);
     line.append(",\"stream\":").append(record.stream ? "true" : "false");
     if (record.prompt_tokens >= 0) {

@@ -20,6 +20,7 @@ struct access_record {
     std::uint64_t bytes_received = 0;  // request body
     std::uint64_t bytes_sent = 0;      // response body
     std::string_view rules;            // comma-separated ids
+    std::string_view fallback;         // "FROM->TO" when a fallback model served it
     unsigned retries = 0;
     std::int64_t prompt_tokens = -1;      // -1: unknown
     std::int64_t completion_tokens = -1;

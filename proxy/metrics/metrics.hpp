@@ -33,11 +33,11 @@ inline constexpr std::size_t status_labels = tracked_statuses.size() + 5;  // + 
 std::size_t status_index(unsigned status) noexcept;
 
 // The rule ids of SPEC §6, plus the ones later stages add. Unknown ids are counted as "other".
-inline constexpr std::array<std::string_view, 16> rule_ids{
+inline constexpr std::array<std::string_view, 17> rule_ids{
     "model_rewrite", "model_alias", "tool_choice_any", "params",       "ranges",
     "messages",      "tool_call_ids", "role_order",    "tools",        "tool_capable",
-    "json_mode_hint", "vision_route", "finish_reason", "documents",    "errors",
-    "other"};
+    "json_mode_hint", "vision_route", "finish_reason", "documents",    "fallback",
+    "errors",        "other"};
 std::size_t rule_index(std::string_view id) noexcept;
 
 enum class retry_cause : std::uint8_t { status_429, status_5xx, connect_error, count_ };

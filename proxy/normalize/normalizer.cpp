@@ -498,14 +498,16 @@ bool mentions_json(std::string_view text) noexcept {
 // The whole request, walked once.
 class engine {
 public:
-    engine(const rules::rule_set& rules, normalize_scratch::impl& scratch, std::string_view body)
+    engine(const rules::rule_set& rules, normalize_scratch::impl& scratch, std::string_view body,
+           std::string_view model_override)
         : rules_(rules),
           schema_(rules.schema),
           s_(scratch),
           arena_(scratch.arena),
           members_(scratch.members),
           input_(body.data()),
-          input_end_(body.data() + body.size()) {}
+          input_end_(body.data() + body.size()),
+          model_override_(model_override) {}
 
     normalize_result run(const config::proxy_config& config, endpoint which);
 
@@ -517,6 +519,7 @@ private:
     member_stack& members_;
     const char* input_;
     const char* input_end_;
+    std::string_view model_override_;  // a fallback model (SPEC §6 `fallback`), "" for none
     rule_mask fired_;
     std::optional<errors::openai_error> error_;
 
@@ -2579,6 +2582,12 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
             fire(rule_id::model_alias);
         }
     }
+    // A fallback model replaces the model the rules chose; the capability rules
+    // below then judge the new one.
+    if (!model_override_.empty() && model_override_ != sent) {
+        sent = model_override_;
+        fire(rule_id::fallback);
+    }
     if (which == endpoint::completions) {
         request.model_sent = sent;
         fired_ = rule_mask{};  // the body is passed through unchanged
@@ -2792,11 +2801,12 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
 }
 
 normalize_result normalize_request(const rules::rule_set& rules, const config::proxy_config& config, endpoint which,
-                                   std::string_view body_with_padding, normalize_scratch& scratch) {
+                                   std::string_view body_with_padding, normalize_scratch& scratch,
+                                   std::string_view model_override) {
     normalize_scratch::impl& s = scratch.get();
     normalize_result result;
     {
-        engine e(rules, s, body_with_padding);
+        engine e(rules, s, body_with_padding, model_override);
         result = e.run(config, which);
     }
     s.trim();

@@ -116,7 +116,12 @@ inline constexpr std::size_t max_json_depth = 128;
 // completions: validated, model rewritten/aliased for routing only; the body is
 // returned unchanged. Every row that is not buffered (other, model_list, ...):
 // not parsed; routed to the region's mistral upstream.
+//
+// `model_override` (a fallback model, SPEC §6 `fallback`): sent instead of the
+// model the model rules chose, with rule id `fallback`; the capability rules
+// (tool_capable, vision_route) and routing then apply to it.
 normalize_result normalize_request(const rules::rule_set& rules, const config::proxy_config& config, endpoint which,
-                                   std::string_view body_with_padding, normalize_scratch& scratch);
+                                   std::string_view body_with_padding, normalize_scratch& scratch,
+                                   std::string_view model_override = {});
 
 }  // namespace mistral_proxy::normalize

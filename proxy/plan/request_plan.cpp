@@ -66,7 +66,7 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
     if (which == endpoint_kind::completions) {
         // OpenAI's legacy completions: validated and routed first, to know
         // whether the model makes it a FIM or a chat request.
-        auto routed = normalize::normalize_request(rules, config, which, body, scratch.normalize);
+        auto routed = normalize::normalize_request(rules, config, which, body, scratch.normalize, request.model_override);
         if (!routed.ok()) {
             return {std::nullopt, std::move(routed.error)};
         }
@@ -101,7 +101,7 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
                                                                                        : whole_kind::usage_only;
     }
 
-    auto normalized = normalize::normalize_request(rules, config, which, to_normalize, scratch.normalize);
+    auto normalized = normalize::normalize_request(rules, config, which, to_normalize, scratch.normalize, request.model_override);
     if (!normalized.ok()) {
         return {std::nullopt, std::move(normalized.error)};
     }

@@ -69,6 +69,9 @@ struct client_request {
     // Buffered rows: the whole body, followed by normalize::body_padding
     // readable bytes. Streamed rows: unused (their body is relayed unread).
     std::string_view body_with_padding;
+    // A fallback model to send instead of the one the model rules choose
+    // (SPEC §6 `fallback`); every other rule applies to it as to the original.
+    std::string_view model_override = {};
 };
 
 // Every string_view stays valid until the next plan_request() with the same

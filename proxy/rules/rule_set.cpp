@@ -25,12 +25,12 @@ namespace {
 constexpr std::array<std::string_view, rule_count> rule_names = {
     "model_rewrite", "model_alias",    "tool_choice_any", "params",       "ranges",
     "messages",      "tool_call_ids",  "role_order",      "tools",        "tool_capable",
-    "json_mode_hint", "vision_route", "finish_reason", "documents",
+    "json_mode_hint", "vision_route", "finish_reason", "documents", "fallback",
 };
 
 constexpr std::string_view top_keys =
     "include, switches, models, model_classes, model_rewrite, model_alias, tool_capable, vision_route, params, "
-    "ranges, json_mode_hint, role_order, finish_reason, documents, schema, fallbacks";
+    "ranges, json_mode_hint, role_order, finish_reason, documents, schema, fallbacks, fallback_statuses";
 constexpr std::string_view model_keys = "match, class, host";
 constexpr std::string_view tool_capable_keys = "models_without_tools, action, reroute_to, suggest";
 constexpr std::string_view vision_keys = "models_with_vision, action, reroute_to, suggest";
@@ -454,6 +454,21 @@ void builder::apply_text(std::string_view yaml_text, const std::string& file) {
                 mine.emplace_back(std::move(entry), position_of(file, glob_key));
             });
             fallbacks.insert(fallbacks.begin(), mine.begin(), mine.end());
+        } else if (key == "fallback_statuses") {
+            if (!value.IsSequence()) {
+                ys::fail_at_value(file, key_node, value, key + " must be a list of HTTP statuses, got " + ys::kind_of(value));
+            }
+            std::vector<unsigned> statuses;
+            for (std::size_t i = 0; i < value.size(); ++i) {
+                const std::string item_path = key + "[" + std::to_string(i) + "]";
+                unsigned status = 0;
+                if (!value[i].IsScalar() || !YAML::convert<unsigned>::decode(value[i], status) || status < 400 ||
+                    status > 599) {
+                    ys::fail(file, value[i], item_path + " must be an HTTP status from 400 to 599");
+                }
+                statuses.push_back(status);
+            }
+            set->fallback_statuses = std::move(statuses);
         } else if (key == "tool_capable") {
             parse_capability(file, value, key, set->tool_capable, tool_capable_ref, "models_without_tools",
                              tool_capable_keys);

@@ -4,6 +4,7 @@
 // std::shared_ptr<const rule_set>; the hot path only reads it and never
 // allocates through it.
 #include <array>
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -30,8 +31,9 @@ enum class rule_id : std::uint8_t {
     vision_route,
     finish_reason,
     documents,
+    fallback,
 };
-inline constexpr std::size_t rule_count = 14;
+inline constexpr std::size_t rule_count = 15;
 
 // "model_rewrite", ... (static storage).
 std::string_view rule_name(rule_id id) noexcept;
@@ -157,6 +159,14 @@ public:
     std::vector<model_mapping> rewrites;  // sorted by pattern (exact lookup)
     std::vector<model_mapping> aliases;   // first match wins, later files first
     std::vector<fallback_entry> fallbacks;  // first match wins, later files first; loop-free (checked at load)
+    // Upstream statuses that send a request to its next fallback model (a
+    // connection failure or a timeout always does). `fallback_statuses:` in a
+    // rule file replaces the list; Mistral answers 429 when a model's capacity
+    // or the account's limit is exhausted, 5xx when a model's servers fail.
+    std::vector<unsigned> fallback_statuses{429, 500, 502, 503, 504};
+    bool falls_back_on(unsigned status) const noexcept {
+        return std::find(fallback_statuses.begin(), fallback_statuses.end(), status) != fallback_statuses.end();
+    }
     capability_rule tool_capable;
     capability_rule vision_route;
     // params.rename per target: (from, to)

@@ -24,7 +24,8 @@ struct planned {
 };
 
 // Returned by pointer: the plan's views point into the input it holds.
-std::unique_ptr<planned> plan_of(std::string_view path, std::string json, std::string_view method = "POST") {
+std::unique_ptr<planned> plan_of(std::string_view path, std::string json, std::string_view method = "POST",
+                                 std::string_view model_override = {}) {
     static const auto config = config_with();
     static const auto aliases = plan::derive_model_aliases(shipped());
     static plan::plan_scratch scratch;
@@ -34,7 +35,7 @@ std::unique_ptr<planned> plan_of(std::string_view path, std::string json, std::s
     json.append(normalize::body_padding, '\0');
     auto out = std::make_unique<planned>();
     out->input = std::move(json);
-    out->result = plan::plan_request(inputs, {row, path, std::string_view(out->input.data(), length)}, scratch);
+    out->result = plan::plan_request(inputs, {row, path, std::string_view(out->input.data(), length), model_override}, scratch);
     if (out->result.ok()) {
         out->body = std::string(out->result.plan->body);
         out->result.plan->fired.append_names(out->rules);
@@ -139,4 +140,26 @@ TEST_CASE("plan: the aliases /v1/models lists are the exact ones and the simple 
         gpt4o = gpt4o || alias.alias == "gpt-4o";
     }
     CHECK(gpt4o);
+}
+
+TEST_CASE("plan: a fallback model is planned with every rule, and named by the fallback id") {
+    const std::string tools =
+        R"({"model":"gpt-4o","tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"messages":[{"role":"user","content":"hi"}]})";
+    const auto small = plan_of("/v1/chat/completions", tools, "POST", "mistral-small-latest");
+    REQUIRE(small->result.ok());
+    CHECK(small->result.plan->model_sent == "mistral-small-latest");
+    CHECK(small->result.plan->model_requested == "gpt-4o");
+    CHECK(small->body.find(R"("model":"mistral-small-latest")") != std::string::npos);
+    CHECK(small->rules == "model_alias,fallback");
+
+    // tool_capable judges the fallback: a model without tools refuses it.
+    const auto nemo = plan_of("/v1/chat/completions", tools, "POST", "open-mistral-nemo");
+    REQUIRE_FALSE(nemo->result.ok());
+    CHECK(nemo->result.error->code == "model_without_tools");
+
+    // Routing follows the fallback's own model.
+    const auto codestral = plan_of("/v1/chat/completions", R"({"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]})",
+                                   "POST", "codestral-latest");
+    REQUIRE(codestral->result.ok());
+    CHECK(codestral->result.plan->upstream == routing::upstream_id::codestral);
 }

@@ -826,15 +826,7 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
                 const auto status = parser->get().result_int();
                 outcome(status >= 500 || status == 429);
                 if (fall_back != nullptr && state_->rules->falls_back_on(status)) {
-                    // Read the refusal to its end so that the connection can serve others.
-                    padded_body discarded;
-                    bool complete = false;
-                    const auto read_ec =
-                        co_await read_rest(*connection, *parser, discarded, max_error_body_bytes, complete);
-                    if (read_ec || !complete) {
-                        connection->abort();
-                    }
-                    release_or_close(upstream, connection, *parser);
+                    co_await discard_refusal(upstream, connection, *parser);
                     log_line(log_level::info, "request " + context.id + ": upstream " + std::string(name) +
                                                   " answered " + std::to_string(status) + " for model " +
                                                   context.model_sent);
@@ -845,15 +837,7 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
                     const auto wish = limits::upstream_retry_after(limit_headers_of(parser->get()), limits::clock::now());
                     const auto decision = schedule.after_failure(tries, true, wish);
                     if (decision.retry) {
-                        // Read the refusal to its end so that the connection can serve the retry.
-                        padded_body discarded;
-                        bool complete = false;
-                        const auto read_ec =
-                            co_await read_rest(*connection, *parser, discarded, max_error_body_bytes, complete);
-                        if (read_ec || !complete) {
-                            connection->abort();
-                        }
-                        release_or_close(upstream, connection, *parser);
+                        co_await discard_refusal(upstream, connection, *parser);
                         log_line(log_level::info, "request " + context.id + ": upstream " + std::string(name) +
                                                       " answered " + std::to_string(status) + ", retry " +
                                                       std::to_string(tries) + " in " +
@@ -1108,6 +1092,17 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(
         co_return asio::error::operation_aborted;
     }
     co_return std::get<0>(result);
+}
+
+awaitable<void> downstream_session::discard_refusal(routing::upstream_id upstream, connection_ptr& owned,
+                                                    response_parser& parser) {
+    padded_body discarded;
+    bool complete = false;
+    const auto read_ec = co_await read_rest(*owned, parser, discarded, max_error_body_bytes, complete);
+    if (read_ec || !complete) {
+        owned->abort();
+    }
+    release_or_close(upstream, owned, parser);
 }
 
 void downstream_session::release_or_close(routing::upstream_id upstream, connection_ptr& owned,

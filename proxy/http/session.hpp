@@ -149,6 +149,9 @@ private:
     // Gives the connection back to the pool when `parser` read a whole answer
     // that allows keep-alive and nothing follows it; closes it otherwise.
     void release_or_close(routing::upstream_id upstream, connection_ptr& owned, const response_parser& parser);
+    // Reads a refusal (an error answer the client will not see: a retry or a
+    // fallback follows) to its end, so that its connection can serve the next try.
+    awaitable<void> discard_refusal(routing::upstream_id upstream, connection_ptr& owned, response_parser& parser);
     // After a transcoded stream ended at its last event: reads the rest of the
     // upstream body (the chunked terminator, usually in the same packet) for a
     // short while, so that the connection can go back to the pool.

@@ -1097,6 +1097,7 @@ void translator::run(std::string_view body) {
         result_.error->param.reset();
         return;
     }
+    result_.response_id = ids_.make("resp_");  // first, so that it is resp_...1 in tests
     if (!read_fields(root) || !check_types() || !write_settings()) {
         return;
     }
@@ -1183,7 +1184,6 @@ void translator::run(std::string_view body) {
     }
     out += '}';
     out.reserve(out.size() + simdjson::SIMDJSON_PADDING);
-    result_.response_id = ids_.make("resp_");
 }
 
 }  // namespace

@@ -175,8 +175,8 @@ void stream_transcoder::impl::on_event(const responses::sse_event& event, std::s
     if (data.empty()) {
         return;
     }
-    start(out);
     if (data == "[DONE]") {
+        start(out);
         finish(out);
         return;
     }
@@ -184,10 +184,19 @@ void stream_transcoder::impl::on_event(const responses::sse_event& event, std::s
     padded_.append(simdjson::SIMDJSON_PADDING, '\0');
     dom::element root;
     dom::object chunk;
-    const std::size_t mark = out.size();
     std::optional<errors::openai_error> error;
-    if (parser_.parse(padded_.data(), data.size(), false).get(root) != simdjson::SUCCESS ||
-        root.get(chunk) != simdjson::SUCCESS) {
+    const bool parsed = parser_.parse(padded_.data(), data.size(), false).get(root) == simdjson::SUCCESS &&
+                        root.get(chunk) == simdjson::SUCCESS;
+    if (parsed && model_.empty()) {
+        // response.created already names the model Mistral answers with.
+        dom::element model;
+        if (chunk.at_key("model").get(model) == simdjson::SUCCESS) {
+            model_ = string_of(model);
+        }
+    }
+    start(out);
+    const std::size_t mark = out.size();
+    if (!parsed) {
         std::string message = "upstream ";
         message += context_.upstream_name;
         message += " sent a stream event that is not a JSON object: ";
@@ -224,9 +233,6 @@ bool stream_transcoder::impl::handle_chunk(dom::object chunk, std::string& out,
     }
     if (id_raw_.empty() && chunk.at_key("id").get(value) == simdjson::SUCCESS) {
         id_raw_ = simdjson::minify(value);
-    }
-    if (model_.empty() && chunk.at_key("model").get(value) == simdjson::SUCCESS) {
-        model_ = string_of(value);
     }
     dom::object usage;
     if (chunk.at_key("usage").get(usage) == simdjson::SUCCESS) {

@@ -91,6 +91,15 @@ translated_answer translate_answer(std::string_view mistral_body, const answer_c
         return result;
     };
     thread_local dom::parser parser;
+    // Past 1 MiB of capacity the parser is given back after the call (as the request side does).
+    struct release {
+        dom::parser& p;
+        ~release() {
+            if (p.capacity() > (std::size_t{1} << 20)) {
+                p = dom::parser();
+            }
+        }
+    } on_return{parser};
     dom::element root_element;
     dom::object root;
     if (parser.parse(mistral_body.data(), mistral_body.size()).get(root_element) != simdjson::SUCCESS ||

@@ -57,6 +57,24 @@ std::string_view string_of(dom::element value) noexcept {
     return s;
 }
 
+// One parser per document that may be open at the same time: the request, the
+// stored conversation, a stored item, and the reference scan. A parser keeps
+// the capacity of the largest document it read (about 9 bytes per input byte):
+// past 1 MiB it is given back after the call, so that one 20 MB PDF does not
+// pin ~180 MB per thread.
+thread_local dom::parser body_parser;
+thread_local dom::parser history_parser;
+thread_local dom::parser item_parser;
+thread_local dom::parser scan_parser;
+
+constexpr std::size_t kept_capacity = std::size_t{1} << 20;
+
+void release_if_large(dom::parser& parser) {
+    if (parser.capacity() > kept_capacity) {
+        parser = dom::parser();
+    }
+}
+
 // Accessors for values whose type was checked already.
 dom::object object_of(dom::element value) noexcept {
     dom::object object;
@@ -941,9 +959,8 @@ bool translator::add_reference(dom::object item, origin from, const std::string&
                         "item itself instead.",
                     where + ".id", "item_not_found");
     }
-    thread_local dom::parser parser;  // the body's parser still holds the request
     dom::element element;
-    if (parser.parse(stored.data(), stored.size()).get(element) != simdjson::SUCCESS ||
+    if (item_parser.parse(stored.data(), stored.size()).get(element) != simdjson::SUCCESS ||
         element.type() != dom::element_type::OBJECT) {
         return fail("Item with id '" + std::string(wanted) + "' could not be read from the store; send the item itself.",
                     where + ".id", "item_not_found");
@@ -1048,10 +1065,9 @@ bool translator::write_messages() {
         messages_ += '}';
     }
     if (!earlier_.previous_items.empty()) {
-        thread_local dom::parser parser;  // the body's parser still holds the request
         dom::element element;
         dom::array items;
-        if (parser.parse(earlier_.previous_items.data(), earlier_.previous_items.size()).get(element) !=
+        if (history_parser.parse(earlier_.previous_items.data(), earlier_.previous_items.size()).get(element) !=
                 simdjson::SUCCESS ||
             element.get_array().get(items) != simdjson::SUCCESS) {
             return fail("The stored conversation of previous_response_id could not be read; start a new one.",
@@ -1088,10 +1104,9 @@ bool translator::write_messages() {
 }
 
 void translator::run(std::string_view body) {
-    thread_local dom::parser parser;
     dom::element root_element;
     dom::object root;
-    if (parser.parse(body.data(), body.size()).get(root_element) != simdjson::SUCCESS ||
+    if (body_parser.parse(body.data(), body.size()).get(root_element) != simdjson::SUCCESS ||
         root_element.get_object().get(root) != simdjson::SUCCESS) {
         fail("The request body must be a JSON object (a Responses API request).", "", std::nullopt);
         result_.error->param.reset();
@@ -1190,10 +1205,12 @@ void translator::run(std::string_view body) {
 
 references find_references(std::string_view body) {
     references found;
-    thread_local dom::parser parser;
+    struct release {
+        ~release() { release_if_large(scan_parser); }
+    } on_return;
     dom::element root_element;
     dom::object root;
-    if (parser.parse(body.data(), body.size()).get(root_element) != simdjson::SUCCESS ||
+    if (scan_parser.parse(body.data(), body.size()).get(root_element) != simdjson::SUCCESS ||
         root_element.get_object().get(root) != simdjson::SUCCESS) {
         found.error = errors::make_error(400, "The request body must be a JSON object (a Responses API request).");
         return found;
@@ -1239,6 +1256,9 @@ translated_request translate_request(std::string_view body, const history& earli
     translated_request result;
     translator t(result, earlier, ids);
     t.run(body);
+    release_if_large(body_parser);
+    release_if_large(history_parser);
+    release_if_large(item_parser);
     if (result.error) {
         result.chat_body.clear();
         result.input_items.clear();

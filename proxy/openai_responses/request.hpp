@@ -33,6 +33,8 @@ struct history {
     // of each response of the chain, in order) — "" when none.
     std::string_view previous_items;
     // JSON of a stored item by its id, "" when unknown. May be empty (no store).
+    // The text it returns is read before find_item is called again, so it only
+    // has to live until then.
     std::function<std::string_view(std::string_view item_id)> find_item;
 };
 

@@ -236,3 +236,15 @@ TEST_CASE("responses request: refusals name the field") {
         CHECK(t.error->message.find("function") != std::string::npos);
     }
 }
+
+TEST_CASE("responses request: a large body (a 3 MB data URL) goes through") {
+    const std::string data(3 * 1024 * 1024, 'A');
+    const std::string body = R"({"model":"m","input":[{"role":"user","content":[{"type":"input_file","filename":"big.pdf","file_data":"data:application/pdf;base64,)" +
+                             data + R"("}]}]})";
+    const auto t = run(body);
+    REQUIRE_FALSE(t.error);
+    CHECK(t.chat_body.size() > data.size());
+    CHECK(t.input_items.size() > data.size());
+    // And the next small one still works (the parser was given back).
+    CHECK_FALSE(run(R"({"model":"m","input":"x"})").error);
+}

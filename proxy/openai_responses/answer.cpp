@@ -86,8 +86,8 @@ struct call {
 translated_answer translate_answer(std::string_view mistral_body, const answer_context& context) {
     translated_answer result;
     const auto bad_body = [&] {
-        result.error = errors::make_error(502, "upstream answered with a body that is not a chat completion",
-                                          "upstream_bad_body");
+        result.error =
+            errors::make_error(502, "upstream answered with a body that is not a chat completion", "upstream_bad_body");
         return result;
     };
     thread_local dom::parser parser;
@@ -128,8 +128,9 @@ translated_answer translate_answer(std::string_view mistral_body, const answer_c
         finish_reason = string_of(value);
     }
     if (finish_reason == "error") {
-        result.error = errors::make_error(
-            502, "upstream stopped generating because of an error (finish_reason \"error\")", "upstream_generation_error");
+        result.error =
+            errors::make_error(502, "upstream stopped generating because of an error (finish_reason \"error\")",
+                               "upstream_generation_error");
         return result;
     }
     const bool incomplete = finish_reason == "length" || finish_reason == "model_length";

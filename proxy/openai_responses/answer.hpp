@@ -16,17 +16,17 @@
 namespace mistral_proxy::openai_responses {
 
 struct answer_context {
-    std::string_view response_id;              // translated_request::response_id
-    std::int64_t created_at = 0;               // unix seconds when the request came in
-    std::int64_t completed_at = 0;             // unix seconds when the answer arrived
+    std::string_view response_id;                 // translated_request::response_id
+    std::int64_t created_at = 0;                  // unix seconds when the request came in
+    std::int64_t completed_at = 0;                // unix seconds when the answer arrived
     const response_settings* settings = nullptr;  // translated_request::settings (required)
-    id_source* ids = nullptr;                  // for msg_/fc_/rs_ ids (required)
+    id_source* ids = nullptr;                     // for msg_/fc_/rs_ ids (required)
 };
 
 struct translated_answer {
-    std::string body;          // the Response object (when !error)
-    std::string output_items;  // its `output` array, for the store
-    std::string_view status;   // "completed" or "incomplete"
+    std::string body;                              // the Response object (when !error)
+    std::string output_items;                      // its `output` array, for the store
+    std::string_view status;                       // "completed" or "incomplete"
     std::optional<responses::usage_counts> usage;  // Mistral's usage, for the limiter (also on error)
     std::optional<errors::openai_error> error;     // answer this instead (502)
 };

@@ -103,19 +103,71 @@ bool bool_of(dom::element value) noexcept {
 // The fields of CreateResponse (openai-openapi.yaml: CreateResponse and the
 // schemas of its allOf) this translator knows.
 enum class field {
-    model, input, instructions, tools, tool_choice, parallel_tool_calls, text, temperature, top_p,
-    max_output_tokens, reasoning, stream, metadata, user, safety_identifier, prompt_cache_key, truncation,
-    include, store, previous_response_id, background, service_tier, top_logprobs, max_tool_calls,
-    stream_options, prompt_cache_retention, prompt_cache_options, moderation, context_management, prompt,
-    conversation, count
+    model,
+    input,
+    instructions,
+    tools,
+    tool_choice,
+    parallel_tool_calls,
+    text,
+    temperature,
+    top_p,
+    max_output_tokens,
+    reasoning,
+    stream,
+    metadata,
+    user,
+    safety_identifier,
+    prompt_cache_key,
+    truncation,
+    include,
+    store,
+    previous_response_id,
+    background,
+    service_tier,
+    top_logprobs,
+    max_tool_calls,
+    stream_options,
+    prompt_cache_retention,
+    prompt_cache_options,
+    moderation,
+    context_management,
+    prompt,
+    conversation,
+    count
 };
 
-constexpr std::array<std::string_view, static_cast<std::size_t>(field::count)> field_names = {
-    "model", "input", "instructions", "tools", "tool_choice", "parallel_tool_calls", "text", "temperature",
-    "top_p", "max_output_tokens", "reasoning", "stream", "metadata", "user", "safety_identifier",
-    "prompt_cache_key", "truncation", "include", "store", "previous_response_id", "background", "service_tier",
-    "top_logprobs", "max_tool_calls", "stream_options", "prompt_cache_retention", "prompt_cache_options",
-    "moderation", "context_management", "prompt", "conversation"};
+constexpr std::array<std::string_view, static_cast<std::size_t>(field::count)> field_names = {"model",
+                                                                                              "input",
+                                                                                              "instructions",
+                                                                                              "tools",
+                                                                                              "tool_choice",
+                                                                                              "parallel_tool_calls",
+                                                                                              "text",
+                                                                                              "temperature",
+                                                                                              "top_p",
+                                                                                              "max_output_tokens",
+                                                                                              "reasoning",
+                                                                                              "stream",
+                                                                                              "metadata",
+                                                                                              "user",
+                                                                                              "safety_identifier",
+                                                                                              "prompt_cache_key",
+                                                                                              "truncation",
+                                                                                              "include",
+                                                                                              "store",
+                                                                                              "previous_response_id",
+                                                                                              "background",
+                                                                                              "service_tier",
+                                                                                              "top_logprobs",
+                                                                                              "max_tool_calls",
+                                                                                              "stream_options",
+                                                                                              "prompt_cache_retention",
+                                                                                              "prompt_cache_options",
+                                                                                              "moderation",
+                                                                                              "context_management",
+                                                                                              "prompt",
+                                                                                              "conversation"};
 
 std::optional<field> field_of(std::string_view key) noexcept {
     for (std::size_t i = 0; i < field_names.size(); ++i) {
@@ -144,8 +196,8 @@ private:
         return false;
     }
     bool wrong_type(std::string_view param, std::string_view expected, dom::element got) {
-        return fail("Invalid type for '" + std::string(param) + "': expected " + std::string(expected) +
-                        ", but got " + std::string(kind_name(got)) + " instead.",
+        return fail("Invalid type for '" + std::string(param) + "': expected " + std::string(expected) + ", but got " +
+                        std::string(kind_name(got)) + " instead.",
                     std::string(param), "invalid_type");
     }
     void note(std::string text) {
@@ -289,7 +341,7 @@ bool translator::check_types() {
     static constexpr auto choice_ok = [](dom::element v) {
         return v.type() == dom::element_type::STRING || v.type() == dom::element_type::OBJECT;
     };
-    static constexpr std::array<rule, 26> rules = {{
+    static constexpr rule rules[] = {
         {field::model, string_ok, "a string"},
         {field::input, input_ok, "a string or an array of items"},
         {field::instructions, string_ok, "a string"},
@@ -316,7 +368,7 @@ bool translator::check_types() {
         {field::max_tool_calls, integer_ok, "an integer"},
         {field::stream_options, object_ok, "an object"},
         {field::prompt_cache_retention, string_ok, "a string"},
-    }};
+    };
     for (const rule& r : rules) {
         const auto value = given(r.f);
         if (value && !r.ok(*value)) {
@@ -327,8 +379,8 @@ bool translator::check_types() {
     if (!model || string_of(*model).empty()) {
         return fail("Missing required parameter: 'model'.", "model", "missing_required_parameter");
     }
-    if (const auto background = given(field::background); background && background->is_bool() &&
-                                                            bool(bool_of(*background))) {
+    if (const auto background = given(field::background);
+        background && background->is_bool() && bool(bool_of(*background))) {
         return fail(
             "'background': true is not supported by this proxy (Mistral has no background responses); send "
             "background: false or leave it out.",
@@ -381,7 +433,6 @@ bool translator::write_settings() {
     }
     return true;
 }
-
 
 bool translator::write_tools(dom::element tools) {
     std::string& echo = result_.settings.tools;
@@ -895,8 +946,9 @@ bool translator::add_function_call_output(dom::object item, origin from, const s
         }
     }
     if (!call_id || call_id->type() != dom::element_type::STRING || string_of(*call_id).empty()) {
-        return fail("Missing required parameter: '" + where + ".call_id' (the call_id of the function_call it answers).",
-                    where + ".call_id", "missing_required_parameter");
+        return fail(
+            "Missing required parameter: '" + where + ".call_id' (the call_id of the function_call it answers).",
+            where + ".call_id", "missing_required_parameter");
     }
     if (!output || (output->type() != dom::element_type::STRING && output->type() != dom::element_type::ARRAY)) {
         if (!output) {
@@ -962,8 +1014,9 @@ bool translator::add_reference(dom::object item, origin from, const std::string&
     dom::element element;
     if (item_parser.parse(stored.data(), stored.size()).get(element) != simdjson::SUCCESS ||
         element.type() != dom::element_type::OBJECT) {
-        return fail("Item with id '" + std::string(wanted) + "' could not be read from the store; send the item itself.",
-                    where + ".id", "item_not_found");
+        return fail(
+            "Item with id '" + std::string(wanted) + "' could not be read from the store; send the item itself.",
+            where + ".id", "item_not_found");
     }
     if (!add_item(element, origin::reference, where)) {
         return false;
@@ -1271,8 +1324,8 @@ std::string join_items(std::string_view previous_items, std::string_view input_i
     bool first = true;
     for (std::string_view items : {previous_items, input_items, output_items}) {
         // Trim whitespace and the brackets; what is left is the comma-separated items.
-        while (!items.empty() && (items.front() == ' ' || items.front() == '\n' || items.front() == '\t' ||
-                                  items.front() == '\r')) {
+        while (!items.empty() &&
+               (items.front() == ' ' || items.front() == '\n' || items.front() == '\t' || items.front() == '\r')) {
             items.remove_prefix(1);
         }
         while (!items.empty() &&

@@ -21,8 +21,8 @@ namespace mistral_proxy::openai_responses {
 // What a request body needs from the responses store, found by a cheap scan
 // before translation.
 struct references {
-    std::string previous_response_id;    // "" when none
-    std::vector<std::string> item_ids;   // ids of input item_reference items, in order (may repeat)
+    std::string previous_response_id;           // "" when none
+    std::vector<std::string> item_ids;          // ids of input item_reference items, in order (may repeat)
     std::optional<errors::openai_error> error;  // 400 when the body is not a JSON object
 };
 references find_references(std::string_view body);

@@ -156,8 +156,8 @@ void append_reasoning_item(std::string& out, std::string_view id, std::string_vi
     out += "]}";
 }
 
-void append_function_call_item(std::string& out, std::string_view id, std::string_view status,
-                               std::string_view call_id, std::string_view name, std::string_view arguments) {
+void append_function_call_item(std::string& out, std::string_view id, std::string_view status, std::string_view call_id,
+                               std::string_view name, std::string_view arguments) {
     out += R"({"id":)";
     append_json_string(out, id);
     out += R"(,"type":"function_call","status":)";

@@ -17,11 +17,11 @@ namespace mistral_proxy::openai_responses {
 // (what the client sent, re-serialised; or OpenAI's default). Filled by
 // translate_request() (request.hpp).
 struct response_settings {
-    std::string model_asked;                          // the model as the client named it (unescaped)
-    std::string instructions = "null";                // string or null (never carried over from a previous response)
-    std::string tools = "[]";                         // function tools in OpenAI's FunctionTool shape
+    std::string model_asked;            // the model as the client named it (unescaped)
+    std::string instructions = "null";  // string or null (never carried over from a previous response)
+    std::string tools = "[]";           // function tools in OpenAI's FunctionTool shape
     std::string tool_choice = R"("auto")";
-    std::string temperature = "null";                 // null when not sent: Mistral's default differs per model
+    std::string temperature = "null";  // null when not sent: Mistral's default differs per model
     std::string top_p = "null";
     std::string max_output_tokens = "null";
     std::string max_tool_calls = "null";
@@ -32,7 +32,7 @@ struct response_settings {
     std::string reasoning = "null";
     std::string top_logprobs = "0";
     std::string previous_response_id = "null";
-    std::string user;                                 // JSON string, or "" when absent (the schema has no null for it)
+    std::string user;  // JSON string, or "" when absent (the schema has no null for it)
     std::string safety_identifier = "null";
     std::string prompt_cache_key = "null";
     bool store = true;
@@ -40,15 +40,15 @@ struct response_settings {
 
 // The changing part of a Response object.
 struct response_state {
-    std::string_view id;                       // resp_...
-    std::int64_t created_at = 0;               // unix seconds
-    std::string_view status = "completed";     // in_progress, completed, incomplete, failed
-    std::string_view model;                    // unescaped; settings.model_asked when empty
-    std::string_view output = "[]";            // JSON array of output items
+    std::string_view id;                             // resp_...
+    std::int64_t created_at = 0;                     // unix seconds
+    std::string_view status = "completed";           // in_progress, completed, incomplete, failed
+    std::string_view model;                          // unescaped; settings.model_asked when empty
+    std::string_view output = "[]";                  // JSON array of output items
     const responses::usage_counts* usage = nullptr;  // omitted when null (the schema has no null for it)
-    std::string_view incomplete_reason;        // "" -> incomplete_details: null
+    std::string_view incomplete_reason;              // "" -> incomplete_details: null
     const errors::openai_error* error = nullptr;     // -> error: {code, message}; null when none
-    std::optional<std::int64_t> completed_at;  // null when absent
+    std::optional<std::int64_t> completed_at;        // null when absent
 };
 
 // Appends the whole Response object.
@@ -67,8 +67,8 @@ void append_message_item(std::string& out, std::string_view id, std::string_view
                          bool with_content = true);
 void append_reasoning_item(std::string& out, std::string_view id, std::string_view summary_text,
                            bool with_summary = true);
-void append_function_call_item(std::string& out, std::string_view id, std::string_view status,
-                               std::string_view call_id, std::string_view name, std::string_view arguments);
+void append_function_call_item(std::string& out, std::string_view id, std::string_view status, std::string_view call_id,
+                               std::string_view name, std::string_view arguments);
 // {"type":"output_text","annotations":[],"logprobs":[],"text":...}
 void append_output_text_part(std::string& out, std::string_view text);
 

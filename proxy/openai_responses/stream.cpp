@@ -319,8 +319,7 @@ void stream_transcoder::impl::handle_delta(dom::object delta, std::string& out) 
                     for (dom::element part : parts) {
                         dom::object part_object;
                         if (part.get(part_object) == simdjson::SUCCESS &&
-                            part_object.at_key("text").get(value) == simdjson::SUCCESS &&
-                            !string_of(value).empty()) {
+                            part_object.at_key("text").get(value) == simdjson::SUCCESS && !string_of(value).empty()) {
                             text_delta(kind::reasoning, string_of(value), out);
                         }
                     }
@@ -358,7 +357,10 @@ void stream_transcoder::impl::item_ref(std::string& out, std::size_t index) {
 void stream_transcoder::impl::write_item(std::string& out, const item& it, bool whole) const {
     switch (it.type) {
         case kind::message:
-            append_message_item(out, it.id, !it.done ? "in_progress" : incomplete_ ? "incomplete" : "completed",
+            append_message_item(out, it.id,
+                                !it.done      ? "in_progress"
+                                : incomplete_ ? "incomplete"
+                                              : "completed",
                                 it.text, whole);
             break;
         case kind::reasoning:
@@ -426,18 +428,15 @@ void stream_transcoder::impl::start(std::string& out) {
     end_event(out);
 }
 
-stream_transcoder::impl::item& stream_transcoder::impl::add_item(kind type, std::string& out,
-                                                                 std::string_view call_id, std::string_view name,
-                                                                 std::uint64_t tool_index) {
+stream_transcoder::impl::item& stream_transcoder::impl::add_item(kind type, std::string& out, std::string_view call_id,
+                                                                 std::string_view name, std::uint64_t tool_index) {
     items_.emplace_back();
     item& it = items_.back();
     it.type = type;
     it.call_id = call_id;
     it.name = name;
     it.tool_index = tool_index;
-    context_.ids->append(it.id, type == kind::message     ? "msg_"
-                                : type == kind::reasoning ? "rs_"
-                                                          : "fc_");
+    context_.ids->append(it.id, type == kind::message ? "msg_" : type == kind::reasoning ? "rs_" : "fc_");
     const std::size_t index = items_.size() - 1;
     begin_event(out, "response.output_item.added");
     out += ",\"output_index\":";
@@ -641,8 +640,8 @@ void stream_transcoder::impl::fail(const errors::openai_error& error, std::strin
     if (error.code) {
         append_json_string(out, *error.code);
     } else {
-        append_json_string(out, error.type.empty() ? errors::type_for_status(error.status)
-                                                   : std::string_view(error.type));
+        append_json_string(out,
+                           error.type.empty() ? errors::type_for_status(error.status) : std::string_view(error.type));
     }
     out += ",\"message\":";
     append_json_string(out, error.message);

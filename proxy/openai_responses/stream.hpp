@@ -54,8 +54,8 @@ struct stream_context {
     id_source* ids = nullptr;                     // must outlive the transcoder (required)
     std::function<std::int64_t()> now;            // completed_at; created_at when empty
     std::size_t max_event_bytes = responses::default_max_sse_event_bytes;
-    std::string_view upstream_name = "mistral";   // named in error messages the proxy writes
-    errors::redactor redact;                      // keys hidden in upstream text an error event quotes
+    std::string_view upstream_name = "mistral";  // named in error messages the proxy writes
+    errors::redactor redact;                     // keys hidden in upstream text an error event quotes
 };
 
 class stream_transcoder {

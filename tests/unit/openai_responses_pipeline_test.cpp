@@ -50,7 +50,8 @@ TEST_CASE("responses request through the chat normalizer") {
         CHECK(out.body.find(R"("type":"document_url")") != std::string::npos);
     }
     SUBCASE("json_object without 'json' in the messages gets the hint") {
-        const auto out = pipeline(R"({"model":"mistral-small-latest","input":"List three colours.","text":{"format":{"type":"json_object"}}})");
+        const auto out = pipeline(
+            R"({"model":"mistral-small-latest","input":"List three colours.","text":{"format":{"type":"json_object"}}})");
         REQUIRE(out.ok);
         CHECK(out.rules.find("json_mode_hint") != std::string::npos);
     }

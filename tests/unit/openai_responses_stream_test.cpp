@@ -92,7 +92,8 @@ const std::map<std::string, std::vector<std::string>, std::less<>>& required_mem
         {"response.failed", {"type", "response", "sequence_number"}},
         {"response.output_item.added", {"type", "output_index", "item", "sequence_number"}},
         {"response.output_item.done", {"type", "output_index", "item", "sequence_number"}},
-        {"response.content_part.added", {"type", "item_id", "output_index", "content_index", "part", "sequence_number"}},
+        {"response.content_part.added",
+         {"type", "item_id", "output_index", "content_index", "part", "sequence_number"}},
         {"response.content_part.done", {"type", "item_id", "output_index", "content_index", "part", "sequence_number"}},
         {"response.output_text.delta",
          {"type", "item_id", "output_index", "content_index", "delta", "sequence_number", "logprobs"}},
@@ -220,28 +221,42 @@ TEST_CASE("responses stream: a text answer, exactly") {
         R"({"id":")" + msg +
         R"(","type":"message","status":"completed","content":[{"type":"output_text","annotations":[],"logprobs":[],"text":"Hello \"wé\""}],"role":"assistant"})";
     std::string expected;
-    expected += "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":" + head + "}\n\n";
-    expected += "event: response.in_progress\ndata: {\"type\":\"response.in_progress\",\"sequence_number\":1,\"response\":" + head + "}\n\n";
-    expected += R"(event: response.output_item.added
-data: {"type":"response.output_item.added","sequence_number":2,"output_index":0,"item":{"id":")" + msg + R"(","type":"message","status":"in_progress","content":[],"role":"assistant"}}
+    expected +=
+        "event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":" + head +
+        "}\n\n";
+    expected +=
+        "event: response.in_progress\ndata: {\"type\":\"response.in_progress\",\"sequence_number\":1,\"response\":" +
+        head + "}\n\n";
+    expected +=
+        R"(event: response.output_item.added
+data: {"type":"response.output_item.added","sequence_number":2,"output_index":0,"item":{"id":")" +
+        msg + R"(","type":"message","status":"in_progress","content":[],"role":"assistant"}}
 
 event: response.content_part.added
-data: {"type":"response.content_part.added","sequence_number":3,"item_id":")" + msg + R"(","output_index":0,"content_index":0,"part":{"type":"output_text","annotations":[],"logprobs":[],"text":""}}
+data: {"type":"response.content_part.added","sequence_number":3,"item_id":")" +
+        msg +
+        R"(","output_index":0,"content_index":0,"part":{"type":"output_text","annotations":[],"logprobs":[],"text":""}}
 
 event: response.output_text.delta
-data: {"type":"response.output_text.delta","sequence_number":4,"item_id":")" + msg + R"(","output_index":0,"content_index":0,"delta":"Hel","logprobs":[]}
+data: {"type":"response.output_text.delta","sequence_number":4,"item_id":")" +
+        msg + R"(","output_index":0,"content_index":0,"delta":"Hel","logprobs":[]}
 
 event: response.output_text.delta
-data: {"type":"response.output_text.delta","sequence_number":5,"item_id":")" + msg + R"(","output_index":0,"content_index":0,"delta":"lo \"wé\"","logprobs":[]}
+data: {"type":"response.output_text.delta","sequence_number":5,"item_id":")" +
+        msg + R"(","output_index":0,"content_index":0,"delta":"lo \"wé\"","logprobs":[]}
 
 event: response.output_text.done
-data: {"type":"response.output_text.done","sequence_number":6,"item_id":")" + msg + R"(","output_index":0,"content_index":0,"text":"Hello \"wé\"","logprobs":[]}
+data: {"type":"response.output_text.done","sequence_number":6,"item_id":")" +
+        msg + R"(","output_index":0,"content_index":0,"text":"Hello \"wé\"","logprobs":[]}
 
 event: response.content_part.done
-data: {"type":"response.content_part.done","sequence_number":7,"item_id":")" + msg + R"(","output_index":0,"content_index":0,"part":{"type":"output_text","annotations":[],"logprobs":[],"text":"Hello \"wé\""}}
+data: {"type":"response.content_part.done","sequence_number":7,"item_id":")" +
+        msg +
+        R"(","output_index":0,"content_index":0,"part":{"type":"output_text","annotations":[],"logprobs":[],"text":"Hello \"wé\""}}
 
 event: response.output_item.done
-data: {"type":"response.output_item.done","sequence_number":8,"output_index":0,"item":)" + item_done + R"(}
+data: {"type":"response.output_item.done","sequence_number":8,"output_index":0,"item":)" +
+        item_done + R"(}
 
 )";
     expected +=
@@ -260,7 +275,8 @@ data: {"type":"response.completed","sequence_number":9,"response":{"id":"resp_x"
     CHECK_FALSE(h.transcoder.failed());
     CHECK(h.transcoder.status() == "completed");
     CHECK(h.transcoder.output_items() == "[" + item_done + "]");
-    CHECK(h.transcoder.response_json().substr(0, 59) == R"({"id":"resp_x","object":"response","created_at":1700000000,)");
+    CHECK(h.transcoder.response_json().substr(0, 59) ==
+          R"({"id":"resp_x","object":"response","created_at":1700000000,)");
     REQUIRE(h.transcoder.usage());
     CHECK(h.transcoder.usage()->total_tokens == 5);
     CHECK(h.transcoder.events_in() == 4);
@@ -286,21 +302,36 @@ const std::string thinking_tool_stream = events({
 TEST_CASE("responses stream: thinking, text and whole tool calls") {
     const std::string out = transcode(thinking_tool_stream);
     const auto types = check_events(out);
-    const std::vector<std::string> expected = {
-        "response.created", "response.in_progress",
-        "response.output_item.added", "response.reasoning_summary_part.added",
-        "response.reasoning_summary_text.delta", "response.reasoning_summary_text.delta",
-        "response.reasoning_summary_text.done", "response.reasoning_summary_part.done", "response.output_item.done",
-        "response.output_item.added", "response.content_part.added", "response.output_text.delta",
-        "response.output_text.done", "response.content_part.done", "response.output_item.done",
-        "response.output_item.added", "response.function_call_arguments.delta",
-        "response.output_item.added", "response.function_call_arguments.delta",
-        "response.function_call_arguments.done", "response.output_item.done",
-        "response.function_call_arguments.done", "response.output_item.done",
-        "response.completed"};
+    const std::vector<std::string> expected = {"response.created",
+                                               "response.in_progress",
+                                               "response.output_item.added",
+                                               "response.reasoning_summary_part.added",
+                                               "response.reasoning_summary_text.delta",
+                                               "response.reasoning_summary_text.delta",
+                                               "response.reasoning_summary_text.done",
+                                               "response.reasoning_summary_part.done",
+                                               "response.output_item.done",
+                                               "response.output_item.added",
+                                               "response.content_part.added",
+                                               "response.output_text.delta",
+                                               "response.output_text.done",
+                                               "response.content_part.done",
+                                               "response.output_item.done",
+                                               "response.output_item.added",
+                                               "response.function_call_arguments.delta",
+                                               "response.output_item.added",
+                                               "response.function_call_arguments.delta",
+                                               "response.function_call_arguments.done",
+                                               "response.output_item.done",
+                                               "response.function_call_arguments.done",
+                                               "response.output_item.done",
+                                               "response.completed"};
     CHECK(types == expected);
     CHECK(out.find(R"("summary":[{"type":"summary_text","text":"The user wants weather."}])") != std::string::npos);
-    CHECK(out.find(R"("status":"completed","arguments":"{\"city\": \"Paris\"}","call_id":"D681PevKs","name":"get_weather"})") != std::string::npos);
+    CHECK(
+        out.find(
+            R"("status":"completed","arguments":"{\"city\": \"Paris\"}","call_id":"D681PevKs","name":"get_weather"})") !=
+        std::string::npos);
     CHECK(out.find(R"("arguments":"{\"tz\":\"CET\"}","call_id":")") != std::string::npos);
     CHECK(out.find(R"("call_id":"null")") == std::string::npos);
     CHECK(out.find(R"("output_index":3,"item":{"id":"fc_)") != std::string::npos);
@@ -317,10 +348,14 @@ TEST_CASE("responses stream: tool call arguments in fragments (OpenAI style)") {
     });
     const std::string out = transcode(body);
     const auto types = check_events(out);
-    const std::vector<std::string> expected = {
-        "response.created", "response.in_progress", "response.output_item.added",
-        "response.function_call_arguments.delta", "response.function_call_arguments.delta",
-        "response.function_call_arguments.done", "response.output_item.done", "response.completed"};
+    const std::vector<std::string> expected = {"response.created",
+                                               "response.in_progress",
+                                               "response.output_item.added",
+                                               "response.function_call_arguments.delta",
+                                               "response.function_call_arguments.delta",
+                                               "response.function_call_arguments.done",
+                                               "response.output_item.done",
+                                               "response.completed"};
     CHECK(types == expected);
     CHECK(out.find(R"("name":"f","arguments":"{\"a\":1}"})") != std::string::npos);
     // Usage that came after finish_reason is in response.completed.
@@ -371,16 +406,20 @@ TEST_CASE("responses stream: length, errors, cuts, failures") {
         const auto types = check_events(out);
         REQUIRE_FALSE(types.empty());
         CHECK(types.back() == "response.incomplete");
-        CHECK(out.find(R"("status":"incomplete","background":false,"completed_at":null,"error":null,"incomplete_details":{"reason":"max_output_tokens"})") != std::string::npos);
+        CHECK(
+            out.find(
+                R"("status":"incomplete","background":false,"completed_at":null,"error":null,"incomplete_details":{"reason":"max_output_tokens"})") !=
+            std::string::npos);
         CHECK(out.find(R"("type":"message","status":"incomplete")") != std::string::npos);
     }
     SUBCASE("a Mistral error object mid-stream -> error, response.failed") {
         harness h;
-        h.transcoder.on_body(events({
-                                 R"({"id":"e","model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]})",
-                                 R"({"object":"error","message":"Service unavailable","type":"internal_error","param":null,"code":"3000"})",
-                             }),
-                             h.out);
+        h.transcoder.on_body(
+            events({
+                R"({"id":"e","model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]})",
+                R"({"object":"error","message":"Service unavailable","type":"internal_error","param":null,"code":"3000"})",
+            }),
+            h.out);
         CHECK(h.transcoder.done());
         CHECK(h.transcoder.failed());
         CHECK(h.transcoder.status() == "failed");
@@ -389,9 +428,15 @@ TEST_CASE("responses stream: length, errors, cuts, failures") {
         CHECK(types[types.size() - 2] == "error");
         CHECK(types.back() == "response.failed");
         CHECK(h.out.find(R"("code":"3000","message":"Service unavailable","param":null)") != std::string::npos);
-        CHECK(h.out.find(R"("status":"failed","background":false,"completed_at":null,"error":{"code":"server_error","message":"Service unavailable"})") != std::string::npos);
+        CHECK(
+            h.out.find(
+                R"("status":"failed","background":false,"completed_at":null,"error":{"code":"server_error","message":"Service unavailable"})") !=
+            std::string::npos);
         // The partial message is in the failed response, marked in progress.
-        CHECK(h.out.find(R"("status":"in_progress","content":[{"type":"output_text","annotations":[],"logprobs":[],"text":"Hel"}])") != std::string::npos);
+        CHECK(
+            h.out.find(
+                R"("status":"in_progress","content":[{"type":"output_text","annotations":[],"logprobs":[],"text":"Hel"}])") !=
+            std::string::npos);
         CHECK(h.transcoder.response_json().find(R"("status":"failed")") != std::string::npos);
         const std::size_t size = h.out.size();
         h.transcoder.on_end(h.out);
@@ -400,7 +445,8 @@ TEST_CASE("responses stream: length, errors, cuts, failures") {
     SUBCASE("event: error, detail, and error members are errors too") {
         for (std::string_view body :
              {std::string_view("event: error\ndata: {\"message\":\"x\"}\n\n"),
-              std::string_view("data: {\"detail\":[{\"loc\":[\"body\"],\"msg\":\"bad\",\"type\":\"value_error\"}]}\n\n"),
+              std::string_view(
+                  "data: {\"detail\":[{\"loc\":[\"body\"],\"msg\":\"bad\",\"type\":\"value_error\"}]}\n\n"),
               std::string_view("data: {\"error\":{\"message\":\"quota\",\"type\":\"rate_limit_error\"}}\n\n")}) {
             CAPTURE(body);
             const std::string out = transcode(body);
@@ -436,14 +482,18 @@ TEST_CASE("responses stream: length, errors, cuts, failures") {
     }
     SUBCASE("on_failure mid-stream, and before anything came") {
         harness h;
-        h.transcoder.on_body(events({R"({"id":"g","model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]})"}), h.out);
+        h.transcoder.on_body(
+            events(
+                {R"({"id":"g","model":"m","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]})"}),
+            h.out);
         h.transcoder.on_failure(errors::make_error(504, "upstream stalled", "upstream_timeout"), h.out);
         CHECK(h.transcoder.failed());
         CHECK(check_events(h.out).back() == "response.failed");
         harness early;
         early.transcoder.on_failure(errors::make_error(429, "slow down"), early.out);
         const auto types = check_events(early.out);
-        CHECK(types == std::vector<std::string>{"response.created", "response.in_progress", "error", "response.failed"});
+        CHECK(types ==
+              std::vector<std::string>{"response.created", "response.in_progress", "error", "response.failed"});
         CHECK(early.out.find(R"("error":{"code":"rate_limit_exceeded","message":"slow down"})") != std::string::npos);
     }
     SUBCASE("an oversized event -> failed") {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "normalizer_support.hpp"
+#include "openai_responses/answer.hpp"
 #include "openai_responses/request.hpp"
 
 using namespace mistral_proxy;
@@ -63,4 +64,34 @@ TEST_CASE("responses request through the chat normalizer") {
         REQUIRE(kept.ok);
         CHECK(kept.body.find(R"("reasoning_effort":"low")") != std::string::npos);
     }
+}
+
+TEST_CASE("responses chain: answer items feed the next request (previous_response_id)") {
+    counter_ids ids;
+    // Turn 1: the user asks; Mistral answers with a tool call.
+    const auto first = translate_request(R"({"model":"mistral-small-latest","input":"Weather in Paris?"})", {}, ids);
+    REQUIRE_FALSE(first.error);
+    answer_context context;
+    context.response_id = first.response_id;
+    context.settings = &first.settings;
+    context.ids = &ids;
+    const auto answer = translate_answer(
+        R"({"id":"c","model":"mistral-small-latest","choices":[{"index":0,"message":{"role":"assistant","content":"","tool_calls":[{"id":"D681PevKs","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},"finish_reason":"tool_calls"}]})",
+        context);
+    REQUIRE_FALSE(answer.error);
+    const std::string conversation = join_items("", first.input_items, answer.output_items);
+
+    // Turn 2: only the tool's output, continuing the stored response.
+    history earlier;
+    earlier.previous_items = conversation;
+    const auto second = translate_request(
+        R"({"model":"mistral-small-latest","previous_response_id":"resp_1","input":[{"type":"function_call_output","call_id":"D681PevKs","output":"22C"}]})",
+        earlier, ids);
+    REQUIRE_FALSE(second.error);
+    CHECK(
+        second.chat_body ==
+        R"({"model":"mistral-small-latest","messages":[{"role":"user","content":[{"type":"text","text":"Weather in Paris?"}]},{"role":"assistant","tool_calls":[{"id":"D681PevKs","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]},{"role":"tool","tool_call_id":"D681PevKs","name":"get_weather","content":"22C"}]})");
+    const auto out = normalizer_test::run(second.chat_body);
+    REQUIRE(out.ok);
+    CHECK(out.body.find(R"("tool_call_id":"D681PevKs")") != std::string::npos);
 }

@@ -354,7 +354,8 @@ bool is_env_name(std::string_view name) {
 }
 
 constexpr std::string_view top_keys =
-    "listen, rules, region, eu_strict, upstreams, limits, retry, breaker, state_dir, client_keys_env, server, log";
+    "listen, rules, region, eu_strict, upstreams, limits, retry, breaker, responses, state_dir, client_keys_env, server, "
+    "log";
 constexpr std::string_view upstream_keys =
     "base_url, api_key_env, ca_file, connect_timeout, read_timeout, max_connections, max_idle_connections";
 constexpr std::string_view upstream_names = "mistral, mistral_eu, codestral";
@@ -362,6 +363,7 @@ constexpr std::string_view limits_keys = "buckets, max_queue_wait, backend";
 constexpr std::string_view bucket_keys = "requests_per_second, tokens_per_minute, tokens_per_month";
 constexpr std::string_view retry_keys = "max_retries, backoff, max_retry_after";
 constexpr std::string_view breaker_keys = "failures, cooldown";
+constexpr std::string_view responses_keys = "store, max_age, max_bytes";
 constexpr std::string_view server_keys =
     "max_connections, max_header_bytes, max_body_bytes, header_timeout, body_timeout, idle_timeout, write_timeout, "
     "threads, "
@@ -441,10 +443,24 @@ public:
         if (!parsed) {
             fail_value(key, value,
                        path + ": bad duration '" + text +
-                           "'; expected an integer followed by ms, s or m (e.g. 250ms, 30s, 5m)");
+                           "'; expected an integer followed by ms, s, m, h or d (e.g. 250ms, 30s, 5m, 2h, 30d)");
         }
         if (!allow_zero && parsed->count() == 0) {
             fail_value(key, value, path + " must be longer than 0");
+        }
+        return *parsed;
+    }
+
+    std::uint64_t size(const std::string& path, const YAML::Node& key, const YAML::Node& value, std::uint64_t min) const {
+        const std::string text = string(path, key, value);
+        const auto parsed = parse_size(text);
+        if (!parsed) {
+            fail_value(key, value,
+                       path + ": bad size '" + text +
+                           "'; expected an integer of bytes, or followed by B, KB, MB or GB (e.g. 64KB, 512MB, 1GB)");
+        }
+        if (*parsed < min) {
+            fail_value(key, value, path + " must be at least " + std::to_string(min) + " bytes, got '" + text + "'");
         }
         return *parsed;
     }
@@ -621,6 +637,32 @@ void read_breaker(const reader& r, const YAML::Node& map, breaker_settings& brea
         });
 }
 
+void read_responses(const reader& r, const YAML::Node& map, responses_settings& responses) {
+    for_each_field(
+        r.file(), map, "responses", [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
+            const std::string path = path_of("responses", key);
+            if (key == "store") {
+                // A YAML `off` is the string "off" to yaml-cpp (no implicit booleans in Scalar()).
+                const std::string store = r.string(path, key_node, value);
+                if (store != "embedded" && store != "off" && !parse_redis_backend(store)) {
+                    r.fail_value(key_node, value,
+                                 path + " must be 'embedded', 'off' or 'redis://HOST:PORT[/DB]', got '" + store + "'");
+                }
+                responses.store = store;
+            } else if (key == "max_age") {
+                responses.max_age = r.time(path, key_node, value, false);
+                if (responses.max_age < std::chrono::seconds(1)) {
+                    // Stored rows are dated in whole seconds (created_at), and Redis TTLs too.
+                    r.fail_value(key_node, value, path + " must be at least 1s");
+                }
+            } else if (key == "max_bytes") {
+                responses.max_bytes = r.size(path, key_node, value, 1);
+            } else {
+                fail_unknown_key(r.file(), key_node, key, "responses", responses_keys);
+            }
+        });
+}
+
 void read_server(const reader& r, const YAML::Node& map, server_settings& server) {
     for_each_field(r.file(), map, "server",
                    [&](const std::string& key, const YAML::Node& key_node, const YAML::Node& value) {
@@ -792,6 +834,9 @@ proxy_config parse_config(std::string_view yaml_text, const std::string& file) {
         } else if (key == "breaker") {
             r.require_map(key, key_node, value);
             read_breaker(r, value, config.breaker);
+        } else if (key == "responses") {
+            r.require_map(key, key_node, value);
+            read_responses(r, value, config.responses);
         } else if (key == "state_dir") {
             config.state_dir = r.path(key, key_node, value);
         } else if (key == "client_keys_env") {

@@ -90,6 +90,17 @@ struct log_settings {
     std::string access = "stderr";  // off | stderr | stdout | a file path (absolute): one JSON line per request
 };
 
+// SPEC §2 `responses:`: where stored Responses API objects live (store: true,
+// previous_response_id, GET/DELETE /v1/responses/{id}), and how long.
+struct responses_settings {
+    // "embedded" (SQLite file in state_dir, see store/response_store.hpp),
+    // "redis://HOST:PORT[/DB]" (parse with parse_redis_backend; shared by
+    // several proxies) or "off" (nothing is kept; store: true is ignored).
+    std::string store = "embedded";
+    duration max_age{std::chrono::hours(24 * 30)};  // older stored responses are deleted (Redis: the keys' TTL)
+    std::uint64_t max_bytes = std::uint64_t{1} << 30U;  // embedded only: total bound, oldest deleted first
+};
+
 enum class region_kind { global, eu };
 
 struct proxy_config {
@@ -105,6 +116,7 @@ struct proxy_config {
     limits_settings limits;
     retry_settings retry;
     breaker_settings breaker;
+    responses_settings responses;
     std::string state_dir;        // absolute path
     std::string client_keys_env;  // "" = no client keys
     server_settings server;

@@ -22,6 +22,10 @@ std::optional<duration> parse_duration(std::string_view text) {
         scale = 1000;
     } else if (unit == "m") {
         scale = 60 * 1000;
+    } else if (unit == "h") {
+        scale = 60 * 60 * 1000;
+    } else if (unit == "d") {
+        scale = 24 * 60 * 60 * 1000;
     } else {
         return std::nullopt;
     }
@@ -37,8 +41,44 @@ std::optional<duration> parse_duration(std::string_view text) {
     return duration{static_cast<duration::rep>(value * scale)};
 }
 
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+    std::size_t digits = 0;
+    while (digits < text.size() && text[digits] >= '0' && text[digits] <= '9') {
+        ++digits;
+    }
+    if (digits == 0) {
+        return std::nullopt;
+    }
+    const std::string_view unit = text.substr(digits);
+    std::uint64_t scale = 0;
+    if (unit.empty() || unit == "B") {
+        scale = 1;
+    } else if (unit == "KB") {
+        scale = std::uint64_t{1} << 10U;
+    } else if (unit == "MB") {
+        scale = std::uint64_t{1} << 20U;
+    } else if (unit == "GB") {
+        scale = std::uint64_t{1} << 30U;
+    } else {
+        return std::nullopt;
+    }
+    std::uint64_t value = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, value);
+    if (ec != std::errc{} || end != text.data() + digits || value > UINT64_MAX / scale) {
+        return std::nullopt;
+    }
+    return value * scale;
+}
+
 std::string format_duration(duration d) {
     const auto ms = d.count();
+    constexpr duration::rep hour = 60 * 60 * 1000;
+    if (ms != 0 && ms % (24 * hour) == 0) {
+        return std::to_string(ms / (24 * hour)) + "d";
+    }
+    if (ms != 0 && ms % hour == 0) {
+        return std::to_string(ms / hour) + "h";
+    }
     if (ms != 0 && ms % 60000 == 0) {
         return std::to_string(ms / 60000) + "m";
     }

@@ -44,7 +44,15 @@ TEST_CASE("durations") {
         {"1.5s", {}},
         {"-1s", {}},
         {"+1s", {}},
-        {"1h", {}},
+        {"1h", 1h},
+        {"2h", 2h},
+        {"30d", 24h * 30},
+        {"0d", 0ms},
+        {"1D", {}},
+        {"1H", {}},
+        {"1w", {}},
+        {"1.5h", {}},
+        {"106751991168d", {}},  // past the milliseconds' range: refused, not wrapped
         {" 1s", {}},
         {"1s ", {}},
         {"1S", {}},
@@ -63,6 +71,41 @@ TEST_CASE("durations") {
     CHECK(format_duration(5min) == "5m");
     CHECK(format_duration(1005ms) == "1.005s");
     CHECK(format_duration(0ms) == "0ms");
+    CHECK(format_duration(2h) == "2h");
+    CHECK(format_duration(24h * 30) == "30d");
+    CHECK(format_duration(90min) == "90m");
+}
+
+TEST_CASE("sizes") {
+    struct row {
+        std::string_view text;
+        std::optional<std::uint64_t> expected;
+    };
+    const row rows[] = {
+        {"0", 0},
+        {"1000", 1000},
+        {"100B", 100},
+        {"64KB", 64 * 1024},
+        {"512MB", 512ULL << 20U},
+        {"1GB", 1ULL << 30U},
+        {"16384GB", 16384ULL << 30U},
+        {"", {}},
+        {"GB", {}},
+        {"1gb", {}},
+        {"1Gb", {}},
+        {"1 GB", {}},
+        {"1.5GB", {}},
+        {"-1GB", {}},
+        {"1TB", {}},
+        {"1K", {}},
+        {"1GiB", {}},
+        {"17179869184GB", {}},  // 2^34 GB = 2^64 bytes: overflow, refused
+        {"99999999999999999999", {}},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.text);
+        CHECK(parse_size(r.text) == r.expected);
+    }
 }
 
 TEST_CASE("parse_listen") {
@@ -140,6 +183,9 @@ TEST_CASE("empty config gives every default") {
         CHECK(c.retry.max_retry_after == 30s);
         CHECK(c.breaker.failures == 5);
         CHECK(c.breaker.cooldown == 30s);
+        CHECK(c.responses.store == "embedded");
+        CHECK(c.responses.max_age == 24h * 30);
+        CHECK(c.responses.max_bytes == 1ULL << 30U);
         CHECK(c.state_dir == "/etc/mp/conf/state");
         CHECK(c.client_keys_env.empty());
         CHECK(c.server.max_header_bytes == 16 * 1024);
@@ -270,12 +316,12 @@ TEST_CASE("per-key overrides leave other keys at their defaults") {
 TEST_CASE("error text is exactly FILE:LINE:COL: message") {
     CHECK(error_of("listen: 127.0.0.1:8080\nbogus: 1\n") ==
           "/etc/mp/conf/t.yaml:2:1: unknown key 'bogus'; expected one of: listen, rules, region, eu_strict, "
-          "upstreams, limits, retry, breaker, state_dir, client_keys_env, server, log");
+          "upstreams, limits, retry, breaker, responses, state_dir, client_keys_env, server, log");
     CHECK(error_of("region: eu\nregion: global\n") ==
           "/etc/mp/conf/t.yaml:2:1: duplicate key 'region' (first defined at line 1)");
     CHECK(error_of("retry:\n  backoff: [1s, 2x]\n") ==
-          "/etc/mp/conf/t.yaml:2:17: retry.backoff[1]: bad duration '2x'; expected an integer followed by ms, s or m "
-          "(e.g. 250ms, 30s, 5m)");
+          "/etc/mp/conf/t.yaml:2:17: retry.backoff[1]: bad duration '2x'; expected an integer followed by ms, s, m, h "
+          "or d (e.g. 250ms, 30s, 5m, 2h, 30d)");
     CHECK(error_of("upstreams:\n  mistral:\n    base_url: ftp://x/v1\n") ==
           "/etc/mp/conf/t.yaml:3:15: upstreams.mistral.base_url: base_url 'ftp://x/v1' must start with http:// or "
           "https://");
@@ -361,7 +407,7 @@ TEST_CASE("every config error points at the offending key or value") {
         {"client_keys_env: 'my key'", "1:18", "client_keys_env must name an environment variable"},
         // Bad durations, everywhere they are read.
         {"limits:\n  max_queue_wait: 30", "2:19", "limits.max_queue_wait: bad duration '30'"},
-        {"retry:\n  max_retry_after: 1h", "2:20", "bad duration '1h'"},
+        {"retry:\n  max_retry_after: 1w", "2:20", "bad duration '1w'"},
         {"upstreams:\n  codestral: {connect_timeout: 1.5s}", "2:32",
          "upstreams.codestral.connect_timeout: bad duration"},
         {"upstreams:\n  codestral: {read_timeout: 0s}", "2:29",
@@ -464,6 +510,9 @@ TEST_CASE("the shipped configs load") {
     CHECK(global.state_dir == (root / "state").lexically_normal().string());
     CHECK(global.limits.buckets.at("mistral").tokens_per_month == 500000);
     CHECK(global.server.max_body_bytes == 33554432);
+    CHECK(global.responses.store == "embedded");
+    CHECK(global.responses.max_age == 24h * 30);
+    CHECK(global.responses.max_bytes == 1ULL << 30U);
 
     const auto eu = load_config_file((root / "config" / "mistral-proxy-eu.yaml").string());
     CHECK(eu.region == region_kind::eu);
@@ -490,5 +539,53 @@ TEST_CASE("log section and drain_timeout") {
               "/etc/mp/conf/t.yaml:1:14: log.level must be debug, info, warn or error, got 'loud'");
         CHECK(error_of("log: {colour: red}").starts_with("/etc/mp/conf/t.yaml:1:7: "));
         CHECK(error_of("log: 3").starts_with("/etc/mp/conf/t.yaml:1:6: log must be a map"));
+    }
+}
+
+TEST_CASE("responses store section") {
+    SUBCASE("values") {
+        auto c = parse_config("responses: {store: off, max_age: 2h, max_bytes: 64MB}", test_file);
+        CHECK(c.responses.store == "off");
+        CHECK(c.responses.max_age == 2h);
+        CHECK(c.responses.max_bytes == 64ULL << 20U);
+        c = parse_config("responses:\n  store: redis://127.0.0.1:6379/2\n  max_age: 7d\n  max_bytes: 1000\n",
+                         test_file);
+        CHECK(c.responses.store == "redis://127.0.0.1:6379/2");
+        CHECK(c.responses.max_age == 24h * 7);
+        CHECK(c.responses.max_bytes == 1000);
+        c = parse_config("responses: {store: embedded}", test_file);
+        CHECK(c.responses.store == "embedded");
+        CHECK(c.responses.max_age == 24h * 30);  // the other keys keep their defaults
+    }
+    SUBCASE("errors point at the key or value") {
+        struct row {
+            std::string_view yaml;
+            std::string_view where;
+            std::string_view message;
+        };
+        const row rows[] = {
+            {"responses: {store: sqlite}", "1:20",
+             "responses.store must be 'embedded', 'off' or 'redis://HOST:PORT[/DB]', got 'sqlite'"},
+            {"responses: {store: 'redis://h'}", "1:20", "responses.store must be"},
+            {"responses: {store: [embedded]}", "1:20", "responses.store must be a string"},
+            {"responses:\n  max_age: 30", "2:12", "responses.max_age: bad duration '30'"},
+            {"responses:\n  max_age: 0d", "2:12", "responses.max_age must be longer than 0"},
+            {"responses:\n  max_age: 500ms", "2:12", "responses.max_age must be at least 1s"},
+            {"responses:\n  max_bytes: 1gb", "2:14",
+             "responses.max_bytes: bad size '1gb'; expected an integer of bytes, or followed by B, KB, MB or GB"},
+            {"responses:\n  max_bytes: 0", "2:14", "responses.max_bytes must be at least 1 bytes"},
+            {"responses:\n  max_bytes: 1.5GB", "2:14", "bad size '1.5GB'"},
+            {"responses:\n  ttl: 1d", "2:3",
+             "unknown key 'ttl' in responses; expected one of: store, max_age, max_bytes"},
+            {"responses:\n  store: off\n  store: embedded", "3:3", "duplicate key 'store' in responses"},
+            {"responses: embedded", "1:12", "responses must be a map, got a scalar"},
+        };
+        for (const auto& r : rows) {
+            CAPTURE(r.yaml);
+            const std::string text = error_of(r.yaml);
+            const std::string prefix = test_file + ":" + std::string(r.where) + ": ";
+            CHECK_MESSAGE(text.rfind(prefix, 0) == 0, text);
+            CHECK_MESSAGE(text.find(r.message) != std::string::npos, text);
+        }
     }
 }

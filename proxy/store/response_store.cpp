@@ -3,9 +3,12 @@
 #include <simdjson.h>
 #include <sqlite3.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -135,10 +138,95 @@ std::optional<std::string> collect_items(std::string_view text, bool response, s
     return std::nullopt;
 }
 
+// Checkpoints (copying the WAL into the database, with an fsync of each) run
+// on a thread of the store's own, on a connection of its own, so that no put()
+// ever waits for an fsync: the commit hook asks for one once the WAL holds
+// checkpoint_pages. A passive checkpoint never blocks writers; under writes
+// so steady that it never catches up, the WAL would grow without end, so past
+// wal_cap_pages one truncating checkpoint waits for the writer (milliseconds,
+// once per ~wal_cap_pages pages written).
+class checkpointer {
+public:
+    static constexpr int checkpoint_pages = 1000;  // SQLite's own autocheckpoint figure (~4 MB)
+    static constexpr int wal_cap_pages = 16000;    // ~64 MB
+
+    explicit checkpointer(database db) : db_(std::move(db)), thread_([this] { run(); }) {}
+    ~checkpointer() {
+        {
+            const std::lock_guard lock(mutex_);
+            stopping_ = true;
+        }
+        wake_.notify_one();
+        thread_.join();
+    }
+    checkpointer(const checkpointer&) = delete;
+    checkpointer& operator=(const checkpointer&) = delete;
+
+    // sqlite3_wal_hook: runs on the writer's thread after each commit.
+    static int on_commit(void* self, sqlite3* /*db*/, const char* /*schema*/, int wal_pages) {
+        if (wal_pages >= checkpoint_pages) {
+            auto* c = static_cast<checkpointer*>(self);
+            {
+                const std::lock_guard lock(c->mutex_);
+                c->wanted_ = true;
+            }
+            c->wake_.notify_one();
+        }
+        return SQLITE_OK;
+    }
+
+    std::uint64_t checkpoints() const { return done_.load(std::memory_order_relaxed); }
+
+private:
+    void run() {
+        std::unique_lock lock(mutex_);
+        for (;;) {
+            wake_.wait(lock, [this] { return wanted_ || stopping_; });
+            if (stopping_) {
+                return;
+            }
+            wanted_ = false;
+            lock.unlock();
+            int wal_frames = 0;
+            int copied = 0;
+            sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &wal_frames, &copied);
+            if (wal_frames > wal_cap_pages) {
+                sqlite3_wal_checkpoint_v2(db_.get(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+            }
+            done_.fetch_add(1, std::memory_order_relaxed);
+            lock.lock();
+        }
+    }
+
+    database db_;
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    bool wanted_ = false;
+    bool stopping_ = false;
+    std::atomic<std::uint64_t> done_{0};
+    std::thread thread_;  // last: starts once the rest is built
+};
+
 class embedded_store final : public response_store {
 public:
     embedded_store(std::string path, database db, const retention& keep, unix_clock now)
         : path_(std::move(path)), db_(std::move(db)), keep_(keep), now_(std::move(now)) {}
+
+    ~embedded_store() override {
+        if (checkpointer_) {
+            sqlite3_wal_hook(db_.get(), nullptr, nullptr);
+            checkpointer_.reset();
+        }
+    }
+    embedded_store(const embedded_store&) = delete;
+    embedded_store& operator=(const embedded_store&) = delete;
+
+    // Moves checkpoints off the writers' threads (see checkpointer).
+    void start_checkpointer(database db) {
+        checkpointer_ = std::make_unique<checkpointer>(std::move(db));
+        // Replaces SQLite's autocheckpoint, which would run in put().
+        sqlite3_wal_hook(db_.get(), &checkpointer::on_commit, checkpointer_.get());
+    }
 
     // Prepares the kept statements; error text or nullopt.
     std::optional<std::string> prepare_all() {
@@ -443,6 +531,7 @@ private:
     unix_clock now_;
     statement begin_, commit_, rollback_, insert_response_, insert_item_, delete_response_, select_response_,
         select_item_, select_total_, select_count_, prune_age_, select_oldest_;
+    std::unique_ptr<checkpointer> checkpointer_;
 };
 
 // Runs one statement that returns at most one row; the first column as text.
@@ -547,6 +636,20 @@ std::unique_ptr<response_store> open_embedded_store(const std::filesystem::path&
         error = *e;  // already "<path>: ..."
         return nullptr;
     }
+    sqlite3* checkpoint_raw = nullptr;
+    const int checkpoint_rc =
+        sqlite3_open_v2(path.c_str(), &checkpoint_raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr);
+    database checkpoint_db(checkpoint_raw);
+    if (checkpoint_rc != SQLITE_OK) {
+        return fail(std::string("cannot open a second connection for checkpoints: ") +
+                    (checkpoint_raw != nullptr ? sqlite3_errmsg(checkpoint_raw) : sqlite3_errstr(checkpoint_rc)));
+    }
+    sqlite3_busy_timeout(checkpoint_raw, busy_timeout_ms);
+    // A connection knows the file is in WAL mode (and checkpoints it) only once it has read it.
+    if (!exec_one(checkpoint_raw, "PRAGMA journal_mode=WAL", &text, why) || text != "wal") {
+        return fail("cannot open a second connection for checkpoints: " + why);
+    }
+    store->start_checkpointer(std::move(checkpoint_db));
     return store;
 }
 

@@ -95,14 +95,9 @@ std::string column_text(sqlite3_stmt* s, int index) {
     return text == nullptr ? std::string() : std::string(text, static_cast<std::size_t>(size));
 }
 
-struct item {
-    std::string id;
-    std::string json;
-};
-
 // Collects every object with a string "id" from a JSON array: `text` itself,
 // or (response) the "output" array of the object `text`. Error text or nullopt.
-std::optional<std::string> collect_items(std::string_view text, bool response, std::vector<item>& out) {
+std::optional<std::string> collect_items(std::string_view text, bool response, std::vector<stored_item>& out) {
     // The DOM parser validates every byte (On-Demand would not) and copies
     // the text to padded memory itself. One per thread, reused.
     thread_local simdjson::dom::parser parser;
@@ -288,11 +283,8 @@ public:
         if (r.id.empty() || r.id.size() > 255) {
             return std::string("a stored response id must be 1 to 255 bytes");
         }
-        std::vector<item> items;
-        if (auto e = collect_items(r.input_items, false, items)) {
-            return e;
-        }
-        if (auto e = collect_items(r.response, true, items)) {
+        std::vector<stored_item> items;
+        if (auto e = collect_stored_items(r, items)) {
             return e;
         }
         std::uint64_t bytes = r.id.size() + r.response.size() + r.input_items.size() + r.conversation.size();
@@ -557,6 +549,13 @@ std::optional<std::string> exec_one(sqlite3* db, const char* sql, std::string* f
 }
 
 }  // namespace
+
+std::optional<std::string> collect_stored_items(const stored_response& response, std::vector<stored_item>& out) {
+    if (auto e = collect_items(response.input_items, false, out)) {
+        return e;
+    }
+    return collect_items(response.response, true, out);
+}
 
 retention retention_of(const config::responses_settings& settings) {
     retention r;

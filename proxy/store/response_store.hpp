@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/config.hpp"
 
@@ -90,6 +91,16 @@ public:
 
     virtual store_stats stats() = 0;
 };
+
+// An item a stored response holds, for find_item(): every object with a
+// string "id" in `input_items` and in the Response's "output" array, its JSON
+// minified. Shared by the embedded and the Redis store. Returns the error
+// text when a body is not JSON of the expected shape.
+struct stored_item {
+    std::string id;
+    std::string json;
+};
+std::optional<std::string> collect_stored_items(const stored_response& response, std::vector<stored_item>& out);
 
 // The embedded store: one SQLite file (WAL mode). Creates the file and its
 // folder when missing, and applies the retention once before returning.

@@ -420,13 +420,9 @@ public:
     }
 
 private:
-    std::int64_t cutoff_at(std::int64_t now) const {
-        return now - static_cast<std::int64_t>(keep_.max_age.count());
-    }
+    std::int64_t cutoff_at(std::int64_t now) const { return now - static_cast<std::int64_t>(keep_.max_age.count()); }
 
-    std::string error_text(const char* what) const {
-        return path_ + ": " + what + ": " + sqlite3_errmsg(db_.get());
-    }
+    std::string error_text(const char* what) const { return path_ + ": " + what + ": " + sqlite3_errmsg(db_.get()); }
 
     std::optional<std::string> begin_locked() {
         const use s(begin_);
@@ -585,8 +581,8 @@ std::unique_ptr<response_store> open_embedded_store(const std::filesystem::path&
     }
     sqlite3* raw = nullptr;
     // NOMUTEX: the store's own mutex serialises the connection.
-    const int rc = sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                   nullptr);
+    const int rc =
+        sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
     database db(raw);
     if (rc != SQLITE_OK) {
         return fail(std::string("cannot open the responses store: ") +
@@ -619,8 +615,8 @@ std::unique_ptr<response_store> open_embedded_store(const std::filesystem::path&
                     std::to_string(schema_version) + ")");
     }
     char* message = nullptr;
-    const std::string schema = std::string("BEGIN IMMEDIATE;") + schema_sql + "PRAGMA user_version = " +
-                               std::to_string(schema_version) + "; COMMIT;";
+    const std::string schema = std::string("BEGIN IMMEDIATE;") + schema_sql +
+                               "PRAGMA user_version = " + std::to_string(schema_version) + "; COMMIT;";
     if (sqlite3_exec(raw, schema.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
         why = message != nullptr ? message : sqlite3_errmsg(raw);
         sqlite3_free(message);

@@ -6,8 +6,14 @@
 // referenced item by item (input items of type item_reference) and deleted.
 //
 // Pure core: no Asio. The interface is synchronous and thread-safe; the
-// embedded implementation below costs tens of microseconds a call (no fsync
-// on the calling thread), so a worker thread calls it inline. The shared
+// embedded implementation never fsyncs on the calling thread, so a worker
+// thread calls it inline. Measured on the 2-core dev VM (ext4): get ~6 us,
+// find_item ~10 us, put ~0.1 ms at p50 for a 2-18 KB response (one SQLite
+// commit of ~12 WAL pages; an empty commit alone costs ~60 us there: the
+// pwrite and lock syscalls), p99 0.4-1.5 ms under 1000 puts/s while the
+// background checkpoint fsyncs. Calls from several workers queue on one
+// mutex; a put waits up to 5 s for another process's write lock only when
+// several processes share the file. The shared
 // Redis store (store/io/redis_store.hpp) is asynchronous and per worker;
 // store/io/store_client.hpp puts both behind one awaitable interface for the
 // HTTP session.
@@ -31,12 +37,12 @@
 namespace mistral_proxy::store {
 
 struct stored_response {
-    std::string id;                // "resp_..." (1..255 bytes)
-    std::int64_t created_at = 0;   // unix seconds: the Response's created_at, what max_age is measured from
-    std::string response;          // the Response object JSON exactly as returned to the client
-    std::string input_items;       // JSON array: this request's input items (each with "id"), for .../input_items
-    std::string conversation;      // JSON array: every item of the chain up to and including this
-                                   // response's output, for previous_response_id
+    std::string id;               // "resp_..." (1..255 bytes)
+    std::int64_t created_at = 0;  // unix seconds: the Response's created_at, what max_age is measured from
+    std::string response;         // the Response object JSON exactly as returned to the client
+    std::string input_items;      // JSON array: this request's input items (each with "id"), for .../input_items
+    std::string conversation;     // JSON array: every item of the chain up to and including this
+                                  // response's output, for previous_response_id
 };
 
 // A read's answer. `error` is set (and `value` empty) when the storage itself

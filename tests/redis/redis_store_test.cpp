@@ -32,9 +32,7 @@ namespace {
 
 redis_test::redis_server server;
 
-config::redis_endpoint endpoint(unsigned db = 4) {
-    return {"127.0.0.1", server.port, db};
-}
+config::redis_endpoint endpoint(unsigned db = 4) { return {"127.0.0.1", server.port, db}; }
 
 template <class F>
 void run(F body) {
@@ -51,8 +49,7 @@ struct fake_clock {
     }
 };
 
-asio::awaitable<std::unique_ptr<redis_store>> make(asio::any_io_executor ex, retention keep = {},
-                                                   unix_clock now = {}) {
+asio::awaitable<std::unique_ptr<redis_store>> make(asio::any_io_executor ex, retention keep = {}, unix_clock now = {}) {
     // Not a structured binding: clang 14 cannot capture one in INFO's lambda.
     auto connected = co_await redis_store::connect(ex, endpoint(), keep, 2s, std::move(now));
     INFO(connected.second);
@@ -102,8 +99,9 @@ TEST_CASE("redis store: put, get, find_item, remove, unknown ids") {
         CHECK(got.value->conversation == r.conversation);
         const auto item = co_await store->find_item("msg_r1");
         REQUIRE(item.value);
-        CHECK(*item.value ==
-              R"({"type":"message","id":"msg_r1","role":"assistant","content":[{"type":"output_text","text":"answer r1"}]})");
+        CHECK(
+            *item.value ==
+            R"({"type":"message","id":"msg_r1","role":"assistant","content":[{"type":"output_text","text":"answer r1"}]})");
         CHECK((co_await store->find_item("in_r1")).value);
 
         const auto unknown = co_await store->get("resp_nope");

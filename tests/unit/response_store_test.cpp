@@ -74,8 +74,8 @@ stored_response make(const std::string& n, std::int64_t created_at, std::size_t 
                  std::string(padding, 'x') + R"(","annotations":[]}]}],"usage":{"input_tokens":3}})";
     r.input_items = R"([{"type":"message","id":"in_)" + n +
                     R"(","role":"user","content":[{"type":"input_text","text":"question )" + n + R"("}]}])";
-    r.conversation = "[" + r.input_items.substr(1, r.input_items.size() - 2) + R"(,{"type":"message","id":"msg_)" +
-                     n + R"(","role":"assistant","content":[{"type":"output_text","text":"answer )" + n + R"("}]}])";
+    r.conversation = "[" + r.input_items.substr(1, r.input_items.size() - 2) + R"(,{"type":"message","id":"msg_)" + n +
+                     R"(","role":"assistant","content":[{"type":"output_text","text":"answer )" + n + R"("}]}])";
     return r;
 }
 
@@ -113,8 +113,9 @@ TEST_CASE("response store: put, get, find_item, remove, unknown ids") {
     // Output and input items are found by their ids (item_reference).
     const auto output_item = store->find_item("msg_1");
     REQUIRE(output_item.value);
-    CHECK(*output_item.value ==
-          R"({"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"answer 1","annotations":[]}]})");
+    CHECK(
+        *output_item.value ==
+        R"({"type":"message","id":"msg_1","role":"assistant","status":"completed","content":[{"type":"output_text","text":"answer 1","annotations":[]}]})");
     const auto input_item = store->find_item("in_1");
     REQUIRE(input_item.value);
     CHECK(input_item.value->find(R"("text":"question 1")") != std::string::npos);
@@ -197,7 +198,7 @@ TEST_CASE("response store: retention by age (injected clock)") {
     CHECK_FALSE(store->find_item("msg_old").value);
     CHECK(has(*store, "resp_mid"));
     REQUIRE(store->remove("resp_old").value);
-    CHECK_FALSE(*store->remove("resp_old").value);  // expired counts as unknown
+    CHECK_FALSE(*store->remove("resp_old").value);    // expired counts as unknown
     put_ok(*store, make("old2", *clock.now - 7200));  // dated in the past: expired already
     put_ok(*store, make("new", *clock.now));          // each put deletes expired rows
     CHECK(store->stats().responses == 2);             // mid, new
@@ -311,16 +312,13 @@ TEST_CASE("response store: a corrupt, unwritable or newer file is a clear error 
         CHECK(error.find("cannot create its folder") != std::string::npos);
     }
     SUBCASE("a newer schema") {
-        {
-            auto store = open_ok(dir.file(), {}, clock);
-        }
+        { auto store = open_ok(dir.file(), {}, clock); }
         sqlite3* db = nullptr;
         REQUIRE(sqlite3_open(dir.file().c_str(), &db) == SQLITE_OK);
         CHECK(sqlite3_exec(db, "PRAGMA user_version = 9", nullptr, nullptr, nullptr) == SQLITE_OK);
         sqlite3_close(db);
         CHECK_FALSE(open_embedded_store(dir.file(), {}, error, clock.fn()));
-        CHECK(error == dir.file().string() +
-                           ": written by a newer mistral-proxy (schema 9, this build reads 1)");
+        CHECK(error == dir.file().string() + ": written by a newer mistral-proxy (schema 9, this build reads 1)");
     }
 }
 

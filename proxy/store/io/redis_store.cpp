@@ -186,15 +186,16 @@ asio::awaitable<store_result<stored_response>> redis_store::get(std::string id) 
         result.error = std::move(error);
         co_return result;
     }
-    std::vector<std::string> command{"HMGET",        key_of(response_prefix, id), "created_at", "response",
-                                     "input_items", "conversation"};
+    std::vector<std::string> command{
+        "HMGET", key_of(response_prefix, id), "created_at", "response", "input_items", "conversation"};
     redis_result r = co_await connection_->command(std::move(command));
     if (!r.reply) {
         result.error = std::move(r.error);
         co_return result;
     }
     if (r.reply->type != redis_reply::kind::array || r.reply->elements.size() != 4) {
-        result.error = connection_->name() + ": " + (r.reply->text.empty() ? "unexpected reply to HMGET" : r.reply->text);
+        result.error =
+            connection_->name() + ": " + (r.reply->text.empty() ? "unexpected reply to HMGET" : r.reply->text);
         co_return result;
     }
     auto& e = r.reply->elements;

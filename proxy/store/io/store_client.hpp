@@ -1,8 +1,8 @@
 #pragma once
 // What a worker's HTTP session calls for stored responses, whatever
 // responses.store says: one awaitable interface over the embedded store
-// (shared by every worker, synchronous, tens of microseconds a call: run
-// inline on the worker's thread), the Redis store (this worker's own
+// (shared by every worker, synchronous, ~0.1 ms a put and ~10 us a read, no
+// fsync: run inline on the worker's thread), the Redis store (this worker's own
 // connection) or nothing (off: put stores nothing, reads find nothing).
 //
 // Start-up (serve):
@@ -13,7 +13,9 @@
 //   auto [client, why] = co_await store::io::make_store_client(executor, config, shared);
 //   if (!why.empty()) -> refuse to start (Redis unreachable)
 // Per request (on the worker's executor):
-//   co_await client.put(stored_response{...})  after the whole answer went out
+//   co_await client.put(stored_response{...})  once the whole answer is known, and before its
+//       last bytes are written (the non-streamed body, the response.completed event), so
+//       that a client's immediate follow-up with previous_response_id finds it
 //   co_await client.get(id) / find_item(item_id) / remove(id)
 // A store_result with `error` set is a storage failure (answer 500 in OpenAI
 // shape, log it); without error and value it is an unknown id (404).
@@ -55,8 +57,8 @@ std::shared_ptr<response_store> open_shared_store(const config::proxy_config& co
 
 // A worker's client: over `shared` (embedded), a new Redis connection
 // (redis://), or none (off). `.second` is the error (Redis unreachable).
-boost::asio::awaitable<std::pair<store_client, std::string>> make_store_client(
-    boost::asio::any_io_executor executor, const config::proxy_config& config,
-    std::shared_ptr<response_store> shared);
+boost::asio::awaitable<std::pair<store_client, std::string>> make_store_client(boost::asio::any_io_executor executor,
+                                                                               const config::proxy_config& config,
+                                                                               std::shared_ptr<response_store> shared);
 
 }  // namespace mistral_proxy::store::io

@@ -36,6 +36,7 @@
 #include "limits/io/redis_connection.hpp"
 #include "limits/io/redis_limiter.hpp"
 #include "limits/token_count.hpp"
+#include "redis_server.hpp"
 
 using namespace mistral_proxy;
 using namespace mistral_proxy::limits;
@@ -46,72 +47,7 @@ namespace chr = std::chrono;
 
 namespace {
 
-// Set-up failures outside a test case (doctest's REQUIRE needs one).
-void must(bool ok, const std::string& what) {
-    if (!ok) {
-        std::fprintf(stderr, "redis_limiter_test: %s\n", what.c_str());
-        std::exit(2);
-    }
-}
-
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    must(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0, "bind");
-    socklen_t len = sizeof addr;
-    must(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0, "getsockname");
-    ::close(fd);
-    return ntohs(addr.sin_port);
-}
-
-// redis-server as a child process, stopped at the end of the run.
-struct redis_server {
-    pid_t pid = -1;
-    std::uint16_t port = 0;
-
-    void start() {
-        port = free_port();
-        int out[2];
-        must(::pipe(out) == 0, "pipe");
-        pid = ::fork();
-        must(pid >= 0, "fork");
-        if (pid == 0) {
-            // Dies with the test, and holds none of the test's output streams.
-            ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-            ::dup2(out[1], STDOUT_FILENO);
-            const int null = ::open("/dev/null", O_WRONLY);
-            ::dup2(null, STDERR_FILENO);
-            ::close(out[0]);
-            const std::string p = std::to_string(port);
-            ::execlp("redis-server", "redis-server", "--port", p.c_str(), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no", "--loglevel", "notice", static_cast<char*>(nullptr));
-            std::_Exit(127);
-        }
-        ::close(out[1]);
-        // Wait for the server to say it is ready (bounded by poll's timeout).
-        std::string seen;
-        char buf[512];
-        while (seen.find("Ready to accept connections") == std::string::npos) {
-            pollfd pfd{out[0], POLLIN, 0};
-            must(::poll(&pfd, 1, 10'000) == 1, "redis-server did not start: " + seen);
-            const ssize_t n = ::read(out[0], buf, sizeof buf);
-            must(n > 0, "redis-server (on PATH?) exited: " + seen);
-            seen.append(buf, static_cast<std::size_t>(n));
-        }
-        ::close(out[0]);  // later log lines go to a closed pipe; redis ignores SIGPIPE
-    }
-
-    void stop() {
-        if (pid > 0) {
-            ::kill(pid, SIGTERM);
-            int status = 0;
-            ::waitpid(pid, &status, 0);
-            pid = -1;
-        }
-    }
-};
+using redis_test::redis_server;
 
 redis_server server;
 
@@ -327,7 +263,7 @@ TEST_CASE("an estimate of 2^64-1 (max_tokens: 1e30) locks nobody out; shared cou
 TEST_CASE("Redis unreachable: a clear error at start, fail closed later") {
     run([](asio::any_io_executor ex) -> asio::awaitable<void> {
         config::limits_settings s;
-        const std::uint16_t nobody = free_port();
+        const std::uint16_t nobody = redis_test::free_port();
         s.backend = "redis://127.0.0.1:" + std::to_string(nobody);
         auto [limiter, error] = co_await redis_limiter::connect(ex, s);
         CHECK_FALSE(limiter);

@@ -182,6 +182,26 @@ TEST_CASE("redis store: an unreachable Redis is an error at connect and a value 
     });
 }
 
+TEST_CASE("redis store: Redis lost its scripts, or the connection: the next call recovers") {
+    const fake_clock clock;
+    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+        auto store = co_await make(ex, retention{}, clock.fn());
+        co_await raw(ex, "SCRIPT", "FLUSH");  // as after a Redis restart
+        CHECK_FALSE(co_await store->put(make_response("flushed", *clock.now)));  // EVAL instead of EVALSHA
+        CHECK(*(co_await store->remove("resp_flushed")).value);
+
+        co_await raw(ex, "CLIENT", "KILL", "TYPE", "normal");  // every client but the one asking
+        // The call that finds the connection dead may fail; the one after reconnects.
+        auto first = co_await store->get("resp_none");
+        if (!first.error.empty()) {
+            first = co_await store->get("resp_none");
+        }
+        CHECK(first.error.empty());
+        CHECK_FALSE(co_await store->put(make_response("after", *clock.now)));
+        CHECK((co_await store->get("resp_after")).value);
+    });
+}
+
 TEST_CASE("redis store: store_client over redis, embedded and off") {
     const fake_clock clock;
     run([&](asio::any_io_executor ex) -> asio::awaitable<void> {

@@ -11,13 +11,14 @@
 #include "responses/chat_response.hpp"
 #include "responses/embeddings.hpp"
 #include "responses/models.hpp"
+#include "responses_support.hpp"
 
 using namespace mistral_proxy;
 using namespace mistral_proxy::responses;
 
 namespace {
 
-const response_rules& rules = response_rules::shipped();
+const response_rules& answer_rules = responses_test::shipped_rules();  // rules/mistral.yaml, loaded
 
 std::string chat(std::string_view message, std::string_view finish = R"("stop")") {
     return R"({"id":"a1","object":"chat.completion","created":7,"model":"m","choices":[{"index":0,"message":)" +
@@ -68,7 +69,7 @@ TEST_CASE("chat response: mappings") {
     };
     for (const row& r : rows) {
         CAPTURE(r.name);
-        const body_result result = transform_chat_response(r.in, rules);
+        const body_result result = transform_chat_response(r.in, answer_rules);
         REQUIRE_FALSE(result.error);
         if (r.out.empty()) {
             CHECK(result.unchanged);
@@ -86,8 +87,8 @@ TEST_CASE("chat response: placeholder tool call ids get stable generated ones") 
     const std::string in = chat(
         R"({"role":"assistant","content":"","tool_calls":[{"id":"null","function":{"name":"f","arguments":"{}"}},{"function":{"name":"g","arguments":"{}"}}]})",
         R"("tool_calls")");
-    const auto a = transform_chat_response(in, rules);
-    const auto b = transform_chat_response(in, rules);
+    const auto a = transform_chat_response(in, answer_rules);
+    const auto b = transform_chat_response(in, answer_rules);
     REQUIRE_FALSE(a.unchanged);
     CHECK(a.body == b.body);
     simdjson::dom::parser parser;
@@ -108,7 +109,7 @@ TEST_CASE("chat response: placeholder tool call ids get stable generated ones") 
 }
 
 TEST_CASE("chat response: finish_reason error and malformed bodies") {
-    const auto error = transform_chat_response(chat(R"({"role":"assistant","content":"par"})", R"("error")"), rules);
+    const auto error = transform_chat_response(chat(R"({"role":"assistant","content":"par"})", R"("error")"), answer_rules);
     REQUIRE(error.error);
     CHECK(error.error->status == 502);
     CHECK(error.error->type == "api_error");
@@ -118,11 +119,11 @@ TEST_CASE("chat response: finish_reason error and malformed bodies") {
     for (const std::string_view bad :
          {"", "not json", "[1,2]", R"({"id":"x"})", R"({"choices":[]}})", R"({"choices":[)"}) {
         CAPTURE(bad);
-        const auto result = transform_chat_response(bad, rules);
+        const auto result = transform_chat_response(bad, answer_rules);
         CHECK(result.unchanged);
         CHECK_FALSE(result.error);
     }
-    const auto usage = transform_chat_response(chat(R"({"role":"assistant","content":"x"})"), rules);
+    const auto usage = transform_chat_response(chat(R"({"role":"assistant","content":"x"})"), answer_rules);
     REQUIRE(usage.usage);
     CHECK(usage.usage->prompt_tokens == 2);
     CHECK(usage.usage->completion_tokens == 3);
@@ -156,13 +157,13 @@ TEST_CASE("legacy text_completion from chat and FIM answers") {
     };
     for (const row& r : rows) {
         CAPTURE(r.name);
-        const auto result = chat_to_text_completion(r.in, rules);
+        const auto result = chat_to_text_completion(r.in, answer_rules);
         REQUIRE_FALSE(result.error);
         CHECK(result.body == r.out);
         CHECK(result.hits.has(response_rule::text_completion));
     }
-    CHECK(chat_to_text_completion("<html>", rules).error->status == 502);
-    CHECK(chat_to_text_completion(chat(R"({"content":"x"})", R"("error")"), rules).error->code ==
+    CHECK(chat_to_text_completion("<html>", answer_rules).error->status == 502);
+    CHECK(chat_to_text_completion(chat(R"({"content":"x"})", R"("error")"), answer_rules).error->code ==
           "upstream_generation_error");
 }
 
@@ -327,4 +328,14 @@ TEST_CASE("models: a card for /v1/models/{alias}") {
         R"({"id":"gpt-4o","object":"model","created":9,"owned_by":"mistral-proxy","alias_for":"mistral-large-latest"})";
     CHECK(alias_model_card("", alias, 9) == synthesized);
     CHECK(alias_model_card(R"({"detail":"Not Found"}})", alias, 9) == synthesized);
+}
+
+TEST_CASE("response rules come from the rule files, as the server builds them") {
+    CHECK(answer_rules.map_finish_reason("model_length") == "length");
+    CHECK(answer_rules.map_finish_reason("stop") == "stop");
+    CHECK(response_rules{}.finish_reasons.empty());  // no built-in copy of rules/mistral.yaml
+    const auto off = normalizer_test::rules_with("switches: {finish_reason: false}\n");
+    CHECK(response_rules::from(*off).finish_reasons.empty());
+    const auto more = normalizer_test::rules_with("finish_reason: {stop: end_turn}\n");
+    CHECK(response_rules::from(*more).map_finish_reason("stop") == "end_turn");
 }

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "responses/stream_transcoder.hpp"
+#include "responses_support.hpp"
 
 using namespace mistral_proxy;
 using namespace mistral_proxy::responses;
@@ -32,7 +33,7 @@ struct outcome {
 };
 
 outcome transcode(const std::string& body, stream_options options = {}, bool end = true,
-                  const response_rules& rules = response_rules::shipped()) {
+                  const response_rules& rules = responses_test::shipped_rules()) {
     stream_transcoder transcoder(rules, options);
     outcome result;
     transcoder.on_body(body, result.out);
@@ -332,7 +333,7 @@ TEST_CASE("stream: endings") {
         CHECK(r.out.find("[DONE]") == r.out.size() - 8);
     }
     SUBCASE("on_failure after the end writes nothing; before, one error event") {
-        stream_transcoder t(response_rules::shipped(), {});
+        stream_transcoder t(responses_test::shipped_rules(), {});
         std::string out;
         t.on_body(events({done_chunk}), out);
         const auto failure = errors::make_error(502, "upstream broke off", "upstream_reset");
@@ -433,7 +434,7 @@ TEST_CASE("stream: output does not depend on how the body is split") {
     const std::string whole = transcode(body, options).out;
     for (std::size_t cut = 0; cut <= body.size(); ++cut) {
         CAPTURE(cut);
-        stream_transcoder t(response_rules::shipped(), options);
+        stream_transcoder t(responses_test::shipped_rules(), options);
         std::string out;
         std::string a = body.substr(0, cut);
         std::string b = body.substr(cut);

@@ -26,6 +26,15 @@ std::string chat(std::string_view message, std::string_view finish = R"("stop")"
            R"(}],"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}})";
 }
 
+// What the proxy answers for chat(message, finish): OpenAI's required members
+// added at the end of their objects ("refusal":null in the message — `message`
+// is given without its closing brace — and "logprobs":null in the choice).
+std::string openai_chat(std::string_view message_open, std::string_view finish = R"("stop")") {
+    return R"({"id":"a1","object":"chat.completion","created":7,"model":"m","choices":[{"index":0,"message":)" +
+           std::string(message_open) + R"(,"refusal":null},"finish_reason":)" + std::string(finish) +
+           R"(,"logprobs":null}],"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}})";
+}
+
 }  // namespace
 
 TEST_CASE("chat response: mappings") {
@@ -36,35 +45,48 @@ TEST_CASE("chat response: mappings") {
         response_rule rule;
     };
     const row rows[] = {
-        {"plain answer is unchanged", chat(R"({"role":"assistant","content":"Hi","tool_calls":null})"), "",
-         response_rule::finish_reason},
+        {"an answer already in OpenAI's shape is unchanged",
+         R"({"id":"a1","object":"chat.completion","created":7,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi","refusal":null},"logprobs":null,"finish_reason":"stop"}]})",
+         "", response_rule::finish_reason},
+        {"refusal and logprobs added; tool_calls null dropped",
+         chat(R"({"role":"assistant","content":"Hi","tool_calls":null})"),
+         openai_chat(R"({"role":"assistant","content":"Hi")"), response_rule::message_repair},
+        {"role and content added when Mistral leaves them out", chat(R"({})"),
+         openai_chat(R"({"role":"assistant","content":null)"), response_rule::message_repair},
+        {"a choice without a message gets an empty assistant message",
+         R"({"id":"a1","choices":[{"index":0,"finish_reason":"stop"}]})",
+         R"({"id":"a1","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":null,"refusal":null},"logprobs":null}]})",
+         response_rule::message_repair},
+        {"logprobs and refusal Mistral sends are kept",
+         R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x","refusal":"no"},"logprobs":{"content":null,"refusal":null},"finish_reason":"stop"}]})",
+         "", response_rule::message_repair},
         {"model_length -> length", chat(R"({"role":"assistant","content":"Hi"})", R"("model_length")"),
-         chat(R"({"role":"assistant","content":"Hi"})", R"("length")"), response_rule::finish_reason},
+         openai_chat(R"({"role":"assistant","content":"Hi")", R"("length")"), response_rule::finish_reason},
         {"prefix dropped", chat(R"({"role":"assistant","content":"Hi","prefix":false})"),
-         chat(R"({"role":"assistant","content":"Hi"})"), response_rule::message_repair},
+         openai_chat(R"({"role":"assistant","content":"Hi")"), response_rule::message_repair},
         {"content \"\" next to tool calls -> null; index dropped; real id kept",
          chat(
              R"({"role":"assistant","content":"","tool_calls":[{"id":"abcDEF123","type":"function","index":0,"function":{"name":"f","arguments":"{}"}}],"prefix":false})",
              R"("tool_calls")"),
-         chat(
-             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}]})",
+         openai_chat(
+             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}])",
              R"("tool_calls")"),
          response_rule::message_repair},
-        {"content \"\" without tool calls stays", chat(R"({"role":"assistant","content":"","tool_calls":[]})"), "",
-         response_rule::message_repair},
+        {"content \"\" without tool calls stays", chat(R"({"role":"assistant","content":"","tool_calls":[]})"),
+         openai_chat(R"({"role":"assistant","content":"","tool_calls":[])"), response_rule::message_repair},
         {"arguments object -> string; type added",
          chat(
              R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":{"a":[1,"x"]}}}]})"),
-         chat(
-             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":"{\"a\":[1,\"x\"]}"},"type":"function"}]})"),
+         openai_chat(
+             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":"{\"a\":[1,\"x\"]}"},"type":"function"}])"),
          response_rule::message_repair},
         {"thinking -> content + reasoning_content",
          chat(
              R"({"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Let me see."}]},{"type":"text","text":"42"}]})"),
-         chat(R"({"role":"assistant","content":"42","reasoning_content":"Let me see."})"), response_rule::reasoning},
+         openai_chat(R"({"role":"assistant","content":"42","reasoning_content":"Let me see.")"), response_rule::reasoning},
         {"choices[].messages dropped",
-         R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"messages":[],"finish_reason":"stop"}]})",
-         R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}]})",
+         R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x","refusal":null},"messages":[],"finish_reason":"stop","logprobs":null}]})",
+         R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x","refusal":null},"finish_reason":"stop","logprobs":null}]})",
          response_rule::message_repair},
     };
     for (const row& r : rows) {
@@ -78,6 +100,8 @@ TEST_CASE("chat response: mappings") {
         } else {
             CHECK_FALSE(result.unchanged);
             CHECK(result.body == r.out);
+            simdjson::dom::parser parser;
+            CHECK(parser.parse(result.body).error() == simdjson::SUCCESS);
             CHECK(result.hits.has(r.rule));
         }
     }

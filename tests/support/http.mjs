@@ -114,7 +114,7 @@ export function openStream(url, body, headers = {}, { agent, openaiShape = true 
       const eventSchema = checking && isSse && ok ? openaiSchemaFor('POST', String(url), body)?.sse : undefined;
       let shapeFailure = null;
       const checkEvent = (event) => {
-        if (!eventSchema || shapeFailure) return;
+        if (!eventSchema || shapeFailure || !/^data:/m.test(event.raw)) return; // comments and data-less events carry no JSON
         const errors = validateOpenAISse(eventSchema, [event.data]);
         if (errors) shapeFailure = shapeError(errors, event.data);
       };

@@ -83,7 +83,8 @@ TEST_CASE("chat response: mappings") {
         {"thinking -> content + reasoning_content",
          chat(
              R"({"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Let me see."}]},{"type":"text","text":"42"}]})"),
-         openai_chat(R"({"role":"assistant","content":"42","reasoning_content":"Let me see.")"), response_rule::reasoning},
+         openai_chat(R"({"role":"assistant","content":"42","reasoning_content":"Let me see.")"),
+         response_rule::reasoning},
         {"choices[].messages dropped",
          R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x","refusal":null},"messages":[],"finish_reason":"stop","logprobs":null}]})",
          R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x","refusal":null},"finish_reason":"stop","logprobs":null}]})",
@@ -133,7 +134,8 @@ TEST_CASE("chat response: placeholder tool call ids get stable generated ones") 
 }
 
 TEST_CASE("chat response: finish_reason error and malformed bodies") {
-    const auto error = transform_chat_response(chat(R"({"role":"assistant","content":"par"})", R"("error")"), answer_rules);
+    const auto error =
+        transform_chat_response(chat(R"({"role":"assistant","content":"par"})", R"("error")"), answer_rules);
     REQUIRE(error.error);
     CHECK(error.error->status == 502);
     CHECK(error.error->type == "api_error");

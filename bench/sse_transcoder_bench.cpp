@@ -3,16 +3,18 @@
 // reports ns per event for: the splitter alone, the full chat transcoder on
 // content chunks, on tool call chunks, and the text_completion shape.
 //
-//   sse_transcoder_bench [events=20000] [rounds=15]
+//   sse_transcoder_bench [events=20000] [rounds=15] [rules.yaml=rules/mistral.yaml of this checkout]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "responses/sse.hpp"
 #include "responses/stream_transcoder.hpp"
+#include "rules/rule_set.hpp"
 
 using namespace mistral_proxy::responses;
 
@@ -78,10 +80,11 @@ figures bench_splitter(const std::string& body, std::size_t events, int rounds) 
     });
 }
 
-figures bench_transcoder(const std::string& body, std::size_t events, int rounds, stream_options options) {
+figures bench_transcoder(const response_rules& rules, const std::string& body, std::size_t events, int rounds,
+                         stream_options options) {
     std::string out;
     return measure(events, rounds, [&] {
-        stream_transcoder transcoder(response_rules::shipped(), options);
+        stream_transcoder transcoder(rules, options);
         for (std::size_t at = 0; at < body.size(); at += piece_bytes) {
             out.clear();  // the relay writes each piece's output and reuses the string
             transcoder.on_body(std::string_view(body).substr(at, piece_bytes), out);
@@ -102,19 +105,23 @@ void report(const char* name, figures f) {
 int main(int argc, char** argv) {
     const std::size_t events = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 20000;
     const int rounds = argc > 2 ? std::atoi(argv[2]) : 15;
+    const std::filesystem::path here = std::filesystem::path(__FILE__).parent_path();
+    const std::string rules_file =
+        argc > 3 && argv[3][0] != '\0' ? argv[3] : (here.parent_path() / "rules" / "mistral.yaml").string();
+    const response_rules rules = response_rules::from(*mistral_proxy::rules::load_rule_files({rules_file}));
     const std::string content = stream_of(events, content_event);
     const std::string tools = stream_of(events, tool_event);
     std::printf("%zu events per stream (%zu bytes, %.0f bytes/event), %d rounds, %zu-byte pieces\n", events,
                 content.size(), static_cast<double>(content.size()) / static_cast<double>(events), rounds, piece_bytes);
 
     report("splitter only (content chunks)", bench_splitter(content, events, rounds));
-    report("chat transcoder, content chunks", bench_transcoder(content, events, rounds, {}));
+    report("chat transcoder, content chunks", bench_transcoder(rules, content, events, rounds, {}));
     stream_options usage;
     usage.include_usage = true;
-    report("chat transcoder, include_usage", bench_transcoder(content, events, rounds, usage));
-    report("chat transcoder, tool call chunks", bench_transcoder(tools, events, rounds, {}));
+    report("chat transcoder, include_usage", bench_transcoder(rules, content, events, rounds, usage));
+    report("chat transcoder, tool call chunks", bench_transcoder(rules, tools, events, rounds, {}));
     stream_options text;
     text.shape = stream_shape::text_completion;
-    report("text_completion transcoder", bench_transcoder(content, events, rounds, text));
+    report("text_completion transcoder", bench_transcoder(rules, content, events, rounds, text));
     return sink == 42 ? 1 : 0;
 }

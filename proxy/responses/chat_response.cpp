@@ -170,6 +170,8 @@ private:
     bool write_chat_choice(od::object choice, std::uint64_t position) {
         out_ += '{';
         bool first = true;
+        bool saw_message = false;
+        bool saw_logprobs = false;
         for (auto field : choice) {
             std::string_view key;
             if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
@@ -177,6 +179,7 @@ private:
             }
             od::value value = field.value();
             if (key == "message") {
+                saw_message = true;
                 od::object message;
                 if (value.get_object().get(message) == simdjson::SUCCESS) {
                     begin_member(out_, first, key);
@@ -193,9 +196,24 @@ private:
                 write_finish_reason(value, out_);
             } else if (key == "messages") {
                 hits_.add(response_rule::message_repair);  // Mistral-only
-            } else if (!copy_member(out_, first, key, value)) {
-                return false;
+            } else {
+                saw_logprobs = saw_logprobs || key == "logprobs";
+                if (!copy_member(out_, first, key, value)) {
+                    return false;
+                }
             }
+        }
+        // OpenAI's choice requires both (Mistral's may leave the message out, and
+        // never sends logprobs); strictly typed clients fail on a missing one.
+        if (!saw_message) {
+            begin_member(out_, first, "message");
+            out_ += R"({"role":"assistant","content":null,"refusal":null})";
+            hits_.add(response_rule::message_repair);
+        }
+        if (!saw_logprobs) {
+            begin_member(out_, first, "logprobs");
+            out_ += "null";
+            hits_.add(response_rule::message_repair);
         }
         out_ += '}';
         return true;
@@ -219,6 +237,9 @@ private:
         }
         out_ += '{';
         bool first = true;
+        bool saw_role = false;
+        bool saw_content = false;
+        bool saw_refusal = false;
         for (auto field : message) {
             std::string_view key;
             if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
@@ -229,6 +250,9 @@ private:
             if (value.type().get(type) != simdjson::SUCCESS) {
                 return false;
             }
+            saw_role = saw_role || key == "role";
+            saw_content = saw_content || key == "content";
+            saw_refusal = saw_refusal || key == "refusal";
             if (key == "content" && type == od::json_type::string) {
                 std::string_view raw;
                 if (!raw_value(value, raw)) {
@@ -259,11 +283,29 @@ private:
                 if (!write_tool_calls(calls, choice_position)) {
                     return false;
                 }
-            } else if (key == "prefix") {
+            } else if (key == "prefix" || (key == "tool_calls" && type == od::json_type::null)) {
+                // prefix is Mistral-only; OpenAI's tool_calls is an array or absent, never null.
                 hits_.add(response_rule::message_repair);
             } else if (!copy_member(out_, first, key, value)) {
                 return false;
             }
+        }
+        // OpenAI's message requires role, content and refusal (null when none);
+        // Mistral's may leave out role and content, and has no refusal.
+        if (!saw_role) {
+            begin_member(out_, first, "role");
+            out_ += R"("assistant")";
+            hits_.add(response_rule::message_repair);
+        }
+        if (!saw_content) {
+            begin_member(out_, first, "content");
+            out_ += "null";
+            hits_.add(response_rule::message_repair);
+        }
+        if (!saw_refusal) {
+            begin_member(out_, first, "refusal");
+            out_ += "null";
+            hits_.add(response_rule::message_repair);
         }
         out_ += '}';
         return true;

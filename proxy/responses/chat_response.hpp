@@ -35,6 +35,12 @@ struct body_result {
 //   - Mistral-only keys dropped: message.prefix (echoed back it would ask the
 //     model to continue a prefix), tool_calls[].index (not in OpenAI's
 //     non-streamed tool call), choices[].messages;
+//   - OpenAI's required members added when Mistral left them out: each choice
+//     gets "logprobs":null (and a message when it had none), each message
+//     "role":"assistant", "content":null and "refusal":null (strictly typed
+//     clients, the Java and .NET SDKs, fail without them); "tool_calls":null
+//     dropped (OpenAI's is an array or absent). tests/support/openai-schemas.json
+//     holds OpenAI's schema the integration suites check every answer against;
 //   - tool_calls[] get "type":"function" when missing, a stable 9-character id
 //     when Mistral's is missing or the placeholder "null", and `arguments` as a
 //     JSON string when Mistral sent an object.

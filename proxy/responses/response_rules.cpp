@@ -1,5 +1,7 @@
 #include "responses/response_rules.hpp"
 
+#include "rules/rule_set.hpp"
+
 namespace mistral_proxy::responses {
 
 std::string_view response_rules::map_finish_reason(std::string_view from) const noexcept {
@@ -11,9 +13,12 @@ std::string_view response_rules::map_finish_reason(std::string_view from) const 
     return from;
 }
 
-const response_rules& response_rules::shipped() {
-    static const response_rules rules;
-    return rules;
+response_rules response_rules::from(const rules::rule_set& set) {
+    response_rules out;
+    if (set.enabled(rules::rule_id::finish_reason)) {
+        out.finish_reasons = set.finish_reasons;
+    }
+    return out;
 }
 
 std::string_view rule_id(response_rule rule) noexcept {

@@ -7,19 +7,26 @@
 #include <utility>
 #include <vector>
 
+namespace mistral_proxy::rules {
+class rule_set;
+}
+
 namespace mistral_proxy::responses {
 
 struct response_rules {
     // finish_reason values rewritten in answers, whole and streamed (rule id
     // `finish_reason`). A value not listed passes unchanged. "error" is never
     // mapped to a finish_reason: it becomes an OpenAI error (see chat_response.hpp).
-    std::vector<std::pair<std::string, std::string>> finish_reasons{{"model_length", "length"}};
+    // Empty by default: the values come from the rule files (rules/mistral.yaml).
+    std::vector<std::pair<std::string, std::string>> finish_reasons;
+
+    // The answer side of a loaded rule set: its finish_reason table, or none when
+    // the rule files switch `finish_reason` off. (Tests build it from the real
+    // rules/mistral.yaml this way; there is no hard-coded copy of it.)
+    static response_rules from(const rules::rule_set& set);
 
     // The mapping for `from`, or `from` itself when none applies.
     std::string_view map_finish_reason(std::string_view from) const noexcept;
-
-    // What rules/mistral.yaml ships; used until the rule engine hands its own.
-    static const response_rules& shipped();
 };
 
 // Rule ids of the response side. The first two are SPEC §6 ids; the others

@@ -341,6 +341,7 @@ bool stream_transcoder::impl::write_choice(od::object choice, std::string& out, 
     const bool text_shape = options_.shape == stream_shape::text_completion;
 
     bool first = true;
+    bool saw_index = false;
     bool saw_delta = false;
     bool saw_finish = false;
     std::string_view text_raw;  // the delta's content when it is a plain string (raw JSON)
@@ -434,8 +435,11 @@ bool stream_transcoder::impl::write_choice(od::object choice, std::string& out, 
             }
         } else if (text_shape) {
             continue;  // text_completion choices have a fixed set of members, written below
-        } else if (!copy_member(out, first, key, value)) {
-            return false;
+        } else {
+            saw_index = saw_index || key == "index";
+            if (!copy_member(out, first, key, value)) {
+                return false;
+            }
         }
     }
     if (text_shape) {
@@ -464,6 +468,12 @@ bool stream_transcoder::impl::write_choice(od::object choice, std::string& out, 
     if (!saw_finish) {
         begin_member(out, first, "finish_reason");
         out += "null";
+    }
+    if (!saw_index) {
+        // Required by OpenAI's chunk choice (and by Mistral's, which a stream may still break).
+        begin_member(out, first, "index");
+        append_uint(out, index);
+        hits_.add(response_rule::stream_repair);
     }
     out += '}';
     return true;
@@ -509,6 +519,8 @@ bool stream_transcoder::impl::write_chat_delta(od::object delta, choice_state& s
             if (!write_tool_calls(calls, state, choice_index, out)) {
                 return false;
             }
+        } else if (key == "tool_calls" && type == od::json_type::null) {
+            hits_.add(response_rule::message_repair);  // OpenAI's delta.tool_calls is an array or absent
         } else if (!copy_member(out, first, key, value)) {
             return false;
         }

@@ -1,18 +1,22 @@
 // The official `openai` SDK on what Mistral does differently: each test is a
 // call an unchanged OpenAI app makes, which Mistral alone would refuse or
 // answer in a shape the SDK cannot use.
-import { test, before, after, beforeEach } from 'node:test';
+import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startStack } from '../support/stack.mjs';
+import { openaiCheckingFetch } from '../support/openai-validate.mjs';
 import { embeddingFor } from '../fake-mistral/fake-mistral.mjs';
 
 let stack;
 let client;
+// Every answer the SDK gets is checked against OpenAI's schemas (tests/support/openai-validate.mjs).
+const checkedFetch = openaiCheckingFetch();
+afterEach(() => checkedFetch.assertClean());
 
 before(async () => {
   stack = await startStack();
-  client = new OpenAI({ apiKey: 'sk-client-side-anything', baseURL: stack.proxy.baseURL, maxRetries: 0, timeout: 20_000 });
+  client = new OpenAI({ apiKey: 'sk-client-side-anything', baseURL: stack.proxy.baseURL, maxRetries: 0, timeout: 20_000, fetch: checkedFetch });
 });
 after(async () => {
   await stack?.stop();

@@ -1,17 +1,21 @@
 // The official `openai` npm package, unchanged, pointed at the proxy: what users do.
-import { test, before, after, beforeEach } from 'node:test';
+import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startStack } from '../support/stack.mjs';
+import { openaiCheckingFetch } from '../support/openai-validate.mjs';
 import { embeddingFor, chatAnswerText } from '../fake-mistral/fake-mistral.mjs';
 
 let stack;
 let client;
+// Every answer the SDK gets is checked against OpenAI's schemas (tests/support/openai-validate.mjs).
+const checkedFetch = openaiCheckingFetch();
+afterEach(() => checkedFetch.assertClean());
 
 before(async () => {
   stack = await startStack();
   // maxRetries 0: the SDK's own retries must not hide what the proxy answered.
-  client = new OpenAI({ apiKey: 'sk-client-side-anything', baseURL: stack.proxy.baseURL, maxRetries: 0, timeout: 20_000 });
+  client = new OpenAI({ apiKey: 'sk-client-side-anything', baseURL: stack.proxy.baseURL, maxRetries: 0, timeout: 20_000, fetch: checkedFetch });
 });
 after(async () => {
   await stack?.stop();

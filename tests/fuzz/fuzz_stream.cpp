@@ -5,7 +5,8 @@
 // include_usage; bit 2: max_event_bytes 256 instead of 1 MiB; bit 3: the
 // upstream fails at the end instead of ending normally); byte 1 = how many cut
 // points (mod 16); then two bytes (little endian) per cut point, taken modulo
-// the body's length + 1; the rest is the upstream body.
+// the body's length + 1; the rest is the upstream body. Rules: the shipped
+// rules/mistral.yaml, loaded once.
 //
 // Invariants: every call appends only whole events, each exactly
 // `data: PAYLOAD\n\n` with no CR/LF inside PAYLOAD and PAYLOAD either [DONE]
@@ -24,6 +25,7 @@
 #include "fuzz_support.hpp"
 #include "responses/response_rules.hpp"
 #include "responses/stream_transcoder.hpp"
+#include "rules/rule_set.hpp"
 
 using namespace mistral_proxy;
 using namespace mistral_proxy::responses;
@@ -63,6 +65,13 @@ void check_events(std::string_view appended, bool& ended) {
     }
 }
 
+// The answer rules of the shipped rules/mistral.yaml, loaded once as the server loads them.
+const response_rules& shipped_rules() {
+    static const response_rules* loaded = new response_rules(
+        response_rules::from(*rules::load_rule_files({std::string(MP_REPO_ROOT) + "/rules/mistral.yaml"})));
+    return *loaded;
+}
+
 std::uint32_t hit_bits(rule_hits hits) {
     std::uint32_t bits = 0;
     hits.for_each([&](response_rule rule) { bits |= 1U << static_cast<unsigned>(rule); });
@@ -71,7 +80,7 @@ std::uint32_t hit_bits(rule_hits hits) {
 
 run_result run(std::string_view body, const std::vector<std::size_t>& cuts, const stream_options& options,
                bool fail_at_end) {
-    stream_transcoder transcoder(response_rules::shipped(), options);
+    stream_transcoder transcoder(shipped_rules(), options);
     run_result result;
     bool ended = false;
     std::size_t from = 0;

@@ -1,8 +1,24 @@
 // HTTP helpers for the tests: plain requests, SSE streams read event by event,
 // raw sockets for malformed HTTP, and bounded waits (failure guards, never sleeps).
+//
+// Every answer `request` and `openStream` get from a running proxy (startProxy
+// registers it) is checked against OpenAI's own schema of that endpoint
+// (openai-validate.mjs): a 2xx body whole, an SSE answer event by event, a 4xx/5xx
+// body against ErrorResponse. A bad answer rejects the call (`request`,
+// `waitForEvents`, `done`) with an AssertionError naming the fields. Paths that are
+// not OpenAI endpoints (passthrough, /healthz, /metrics) are not checked;
+// `{ openaiShape: false }` turns the check off for one call whose answer is
+// deliberately not OpenAI's (say so next to it).
 import http from 'node:http';
 import net from 'node:net';
 import assert from 'node:assert/strict';
+import { checkProxyAnswer, isProxyUrl, openaiSchemaFor, validateOpenAISse } from './openai-validate.mjs';
+
+function shapeError(errors, text) {
+  return new assert.AssertionError({
+    message: `the proxy's answer is not what OpenAI's clients read (tests/support/openai-schemas.json):\n  ${errors.join('\n  ')}\nbody: ${text.length > 2000 ? `${text.slice(0, 2000)}...` : text}`,
+  });
+}
 
 /** Rejects with `label` if `promise` does not settle within `ms` (a failure guard, not a delay). */
 export function withTimeout(promise, ms, label) {
@@ -17,7 +33,7 @@ export function withTimeout(promise, ms, label) {
  * One HTTP request; resolves with {status, headers, text, json, socket}.
  * body: string | Buffer | object (sent as JSON).
  */
-export function request(url, { method = 'GET', headers = {}, body, agent, timeoutMs = 15_000 } = {}) {
+export function request(url, { method = 'GET', headers = {}, body, agent, timeoutMs = 15_000, openaiShape = true } = {}) {
   let payload = body;
   const h = { ...headers };
   if (body !== undefined && !(typeof body === 'string') && !Buffer.isBuffer(body)) {
@@ -36,6 +52,10 @@ export function request(url, { method = 'GET', headers = {}, body, agent, timeou
           json = JSON.parse(text);
         } catch {
           json = undefined;
+        }
+        if (openaiShape && isProxyUrl(String(url))) {
+          const errors = checkProxyAnswer({ method, url: String(url), status: response.statusCode, contentType: response.headers['content-type'], text, requestBody: payload });
+          if (errors) return rej(shapeError(errors, text));
         }
         res({ status: response.statusCode, headers: response.headers, text, json, socket: req.socket, reusedSocket: req.reusedSocket });
       });
@@ -75,7 +95,7 @@ export function parseSse(text) {
  *                              {events, ended: false, error} when it is cut
  *   s.destroy()                drops the client connection
  */
-export function openStream(url, body, headers = {}, { agent } = {}) {
+export function openStream(url, body, headers = {}, { agent, openaiShape = true } = {}) {
   const payload = typeof body === 'string' ? body : JSON.stringify(body);
   return new Promise((resolveOpen, rejectOpen) => {
     const req = http.request(url, {
@@ -87,11 +107,25 @@ export function openStream(url, body, headers = {}, { agent } = {}) {
     req.on('response', (response) => {
       const events = [];
       const waiters = [];
+      // OpenAI's schema of each event (2xx SSE), checked as it arrives; other answers when they end.
+      const checking = openaiShape && isProxyUrl(String(url));
+      const isSse = /^text\/event-stream/i.test(response.headers['content-type'] ?? '');
+      const ok = response.statusCode >= 200 && response.statusCode < 300;
+      const eventSchema = checking && isSse && ok ? openaiSchemaFor('POST', String(url), body)?.sse : undefined;
+      let shapeFailure = null;
+      const checkEvent = (event) => {
+        if (!eventSchema || shapeFailure || !/^data:/m.test(event.raw)) return; // comments and data-less events carry no JSON
+        const errors = validateOpenAISse(eventSchema, [event.data]);
+        if (errors) shapeFailure = shapeError(errors, event.data);
+      };
       let buffer = '';
       let rawText = '';
       const notify = () => {
         for (let i = waiters.length - 1; i >= 0; i--) {
-          if (events.length >= waiters[i].n) {
+          if (shapeFailure) {
+            waiters[i].reject(shapeFailure);
+            waiters.splice(i, 1);
+          } else if (events.length >= waiters[i].n) {
             waiters[i].resolve(events.slice());
             waiters.splice(i, 1);
           }
@@ -106,30 +140,42 @@ export function openStream(url, body, headers = {}, { agent } = {}) {
           const block = buffer.slice(0, idx);
           buffer = buffer.slice(idx + 2);
           const parsed = parseSse(`${block}\n\n`);
-          for (const event of parsed) events.push({ ...event, at: Date.now() });
+          for (const event of parsed) {
+            checkEvent(event);
+            events.push({ ...event, at: Date.now() });
+          }
         }
         notify();
       });
-      const done = new Promise((res) => {
+      const done = new Promise((res, rej) => {
         let settled = false;
         const finish = (value) => {
           if (settled) return;
           settled = true;
-          for (const w of waiters) w.reject(new Error(`stream ended after ${events.length} events, wanted ${w.n}`));
+          if (checking && !eventSchema && !shapeFailure && value.ended) {
+            // Not an OpenAI stream: an error (or a JSON answer) as a whole.
+            const errors = checkProxyAnswer({ method: 'POST', url: String(url), status: response.statusCode, contentType: response.headers['content-type'], text: rawText, requestBody: payload });
+            if (errors) shapeFailure = shapeError(errors, rawText);
+          }
+          for (const w of waiters) w.reject(shapeFailure ?? new Error(`stream ended after ${events.length} events, wanted ${w.n}`));
           waiters.length = 0;
-          res({ events, rawText, leftover: buffer, ...value });
+          if (shapeFailure) rej(shapeFailure);
+          else res({ events, rawText, leftover: buffer, ...value });
         };
         response.on('end', () => finish({ ended: true }));
         response.on('aborted', () => finish({ ended: false, error: new Error('aborted') }));
         response.on('error', (error) => finish({ ended: false, error }));
         response.on('close', () => finish({ ended: response.complete, error: response.complete ? undefined : new Error('closed before complete') }));
       });
+      // A test awaits `done` or `waitForEvents`, which both carry a shape failure; no unhandled twin.
+      done.catch(() => {});
       resolveOpen({
         status: response.statusCode,
         headers: response.headers,
         events,
         done,
         waitForEvents(n) {
+          if (shapeFailure) return Promise.reject(shapeFailure);
           if (events.length >= n) return Promise.resolve(events.slice());
           return new Promise((res, rej) => waiters.push({ n, resolve: res, reject: rej }));
         },

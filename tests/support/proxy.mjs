@@ -16,6 +16,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { registerProxy, unregisterProxy } from './openai-validate.mjs';
 
 export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const rulesFile = join(repoRoot, 'rules', 'mistral.yaml');
@@ -167,6 +168,9 @@ export async function startProxy(options = {}) {
   }
 
   const url = `http://127.0.0.1:${address.port}`;
+  // From now on http.mjs checks this proxy's answers against OpenAI's schemas.
+  registerProxy(url);
+  exited.then(() => unregisterProxy(url));
   let stopping = null;
   let killedOnPurpose = false;
   const proxy = {

@@ -11,6 +11,7 @@
 #include "config/config.hpp"
 #include "normalizer_support.hpp"
 #include "responses/stream_transcoder.hpp"
+#include "responses_support.hpp"
 #include "rules/rule_set.hpp"
 
 using namespace mistral_proxy;
@@ -34,7 +35,7 @@ TEST_CASE("fuzz regression: max_tokens past 2^64 saturates instead of overflowin
 }
 
 TEST_CASE("fuzz regression: a stream event with an invalid scalar ends the stream with an error") {
-    responses::stream_transcoder transcoder(responses::response_rules::shipped(), {});
+    responses::stream_transcoder transcoder(responses_test::shipped_rules(), {});
     std::string out;
     transcoder.on_body(
         "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5(,\"model\":\"m\",\"choices\":"
@@ -48,7 +49,7 @@ TEST_CASE("fuzz regression: a stream event with an invalid scalar ends the strea
 }
 
 TEST_CASE("fuzz regression: a chunk that repeats \"choices\" still gives valid JSON") {
-    responses::stream_transcoder transcoder(responses::response_rules::shipped(), {});
+    responses::stream_transcoder transcoder(responses_test::shipped_rules(), {});
     std::string out;
     transcoder.on_body(
         "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\","

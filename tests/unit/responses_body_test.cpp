@@ -11,18 +11,28 @@
 #include "responses/chat_response.hpp"
 #include "responses/embeddings.hpp"
 #include "responses/models.hpp"
+#include "responses_support.hpp"
 
 using namespace mistral_proxy;
 using namespace mistral_proxy::responses;
 
 namespace {
 
-const response_rules& rules = response_rules::shipped();
+const response_rules& answer_rules = responses_test::shipped_rules();  // rules/mistral.yaml, loaded
 
 std::string chat(std::string_view message, std::string_view finish = R"("stop")") {
     return R"({"id":"a1","object":"chat.completion","created":7,"model":"m","choices":[{"index":0,"message":)" +
            std::string(message) + R"(,"finish_reason":)" + std::string(finish) +
            R"(}],"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}})";
+}
+
+// What the proxy answers for chat(message, finish): OpenAI's required members
+// added at the end of their objects ("refusal":null in the message — `message`
+// is given without its closing brace — and "logprobs":null in the choice).
+std::string openai_chat(std::string_view message_open, std::string_view finish = R"("stop")") {
+    return R"({"id":"a1","object":"chat.completion","created":7,"model":"m","choices":[{"index":0,"message":)" +
+           std::string(message_open) + R"(,"refusal":null},"finish_reason":)" + std::string(finish) +
+           R"(,"logprobs":null}],"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}})";
 }
 
 }  // namespace
@@ -35,40 +45,54 @@ TEST_CASE("chat response: mappings") {
         response_rule rule;
     };
     const row rows[] = {
-        {"plain answer is unchanged", chat(R"({"role":"assistant","content":"Hi","tool_calls":null})"), "",
-         response_rule::finish_reason},
+        {"an answer already in OpenAI's shape is unchanged",
+         R"({"id":"a1","object":"chat.completion","created":7,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hi","refusal":null},"logprobs":null,"finish_reason":"stop"}]})",
+         "", response_rule::finish_reason},
+        {"refusal and logprobs added; tool_calls null dropped",
+         chat(R"({"role":"assistant","content":"Hi","tool_calls":null})"),
+         openai_chat(R"({"role":"assistant","content":"Hi")"), response_rule::message_repair},
+        {"role and content added when Mistral leaves them out", chat(R"({})"),
+         openai_chat(R"({"role":"assistant","content":null)"), response_rule::message_repair},
+        {"a choice without a message gets an empty assistant message",
+         R"({"id":"a1","choices":[{"index":0,"finish_reason":"stop"}]})",
+         R"({"id":"a1","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":null,"refusal":null},"logprobs":null}]})",
+         response_rule::message_repair},
+        {"logprobs and refusal Mistral sends are kept",
+         R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x","refusal":"no"},"logprobs":{"content":null,"refusal":null},"finish_reason":"stop"}]})",
+         "", response_rule::message_repair},
         {"model_length -> length", chat(R"({"role":"assistant","content":"Hi"})", R"("model_length")"),
-         chat(R"({"role":"assistant","content":"Hi"})", R"("length")"), response_rule::finish_reason},
+         openai_chat(R"({"role":"assistant","content":"Hi")", R"("length")"), response_rule::finish_reason},
         {"prefix dropped", chat(R"({"role":"assistant","content":"Hi","prefix":false})"),
-         chat(R"({"role":"assistant","content":"Hi"})"), response_rule::message_repair},
+         openai_chat(R"({"role":"assistant","content":"Hi")"), response_rule::message_repair},
         {"content \"\" next to tool calls -> null; index dropped; real id kept",
          chat(
              R"({"role":"assistant","content":"","tool_calls":[{"id":"abcDEF123","type":"function","index":0,"function":{"name":"f","arguments":"{}"}}],"prefix":false})",
              R"("tool_calls")"),
-         chat(
-             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}]})",
+         openai_chat(
+             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}])",
              R"("tool_calls")"),
          response_rule::message_repair},
-        {"content \"\" without tool calls stays", chat(R"({"role":"assistant","content":"","tool_calls":[]})"), "",
-         response_rule::message_repair},
+        {"content \"\" without tool calls stays", chat(R"({"role":"assistant","content":"","tool_calls":[]})"),
+         openai_chat(R"({"role":"assistant","content":"","tool_calls":[])"), response_rule::message_repair},
         {"arguments object -> string; type added",
          chat(
              R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":{"a":[1,"x"]}}}]})"),
-         chat(
-             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":"{\"a\":[1,\"x\"]}"},"type":"function"}]})"),
+         openai_chat(
+             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":"{\"a\":[1,\"x\"]}"},"type":"function"}])"),
          response_rule::message_repair},
         {"thinking -> content + reasoning_content",
          chat(
              R"({"role":"assistant","content":[{"type":"thinking","thinking":[{"type":"text","text":"Let me see."}]},{"type":"text","text":"42"}]})"),
-         chat(R"({"role":"assistant","content":"42","reasoning_content":"Let me see."})"), response_rule::reasoning},
+         openai_chat(R"({"role":"assistant","content":"42","reasoning_content":"Let me see.")"),
+         response_rule::reasoning},
         {"choices[].messages dropped",
-         R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"messages":[],"finish_reason":"stop"}]})",
-         R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x"},"finish_reason":"stop"}]})",
+         R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x","refusal":null},"messages":[],"finish_reason":"stop","logprobs":null}]})",
+         R"({"id":"a1","choices":[{"index":0,"message":{"role":"assistant","content":"x","refusal":null},"finish_reason":"stop","logprobs":null}]})",
          response_rule::message_repair},
     };
     for (const row& r : rows) {
         CAPTURE(r.name);
-        const body_result result = transform_chat_response(r.in, rules);
+        const body_result result = transform_chat_response(r.in, answer_rules);
         REQUIRE_FALSE(result.error);
         if (r.out.empty()) {
             CHECK(result.unchanged);
@@ -77,6 +101,8 @@ TEST_CASE("chat response: mappings") {
         } else {
             CHECK_FALSE(result.unchanged);
             CHECK(result.body == r.out);
+            simdjson::dom::parser parser;
+            CHECK(parser.parse(result.body).error() == simdjson::SUCCESS);
             CHECK(result.hits.has(r.rule));
         }
     }
@@ -86,8 +112,8 @@ TEST_CASE("chat response: placeholder tool call ids get stable generated ones") 
     const std::string in = chat(
         R"({"role":"assistant","content":"","tool_calls":[{"id":"null","function":{"name":"f","arguments":"{}"}},{"function":{"name":"g","arguments":"{}"}}]})",
         R"("tool_calls")");
-    const auto a = transform_chat_response(in, rules);
-    const auto b = transform_chat_response(in, rules);
+    const auto a = transform_chat_response(in, answer_rules);
+    const auto b = transform_chat_response(in, answer_rules);
     REQUIRE_FALSE(a.unchanged);
     CHECK(a.body == b.body);
     simdjson::dom::parser parser;
@@ -108,7 +134,8 @@ TEST_CASE("chat response: placeholder tool call ids get stable generated ones") 
 }
 
 TEST_CASE("chat response: finish_reason error and malformed bodies") {
-    const auto error = transform_chat_response(chat(R"({"role":"assistant","content":"par"})", R"("error")"), rules);
+    const auto error =
+        transform_chat_response(chat(R"({"role":"assistant","content":"par"})", R"("error")"), answer_rules);
     REQUIRE(error.error);
     CHECK(error.error->status == 502);
     CHECK(error.error->type == "api_error");
@@ -118,11 +145,11 @@ TEST_CASE("chat response: finish_reason error and malformed bodies") {
     for (const std::string_view bad :
          {"", "not json", "[1,2]", R"({"id":"x"})", R"({"choices":[]}})", R"({"choices":[)"}) {
         CAPTURE(bad);
-        const auto result = transform_chat_response(bad, rules);
+        const auto result = transform_chat_response(bad, answer_rules);
         CHECK(result.unchanged);
         CHECK_FALSE(result.error);
     }
-    const auto usage = transform_chat_response(chat(R"({"role":"assistant","content":"x"})"), rules);
+    const auto usage = transform_chat_response(chat(R"({"role":"assistant","content":"x"})"), answer_rules);
     REQUIRE(usage.usage);
     CHECK(usage.usage->prompt_tokens == 2);
     CHECK(usage.usage->completion_tokens == 3);
@@ -156,13 +183,13 @@ TEST_CASE("legacy text_completion from chat and FIM answers") {
     };
     for (const row& r : rows) {
         CAPTURE(r.name);
-        const auto result = chat_to_text_completion(r.in, rules);
+        const auto result = chat_to_text_completion(r.in, answer_rules);
         REQUIRE_FALSE(result.error);
         CHECK(result.body == r.out);
         CHECK(result.hits.has(response_rule::text_completion));
     }
-    CHECK(chat_to_text_completion("<html>", rules).error->status == 502);
-    CHECK(chat_to_text_completion(chat(R"({"content":"x"})", R"("error")"), rules).error->code ==
+    CHECK(chat_to_text_completion("<html>", answer_rules).error->status == 502);
+    CHECK(chat_to_text_completion(chat(R"({"content":"x"})", R"("error")"), answer_rules).error->code ==
           "upstream_generation_error");
 }
 
@@ -327,4 +354,14 @@ TEST_CASE("models: a card for /v1/models/{alias}") {
         R"({"id":"gpt-4o","object":"model","created":9,"owned_by":"mistral-proxy","alias_for":"mistral-large-latest"})";
     CHECK(alias_model_card("", alias, 9) == synthesized);
     CHECK(alias_model_card(R"({"detail":"Not Found"}})", alias, 9) == synthesized);
+}
+
+TEST_CASE("response rules come from the rule files, as the server builds them") {
+    CHECK(answer_rules.map_finish_reason("model_length") == "length");
+    CHECK(answer_rules.map_finish_reason("stop") == "stop");
+    CHECK(response_rules{}.finish_reasons.empty());  // no built-in copy of rules/mistral.yaml
+    const auto off = normalizer_test::rules_with("switches: {finish_reason: false}\n");
+    CHECK(response_rules::from(*off).finish_reasons.empty());
+    const auto more = normalizer_test::rules_with("finish_reason: {stop: end_turn}\n");
+    CHECK(response_rules::from(*more).map_finish_reason("stop") == "end_turn");
 }

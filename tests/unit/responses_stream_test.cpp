@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "responses/stream_transcoder.hpp"
+#include "responses_support.hpp"
 
 using namespace mistral_proxy;
 using namespace mistral_proxy::responses;
@@ -32,7 +33,7 @@ struct outcome {
 };
 
 outcome transcode(const std::string& body, stream_options options = {}, bool end = true,
-                  const response_rules& rules = response_rules::shipped()) {
+                  const response_rules& rules = responses_test::shipped_rules()) {
     stream_transcoder transcoder(rules, options);
     outcome result;
     transcoder.on_body(body, result.out);
@@ -171,6 +172,13 @@ TEST_CASE("stream: per-chunk repairs") {
              R"({"index":0,"delta":{"role":"assistant","content":[{"type":"text","text":"A"},{"type":"reference","reference_ids":[1]},{"text":"B"}]},"finish_reason":null})"),
          chunk(R"({"index":0,"delta":{"role":"assistant","content":"AB"},"finish_reason":null})"),
          response_rule::reasoning},
+        {"tool_calls null dropped (OpenAI's is an array or absent)",
+         chunk(R"({"index":0,"delta":{"role":"assistant","content":"x","tool_calls":null},"finish_reason":null})"),
+         chunk(R"({"index":0,"delta":{"role":"assistant","content":"x"},"finish_reason":null})"),
+         response_rule::message_repair},
+        {"choice without index gets it", chunk(R"({"delta":{"role":"assistant","content":"x"},"finish_reason":null})"),
+         chunk(R"({"delta":{"role":"assistant","content":"x"},"finish_reason":null,"index":0})"),
+         response_rule::stream_repair},
         {"object missing is added",
          R"({"id":"c1","created":5,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"x"},"finish_reason":null}]})",
          R"({"id":"c1","created":5,"model":"m","choices":[{"index":0,"delta":{"role":"assistant","content":"x"},"finish_reason":null}],"object":"chat.completion.chunk"})",
@@ -332,7 +340,7 @@ TEST_CASE("stream: endings") {
         CHECK(r.out.find("[DONE]") == r.out.size() - 8);
     }
     SUBCASE("on_failure after the end writes nothing; before, one error event") {
-        stream_transcoder t(response_rules::shipped(), {});
+        stream_transcoder t(responses_test::shipped_rules(), {});
         std::string out;
         t.on_body(events({done_chunk}), out);
         const auto failure = errors::make_error(502, "upstream broke off", "upstream_reset");
@@ -433,7 +441,7 @@ TEST_CASE("stream: output does not depend on how the body is split") {
     const std::string whole = transcode(body, options).out;
     for (std::size_t cut = 0; cut <= body.size(); ++cut) {
         CAPTURE(cut);
-        stream_transcoder t(response_rules::shipped(), options);
+        stream_transcoder t(responses_test::shipped_rules(), options);
         std::string out;
         std::string a = body.substr(0, cut);
         std::string b = body.substr(cut);

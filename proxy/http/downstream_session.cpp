@@ -303,7 +303,7 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
     if (endpoint.kind == routing::endpoint_kind::healthz) {
         co_return co_await send_json(context, 200, R"({"status":"ok"})", can_reuse);
     }
-    if (context.path == "/readyz") {
+    if (endpoint.kind == routing::endpoint_kind::readyz) {
         // Ready when one upstream requests can be routed to has a usable key and
         // is not tripped (a breaker open and no success since, on every worker).
         const auto main = state_->config.region == config::region_kind::eu ? routing::upstream_id::mistral_eu
@@ -326,6 +326,14 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
         co_return co_await send_error(
             context, errors::make_error(503, "not ready: no upstream can be used (" + down + ")", "not_ready"),
             can_reuse);
+    }
+    if (endpoint.kind == routing::endpoint_kind::response_object) {
+        if (auto refusal = state_->keys.check_client(routing::bearer_token(request[bhttp::field::authorization]))) {
+            co_return co_await send_error(context, *refusal, can_reuse);
+        }
+        const auto target = std::string_view(request.target());
+        const auto query = target.substr(std::min(target.size(), target.find('?')));
+        co_return co_await answer_response_object(context, context.method, query, can_reuse);
     }
     if (endpoint.kind == routing::endpoint_kind::metrics) {
         const auto extra = co_await month_usage_metrics();
@@ -412,9 +420,31 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     context.bytes_received = body.size();
     const auto body_ready = std::chrono::steady_clock::now();
 
+    // POST /v1/responses continues a stored conversation: read it first.
+    std::vector<std::pair<std::string, std::string>> stored_items;
+    openai_responses::history history;
+    const bool responses_api = context.endpoint->kind == routing::endpoint_kind::responses;
+    if (responses_api) {
+        if (!co_await load_responses_history(context, body.view(), stored_items)) {
+            co_return context.client_keep_alive;
+        }
+        history.previous_items = context.responses_previous;
+        history.find_item = [&stored_items](std::string_view id) -> std::string_view {
+            for (const auto& [known, json] : stored_items) {
+                if (known == id) {
+                    return json;
+                }
+            }
+            return {};
+        };
+    }
+    const auto history_of_request = responses_api ? &history : nullptr;
+
     // Plan (plan/request_plan.hpp): the same pure function explain calls.
     const plan::plan_inputs inputs{state_->config, *state_->rules, state_->model_aliases};
-    auto planned = plan::plan_request(inputs, {*context.endpoint, context.path, body.view()}, worker_.plan_scratch);
+    auto planned = plan::plan_request(
+        inputs, {*context.endpoint, context.path, body.view(), {}, history_of_request, &worker_.response_ids},
+        worker_.plan_scratch);
     if (!planned.ok()) {
         co_return co_await send_error(context, *planned.error, context.client_keep_alive);
     }
@@ -456,6 +486,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         }
         context.stream = out.stream;
         auto plan = out.answer;
+        plan.created_at = unix_now();
         if (plan.mode == answer_mode::whole && plan.whole == whole_kind::usage_only && !worker_.limits.active()) {
             // Only the limiter needs the usage of an answer that is not rewritten.
             plan.mode = answer_mode::relay;
@@ -486,8 +517,10 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         // is pinned there. Planned here only to know; planned again when used.
         auto viable_fallback = [&]() -> std::optional<std::size_t> {
             for (std::size_t i = next_fallback; i < fallbacks.size(); ++i) {
-                const auto next = plan::plan_request(
-                    inputs, {*context.endpoint, context.path, body.view(), fallbacks[i]}, worker_.plan_scratch);
+                const auto next = plan::plan_request(inputs,
+                                                     {*context.endpoint, context.path, body.view(), fallbacks[i],
+                                                      history_of_request, &worker_.response_ids},
+                                                     worker_.plan_scratch);
                 if (!next.ok()) {
                     log_line(log_level::debug, "request " + context.id + ": fallback " + fallbacks[i] +
                                                    " cannot take it: " + next.error->message);
@@ -503,7 +536,9 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         };
         auto fall_back_to = [&](std::size_t index) {
             next_fallback = index + 1;
-            planned = plan::plan_request(inputs, {*context.endpoint, context.path, body.view(), fallbacks[index]},
+            planned = plan::plan_request(inputs,
+                                         {*context.endpoint, context.path, body.view(), fallbacks[index],
+                                          history_of_request, &worker_.response_ids},
                                          worker_.plan_scratch);
             context.fallback = first_model + "->" + fallbacks[index];
             log_line(log_level::info, "request " + context.id + ": falling back " + context.fallback);

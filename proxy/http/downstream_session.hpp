@@ -15,7 +15,9 @@
 #include "limits/io/redis_limiter.hpp"
 #include "limits/limiter.hpp"
 #include "metrics/metrics.hpp"
+#include "openai_responses/ids.hpp"
 #include "plan/request_plan.hpp"
+#include "store/io/store_client.hpp"
 
 namespace mistral_proxy::http {
 
@@ -64,6 +66,10 @@ struct worker_context {
     // Circuit breakers per (upstream, model), this worker's own: each worker
     // counts failures and trips on its own, like its connection pool.
     limits::breaker_board breakers{config::breaker_settings{}};
+    // Stored Responses API objects (responses.store): the embedded store
+    // shared by all workers, or this worker's Redis connection.
+    store::io::store_client store;
+    openai_responses::random_ids response_ids;  // resp_/msg_/fc_ ids of this worker's answers
 };
 
 awaitable<void> run_downstream_session(tcp::socket socket, worker_context& worker);

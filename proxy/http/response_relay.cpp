@@ -12,6 +12,8 @@
 #include "http/session.hpp"
 #include "limits/retry.hpp"
 #include "log/log.hpp"
+#include "openai_responses/answer.hpp"
+#include "openai_responses/stream.hpp"
 #include "responses/chat_response.hpp"
 #include "responses/embeddings.hpp"
 #include "responses/usage.hpp"
@@ -19,11 +21,6 @@
 namespace mistral_proxy::http {
 
 namespace {
-
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 // x-mistral-proxy-rules names SPEC §6 ids only. The routine repairs of every
 // answer (message_repair, stream_repair, ...) would put noise in every header.
@@ -184,6 +181,20 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
             result.unchanged = true;
             result.usage = responses::find_usage(body.view());
             break;
+        case whole_kind::response: {
+            const auto& request = *plan.responses;
+            auto translated = openai_responses::translate_answer(
+                body.view(), {request.response_id, plan.created_at, unix_now(), &request.settings,
+                              &worker_.response_ids});
+            result.usage = translated.usage;
+            result.error = std::move(translated.error);
+            result.body = std::move(translated.body);
+            if (!result.error) {
+                // Kept before the client has it: a retrieve right after finds it.
+                co_await store_response(context, plan, result.body, translated.output_items);
+            }
+            break;
+        }
     }
     if (result.usage) {
         context.usage = result.usage;
@@ -235,14 +246,28 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     if (effective.mode == answer_mode::whole && !event_stream) {
         co_return co_await answer_whole(connection, owned, upstream_parser, context, effective);
     }
-    std::optional<responses::stream_transcoder> transcoder;
-    if (effective.mode == answer_mode::transcode_stream) {
+    // The stream's rewriter: chat or legacy completions, or the Responses API.
+    std::optional<responses::stream_transcoder> chat_stream;
+    std::optional<openai_responses::stream_transcoder> responses_stream;
+    responses::event_rewriter* transcoder = nullptr;
+    if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::response) {
+        const auto& request = *plan.responses;
+        openai_responses::stream_context stream;
+        stream.response_id = request.response_id;
+        stream.created_at = plan.created_at;
+        stream.settings = &request.settings;
+        stream.ids = &worker_.response_ids;
+        stream.now = unix_now;
+        stream.upstream_name = routing::upstream_name(upstream);
+        stream.redact = state_->keys.redactor_for(upstream, context.client_bearer);
+        transcoder = &responses_stream.emplace(std::move(stream));
+    } else if (effective.mode == answer_mode::transcode_stream) {
         responses::stream_options options;
         options.shape = plan.shape;
         options.include_usage = plan.include_usage;
         options.upstream_name = routing::upstream_name(upstream);
         options.redact = state_->keys.redactor_for(upstream, context.client_bearer);
-        transcoder.emplace(state_->response_rules, options);
+        transcoder = &chat_stream.emplace(state_->response_rules, options);
     }
     context.status = status;
 
@@ -279,14 +304,15 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     relay_state relay;
     relay.read_timeout = connection.read_timeout();
     relay.context = &context;
+    relay.plan = &plan;
+    relay.responses_stream = responses_stream ? &*responses_stream : nullptr;
     relay_outcome outcome = relay_outcome::complete;
     if (!upstream_parser.is_done()) {
         using namespace asio::experimental::awaitable_operators;
         metrics::shard::add(worker_.metrics.open_streams, 1);
         // While the body flows, watch the client: if it hangs up, the upstream
         // request is closed at once rather than when the next write fails.
-        auto result = co_await (relay_body(connection, upstream_parser, serializer, response, relay,
-                                           transcoder ? &*transcoder : nullptr) ||
+        auto result = co_await (relay_body(connection, upstream_parser, serializer, response, relay, transcoder) ||
                                 watch_client(&connection, relay.client_gone));
         metrics::shard::add(worker_.metrics.open_streams, -1);
         context.bytes_sent = relay.bytes_sent;
@@ -362,7 +388,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                                                         response_parser& upstream_parser,
                                                         bhttp::response_serializer<bhttp::buffer_body>& serializer,
                                                         bhttp::response<bhttp::buffer_body>& response,
-                                                        relay_state& relay, responses::stream_transcoder* transcoder) {
+                                                        relay_state& relay, responses::event_rewriter* transcoder) {
     // Cancellation from the client watcher must surface as error codes, not exceptions.
     co_await asio::this_coro::throw_if_cancelled(false);
     char* chunk = relay_buffer();
@@ -431,6 +457,11 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             relay.context->usage = transcoder->usage();
         }
         co_await limits_settle(*relay.context);
+    }
+    if (relay.responses_stream != nullptr && relay.responses_stream->done() && relay.context != nullptr) {
+        // A streamed Response is kept before its stream ends, like a whole one.
+        co_await store_response(*relay.context, *relay.plan, relay.responses_stream->response_json(),
+                                relay.responses_stream->output_items());
     }
     response.body().data = nullptr;
     response.body().size = 0;

@@ -185,6 +185,7 @@ struct server::impl {
             worker->breakers.reset(state->config.breaker);
         }
         connect_shared_limits();
+        connect_response_stores();
         for (auto& context : contexts) {
             guards.push_back(asio::make_work_guard(*context));
         }
@@ -316,6 +317,37 @@ struct server::impl {
             context.restart();
             if (!error.empty()) {
                 throw std::runtime_error(error);
+            }
+        }
+    }
+
+    // responses.store: the embedded store is opened once and shared; with
+    // Redis every worker connects its own client before the first connection
+    // is accepted, so a broken store stops the start with a clear error.
+    void connect_response_stores() {
+        std::string error;
+        auto shared = store::io::open_shared_store(state->config, error);
+        if (!error.empty()) {
+            throw std::runtime_error("responses store: " + error);
+        }
+        for (std::size_t i = 0; i < workers.size(); ++i) {
+            auto& context = *contexts[i];
+            bool done = false;
+            asio::co_spawn(
+                context,
+                [&, worker = workers[i].get()]() -> awaitable<void> {
+                    auto [client, message] =
+                        co_await store::io::make_store_client(context.get_executor(), state->config, shared);
+                    worker->store = std::move(client);
+                    error = message;
+                    done = true;
+                },
+                asio::detached);
+            while (!done && context.run_one() > 0) {
+            }
+            context.restart();
+            if (!error.empty()) {
+                throw std::runtime_error("responses store: " + error);
             }
         }
     }

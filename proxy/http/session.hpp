@@ -6,6 +6,8 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "http/downstream_session.hpp"
 #include "http/http_util.hpp"
@@ -13,6 +15,8 @@
 #include "plan/request_plan.hpp"
 #include "routing/endpoints.hpp"
 #include "responses/models.hpp"
+#include "openai_responses/stream.hpp"
+#include "responses/event_rewriter.hpp"
 #include "responses/stream_transcoder.hpp"
 
 namespace mistral_proxy::http {
@@ -34,6 +38,11 @@ using plan::answer_mode;
 using plan::answer_plan;
 using plan::whole_kind;
 
+inline std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
 struct request_context {
     std::string id;
     std::string_view method;
@@ -53,6 +62,9 @@ struct request_context {
     std::string model_requested;
     std::string model_sent;
     std::string fallback;  // "FROM->TO" when a fallback model serves it (SPEC §6 `fallback`)
+    // POST /v1/responses: the stored conversation it continues (JSON array
+    // text, "" for none), joined with its input and output when it is stored.
+    std::string responses_previous;
     std::string error_message;
     unsigned retries = 0;
     bool stream = false;
@@ -75,6 +87,9 @@ struct relay_state {
     std::string last_bytes;  // the last two bytes sent, to end a half-written SSE event
     std::uint64_t bytes_sent = 0;
     struct request_context* context = nullptr;  // settled with the limiter before the last byte goes out
+    const answer_plan* plan = nullptr;
+    // A Responses API stream: its final Response is stored before the last byte.
+    const openai_responses::stream_transcoder* responses_stream = nullptr;
 };
 
 class downstream_session {
@@ -131,6 +146,18 @@ private:
     // With `fall_back` set, a failure the rule files' fallbacks cover (a status
     // of `fallback_statuses`, no answer at all) is not retried nor answered:
     // *fall_back becomes true and the caller re-plans for the next model.
+    // POST /v1/responses: reads what the body continues (previous_response_id,
+    // item_reference) from the responses store into `items` and
+    // context.responses_previous. False: answered (404, 400, 500), stop.
+    awaitable<bool> load_responses_history(request_context& context, std::string_view body,
+                                           std::vector<std::pair<std::string, std::string>>& items);
+    // Keeps a Response (store: true) before the client has the whole answer,
+    // so that a retrieve right after it finds it. A failure is logged only.
+    awaitable<void> store_response(request_context& context, const answer_plan& plan, std::string_view response,
+                                   std::string_view output_items);
+    // GET/DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items.
+    awaitable<bool> answer_response_object(request_context& context, std::string_view method, std::string_view query,
+                                           bool can_reuse);
     awaitable<bool> exchange_buffered(request_context& context, routing::upstream_id upstream,
                                       bhttp::request<bhttp::span_body<const char>>& request, const answer_plan& plan,
                                       bool* fall_back = nullptr);
@@ -165,7 +192,7 @@ private:
     awaitable<relay_outcome> relay_body(upstream_connection& connection, response_parser& upstream_parser,
                                         bhttp::response_serializer<bhttp::buffer_body>& serializer,
                                         bhttp::response<bhttp::buffer_body>& response, relay_state& relay,
-                                        responses::stream_transcoder* transcoder);
+                                        responses::event_rewriter* transcoder);
     awaitable<bool> answer_whole(upstream_connection& connection, connection_ptr& owned, response_parser& parser,
                                  request_context& context, const answer_plan& plan);
     // Reads what is left of an upstream body into `body`, up to `limit` bytes.

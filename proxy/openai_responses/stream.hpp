@@ -39,6 +39,7 @@
 #include <string_view>
 
 #include "errors/openai_error.hpp"
+#include "responses/event_rewriter.hpp"
 #include "errors/redact.hpp"
 #include "openai_responses/ids.hpp"
 #include "openai_responses/response_object.hpp"
@@ -58,7 +59,7 @@ struct stream_context {
     errors::redactor redact;                     // keys hidden in upstream text an error event quotes
 };
 
-class stream_transcoder {
+class stream_transcoder final : public responses::event_rewriter {
 public:
     explicit stream_transcoder(stream_context context);
     ~stream_transcoder();
@@ -67,22 +68,22 @@ public:
 
     // One piece of the upstream body, as read. Appends every event the piece
     // completes (whole events only). After done() further pieces are ignored.
-    void on_body(std::string_view piece, std::string& out);
+    void on_body(std::string_view piece, std::string& out) override;
     // One upstream event, for a relay that splits events itself.
     void on_event(const responses::sse_event& event, std::string& out);
     // The upstream body ended: flushes a last event that lacked its blank line,
     // then response.completed/incomplete when finish_reason was seen, else the
     // failure events (the stream was cut short).
-    void on_end(std::string& out);
+    void on_end(std::string& out) override;
     // The upstream failed mid-stream (reset, stalled): unless done(), the
     // failure events for `error`.
-    void on_failure(const errors::openai_error& error, std::string& out);
+    void on_failure(const errors::openai_error& error, std::string& out) override;
 
-    bool done() const noexcept;
-    bool failed() const noexcept;  // ended with response.failed
-    responses::rule_hits hits() const noexcept;
-    const std::optional<responses::usage_counts>& usage() const noexcept;
-    std::uint64_t events_in() const noexcept;
+    bool done() const noexcept override;
+    bool failed() const noexcept override;  // ended with response.failed
+    responses::rule_hits hits() const noexcept override;
+    const std::optional<responses::usage_counts>& usage() const noexcept override;
+    std::uint64_t events_in() const noexcept override;
 
     // After done(): the final Response object (status completed, incomplete or
     // failed) and its output items as a JSON array, for the store.

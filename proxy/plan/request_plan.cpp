@@ -89,6 +89,23 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
         answer.shape = responses::stream_shape::text_completion;
         answer.include_usage = translated.include_usage;
         legacy = true;
+    } else if (which == endpoint_kind::responses) {
+        // OpenAI's Responses API: translated into a chat request, which the
+        // chat rules then treat as any other (openai_responses/request.hpp).
+        static const openai_responses::history no_history;
+        thread_local openai_responses::random_ids random;
+        auto translated = std::make_shared<openai_responses::translated_request>(openai_responses::translate_request(
+            body, request.history != nullptr ? *request.history : no_history,
+            request.ids != nullptr ? *request.ids : static_cast<openai_responses::id_source&>(random)));
+        if (translated->error) {
+            return {std::nullopt, std::move(translated->error)};
+        }
+        // The chat body keeps the parser's padding in its capacity.
+        to_normalize = translated->chat_body;
+        which = endpoint_kind::chat_completions;
+        answer.mode = translated->stream ? answer_mode::transcode_stream : answer_mode::whole;
+        answer.whole = whole_kind::response;
+        answer.responses = std::move(translated);
     } else if (which == endpoint_kind::embeddings) {
         // Token-id input and unknown encodings are refused here, as Mistral
         // embeds text only; base64 is computed by the proxy from floats.
@@ -114,7 +131,7 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
     plan.model_requested = legacy ? legacy_model : out.model_requested;
     plan.model_sent = out.model_sent;
     plan.stream = out.stream;
-    if (!legacy && which == endpoint_kind::chat_completions) {
+    if (!legacy && !answer.responses && which == endpoint_kind::chat_completions) {
         answer.mode = out.stream ? answer_mode::transcode_stream : answer_mode::whole;
         answer.whole = whole_kind::chat;
         answer.include_usage = out.include_usage;

@@ -10,6 +10,7 @@
 // The session around it only moves bytes: it reads the body, plans, waits for
 // the limiter, exchanges with the upstream and runs the answer plan.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -20,6 +21,8 @@
 #include "errors/openai_error.hpp"
 #include "limits/estimate.hpp"
 #include "normalize/normalizer.hpp"
+#include "openai_responses/ids.hpp"
+#include "openai_responses/request.hpp"
 #include "responses/models.hpp"
 #include "responses/stream_transcoder.hpp"
 #include "routing/endpoints.hpp"
@@ -42,6 +45,7 @@ enum class whole_kind {
     embeddings_base64,  // floats encoded as OpenAI's base64 float32
     model_list,         // Mistral's list plus the rule files' aliases
     alias_card,         // /v1/models/{alias}: the target's card under the alias's name
+    response,           // Responses API: the chat answer as a Response object, streamed or whole
 };
 
 struct answer_plan {
@@ -50,6 +54,10 @@ struct answer_plan {
     responses::stream_shape shape = responses::stream_shape::chat_completion_chunk;
     bool include_usage = false;                      // the client asked for the usage chunk
     const responses::model_alias* alias = nullptr;  // alias_card: the alias asked for
+    // whole_kind::response: the translated request (its response id, the
+    // settings the Response echoes, its input items for the store).
+    std::shared_ptr<const openai_responses::translated_request> responses;
+    std::int64_t created_at = 0;  // unix seconds the request came in (the session sets it)
 };
 
 // What the plan reads besides the request: compiled once per configuration
@@ -72,6 +80,12 @@ struct client_request {
     // A fallback model to send instead of the one the model rules choose
     // (SPEC §6 `fallback`); every other rule applies to it as to the original.
     std::string_view model_override = {};
+    // POST /v1/responses: the earlier conversation from the responses store
+    // (previous_response_id, item_reference), resolved by the caller after
+    // openai_responses::find_references(); none when null.
+    const openai_responses::history* history = nullptr;
+    // Ids for the Response and its items; a per-thread random source when null.
+    openai_responses::id_source* ids = nullptr;
 };
 
 // Every string_view stays valid until the next plan_request() with the same

@@ -37,6 +37,7 @@
 #include <string_view>
 
 #include "errors/openai_error.hpp"
+#include "responses/event_rewriter.hpp"
 #include "responses/response_rules.hpp"
 #include "responses/sse.hpp"
 
@@ -55,7 +56,7 @@ struct stream_options {
     errors::redactor redact;  // keys hidden in upstream text an error event quotes
 };
 
-class stream_transcoder {
+class stream_transcoder final : public event_rewriter {
 public:
     // `rules` must outlive the transcoder (it belongs to the rule set the
     // request holds).
@@ -67,7 +68,7 @@ public:
     // One piece of the upstream body, as read. Appends to `out` every OpenAI
     // event the piece completes (zero or more whole events; never half of one).
     // After done() further pieces are ignored.
-    void on_body(std::string_view piece, std::string& out);
+    void on_body(std::string_view piece, std::string& out) override;
 
     // One upstream event, for a relay that splits events itself. on_body() calls it.
     void on_event(const sse_event& event, std::string& out);
@@ -76,27 +77,27 @@ public:
     // blank line; then, unless done(): when every choice had its finish_reason,
     // the usage chunk (if asked) and data: [DONE]; otherwise an error event
     // (the stream was cut short).
-    void on_end(std::string& out);
+    void on_end(std::string& out) override;
 
     // The upstream failed mid-stream (reset, stalled): unless done(), appends
     // data: {"error":...} for `error` and ends.
-    void on_failure(const errors::openai_error& error, std::string& out);
+    void on_failure(const errors::openai_error& error, std::string& out) override;
 
     // The stream has ended (data: [DONE] or an error event was appended); the
     // relay may stop reading upstream and finish the client's body.
-    bool done() const noexcept;
+    bool done() const noexcept override;
     // The ending was an error event (for metrics and the access log).
-    bool failed() const noexcept;
+    bool failed() const noexcept override;
 
     // Response rules that changed something so far (for metrics: in a stream
     // the x-mistral-proxy-rules header is already sent).
-    rule_hits hits() const noexcept;
+    rule_hits hits() const noexcept override;
 
     // The last usage Mistral reported, when it did.
-    const std::optional<usage_counts>& usage() const noexcept;
+    const std::optional<usage_counts>& usage() const noexcept override;
 
     // Upstream events with data seen so far (for metrics).
-    std::uint64_t events_in() const noexcept;
+    std::uint64_t events_in() const noexcept override;
 
 private:
     // Parser state and buffers live behind a pointer so that this header stays

@@ -15,7 +15,10 @@ constexpr std::array<endpoint_row, endpoint_kind_count> endpoint_table{{
     {endpoint_kind::completions,      "POST", "/v1/completions",      false, body_mode::buffered, std::nullopt,              endpoint_label::completions,      upstream_target::by_model,    "",                  false},
     {endpoint_kind::model_list,       "GET",  "/v1/models",           false, body_mode::streamed, std::nullopt,              endpoint_label::models,           upstream_target::fixed,       "/models",           false},
     {endpoint_kind::model_card,       "GET",  "/v1/models/",          true,  body_mode::streamed, std::nullopt,              endpoint_label::models,           upstream_target::client_path, "",                  false},
+    {endpoint_kind::responses,        "POST", "/v1/responses",        false, body_mode::buffered, std::nullopt,              endpoint_label::responses,        upstream_target::fixed,       "/chat/completions", false},
+    {endpoint_kind::response_object,  "",     "/v1/responses/",       true,  body_mode::local,    std::nullopt,              endpoint_label::responses,        upstream_target::none,        "",                  false},
     {endpoint_kind::healthz,          "",     "/healthz",             false, body_mode::local,    std::nullopt,              endpoint_label::healthz,          upstream_target::none,        "",                  false},
+    {endpoint_kind::readyz,           "",     "/readyz",              false, body_mode::local,    std::nullopt,              endpoint_label::readyz,           upstream_target::none,        "",                  false},
     {endpoint_kind::metrics,          "",     "/metrics",             false, body_mode::local,    std::nullopt,              endpoint_label::metrics,          upstream_target::none,        "",                  false},
     // The fallbacks: not matched by the scan below.
     {endpoint_kind::other,            "",     "/v1/",                 true,  body_mode::streamed, std::nullopt,              endpoint_label::other_v1,         upstream_target::client_path, "",                  false},
@@ -51,7 +54,8 @@ bool matches(const endpoint_row& row, std::string_view method, std::string_view 
 std::string_view endpoint_label_name(endpoint_label label) noexcept {
     static constexpr std::array<std::string_view, static_cast<std::size_t>(endpoint_label::count_)> names{
         "chat_completions", "fim_completions", "embeddings", "completions", "models",
-        "other_v1",         "healthz",         "metrics",    "unknown"};
+        "other_v1",         "healthz",         "metrics",    "unknown",     "responses",
+        "readyz"};
     return names[static_cast<std::size_t>(label)];
 }
 
@@ -84,7 +88,7 @@ errors::openai_error refused_path_error(std::string_view raw_path, std::string_v
 errors::openai_error unknown_endpoint_error(std::string_view method, std::string_view canonical_path) {
     return errors::make_error(404,
                               "no such endpoint: " + std::string(method) + " " + std::string(canonical_path) +
-                                  " (the proxy serves /v1/..., /healthz and /metrics)",
+                                  " (the proxy serves /v1/..., /healthz, /readyz and /metrics)",
                               "unknown_url");
 }
 

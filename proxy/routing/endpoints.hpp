@@ -25,12 +25,15 @@ enum class endpoint_kind : std::uint8_t {
     completions,  // OpenAI's legacy endpoint: translated to chat or FIM by model
     model_list,
     model_card,
+    responses,        // OpenAI's Responses API: translated to chat (proxy/openai_responses)
+    response_object,  // GET/DELETE /v1/responses/{id}, GET .../input_items: from the responses store
     healthz,
+    readyz,
     metrics,
     other,    // any other /v1/... path: passthrough to the region's mistral upstream
     unknown,  // not under /v1/ and not a local endpoint: 404
 };
-inline constexpr std::size_t endpoint_kind_count = 10;
+inline constexpr std::size_t endpoint_kind_count = 13;
 
 // How the request body travels.
 enum class body_mode : std::uint8_t {
@@ -59,6 +62,8 @@ enum class endpoint_label : std::uint8_t {
     healthz,
     metrics,
     unknown,
+    responses,
+    readyz,
     count_
 };
 std::string_view endpoint_label_name(endpoint_label label) noexcept;

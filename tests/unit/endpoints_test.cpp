@@ -140,6 +140,12 @@ TEST_CASE("endpoint table: the facts of each row") {
         {"GET", "/healthz", endpoint_kind::healthz, body_mode::local, "healthz", ""},
         {"POST", "/healthz", endpoint_kind::healthz, body_mode::local, "healthz", ""},
         {"GET", "/metrics", endpoint_kind::metrics, body_mode::local, "metrics", ""},
+        {"GET", "/readyz", endpoint_kind::readyz, body_mode::local, "readyz", ""},
+        {"POST", "/v1/responses", endpoint_kind::responses, body_mode::buffered, "responses", "/chat/completions"},
+        {"GET", "/v1/responses", endpoint_kind::other, body_mode::streamed, "other_v1", "/responses"},
+        {"GET", "/v1/responses/resp_1", endpoint_kind::response_object, body_mode::local, "responses", ""},
+        {"DELETE", "/v1/responses/resp_1", endpoint_kind::response_object, body_mode::local, "responses", ""},
+        {"GET", "/v1/responses/resp_1/input_items", endpoint_kind::response_object, body_mode::local, "responses", ""},
         {"GET", "/v1/files", endpoint_kind::other, body_mode::streamed, "other_v1", "/files"},
         {"GET", "/v2", endpoint_kind::unknown, body_mode::local, "unknown", ""},
     };
@@ -152,7 +158,8 @@ TEST_CASE("endpoint table: the facts of each row") {
         CHECK(label_of(r.method, r.path) == r.label);
         CHECK(routing::upstream_path_of(row, r.path) == r.upstream_path);
     }
-    // Only the JSON endpoints the normalizer rewrites are buffered, and only POST.
+    // Only the JSON endpoints the normalizer rewrites (the Responses API's once
+    // translated to chat) are buffered, and only POST.
     std::size_t buffered = 0;
     for (const auto& row : routing::endpoint_table) {
         if (row.body == body_mode::buffered) {
@@ -160,7 +167,7 @@ TEST_CASE("endpoint table: the facts of each row") {
             CHECK(row.method == "POST");
         }
     }
-    CHECK(buffered == 4);
+    CHECK(buffered == 5);
     // The schema each rewritten body is validated against; legacy completions
     // take the chat or FIM row's once translated.
     using rules::schema_target;
@@ -192,7 +199,8 @@ TEST_CASE("endpoint table: the places that derive from it stay in step") {
     }
     CHECK(names.size() == label_count);
     CHECK(names == std::set<std::string_view>{"chat_completions", "fim_completions", "embeddings", "completions",
-                                              "models", "other_v1", "healthz", "metrics", "unknown"});
+                                              "models", "other_v1", "healthz", "metrics", "unknown",
+                                              "responses", "readyz"});
 
     // The metrics text carries the row's label.
     metrics::registry registry;

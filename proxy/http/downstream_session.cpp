@@ -733,8 +733,10 @@ awaitable<bool> downstream_session::refuse_open_breaker(request_context& context
     const auto name = routing::upstream_name(upstream);
     auto error = errors::make_error(
         503,
-        "upstream " + std::string(name) + " is failing for model '" + context.model_sent +
-            "' (circuit breaker open after " + std::to_string(worker_.breakers.settings().failures) +
+        "upstream " + std::string(name) + " is failing " +
+            (context.model_sent.empty() ? std::string("for passthrough requests")
+                                        : "for model '" + context.model_sent + "'") +
+            " (circuit breaker open after " + std::to_string(worker_.breakers.settings().failures) +
             " consecutive failures); it will be tried again in " + config::format_duration(wait) + ", at " +
             limits::format_utc(retry_at),
         "upstream_circuit_open");
@@ -952,10 +954,34 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     const auto& settings = worker_.pool.settings(upstream);
     const auto name = routing::upstream_name(upstream);
     const auto endpoint = worker_.pool.endpoint_text(upstream);
+    // Passthrough has its own breaker per upstream (model ""): files, batches,
+    // OCR, ... fail fast too while the host is failing.
+    const auto upstream_index = static_cast<std::size_t>(upstream);
+    const auto admission = worker_.breakers.admit(upstream_index, {}, limits::clock::now());
+    if (!admission.allowed) {
+        co_return co_await refuse_open_breaker(context, upstream, admission.retry_at);
+    }
+    struct probe_guard {  // a probe that ends without an outcome frees the half-open slot
+        limits::breaker_board& board;
+        std::size_t upstream;
+        bool pending;
+        ~probe_guard() {
+            if (pending) {
+                board.on_abandoned(upstream, {});
+            }
+        }
+    } probe{worker_.breakers, upstream_index, admission.probe};
+    auto outcome = [&](bool failed) {
+        probe.pending = false;
+        note_try_outcome(upstream, {}, failed);
+    };
     auto acquired = co_await worker_.pool.acquire(upstream);
     if (acquired.error) {
         log_failure(context, *acquired.error);
-        metrics::shard::add(worker_.metrics.upstream_failures[static_cast<std::size_t>(upstream)]);
+        metrics::shard::add(worker_.metrics.upstream_failures[upstream_index]);
+        if (acquired.error->code != "upstream_connections_exhausted") {
+            outcome(true);
+        }
         context.upstream_refused = true;
         co_return co_await send_error(context, *acquired.error, can_reuse);
     }
@@ -975,6 +1001,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     if (header_ec) {
         auto failure = upstream_failure(name, endpoint, "failed while sending the request", header_ec);
         connection->abort();
+        outcome(true);
         log_failure(context, failure);
         co_return co_await send_error(context, failure, false);
     }
@@ -1024,6 +1051,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         if (write_ec && write_ec != bhttp::error::need_buffer) {
             auto failure = upstream_failure(name, endpoint, "failed while receiving the request body", write_ec);
             connection->abort();
+            outcome(true);
             log_failure(context, failure);
             co_return co_await send_error(context, failure, false);
         }
@@ -1051,10 +1079,13 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
                            : upstream_failure(name, endpoint, "failed before answering", read_ec);
         connection->abort();
         log_failure(context, failure);
-        metrics::shard::add(worker_.metrics.upstream_failures[static_cast<std::size_t>(upstream)]);
+        metrics::shard::add(worker_.metrics.upstream_failures[upstream_index]);
+        outcome(true);
         co_return co_await send_error(context, failure, context.client_keep_alive);
     }
     worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
+    const auto status = upstream_parser->get().result_int();
+    outcome(status >= 500 || status == 429);
     co_return co_await relay_response(*connection, connection, *upstream_parser, context, plan);
 }
 

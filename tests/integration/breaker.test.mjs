@@ -112,3 +112,32 @@ test('a failed probe opens it again; /readyz is 503 while the only usable upstre
     await stack.stop();
   }
 });
+
+test('passthrough requests have their own breaker per upstream: it opens, answers fast and closes', async () => {
+  const stack = await startBreakerStack(2);
+  try {
+    const { proxy } = stack;
+    const fake = stack.fakes.mistral;
+    const fileCalls = () => fake.requests.filter((r) => r.path.startsWith('/v1/files')).length;
+    fake.injectFault({ kind: 'status', status: 502, times: 2, path: /^\/v1\/files/ });
+    for (let i = 0; i < 2; i += 1) {
+      const res = await request(`${proxy.baseURL}/files`);
+      assert.equal(res.status, 502, res.text);
+    }
+    const refused = await request(`${proxy.baseURL}/files`);
+    const error = assertOpenAiError(refused, 503, { code: 'upstream_circuit_open' });
+    assert.match(error.message, /passthrough requests/);
+    assert.equal(fileCalls(), 2, 'nothing was sent while the breaker is open');
+    // Chat on the same upstream is judged by its own breaker.
+    const chat = await postJson(`${proxy.baseURL}/chat/completions`, chatBody('still fine'));
+    assert.equal(chat.status, 200, chat.text);
+    const probe = await waitUntil(async () => {
+      const res = await request(`${proxy.baseURL}/files`);
+      return res.json?.error?.code === 'upstream_circuit_open' ? null : res;
+    }, { timeoutMs: 5000, intervalMs: 20, label: 'the passthrough probe' });
+    assert.equal(probe.status, 200, probe.text);
+    assert.equal(fileCalls(), 3, 'exactly one probe reached the upstream');
+  } finally {
+    await stack.stop();
+  }
+});

@@ -183,6 +183,9 @@ private:
     // upstream body (the chunked terminator, usually in the same packet) for a
     // short while, so that the connection can go back to the pool.
     awaitable<void> finish_upstream_body(upstream_connection& connection, response_parser& parser);
+    // Answers 413 to a body found over server.max_body_bytes while reading it,
+    // then closes after a lingering read (the client may still be sending).
+    awaitable<bool> refuse_too_large(request_context& context);
     // Answers 400 to bytes that are not HTTP and closes the connection.
     awaitable<bool> refuse_malformed(request_context& context, const boost::system::error_code& ec);
 

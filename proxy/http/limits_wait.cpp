@@ -1,0 +1,185 @@
+// The rate limiter seen from a session (SPEC §8): waiting for a request's
+// tokens in FIFO order while watching the client, the local 429, and the
+// calls to the embedded limiter or to this worker's Redis client.
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "config/duration.hpp"
+#include "errors/openai_error.hpp"
+#include "http/session.hpp"
+#include "limits/retry.hpp"
+#include "log/log.hpp"
+#include "routing/route.hpp"
+
+namespace mistral_proxy::http {
+
+using logging::log_level;
+using logging::log_line;
+
+namespace {
+
+errors::openai_error local_rate_limit_error(const limits::refusal& refusal) {
+    return errors::make_error(429, refusal.message, std::string(limits::to_string(refusal.limit)));
+}
+
+metrics::local_limit metric_of(limits::limit_kind kind) {
+    switch (kind) {
+        case limits::limit_kind::requests_per_second:
+            return metrics::local_limit::requests_per_second;
+        case limits::limit_kind::tokens_per_minute:
+            return metrics::local_limit::tokens_per_minute;
+        case limits::limit_kind::tokens_per_month:
+            return metrics::local_limit::tokens_per_month;
+    }
+    return metrics::local_limit::requests_per_second;
+}
+
+}  // namespace
+
+awaitable<bool> downstream_session::wait_for_limits(request_context& context, routing::upstream_id upstream,
+                                                    std::uint64_t tokens, bool& keep_alive) {
+    if (!worker_.limits.active()) {
+        co_return true;
+    }
+    const auto name = routing::upstream_name(upstream);
+    context.estimated_tokens = tokens;
+    std::string backend_error;
+    auto reserved = co_await limits_reserve(name, tokens, backend_error);
+    if (!backend_error.empty()) {
+        // Fail closed: without the shared budget nobody can tell whether the call is allowed.
+        keep_alive = co_await send_error(
+            context,
+            errors::make_error(503, "rate limit backend unavailable, nothing was sent: " + backend_error,
+                               "limits_backend_unavailable"),
+            keep_alive);
+        co_return false;
+    }
+    if (reserved.refused) {
+        const auto& refusal = *reserved.refused;
+        metrics::shard::add(worker_.metrics.local_rate_limited[static_cast<std::size_t>(metric_of(refusal.limit))]);
+        const bool month = refusal.limit == limits::limit_kind::tokens_per_month;
+        auto headers = limits::client_retry_headers(refusal.retry_after, !month);
+        if (auto* limiter = worker_.limits.limiter.get()) {
+            for (auto& header : limits::openai_ratelimit_headers({}, limiter->snapshot(name, limits::clock::now()))) {
+                headers.push_back(std::move(header));
+            }
+        }
+        keep_alive = co_await send_error(context, local_rate_limit_error(refusal), keep_alive, &headers);
+        co_return false;
+    }
+    context.reservation = std::move(reserved.granted);
+    const auto waited_from = std::chrono::steady_clock::now();
+    if (!co_await wait_watching_client(context.reservation->ready_at)) {
+        co_await limits_cancel(*context.reservation);
+        context.reservation.reset();
+        keep_alive = false;
+        co_return false;
+    }
+    worker_.metrics.queue_wait.observe(std::chrono::steady_clock::now() - waited_from);
+    co_return true;
+}
+
+awaitable<limits::reserve_result> downstream_session::limits_reserve(std::string_view upstream, std::uint64_t tokens,
+                                                                    std::string& backend_error) {
+    if (auto* limiter = worker_.limits.limiter.get()) {
+        co_return limiter->reserve(upstream, limits::clock::now(), tokens);
+    }
+    if (!worker_.redis) {
+        backend_error = "no client";
+        co_return limits::reserve_result{};
+    }
+    auto shared = co_await worker_.redis->reserve(upstream, limits::clock::now(), tokens);
+    backend_error = std::move(shared.backend_error);
+    co_return std::move(shared.result);
+}
+
+awaitable<limits::time_point> downstream_session::limits_retry(limits::reservation& reservation,
+                                                               limits::milliseconds delay) {
+    const auto now = limits::clock::now();
+    if (auto* limiter = worker_.limits.limiter.get()) {
+        co_return limiter->reserve_retry(reservation, now, now + delay);
+    }
+    if (worker_.redis) {
+        auto shared = co_await worker_.redis->reserve_retry(reservation, now, delay);
+        if (shared.backend_error.empty()) {
+            co_return shared.ready_at;
+        }
+        log_line(log_level::error, "rate limit backend: " + shared.backend_error);
+    }
+    co_return now + delay;
+}
+
+awaitable<void> downstream_session::limits_cancel(const limits::reservation& reservation) {
+    if (auto* limiter = worker_.limits.limiter.get()) {
+        limiter->cancel(reservation);
+    } else if (worker_.redis) {
+        const auto error = co_await worker_.redis->cancel(reservation);
+        if (!error.empty()) {
+            log_line(log_level::error, "rate limit backend: " + error);
+        }
+    }
+}
+
+awaitable<void> downstream_session::limits_settle(request_context& context) {
+    // Mistral's usage replaces the estimate; a refused call generated
+    // nothing; a stream cut short books a bounded estimate (usage unknown).
+    const std::uint64_t actual =
+        limits::tokens_to_book(context.usage ? std::optional<std::uint64_t>(context.usage->total_tokens) : std::nullopt,
+                               context.upstream_refused, context.estimated_tokens, context.unreported_tokens);
+    const auto reservation = std::move(*context.reservation);
+    context.reservation.reset();
+    if (auto* limiter = worker_.limits.limiter.get()) {
+        const auto settled = limiter->settle(reservation, limits::clock::now(), actual);
+        if (settled.ledger_error) {
+            log_line(log_level::error, "month ledger: cannot record usage of request " + context.id + ": " +
+                                           settled.ledger_error.message());
+        }
+    } else if (worker_.redis) {
+        const auto settled = co_await worker_.redis->settle(reservation, actual);
+        if (!settled.backend_error.empty()) {
+            log_line(log_level::error, "rate limit backend: cannot record usage of request " + context.id + ": " +
+                                           settled.backend_error);
+        }
+    }
+}
+
+awaitable<std::string> downstream_session::month_usage_metrics() {
+    if (!worker_.limits.active()) {
+        co_return std::string{};
+    }
+    std::string extra =
+        "# HELP mistral_proxy_month_tokens_used Tokens used this calendar month (UTC), by upstream key.\n"
+        "# TYPE mistral_proxy_month_tokens_used gauge\n";
+    for (const char* key : {"mistral", "codestral"}) {
+        std::optional<std::uint64_t> used;
+        if (auto* limiter = worker_.limits.limiter.get()) {
+            used = limiter->month_used(key, limits::clock::now());
+        } else if (worker_.redis) {
+            used = co_await worker_.redis->month_used(key);
+        }
+        if (used) {
+            extra += "mistral_proxy_month_tokens_used{key=\"" + std::string(key) + "\"} " + std::to_string(*used) + "\n";
+        }
+    }
+    co_return extra;
+}
+
+awaitable<bool> downstream_session::wait_watching_client(limits::time_point until) {
+    const auto delay = until - limits::clock::now();
+    if (delay <= limits::clock::duration::zero()) {
+        co_return true;
+    }
+    using namespace asio::experimental::awaitable_operators;
+    bool client_gone = false;
+    auto sleep = [&]() -> awaitable<void> {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        asio::steady_timer timer(co_await asio::this_coro::executor,
+                                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay));
+        co_await timer.async_wait(as_result);
+    };
+    co_await (sleep() || watch_client(nullptr, client_gone));
+    co_return !client_gone;
+}
+
+}  // namespace mistral_proxy::http

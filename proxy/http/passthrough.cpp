@@ -1,0 +1,184 @@
+// Passthrough (any other /v1/... path, model lists and cards): the request
+// body relayed to the upstream as it arrives, never read whole nor parsed,
+// under the key's bucket and the upstream's passthrough breaker.
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "config/duration.hpp"
+#include "errors/openai_error.hpp"
+#include "http/session.hpp"
+#include "limits/retry.hpp"
+#include "log/log.hpp"
+#include "routing/route.hpp"
+
+namespace mistral_proxy::http {
+
+using logging::log_level;
+using logging::log_line;
+
+awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, request_context& context,
+                                                   std::optional<std::string_view> bearer) {
+    // The body is not read yet, so a refusal must close the connection unless there is none.
+    const bool can_reuse = parser.is_done() && context.client_keep_alive;
+    const plan::plan_inputs inputs{state_->config, *state_->rules, state_->model_aliases};
+    auto planned = plan::plan_request(inputs, {*context.endpoint, context.path, {}}, worker_.plan_scratch);
+    if (!planned.ok()) {
+        co_return co_await send_error(context, *planned.error, can_reuse);
+    }
+    const auto& out = *planned.plan;
+    auto upstream = out.upstream;
+    context.upstream = upstream;
+    out.fired.append_names(context.rules);
+    auto key = state_->keys.upstream_authorization(upstream, bearer);
+    if (key.error) {
+        co_return co_await send_error(context, *key.error, can_reuse);
+    }
+
+    auto& request = parser.get();
+    const auto client_target = std::string_view(request.target());
+    const auto query = client_target.substr(std::min(client_target.size(), client_target.find('?')));
+    const std::string& path_after_v1 = out.upstream_path;
+    const answer_plan& plan = out.answer;
+
+    // SPEC §8: every request that goes upstream takes its request from the key's
+    // bucket, passthrough included. Its tokens are unknown: none are estimated.
+    bool keep_alive = can_reuse;
+    if (!co_await wait_for_limits(context, upstream, 0, keep_alive)) {
+        co_return keep_alive;
+    }
+
+    const auto& settings = worker_.pool.settings(upstream);
+    const auto name = routing::upstream_name(upstream);
+    const auto endpoint = worker_.pool.endpoint_text(upstream);
+    // Passthrough has its own breaker per upstream (model ""): files, batches,
+    // OCR, ... fail fast too while the host is failing.
+    const auto upstream_index = static_cast<std::size_t>(upstream);
+    const auto admission = worker_.breakers.admit(upstream_index, {}, limits::clock::now());
+    if (!admission.allowed) {
+        co_return co_await refuse_open_breaker(context, upstream, admission.retry_at);
+    }
+    struct probe_guard {  // a probe that ends without an outcome frees the half-open slot
+        limits::breaker_board& board;
+        std::size_t upstream;
+        bool pending;
+        ~probe_guard() {
+            if (pending) {
+                board.on_abandoned(upstream, {});
+            }
+        }
+    } probe{worker_.breakers, upstream_index, admission.probe};
+    auto outcome = [&](bool failed) {
+        probe.pending = false;
+        note_try_outcome(upstream, {}, failed);
+    };
+    auto acquired = co_await worker_.pool.acquire(upstream);
+    if (acquired.error) {
+        log_failure(context, *acquired.error);
+        metrics::shard::add(worker_.metrics.upstream_failures[upstream_index]);
+        if (acquired.error->code != "upstream_connections_exhausted") {
+            outcome(true);
+        }
+        context.upstream_refused = true;
+        co_return co_await send_error(context, *acquired.error, can_reuse);
+    }
+    auto connection = std::move(acquired.connection);
+
+    bhttp::request<bhttp::buffer_body> upstream_request;
+    make_passthrough_head(parser, upstream_target(upstream, path_after_v1, query), settings.host, key.authorization,
+                          upstream_request);
+    const bool has_body = !parser.is_done();
+
+    co_await send_continue_if_expected(parser);
+
+    bhttp::request_serializer<bhttp::buffer_body> serializer{upstream_request};
+    connection->tcp().expires_after(settings.read_timeout);
+    auto [header_ec, header_bytes] =
+        co_await connection->visit([&](auto& stream) { return bhttp::async_write_header(stream, serializer, as_result); });
+    if (header_ec) {
+        auto failure = upstream_failure(name, endpoint, "failed while sending the request", header_ec);
+        connection->abort();
+        outcome(true);
+        log_failure(context, failure);
+        co_return co_await send_error(context, failure, false);
+    }
+
+    // Relay the body as it arrives, never holding more than one buffer of it.
+    std::uint64_t body_bytes = 0;
+    const auto max_body = server_settings().max_body_bytes;
+    while (has_body) {
+        char* chunk = relay_buffer();
+        request.body().data = chunk;
+        request.body().size = relay_buffer_bytes;
+        client_.expires_after(server_settings().body_timeout);  // the longest gap between body bytes
+        auto [read_ec, read] = co_await bhttp::async_read_some(client_, buffer_, parser, as_result);
+        if (read_ec && read_ec != bhttp::error::need_buffer) {
+            // The upstream has part of a body that will never end: that request is abandoned with its connection.
+            connection->abort();
+            context.upstream_refused = true;
+            if (is_malformed_http(read_ec)) {
+                co_return co_await refuse_malformed(context, read_ec);
+            }
+            if (read_ec == beast::error::timeout) {
+                note_client_timeout(context, "request body stalled for " +
+                                                 config::format_duration(server_settings().body_timeout) +
+                                                 " (server.body_timeout)");
+            }
+            co_return false;
+        }
+        const auto got = relay_buffer_bytes - request.body().size;
+        body_bytes += got;
+        context.bytes_received = body_bytes;
+        if (body_bytes > max_body) {
+            connection->abort();
+            co_return co_await refuse_too_large(context);
+        }
+        offer_body_piece(upstream_request.body(), chunk, got, parser.is_done());
+        if (got == 0 && !parser.is_done()) {
+            continue;
+        }
+        connection->tcp().expires_after(settings.read_timeout);
+        auto [write_ec, written] =
+            co_await connection->visit([&](auto& stream) { return bhttp::async_write(stream, serializer, as_result); });
+        if (write_ec && write_ec != bhttp::error::need_buffer) {
+            auto failure = upstream_failure(name, endpoint, "failed while receiving the request body", write_ec);
+            connection->abort();
+            outcome(true);
+            log_failure(context, failure);
+            co_return co_await send_error(context, failure, false);
+        }
+        if (parser.is_done()) {
+            break;
+        }
+    }
+
+    std::optional<response_parser> upstream_parser;
+    bool client_gone = false;
+    const auto sent_at = std::chrono::steady_clock::now();
+    const auto read_ec = co_await read_upstream_header(*connection, upstream_parser,
+                                                       request.method() == bhttp::verb::head, settings.read_timeout,
+                                                       client_gone);
+    if (client_gone) {
+        connection->abort();
+        co_return false;
+    }
+    if (read_ec) {
+        auto failure = read_ec == beast::error::timeout
+                           ? upstream_failure(name, endpoint,
+                                              "no answer within " + config::format_duration(settings.read_timeout) +
+                                                  " (read_timeout)",
+                                              read_ec)
+                           : upstream_failure(name, endpoint, "failed before answering", read_ec);
+        connection->abort();
+        log_failure(context, failure);
+        metrics::shard::add(worker_.metrics.upstream_failures[upstream_index]);
+        outcome(true);
+        co_return co_await send_error(context, failure, context.client_keep_alive);
+    }
+    worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
+    const auto status = upstream_parser->get().result_int();
+    outcome(status >= 500 || status == 429);
+    co_return co_await relay_response(*connection, connection, *upstream_parser, context, plan);
+}
+
+}  // namespace mistral_proxy::http

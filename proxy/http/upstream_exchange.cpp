@@ -1,0 +1,322 @@
+// The upstream exchange of a whole-body request: the circuit breaker's
+// admission, sending, reading the answer's head past 1xx while watching the
+// client, classifying failures, the retries of SPEC §8 (or handing the
+// failure back for a fallback), and giving clean connections back to the pool.
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "config/duration.hpp"
+#include "errors/openai_error.hpp"
+#include "http/session.hpp"
+#include "limits/retry.hpp"
+#include "log/log.hpp"
+#include "routing/route.hpp"
+
+namespace mistral_proxy::http {
+
+using logging::log_level;
+using logging::log_line;
+
+awaitable<bool> downstream_session::refuse_open_breaker(request_context& context, routing::upstream_id upstream,
+                                                        limits::time_point retry_at) {
+    const auto now = limits::clock::now();
+    const auto wait = limits::ceil_ms(retry_at - now);
+    const auto name = routing::upstream_name(upstream);
+    auto error = errors::make_error(
+        503,
+        "upstream " + std::string(name) + " is failing " +
+            (context.model_sent.empty() ? std::string("for passthrough requests")
+                                        : "for model '" + context.model_sent + "'") +
+            " (circuit breaker open after " + std::to_string(worker_.breakers.settings().failures) +
+            " consecutive failures); it will be tried again in " + config::format_duration(wait) + ", at " +
+            limits::format_utc(retry_at),
+        "upstream_circuit_open");
+    context.upstream_refused = true;
+    const auto headers = limits::client_retry_headers(wait, true);
+    co_return co_await send_error(context, error, context.client_keep_alive, &headers);
+}
+
+void downstream_session::note_try_outcome(routing::upstream_id upstream, std::string_view model, bool failed) {
+    const auto index = static_cast<std::size_t>(upstream);
+    const auto now = limits::clock::now();
+    const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+    if (failed) {
+        if (worker_.breakers.on_failure(index, model, now)) {
+            worker_.metrics.breaker_opened_ns[index].store(now_ns, std::memory_order_relaxed);
+            log_line(log_level::warn, "upstream " + std::string(routing::upstream_name(upstream)) + ", model '" +
+                                          std::string(model) + "': circuit breaker open for " +
+                                          config::format_duration(worker_.breakers.settings().cooldown));
+        }
+    } else {
+        worker_.breakers.on_success(index, model, now);
+        worker_.metrics.upstream_ok_ns[index].store(now_ns, std::memory_order_relaxed);
+    }
+    worker_.metrics.breakers_open[index].store(static_cast<std::int64_t>(worker_.breakers.tripped(index)),
+                                               std::memory_order_relaxed);
+}
+
+awaitable<bool> downstream_session::exchange_buffered(request_context& context, routing::upstream_id upstream,
+                                                      bhttp::request<bhttp::span_body<const char>>& request,
+                                                      const answer_plan& plan, bool* fall_back) {
+    const auto& settings = worker_.pool.settings(upstream);
+    const auto name = routing::upstream_name(upstream);
+    const auto endpoint = worker_.pool.endpoint_text(upstream);
+    const auto& schedule = state_->retry;
+    const auto upstream_index = static_cast<std::size_t>(upstream);
+    unsigned tries = 0;
+    bool fresh_connection = false;
+
+    // Between tries: the backoff, taking a request token again (SPEC §8).
+    auto wait_before_retry = [&](limits::milliseconds delay, metrics::retry_cause cause) -> awaitable<bool> {
+        ++context.retries;
+        metrics::shard::add(worker_.metrics.retries[upstream_index][static_cast<std::size_t>(cause)]);
+        auto ready = limits::clock::now() + delay;
+        if (context.reservation) {
+            ready = co_await limits_retry(*context.reservation, delay);
+        }
+        co_return co_await wait_watching_client(ready);
+    };
+
+    // A probe the breaker let through that ends without an outcome (the client
+    // went away) frees the half-open slot for the next request.
+    struct probe_guard {
+        limits::breaker_board& board;
+        std::size_t upstream;
+        std::string_view model;
+        bool pending = false;
+        ~probe_guard() {
+            if (pending) {
+                board.on_abandoned(upstream, model);
+            }
+        }
+    } probe{worker_.breakers, upstream_index, context.model_sent};
+    auto outcome = [&](bool failed) {
+        probe.pending = false;
+        note_try_outcome(upstream, context.model_sent, failed);
+    };
+
+    for (;;) {
+        ++tries;
+        if (!fresh_connection) {
+            const auto admission = worker_.breakers.admit(upstream_index, context.model_sent, limits::clock::now());
+            if (!admission.allowed) {
+                co_return co_await refuse_open_breaker(context, upstream, admission.retry_at);
+            }
+            probe.pending = admission.probe;
+        }
+        auto acquired = co_await worker_.pool.acquire(upstream, fresh_connection);
+        fresh_connection = false;
+        std::optional<errors::openai_error> failure;  // the try got no HTTP answer at all
+        if (acquired.error) {
+            failure = std::move(acquired.error);
+        } else {
+            auto connection = std::move(acquired.connection);
+            const auto sent_at = std::chrono::steady_clock::now();
+            connection->tcp().expires_after(settings.read_timeout);
+            auto [write_ec, written] = co_await connection->visit(
+                [&](auto& stream) { return bhttp::async_write(stream, request, as_result); });
+            std::optional<response_parser> parser;
+            boost::system::error_code ec = write_ec;
+            bool client_gone = false;
+            if (!ec) {
+                ec = co_await read_upstream_header(*connection, parser, false, settings.read_timeout, client_gone);
+            }
+            if (client_gone) {
+                connection->abort();
+                co_return false;
+            }
+            // Closed before any byte of an answer: what a kept-alive connection
+            // the server closed just as it was taken looks like (not garbage, not a timeout).
+            const bool closed_unused = ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+                                       ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+                                       ec == ssl::error::stream_truncated;
+            if (closed_unused && connection->reused()) {
+                // A kept-alive connection the server closed just as it was taken:
+                // the body is still here, so try again on a new one, for free.
+                connection->abort();
+                fresh_connection = true;
+                --tries;
+                continue;
+            }
+            if (ec) {
+                connection->abort();
+                failure = ec == beast::error::timeout
+                              ? upstream_failure(name, endpoint,
+                                                 "no answer within " + config::format_duration(settings.read_timeout) +
+                                                     " (read_timeout)",
+                                                 ec)
+                          : (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+                             ec == asio::error::connection_reset || ec == ssl::error::stream_truncated)
+                              ? upstream_failure(name, endpoint, "closed the connection before answering", ec)
+                              : upstream_failure(name, endpoint, "sent an invalid HTTP answer", ec);
+            } else {
+                worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
+                const auto status = parser->get().result_int();
+                outcome(status >= 500 || status == 429);
+                if (fall_back != nullptr && state_->rules->falls_back_on(status)) {
+                    co_await discard_refusal(upstream, connection, *parser);
+                    log_line(log_level::info, "request " + context.id + ": upstream " + std::string(name) +
+                                                  " answered " + std::to_string(status) + " for model " +
+                                                  context.model_sent);
+                    *fall_back = true;
+                    co_return true;
+                }
+                if (limits::is_retryable_status(status)) {
+                    const auto wish = limits::upstream_retry_after(limit_headers_of(parser->get()), limits::clock::now());
+                    const auto decision = schedule.after_failure(tries, true, wish);
+                    if (decision.retry) {
+                        co_await discard_refusal(upstream, connection, *parser);
+                        log_line(log_level::info, "request " + context.id + ": upstream " + std::string(name) +
+                                                      " answered " + std::to_string(status) + ", retry " +
+                                                      std::to_string(tries) + " in " +
+                                                      config::format_duration(decision.delay));
+                        if (!co_await wait_before_retry(decision.delay, status == 429 ? metrics::retry_cause::status_429
+                                                                                      : metrics::retry_cause::status_5xx)) {
+                            co_return false;
+                        }
+                        continue;
+                    }
+                }
+                co_return co_await relay_response(*connection, connection, *parser, context, plan);
+            }
+        }
+
+        metrics::shard::add(worker_.metrics.upstream_failures[upstream_index]);
+        if (failure->code != "upstream_connections_exhausted") {
+            outcome(true);
+        } else if (probe.pending) {  // the proxy's own limit says nothing of the upstream's health
+            worker_.breakers.on_abandoned(upstream_index, context.model_sent);
+            probe.pending = false;
+        }
+        if (fall_back != nullptr && failure->code != "upstream_connections_exhausted") {
+            log_line(log_level::info, "request " + context.id + ": " + failure->message);
+            *fall_back = true;
+            co_return true;
+        }
+        const auto decision = schedule.after_failure(tries, true, std::nullopt);
+        if (decision.retry) {
+            log_line(log_level::info, "request " + context.id + ": " + failure->message + "; retry " +
+                                          std::to_string(tries) + " in " + config::format_duration(decision.delay));
+            if (!co_await wait_before_retry(decision.delay, metrics::retry_cause::connect_error)) {
+                co_return false;
+            }
+            continue;
+        }
+        log_failure(context, *failure);
+        context.upstream_refused = true;
+        const auto headers = limits::client_retry_headers(schedule.client_retry_after(std::nullopt), true);
+        co_return co_await send_error(context, *failure, context.client_keep_alive, &headers);
+    }
+}
+
+// ---------------------------------------------------------------- watching the client
+
+awaitable<void> downstream_session::watch_client(upstream_connection* connection, bool& client_gone) {
+    auto& socket = client_.socket();
+    for (;;) {
+        auto [wait_ec] = co_await socket.async_wait(tcp::socket::wait_read, as_result);
+        if (wait_ec == asio::error::operation_aborted) {
+            co_return;  // the work beside finished first
+        }
+        char byte = 0;
+        const auto peeked = wait_ec ? -1 : ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (peeked > 0) {
+            // A pipelined next request: the client is alive; stop watching until cancelled.
+            asio::steady_timer parked(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+            co_await parked.async_wait(as_result);
+            co_return;
+        }
+        if (peeked < 0 && !wait_ec && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            continue;
+        }
+        client_gone = true;
+        if (connection != nullptr) {
+            connection->abort();
+        }
+        co_return;
+    }
+}
+
+awaitable<boost::system::error_code> downstream_session::read_upstream_header(
+    upstream_connection& connection, std::optional<response_parser>& parser, bool head_request,
+    config::duration timeout, bool& client_gone) {
+    using namespace asio::experimental::awaitable_operators;
+    auto read = [&]() -> awaitable<boost::system::error_code> {
+        co_await asio::this_coro::throw_if_cancelled(false);
+        // A few interim answers are fine; an endless run of them is not an answer.
+        for (int interim = 0; interim < 8; ++interim) {
+            // The header goes into a header-only parser: an interim answer is
+            // then dropped whole, and a final one moved into the body parser
+            // before any of its body is read (Beast's pattern for 1xx).
+            bhttp::response_parser<bhttp::empty_body> head;
+            head.header_limit(upstream_header_limit);
+            head.body_limit(boost::none);
+            head.skip(head_request);
+            connection.tcp().expires_after(timeout);
+            auto [ec, n] = co_await connection.visit([&](auto& stream) {
+                return bhttp::async_read_header(stream, connection.read_buffer(), head, as_result);
+            });
+            if (ec) {
+                co_return ec;
+            }
+            const auto status = head.get().result_int();
+            if (status == 101) {
+                co_return bhttp::error::bad_status;
+            }
+            if (status >= 100 && status < 200) {
+                continue;
+            }
+            parser.emplace(std::move(head));
+            parser->body_limit(boost::none);
+            co_return boost::system::error_code{};
+        }
+        co_return bhttp::error::bad_status;
+    };
+    auto result = co_await (read() || watch_client(&connection, client_gone));
+    if (result.index() == 1 || client_gone) {
+        client_gone = true;
+        co_return asio::error::operation_aborted;
+    }
+    co_return std::get<0>(result);
+}
+
+awaitable<void> downstream_session::discard_refusal(routing::upstream_id upstream, connection_ptr& owned,
+                                                    response_parser& parser) {
+    padded_body discarded;
+    bool complete = false;
+    const auto read_ec = co_await read_rest(*owned, parser, discarded, max_error_body_bytes, complete);
+    if (read_ec || !complete) {
+        owned->abort();
+    }
+    release_or_close(upstream, owned, parser);
+}
+
+void downstream_session::release_or_close(routing::upstream_id upstream, connection_ptr& owned,
+                                          const response_parser& parser) {
+    if (!owned) {
+        return;
+    }
+    worker_.pool.release(upstream, std::move(owned), parser.is_done() && parser.keep_alive());
+}
+
+awaitable<void> downstream_session::finish_upstream_body(upstream_connection& connection, response_parser& parser) {
+    // Bounded in time and bytes: a client waits on this before its next request.
+    static constexpr std::size_t max_discarded = 64 * 1024;
+    std::size_t discarded = 0;
+    connection.tcp().expires_after(std::chrono::seconds(1));
+    while (!parser.is_done() && discarded < max_discarded) {
+        char* chunk = relay_buffer();
+        parser.get().body().data = chunk;
+        parser.get().body().size = relay_buffer_bytes;
+        auto [ec, n] = co_await connection.visit(
+            [&](auto& stream) { return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result); });
+        discarded += relay_buffer_bytes - parser.get().body().size;
+        if (ec && ec != bhttp::error::need_buffer) {
+            connection.abort();
+            co_return;
+        }
+    }
+}
+
+}  // namespace mistral_proxy::http

@@ -1,3 +1,7 @@
+// Loading the config file (SPEC §2) into an immutable proxy_config, strictly:
+// unknown keys, duplicates and bad types are FILE:LINE:COL errors. Long
+// because every key's validation and message lives here, in the order of
+// the file's sections; each section's parser is a function of its own.
 #include "config/config.hpp"
 
 #include <yaml-cpp/eventhandler.h>

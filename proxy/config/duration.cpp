@@ -1,3 +1,4 @@
+// Durations (ms, s, m, h, d) and sizes (B, KB, MB, GB) as the config writes them.
 #include "config/duration.hpp"
 
 #include <charconv>

@@ -1,3 +1,4 @@
+// Where the installed or checked-out proxy finds its shipped config (see install_layout.hpp).
 #include "config/install_layout.hpp"
 
 namespace mistral_proxy::config {

@@ -1,3 +1,4 @@
+// JSON string escaping and a validity check for the proxy's own small outputs.
 #include "errors/json_writer.hpp"
 
 #include <simdjson.h>

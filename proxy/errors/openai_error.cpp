@@ -1,3 +1,4 @@
+// OpenAI's error shape, and Mistral's error shapes translated into it (SPEC §7).
 #include "errors/openai_error.hpp"
 
 #include <simdjson.h>

@@ -1,3 +1,4 @@
+// Hiding keys in upstream text the proxy relays or logs (see redact.hpp).
 #include "errors/redact.hpp"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// Small HTTP helpers shared by the session files: framing checks, the
+// passthrough request head, body pieces (see http_util.hpp).
 #include "http/http_util.hpp"
 
 #include <algorithm>

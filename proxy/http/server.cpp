@@ -1,3 +1,5 @@
+// The listener, its worker threads (one io_context each), start-up of the
+// shared state (ledger, limiter, responses store), signals, reload and drain.
 #include "http/server.hpp"
 
 #include <fcntl.h>

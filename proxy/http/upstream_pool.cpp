@@ -1,3 +1,5 @@
+// Upstream connections per worker: connect, TLS with session resumption,
+// keep-alive reuse of clean connections only (see upstream_pool.hpp).
 #include "http/upstream_pool.hpp"
 
 #include <sys/socket.h>

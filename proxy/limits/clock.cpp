@@ -1,3 +1,4 @@
+// The limiter's clock and UTC formatting (see clock.hpp).
 #include "limits/clock.hpp"
 
 #include <cstdio>

@@ -1,3 +1,4 @@
+// The token estimate a request reserves before it is sent (see estimate.hpp).
 #include "limits/estimate.hpp"
 
 #include <algorithm>

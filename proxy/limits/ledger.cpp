@@ -1,3 +1,5 @@
+// The month ledger: tokens used per key and calendar month, kept in state_dir
+// so that a restart or a crash loses nothing (see ledger.hpp).
 #include "limits/ledger.hpp"
 
 #include <fcntl.h>

@@ -1,3 +1,5 @@
+// The embedded rate limiter: token buckets per upstream key with FIFO
+// reservations, corrected by Mistral's usage (see limiter.hpp).
 #include "limits/limiter.hpp"
 
 #include <algorithm>

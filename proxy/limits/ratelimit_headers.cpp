@@ -1,3 +1,5 @@
+// OpenAI's x-ratelimit-* answer headers from Mistral's and the proxy's own
+// buckets, and Retry-After for the client (see ratelimit_headers.hpp).
 #include "limits/ratelimit_headers.hpp"
 
 #include <algorithm>

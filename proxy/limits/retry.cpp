@@ -1,3 +1,5 @@
+// The retry schedule of SPEC §8: which answers are retried, the backoff, and
+// what the client is told to wait (see retry.hpp).
 #include "limits/retry.hpp"
 
 #include <algorithm>

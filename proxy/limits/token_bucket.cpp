@@ -1,3 +1,4 @@
+// One token bucket with FIFO reservations (see token_bucket.hpp).
 #include "limits/token_bucket.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// The access log: one JSON line per request, one write(2) each (see access_log.hpp).
 #include "log/access_log.hpp"
 
 #include <fcntl.h>

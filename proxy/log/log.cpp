@@ -1,3 +1,4 @@
+// Log lines to stderr with a level filter (see log.hpp).
 #include "log/log.hpp"
 
 #include <unistd.h>

@@ -1,3 +1,4 @@
+// Prometheus counters per worker shard, rendered together for /metrics (see metrics.hpp).
 #include "metrics/metrics.hpp"
 
 #include <algorithm>

@@ -1,3 +1,10 @@
+// The request normalizer (SPEC §6; see normalizer.hpp): one simdjson
+// On-Demand walk of the body that validates it, gathers what the rules need,
+// then writes the members in the client's order with each rule applied,
+// copying untouched values as raw slices. Long because every request rule
+// still lives here; moving each into a unit of its own (proxy/normalize/rules/)
+// is the open part of the pipeline work. Sections: the output arena, the
+// member walk, content parts, messages, tools, the top level, the writer.
 #include "normalize/normalizer.hpp"
 
 #include <simdjson.h>

@@ -2,7 +2,9 @@
 // Requests are read with simdjson's DOM: one strict pass validates every byte
 // (syntax, UTF-8, trailing content), then the items are visited in any order.
 // Values copied through are re-serialised from the DOM (numbers keep their
-// value, not necessarily their spelling).
+// value, not necessarily their spelling). Long because every item type, part
+// type and top-level field of CreateResponse is mapped or refused here, each
+// with the message that names it; the file is ordered like the request.
 #include "openai_responses/request.hpp"
 
 #include <simdjson.h>

@@ -1,3 +1,5 @@
+// Whole chat answers rewritten for OpenAI clients, and the legacy
+// text_completion shape (see chat_response.hpp).
 #include "responses/chat_response.hpp"
 
 #include "responses/json_copy.hpp"

@@ -1,3 +1,5 @@
+// Embeddings: the client's encoding read from the request, base64 float32
+// built from Mistral's floats (see embeddings.hpp).
 #include "responses/embeddings.hpp"
 
 #include <bit>

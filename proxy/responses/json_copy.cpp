@@ -1,3 +1,4 @@
+// The copy-through JSON writing shared by the answer rewriters (see json_copy.hpp).
 #include "responses/json_copy.hpp"
 
 #include <charconv>

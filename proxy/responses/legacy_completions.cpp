@@ -1,3 +1,4 @@
+// OpenAI's legacy /v1/completions request mapped to a FIM or chat body (see legacy_completions.hpp).
 #include "responses/legacy_completions.hpp"
 
 #include <array>

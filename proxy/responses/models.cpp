@@ -1,3 +1,4 @@
+// /v1/models and /v1/models/{id} with the rule files' aliases (see models.hpp).
 #include "responses/models.hpp"
 
 #include <vector>

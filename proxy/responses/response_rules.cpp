@@ -1,3 +1,4 @@
+// The answer rules' ids and their names (see response_rules.hpp).
 #include "responses/response_rules.hpp"
 
 #include "rules/rule_set.hpp"

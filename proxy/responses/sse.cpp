@@ -1,3 +1,4 @@
+// Splitting an SSE byte stream into events (see sse.hpp).
 #include "responses/sse.hpp"
 
 #include <cstring>

@@ -1,3 +1,6 @@
+// Mistral's chat and FIM SSE rewritten event by event for OpenAI clients
+// (see stream_transcoder.hpp). Just over 600 lines: one state machine per
+// stream shape, kept together so both shapes share the event handling.
 #include "responses/stream_transcoder.hpp"
 
 #include <vector>

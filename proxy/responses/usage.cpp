@@ -1,3 +1,4 @@
+// Finding Mistral's usage in an answer for the limiter (see usage.hpp).
 #include "responses/usage.hpp"
 
 #include <simdjson.h>

@@ -1,3 +1,4 @@
+// Upstream keys from the environment and the client gate (SPEC §3; see keys.hpp).
 #include "routing/keys.hpp"
 
 #include <cstdint>

@@ -1,3 +1,4 @@
+// Which Mistral host a request goes to (SPEC §5; see route.hpp).
 #include "routing/route.hpp"
 
 namespace mistral_proxy::routing {

@@ -1,3 +1,4 @@
+// Glob matching over model ids (see glob.hpp).
 #include "rules/glob.hpp"
 
 namespace mistral_proxy::rules {

@@ -1,4 +1,5 @@
 #pragma once
+// Glob matching (* and ?) over model ids, as the rule files write them.
 #include <string_view>
 
 namespace mistral_proxy::rules {

@@ -1,3 +1,6 @@
+// The embedded responses store: one SQLite file in WAL mode with retention by
+// age and bytes (see response_store.hpp). Long because the schema, the
+// prepared statements, the retention and the checkpoint thread belong together.
 #include "store/response_store.hpp"
 
 #include <simdjson.h>

@@ -1,3 +1,5 @@
+// One asynchronous Redis connection (hiredis on Asio) for a worker thread
+// (see redis_connection.hpp).
 #include "limits/io/redis_connection.hpp"
 
 #include <hiredis/async.h>

@@ -1,3 +1,5 @@
+// The rate limiter in Redis (limits.backend: redis://): the same buckets and
+// ledger as the embedded one, shared by several proxies (see redis_limiter.hpp).
 #include "limits/io/redis_limiter.hpp"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// Stored responses in Redis (responses.store: redis://), shared by several proxies (see redis_store.hpp).
 #include "store/io/redis_store.hpp"
 
 #include <array>

@@ -1,3 +1,4 @@
+// The sessions' awaitable store client over the embedded or Redis store (see store_client.hpp).
 #include "store/io/store_client.hpp"
 
 #include <filesystem>

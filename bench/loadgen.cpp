@@ -121,7 +121,8 @@ proc_sample sample_proc(long pid) {
 // ---- SSE event scanner ------------------------------------------------------
 
 // Finds the ends of SSE events (a blank line) across arbitrary slices and
-// tells whether each was the final "data: [DONE]".
+// tells whether each was a stream's last: chat's "data: [DONE]", or the
+// Responses API's response.completed / response.incomplete event.
 class sse_scanner {
 public:
     template <class OnEvent>
@@ -133,7 +134,9 @@ public:
             if (c == '\n') {
                 if (previous_newline_) {
                     if (prefix_len_ > 0) {
-                        on_event(std::string_view(prefix_, prefix_len_) == "data: [DONE]");
+                        const std::string_view prefix(prefix_, prefix_len_);
+                        on_event(prefix == "data: [DONE]" || prefix.starts_with("event: response.completed") ||
+                                 prefix.starts_with("event: response.incomplete"));
                     }
                     prefix_len_ = 0;
                     previous_newline_ = false;
@@ -150,7 +153,7 @@ public:
     }
 
 private:
-    char prefix_[12]{};
+    char prefix_[32]{};  // the event's first bytes (line breaks left out)
     std::size_t prefix_len_ = 0;
     bool previous_newline_ = false;
 };

@@ -95,11 +95,7 @@ std::shared_ptr<const runtime_state> make_runtime_state(config::proxy_config con
     state->tls = std::make_shared<const tls_contexts>(config);
     state->access_log = std::make_shared<const logging::access_log>(config.log.access);
     state->retry = limits::retry_schedule(config.retry);
-    if (rules->enabled(rules::rule_id::finish_reason)) {
-        state->response_rules.finish_reasons = rules->finish_reasons;
-    } else {
-        state->response_rules.finish_reasons.clear();
-    }
+    state->response_rules = responses::response_rules::from(*rules);  // finish_reason, moderation categories
     state->model_aliases = plan::derive_model_aliases(*rules);
     state->config = std::move(config);
     state->rules = std::move(rules);

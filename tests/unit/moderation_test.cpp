@@ -359,3 +359,31 @@ TEST_CASE("moderation_categories: loaded strictly, later files override an entry
     CHECK(error_of("moderation_categories: [hate]\n").starts_with("r.yaml:1:"));
     CHECK(error_of("moderation_categories:\n  hate: [a]\n  hate: [b]\n").find("duplicate") != std::string::npos);
 }
+
+TEST_CASE("moderation: every prefix of a request and of an answer is translated or refused, never more") {
+    const std::string request =
+        R"({"model":"omni-moderation-latest","input":["a \"quoted\" text",{"type":"text","text":"caf\u00e9"}],"user":null})";
+    for (std::size_t n = 0; n <= request.size(); ++n) {
+        const auto prefix = std::string_view(request).substr(0, n);
+        CAPTURE(prefix);
+        const auto mapped = responses::map_moderation_request(prefix);
+        CHECK(mapped.error.has_value() == (n != request.size()));
+        CHECK(mapped.body.empty() == mapped.error.has_value());
+        if (mapped.error) {
+            CHECK(mapped.error->status == 400);
+        }
+    }
+    const auto table = responses::response_rules::from(shipped());
+    const std::string answer =
+        R"({"id":"mod-1","model":"mistral-moderation-latest","results":[{"categories":{"sexual":true,"selfharm":false},"category_scores":{"sexual":0.75,"selfharm":1.5e-3}}]})";
+    for (std::size_t n = 0; n <= answer.size(); ++n) {
+        const auto prefix = std::string_view(answer).substr(0, n);
+        CAPTURE(prefix);
+        const auto out = responses::transform_moderation_response(prefix, table);
+        CHECK(out.error.has_value() == (n != answer.size()));
+        CHECK(out.body.empty() == out.error.has_value());
+        if (out.error) {
+            CHECK(out.error->status == 502);
+        }
+    }
+}

@@ -94,6 +94,11 @@ export function deriveSchema(openapi) {
     }
     throw new Error('no discriminator mapping found');
   };
+  const requestBodySchema = (path) => {
+    const ref = openapi.paths?.[path]?.post?.requestBody?.content?.['application/json']?.schema?.$ref;
+    if (!ref?.startsWith(REF)) throw new Error(`POST ${path} has no JSON request body schema`);
+    return ref.slice(REF.length);
+  };
   const objectBranch = (s) => branches(s).find((b) => b?.type === 'object' || b?.properties);
   const arrayItems = (s) => branches(s).find((b) => b?.type === 'array')?.items;
 
@@ -116,6 +121,8 @@ export function deriveSchema(openapi) {
     chat_request: requestFields('ChatCompletionRequest'),
     fim_request: requestFields('FIMCompletionRequest'),
     embedding_request: requestFields('EmbeddingRequest'),
+    // POST /v1/moderations takes ClassificationRequest: named by the path, not by a "Moderation" schema.
+    moderation_request: requestFields(requestBodySchema('/v1/moderations')),
     system_message: propsOf(named(roles.system)),
     user_message: propsOf(named(roles.user)),
     assistant_message: propsOf(assistant),

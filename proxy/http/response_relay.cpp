@@ -16,6 +16,7 @@
 #include "openai_responses/stream.hpp"
 #include "responses/chat_response.hpp"
 #include "responses/embeddings.hpp"
+#include "responses/moderations.hpp"
 #include "responses/usage.hpp"
 
 namespace mistral_proxy::http {
@@ -176,6 +177,9 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
         case whole_kind::alias_card:
             result.body = responses::alias_model_card(body.view(), *plan.alias, unix_now());
             result.hits.add(responses::response_rule::model_alias);
+            break;
+        case whole_kind::moderation:
+            result = responses::transform_moderation_response(body.view(), state_->response_rules);
             break;
         case whole_kind::usage_only:
             result.unchanged = true;

@@ -97,11 +97,7 @@ std::shared_ptr<const runtime_state> make_runtime_state(config::proxy_config con
     state->tls = std::make_shared<const tls_contexts>(config);
     state->access_log = std::make_shared<const logging::access_log>(config.log.access);
     state->retry = limits::retry_schedule(config.retry);
-    if (rules->enabled(rules::rule_id::finish_reason)) {
-        state->response_rules.finish_reasons = rules->finish_reasons;
-    } else {
-        state->response_rules.finish_reasons.clear();
-    }
+    state->response_rules = responses::response_rules::from(*rules);  // finish_reason, moderation categories
     state->model_aliases = plan::derive_model_aliases(*rules);
     state->config = std::move(config);
     state->rules = std::move(rules);
@@ -180,7 +176,7 @@ struct server::impl {
             workers.push_back(std::unique_ptr<worker_context>(new worker_context{
                 state, upstream_pool(context, state->config, *state->tls, upstream_sockets), registry.add_shard(), registry, limits, {},
                 false, &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }, {}, nullptr,
-                {}}));
+                {}, limits::breaker_board{config::breaker_settings{}}, {}, {}}));
         }
         for (auto& worker : workers) {
             worker->pool.count_handshakes_in(&worker->metrics.tls_handshakes, &worker->metrics.tls_resumed);

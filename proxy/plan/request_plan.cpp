@@ -8,6 +8,7 @@
 
 #include "responses/embeddings.hpp"
 #include "responses/legacy_completions.hpp"
+#include "responses/moderations.hpp"
 
 namespace mistral_proxy::plan {
 
@@ -106,6 +107,19 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
         answer.mode = translated->stream ? answer_mode::transcode_stream : answer_mode::whole;
         answer.whole = whole_kind::response;
         answer.responses = std::move(translated);
+    } else if (which == endpoint_kind::moderations) {
+        // OpenAI's moderation body becomes Mistral's {model, input}; the model
+        // rules (an OpenAI model name is an alias) and the schema then apply.
+        auto translated = responses::map_moderation_request(body);
+        if (translated.error) {
+            return {std::nullopt, std::move(translated.error)};
+        }
+        scratch.translated = std::move(translated.body);
+        const auto length = scratch.translated.size();
+        scratch.translated.append(normalize::body_padding, '\0');  // the parser reads past the end
+        to_normalize = std::string_view(scratch.translated.data(), length);
+        answer.mode = answer_mode::whole;
+        answer.whole = whole_kind::moderation;
     } else if (which == endpoint_kind::embeddings) {
         // Token-id input and unknown encodings are refused here, as Mistral
         // embeds text only; base64 is computed by the proxy from floats.
@@ -141,7 +155,10 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
         answer.whole = whole_kind::usage_only;
     }
     plan.answer = answer;
-    plan.estimate = limits::estimate_request(out.body.size(), out.max_tokens);
+    // A moderation generates no completion: its estimate is the prompt alone.
+    const bool moderation = which == endpoint_kind::moderations;
+    plan.estimate =
+        limits::estimate_request(out.body.size(), moderation ? std::optional<std::uint64_t>(0) : out.max_tokens);
     return {std::move(plan), std::nullopt};
 }
 

@@ -46,6 +46,7 @@ enum class whole_kind {
     model_list,         // Mistral's list plus the rule files' aliases
     alias_card,         // /v1/models/{alias}: the target's card under the alias's name
     response,           // Responses API: the chat answer as a Response object, streamed or whole
+    moderation,         // Mistral's moderation answer in OpenAI's shape (responses/moderations.hpp)
 };
 
 struct answer_plan {
@@ -117,7 +118,7 @@ struct plan_result {
 class plan_scratch {
 public:
     normalize::normalize_scratch normalize;
-    std::string translated;    // a legacy completion's chat or FIM body (keeps the parser's padding)
+    std::string translated;    // a legacy completion's chat or FIM body, a moderation body (keeps the parser's padding)
     std::string legacy_model;  // the model a legacy completion asked for
 };
 

@@ -19,6 +19,7 @@ response_rules response_rules::from(const rules::rule_set& set) {
     if (set.enabled(rules::rule_id::finish_reason)) {
         out.finish_reasons = set.finish_reasons;
     }
+    out.moderation_categories.assign(set.moderation_categories.begin(), set.moderation_categories.end());
     return out;
 }
 

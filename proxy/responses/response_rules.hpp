@@ -20,9 +20,15 @@ struct response_rules {
     // Empty by default: the values come from the rule files (rules/mistral.yaml).
     std::vector<std::pair<std::string, std::string>> finish_reasons;
 
+    // POST /v1/moderations answers: per OpenAI category (index into
+    // rules::openai_moderation_categories), the Mistral categories it is built
+    // from (`moderation_categories:` of the rule files; moderations.hpp).
+    std::vector<std::vector<std::string>> moderation_categories;
+
     // The answer side of a loaded rule set: its finish_reason table, or none when
-    // the rule files switch `finish_reason` off. (Tests build it from the real
-    // rules/mistral.yaml this way; there is no hard-coded copy of it.)
+    // the rule files switch `finish_reason` off, and its moderation categories.
+    // (Tests build it from the real rules/mistral.yaml this way; there is no
+    // hard-coded copy of it.)
     static response_rules from(const rules::rule_set& set);
 
     // The mapping for `from`, or `from` itself when none applies.

@@ -27,13 +27,14 @@ enum class endpoint_kind : std::uint8_t {
     model_card,
     responses,        // OpenAI's Responses API: translated to chat (proxy/openai_responses)
     response_object,  // GET/DELETE /v1/responses/{id}, GET .../input_items: from the responses store
+    moderations,      // OpenAI's moderations: translated to Mistral's (responses/moderations.hpp)
     healthz,
     readyz,
     metrics,
     other,    // any other /v1/... path: passthrough to the region's mistral upstream
     unknown,  // not under /v1/ and not a local endpoint: 404
 };
-inline constexpr std::size_t endpoint_kind_count = 13;
+inline constexpr std::size_t endpoint_kind_count = 14;
 
 // How the request body travels.
 enum class body_mode : std::uint8_t {
@@ -64,6 +65,7 @@ enum class endpoint_label : std::uint8_t {
     unknown,
     responses,
     readyz,
+    moderations,
     count_
 };
 std::string_view endpoint_label_name(endpoint_label label) noexcept;

@@ -34,16 +34,17 @@ constexpr std::array<std::string_view, rule_count> rule_names = {
 
 constexpr std::string_view top_keys =
     "include, switches, models, model_classes, model_rewrite, model_alias, tool_capable, vision_route, params, "
-    "ranges, json_mode_hint, role_order, finish_reason, documents, schema, fallbacks, fallback_statuses";
+    "ranges, json_mode_hint, role_order, finish_reason, documents, schema, fallbacks, fallback_statuses, "
+    "moderation_categories";
 constexpr std::string_view model_keys = "match, class, host";
 constexpr std::string_view tool_capable_keys = "models_without_tools, action, reroute_to, suggest";
 constexpr std::string_view vision_keys = "models_with_vision, action, reroute_to, suggest";
 constexpr std::string_view range_keys = "min, max";
-constexpr std::string_view target_keys = "chat, fim, embeddings";
+constexpr std::string_view target_keys = "chat, fim, embeddings, moderations";
 constexpr std::string_view schema_keys =
     "chat_request, fim_request, embedding_request, system_message, user_message, assistant_message, tool_message, "
     "content_parts, system_content_part_types, image_url, tool, function, tool_call, function_call, tool_choice, "
-    "tool_choice_values, response_format, response_format_types, json_schema";
+    "tool_choice_values, response_format, response_format_types, json_schema, moderation_request";
 
 // Where a node stood, kept for checks that can only run once every file is read.
 struct position {
@@ -152,6 +153,7 @@ private:
                           capability_rule& rule, std::optional<class_ref>& ref, std::string_view class_key,
                           std::string_view keys);
     void parse_schema(const std::string& file, const YAML::Node& map);
+    void parse_moderation_categories(const std::string& file, const YAML::Node& map);
 };
 
 std::string read_file(const std::string& path) {
@@ -304,6 +306,8 @@ void builder::parse_schema(const std::string& file, const YAML::Node& map) {
                                schema.fim = parse_request_schema(file, value, path);
                            } else if (key == "embedding_request") {
                                schema.embeddings = parse_request_schema(file, value, path);
+                           } else if (key == "moderation_request") {
+                               schema.moderations = parse_request_schema(file, value, path);
                            } else if (key == "content_parts") {
                                schema.content_parts.clear();
                                ys::for_each_field(file, value, path,
@@ -347,6 +351,40 @@ void builder::parse_schema(const std::string& file, const YAML::Node& map) {
                                ys::fail_unknown_key(file, field_key, key, "schema", schema_keys);
                            }
                        });
+}
+
+// `moderation_categories:` OpenAI category -> list of Mistral categories. A
+// later file replaces an earlier one's entry; a category no file names has no
+// counterpart. Mistral's names are not checked against a list: its moderation
+// models add categories (mistral-moderation-2603 splits
+// dangerous_and_criminal_content into dangerous and criminal).
+void builder::parse_moderation_categories(const std::string& file, const YAML::Node& map) {
+    static const std::string key = "moderation_categories";
+    ys::for_each_field(
+        file, map, key, [&](const std::string& name, const YAML::Node& name_key, const YAML::Node& value) {
+            const auto& known = openai_moderation_categories;
+            const auto it = std::find(known.begin(), known.end(), name);
+            if (it == known.end()) {
+                std::string list;
+                for (const auto category : known) {
+                    list += (list.empty() ? "" : ", ") + std::string(category);
+                }
+                ys::fail(file, name_key, key + ": '" + name + "' is not an OpenAI moderation category; known: " + list);
+            }
+            const std::string path = ys::path_of(key, name);
+            auto mistral = string_list(file, name_key, value, path);
+            for (std::size_t i = 0; i < mistral.size(); ++i) {
+                if (mistral[i].empty()) {
+                    ys::fail(file, value[i], path + "[" + std::to_string(i) + "] must not be empty");
+                }
+                if (std::find(mistral.begin(), mistral.begin() + static_cast<std::ptrdiff_t>(i), mistral[i]) !=
+                    mistral.begin() + static_cast<std::ptrdiff_t>(i)) {
+                    ys::fail(file, value[i],
+                             path + "[" + std::to_string(i) + "]: '" + mistral[i] + "' is listed twice");
+                }
+            }
+            set->moderation_categories[static_cast<std::size_t>(it - known.begin())] = std::move(mistral);
+        });
 }
 
 void builder::apply_file(const std::string& path) {
@@ -494,6 +532,8 @@ void builder::apply_text(std::string_view yaml_text, const std::string& file) {
                         index = 1;
                     } else if (target == "embeddings") {
                         index = 2;
+                    } else if (target == "moderations") {
+                        index = 3;
                     } else {
                         ys::fail_unknown_key(file, target_key, target, "params.rename", target_keys);
                     }
@@ -596,6 +636,8 @@ void builder::apply_text(std::string_view yaml_text, const std::string& file) {
                 }
                 *target = std::move(list);
             });
+        } else if (key == "moderation_categories") {
+            parse_moderation_categories(file, value);
         } else if (key == "schema") {
             parse_schema(file, value);
         } else {
@@ -851,6 +893,8 @@ const request_schema& rule_set::request_schema_for(schema_target target) const n
             return schema.fim;
         case schema_target::embeddings:
             return schema.embeddings;
+        case schema_target::moderations:
+            return schema.moderations;
         case schema_target::chat:
             break;
     }

@@ -128,6 +128,7 @@ struct schema_set {
     request_schema chat;
     request_schema fim;
     request_schema embeddings;
+    request_schema moderations;  // moderation_request: POST /v1/moderations (ClassificationRequest)
     key_list system_message;
     key_list user_message;
     key_list assistant_message;
@@ -147,7 +148,26 @@ struct schema_set {
     const content_part_spec* part(std::string_view type) const noexcept;
 };
 
-enum class schema_target { chat, fim, embeddings };
+enum class schema_target { chat, fim, embeddings, moderations };
+inline constexpr std::size_t schema_target_count = 4;
+
+// OpenAI's moderation categories, in the order of its CreateModerationResponse
+// (every one is a required member of `categories`, `category_scores` and
+// `category_applied_input_types`). `moderation_categories:` in a rule file maps
+// each to the Mistral categories it is built from.
+inline constexpr std::array<std::string_view, 13> openai_moderation_categories{"hate",
+                                                                               "hate/threatening",
+                                                                               "harassment",
+                                                                               "harassment/threatening",
+                                                                               "illicit",
+                                                                               "illicit/violent",
+                                                                               "self-harm",
+                                                                               "self-harm/intent",
+                                                                               "self-harm/instructions",
+                                                                               "sexual",
+                                                                               "sexual/minors",
+                                                                               "violence",
+                                                                               "violence/graphic"};
 
 class rule_set {
 public:
@@ -170,7 +190,7 @@ public:
     capability_rule tool_capable;
     capability_rule vision_route;
     // params.rename per target: (from, to)
-    std::array<std::vector<std::pair<std::string, std::string>>, 3> renames;
+    std::array<std::vector<std::pair<std::string, std::string>>, schema_target_count> renames;
     std::vector<range_rule> ranges;
     std::string json_mode_hint_text;
     std::string assistant_bridge_text;  // role_order: content of the inserted assistant message
@@ -180,6 +200,10 @@ public:
     // to Mistral as a document_url part, and as an image_url part.
     std::vector<std::string> document_types{"application/pdf"};
     std::vector<std::string> image_types{"image/png", "image/jpeg", "image/webp", "image/gif"};
+    // POST /v1/moderations answers: per OpenAI category (the index into
+    // openai_moderation_categories), the Mistral categories it is built from
+    // (responses/moderations.hpp). Empty: no counterpart, always false and 0.
+    std::array<std::vector<std::string>, openai_moderation_categories.size()> moderation_categories;
     schema_set schema;
 
     rule_set() { enabled_.fill(true); }

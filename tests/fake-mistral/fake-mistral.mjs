@@ -33,36 +33,38 @@ const CHAT_MODELS = [
 ];
 const CODESTRAL_MODELS = ['codestral-latest', 'codestral-2501', 'codestral-2405'];
 const EMBED_MODELS = ['mistral-embed', 'codestral-embed'];
+const MODERATION_MODELS = ['mistral-moderation-latest', 'mistral-moderation-2411'];
 const VISION_MODELS = new Set(['pixtral-12b-2409', 'pixtral-large-latest', 'mistral-small-latest', 'mistral-small-2503', 'mistral-medium-latest', 'mistral-medium-2505', 'mistral-large-latest']);
 const NO_TOOL_MODELS = new Set(['open-mistral-nemo', 'open-mistral-nemo-2407']);
 
 function modelsFor(name) {
-  if (name === 'codestral') return { chat: CODESTRAL_MODELS, fim: CODESTRAL_MODELS, embed: EMBED_MODELS };
-  return { chat: [...CHAT_MODELS, ...CODESTRAL_MODELS], fim: CODESTRAL_MODELS, embed: EMBED_MODELS };
+  if (name === 'codestral') return { chat: CODESTRAL_MODELS, fim: CODESTRAL_MODELS, embed: EMBED_MODELS, moderation: [] };
+  return { chat: [...CHAT_MODELS, ...CODESTRAL_MODELS], fim: CODESTRAL_MODELS, embed: EMBED_MODELS, moderation: MODERATION_MODELS };
 }
 
 function modelCard(id, created) {
   const codestral = id.startsWith('codestral');
   const embed = id.includes('embed');
+  const moderation = id.includes('moderation');
   return {
     id,
     object: 'model',
     created,
     owned_by: 'mistralai',
     capabilities: {
-      completion_chat: !embed,
+      completion_chat: !embed && !moderation,
       completion_fim: codestral && !embed,
-      function_calling: !embed && !NO_TOOL_MODELS.has(id),
+      function_calling: !embed && !moderation && !NO_TOOL_MODELS.has(id),
       fine_tuning: false,
       vision: VISION_MODELS.has(id),
-      classification: false,
+      classification: moderation,
     },
     name: id,
     description: '',
-    max_context_length: embed ? 8192 : 131072,
+    max_context_length: embed || moderation ? 8192 : 131072,
     aliases: [],
     deprecation: null,
-    default_model_temperature: embed ? null : 0.3,
+    default_model_temperature: embed || moderation ? null : 0.3,
     type: 'base',
   };
 }
@@ -123,6 +125,32 @@ export function embeddingFor(input, dimensions = 1024) {
     out[i] = (block[offset] - 128) / 256;
   }
   return out;
+}
+
+// Mistral's moderation categories (mistral-moderation-2411, as in the OpenAPI example).
+export const MODERATION_CATEGORIES = [
+  'sexual', 'hate_and_discrimination', 'violence_and_threats', 'dangerous_and_criminal_content', 'selfharm',
+  'health', 'financial', 'law', 'pii',
+];
+// Marker words: a text containing one is flagged in these categories with a high score.
+export const MODERATION_MARKERS = { kill: ['violence_and_threats', 'dangerous_and_criminal_content'], ssn: ['pii'] };
+
+// The fake's moderation of one text, {categories, category_scores}: every
+// category false with a small score derived from the text, except those of a
+// marker word the text contains (case-insensitive): true, scored 0.9 + a bit.
+export function moderationFor(text) {
+  const flagged = new Set();
+  for (const [marker, names] of Object.entries(MODERATION_MARKERS)) {
+    if (String(text).toLowerCase().includes(marker)) for (const n of names) flagged.add(n);
+  }
+  const categories = {};
+  const scores = {};
+  for (const name of MODERATION_CATEGORIES) {
+    const byte = createHash('sha256').update(`${text}\u0000${name}`).digest()[0];
+    categories[name] = flagged.has(name);
+    scores[name] = flagged.has(name) ? 0.9 + byte / 2560 : byte / 25600;
+  }
+  return { categories, category_scores: scores };
 }
 
 // Splits `text` into exactly `n` pieces (trailing pieces may be empty).
@@ -445,7 +473,7 @@ export async function startFakeMistral(options = {}) {
     if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       if (req.method !== 'GET') return sendJson(res, 405, mistralErrors.methodNotAllowed());
       const created = 1_700_000_000;
-      const all = [...new Set([...models.chat, ...models.embed])].map((id) => modelCard(id, created));
+      const all = [...new Set([...models.chat, ...models.embed, ...models.moderation])].map((id) => modelCard(id, created));
       if (path === '/v1/models') return sendJson(res, 200, { object: 'list', data: all });
       const id = decodeURIComponent(path.slice('/v1/models/'.length));
       const card = all.find((m) => m.id === id);
@@ -457,6 +485,8 @@ export async function startFakeMistral(options = {}) {
       '/v1/embeddings': { schema: 'EmbeddingRequest', models: models.embed },
     };
     if (name === 'codestral') endpoints['/v1/fim/completions'] = { schema: 'FIMCompletionRequest', models: models.fim, answer: fimAnswerText };
+    // Mistral's moderation endpoint takes a ClassificationRequest ({model, input, metadata}).
+    else endpoints['/v1/moderations'] = { schema: 'ClassificationRequest', models: models.moderation };
     const endpoint = endpoints[path];
     if (!endpoint) return sendJson(res, 404, mistralErrors.notFound());
     if (req.method !== 'POST') return sendJson(res, 405, mistralErrors.methodNotAllowed());
@@ -476,6 +506,7 @@ export async function startFakeMistral(options = {}) {
     }
 
     if (path === '/v1/embeddings') return answerEmbeddings(res, body);
+    if (path === '/v1/moderations') return answerModeration(res, body);
     const toolCall = path === '/v1/chat/completions' ? chatToolCall(body) : null;
     const text = toolCall ? '' : endpoint.answer(body);
     const promptTokens = estimateTokens(record.body);
@@ -522,6 +553,12 @@ export async function startFakeMistral(options = {}) {
       model: body.model,
       usage: { prompt_tokens: tokens, completion_tokens: 0, total_tokens: tokens },
     });
+  }
+
+  // Mistral's ModerationResponse: one result per input, in order.
+  function answerModeration(res, body) {
+    const inputs = Array.isArray(body.input) ? body.input : [body.input];
+    sendJson(res, 200, { id: hex(), model: body.model, results: inputs.map(moderationFor) });
   }
 
   async function answerStream(res, body, text, promptTokens, fault, toolCall) {

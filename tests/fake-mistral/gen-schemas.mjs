@@ -22,7 +22,8 @@ import { dirname, join, resolve, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
-export const ROOTS = ['ChatCompletionRequest', 'FIMCompletionRequest', 'EmbeddingRequest'];
+// ClassificationRequest: the body of POST /v1/moderations.
+export const ROOTS = ['ChatCompletionRequest', 'FIMCompletionRequest', 'EmbeddingRequest', 'ClassificationRequest'];
 export const SCHEMA_ID = 'https://mistral-proxy.test/mistral-schemas.json';
 
 const ANNOTATIONS = new Set(['description', 'examples', 'example', 'title', 'deprecated', 'externalDocs', 'xml']);

@@ -10,7 +10,8 @@
 // proxy answers 400 naming the message or part, as OpenAI does.
 //
 // The file name says the endpoint: chat-*.json, fim-*.json, embeddings-*.json,
-// completions-*.json (OpenAI's legacy endpoint: sent as chat or FIM by model).
+// completions-*.json (OpenAI's legacy endpoint: sent as chat or FIM by model),
+// moderations-*.json (sent as Mistral's moderation request).
 // explain-serve.test.mjs sends the same corpus through `serve` and checks that
 // the upstream gets exactly what explain printed.
 import { test, describe, before, after } from 'node:test';
@@ -31,6 +32,7 @@ const ENDPOINTS = {
   embeddings: { path: '/v1/embeddings', schema: 'EmbeddingRequest' },
   // The schema is the target's: FIM for codestral models, chat otherwise.
   completions: { path: '/v1/completions', schema: (url) => (url.endsWith('/fim/completions') ? 'FIMCompletionRequest' : 'ChatCompletionRequest') },
+  moderations: { path: '/v1/moderations', schema: 'ClassificationRequest' },
 };
 const RULE_IDS = new Set(['model_rewrite', 'model_alias', 'tool_choice_any', 'params', 'ranges', 'messages', 'tool_call_ids',
   'role_order', 'tools', 'tool_capable', 'json_mode_hint', 'vision_route', 'documents']);
@@ -42,6 +44,8 @@ const REFUSED = {
   // Mistral embeds text only: token ids cannot be turned back into text.
   'embeddings-token-ids.json': { param: 'input', code: null },
   'embeddings-token-id-arrays.json': { param: 'input', code: null },
+  // Mistral's moderation classifies text only.
+  'moderations-image-part.json': { param: 'input[1]', code: 'unsupported_content' },
 };
 
 // The content a chat request carries (texts, image and document URLs, file ids,
@@ -126,7 +130,7 @@ describe('conformance corpus through explain', () => {
       const schema = typeof endpoint.schema === 'function' ? endpoint.schema(out.url) : endpoint.schema;
       const invalid = validateBody(schema, out.body);
       assert.equal(invalid, null, `${file}: Mistral would answer 422: ${JSON.stringify(invalid)}\nbody: ${JSON.stringify(out.body)}`);
-      assert.doesNotMatch(out.body.model, /^(gpt-|o\d|text-embedding-|chatgpt-)/, `${file}: OpenAI model name sent`);
+      assert.doesNotMatch(out.body.model, /^(gpt-|o\d|text-embedding-|chatgpt-|omni-moderation|text-moderation)/, `${file}: OpenAI model name sent`);
       if (kind === 'chat') {
         const sent = stringsOf(out.body).join('\u0000');
         for (const piece of contentOf(JSON.parse(readFileSync(join(corpusDir, file), 'utf8')))) {
@@ -140,11 +144,15 @@ describe('conformance corpus through explain', () => {
         assert.ok(!last || last.role !== 'assistant' || last.prefix === true, `${file}: last message is an assistant without prefix`);
       }
       const original = JSON.parse(readFileSync(join(corpusDir, file), 'utf8'));
-      // A legacy completion is always translated (prompt -> messages): its own row, not a rule.
-      if (out.rules.length === 0 && kind !== 'completions') assert.deepEqual(out.body, original, `${file}: changed without naming a rule`);
+      // A legacy completion or a moderation is always translated: its own row, not a rule.
+      if (out.rules.length === 0 && kind !== 'completions' && kind !== 'moderations') assert.deepEqual(out.body, original, `${file}: changed without naming a rule`);
       if (kind === 'completions') {
         const prompt = original.prompt;
         assert.ok(JSON.stringify(out.body).includes(JSON.stringify(prompt)), `${file}: the prompt is lost: ${JSON.stringify(out.body)}`);
+      }
+      if (kind === 'moderations') {
+        const texts = [original.input].flat().map((item) => (typeof item === 'string' ? item : item.text));
+        assert.deepEqual([out.body.input].flat(), texts, `${file}: the texts to classify changed`);
       }
     });
   }

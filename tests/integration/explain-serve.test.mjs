@@ -20,6 +20,7 @@ const PATHS = {
   fim: '/v1/fim/completions',
   embeddings: '/v1/embeddings',
   completions: '/v1/completions',
+  moderations: '/v1/moderations',
 };
 
 const corpus = (file) => readFileSync(join(corpusDir, file), 'utf8');

@@ -149,17 +149,18 @@ export function sseData(text) {
 // The schema of a whole answer may depend on the request body. Paths are matched
 // after the /v1 prefix, with a trailing `/` and repeated `/` folded, as the proxy
 // folds them. Only endpoints whose answers the proxy builds or rewrites are here:
-// passthrough paths (today /v1/files, /v1/batches, /v1/moderations, /v1/audio/...)
+// passthrough paths (today /v1/files, /v1/batches, /v1/audio/...)
 // answer Mistral's shapes until the proxy translates them (SPEC §4); whoever adds
 // that translation adds the line (the schemas are in openai-schemas.json already:
 // OpenAIFile, ListFilesResponse, DeleteFileResponse, Batch, ListBatchesResponse,
-// CreateModerationResponse, CreateTranscriptionResponse*).
+// CreateTranscriptionResponse*).
 const ANSWERS = [
   ['POST', /^\/chat\/completions$/, 'CreateChatCompletionResponse', 'CreateChatCompletionStreamResponse'],
   ['POST', /^\/completions$/, 'CreateCompletionResponse', 'CreateCompletionStreamResponse'],
   ['POST', /^\/embeddings$/, (body) => (body?.encoding_format === 'base64' ? 'CreateEmbeddingResponseBase64' : 'CreateEmbeddingResponse'), null],
   ['GET', /^\/models$/, 'ListModelsResponse', null],
   ['GET', /^\/models\/[^/]+$/, 'Model', null],
+  ['POST', /^\/moderations$/, 'CreateModerationResponse', null],
   // Responses API (being built): DELETE /responses/{id} has no schema in OpenAI's description.
   ['POST', /^\/responses$/, 'Response', 'ResponseStreamEvent'],
   ['GET', /^\/responses\/[^/]+$/, 'Response', 'ResponseStreamEvent'],

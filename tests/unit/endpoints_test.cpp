@@ -146,6 +146,8 @@ TEST_CASE("endpoint table: the facts of each row") {
         {"GET", "/v1/responses/resp_1", endpoint_kind::response_object, body_mode::local, "responses", ""},
         {"DELETE", "/v1/responses/resp_1", endpoint_kind::response_object, body_mode::local, "responses", ""},
         {"GET", "/v1/responses/resp_1/input_items", endpoint_kind::response_object, body_mode::local, "responses", ""},
+        {"POST", "/v1/moderations", endpoint_kind::moderations, body_mode::buffered, "moderations", "/moderations"},
+        {"GET", "/v1/moderations", endpoint_kind::other, body_mode::streamed, "other_v1", "/moderations"},
         {"GET", "/v1/files", endpoint_kind::other, body_mode::streamed, "other_v1", "/files"},
         {"GET", "/v2", endpoint_kind::unknown, body_mode::local, "unknown", ""},
     };
@@ -167,13 +169,14 @@ TEST_CASE("endpoint table: the facts of each row") {
             CHECK(row.method == "POST");
         }
     }
-    CHECK(buffered == 5);
+    CHECK(buffered == 6);
     // The schema each rewritten body is validated against; legacy completions
     // take the chat or FIM row's once translated.
     using rules::schema_target;
     CHECK(routing::row_of(endpoint_kind::chat_completions).schema == schema_target::chat);
     CHECK(routing::row_of(endpoint_kind::fim_completions).schema == schema_target::fim);
     CHECK(routing::row_of(endpoint_kind::embeddings).schema == schema_target::embeddings);
+    CHECK(routing::row_of(endpoint_kind::moderations).schema == schema_target::moderations);
     CHECK_FALSE(routing::row_of(endpoint_kind::completions).schema);
     CHECK(routing::row_of(endpoint_kind::completions).target == routing::upstream_target::by_model);
     // Only FIM goes to codestral whatever the model.
@@ -200,7 +203,7 @@ TEST_CASE("endpoint table: the places that derive from it stay in step") {
     CHECK(names.size() == label_count);
     CHECK(names == std::set<std::string_view>{"chat_completions", "fim_completions", "embeddings", "completions",
                                               "models", "other_v1", "healthz", "metrics", "unknown",
-                                              "responses", "readyz"});
+                                              "responses", "readyz", "moderations"});
 
     // The metrics text carries the row's label.
     metrics::registry registry;

@@ -195,7 +195,9 @@ test('responses.inputItems.list: order, limit and paging', async () => {
 
 test('responses.delete, then retrieve is a 404 NotFoundError', async () => {
   const created = await client.responses.create({ model: 'mistral-small-latest', input: 'delete me' });
-  await client.responses.delete(created.id);
+  // The SDK types the answer as void; what OpenAI sends is the deletion object.
+  const deleted = await client.responses.delete(created.id);
+  assert.deepEqual(deleted, { id: created.id, object: 'response', deleted: true });
   const err = await rejection(client.responses.retrieve(created.id));
   assert.ok(err instanceof OpenAI.NotFoundError, `${err.constructor.name}: ${err.message}`);
   assert.equal(err.status, 404);

@@ -154,6 +154,28 @@ test('a later turn sends earlier assistant turns as item_reference; the proxy re
   assert.deepEqual(conversation(upstreamBodies().at(-1)), ['user: call the tool please', 'assistant: [calls lookup]', 'tool: ok', 'assistant: tool result: ok', 'user: thanks']);
 });
 
+test('with store: false, earlier assistant turns travel as whole message items (with their ids)', async () => {
+  const model = openai('gpt-4o');
+  const providerOptions = { openai: { store: false } };
+  const first = await generateText({ model, prompt: 'unstored turn', providerOptions });
+  const second = await generateText({ model, messages: [{ role: 'user', content: 'unstored turn' }, ...first.response.messages, { role: 'user', content: 'next' }], providerOptions });
+  assert.equal(second.text, 'echo: next');
+  assert.equal(sent[1].body.store, false);
+  const assistant = sent[1].body.input.find((item) => item.role === 'assistant');
+  assert.ok(assistant, JSON.stringify(sent[1].body.input));
+  assert.ok(!sent[1].body.input.some((item) => item.type === 'item_reference'));
+  assert.deepEqual(conversation(upstreamBodies()[1]), ['user: unstored turn', 'assistant: echo: unstored turn', 'user: next']);
+});
+
+test('the previousResponseId provider option continues a stored response', async () => {
+  const model = openai('gpt-4o');
+  const first = await generateText({ model, prompt: 'remember this' });
+  const second = await generateText({ model, prompt: 'and this', providerOptions: { openai: { previousResponseId: first.providerMetadata.openai.responseId } } });
+  assert.equal(second.text, 'echo: and this');
+  assert.equal(sent[1].body.previous_response_id, first.response.id);
+  assert.deepEqual(conversation(upstreamBodies()[1]), ['user: remember this', 'assistant: echo: remember this', 'user: and this']);
+});
+
 test('openai.chat(...) still speaks chat completions', async () => {
   const result = await generateText({ model: openai.chat('gpt-4o'), prompt: 'the chat model' });
   assert.equal(result.text, 'echo: the chat model');

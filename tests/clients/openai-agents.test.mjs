@@ -84,6 +84,17 @@ test('the same agent, streamed', async () => {
   assert.deepEqual(sent.map((r) => r.body.stream), [true, true]);
 });
 
+test('a second run continues the first with previousResponseId', async () => {
+  const agent = new Agent({ name: 'Plain', instructions: 'Answer.', model: 'gpt-4o' });
+  const first = await run(agent, 'first question');
+  assert.match(first.lastResponseId, /^resp_/);
+  const second = await run(agent, 'second question', { previousResponseId: first.lastResponseId });
+  assert.equal(second.finalOutput, 'echo: second question');
+  assert.equal(sent[1].body.previous_response_id, first.lastResponseId);
+  const text = (m) => (typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join(''));
+  assert.deepEqual(upstreamBodies()[1].messages.map((m) => `${m.role}: ${text(m)}`), ['system: Answer.', 'user: first question', 'assistant: echo: first question', 'user: second question']);
+});
+
 test('an agent without tools answers in one turn', async () => {
   const agent = new Agent({ name: 'Plain', instructions: 'Answer.', model: 'gpt-4o' });
   const result = await run(agent, 'just answer');

@@ -176,6 +176,21 @@ test('the previousResponseId provider option continues a stored response', async
   assert.deepEqual(conversation(upstreamBodies()[1]), ['user: remember this', 'assistant: echo: remember this', 'user: and this']);
 });
 
+test('a Mistral error in the middle of streamText: an error part and finishReason error, no hang', async () => {
+  stack.fakes.mistral.setStream({ chunks: 6, intervalMs: 0 });
+  stack.fakes.mistral.injectFault({ kind: 'reset_after', chunks: 2 });
+  const errors = [];
+  const result = streamText({ model: openai('gpt-4o'), prompt: 'cut me off', onError: ({ error }) => errors.push(error) });
+  const parts = [];
+  for await (const part of result.fullStream) parts.push(part);
+  const errorPart = parts.find((p) => p.type === 'error');
+  assert.ok(errorPart, parts.map((p) => p.type).join(' '));
+  assert.match(String(errorPart.error?.message ?? JSON.stringify(errorPart.error)), /mistral/i);
+  assert.equal(await result.finishReason, 'error');
+  assert.equal(errors.length, 1);
+  stack.fakes.mistral.setStream({ chunks: 5, intervalMs: 0 });
+});
+
 test('openai.chat(...) still speaks chat completions', async () => {
   const result = await generateText({ model: openai.chat('gpt-4o'), prompt: 'the chat model' });
   assert.equal(result.text, 'echo: the chat model');

@@ -95,6 +95,26 @@ test('a second run continues the first with previousResponseId', async () => {
   assert.deepEqual(upstreamBodies()[1].messages.map((m) => `${m.role}: ${text(m)}`), ['system: Answer.', 'user: first question', 'assistant: echo: first question', 'user: second question']);
 });
 
+test('a Mistral error in the middle of a streamed run fails the run (the partial text is not an answer)', async () => {
+  stack.fakes.mistral.setStream({ chunks: 6, intervalMs: 0 });
+  stack.fakes.mistral.injectFault({ kind: 'reset_after', chunks: 2 });
+  const agent = new Agent({ name: 'Plain', instructions: 'Answer.', model: 'gpt-4o' });
+  const outcome = await (async () => {
+    const result = await run(agent, 'cut me off', { stream: true });
+    for await (const event of result) void event;
+    await result.completed;
+    return { finalOutput: result.finalOutput, error: result.error };
+  })().then(
+    (resolved) => resolved,
+    (rejected) => ({ rejected }),
+  );
+  assert.ok(outcome.rejected || outcome.error, `the run completed with ${JSON.stringify(outcome.finalOutput)}`);
+  const error = outcome.rejected ?? outcome.error;
+  assert.match(String(error.message), /mistral/i);
+  assert.equal(sent.length, 1, 'no silent retry of the turn');
+  stack.fakes.mistral.setStream({ chunks: 5, intervalMs: 0 });
+});
+
 test('an agent without tools answers in one turn', async () => {
   const agent = new Agent({ name: 'Plain', instructions: 'Answer.', model: 'gpt-4o' });
   const result = await run(agent, 'just answer');

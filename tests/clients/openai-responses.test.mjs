@@ -6,7 +6,7 @@ import { test, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startStack } from '../support/stack.mjs';
-import { openaiCheckingFetch } from '../support/openai-validate.mjs';
+import { openaiCheckingFetch, sseData } from '../support/openai-validate.mjs';
 
 let stack;
 let client;
@@ -310,38 +310,55 @@ test('max_output_tokens and Mistral stopping on length: status incomplete, reaso
   assert.equal(final.incomplete_details?.reason, 'max_output_tokens');
 });
 
-test('a Mistral error in the middle of a stream: an error event, then response.failed, and the stream ends', async () => {
+test('a Mistral error in the middle of a stream: error, then response.failed on the wire; the SDK throws an APIError', async () => {
   stack.fakes.mistral.setStream({ chunks: 6, intervalMs: 0 });
+  // On the wire (through the schema check): the error event, then response.failed.
   stack.fakes.mistral.injectFault({ kind: 'reset_after', chunks: 2 });
-  // The SDK's raw event stream: every event the proxy sent.
-  const raw = await client.responses.create({ model: 'mistral-small-latest', input: 'cut me off', stream: true });
-  const events = [];
-  for await (const event of raw) events.push(event);
+  const answer = await checkedFetch(`${stack.proxy.baseURL}/responses`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: 'Bearer x' },
+    body: JSON.stringify({ model: 'mistral-small-latest', input: 'cut me off', stream: true }),
+  });
+  assert.equal(answer.status, 200);
+  const events = sseData(await answer.text()).map((data) => JSON.parse(data));
   const types = events.map((e) => e.type);
   assert.equal(types[0], 'response.created');
-  assert.ok(!types.includes('response.completed'), types.join(' '));
-  const error = events.find((e) => e.type === 'error');
-  assert.ok(error, types.join(' '));
+  assert.deepEqual(types.slice(-2), ['error', 'response.failed']);
+  const [error, failed] = events.slice(-2);
   assert.match(error.message, /mistral/i);
-  const failed = events.find((e) => e.type === 'response.failed');
-  assert.ok(failed, types.join(' '));
+  // The documented members, and the nested object OpenAI sends (what the SDKs throw on).
+  assert.equal(error.error.message, error.message);
+  assert.equal(error.error.code, error.code);
   assert.equal(failed.response.status, 'failed');
   assert.equal(typeof failed.response.error?.message, 'string');
   assert.equal(failed.response.id, events[0].response.id);
 
-  // The stream helper: OpenAI's SDK ends on the error event and finalResponse rejects with it.
+  // The SDK's raw event stream throws an APIError at the error event: no hang, no silent end.
+  stack.fakes.mistral.injectFault({ kind: 'reset_after', chunks: 2 });
+  const raw = await client.responses.create({ model: 'mistral-small-latest', input: 'cut me off', stream: true });
+  const seen = [];
+  const thrown = await (async () => {
+    for await (const event of raw) seen.push(event.type);
+  })().then(() => null, (e) => e);
+  assert.ok(thrown instanceof OpenAI.APIError, `${thrown?.constructor?.name}: ${thrown?.message}; events: ${seen.join(' ')}`);
+  assert.match(thrown.message, /mistral/i);
+  assert.equal(seen[0], 'response.created');
+  assert.ok(!seen.includes('response.completed'), seen.join(' '));
+
+  // The stream helper: iteration and finalResponse reject with it.
   stack.fakes.mistral.injectFault({ kind: 'reset_after', chunks: 2 });
   const stream = client.responses.stream({ model: 'mistral-small-latest', input: 'cut me off again' });
-  const seen = [];
-  for await (const event of stream) seen.push(event.type);
-  assert.ok(seen.includes('error'), seen.join(' '));
-  assert.ok(!seen.includes('response.completed'), seen.join(' '));
+  const helperSeen = [];
+  const helperThrown = await (async () => {
+    for await (const event of stream) helperSeen.push(event.type);
+  })().then(() => null, (e) => e);
+  assert.ok(helperThrown instanceof OpenAI.APIError, `${helperThrown?.constructor?.name}: ${helperThrown?.message}; events: ${helperSeen.join(' ')}`);
+  assert.ok(!helperSeen.includes('response.completed'), helperSeen.join(' '));
   const outcome = await stream.finalResponse().then(
     (response) => ({ response }),
     (rejected) => ({ rejected }),
   );
-  assert.ok(outcome.rejected, `finalResponse resolved: ${JSON.stringify(outcome.response)?.slice(0, 300)}`);
-  assert.match(String(outcome.rejected.message), /mistral/i);
+  assert.ok(outcome.rejected instanceof OpenAI.APIError, `finalResponse: ${JSON.stringify(outcome.response)?.slice(0, 300)}`);
 
   // What is kept of the failed response is not a completed one.
   const kept = await client.responses.retrieve(failed.response.id).then(

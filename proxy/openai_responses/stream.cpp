@@ -635,14 +635,18 @@ void stream_transcoder::impl::fail(const errors::openai_error& error, std::strin
     }
     start(out);
     hits_.add(responses::response_rule::errors);
+    // The documented ResponseErrorEvent members at the top, and the same again
+    // in a nested `error` object, the shape OpenAI sends on the wire: the SDKs
+    // throw on data with an `error` member (openai-node's Stream, so the Agents
+    // SDK fails the run instead of taking the partial output for an answer) and
+    // the AI SDK reads either.
+    const std::string_view type =
+        error.type.empty() ? errors::type_for_status(error.status) : std::string_view(error.type);
+    const std::string_view code = error.code ? std::string_view(*error.code) : type;
     begin_event(out, "error");
+    const std::size_t members_from = out.size();
     out += ",\"code\":";
-    if (error.code) {
-        append_json_string(out, *error.code);
-    } else {
-        append_json_string(out,
-                           error.type.empty() ? errors::type_for_status(error.status) : std::string_view(error.type));
-    }
+    append_json_string(out, code);
     out += ",\"message\":";
     append_json_string(out, error.message);
     out += ",\"param\":";
@@ -651,6 +655,12 @@ void stream_transcoder::impl::fail(const errors::openai_error& error, std::strin
     } else {
         out += "null";
     }
+    const std::string members = out.substr(members_from + 1);  // "code":..,"message":..,"param":..
+    out += ",\"error\":{\"type\":";
+    append_json_string(out, type);
+    out += ',';
+    out += members;
+    out += '}';
     end_event(out);
     status_ = "failed";
     response_.clear();

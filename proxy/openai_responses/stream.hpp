@@ -27,10 +27,12 @@
 //     whole Response with usage.
 // A Mistral error object in the stream, finish_reason "error", data that is not
 // JSON, an oversized event, a stream cut before finish_reason, or on_failure():
-// an `error` event {code, message, param} then response.failed (the Response
-// with status failed, error {code, message} and the items so far); done.
-// (The openai SDK yields the `error` event and ends on response.failed; it
-// throws only on data with an `error` member, which these events do not have.)
+// an `error` event {code, message, param, error: {type, code, message, param}}
+// then response.failed (the Response with status failed, error {code, message}
+// and the items so far); done. The nested `error` is what OpenAI sends on the
+// wire besides the documented top-level members: the openai SDK throws an
+// APIError on it (so the Agents SDK fails the run rather than returning the
+// partial text as its answer); the AI SDK reads either shape.
 #include <cstdint>
 #include <functional>
 #include <memory>

@@ -115,6 +115,9 @@ test('the request picks the schema; passthrough and the proxy\'s own paths are n
   assert.equal(openaiSchemaFor('GET', `${base}/v1/models`).json, 'ListModelsResponse');
   assert.equal(openaiSchemaFor('GET', `${base}/v1/models/gpt-4o?x=1`).json, 'Model');
   assert.equal(openaiSchemaFor('POST', `${base}/v1/responses`).sse, 'ResponseStreamEvent');
+  assert.equal(openaiSchemaFor('GET', `${base}/v1/responses/resp_1`).json, 'Response');
+  assert.equal(openaiSchemaFor('DELETE', `${base}/v1/responses/resp_1`).json, 'DeleteModelResponse');
+  assert.equal(openaiSchemaFor('GET', `${base}/v1/responses/resp_1/input_items?limit=2`).json, 'ResponseItemList');
   assert.equal(openaiSchemaFor('POST', `${base}/v1/files`), null);
   assert.equal(openaiSchemaFor('POST', `${base}/v1/fim/completions`), null);
   assert.equal(openaiSchemaFor('GET', `${base}/healthz`), null);

@@ -161,9 +161,12 @@ const ANSWERS = [
   ['GET', /^\/models$/, 'ListModelsResponse', null],
   ['GET', /^\/models\/[^/]+$/, 'Model', null],
   ['POST', /^\/moderations$/, 'CreateModerationResponse', null],
-  // Responses API (being built): DELETE /responses/{id} has no schema in OpenAI's description.
+  // Responses API. DELETE /responses/{id} has no schema in OpenAI's description; what
+  // OpenAI answers is {id, object: "response", deleted: true}, the same three required
+  // fields as DeleteModelResponse, which stands in for it.
   ['POST', /^\/responses$/, 'Response', 'ResponseStreamEvent'],
   ['GET', /^\/responses\/[^/]+$/, 'Response', 'ResponseStreamEvent'],
+  ['DELETE', /^\/responses\/[^/]+$/, 'DeleteModelResponse', null],
   ['POST', /^\/responses\/[^/]+\/cancel$/, 'Response', null],
   ['GET', /^\/responses\/[^/]+\/input_items$/, 'ResponseItemList', null],
   ['POST', /^\/responses\/input_tokens$/, 'TokenCountsResource', null],

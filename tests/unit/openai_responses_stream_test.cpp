@@ -110,7 +110,7 @@ const std::map<std::string, std::vector<std::string>, std::less<>>& required_mem
          {"type", "item_id", "output_index", "summary_index", "delta", "sequence_number"}},
         {"response.reasoning_summary_text.done",
          {"type", "item_id", "output_index", "summary_index", "text", "sequence_number"}},
-        {"error", {"type", "code", "message", "param", "sequence_number"}},
+        {"error", {"type", "code", "message", "param", "sequence_number", "error"}},
         // Not events: the objects inside them.
         {"Response",
          {"id", "object", "created_at", "error", "incomplete_details", "instructions", "model", "tools", "output",
@@ -428,6 +428,11 @@ TEST_CASE("responses stream: length, errors, cuts, failures") {
         CHECK(types[types.size() - 2] == "error");
         CHECK(types.back() == "response.failed");
         CHECK(h.out.find(R"("code":"3000","message":"Service unavailable","param":null)") != std::string::npos);
+        // The same members nested under `error`, as OpenAI sends them: the SDKs throw on it.
+        CHECK(
+            h.out.find(
+                R"("param":null,"error":{"type":"api_error","code":"3000","message":"Service unavailable","param":null}})") !=
+            std::string::npos);
         CHECK(
             h.out.find(
                 R"("status":"failed","background":false,"completed_at":null,"error":{"code":"server_error","message":"Service unavailable"})") !=
@@ -495,6 +500,11 @@ TEST_CASE("responses stream: length, errors, cuts, failures") {
         CHECK(types ==
               std::vector<std::string>{"response.created", "response.in_progress", "error", "response.failed"});
         CHECK(early.out.find(R"("error":{"code":"rate_limit_exceeded","message":"slow down"})") != std::string::npos);
+        // No code given: the type stands for it, at the top and nested.
+        CHECK(
+            early.out.find(
+                R"("code":"rate_limit_error","message":"slow down","param":null,"error":{"type":"rate_limit_error","code":"rate_limit_error","message":"slow down","param":null}})") !=
+            std::string::npos);
     }
     SUBCASE("an oversized event -> failed") {
         harness h;

@@ -178,7 +178,7 @@ struct server::impl {
             workers.push_back(std::unique_ptr<worker_context>(new worker_context{
                 state, upstream_pool(context, state->config, *state->tls, upstream_sockets), registry.add_shard(), registry, limits, {},
                 false, &open_sessions, [this] { asio::post(*contexts[0], [this] { finish_stop(); }); }, {}, nullptr,
-                {}}));
+                {}, limits::breaker_board{config::breaker_settings{}}, {}, {}}));
         }
         for (auto& worker : workers) {
             worker->pool.count_handshakes_in(&worker->metrics.tls_handshakes, &worker->metrics.tls_resumed);

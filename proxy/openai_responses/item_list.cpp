@@ -89,7 +89,9 @@ item_list_result build_item_list(std::string_view input_items, const item_list_q
     for (simdjson::dom::element item : items) {
         texts.emplace_back(simdjson::to_string(item));
         std::string_view id;
-        (void)item["id"].get_string().get(id);
+        if (item["id"].get_string().get(id) != simdjson::SUCCESS) {
+            id = {};  // every stored input item has one; an item without lists as ""
+        }
         ids.emplace_back(id);
     }
     std::vector<std::size_t> order(texts.size());

@@ -187,9 +187,10 @@ bool read_responses_history(const config::proxy_config& config, std::string_view
         return false;
     }
     if (where != "embedded") {
-        failure = "explain cannot read a Redis responses store (responses.store: redis://...), which the "
-                  "previous_response_id or item_reference of this request needs; send the whole conversation in "
-                  "input instead to see what serve would send";
+        failure =
+            "explain cannot read a Redis responses store (responses.store: redis://...), which the "
+            "previous_response_id or item_reference of this request needs; send the whole conversation in "
+            "input instead to see what serve would send";
         return false;
     }
     const auto file = std::filesystem::path(config.state_dir) / std::string(store::embedded_store_file);
@@ -293,11 +294,13 @@ int explain(const command_line& args, const loaded& everything) {
     const auto aliases = plan::derive_model_aliases(*everything.rules);
     const plan::plan_inputs inputs{everything.config, *everything.rules, aliases};
     plan::plan_scratch scratch;
-    auto result = refusal ? plan::plan_result{std::nullopt, std::move(refusal)}
-                          : plan::plan_request(inputs,
-                                               {row, path, std::string_view(body.data(), length), {},
-                                                responses_api ? &history : nullptr, nullptr},
-                                               scratch);
+    auto result =
+        refusal
+            ? plan::plan_result{std::nullopt, std::move(refusal)}
+            : plan::plan_request(
+                  inputs,
+                  {row, path, std::string_view(body.data(), length), {}, responses_api ? &history : nullptr, nullptr},
+                  scratch);
     if (!result.ok()) {
         std::cout << errors::to_json(*result.error) << "\n";
         std::cerr << "mistral-proxy: the request would be refused with " << result.error->status << ": "

@@ -150,8 +150,9 @@ errors::openai_error previous_response_not_found(std::string_view id) {
 errors::openai_error store_disabled_error(bool previous) {
     const std::string field = previous ? "previous_response_id" : "item_reference";
     return errors::make_error(400,
-                              field + " needs stored responses, and this proxy keeps none (responses.store: off); "
-                                      "send the whole conversation in input",
+                              field +
+                                  " needs stored responses, and this proxy keeps none (responses.store: off); "
+                                  "send the whole conversation in input",
                               "store_disabled", previous ? "previous_response_id" : "input");
 }
 

@@ -17,10 +17,13 @@
 #include "errors/json_writer.hpp"
 #include "errors/openai_error.hpp"
 #include "log/log.hpp"
+#include "openai_responses/item_list.hpp"
+#include "openai_responses/request.hpp"
 #include "plan/request_plan.hpp"
 #include "routing/endpoints.hpp"
 #include "routing/keys.hpp"
 #include "rules/rule_set.hpp"
+#include "store/response_store.hpp"
 
 namespace {
 
@@ -44,6 +47,8 @@ Usage:
       what serve would send for that request body (read from stdin with - or
       when no file is given). --endpoint defaults to /v1/chat/completions.
       Adds "fallbacks": [models] when the rule files give the model a chain.
+      For /v1/responses, previous_response_id and item_reference items are
+      read from the embedded responses store of state_dir (never created).
   mistral-proxy --version
   mistral-proxy --help
 
@@ -154,6 +159,85 @@ loaded load_everything(const command_line& args) {
     return result;
 }
 
+// What a POST /v1/responses body continues (previous_response_id,
+// item_reference items), read for explain as serve reads it: from the embedded
+// store, state_dir/responses.sqlite3. Explain never creates that file: when it
+// does not exist nothing was stored, and every id is unknown. A Redis store is
+// not read (explain runs offline). Returns false when the request cannot be
+// explained: `refusal` is then serve's error answer (unknown previous
+// response, store off), or `failure` says why (the store is unreadable, Redis).
+struct explain_history {
+    std::string previous;                                    // the stored conversation of previous_response_id
+    std::vector<std::pair<std::string, std::string>> items;  // item id -> stored item JSON
+};
+
+bool read_responses_history(const config::proxy_config& config, std::string_view body, explain_history& out,
+                            std::optional<errors::openai_error>& refusal, std::string& failure) {
+    auto references = openai_responses::find_references(body);
+    if (references.error) {
+        refusal = std::move(references.error);
+        return false;
+    }
+    if (references.previous_response_id.empty() && references.item_ids.empty()) {
+        return true;
+    }
+    const std::string& where = config.responses.store;
+    if (where == "off") {
+        refusal = openai_responses::store_disabled_error(!references.previous_response_id.empty());
+        return false;
+    }
+    if (where != "embedded") {
+        failure =
+            "explain cannot read a Redis responses store (responses.store: redis://...), which the "
+            "previous_response_id or item_reference of this request needs; send the whole conversation in "
+            "input instead to see what serve would send";
+        return false;
+    }
+    const auto file = std::filesystem::path(config.state_dir) / std::string(store::embedded_store_file);
+    std::unique_ptr<store::response_store> stored;
+    if (std::error_code ec; std::filesystem::exists(file, ec)) {  // open_embedded_store would create it
+        std::string error;
+        stored = store::open_embedded_store(file, store::retention_of(config.responses), error);
+        if (!stored) {
+            failure = "responses store: " + error;
+            return false;
+        }
+    }
+    if (!references.previous_response_id.empty()) {
+        store::store_result<store::stored_response> found;
+        if (stored) {
+            found = stored->get(references.previous_response_id);
+        }
+        if (!found.error.empty()) {
+            failure = "responses store: " + found.error;
+            return false;
+        }
+        if (!found.value) {
+            refusal = openai_responses::previous_response_not_found(references.previous_response_id);
+            return false;
+        }
+        out.previous = std::move(found.value->conversation);
+    }
+    for (auto& id : references.item_ids) {
+        bool known = !stored;  // no store file: unknown, the translation's 400 names the item
+        for (const auto& item : out.items) {
+            known = known || item.first == id;
+        }
+        if (known) {
+            continue;
+        }
+        auto found = stored->find_item(id);
+        if (!found.error.empty()) {
+            failure = "responses store: " + found.error;
+            return false;
+        }
+        if (found.value) {
+            out.items.emplace_back(std::move(id), std::move(*found.value));
+        }
+    }
+    return true;
+}
+
 // SPEC §1 explain: the same normalize_request() serve calls, printed instead of sent.
 int explain(const command_line& args, const loaded& everything) {
     std::string body;
@@ -185,11 +269,38 @@ int explain(const command_line& args, const loaded& everything) {
         std::cerr << "mistral-proxy: " << path << " is answered by the proxy itself; nothing is sent upstream\n";
         return exit_invalid;
     }
+    // POST /v1/responses: the stored conversation it continues, as serve reads it.
+    explain_history stored;
+    openai_responses::history history;
+    const bool responses_api = !refusal && row.kind == routing::endpoint_kind::responses;
+    if (responses_api) {
+        std::string failure;
+        if (!read_responses_history(everything.config, std::string_view(body.data(), length), stored, refusal,
+                                    failure) &&
+            !failure.empty()) {
+            std::cerr << "mistral-proxy: " << failure << "\n";
+            return exit_invalid;
+        }
+        history.previous_items = stored.previous;
+        history.find_item = [&stored](std::string_view id) -> std::string_view {
+            for (const auto& [known, json] : stored.items) {
+                if (known == id) {
+                    return json;
+                }
+            }
+            return {};
+        };
+    }
     const auto aliases = plan::derive_model_aliases(*everything.rules);
     const plan::plan_inputs inputs{everything.config, *everything.rules, aliases};
     plan::plan_scratch scratch;
-    auto result = refusal ? plan::plan_result{std::nullopt, std::move(refusal)}
-                          : plan::plan_request(inputs, {row, path, std::string_view(body.data(), length)}, scratch);
+    auto result =
+        refusal
+            ? plan::plan_result{std::nullopt, std::move(refusal)}
+            : plan::plan_request(
+                  inputs,
+                  {row, path, std::string_view(body.data(), length), {}, responses_api ? &history : nullptr, nullptr},
+                  scratch);
     if (!result.ok()) {
         std::cout << errors::to_json(*result.error) << "\n";
         std::cerr << "mistral-proxy: the request would be refused with " << result.error->status << ": "

@@ -32,13 +32,7 @@ awaitable<bool> downstream_session::load_responses_history(request_context& cont
         co_return true;
     }
     if (!worker_.store.enabled()) {
-        const bool previous = !references.previous_response_id.empty();
-        co_await send_error(context,
-                            errors::make_error(400,
-                                               std::string(previous ? "previous_response_id" : "item_reference") +
-                                                   " needs stored responses, and this proxy keeps none "
-                                                   "(responses.store: off); send the whole conversation in input",
-                                               "store_disabled", previous ? "previous_response_id" : "input"),
+        co_await send_error(context, openai_responses::store_disabled_error(!references.previous_response_id.empty()),
                             context.client_keep_alive);
         co_return false;
     }
@@ -50,9 +44,8 @@ awaitable<bool> downstream_session::load_responses_history(request_context& cont
             co_return false;
         }
         if (!found.value) {
-            auto error = openai_responses::response_not_found(references.previous_response_id, "previous_response_id");
-            error.message = "Previous response with id '" + references.previous_response_id + "' not found.";
-            co_await send_error(context, error, context.client_keep_alive);
+            co_await send_error(context, openai_responses::previous_response_not_found(references.previous_response_id),
+                                context.client_keep_alive);
             co_return false;
         }
         context.responses_previous = std::move(found.value->conversation);

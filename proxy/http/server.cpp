@@ -483,6 +483,15 @@ struct server::impl {
             drain_deadline->cancel();
         }
         signals->cancel(ignored);
+        // A Redis client (limits.backend, responses.store) keeps a read pending
+        // on its worker's io_context: close them, or run() never returns and
+        // SIGTERM ends in the supervisor's SIGKILL.
+        for (std::size_t i = 0; i < workers.size(); ++i) {
+            asio::post(*contexts[i], [worker = workers[i].get()] {
+                worker->redis.reset();
+                worker->store = store::io::store_client();
+            });
+        }
     }
 
     void stop_now() {

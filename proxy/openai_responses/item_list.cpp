@@ -141,4 +141,19 @@ errors::openai_error response_not_found(std::string_view id, std::string_view pa
     return error;
 }
 
+errors::openai_error previous_response_not_found(std::string_view id) {
+    auto error = response_not_found(id, "previous_response_id");
+    error.message = "Previous response with id '" + std::string(id) + "' not found.";
+    return error;
+}
+
+errors::openai_error store_disabled_error(bool previous) {
+    const std::string field = previous ? "previous_response_id" : "item_reference";
+    return errors::make_error(400,
+                              field +
+                                  " needs stored responses, and this proxy keeps none (responses.store: off); "
+                                  "send the whole conversation in input",
+                              "store_disabled", previous ? "previous_response_id" : "input");
+}
+
 }  // namespace mistral_proxy::openai_responses

@@ -39,4 +39,12 @@ std::string deleted_response(std::string_view id);
 // The 404 of an id the store does not hold (OpenAI's wording).
 errors::openai_error response_not_found(std::string_view id, std::string_view param = {});
 
+// The 404 of a previous_response_id the store does not hold (OpenAI's
+// wording, param previous_response_id). What serve answers and explain prints.
+errors::openai_error previous_response_not_found(std::string_view id);
+
+// The 400 of a previous_response_id (`previous` true) or item_reference input
+// item when responses.store is off: nothing to continue from.
+errors::openai_error store_disabled_error(bool previous);
+
 }  // namespace mistral_proxy::openai_responses

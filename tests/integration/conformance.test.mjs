@@ -11,7 +11,10 @@
 //
 // The file name says the endpoint: chat-*.json, fim-*.json, embeddings-*.json,
 // completions-*.json (OpenAI's legacy endpoint: sent as chat or FIM by model),
-// moderations-*.json (sent as Mistral's moderation request).
+// moderations-*.json (sent as Mistral's moderation request),
+// responses-*.json (OpenAI's Responses API, translated to a chat request: the
+// same chat checks apply to what is sent, and every text, image, tool call and
+// tool output of the Responses input must be in it).
 // explain-serve.test.mjs sends the same corpus through `serve` and checks that
 // the upstream gets exactly what explain printed.
 import { test, describe, before, after } from 'node:test';
@@ -33,6 +36,7 @@ const ENDPOINTS = {
   // The schema is the target's: FIM for codestral models, chat otherwise.
   completions: { path: '/v1/completions', schema: (url) => (url.endsWith('/fim/completions') ? 'FIMCompletionRequest' : 'ChatCompletionRequest') },
   moderations: { path: '/v1/moderations', schema: 'ClassificationRequest' },
+  responses: { path: '/v1/responses', schema: 'ChatCompletionRequest' },
 };
 const RULE_IDS = new Set(['model_rewrite', 'model_alias', 'tool_choice_any', 'params', 'ranges', 'messages', 'tool_call_ids',
   'role_order', 'tools', 'tool_capable', 'json_mode_hint', 'vision_route', 'documents']);
@@ -68,6 +72,30 @@ function contentOf(body) {
       push(typeof part.input_audio === 'string' ? part.input_audio : part.input_audio?.data);
       push(part.file?.file_data ?? part.file?.file_id);
       push(part.file_id);
+    }
+  }
+  return out;
+}
+
+// The same for a Responses API request (CreateResponse): instructions, the
+// input as a string or items (message contents, function_call arguments,
+// function_call_output outputs). Reasoning items are dropped by design.
+function responsesContentOf(body) {
+  const out = [];
+  const push = (v) => {
+    if (typeof v === 'string' && v !== '') out.push(v);
+  };
+  push(body.instructions);
+  if (typeof body.input === 'string') push(body.input);
+  for (const item of Array.isArray(body.input) ? body.input : []) {
+    if (item.type === 'reasoning') continue;
+    push(item.arguments);
+    push(item.output);
+    if (typeof item.content === 'string') push(item.content);
+    for (const part of Array.isArray(item.content) ? item.content : []) {
+      push(part.text);
+      push(part.image_url);
+      push(part.file_data ?? part.file_id);
     }
   }
   return out;
@@ -114,7 +142,7 @@ describe('conformance corpus through explain', () => {
     test(file, async () => {
       const kind = file.split('-')[0];
       const endpoint = ENDPOINTS[kind];
-      assert.ok(endpoint, `${file}: name must start with chat-, fim-, embeddings- or completions-`);
+      assert.ok(endpoint, `${file}: name must start with chat-, fim-, embeddings-, completions- or responses-`);
       const r = await runCli(['explain', '--config', config.file, '--endpoint', endpoint.path, join(corpusDir, file)]);
       if (REFUSED[file]) {
         assert.equal(r.code, 1, `${file}: must be refused: ${r.stdout}${r.stderr}`);
@@ -131,9 +159,10 @@ describe('conformance corpus through explain', () => {
       const invalid = validateBody(schema, out.body);
       assert.equal(invalid, null, `${file}: Mistral would answer 422: ${JSON.stringify(invalid)}\nbody: ${JSON.stringify(out.body)}`);
       assert.doesNotMatch(out.body.model, /^(gpt-|o\d|text-embedding-|chatgpt-|omni-moderation|text-moderation)/, `${file}: OpenAI model name sent`);
-      if (kind === 'chat') {
+      if (kind === 'chat' || kind === 'responses') {
         const sent = stringsOf(out.body).join('\u0000');
-        for (const piece of contentOf(JSON.parse(readFileSync(join(corpusDir, file), 'utf8')))) {
+        const request = JSON.parse(readFileSync(join(corpusDir, file), 'utf8'));
+        for (const piece of kind === 'chat' ? contentOf(request) : responsesContentOf(request)) {
           assert.ok(sent.includes(piece), `${file}: ${JSON.stringify(piece.slice(0, 80))} is lost: ${JSON.stringify(out.body)}`);
         }
         const semantic = chatSemanticError(out.body);
@@ -144,8 +173,9 @@ describe('conformance corpus through explain', () => {
         assert.ok(!last || last.role !== 'assistant' || last.prefix === true, `${file}: last message is an assistant without prefix`);
       }
       const original = JSON.parse(readFileSync(join(corpusDir, file), 'utf8'));
-      // A legacy completion or a moderation is always translated: its own row, not a rule.
-      if (out.rules.length === 0 && kind !== 'completions' && kind !== 'moderations') assert.deepEqual(out.body, original, `${file}: changed without naming a rule`);
+      // A legacy completion, a moderation and a Responses request are always
+      // translated: their own rows, not rules.
+      if (out.rules.length === 0 && kind !== 'completions' && kind !== 'moderations' && kind !== 'responses') assert.deepEqual(out.body, original, `${file}: changed without naming a rule`);
       if (kind === 'completions') {
         const prompt = original.prompt;
         assert.ok(JSON.stringify(out.body).includes(JSON.stringify(prompt)), `${file}: the prompt is lost: ${JSON.stringify(out.body)}`);

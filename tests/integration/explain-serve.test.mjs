@@ -21,6 +21,11 @@ const PATHS = {
   embeddings: '/v1/embeddings',
   completions: '/v1/completions',
   moderations: '/v1/moderations',
+  // Translated to a chat request. The translation draws random ids (resp_,
+  // msg_, fc_) only for the Response and its stored items, never for the chat
+  // body (tool call ids come from the client's call_id through the
+  // tool_call_ids rule, deterministically): the bytes must match exactly.
+  responses: '/v1/responses',
 };
 
 const corpus = (file) => readFileSync(join(corpusDir, file), 'utf8');
@@ -42,6 +47,10 @@ cases.push(
   { name: 'passthrough with a query', path: '/v1/echo/agents?limit=2&order=desc', body: '{"name":"x","instructions":"be brief"}' },
   { name: 'passthrough, unknown body', path: '/v1/echo/batch', body: 'not json at all' },
   { name: 'not JSON (refused)', path: '/v1/chat/completions', body: '{"model": "gpt-4o", "messages": [' },
+  // Responses: a built-in tool (400 naming it), and a previous_response_id the
+  // store lacks (the 404 serve answers; explain reads the same state_dir).
+  { name: 'Responses, built-in tool (refused)', path: '/v1/responses', body: '{"model":"gpt-4o","input":"x","tools":[{"type":"web_search"}]}' },
+  { name: 'Responses, unknown previous_response_id (refused)', path: '/v1/responses', body: '{"model":"gpt-4o","input":"x","previous_response_id":"resp_unknown0"}' },
 );
 
 // explain's one line: {"upstream","url","rules",["fallbacks",]"body"} with the

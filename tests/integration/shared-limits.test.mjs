@@ -3,12 +3,11 @@
 // two proxies sharing one key through a real redis-server (SPEC §2 limits.backend).
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import net from 'node:net';
 import { startFakeMistral } from '../fake-mistral/fake-mistral.mjs';
 import { startProxy } from '../support/proxy.mjs';
 import { KEYS } from '../support/stack.mjs';
 import { postJson, chatBody, withTimeout } from '../support/http.mjs';
+import { haveRedis, startRedis } from '../support/redis.mjs';
 
 const RATE = 2; // requests per second
 const SLACK_MS = 60; // timer and scheduling jitter tolerated on a busy machine
@@ -26,48 +25,6 @@ function assertPaced(arrivals, rate) {
     assert.ok(since >= i * spacing - SLACK_MS, `arrival ${i} only ${since} ms after the first (rate ${rate}/s): ${sorted.map((t) => t - sorted[0])}`);
   }
 }
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-// A real redis-server on loopback, started for this file and stopped after it.
-async function startRedis() {
-  const port = await freePort();
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  await withTimeout(
-    new Promise((resolve, reject) => {
-      child.stdout.on('data', (data) => {
-        output += data;
-        if (output.includes('Ready to accept connections')) resolve();
-      });
-      child.on('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)));
-    }),
-    10_000,
-    'redis-server start',
-  );
-  return {
-    url: `redis://127.0.0.1:${port}/0`,
-    stop: () =>
-      new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.on('exit', resolve);
-        child.kill('SIGTERM');
-      }),
-  };
-}
-
-const haveRedis = spawnSync('redis-server', ['--version']).status === 0;
 
 describe('embedded limiter: a burst arrives upstream at the configured rate', () => {
   let fake;

@@ -83,7 +83,11 @@ redis_store::redis_store(asio::any_io_executor executor, config::redis_endpoint 
       timeout_(timeout),
       now_(now ? std::move(now) : system_unix_now) {}
 
-redis_store::~redis_store() = default;
+redis_store::~redis_store() {
+    if (connection_) {
+        connection_->close();  // its pending read would keep the worker's io_context running
+    }
+}
 
 asio::awaitable<std::pair<std::unique_ptr<redis_store>, std::string>> redis_store::connect(
     asio::any_io_executor executor, config::redis_endpoint endpoint, retention keep, std::chrono::milliseconds timeout,

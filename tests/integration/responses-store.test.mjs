@@ -11,6 +11,7 @@
 // - `explain --endpoint /v1/responses` reads previous_response_id from the same
 //   store serve wrote.
 import { test, describe, before, after } from 'node:test';
+import { waitUntil } from '../support/procfs.mjs';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
@@ -301,9 +302,13 @@ describe('chat rules on a Responses request', () => {
     assert.notEqual(sent.model, 'gpt-4o');
     assert.equal(res.json.output[0].type, 'function_call', res.text);
 
-    const afterText = (await request(`${proxy.url}/metrics`)).text;
     const requests = 'mistral_proxy_requests_total';
     const labels = 'endpoint="responses",upstream="mistral",status="200"';
+    // A request is counted once answered, which the client may see first: wait for it.
+    const afterText = await waitUntil(async () => {
+      const text = (await request(`${proxy.url}/metrics`)).text;
+      return metric(text, requests, labels) > metric(before, requests, labels) ? text : null;
+    }, { label: 'the request in /metrics' });
     assert.equal(metric(afterText, requests, labels) - metric(before, requests, labels), 1, afterText);
     for (const rule of ['model_alias', 'tool_choice_any']) {
       const rl = `rule="${rule}"`;

@@ -9,6 +9,12 @@
 //   GET  /healthz               200
 //   anything else               404 in Mistral's error shape
 //
+// --tls-cert FILE --tls-key FILE: the same answers over HTTPS (TLS 1.2/1.3,
+// session tickets and a server session cache, so clients can resume). The
+// connection handler is a template over the stream type: the plain path is
+// the same code as without TLS. With TLS, SIGINT/SIGTERM print the count of
+// handshakes and of resumed sessions on stderr before exiting.
+//
 // Prints "bench_fake_upstream listening on 127.0.0.1:PORT" on stderr once ready.
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -17,6 +23,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -24,7 +31,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <atomic>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -46,7 +55,13 @@ struct settings {
     std::uint64_t interval_us = 20000;
     unsigned embedding_dims = 1024;
     std::size_t max_request_bytes = 64 * 1024 * 1024;
+    std::string tls_cert;  // PEM chain; with tls_key: serve HTTPS
+    std::string tls_key;
 };
+
+// TLS handshakes done, and how many of them resumed a session.
+std::atomic<std::uint64_t> tls_handshakes{0};
+std::atomic<std::uint64_t> tls_resumed{0};
 
 // Prebuilt answers, shared read-only by every connection.
 struct answers {
@@ -140,13 +155,15 @@ bool wants_stream(std::string_view body) noexcept {
     return false;
 }
 
-asio::awaitable<bool> write_all(tcp::socket& socket, std::string_view data) {
+template <class Stream>
+asio::awaitable<bool> write_all(Stream& socket, std::string_view data) {
     auto [ec, n] = co_await asio::async_write(socket, asio::buffer(data.data(), data.size()), as_result);
     (void)n;
     co_return !ec;
 }
 
-asio::awaitable<bool> send_stream(tcp::socket& socket, const answers& a, std::uint64_t chunks, std::uint64_t interval_us) {
+template <class Stream>
+asio::awaitable<bool> send_stream(Stream& socket, const answers& a, std::uint64_t chunks, std::uint64_t interval_us) {
     chunks = std::max<std::uint64_t>(chunks, 1);
     if (interval_us == 0) {
         std::string whole = a.stream_head;
@@ -179,9 +196,8 @@ asio::awaitable<bool> send_stream(tcp::socket& socket, const answers& a, std::ui
     co_return true;
 }
 
-asio::awaitable<void> serve_connection(tcp::socket socket, const settings& s, const answers& a) {
-    boost::system::error_code ignored;
-    socket.set_option(tcp::no_delay(true), ignored);
+template <class Stream>
+asio::awaitable<void> serve_connection(Stream& socket, const settings& s, const answers& a) {
     std::vector<char> buf(16 * 1024);
     std::size_t begin = 0;  // unread data is buf[begin, end)
     std::size_t end = 0;
@@ -292,7 +308,30 @@ asio::awaitable<void> serve_connection(tcp::socket socket, const settings& s, co
     }
 }
 
-asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, const settings& s, const answers& a) {
+asio::awaitable<void> serve_plain(tcp::socket socket, const settings& s, const answers& a) {
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    co_await serve_connection(socket, s, a);
+}
+
+asio::awaitable<void> serve_tls(tcp::socket socket, asio::ssl::context& context, const settings& s, const answers& a) {
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
+    asio::ssl::stream<tcp::socket> stream(std::move(socket), context);
+    auto [ec] = co_await stream.async_handshake(asio::ssl::stream_base::server, as_result);
+    if (ec) {
+        co_return;
+    }
+    tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+    if (SSL_session_reused(stream.native_handle()) == 1) {
+        tls_resumed.fetch_add(1, std::memory_order_relaxed);
+    }
+    co_await serve_connection(stream, s, a);
+    // No close_notify exchange: the peer may be gone, and the bench never waits for it.
+}
+
+asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, asio::ssl::context* tls, const settings& s,
+                                  const answers& a) {
     for (;;) {
         auto [ec, socket] = co_await acceptor.async_accept(as_result);
         if (ec) {
@@ -304,14 +343,19 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, const settings& s, co
             co_await pause.async_wait(as_result);
             continue;
         }
-        asio::co_spawn(acceptor.get_executor(), serve_connection(std::move(socket), s, a), asio::detached);
+        if (tls != nullptr) {
+            asio::co_spawn(acceptor.get_executor(), serve_tls(std::move(socket), *tls, s, a), asio::detached);
+        } else {
+            asio::co_spawn(acceptor.get_executor(), serve_plain(std::move(socket), s, a), asio::detached);
+        }
     }
 }
 
 [[noreturn]] void usage(const char* message) {
     std::cerr << "bench_fake_upstream: " << message << "\n"
               << "usage: bench_fake_upstream [--listen 127.0.0.1:PORT] [--threads N] [--chunks N]\n"
-                 "                           [--interval-us US] [--embedding-dims N]\n";
+                 "                           [--interval-us US] [--embedding-dims N]\n"
+                 "                           [--tls-cert FILE --tls-key FILE]\n";
     std::exit(2);
 }
 
@@ -352,9 +396,16 @@ settings parse_args(int argc, char** argv) {
             s.interval_us = std::min<std::uint64_t>(number(), 60'000'000);
         } else if (arg == "--embedding-dims") {
             s.embedding_dims = static_cast<unsigned>(std::clamp<std::uint64_t>(number(), 1, 65536));
+        } else if (arg == "--tls-cert") {
+            s.tls_cert = std::string(value());
+        } else if (arg == "--tls-key") {
+            s.tls_key = std::string(value());
         } else {
             usage("unknown option");
         }
+    }
+    if (s.tls_cert.empty() != s.tls_key.empty()) {
+        usage("--tls-cert and --tls-key go together");
     }
     if (!s.host.starts_with("127.")) {
         usage("loopback addresses only (127.x.x.x)");
@@ -367,6 +418,28 @@ settings parse_args(int argc, char** argv) {
 int main(int argc, char** argv) {
     const settings s = parse_args(argc, argv);
     const answers a = build_answers(s);
+    std::optional<asio::ssl::context> tls;
+    if (!s.tls_cert.empty()) {
+        tls.emplace(asio::ssl::context::tls_server);
+        tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                         asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                         asio::ssl::context::no_tlsv1_1);
+        boost::system::error_code ec;
+        tls->use_certificate_chain_file(s.tls_cert, ec);
+        if (!ec) {
+            tls->use_private_key_file(s.tls_key, asio::ssl::context::pem, ec);
+        }
+        if (ec) {
+            std::cerr << "bench_fake_upstream: cannot load " << s.tls_cert << " / " << s.tls_key << ": " << ec.message()
+                      << "\n";
+            return 1;
+        }
+        // Resumption as a real front end allows it: TLS 1.3 tickets (OpenSSL's
+        // default) and, for TLS 1.2 session ids, the server-side cache.
+        static constexpr unsigned char session_id_context[] = "bench_fake_upstream";
+        SSL_CTX_set_session_id_context(tls->native_handle(), session_id_context, sizeof session_id_context - 1);
+        SSL_CTX_set_session_cache_mode(tls->native_handle(), SSL_SESS_CACHE_SERVER);
+    }
     asio::io_context io(static_cast<int>(s.threads));
     tcp::acceptor acceptor(io);
     const tcp::endpoint endpoint(asio::ip::make_address(s.host), s.port);
@@ -374,11 +447,12 @@ int main(int argc, char** argv) {
     acceptor.set_option(asio::socket_base::reuse_address(true));
     acceptor.bind(endpoint);
     acceptor.listen(4096);
-    std::cerr << "bench_fake_upstream listening on " << s.host << ":" << acceptor.local_endpoint().port() << std::endl;
+    std::cerr << "bench_fake_upstream listening on " << s.host << ":" << acceptor.local_endpoint().port()
+              << (tls ? " (TLS)" : "") << std::endl;
 
     asio::signal_set signals(io, SIGINT, SIGTERM);
     signals.async_wait([&](const boost::system::error_code&, int) { io.stop(); });
-    asio::co_spawn(io, accept_loop(acceptor, s, a), asio::detached);
+    asio::co_spawn(io, accept_loop(acceptor, tls ? &*tls : nullptr, s, a), asio::detached);
 
     std::vector<std::thread> extra;
     for (unsigned i = 1; i < s.threads; ++i) {
@@ -387,6 +461,10 @@ int main(int argc, char** argv) {
     io.run();
     for (auto& t : extra) {
         t.join();
+    }
+    if (tls) {
+        std::cerr << "bench_fake_upstream: " << tls_handshakes.load() << " TLS handshakes, " << tls_resumed.load()
+                  << " resumed" << std::endl;
     }
     return 0;
 }

@@ -3,6 +3,12 @@
 // added latency vs the direct path, the goals of issue 6, a markdown table on
 // stdout, a summary CSV, and gnuplot data of latency vs throughput.
 //
+// Paths named NAME-tls (bench/run --tls: the same proxy with a TLS upstream)
+// are held against the reference's own -tls path (nginx-tls), and get a table
+// of their own next to their plain twin: CPU per request, added latency (over
+// the plain baseline: the load generator speaks plain HTTP) and time to first
+// event, and the ratio of the proxy to the reference, plain and TLS.
+//
 //   bench_report --runs runs.csv [--csv latest.csv] [--plot-data plot.dat]
 //                [--cpu-scenario chat_c32] [--baseline direct] [--reference nginx]
 #include <algorithm>
@@ -317,7 +323,13 @@ int main(int argc, char** argv) {
         }
         summaries[path] = s;
     }
-    const summary* ref = summaries.count(reference) ? &summaries[reference] : nullptr;
+    // A -tls path is compared with the reference's -tls twin when the run has one.
+    auto reference_of = [&](const std::string& path) {
+        if (path.ends_with("-tls") && summaries.count(reference + "-tls") != 0) {
+            return reference + "-tls";
+        }
+        return reference;
+    };
     std::cout << "\n### Per path against the goals of issue 6\n\n"
               << "| path | added p50 @c1 µs | added p99 @c1 µs (≤ 50) | CPU µs/req @" << cpu_scenario
               << " (≤ " << reference << ") | max RPS (≥ 0.9× " << reference
@@ -342,7 +354,9 @@ int main(int argc, char** argv) {
             }
             return pred(*v);
         };
-        const bool is_ref = path == reference;
+        const auto ref_name = reference_of(path);
+        const summary* ref = summaries.count(ref_name) ? &summaries[ref_name] : nullptr;
+        const bool is_ref = path == ref_name;
         std::optional<bool> cpu_ok, rps_ok;
         if (!is_ref && ref && s.cpu && ref->cpu) {
             cpu_ok = *s.cpu <= *ref->cpu;
@@ -365,7 +379,100 @@ int main(int argc, char** argv) {
                   << fmt_signed(s.gap_added_mean, 2) << " / " << fmt_signed(s.gap_added_p99, 1)
                   << mark(check(s.gap_added_mean, [](double v) { return v <= 2.0; })) << " |\n";
     }
-    std::cout << "\n✓/✗: goal met or missed on this run (goals apply to mistral-proxy; nginx is the reference).\n";
+    std::cout << "\n✓/✗: goal met or missed on this run (goals apply to mistral-proxy; " << reference
+              << " is the reference";
+    if (summaries.count(reference + "-tls") != 0) {
+        std::cout << ", " << reference << "-tls for the -tls paths";
+    }
+    std::cout << ").\n";
+
+    // ---- table 3: TLS upstream next to plain ------------------------------------
+    std::vector<std::string> tls_paths;  // plain twins of the -tls paths, reference first
+    for (const auto& path : path_order) {
+        if (path.ends_with("-tls")) {
+            const auto plain = path.substr(0, path.size() - 4);
+            if (plain == reference) {
+                tls_paths.insert(tls_paths.begin(), plain);
+            } else {
+                tls_paths.push_back(plain);
+            }
+        }
+    }
+    if (!tls_paths.empty()) {
+        std::vector<std::string> tls_scenarios;
+        for (const auto& scenario : scenario_order) {
+            for (const auto& plain : tls_paths) {
+                const auto* g = find(scenario, plain + "-tls");
+                if (g && (g->mode == "closed" || g->mode == "open") &&
+                    std::find(tls_scenarios.begin(), tls_scenarios.end(), scenario) == tls_scenarios.end()) {
+                    tls_scenarios.push_back(scenario);
+                }
+            }
+        }
+        auto ratio = [](std::optional<double> a, std::optional<double> b) -> std::optional<double> {
+            if (!a || !b || *b <= 0) {
+                return std::nullopt;
+            }
+            return *a / *b;
+        };
+        std::cout << "\n### TLS upstream next to plain (path → fake over HTTPS; client → path plain HTTP, so "
+                     "\"added\" is over the plain " << baseline << " path for both)\n\n"
+                  << "| scenario | path | CPU µs/req plain | CPU µs/req TLS | TLS − plain | added p50 plain / TLS | "
+                     "added p99 plain / TLS | added TTFB p50 plain / TLS | added TTFB p99 plain / TLS | errors TLS |\n"
+                  << "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        for (const auto& scenario : tls_scenarios) {
+            const bool stream = [&] {
+                for (const auto& plain : tls_paths) {
+                    if (value_of(scenario, plain + "-tls", "events").value_or(0) > 0) {
+                        return true;
+                    }
+                }
+                return false;
+            }();
+            auto added = [&](const std::string& path, const char* column) {
+                return minus(value_of(scenario, path, column), value_of(scenario, baseline, column));
+            };
+            for (const auto& plain : tls_paths) {
+                const auto tls_path = plain + "-tls";
+                const auto* g = find(scenario, tls_path);
+                if (!g) {
+                    continue;
+                }
+                const auto cpu_plain = value_of(scenario, plain, "cpu_us_per_req");
+                const auto cpu_tls = value_of(scenario, tls_path, "cpu_us_per_req");
+                std::cout << "| " << scenario << " | " << plain << " | " << fmt(cpu_plain) << " | " << fmt(cpu_tls)
+                          << " | " << fmt_signed(minus(cpu_tls, cpu_plain)) << " | "
+                          << fmt_signed(added(plain, "lat_p50_us")) << " / " << fmt_signed(added(tls_path, "lat_p50_us"))
+                          << " | " << fmt_signed(added(plain, "lat_p99_us")) << " / "
+                          << fmt_signed(added(tls_path, "lat_p99_us")) << " | "
+                          << (stream ? fmt_signed(added(plain, "ttfb_p50_us")) + " / " +
+                                           fmt_signed(added(tls_path, "ttfb_p50_us"))
+                                     : "—")
+                          << " | "
+                          << (stream ? fmt_signed(added(plain, "ttfb_p99_us")) + " / " +
+                                           fmt_signed(added(tls_path, "ttfb_p99_us"))
+                                     : "—")
+                          << " | " << fmt(g->errors, 0) << " |\n";
+            }
+            // The ratio of each proxy to the reference, plain and TLS.
+            for (const auto& plain : tls_paths) {
+                if (plain == reference || !find(scenario, plain + "-tls") || !find(scenario, reference + "-tls")) {
+                    continue;
+                }
+                const auto tls_path = plain + "-tls";
+                const auto ref_tls = reference + "-tls";
+                std::cout << "| " << scenario << " | **" << plain << " / " << reference << "** | "
+                          << fmt(ratio(value_of(scenario, plain, "cpu_us_per_req"),
+                                       value_of(scenario, reference, "cpu_us_per_req")),
+                                 2)
+                          << "× | "
+                          << fmt(ratio(value_of(scenario, tls_path, "cpu_us_per_req"),
+                                       value_of(scenario, ref_tls, "cpu_us_per_req")),
+                                 2)
+                          << "× | | | | | | |\n";
+            }
+        }
+    }
 
     // ---- summary CSV -----------------------------------------------------------
     if (!csv_file.empty()) {

@@ -442,9 +442,16 @@ int main(int argc, char** argv) {
                 const auto cpu_tls = value_of(scenario, tls_path, "cpu_us_per_req");
                 std::cout << "| " << scenario << " | " << plain << " | " << fmt(cpu_plain) << " | " << fmt(cpu_tls)
                           << " | " << fmt_signed(minus(cpu_tls, cpu_plain)) << " | "
-                          << fmt_signed(added(plain, "lat_p50_us")) << " / " << fmt_signed(added(tls_path, "lat_p50_us"))
-                          << " | " << fmt_signed(added(plain, "lat_p99_us")) << " / "
-                          << fmt_signed(added(tls_path, "lat_p99_us")) << " | "
+                          // A whole stream lasts seconds (its latency is known within 0.8 %, tens of ms):
+                          // for streams the time to first event is the figure.
+                          << (stream ? std::string("—")
+                                     : fmt_signed(added(plain, "lat_p50_us")) + " / " +
+                                           fmt_signed(added(tls_path, "lat_p50_us")))
+                          << " | "
+                          << (stream ? std::string("—")
+                                     : fmt_signed(added(plain, "lat_p99_us")) + " / " +
+                                           fmt_signed(added(tls_path, "lat_p99_us")))
+                          << " | "
                           << (stream ? fmt_signed(added(plain, "ttfb_p50_us")) + " / " +
                                            fmt_signed(added(tls_path, "ttfb_p50_us"))
                                      : "—")

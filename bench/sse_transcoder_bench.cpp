@@ -1,7 +1,8 @@
 // Cost the stream transcoder adds per SSE event (issue 4 target: <= 2 us).
 // Feeds a synthetic Mistral stream in 8 KB pieces, as the relay reads it, and
 // reports ns per event for: the splitter alone, the full chat transcoder on
-// content chunks, on tool call chunks, and the text_completion shape.
+// content chunks, on tool call chunks, the text_completion shape, and the
+// Responses API's events (openai_responses/stream.hpp) from the same chunks.
 //
 //   sse_transcoder_bench [events=20000] [rounds=15] [rules.yaml=rules/mistral.yaml of this checkout]
 #include <algorithm>
@@ -12,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "openai_responses/ids.hpp"
+#include "openai_responses/stream.hpp"
 #include "responses/sse.hpp"
 #include "responses/stream_transcoder.hpp"
 #include "rules/rule_set.hpp"
@@ -96,6 +99,31 @@ figures bench_transcoder(const response_rules& rules, const std::string& body, s
     });
 }
 
+// The Responses API transcoder on the same upstream chunks: each content chunk
+// becomes one response.output_text.delta event (plus the item and part
+// events around the text, and response.completed at the end).
+figures bench_responses(const std::string& body, std::size_t events, int rounds) {
+    std::string out;
+    mistral_proxy::openai_responses::counter_ids ids;
+    const mistral_proxy::openai_responses::response_settings settings;
+    return measure(events, rounds, [&] {
+        mistral_proxy::openai_responses::stream_context context;
+        context.response_id = "resp_bench";
+        context.created_at = 1718000000;
+        context.settings = &settings;
+        context.ids = &ids;
+        mistral_proxy::openai_responses::stream_transcoder transcoder(std::move(context));
+        for (std::size_t at = 0; at < body.size(); at += piece_bytes) {
+            out.clear();
+            transcoder.on_body(std::string_view(body).substr(at, piece_bytes), out);
+            sink += out.size();
+        }
+        out.clear();
+        transcoder.on_end(out);
+        sink += out.size();
+    });
+}
+
 void report(const char* name, figures f) {
     std::printf("%-40s median %7.0f ns/event   min %7.0f ns/event\n", name, f.median_ns, f.min_ns);
 }
@@ -123,5 +151,7 @@ int main(int argc, char** argv) {
     stream_options text;
     text.shape = stream_shape::text_completion;
     report("text_completion transcoder", bench_transcoder(rules, content, events, rounds, text));
+    report("Responses API events, content chunks", bench_responses(content, events, rounds));
+    report("Responses API events, tool call chunks", bench_responses(tools, events, rounds));
     return sink == 42 ? 1 : 0;
 }

@@ -39,7 +39,12 @@ function rawClient(port) {
     wake();
   });
   socket.on('error', () => {});
-  const connected = new Promise((r) => socket.once('connect', r));
+  // Rejects when the connection fails (the proxy is gone), so no test waits forever.
+  const connected = new Promise((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  connected.catch(() => {});
   return {
     socket,
     get closed() {

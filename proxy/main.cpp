@@ -414,6 +414,10 @@ int run(const command_line& args) {
     std::signal(SIGPIPE, SIG_IGN);
     try {
         auto keys = routing::key_store::from_environment(everything.config, read_env);
+        for (const auto& missing : keys.unset_pool_members()) {
+            logging::log_line(logging::log_level::warn,
+                              "key pool of upstream " + missing + " is unset: the pool goes on without it");
+        }
         auto state = http::make_runtime_state(std::move(everything.config), std::move(everything.rules), std::move(keys));
         // SIGHUP: the same files again, from scratch; the listen override stays.
         http::server::reloader reload = [args, read_env]() {

@@ -344,6 +344,7 @@ upstream_settings default_upstream(const std::string& name, std::string_view url
     upstream_settings upstream;
     upstream.name = name;
     apply_base_url(upstream, url);
+    upstream.api_key_envs = {key_env};
     upstream.api_key_env = std::move(key_env);
     return upstream;
 }
@@ -485,6 +486,33 @@ public:
         return p.lexically_normal().string();
     }
 
+    // One env var name, or a key pool: a list of distinct names (each at most
+    // 200 bytes, so that "<upstream>/<name>" fits a ledger key).
+    std::vector<std::string> env_names(const std::string& path, const YAML::Node& key, const YAML::Node& value) const {
+        if (!value.IsSequence()) {
+            return {env_name(path, key, value, false)};
+        }
+        constexpr std::size_t max_pool = 32;
+        if (value.size() == 0 || value.size() > max_pool) {
+            fail_value(key, value,
+                       path + " must name an environment variable or be a list of 1 to " + std::to_string(max_pool) +
+                           " of them (a key pool), got a list of " + std::to_string(value.size()));
+        }
+        std::vector<std::string> names;
+        for (std::size_t i = 0; i < value.size(); ++i) {
+            const std::string item_path = path + "[" + std::to_string(i) + "]";
+            std::string name = env_name(item_path, value[i], value[i], false);
+            if (name.size() > 200) {
+                fail_value(value[i], value[i], item_path + " is longer than 200 bytes");
+            }
+            if (std::find(names.begin(), names.end(), name) != names.end()) {
+                fail_value(value[i], value[i], item_path + ": " + name + " is already in the pool");
+            }
+            names.push_back(std::move(name));
+        }
+        return names;
+    }
+
     std::string env_name(const std::string& path, const YAML::Node& key, const YAML::Node& value,
                          bool allow_empty) const {
         if (allow_empty && value.IsNull()) {
@@ -521,7 +549,8 @@ void read_upstream(const reader& r, const std::string& where, const YAML::Node& 
                     r.fail_value(key_node, value, path + ": " + e.what());
                 }
             } else if (key == "api_key_env") {
-                upstream.api_key_env = r.env_name(path, key_node, value, false);
+                upstream.api_key_envs = r.env_names(path, key_node, value);
+                upstream.api_key_env = upstream.api_key_envs.front();
             } else if (key == "ca_file") {
                 upstream.ca_file = r.path(path, key_node, value);
             } else if (key == "connect_timeout") {

@@ -35,7 +35,10 @@ struct upstream_settings {
     std::string host;         // host name or IP literal (no brackets)
     std::uint16_t port = 443; // explicit or scheme default
     std::string base_path;    // path part without trailing '/', e.g. "/v1" ("" for none)
-    std::string api_key_env;  // name of the env var holding the key (never the key)
+    std::string api_key_env;  // name of the env var holding the key (never the key); the first of a pool
+    // Every env var named: one for a single key, several for a key pool (SPEC
+    // §2), each key with its own buckets and ledger entry.
+    std::vector<std::string> api_key_envs;
     std::string ca_file;      // absolute path, or empty for the system store
     duration connect_timeout{std::chrono::seconds(5)};  // TCP connect + TLS handshake
     duration read_timeout{std::chrono::seconds(120)};   // first byte, and each gap between reads

@@ -334,7 +334,8 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
         co_return co_await answer_response_object(context, context.method, query, can_reuse);
     }
     if (endpoint.kind == routing::endpoint_kind::metrics) {
-        const auto extra = co_await month_usage_metrics();
+        const auto extra =
+            co_await month_usage_metrics() + worker_.limits.key_pools.render_metrics(limits::clock::now());
         co_return co_await send_json(context, 200, worker_.registry.render(extra), can_reuse, nullptr,
                                      "text/plain; version=0.0.4; charset=utf-8");
     }
@@ -486,8 +487,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         }
         const auto upstream = out.upstream;
         context.upstream = upstream;
-        auto key = state_->keys.upstream_authorization(upstream, bearer);
-        if (key.error) {
+        if (auto key = state_->keys.upstream_authorization(upstream, bearer); key.error) {
             co_return co_await send_error(context, *key.error, context.client_keep_alive);
         }
 
@@ -497,7 +497,6 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         copy_end_to_end_request_fields(parser.get().base(), upstream_request.base());
         upstream_request.erase("x-mistral-proxy-fallback");  // the proxy's own, not Mistral's
         upstream_request.set(bhttp::field::host, settings.host);
-        upstream_request.set(bhttp::field::authorization, key.authorization);
         upstream_request.set(bhttp::field::accept_encoding, "identity");
         upstream_request.set(bhttp::field::content_type, "application/json");
         upstream_request.keep_alive(true);
@@ -555,18 +554,25 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         if (!co_await wait_for_limits(context, upstream, estimate.tokens, keep_alive)) {
             co_return keep_alive;
         }
+        // The key wait_for_limits took (a key pool's member, or the only key).
+        upstream_request.set(bhttp::field::authorization, authorization_for(context, upstream).authorization);
         bool fall_back = false;
         keep_alive = co_await exchange_buffered(context, upstream, upstream_request, plan,
                                                 candidate ? &fall_back : nullptr);
-        if (!fall_back) {
+        if (!fall_back && !context.switch_key) {
             co_return keep_alive;
         }
         // Nothing reached the client: the failed try's reservation books
-        // nothing (it generated nothing), and the next model asks the limiter again.
+        // nothing (it generated nothing), and the next model (or the pool's
+        // next key) asks the limiter again.
         if (context.reservation) {
             context.upstream_refused = true;
             co_await limits_settle(context);
             context.upstream_refused = false;
+        }
+        if (context.switch_key) {
+            context.switch_key = false;  // the same plan, on another key of the pool
+            continue;
         }
         fall_back_to(*candidate);
     }

@@ -13,6 +13,7 @@
 #include "limits/breaker.hpp"
 #include "limits/ledger.hpp"
 #include "limits/io/redis_limiter.hpp"
+#include "limits/key_pool.hpp"
 #include "limits/limiter.hpp"
 #include "metrics/metrics.hpp"
 #include "openai_responses/ids.hpp"
@@ -34,6 +35,7 @@ struct limits_runtime {
     std::unique_ptr<limits::limiter> limiter;      // embedded backend; null when nothing is limited
     bool shared = false;                           // limits.backend is Redis: each worker has its client
     config::limits_settings settings;
+    limits::key_pools key_pools;  // key pools' turns and keys out of rotation (with or without buckets)
     bool active() const noexcept { return limiter != nullptr || shared; }
 };
 

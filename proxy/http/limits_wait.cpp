@@ -5,6 +5,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include <algorithm>
+
 #include "config/duration.hpp"
 #include "errors/openai_error.hpp"
 #include "http/session.hpp"
@@ -35,17 +37,64 @@ metrics::local_limit metric_of(limits::limit_kind kind) {
     return metrics::local_limit::requests_per_second;
 }
 
+// Every key of the pool is out of rotation: Mistral answered 401 for each.
+errors::openai_error every_key_refused(std::string_view upstream) {
+    return errors::make_error(401,
+                              "every key of upstream " + std::string(upstream) +
+                                  "'s key pool was refused by Mistral (401) and is out of rotation for " +
+                                  config::format_duration(limits::revoked_key_pause) +
+                                  " after its 401; check the keys its api_key_env names",
+                              "invalid_api_key");
+}
+
 }  // namespace
 
+routing::key_store::choice downstream_session::authorization_for(const request_context& context,
+                                                                   routing::upstream_id upstream) const {
+    return state_->keys.upstream_authorization(upstream, context.client_bearer, context.key_member);
+}
+
 awaitable<bool> downstream_session::wait_for_limits(request_context& context, routing::upstream_id upstream,
-                                                    std::uint64_t tokens, bool& keep_alive) {
+                                                    std::uint64_t tokens, bool& keep_alive, bool rotate) {
+    const auto name = routing::upstream_name(upstream);
+    const auto& pool = state_->keys.pool(upstream);
+    // A single key (or the client's bearer) has the upstream's bucket.
+    context.key_member = 0;
+    context.key_bucket = pool.empty() ? limits::bucket_key(name) : pool.front().bucket;
+    std::vector<std::string> turn;  // a pool's buckets, in the order to try them
+    std::vector<std::size_t> order;
+    if (pool.size() > 1) {
+        std::vector<std::string> buckets;
+        buckets.reserve(pool.size());
+        for (const auto& member : pool) {
+            buckets.push_back(member.bucket);
+        }
+        order = worker_.limits.key_pools.turn_order(buckets, limits::clock::now(), rotate);
+        if (order.empty()) {
+            keep_alive = co_await send_error(context, every_key_refused(name), keep_alive);
+            co_return false;
+        }
+        for (const auto i : order) {
+            turn.push_back(buckets[i]);
+        }
+        context.key_member = order.front();
+        context.key_bucket = turn.front();
+    }
+    auto count_key = [&] {
+        if (!turn.empty()) {
+            worker_.limits.key_pools.count_request(context.key_bucket);
+        }
+    };
     if (!worker_.limits.active()) {
+        count_key();
         co_return true;
     }
-    const auto name = routing::upstream_name(upstream);
     context.estimated_tokens = tokens;
     std::string backend_error;
-    auto reserved = co_await limits_reserve(name, tokens, backend_error);
+    bool all_revoked = false;
+    auto reserved = co_await limits_reserve(turn.empty() ? std::span<const std::string>(&context.key_bucket, 1)
+                                                         : std::span<const std::string>(turn),
+                                            tokens, backend_error, all_revoked);
     if (!backend_error.empty()) {
         // Fail closed: without the shared budget nobody can tell whether the call is allowed.
         keep_alive = co_await send_error(
@@ -55,13 +104,18 @@ awaitable<bool> downstream_session::wait_for_limits(request_context& context, ro
             keep_alive);
         co_return false;
     }
+    if (all_revoked) {  // another proxy took them out (shared through Redis)
+        keep_alive = co_await send_error(context, every_key_refused(name), keep_alive);
+        co_return false;
+    }
     if (reserved.refused) {
         const auto& refusal = *reserved.refused;
         metrics::shard::add(worker_.metrics.local_rate_limited[static_cast<std::size_t>(metric_of(refusal.limit))]);
         const bool month = refusal.limit == limits::limit_kind::tokens_per_month;
         auto headers = limits::client_retry_headers(refusal.retry_after, !month);
         if (auto* limiter = worker_.limits.limiter.get()) {
-            for (auto& header : limits::openai_ratelimit_headers({}, limiter->snapshot(name, limits::clock::now()))) {
+            for (auto& header :
+                 limits::openai_ratelimit_headers({}, limiter->snapshot(context.key_bucket, limits::clock::now()))) {
                 headers.push_back(std::move(header));
             }
         }
@@ -69,6 +123,12 @@ awaitable<bool> downstream_session::wait_for_limits(request_context& context, ro
         co_return false;
     }
     context.reservation = std::move(reserved.granted);
+    if (!turn.empty()) {
+        const auto taken = std::min(context.reservation->pool_index, turn.size() - 1);
+        context.key_member = order[taken];
+        context.key_bucket = turn[taken];
+    }
+    count_key();
     const auto waited_from = std::chrono::steady_clock::now();
     if (!co_await wait_watching_client(context.reservation->ready_at)) {
         co_await limits_cancel(*context.reservation);
@@ -80,17 +140,45 @@ awaitable<bool> downstream_session::wait_for_limits(request_context& context, ro
     co_return true;
 }
 
-awaitable<limits::reserve_result> downstream_session::limits_reserve(std::string_view upstream, std::uint64_t tokens,
-                                                                    std::string& backend_error) {
+awaitable<bool> downstream_session::take_key_out(request_context& context, routing::upstream_id upstream) {
+    const auto& pool = state_->keys.pool(upstream);
+    if (pool.size() < 2 || context.key_member >= pool.size()) {
+        co_return false;  // a single key (or the client's own): Mistral's 401 goes to the client as it is
+    }
+    const auto& member = pool[context.key_member];
+    const auto now = limits::clock::now();
+    if (worker_.limits.key_pools.revoke(member.bucket, now)) {
+        log_line(log_level::warn, "upstream " + std::string(routing::upstream_name(upstream)) +
+                                      ": Mistral refused the key in " + member.env +
+                                      " (401); it is out of the key pool's rotation for " +
+                                      config::format_duration(limits::revoked_key_pause) + " (request " + context.id +
+                                      ")");
+    }
+    if (worker_.redis) {
+        if (auto error = co_await worker_.redis->revoke(member.bucket, limits::revoked_key_pause); !error.empty()) {
+            log_line(log_level::error, "rate limit backend: cannot share the revoked key: " + error);
+        }
+    }
+    std::vector<std::string> buckets;
+    for (const auto& m : pool) {
+        buckets.push_back(m.bucket);
+    }
+    co_return !worker_.limits.key_pools.turn_order(buckets, now, false).empty();
+}
+
+awaitable<limits::reserve_result> downstream_session::limits_reserve(std::span<const std::string> buckets,
+                                                                    std::uint64_t tokens, std::string& backend_error,
+                                                                    bool& all_revoked) {
     if (auto* limiter = worker_.limits.limiter.get()) {
-        co_return limiter->reserve(upstream, limits::clock::now(), tokens);
+        co_return limiter->reserve_any(buckets, limits::clock::now(), tokens);
     }
     if (!worker_.redis) {
         backend_error = "no client";
         co_return limits::reserve_result{};
     }
-    auto shared = co_await worker_.redis->reserve(upstream, limits::clock::now(), tokens);
+    auto shared = co_await worker_.redis->reserve_any(buckets, limits::clock::now(), tokens);
     backend_error = std::move(shared.backend_error);
+    all_revoked = shared.all_revoked;
     co_return std::move(shared.result);
 }
 
@@ -151,7 +239,21 @@ awaitable<std::string> downstream_session::month_usage_metrics() {
     std::string extra =
         "# HELP mistral_proxy_month_tokens_used Tokens used this calendar month (UTC), by upstream key.\n"
         "# TYPE mistral_proxy_month_tokens_used gauge\n";
-    for (const char* key : {"mistral", "codestral"}) {
+    // Every bucket: an upstream's, or each key's of a pool.
+    std::vector<std::string> buckets;
+    for (std::size_t i = 0; i < routing::upstream_count; ++i) {
+        const auto upstream = static_cast<routing::upstream_id>(i);
+        const auto& pool = state_->keys.pool(upstream);
+        if (pool.empty()) {
+            buckets.push_back(limits::bucket_key(routing::upstream_name(upstream)));
+        }
+        for (const auto& member : pool) {
+            buckets.push_back(member.bucket);
+        }
+    }
+    std::sort(buckets.begin(), buckets.end());
+    buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
+    for (const auto& key : buckets) {
         std::optional<std::uint64_t> used;
         if (auto* limiter = worker_.limits.limiter.get()) {
             used = limiter->month_used(key, limits::clock::now());
@@ -159,7 +261,7 @@ awaitable<std::string> downstream_session::month_usage_metrics() {
             used = co_await worker_.redis->month_used(key);
         }
         if (used) {
-            extra += "mistral_proxy_month_tokens_used{key=\"" + std::string(key) + "\"} " + std::to_string(*used) + "\n";
+            extra += "mistral_proxy_month_tokens_used{key=\"" + key + "\"} " + std::to_string(*used) + "\n";
         }
     }
     co_return extra;

@@ -30,8 +30,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     auto upstream = out.upstream;
     context.upstream = upstream;
     out.fired.append_names(context.rules);
-    auto key = state_->keys.upstream_authorization(upstream, bearer);
-    if (key.error) {
+    if (auto key = state_->keys.upstream_authorization(upstream, bearer); key.error) {
         co_return co_await send_error(context, *key.error, can_reuse);
     }
 
@@ -44,7 +43,9 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     // SPEC §8: every request that goes upstream takes its request from the key's
     // bucket, passthrough included. Its tokens are unknown: none are estimated.
     bool keep_alive = can_reuse;
-    if (!co_await wait_for_limits(context, upstream, 0, keep_alive)) {
+    // Files, batches and the like live in one Mistral workspace: a key pool
+    // gives passthrough its first key in rotation, not the next in turn.
+    if (!co_await wait_for_limits(context, upstream, 0, keep_alive, false)) {
         co_return keep_alive;
     }
 
@@ -85,7 +86,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     auto connection = std::move(acquired.connection);
 
     bhttp::request<bhttp::buffer_body> upstream_request;
-    make_passthrough_head(parser, upstream_target(upstream, path_after_v1, query), settings.host, key.authorization,
+    make_passthrough_head(parser, upstream_target(upstream, path_after_v1, query), settings.host, authorization_for(context, upstream).authorization,
                           upstream_request);
     const bool has_body = !parser.is_done();
 
@@ -178,6 +179,9 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
     const auto status = upstream_parser->get().result_int();
     outcome(status >= 500 || status == 429);
+    if (status == 401) {
+        co_await take_key_out(context, upstream);  // the body went as it arrived: no second try, but the next request skips the key
+    }
     co_return co_await relay_response(*connection, connection, *upstream_parser, context, plan);
 }
 

@@ -56,7 +56,9 @@ void downstream_session::add_rate_limit_fields(bhttp::fields& fields, request_co
     if (!context.upstream) {
         return;
     }
-    const auto name = routing::upstream_name(*context.upstream);
+    // The bucket of the key the request took (a key pool's member has its own).
+    const std::string_view name = context.key_bucket.empty() ? routing::upstream_name(*context.upstream)
+                                                             : std::string_view(context.key_bucket);
     limits::rate_limits own;
     if (auto* limiter = worker_.limits.limiter.get()) {
         const auto now = limits::clock::now();
@@ -132,10 +134,12 @@ awaitable<bool> downstream_session::answer_error_response(upstream_connection& c
     }
     if (status == 429) {
         // The upstream limit is tighter than configured: the buckets learn it.
+        const std::string_view bucket =
+            context.key_bucket.empty() ? routing::upstream_name(upstream) : std::string_view(context.key_bucket);
         if (auto* limiter = worker_.limits.limiter.get()) {
-            limiter->adapt(routing::upstream_name(upstream), limits::clock::now(), context.upstream_limits);
+            limiter->adapt(bucket, limits::clock::now(), context.upstream_limits);
         } else if (worker_.redis) {
-            worker_.redis->adapt(routing::upstream_name(upstream), context.upstream_limits);
+            worker_.redis->adapt(bucket, context.upstream_limits);
         }
     }
     co_return co_await send_error(context, error, context.client_keep_alive, &headers);

@@ -68,6 +68,11 @@ struct request_context {
     std::string error_message;
     unsigned retries = 0;
     bool stream = false;
+    // The upstream key taken (wait_for_limits): its index in the upstream's
+    // pool (routing::key_store::pool) and its limiter bucket.
+    std::size_t key_member = 0;
+    std::string key_bucket;
+    bool switch_key = false;  // Mistral refused a pool's key (401) before any byte reached the client: take another
     std::optional<limits::reservation> reservation;
     std::uint64_t estimated_tokens = 0;
     // At most this is booked when no usage comes (limits::tokens_to_book).
@@ -125,12 +130,23 @@ private:
     // Waits for the rate limiter's go (FIFO), or answers the local 429. False:
     // the request is over (answered or the client left); `keep_alive` says
     // whether the connection can carry another.
+    // It also takes the upstream key (context.key_member/key_bucket): of a key
+    // pool, the key in rotation whose request may go soonest, round-robin on
+    // a tie (`rotate` false: the first in rotation, for Mistral-side state).
     awaitable<bool> wait_for_limits(request_context& context, routing::upstream_id upstream, std::uint64_t tokens,
-                                    bool& keep_alive);
+                                    bool& keep_alive, bool rotate = true);
+    // Mistral answered 401 for the key the request took: a pool's key leaves
+    // the rotation (logged, counted, shared through Redis). True when another
+    // key of the pool is still in rotation.
+    awaitable<bool> take_key_out(request_context& context, routing::upstream_id upstream);
+    // The Authorization header for the key wait_for_limits took.
+    routing::key_store::choice authorization_for(const request_context& context, routing::upstream_id upstream) const;
     // The limiter calls, to the embedded limiter or to this worker's Redis
     // client. A Redis failure fails closed: `backend_error` is set.
-    awaitable<limits::reserve_result> limits_reserve(std::string_view upstream, std::uint64_t tokens,
-                                                     std::string& backend_error);
+    // `buckets`: one bucket, or a key pool's in turn order (reserve_any);
+    // `all_revoked`: Redis says every key of the pool is out of rotation.
+    awaitable<limits::reserve_result> limits_reserve(std::span<const std::string> buckets, std::uint64_t tokens,
+                                                     std::string& backend_error, bool& all_revoked);
     awaitable<limits::time_point> limits_retry(limits::reservation& reservation, limits::milliseconds delay);
     awaitable<void> limits_cancel(const limits::reservation& reservation);
     awaitable<void> limits_settle(request_context& context);

@@ -154,6 +154,12 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
                 worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
                 const auto status = parser->get().result_int();
                 outcome(status >= 500 || status == 429);
+                if (status == 401 && co_await take_key_out(context, upstream)) {
+                    // A key pool's key Mistral refused: the request goes again on another.
+                    co_await discard_refusal(upstream, connection, *parser);
+                    context.switch_key = true;
+                    co_return true;
+                }
                 if (fall_back != nullptr && state_->rules->falls_back_on(status)) {
                     co_await discard_refusal(upstream, connection, *parser);
                     log_line(log_level::info, "request " + context.id + ": upstream " + std::string(name) +

@@ -68,10 +68,12 @@ limiter::key_state& limiter::state_for(const std::string& key) {
     }
     // mistral_eu shares mistral's key; its figures are taken from the
     // "mistral" entry, or from a "mistral_eu" entry when only that is written.
+    // A pool member ("mistral/MISTRAL_KEY_B") has the figures of its upstream's bucket.
+    const std::string base = key.substr(0, key.find('/'));
     config::bucket_settings figures;
-    if (const auto it = settings_.buckets.find(key); it != settings_.buckets.end()) {
+    if (const auto it = settings_.buckets.find(base); it != settings_.buckets.end()) {
         figures = it->second;
-    } else if (key == "mistral") {
+    } else if (base == "mistral") {
         if (const auto eu = settings_.buckets.find("mistral_eu"); eu != settings_.buckets.end()) {
             figures = eu->second;
         }
@@ -105,11 +107,13 @@ void limiter::roll_month(const std::string& key, key_state& s, month_id m) {
     s.month_in_flight = 0;
 }
 
-reserve_result limiter::reserve(std::string_view upstream, time_point now, std::uint64_t tokens) {
-    const std::string key = bucket_key(upstream);
-    const std::lock_guard lock(mutex_);
+limiter::offer limiter::evaluate(const std::string& key, time_point now, std::uint64_t tokens) {
+    offer o;
+    o.key = &key;
     key_state& s = state_for(key);
+    o.state = &s;
     const month_id month = month_of(now);
+    o.month = month;
     roll_month(key, s, month);
 
     const std::uint64_t spent = add_tokens(s.month_used, s.month_in_flight);
@@ -120,18 +124,18 @@ reserve_result limiter::reserve(std::string_view upstream, time_point now, std::
         r.retry_after = std::max(milliseconds{1}, ceil_ms(reset - now));
         r.message = "The monthly token budget of " + std::to_string(s.month_budget) + " tokens for '" + key +
                     "' is exhausted (" + to_string(month) + "); it resets at " + format_utc(reset) + ".";
-        return {std::nullopt, std::move(r)};
+        o.refused = std::move(r);
+        return o;
     }
 
-    const std::uint64_t minute_held = minute_hold(s.tokens, tokens);
+    o.minute_held = minute_hold(s.tokens, tokens);
     const std::uint64_t left = sub_tokens(s.month_budget, spent);
-    const std::uint64_t month_held =
-        s.month_budget > 0 ? std::min(clamp_tokens(tokens), left / 2 + left % 2) : clamp_tokens(tokens);
-    const auto cost = static_cast<double>(minute_held);
+    o.month_held = s.month_budget > 0 ? std::min(clamp_tokens(tokens), left / 2 + left % 2) : clamp_tokens(tokens);
+    const auto cost = static_cast<double>(o.minute_held);
     const time_point by_requests = s.requests.earliest(now, 1);
     const time_point by_tokens = s.tokens.earliest(now, cost);
-    const time_point ready = std::max({now, by_requests, by_tokens, s.floor});
-    const clock::duration wait = ready - now;
+    o.ready = std::max({now, by_requests, by_tokens, s.floor});
+    const clock::duration wait = o.ready - now;
     if (wait > settings_.max_queue_wait) {
         refusal r;
         const bool tokens_bind = !s.tokens.unlimited() && (by_tokens >= by_requests || s.requests.unlimited());
@@ -143,22 +147,63 @@ reserve_result limiter::reserve(std::string_view upstream, time_point now, std::
         r.message = "Rate limit of " + what + " for '" + key + "' reached: the request would wait " +
                     format_seconds(wait) + ", longer than max_queue_wait (" + format_seconds(settings_.max_queue_wait) +
                     ").";
-        return {std::nullopt, std::move(r)};
+        o.refused = std::move(r);
     }
+    return o;
+}
 
-    s.requests.take(ready, 1);
-    s.tokens.take(ready, cost);
-    s.month_in_flight = add_tokens(s.month_in_flight, month_held);
+reservation limiter::commit(const offer& o, std::uint64_t tokens) {
+    key_state& s = *o.state;
+    s.requests.take(o.ready, 1);
+    s.tokens.take(o.ready, static_cast<double>(o.minute_held));
+    s.month_in_flight = add_tokens(s.month_in_flight, o.month_held);
     reservation r;
-    r.key = key;
-    r.ready_at = ready;
+    r.key = *o.key;
+    r.ready_at = o.ready;
     r.tokens = tokens;
-    r.month = month;
-    r.minute_held = minute_held;
-    r.month_held = month_held;
+    r.month = o.month;
+    r.minute_held = o.minute_held;
+    r.month_held = o.month_held;
     r.id = ++s.last_id;
     r.floor_before = s.floor;
-    s.floor = ready;
+    s.floor = o.ready;
+    return r;
+}
+
+reserve_result limiter::reserve(std::string_view upstream, time_point now, std::uint64_t tokens) {
+    const std::string key = bucket_key(upstream);
+    const std::lock_guard lock(mutex_);
+    offer o = evaluate(key, now, tokens);
+    if (o.refused) {
+        return {std::nullopt, std::move(o.refused)};
+    }
+    return {commit(o, tokens), std::nullopt};
+}
+
+reserve_result limiter::reserve_any(std::span<const std::string> keys, time_point now, std::uint64_t tokens) {
+    const std::lock_guard lock(mutex_);
+    std::optional<offer> best;
+    std::size_t best_index = 0;
+    std::optional<refusal> soonest_refusal;
+    for (std::size_t i = 0; i < keys.size(); ++i) {
+        offer o = evaluate(keys[i], now, tokens);
+        if (o.refused) {
+            if (!soonest_refusal || o.refused->retry_after < soonest_refusal->retry_after) {
+                soonest_refusal = std::move(o.refused);
+            }
+        } else if (!best || o.ready < best->ready) {  // a tie stays with the earlier key: the caller's turn order
+            best = std::move(o);
+            best_index = i;
+        }
+    }
+    if (!best) {
+        if (soonest_refusal && keys.size() > 1) {
+            soonest_refusal->message += " Every key of the pool (" + std::to_string(keys.size()) + ") is limited.";
+        }
+        return {std::nullopt, std::move(soonest_refusal)};
+    }
+    reservation r = commit(*best, tokens);
+    r.pool_index = best_index;
     return {std::move(r), std::nullopt};
 }
 

@@ -17,6 +17,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -45,6 +46,7 @@ struct reservation {
     std::uint64_t month_held = 0;   // private to the limiters: held against the month (<= tokens)
     std::uint64_t id = 0;           // private to the limiter
     time_point floor_before{};      // private to the limiter
+    std::size_t pool_index = 0;     // reserve_any: the index of the key it took
     std::int64_t backend_ready_us = 0;  // private to the shared (Redis) limiter: ready_at on Redis' clock
 };
 
@@ -94,6 +96,13 @@ public:
     // Counts saturate (token_count.hpp): nothing here wraps.
     reserve_result reserve(std::string_view upstream, time_point now, std::uint64_t tokens);
 
+    // A key pool (keys: bucket keys such as "mistral/MISTRAL_KEY_A", in turn
+    // order): reserves on the key whose request may go soonest, the earlier
+    // in `keys` on a tie, so that equal keys take turns when the caller rotates
+    // the order. `pool_index` of the reservation says which. Refused only when
+    // every key refuses: then with the refusal that ends soonest.
+    reserve_result reserve_any(std::span<const std::string> keys, time_point now, std::uint64_t tokens);
+
     // A retry of a reservation whose try was sent: takes one more request at or
     // after `not_before` (now + the retry delay) and returns the new ready_at
     // (also stored in `r`). The token estimate stays held. Never refused: the
@@ -138,6 +147,19 @@ private:
         time_point floor{};  // ready_at of the latest reservation
         std::uint64_t last_id = 0;
     };
+
+    // What reserving on one key would give, computed without taking anything.
+    struct offer {
+        const std::string* key = nullptr;
+        key_state* state = nullptr;
+        time_point ready{};
+        month_id month{};
+        std::uint64_t minute_held = 0;
+        std::uint64_t month_held = 0;
+        std::optional<refusal> refused;
+    };
+    offer evaluate(const std::string& key, time_point now, std::uint64_t tokens);
+    reservation commit(const offer& o, std::uint64_t tokens);
 
     key_state& state_for(const std::string& key);
     void roll_month(const std::string& key, key_state& s, month_id m);

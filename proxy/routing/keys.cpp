@@ -1,6 +1,7 @@
 // Upstream keys from the environment and the client gate (SPEC §3; see keys.hpp).
 #include "routing/keys.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <stdexcept>
 
@@ -65,6 +66,11 @@ void require_header_safe(const std::optional<std::string>& key, const std::strin
     }
 }
 
+// The limiter's bucket of an upstream's key: mistral_eu shares mistral's.
+std::string bucket_of(upstream_id upstream) {
+    return upstream == upstream_id::mistral_eu ? std::string("mistral") : std::string(upstream_name(upstream));
+}
+
 }  // namespace
 
 void key_store::load(const config::proxy_config& config, const std::function<const char*(const char*)>& getenv_fn) {
@@ -74,9 +80,22 @@ void key_store::load(const config::proxy_config& config, const std::function<con
         if (it == config.upstreams.end()) {
             continue;
         }
-        upstream_key_env_[i] = it->second.api_key_env;
-        upstream_keys_[i] = read_env(getenv_fn, it->second.api_key_env);
-        require_header_safe(upstream_keys_[i], it->second.api_key_env);
+        const auto& names = it->second.api_key_envs;
+        pooled_[i] = names.size() > 1;
+        const std::string bucket = bucket_of(static_cast<upstream_id>(i));
+        for (const auto& env : names) {
+            upstream_key_env_[i] += (upstream_key_env_[i].empty() ? "" : " or ") + env;
+            auto key = read_env(getenv_fn, env);
+            require_header_safe(key, env);
+            if (!key) {
+                if (pooled_[i]) {
+                    unset_pool_members_.push_back(name + ": " + env);
+                }
+                continue;
+            }
+            pools_[i].push_back({env, pooled_[i] ? bucket + "/" + env : bucket});
+            upstream_keys_[i].push_back(std::move(*key));
+        }
     }
     client_keys_env_ = config.client_keys_env;
     if (client_keys_env_.empty()) {
@@ -130,15 +149,16 @@ std::optional<errors::openai_error> key_store::check_client(std::optional<std::s
 }
 
 key_store::choice key_store::upstream_authorization(upstream_id upstream,
-                                                    std::optional<std::string_view> client_bearer) const {
+                                                    std::optional<std::string_view> client_bearer,
+                                                    std::size_t member) const {
     choice result;
     const auto index = static_cast<std::size_t>(upstream);
     if (index >= upstream_count) {
         result.error = errors::make_error(500, "unknown upstream", "internal_error");
         return result;
     }
-    if (upstream_keys_[index]) {
-        result.authorization = "Bearer " + *upstream_keys_[index];
+    if (!upstream_keys_[index].empty()) {
+        result.authorization = "Bearer " + upstream_keys_[index][std::min(member, upstream_keys_[index].size() - 1)];
         return result;
     }
     const std::string_view bearer = client_bearer ? trim(*client_bearer) : std::string_view();
@@ -162,12 +182,21 @@ key_store::choice key_store::upstream_authorization(upstream_id upstream,
     return result;
 }
 
+const std::vector<key_store::pool_member>& key_store::pool(upstream_id upstream) const noexcept {
+    return pools_[std::min(static_cast<std::size_t>(upstream), upstream_count - 1)];
+}
+
+bool key_store::is_pool(upstream_id upstream) const noexcept {
+    const auto index = static_cast<std::size_t>(upstream);
+    return index < upstream_count && pooled_[index];
+}
+
+std::vector<std::string> key_store::unset_pool_members() const { return unset_pool_members_; }
+
 std::vector<std::string> key_store::secrets_for_leak_checks() const {
     std::vector<std::string> out;
-    for (const auto& key : upstream_keys_) {
-        if (key) {
-            out.push_back(*key);
-        }
+    for (const auto& keys : upstream_keys_) {
+        out.insert(out.end(), keys.begin(), keys.end());
     }
     out.insert(out.end(), client_keys_.begin(), client_keys_.end());
     return out;
@@ -176,7 +205,7 @@ std::vector<std::string> key_store::secrets_for_leak_checks() const {
 errors::redactor key_store::redactor_for(upstream_id upstream,
                                         std::optional<std::string_view> client_bearer) const noexcept {
     const auto index = static_cast<std::size_t>(upstream);
-    const bool bearer_sent = index < upstream_count && !upstream_keys_[index] && upstream != upstream_id::codestral &&
+    const bool bearer_sent = index < upstream_count && upstream_keys_[index].empty() && upstream != upstream_id::codestral &&
                              !client_keys_configured() && client_bearer;
     return errors::redactor(secrets_, bearer_sent ? trim(*client_bearer) : std::string_view());
 }

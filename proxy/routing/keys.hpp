@@ -33,10 +33,25 @@ public:
         std::string authorization;  // full header value, "Bearer ..."
         std::optional<errors::openai_error> error;  // 401 naming the env var when no key can be used
     };
-    // Upstream key = the env var's value. When it is unset and client keys are
-    // not configured, the client's bearer is used for mistral/mistral_eu only,
-    // never for codestral.
-    choice upstream_authorization(upstream_id upstream, std::optional<std::string_view> client_bearer) const;
+    // Upstream key = the value of the env var of pool member `member` (0 for
+    // a single key). When no env var of the upstream is set and client keys
+    // are not configured, the client's bearer is used for mistral/mistral_eu
+    // only, never for codestral.
+    choice upstream_authorization(upstream_id upstream, std::optional<std::string_view> client_bearer,
+                                  std::size_t member = 0) const;
+
+    // The upstream's keys from the environment, in the order api_key_env
+    // lists them (an env var that is unset is left out). Empty: no key of its
+    // own (the client's bearer may be forwarded, see above).
+    struct pool_member {
+        std::string env;     // the env var's name (never its value)
+        std::string bucket;  // the limiter's bucket key: "mistral", or "mistral/ENV" in a pool
+    };
+    const std::vector<pool_member>& pool(upstream_id upstream) const noexcept;
+    // api_key_env listed more than one name: keys rotate, each on its own bucket.
+    bool is_pool(upstream_id upstream) const noexcept;
+    // The pool's env vars that are named but unset, for a start-up warning.
+    std::vector<std::string> unset_pool_members() const;
 
     bool client_keys_configured() const noexcept { return !client_keys_.empty() || client_keys_required_; }
 
@@ -50,8 +65,12 @@ public:
     errors::redactor redactor_for(upstream_id upstream, std::optional<std::string_view> client_bearer) const noexcept;
 
 private:
-    std::array<std::optional<std::string>, upstream_count> upstream_keys_;
-    std::array<std::string, upstream_count> upstream_key_env_;
+    // Per upstream: its members and, at the same index, their keys.
+    std::array<std::vector<pool_member>, upstream_count> pools_;
+    std::array<std::vector<std::string>, upstream_count> upstream_keys_;
+    std::array<std::string, upstream_count> upstream_key_env_;  // the names, for the 401's message
+    std::array<bool, upstream_count> pooled_{};
+    std::vector<std::string> unset_pool_members_;
     std::vector<std::string> client_keys_;
     bool client_keys_required_ = false;  // client_keys_env named but empty: refuse everyone
     std::string client_keys_env_;

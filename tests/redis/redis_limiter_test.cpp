@@ -29,6 +29,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -203,6 +204,44 @@ TEST_CASE("cancel and retry") {
         auto r4 = co_await b->reserve("cancel", clock::now(), 1);
         REQUIRE(r4.result.granted);
         CHECK(r4.result.granted->backend_ready_us - r1.result.granted->backend_ready_us == 1'000'000);
+    });
+}
+
+TEST_CASE("a key pool: two proxies share its keys, each key paced by its bucket; a revoked key is skipped by both") {
+    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+        const auto s = settings_for("pool", {1, 0, 0});  // 1/s per key
+        auto a = co_await make(ex, s);
+        auto b = co_await make(ex, s);
+        const std::vector<std::string> keys{"pool/KEY_A", "pool/KEY_B"};
+        std::map<std::string, std::vector<std::int64_t>> ready;
+        for (int i = 0; i < 8; ++i) {
+            auto r = co_await (i % 2 == 0 ? a : b)->reserve_any(keys, clock::now(), 1);
+            REQUIRE(r.backend_error.empty());
+            REQUIRE(r.result.granted);
+            CHECK(r.result.granted->key == keys[r.result.granted->pool_index]);
+            ready[r.result.granted->key].push_back(r.result.granted->backend_ready_us);
+        }
+        // Least waiting first: the keys alternate, four each, one per second on each key.
+        REQUIRE(ready["pool/KEY_A"].size() == 4);
+        REQUIRE(ready["pool/KEY_B"].size() == 4);
+        for (const auto& [key, times] : ready) {
+            CAPTURE(key);
+            for (std::size_t i = 1; i < times.size(); ++i) {
+                CHECK(times[i] - times[i - 1] == 1'000'000);
+            }
+        }
+        // Proxy a learns KEY_B was refused (401): proxy b skips it too.
+        CHECK((co_await a->revoke("pool/KEY_B", 60s)).empty());
+        for (int i = 0; i < 2; ++i) {
+            auto r = co_await b->reserve_any(keys, clock::now(), 1);
+            REQUIRE(r.result.granted);
+            CHECK(r.result.granted->key == "pool/KEY_A");
+        }
+        CHECK((co_await b->revoke("pool/KEY_A", 60s)).empty());
+        auto none = co_await a->reserve_any(keys, clock::now(), 1);
+        CHECK(none.backend_error.empty());
+        CHECK(none.all_revoked);
+        CHECK_FALSE(none.result.granted);
     });
 }
 

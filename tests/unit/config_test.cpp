@@ -288,6 +288,12 @@ TEST_CASE("per-key overrides leave other keys at their defaults") {
              const auto& u = c.upstreams.at("mistral_eu");
              return u.api_key_env == "EU_KEY" && u.host == "api.eu.mistral.ai" && u.read_timeout == 120s;
          }},
+        {"upstreams: {mistral: {api_key_env: [KEY_A, KEY_B]}}",
+         [](const proxy_config& c) {
+             const auto& u = c.upstreams.at("mistral");
+             return u.api_key_env == "KEY_A" && u.api_key_envs == std::vector<std::string>{"KEY_A", "KEY_B"} &&
+                    c.upstreams.at("mistral_eu").api_key_envs == std::vector<std::string>{"MISTRAL_API_KEY"};
+         }},
         {"upstreams: {mistral: {base_url: 'HTTP://h'}}",
          [](const proxy_config& c) {
              const auto& u = c.upstreams.at("mistral");
@@ -372,7 +378,11 @@ TEST_CASE("every config error points at the offending key or value") {
          "upstreams.mistral.max_connections must be an integer"},
         {"upstreams:\n  mistral: {max_connections: '3'}", "2:30", "must be an integer"},
         {"upstreams:\n  mistral: {max_connections: 3.5}", "2:30", "must be an integer"},
-        {"upstreams:\n  mistral: {api_key_env: [A]}", "2:26", "api_key_env must be a string"},
+        {"upstreams:\n  mistral: {api_key_env: {A: 1}}", "2:26", "api_key_env must be a string"},
+        {"upstreams:\n  mistral: {api_key_env: []}", "2:26", "or be a list of 1 to 32 of them"},
+        {"upstreams:\n  mistral: {api_key_env: [A, sk-1]}", "2:30", "api_key_env[1] must name an environment variable"},
+        {"upstreams:\n  mistral: {api_key_env: [A, B, A]}", "2:33", "api_key_env[2]: A is already in the pool"},
+        {"upstreams:\n  mistral: {api_key_env: [[A]]}", "2:27", "api_key_env[0] must be a string"},
         {"upstreams:\n  mistral: {api_key_env: ''}", "2:26", "must name an environment variable"},
         {"upstreams:\n  mistral: {api_key_env: sk-abc123}", "2:26", "must name an environment variable"},
         {"upstreams:\n  mistral: {ca_file: ''}", "2:22", "ca_file must not be empty"},

@@ -78,34 +78,59 @@ end
 
 if op == 'reserve' then
   -- As limits::limiter::reserve: the minute bucket holds the estimate up to its
-  -- capacity, the month up to half of what it has left (rounded up).
+  -- capacity, the month up to half of what it has left (rounded up). With
+  -- several KEYS (a key pool, in turn order) as limiter::reserve_any: the key
+  -- whose request may go soonest, the earlier on a tie; keys another proxy
+  -- took out of rotation (KEY:revoked) are skipped. The reply's 7th item is
+  -- the index (1-based) of the key taken; {3} when every key is out.
   local rps, rate, cap, cost = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tokens(ARGV[5])
   local max_wait, budget = tonumber(ARGV[6]), tokens(ARGV[7])
-  local st = redis.call('HMGET', key, 'req_tat', 'tok_tat', 'floor', 'used:' .. month, 'inflight:' .. month)
-  local req_tat, tok_tat, floor = num(st[1]), num(st[2]), num(st[3])
-  local used, inflight = tokens(st[4]), tokens(st[5])
-  local spent = tokens(used + inflight)
-  if budget > 0 and spent >= budget then
-    return {1, next_month - now, 2, month, next_month}
+  local best, best_ready, best_state, refused
+  local considered = 0
+  for i = 1, #KEYS do
+    local k = KEYS[i]
+    if #KEYS == 1 or redis.call('EXISTS', k .. ':revoked') == 0 then
+      considered = considered + 1
+      local st = redis.call('HMGET', k, 'req_tat', 'tok_tat', 'floor', 'used:' .. month, 'inflight:' .. month)
+      local req_tat, tok_tat, floor = num(st[1]), num(st[2]), num(st[3])
+      local used, inflight = tokens(st[4]), tokens(st[5])
+      local spent = tokens(used + inflight)
+      if budget > 0 and spent >= budget then
+        if refused == nil or next_month - now < refused[2] then refused = {1, next_month - now, 2, month, next_month, 0, i} end
+      else
+        local tok_cost = cost
+        if rate > 0 then tok_cost = math.min(cost, math.floor(cap)) end
+        local month_cost = cost
+        if budget > 0 then month_cost = math.min(cost, math.ceil((budget - spent) / 2)) end
+        local by_req, by_tok = now, now
+        if rps > 0 then by_req = math.max(now, req_tat) end
+        if rate > 0 then by_tok = math.max(now, tok_tat - (cap - math.min(tok_cost, cap)) / rate * 1000000) end
+        local ready = math.ceil(math.max(now, by_req, by_tok, floor))
+        if ready - now > max_wait then
+          local which = 0
+          if rate > 0 and (by_tok >= by_req or rps <= 0) then which = 1 end
+          if refused == nil or ready - now < refused[2] then refused = {1, us(ready - now), which, month, 0, 0, i} end
+        elseif best == nil or ready < best_ready then
+          best, best_ready = i, ready
+          best_state = {req_tat, tok_tat, inflight, tok_cost, month_cost}
+        end
+      end
+    end
   end
-  local tok_cost = cost
-  if rate > 0 then tok_cost = math.min(cost, math.floor(cap)) end
-  local month_cost = cost
-  if budget > 0 then month_cost = math.min(cost, math.ceil((budget - spent) / 2)) end
-  local by_req, by_tok = now, now
-  if rps > 0 then by_req = math.max(now, req_tat) end
-  if rate > 0 then by_tok = math.max(now, tok_tat - (cap - math.min(tok_cost, cap)) / rate * 1000000) end
-  local ready = math.ceil(math.max(now, by_req, by_tok, floor))
-  if ready - now > max_wait then
-    local which = 0
-    if rate > 0 and (by_tok >= by_req or rps <= 0) then which = 1 end
-    return {1, us(ready - now), which, month, 0}
-  end
+  if considered == 0 then return {3} end
+  if best == nil then return refused end
+  key = KEYS[best]
+  local ready = best_ready
+  local req_tat, tok_tat, inflight, tok_cost, month_cost = unpack(best_state)
   if rps > 0 then put('req_tat', math.max(req_tat, ready) + 1000000 / rps) end
   if rate > 0 then put('tok_tat', math.max(tok_tat, ready) + tok_cost * 1000000 / rate) end
   put('floor', ready)
   put('inflight:' .. month, tokens(inflight + month_cost))
-  return {0, us(ready - now), us(ready), month, tok_cost, month_cost}
+  return {0, us(ready - now), us(ready), month, tok_cost, month_cost, best}
+elseif op == 'revoke' then
+  -- A key Mistral refused (401): out of every proxy's rotation for ARGV[2] ms.
+  redis.call('SET', key .. ':revoked', '1', 'PX', tonumber(ARGV[2]))
+  return {0}
 elseif op == 'retry' then
   local rps, delay = tonumber(ARGV[2]), tonumber(ARGV[3])
   local st = redis.call('HMGET', key, 'req_tat', 'floor')
@@ -165,7 +190,14 @@ std::string text_at(const redis_reply& r, std::size_t i) {
     return i < r.elements.size() ? r.elements[i].text : std::string();
 }
 
-std::string hash_key(const std::string& key) { return "mistral-proxy:{" + key + "}"; }
+// A pool member's hash shares its upstream's hash tag: a pool is one slot.
+std::string hash_key(const std::string& key) {
+    const auto slash = key.find('/');
+    if (slash == std::string::npos) {
+        return "mistral-proxy:{" + key + "}";
+    }
+    return "mistral-proxy:{" + key.substr(0, slash) + "}" + key.substr(slash);
+}
 
 }  // namespace
 
@@ -220,10 +252,18 @@ asio::awaitable<std::string> redis_limiter::ensure_connected() {
 
 asio::awaitable<redis_limiter::script_result> redis_limiter::run(const std::string& key,
                                                                  std::vector<std::string> args) {
+    co_return co_await run(std::span<const std::string>(&key, 1), std::move(args));
+}
+
+asio::awaitable<redis_limiter::script_result> redis_limiter::run(std::span<const std::string> keys,
+                                                                 std::vector<std::string> args) {
     if (std::string error = co_await ensure_connected(); !error.empty()) {
         co_return script_result{{}, std::move(error)};
     }
-    std::vector<std::string> command{"EVALSHA", sha_, "1", hash_key(key)};
+    std::vector<std::string> command{"EVALSHA", sha_, std::to_string(keys.size())};
+    for (const auto& key : keys) {
+        command.push_back(hash_key(key));
+    }
     command.insert(command.end(), args.begin(), args.end());
     redis_result r = co_await connection_->command(command);
     if (r.reply && r.reply->type == redis_reply::kind::error && r.reply->text.rfind("NOSCRIPT", 0) == 0) {
@@ -247,8 +287,10 @@ redis_limiter::figures& redis_limiter::figures_for(const std::string& key) {
         return found->second;
     }
     figures f;
-    auto it = settings_.buckets.find(key);
-    if (it == settings_.buckets.end() && key == "mistral") {
+    // A pool member ("mistral/MISTRAL_KEY_B") has the figures of its upstream's bucket.
+    const std::string base = key.substr(0, key.find('/'));
+    auto it = settings_.buckets.find(base);
+    if (it == settings_.buckets.end() && base == "mistral") {
         it = settings_.buckets.find("mistral_eu");
     }
     if (it != settings_.buckets.end()) {
@@ -262,17 +304,40 @@ redis_limiter::figures& redis_limiter::figures_for(const std::string& key) {
 asio::awaitable<shared_reserve_result> redis_limiter::reserve(std::string_view upstream, time_point now,
                                                               std::uint64_t tokens) {
     const std::string key = bucket_key(upstream);
-    const figures f = figures_for(key);
+    co_return co_await reserve_any(std::span<const std::string>(&key, 1), now, tokens);
+}
+
+asio::awaitable<std::string> redis_limiter::revoke(const std::string& key, milliseconds pause) {
+    std::vector<std::string> args{"revoke", std::to_string(std::max<long long>(1, pause.count()))};
+    script_result r = co_await run(key, std::move(args));
+    co_return std::move(r.error);
+}
+
+asio::awaitable<shared_reserve_result> redis_limiter::reserve_any(std::span<const std::string> keys, time_point now,
+                                                                  std::uint64_t tokens) {
+    shared_reserve_result out;
+    if (keys.empty()) {
+        out.backend_error = "no key to reserve on";
+        co_return out;
+    }
+    // Every key of a pool has its upstream's figures (adapt() may lower one
+    // key's; the first key's stand for the pool).
+    const figures f = figures_for(keys.front());
     const auto max_wait_us = chr::duration_cast<chr::microseconds>(settings_.max_queue_wait).count();
     std::vector<std::string> args{"reserve", number(f.requests_per_second), number(f.tokens_per_minute / 60.0),
               number(f.tokens_per_minute), std::to_string(tokens), std::to_string(max_wait_us),
               std::to_string(f.tokens_per_month)};
-    script_result r = co_await run(key, std::move(args));
-    shared_reserve_result out;
+    script_result r = co_await run(keys, std::move(args));
     if (!r.error.empty()) {
         out.backend_error = std::move(r.error);
         co_return out;
     }
+    if (integer_at(r.reply, 0) == 3) {
+        out.all_revoked = true;
+        co_return out;
+    }
+    const auto chosen = static_cast<std::size_t>(std::max(1LL, integer_at(r.reply, 6)) - 1);
+    const std::string& key = keys[std::min(chosen, keys.size() - 1)];
     const auto month = parse_month(text_at(r.reply, 3));
     if (!month) {
         out.backend_error = "limits.backend: unexpected reply from the limiter script";
@@ -288,6 +353,7 @@ asio::awaitable<shared_reserve_result> redis_limiter::reserve(std::string_view u
         res.backend_ready_us = integer_at(r.reply, 2);
         res.minute_held = static_cast<std::uint64_t>(std::max(0LL, integer_at(r.reply, 4)));
         res.month_held = static_cast<std::uint64_t>(std::max(0LL, integer_at(r.reply, 5)));
+        res.pool_index = std::min(chosen, keys.size() - 1);
         out.result.granted = std::move(res);
         co_return out;
     }
@@ -312,6 +378,9 @@ asio::awaitable<shared_reserve_result> redis_limiter::reserve(std::string_view u
             no.message = "Rate limit of " + number(f.requests_per_second) + " requests per second for '" + key +
                          "' (shared) reached: the request would wait longer than max_queue_wait.";
             break;
+    }
+    if (keys.size() > 1) {
+        no.message += " Every key of the pool (" + std::to_string(keys.size()) + ") is limited.";
     }
     out.result.refused = std::move(no);
     co_return out;

@@ -9,7 +9,8 @@
 // timeline: reserve() answers with a wait relative to Redis' now, and the
 // caller's ready_at = its own now + that wait.
 //
-// State: one hash per bucket key, "mistral-proxy:{KEY}", fields req_tat,
+// State: one hash per bucket key, "mistral-proxy:{KEY}" ("mistral-proxy:{mistral}/ENV"
+// for a key pool's member: one hash slot per pool), fields req_tat,
 // tok_tat, floor (microseconds, Redis time), used:YYYY-MM and
 // inflight:YYYY-MM (tokens, saturating at 2^53 as in token_count.hpp; what a
 // reservation holds is clamped as in limiter::reserve and returned to it, so
@@ -28,6 +29,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -43,6 +45,7 @@ class redis_connection;
 struct shared_reserve_result {
     reserve_result result;      // as limits::limiter::reserve, when backend_error is empty
     std::string backend_error;  // Redis failed: answer 503, send nothing
+    bool all_revoked = false;   // reserve_any: every key of the pool is out of rotation (revoke())
 };
 
 struct shared_retry_result {
@@ -73,6 +76,15 @@ public:
     boost::asio::awaitable<shared_reserve_result> reserve(std::string_view upstream, time_point now,
                                                           std::uint64_t tokens);
 
+    // Same contract as limiter::reserve_any, and keys that revoke() took out
+    // (on any proxy) are skipped; when no key is left, all_revoked is set.
+    boost::asio::awaitable<shared_reserve_result> reserve_any(std::span<const std::string> keys, time_point now,
+                                                              std::uint64_t tokens);
+
+    // A pool's key Mistral refused (401): every proxy leaves it out of
+    // reserve_any for `pause`. Returns the backend error, if any.
+    boost::asio::awaitable<std::string> revoke(const std::string& key, milliseconds pause);
+
     // Same contract as limiter::reserve_retry, with the delay given as a duration.
     boost::asio::awaitable<shared_retry_result> reserve_retry(reservation& r, time_point now, milliseconds delay);
 
@@ -102,6 +114,7 @@ private:
     // Runs the script; `.first` is the reply array, `.second` the error.
     struct script_result;
     boost::asio::awaitable<script_result> run(const std::string& key, std::vector<std::string> args);
+    boost::asio::awaitable<script_result> run(std::span<const std::string> keys, std::vector<std::string> args);
 
     boost::asio::any_io_executor executor_;
     config::limits_settings settings_;

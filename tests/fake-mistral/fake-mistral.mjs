@@ -255,7 +255,8 @@ function pathMatches(matcher, path) {
  * Starts a fake Mistral.
  * @param {object} options
  * @param {'mistral'|'mistral_eu'|'codestral'} [options.name]
- * @param {string} options.apiKey  the one key accepted (`Authorization: Bearer <apiKey>`)
+ * @param {string} options.apiKey  the key accepted (`Authorization: Bearer <apiKey>`)
+ * @param {string[]} [options.extraKeys]  more keys accepted (other workspaces: a proxy's key pool)
  * @param {{key: string|Buffer, cert: string|Buffer}} [options.tls]  serve https (PEM)
  * @param {string} [options.host]  default 127.0.0.1
  * @param {number} [options.port]  default 0 (any free port)
@@ -265,6 +266,7 @@ export async function startFakeMistral(options = {}) {
   const name = options.name ?? 'mistral';
   const apiKey = options.apiKey;
   if (!apiKey) throw new Error('startFakeMistral: apiKey is required');
+  const acceptedAuthorization = new Set([apiKey, ...(options.extraKeys ?? [])].map((key) => `Bearer ${key}`));
   const host = options.host ?? '127.0.0.1';
   const models = modelsFor(name);
   const streamSettings = { chunks: 5, intervalMs: 0, ...(options.stream ?? {}) };
@@ -455,7 +457,7 @@ export async function startFakeMistral(options = {}) {
     const path = url.pathname;
 
     if (!path.startsWith('/v1/')) return sendJson(res, 404, mistralErrors.notFound());
-    if (req.headers.authorization !== `Bearer ${apiKey}`) return sendJson(res, 401, mistralErrors.unauthorized());
+    if (!acceptedAuthorization.has(req.headers.authorization)) return sendJson(res, 401, mistralErrors.unauthorized());
 
     if (path === '/v1/echo-headers') {
       return sendJson(res, 200, { object: 'echo', method: req.method, path: req.url, headers: record.headers });

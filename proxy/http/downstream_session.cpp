@@ -130,7 +130,7 @@ awaitable<bool> downstream_session::send_json(request_context& context, unsigned
     response.keep_alive(keep_alive);
     response.prepare_payload();
     client_.expires_after(server_settings().write_timeout);
-    auto [ec, written] = co_await bhttp::async_write(client_, response, as_result);
+    auto [ec, written] = co_await async_write_whole(client_, response, head_);
     co_return !ec && keep_alive;
 }
 

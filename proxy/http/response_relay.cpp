@@ -230,7 +230,7 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     response.keep_alive(context.client_keep_alive && !worker_.draining);
     response.prepare_payload();
     client_.expires_after(server_settings().write_timeout);
-    auto [write_ec, written] = co_await bhttp::async_write(client_, response, as_result);
+    auto [write_ec, written] = co_await async_write_whole(client_, response, head_);
     co_return !write_ec && response.keep_alive();
 }
 

@@ -110,7 +110,8 @@ private:
     worker_context& worker_;
     std::shared_ptr<const runtime_state> state_;  // the set this connection's current request runs on
     std::unique_ptr<char[]> relay_buffer_;
-    std::string out_;  // transcoder output, reused
+    std::string out_;   // transcoder output, reused
+    std::string head_;  // the head of a message written whole (async_write_whole), reused
 
     const config::server_settings& server_settings() const noexcept { return state_->config.server; }
     char* relay_buffer() {

@@ -115,7 +115,7 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
             const auto sent_at = std::chrono::steady_clock::now();
             connection->tcp().expires_after(settings.read_timeout);
             auto [write_ec, written] = co_await connection->visit(
-                [&](auto& stream) { return bhttp::async_write(stream, request, as_result); });
+                [&](auto& stream) { return async_write_whole(stream, request, head_); });
             std::optional<response_parser> parser;
             boost::system::error_code ec = write_ec;
             bool client_gone = false;

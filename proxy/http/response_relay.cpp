@@ -2,6 +2,7 @@
 // shape, 2xx answers relayed as they arrive, streamed chat transcoded event by
 // event, and the answers that need it (chat, base64 embeddings, legacy
 // completions, model lists) rewritten whole.
+#include <array>
 #include <chrono>
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -48,6 +49,23 @@ void copy_end_to_end_response_fields(const bhttp::fields& from, bhttp::fields& t
             to.insert(field.name(), field.value());
         }
     }
+}
+
+// A chunk's size line, "1a2f\r\n" (lowercase hex, as Beast writes it), into
+// `out`; returns its length.
+std::size_t chunk_size_line(std::size_t size, char* out) noexcept {
+    char digits[2 * sizeof(std::size_t)];
+    std::size_t n = 0;
+    do {
+        digits[n++] = "0123456789abcdef"[size & 15];
+        size >>= 4;
+    } while (size != 0);
+    for (std::size_t i = 0; i < n; ++i) {
+        out[i] = digits[n - 1 - i];
+    }
+    out[n] = '\r';
+    out[n + 1] = '\n';
+    return n + 2;
 }
 
 }  // namespace
@@ -401,14 +419,29 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
     co_await asio::this_coro::throw_if_cancelled(false);
     char* chunk = relay_buffer();
     // Writes one piece to the client as its own chunk; false when the client is gone.
+    // Once the head is out, a piece is framed here (the chunk's size line,
+    // the bytes, CRLF: what Beast's serializer writes) and written as three
+    // buffers: the serializer's walk through its nested buffer views costs
+    // more than the event it carries.
+    char size_line[2 * sizeof(std::size_t) + 2];
     auto write_piece = [&](const char* data, std::size_t size) -> awaitable<bool> {
-        response.body().data = const_cast<char*>(data);
-        response.body().size = size;
-        response.body().more = true;
         client_.expires_after(server_settings().write_timeout);
-        auto [write_ec, written] = co_await bhttp::async_write(client_, serializer, as_result);
+        boost::system::error_code write_ec;
+        if (serializer.is_header_done()) {
+            const std::size_t line = response.chunked() ? chunk_size_line(size, size_line) : 0;
+            const std::array<asio::const_buffer, 3> pieces{asio::buffer(size_line, line), asio::buffer(data, size),
+                                                           asio::buffer("\r\n", line > 0 ? 2 : 0)};
+            auto [ec, written] = co_await asio::async_write(client_, pieces, as_result);
+            write_ec = ec;
+        } else {
+            response.body().data = const_cast<char*>(data);
+            response.body().size = size;
+            response.body().more = true;
+            auto [ec, written] = co_await bhttp::async_write(client_, serializer, as_result);
+            write_ec = ec == bhttp::error::need_buffer ? boost::system::error_code{} : ec;
+        }
         relay.bytes_sent += size;
-        co_return !write_ec || write_ec == bhttp::error::need_buffer;
+        co_return !write_ec;
     };
     for (;;) {
         upstream_parser.get().body().data = chunk;

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "http/asio_fwd.hpp"
+#include "http/limits_client.hpp"
 #include "http/server.hpp"
 #include "http/upstream_pool.hpp"
 #include "limits/breaker.hpp"
@@ -52,9 +53,10 @@ struct worker_context {
     std::atomic<std::size_t>* open_sessions = nullptr;  // across all workers, for the drain
     std::function<void()> on_last_session_closed;      // called when open_sessions hits 0
     plan::plan_scratch plan_scratch;                   // reused by every request of this worker
-    // With limits.backend redis: this worker's client (hiredis is single-threaded),
-    // connected on first use and again after a failure.
-    std::unique_ptr<limits::io::redis_limiter> redis;
+    // The rate limiter this worker's sessions call (null when nothing is
+    // limited): the embedded one shared by all workers, or with limits.backend
+    // redis this worker's own client (reconnected after a failure).
+    std::unique_ptr<limits_client> limiter_client;
 
     // Installs a reloaded state: requests in flight keep theirs.
     void install(std::shared_ptr<const runtime_state> next);

@@ -90,11 +90,18 @@ awaitable<bool> downstream_session::wait_for_limits(request_context& context, ro
         co_return true;
     }
     context.estimated_tokens = tokens;
-    std::string backend_error;
-    bool all_revoked = false;
-    auto reserved = co_await limits_reserve(turn.empty() ? std::span<const std::string>(&context.key_bucket, 1)
-                                                         : std::span<const std::string>(turn),
-                                            tokens, backend_error, all_revoked);
+    // No co_await inside a conditional expression: GCC 12 destroys its
+    // temporaries twice there.
+    limits::io::shared_reserve_result shared;
+    if (worker_.limiter_client) {
+        const auto buckets =
+            turn.empty() ? std::span<const std::string>(&context.key_bucket, 1) : std::span<const std::string>(turn);
+        shared = co_await worker_.limiter_client->reserve(buckets, tokens);
+    } else {
+        shared.backend_error = "no client";
+    }
+    const auto& backend_error = shared.backend_error;
+    auto& reserved = shared.result;
     if (!backend_error.empty()) {
         // Fail closed: without the shared budget nobody can tell whether the call is allowed.
         keep_alive = co_await send_error(
@@ -104,7 +111,7 @@ awaitable<bool> downstream_session::wait_for_limits(request_context& context, ro
             keep_alive);
         co_return false;
     }
-    if (all_revoked) {  // another proxy took them out (shared through Redis)
+    if (shared.all_revoked) {  // another proxy took them out (shared through Redis)
         keep_alive = co_await send_error(context, every_key_refused(name), keep_alive);
         co_return false;
     }
@@ -113,11 +120,8 @@ awaitable<bool> downstream_session::wait_for_limits(request_context& context, ro
         metrics::shard::add(worker_.metrics.local_rate_limited[static_cast<std::size_t>(metric_of(refusal.limit))]);
         const bool month = refusal.limit == limits::limit_kind::tokens_per_month;
         auto headers = limits::client_retry_headers(refusal.retry_after, !month);
-        if (auto* limiter = worker_.limits.limiter.get()) {
-            for (auto& header :
-                 limits::openai_ratelimit_headers({}, limiter->snapshot(context.key_bucket, limits::clock::now()))) {
-                headers.push_back(std::move(header));
-            }
+        for (auto& header : limits::openai_ratelimit_headers({}, worker_.limiter_client->snapshot(context.key_bucket))) {
+            headers.push_back(std::move(header));
         }
         keep_alive = co_await send_error(context, local_rate_limit_error(refusal), keep_alive, &headers);
         co_return false;
@@ -154,8 +158,9 @@ awaitable<bool> downstream_session::take_key_out(request_context& context, routi
                                       config::format_duration(limits::revoked_key_pause) + " (request " + context.id +
                                       ")");
     }
-    if (worker_.redis) {
-        if (auto error = co_await worker_.redis->revoke(member.bucket, limits::revoked_key_pause); !error.empty()) {
+    if (worker_.limiter_client) {
+        if (auto error = co_await worker_.limiter_client->revoke(member.bucket, limits::revoked_key_pause);
+            !error.empty()) {
             log_line(log_level::error, "rate limit backend: cannot share the revoked key: " + error);
         }
     }
@@ -166,44 +171,21 @@ awaitable<bool> downstream_session::take_key_out(request_context& context, routi
     co_return !worker_.limits.key_pools.turn_order(buckets, now, false).empty();
 }
 
-awaitable<limits::reserve_result> downstream_session::limits_reserve(std::span<const std::string> buckets,
-                                                                    std::uint64_t tokens, std::string& backend_error,
-                                                                    bool& all_revoked) {
-    if (auto* limiter = worker_.limits.limiter.get()) {
-        co_return limiter->reserve_any(buckets, limits::clock::now(), tokens);
-    }
-    if (!worker_.redis) {
-        backend_error = "no client";
-        co_return limits::reserve_result{};
-    }
-    auto shared = co_await worker_.redis->reserve_any(buckets, limits::clock::now(), tokens);
-    backend_error = std::move(shared.backend_error);
-    all_revoked = shared.all_revoked;
-    co_return std::move(shared.result);
-}
-
 awaitable<limits::time_point> downstream_session::limits_retry(limits::reservation& reservation,
                                                                limits::milliseconds delay) {
-    const auto now = limits::clock::now();
-    if (auto* limiter = worker_.limits.limiter.get()) {
-        co_return limiter->reserve_retry(reservation, now, now + delay);
+    if (!worker_.limiter_client) {
+        co_return limits::clock::now() + delay;
     }
-    if (worker_.redis) {
-        auto shared = co_await worker_.redis->reserve_retry(reservation, now, delay);
-        if (shared.backend_error.empty()) {
-            co_return shared.ready_at;
-        }
-        log_line(log_level::error, "rate limit backend: " + shared.backend_error);
+    const auto retry = co_await worker_.limiter_client->retry(reservation, delay);
+    if (!retry.backend_error.empty()) {
+        log_line(log_level::error, "rate limit backend: " + retry.backend_error);
     }
-    co_return now + delay;
+    co_return retry.ready_at;
 }
 
 awaitable<void> downstream_session::limits_cancel(const limits::reservation& reservation) {
-    if (auto* limiter = worker_.limits.limiter.get()) {
-        limiter->cancel(reservation);
-    } else if (worker_.redis) {
-        const auto error = co_await worker_.redis->cancel(reservation);
-        if (!error.empty()) {
+    if (worker_.limiter_client) {
+        if (const auto error = co_await worker_.limiter_client->cancel(reservation); !error.empty()) {
             log_line(log_level::error, "rate limit backend: " + error);
         }
     }
@@ -217,17 +199,9 @@ awaitable<void> downstream_session::limits_settle(request_context& context) {
                                context.upstream_refused, context.estimated_tokens, context.unreported_tokens);
     const auto reservation = std::move(*context.reservation);
     context.reservation.reset();
-    if (auto* limiter = worker_.limits.limiter.get()) {
-        const auto settled = limiter->settle(reservation, limits::clock::now(), actual);
-        if (settled.ledger_error) {
-            log_line(log_level::error, "month ledger: cannot record usage of request " + context.id + ": " +
-                                           settled.ledger_error.message());
-        }
-    } else if (worker_.redis) {
-        const auto settled = co_await worker_.redis->settle(reservation, actual);
-        if (!settled.backend_error.empty()) {
-            log_line(log_level::error, "rate limit backend: cannot record usage of request " + context.id + ": " +
-                                           settled.backend_error);
+    if (worker_.limiter_client) {
+        if (const auto error = co_await worker_.limiter_client->settle(reservation, actual); !error.empty()) {
+            log_line(log_level::error, "cannot record the usage of request " + context.id + ": " + error);
         }
     }
 }
@@ -255,10 +229,8 @@ awaitable<std::string> downstream_session::month_usage_metrics() {
     buckets.erase(std::unique(buckets.begin(), buckets.end()), buckets.end());
     for (const auto& key : buckets) {
         std::optional<std::uint64_t> used;
-        if (auto* limiter = worker_.limits.limiter.get()) {
-            used = limiter->month_used(key, limits::clock::now());
-        } else if (worker_.redis) {
-            used = co_await worker_.redis->month_used(key);
+        if (worker_.limiter_client) {
+            used = co_await worker_.limiter_client->month_used(key);
         }
         if (used) {
             extra += "mistral_proxy_month_tokens_used{key=\"" + key + "\"} " + std::to_string(*used) + "\n";

@@ -78,12 +78,9 @@ void downstream_session::add_rate_limit_fields(bhttp::fields& fields, request_co
     const std::string_view name = context.key_bucket.empty() ? routing::upstream_name(*context.upstream)
                                                              : std::string_view(context.key_bucket);
     limits::rate_limits own;
-    if (auto* limiter = worker_.limits.limiter.get()) {
-        const auto now = limits::clock::now();
-        limiter->adapt(name, now, context.upstream_limits);
-        own = limiter->snapshot(name, now);
-    } else if (worker_.redis) {
-        worker_.redis->adapt(name, context.upstream_limits);
+    if (worker_.limiter_client) {
+        worker_.limiter_client->adapt(name, context.upstream_limits);
+        own = worker_.limiter_client->snapshot(name);
     }
     for (const auto& [header, value] : limits::openai_ratelimit_headers(context.upstream_limits, own)) {
         fields.set(header, value);
@@ -154,10 +151,8 @@ awaitable<bool> downstream_session::answer_error_response(upstream_connection& c
         // The upstream limit is tighter than configured: the buckets learn it.
         const std::string_view bucket =
             context.key_bucket.empty() ? routing::upstream_name(upstream) : std::string_view(context.key_bucket);
-        if (auto* limiter = worker_.limits.limiter.get()) {
-            limiter->adapt(bucket, limits::clock::now(), context.upstream_limits);
-        } else if (worker_.redis) {
-            worker_.redis->adapt(bucket, context.upstream_limits);
+        if (worker_.limiter_client) {
+            worker_.limiter_client->adapt(bucket, context.upstream_limits);
         }
     }
     co_return co_await send_error(context, error, context.client_keep_alive, &headers);

@@ -181,6 +181,9 @@ struct server::impl {
         for (auto& worker : workers) {
             worker->pool.count_handshakes_in(&worker->metrics.tls_handshakes, &worker->metrics.tls_resumed);
             worker->breakers.reset(state->config.breaker);
+            if (limits.limiter) {
+                worker->limiter_client = make_embedded_limits_client(*limits.limiter);
+            }
         }
         connect_shared_limits();
         connect_response_stores();
@@ -303,8 +306,10 @@ struct server::impl {
                 [&, worker = workers[i].get()]() -> awaitable<void> {
                     auto [client, message] =
                         co_await limits::io::redis_limiter::connect(context.get_executor(), limits.settings);
-                    worker->redis = std::move(client);
-                    error = worker->redis ? std::string{} : message;
+                    error = client ? std::string{} : message;
+                    if (client) {
+                        worker->limiter_client = make_redis_limits_client(std::move(client));
+                    }
                     done = true;
                 },
                 asio::detached);
@@ -487,8 +492,10 @@ struct server::impl {
         // on its worker's io_context: close them, or run() never returns and
         // SIGTERM ends in the supervisor's SIGKILL.
         for (std::size_t i = 0; i < workers.size(); ++i) {
-            asio::post(*contexts[i], [worker = workers[i].get()] {
-                worker->redis.reset();
+            asio::post(*contexts[i], [worker = workers[i].get(), shared = limits.shared] {
+                if (shared) {
+                    worker->limiter_client.reset();
+                }
                 worker->store = store::io::store_client();
             });
         }

@@ -142,12 +142,9 @@ private:
     awaitable<bool> take_key_out(request_context& context, routing::upstream_id upstream);
     // The Authorization header for the key wait_for_limits took.
     routing::key_store::choice authorization_for(const request_context& context, routing::upstream_id upstream) const;
-    // The limiter calls, to the embedded limiter or to this worker's Redis
-    // client. A Redis failure fails closed: `backend_error` is set.
-    // `buckets`: one bucket, or a key pool's in turn order (reserve_any);
-    // `all_revoked`: Redis says every key of the pool is out of rotation.
-    awaitable<limits::reserve_result> limits_reserve(std::span<const std::string> buckets, std::uint64_t tokens,
-                                                     std::string& backend_error, bool& all_revoked);
+    // The limiter calls (worker_.limiter_client, embedded or Redis), with
+    // what goes wrong logged: a retry still waits its backoff, a cancel or a
+    // settle that fails is logged and the request goes on.
     awaitable<limits::time_point> limits_retry(limits::reservation& reservation, limits::milliseconds delay);
     awaitable<void> limits_cancel(const limits::reservation& reservation);
     awaitable<void> limits_settle(request_context& context);

@@ -4,6 +4,8 @@
 #include <array>
 #include <charconv>
 
+#include "errors/json_writer.hpp"
+
 namespace mistral_proxy::audio {
 
 namespace {
@@ -248,6 +250,78 @@ bool transcription_rewriter::finish(std::string& out) {
     out_ = nullptr;
     out += "--" + boundary_ + "--\r\n";
     return true;
+}
+
+namespace {
+
+// Lists the parts of the rewritten form as JSON objects.
+class form_lister final : public multipart::handler {
+public:
+    std::string json = "[";
+
+    void on_part_begin(const multipart::part_headers& headers) override {
+        json += json.size() > 1 ? ",{\"name\":" : "{\"name\":";
+        errors::append_json_string(json, headers.name);
+        file_ = headers.filename.has_value();
+        if (file_) {
+            json += ",\"filename\":";
+            errors::append_json_string(json, *headers.filename);
+            json += ",\"content_type\":";
+            errors::append_json_string(json, headers.content_type);
+        }
+        value_.clear();
+        bytes_ = 0;
+    }
+    void on_part_data(std::string_view data) override {
+        bytes_ += data.size();
+        if (!file_) {
+            value_.append(data);
+        }
+    }
+    void on_part_end() override {
+        if (file_) {
+            json += ",\"bytes\":" + std::to_string(bytes_) + "}";
+        } else {
+            json += ",\"value\":";
+            errors::append_json_string(json, value_);
+            json += '}';
+        }
+    }
+
+private:
+    bool file_ = false;
+    std::string value_;
+    std::uint64_t bytes_ = 0;
+};
+
+}  // namespace
+
+form_description describe_form(const rules::rule_set& rules, std::string_view body) {
+    form_description result;
+    const auto line_end = body.find("\r\n");
+    if (!body.starts_with("--") || line_end == std::string_view::npos) {
+        result.error = errors::make_error(400, "malformed multipart/form-data body: it does not start with a boundary line",
+                                          "invalid_multipart");
+        return result;
+    }
+    const auto found = multipart::boundary_of("multipart/form-data; boundary=\"" +
+                                              std::string(body.substr(2, line_end - 2)) + "\"");
+    if (!found.error.empty()) {
+        result.error = errors::make_error(400, found.error, "invalid_multipart");
+        return result;
+    }
+    transcription_rewriter rewriter(rules, found.boundary);
+    std::string sent;
+    if (!rewriter.feed(body, sent) || !rewriter.finish(sent)) {
+        result.error = rewriter.error();
+        return result;
+    }
+    result.facts = rewriter.facts();
+    form_lister lister;
+    std::string ignored;
+    multipart::parse_all(found.boundary, sent, lister, ignored);
+    result.form = std::move(lister.json) + "]";
+    return result;
 }
 
 }  // namespace mistral_proxy::audio

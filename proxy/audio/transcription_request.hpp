@@ -87,4 +87,16 @@ private:
     std::optional<errors::openai_error> error_;
 };
 
+// explain: a whole form (the boundary read from its first line, as the body
+// of a form starts with it) rewritten as serve rewrites it, described as JSON
+// instead of sent: `form` is [{"name","value"}, {"name":"file","filename",
+// "content_type","bytes"}, ...] in the order sent. `error` when serve would
+// refuse it.
+struct form_description {
+    std::string form;
+    transcription_facts facts;
+    std::optional<errors::openai_error> error;
+};
+form_description describe_form(const rules::rule_set& rules, std::string_view body);
+
 }  // namespace mistral_proxy::audio

@@ -12,6 +12,7 @@ import OpenAI, { toFile } from 'openai';
 import { startStack } from '../support/stack.mjs';
 import { request, assertOpenAiError, assertProxyHeaders, parseSse } from '../support/http.mjs';
 import { assertOpenAIShape, openaiCheckingFetch } from '../support/openai-validate.mjs';
+import { runCli } from '../support/proxy.mjs';
 
 const BOUNDARY = '----formdata-test-7d1c';
 
@@ -190,6 +191,33 @@ describe('raw HTTP', () => {
     } finally {
       await small.stop();
     }
+  });
+});
+
+describe('explain', () => {
+  test('the form as serve sends it, what it drops, and the answer it plans', async () => {
+    const body = form([['file', { filename: 'a.wav', type: 'audio/wav', data: audioBytes(1234) }], ['model', 'whisper-1'],
+      ['response_format', 'vtt'], ['prompt', 'p'], ['stream', 'false']]);
+    const r = await runCli(['explain', '--config', stack.proxy.configFile, '--endpoint', '/v1/audio/transcriptions', '-'], { input: body });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.url, `${stack.fakes.mistral.url}/audio/transcriptions`);
+    assert.deepEqual(out.rules, ['model_alias', 'params']);
+    assert.deepEqual(out.form, [
+      { name: 'file', filename: 'a.wav', content_type: 'audio/wav', bytes: 1234 },
+      { name: 'model', value: 'voxtral-mini-latest' },
+      { name: 'stream', value: 'false' },
+      { name: 'timestamp_granularities', value: 'segment' },
+    ]);
+    assert.deepEqual(out.dropped, ['prompt']);
+    assert.deepEqual(out.answer, { response_format: 'vtt', stream: false });
+    assert.equal(stack.fakes.mistral.requests.length, 0);
+
+    const refused = await runCli(['explain', '--config', stack.proxy.configFile, '--endpoint', '/v1/audio/transcriptions', '-'], {
+      input: form([['file', { filename: 'a.wav', type: 'audio/wav', data: audioBytes(10) }]]),
+    });
+    assert.equal(refused.code, 1);
+    assert.equal(JSON.parse(refused.stdout).error.message, 'you must provide a model parameter');
   });
 });
 

@@ -164,3 +164,18 @@ TEST_CASE("transcriptions: the upstream Content-Type keeps the client's boundary
     audio::transcription_rewriter rewriter(shipped(), "----formdata-undici-0123");
     CHECK(rewriter.content_type() == "multipart/form-data; boundary=\"----formdata-undici-0123\"");
 }
+
+TEST_CASE("transcriptions: explain's description of a form") {
+    const auto described = audio::describe_form(shipped(), field("model", "whisper-1") + field("prompt", "p") +
+                                                               field("response_format", "srt") + file_part("ID3") + end);
+    REQUIRE(!described.error);
+    CHECK(described.form == R"([{"name":"model","value":"voxtral-mini-latest"},)"
+                            R"({"name":"file","filename":"a.mp3","content_type":"audio/mpeg","bytes":3},)"
+                            R"({"name":"timestamp_granularities","value":"segment"}])");
+    CHECK(described.facts.dropped == std::vector<std::string>{"prompt"});
+    CHECK(described.facts.format == transcript_format::srt);
+    CHECK(audio::describe_form(shipped(), "no boundary line").error->message ==
+          "malformed multipart/form-data body: it does not start with a boundary line");
+    CHECK(audio::describe_form(shipped(), "--B\r\n" + end).error->code == "invalid_multipart");
+    CHECK(audio::describe_form(shipped(), "--a\"b\r\n").error->code == "invalid_multipart");
+}

@@ -368,6 +368,8 @@ export async function startFakeMistral(options = {}) {
     }
 
     // Read the whole body, hashing as it comes (passthrough uploads can be large).
+    // A form is kept whole (transcriptions parse it), other bodies up to 64 MiB.
+    const form = String(req.headers['content-type'] ?? '').startsWith('multipart/');
     const hash = createHash('sha256');
     const parts = [];
     let bytes = 0;
@@ -375,7 +377,7 @@ export async function startFakeMistral(options = {}) {
       for await (const chunk of req) {
         hash.update(chunk);
         bytes += chunk.length;
-        if (bytes <= 64 * 1024 * 1024) parts.push(chunk);
+        if (form || bytes <= 64 * 1024 * 1024) parts.push(chunk);
       }
     } catch {
       record.aborted = true;
@@ -385,9 +387,9 @@ export async function startFakeMistral(options = {}) {
     record.bytes = bytes;
     record.sha256 = hash.digest('hex');
     const raw = Buffer.concat(parts);
-    record.body = raw.toString('utf8');
+    record.body = raw.subarray(0, 64 * 1024 * 1024).toString('utf8');
     // A form's bytes are kept as they came: its file parts are binary.
-    if (String(req.headers['content-type'] ?? '').startsWith('multipart/')) record.raw = raw;
+    if (form) record.raw = raw;
     record.completed = true;
     requests.push(record);
     notifyRequest(record);

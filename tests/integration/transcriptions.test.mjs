@@ -8,11 +8,13 @@
 import { test, describe, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import OpenAI, { toFile } from 'openai';
 import { startStack } from '../support/stack.mjs';
 import { request, assertOpenAiError, assertProxyHeaders, parseSse } from '../support/http.mjs';
 import { assertOpenAIShape, openaiCheckingFetch } from '../support/openai-validate.mjs';
 import { runCli } from '../support/proxy.mjs';
+import { peakRssBytes } from '../support/procfs.mjs';
 
 const BOUNDARY = '----formdata-test-7d1c';
 
@@ -190,6 +192,50 @@ describe('raw HTTP', () => {
       assertOpenAiError(refused, 413, { messageIncludes: 'server.max_upload_bytes' });
     } finally {
       await small.stop();
+    }
+  });
+});
+
+describe('a 200 MB upload', () => {
+  const MB = 1024 * 1024;
+  test('streams through with the proxy\'s RSS under 64 MB at its peak', async () => {
+    const big = await startStack();
+    try {
+      const size = 200 * MB;
+      const block = audioBytes(MB);
+      const hash = createHash('sha256');
+      for (let sent = 0; sent < size; sent += block.length) hash.update(block);
+      const head = Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n` +
+        `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="long.flac"\r\nContent-Type: audio/flac\r\n\r\n`);
+      const tail = Buffer.from(`\r\n--${BOUNDARY}\r\nContent-Disposition: form-data; name="response_format"\r\n\r\nsrt\r\n--${BOUNDARY}--\r\n`);
+      // Written with back-pressure, one block at a time; chunked, as a streaming client sends.
+      const answer = await new Promise((resolve, reject) => {
+        const req = http.request(`${big.proxy.baseURL}/audio/transcriptions`, {
+          method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` }, agent: false,
+        }, (res) => {
+          const parts = [];
+          res.on('data', (c) => parts.push(c));
+          res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(parts).toString('utf8') }));
+          res.on('error', reject);
+        });
+        req.on('error', reject);
+        (async () => {
+          const write = (chunk) => new Promise((r) => (req.write(chunk) ? r() : req.once('drain', r)));
+          await write(head);
+          for (let sent = 0; sent < size; sent += block.length) await write(block);
+          await write(tail);
+          req.end();
+        })().catch(reject);
+      });
+      assert.equal(answer.status, 200, answer.text);
+      const sent = sentForm(big.fakes.mistral);
+      assert.deepEqual(sent.file, { name: 'long.flac', type: 'audio/flac', size, sha256: hash.digest('hex') });
+      assert.ok(answer.text.startsWith('1\n00:00:00,000 --> 00:00:01,500\nTranscript of long.flac.\n'), answer.text);
+      const peak = peakRssBytes(big.proxy.pid);
+      process.stdout.write(`# peak RSS of the proxy: ${(peak / MB).toFixed(1)} MB\n`);
+      assert.ok(peak < 64 * MB, `peak RSS ${(peak / MB).toFixed(1)} MB`);
+    } finally {
+      await big.stop();
     }
   });
 });

@@ -181,6 +181,26 @@ describe('raw HTTP', () => {
     assert.deepEqual(stack.fakes.mistral.requests.filter((r) => r.form || r.completed), []);
   });
 
+  test('counted under endpoint="audio_transcriptions" in /metrics', async () => {
+    const res = await post(stack, form([['model', 'whisper-1'], ['file', file]]));
+    assert.equal(res.status, 200, res.text);
+    const metrics = await request(`${stack.proxy.url}/metrics`);
+    assert.match(metrics.text, /mistral_proxy_requests_total\{endpoint="audio_transcriptions",upstream="mistral",status="200"\} [1-9]/);
+  });
+
+  test('region eu: the EU host', async () => {
+    const eu = await startStack({ proxy: { region: 'eu', eu_strict: true } });
+    try {
+      const res = await post(eu, form([['model', 'whisper-1'], ['file', file]]));
+      assert.equal(res.status, 200, res.text);
+      assertProxyHeaders(res, 'mistral_eu');
+      assert.equal(sentForm(eu.fakes.mistral_eu).file.sha256, sha256);
+      assert.equal(eu.fakes.mistral.requests.length, 0);
+    } finally {
+      await eu.stop();
+    }
+  });
+
   test('a body over server.max_body_bytes passes: uploads have server.max_upload_bytes', async () => {
     const small = await startStack({ proxy: { server: { max_body_bytes: 10_000, max_upload_bytes: 100_000 } } });
     try {

@@ -1,4 +1,5 @@
-// libFuzzer target: the multipart/form-data parser (proxy/multipart/parser.hpp).
+// libFuzzer target: the multipart/form-data parser (proxy/multipart/parser.hpp)
+// and the transcription form rewriter built on it (audio/transcription_request.hpp).
 //
 // Input: byte 0 picks the boundary (one of a few, the SDK's among them) and
 // byte 1 how many bytes arrive at a time (1 to 64); the rest is the body.
@@ -6,15 +7,20 @@
 // Invariants: the body fed in pieces gives exactly what it gives fed whole
 // (the same parts, headers, contents, and the same error); events come in
 // order (data only inside a part, never empty); a body that parses, written
-// out again with the same boundary, parses to the same parts.
+// out again with the same boundary, parses to the same parts. The rewriter,
+// fed the same pieces, writes what it writes fed whole, and what it writes
+// upstream is always one well-formed form with the client's boundary: no
+// client bytes can end it early or add a part of their own.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "audio/transcription_request.hpp"
 #include "fuzz_support.hpp"
 #include "multipart/parser.hpp"
+#include "rules/rule_set.hpp"
 
 using namespace mistral_proxy;
 
@@ -80,6 +86,34 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const bool whole_ok = multipart::parse_all(boundary, body, whole, whole_error);
     fuzz::check(whole_ok == whole_error.empty(), "an error message exactly when parsing fails", whole_error);
     fuzz::check(!whole_ok || !whole.open, "a body that parses ends every part");
+
+    // The rewriter: the same bytes upstream in pieces as whole, and a form that parses.
+    static const auto rules = rules::load_rule_files({std::string(MP_REPO_ROOT) + "/rules/mistral.yaml"});
+    std::string sent_whole;
+    audio::transcription_rewriter whole_rewriter(*rules, boundary);
+    const bool rewritten = whole_rewriter.feed(body, sent_whole) && whole_rewriter.finish(sent_whole);
+    std::string sent_pieces;
+    audio::transcription_rewriter piece_rewriter(*rules, boundary);
+    bool piece_ok = true;
+    for (std::size_t at = 0; piece_ok && at < body.size(); at += piece) {
+        piece_ok = piece_rewriter.feed(body.substr(at, piece), sent_pieces);
+    }
+    piece_ok = piece_ok && piece_rewriter.finish(sent_pieces);
+    fuzz::check(piece_ok == rewritten, "the rewriter: pieces and whole agree on success");
+    fuzz::check(rewritten == !whole_rewriter.error().has_value(), "the rewriter: an error exactly when it refuses");
+    if (rewritten) {
+        fuzz::check(sent_pieces == sent_whole, "the rewriter: pieces and whole send the same bytes", sent_whole);
+        fuzz::check(whole_ok, "the rewriter accepts only bodies the parser accepts");
+        recorder upstream;
+        std::string upstream_error;
+        fuzz::check(multipart::parse_all(boundary, sent_whole, upstream, upstream_error),
+                    "the rewritten form parses with the client's boundary", upstream_error + "\n" + sent_whole);
+        std::size_t files = 0;
+        for (const auto& p : upstream.parts) {
+            files += p.headers.filename ? 1 : 0;
+        }
+        fuzz::check(files <= 1, "at most one file goes upstream", sent_whole);
+    }
 
     recorder pieces;
     multipart::parser parser(boundary);

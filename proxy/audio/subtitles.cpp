@@ -54,9 +54,10 @@ std::string timestamp(double seconds, char separator) {
     const auto secs = ms / 1000 % 60;
     const auto millis = ms % 1000;
     char text[48];
-    const int n = std::snprintf(text, sizeof text, "%02llu:%02llu:%02llu%c%03llu", static_cast<unsigned long long>(hours),
-                                static_cast<unsigned long long>(minutes), static_cast<unsigned long long>(secs),
-                                separator, static_cast<unsigned long long>(millis));
+    const int n =
+        std::snprintf(text, sizeof text, "%02llu:%02llu:%02llu%c%03llu", static_cast<unsigned long long>(hours),
+                      static_cast<unsigned long long>(minutes), static_cast<unsigned long long>(secs), separator,
+                      static_cast<unsigned long long>(millis));
     return std::string(text, n > 0 ? static_cast<std::size_t>(n) : 0);
 }
 

@@ -185,8 +185,8 @@ responses::body_result transform_transcription_response(std::string_view body, c
         case transcript_format::srt:
         case transcript_format::vtt:
             result.body = subtitles(t, options.format);
-            result.content_type = options.format == transcript_format::vtt ? "text/vtt; charset=utf-8"
-                                                                           : "text/plain; charset=utf-8";
+            result.content_type =
+                options.format == transcript_format::vtt ? "text/vtt; charset=utf-8" : "text/plain; charset=utf-8";
             break;
     }
     return result;
@@ -260,8 +260,9 @@ void transcription_stream::on_body(std::string_view piece, std::string& out) {
             return;
         }
         if (status == responses::sse_status::too_large) {
-            fail(errors::make_error(502, upstream_name_ + " sent a stream event larger than " +
-                                             std::to_string(splitter_.max_event_bytes()) + " bytes",
+            fail(errors::make_error(502,
+                                    upstream_name_ + " sent a stream event larger than " +
+                                        std::to_string(splitter_.max_event_bytes()) + " bytes",
                                     "bad_upstream_response"),
                  out);
             return;

@@ -35,7 +35,9 @@ bool is_answer_field(std::string_view name) noexcept { return name == "response_
 
 }  // namespace
 
-std::string_view format_name(transcript_format format) noexcept { return format_names[static_cast<std::size_t>(format)]; }
+std::string_view format_name(transcript_format format) noexcept {
+    return format_names[static_cast<std::size_t>(format)];
+}
 
 std::optional<transcript_format> parse_format(std::string_view name) noexcept {
     for (std::size_t i = 0; i < format_names.size(); ++i) {
@@ -49,7 +51,9 @@ std::optional<transcript_format> parse_format(std::string_view name) noexcept {
 transcription_rewriter::transcription_rewriter(const rules::rule_set& rules, std::string_view boundary)
     : rules_(rules), boundary_(boundary), parser_(boundary) {}
 
-std::string transcription_rewriter::content_type() const { return "multipart/form-data; boundary=" + quoted(boundary_); }
+std::string transcription_rewriter::content_type() const {
+    return "multipart/form-data; boundary=" + quoted(boundary_);
+}
 
 void transcription_rewriter::refuse(std::string message, std::optional<std::string> param, std::string code) {
     if (!error_) {
@@ -96,7 +100,8 @@ void transcription_rewriter::on_part_begin(const multipart::part_headers& header
         has_audio_ = true;
         part_ = part_kind::file;
         std::string& out = *out_;
-        out += "--" + boundary_ + "\r\nContent-Disposition: form-data; name=\"file\"; filename=" + quoted(*headers.filename);
+        out += "--" + boundary_ +
+               "\r\nContent-Disposition: form-data; name=\"file\"; filename=" + quoted(*headers.filename);
         out += "\r\nContent-Type: ";
         out += headers.content_type.empty() ? std::string_view("application/octet-stream") : headers.content_type;
         out += "\r\n\r\n";
@@ -300,12 +305,12 @@ form_description describe_form(const rules::rule_set& rules, std::string_view bo
     form_description result;
     const auto line_end = body.find("\r\n");
     if (!body.starts_with("--") || line_end == std::string_view::npos) {
-        result.error = errors::make_error(400, "malformed multipart/form-data body: it does not start with a boundary line",
-                                          "invalid_multipart");
+        result.error = errors::make_error(
+            400, "malformed multipart/form-data body: it does not start with a boundary line", "invalid_multipart");
         return result;
     }
-    const auto found = multipart::boundary_of("multipart/form-data; boundary=\"" +
-                                              std::string(body.substr(2, line_end - 2)) + "\"");
+    const auto found =
+        multipart::boundary_of("multipart/form-data; boundary=\"" + std::string(body.substr(2, line_end - 2)) + "\"");
     if (!found.error.empty()) {
         result.error = errors::make_error(400, found.error, "invalid_multipart");
         return result;

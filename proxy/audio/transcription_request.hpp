@@ -35,8 +35,8 @@ struct transcription_facts {
     transcript_format format = transcript_format::json;
     bool stream = false;
     std::optional<double> temperature;  // as the client sent it, echoed by verbose_json
-    std::vector<std::string> dropped;    // form fields not sent (Mistral's form lacks them)
-    normalize::rule_mask fired;          // model_rewrite, model_alias, params
+    std::vector<std::string> dropped;   // form fields not sent (Mistral's form lacks them)
+    normalize::rule_mask fired;         // model_rewrite, model_alias, params
     std::uint64_t file_bytes = 0;
 };
 

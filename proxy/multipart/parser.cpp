@@ -13,7 +13,8 @@ constexpr std::string_view crlf = "\r\n";
 char lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return lower(x) == lower(y); });
 }
 
 bool is_blank(char c) noexcept { return c == ' ' || c == '\t'; }
@@ -268,7 +269,10 @@ bool parser::feed(std::string_view piece, handler& out) {
         piece.remove_prefix(1);
         switch (state_) {
             case state::after_dash:
-                state_ = c == '-' ? state::close_dash : is_blank(c) ? state::padding : c == '\r' ? state::expect_lf : state::failed;
+                state_ = c == '-'      ? state::close_dash
+                         : is_blank(c) ? state::padding
+                         : c == '\r'   ? state::expect_lf
+                                       : state::failed;
                 break;
             case state::close_dash:
                 state_ = c == '-' ? state::epilogue : state::failed;
@@ -309,7 +313,8 @@ bool parser::parse_headers(handler& out) {
         const auto colon = line.find(':');
         if (colon == std::string_view::npos || colon == 0 ||
             !std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(colon), is_token_char) ||
-            std::any_of(line.begin(), line.end(), [](char c) { return c != '\t' && (static_cast<unsigned char>(c) < 32 || c == 127); })) {
+            std::any_of(line.begin(), line.end(),
+                        [](char c) { return c != '\t' && (static_cast<unsigned char>(c) < 32 || c == 127); })) {
             return fail("a malformed multipart part header line");
         }
         const auto name = line.substr(0, colon);
@@ -372,8 +377,9 @@ bool parser::finish() {
         default:
             break;
     }
-    return fail(in_part_ || state_ != state::body ? "the multipart body ends without its closing boundary (an unterminated part)"
-                                                  : "the multipart body has no boundary");
+    return fail(in_part_ || state_ != state::body
+                    ? "the multipart body ends without its closing boundary (an unterminated part)"
+                    : "the multipart body has no boundary");
 }
 
 bool parse_all(std::string_view boundary, std::string_view body, handler& out, std::string& error) {

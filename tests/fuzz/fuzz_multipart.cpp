@@ -123,7 +123,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     ok = ok && parser.finish();
     fuzz::check(ok == whole_ok, "pieces and whole agree on success", parser.error() + " | " + whole_error);
-    fuzz::check(parser.error() == whole_error, "pieces and whole give the same error", parser.error() + " | " + whole_error);
+    fuzz::check(parser.error() == whole_error, "pieces and whole give the same error",
+                parser.error() + " | " + whole_error);
     if (!ok) {
         return 0;
     }
@@ -132,7 +133,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // Written out again, the parts parse to themselves.
     std::string again;
     for (const auto& p : whole.parts) {
-        again += "--" + std::string(boundary) + "\r\nContent-Disposition: form-data; name=" + quote_param(p.headers.name);
+        again +=
+            "--" + std::string(boundary) + "\r\nContent-Disposition: form-data; name=" + quote_param(p.headers.name);
         if (p.headers.filename) {
             again += "; filename=" + quote_param(*p.headers.filename);
         }
@@ -145,7 +147,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     again += "--" + std::string(boundary) + "--\r\n";
     recorder round;
     std::string round_error;
-    fuzz::check(multipart::parse_all(boundary, again, round, round_error), "the parts written out again parse", round_error);
+    fuzz::check(multipart::parse_all(boundary, again, round, round_error), "the parts written out again parse",
+                round_error);
     fuzz::check(round.record() == whole.record(), "the parts written out again are the same parts", again);
     return 0;
 }

@@ -117,13 +117,19 @@ TEST_CASE("multipart: the boundary of a Content-Type") {
     CHECK(multipart::boundary_of("Multipart/Form-Data;BOUNDARY=\"a b:c\"").boundary == "a b:c");
     CHECK(multipart::boundary_of("multipart/form-data; charset=utf-8; boundary=\"x\\\"y\"").error != "");
     CHECK(multipart::boundary_of("multipart/form-data; charset=utf-8; boundary=----x").boundary == "----x");
-    CHECK(multipart::boundary_of("multipart/form-data").error == "the multipart/form-data Content-Type has no boundary");
-    CHECK(multipart::boundary_of("application/json; boundary=x").error == "the Content-Type is not multipart/form-data");
-    CHECK(multipart::boundary_of("multipart/form-data; boundary=\"\"").error.starts_with("the multipart boundary is not"));
-    CHECK(multipart::boundary_of("multipart/form-data; boundary=\"ab \"").error.starts_with("the multipart boundary is not"));
+    CHECK(multipart::boundary_of("multipart/form-data").error ==
+          "the multipart/form-data Content-Type has no boundary");
+    CHECK(multipart::boundary_of("application/json; boundary=x").error ==
+          "the Content-Type is not multipart/form-data");
+    CHECK(multipart::boundary_of("multipart/form-data; boundary=\"\"")
+              .error.starts_with("the multipart boundary is not"));
+    CHECK(multipart::boundary_of("multipart/form-data; boundary=\"ab \"")
+              .error.starts_with("the multipart boundary is not"));
     CHECK(multipart::boundary_of("multipart/form-data; boundary=" + std::string(71, 'a')).error != "");
-    CHECK(multipart::boundary_of("multipart/form-data; boundary=" + std::string(70, 'a')).boundary == std::string(70, 'a'));
-    CHECK(multipart::boundary_of("multipart/form-data; boundary=a; boundary=b").error == "the Content-Type names two boundaries");
+    CHECK(multipart::boundary_of("multipart/form-data; boundary=" + std::string(70, 'a')).boundary ==
+          std::string(70, 'a'));
+    CHECK(multipart::boundary_of("multipart/form-data; boundary=a; boundary=b").error ==
+          "the Content-Type names two boundaries");
     CHECK(multipart::boundary_of("multipart/form-data; boundary=\"abc").error.starts_with("malformed Content-Type"));
 }
 
@@ -133,13 +139,15 @@ TEST_CASE("multipart: the SDK's body, at every split point") {
     CHECK(result.error == "");
     CHECK(result.summary ==
           "[model|-||whisper-1]"
-          "[file|file=a b.mp3|audio/mpeg|ID3\r\n\r\n--\r\n------formdata-undici-012345678\r\n-----formdata-undici-0123456789\r\rX]"
+          "[file|file=a "
+          "b.mp3|audio/mpeg|ID3\r\n\r\n--\r\n------formdata-undici-012345678\r\n-----formdata-undici-0123456789\r\rX]"
           "[timestamp_granularities[]|-||segment]");
 }
 
 TEST_CASE("multipart: a large part arrives in pieces, not held") {
     const std::string content(100000, 'a');
-    const std::string body = "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=f\r\n\r\n" + content + "\r\n--b--";
+    const std::string body =
+        "--b\r\nContent-Disposition: form-data; name=\"file\"; filename=f\r\n\r\n" + content + "\r\n--b--";
     recorder r;
     multipart::parser p("b");
     for (std::size_t at = 0; at < body.size(); at += 4096) {
@@ -154,13 +162,15 @@ TEST_CASE("multipart: a large part arrives in pieces, not held") {
 TEST_CASE("multipart: headers, quoting, padding and the epilogue") {
     SUBCASE("empty parts, an unquoted name, header names in any case") {
         const auto result = parse_every_way(
-            "x", "--x\r\ncontent-disposition: FORM-DATA; name=a\r\n\r\n\r\n--x\r\nCONTENT-TYPE: text/plain\r\n"
-                 "Content-Disposition: form-data; name=\"b\\\"q\"; filename=\"\"\r\n\r\n\r\n--x--");
+            "x",
+            "--x\r\ncontent-disposition: FORM-DATA; name=a\r\n\r\n\r\n--x\r\nCONTENT-TYPE: text/plain\r\n"
+            "Content-Disposition: form-data; name=\"b\\\"q\"; filename=\"\"\r\n\r\n\r\n--x--");
         CHECK(result.ok);
         CHECK(result.summary == "[a|-||][b\"q|file=|text/plain|]");
     }
     SUBCASE("blanks after a delimiter, whitespace after the closing one") {
-        const auto result = parse_every_way("x", "--x \t\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--x--\r\n\r\n \t");
+        const auto result =
+            parse_every_way("x", "--x \t\r\nContent-Disposition: form-data; name=a\r\n\r\nv\r\n--x--\r\n\r\n \t");
         CHECK(result.ok);
         CHECK(result.summary == "[a|-||v]");
     }
@@ -226,7 +236,8 @@ TEST_CASE("multipart: malformed bodies") {
 }
 
 TEST_CASE("multipart: a part's headers are bounded") {
-    const std::string big = "--x\r\nContent-Disposition: form-data; name=a\r\nX-Pad: " + std::string(200, 'p') + "\r\n\r\nv\r\n--x--";
+    const std::string big =
+        "--x\r\nContent-Disposition: form-data; name=a\r\nX-Pad: " + std::string(200, 'p') + "\r\n\r\nv\r\n--x--";
     recorder r;
     multipart::parser small("x", 100);
     CHECK(!(small.feed(big, r) && small.finish()));

@@ -52,8 +52,9 @@ TEST_CASE("transcription answers in each response_format") {
     const auto json = answer(transcript_format::json);
     CHECK(!json.error);
     CHECK(json.content_type == "application/json");
-    CHECK(json.body ==
-          R"({"text":"Hello there. \"Bye\".","usage":{"type":"tokens","input_tokens":4,"output_tokens":26,"total_tokens":30}})");
+    CHECK(
+        json.body ==
+        R"({"text":"Hello there. \"Bye\".","usage":{"type":"tokens","input_tokens":4,"output_tokens":26,"total_tokens":30}})");
     REQUIRE(json.usage);
     CHECK(json.usage->total_tokens == 30);
 
@@ -62,14 +63,16 @@ TEST_CASE("transcription answers in each response_format") {
     CHECK(text.content_type == "text/plain; charset=utf-8");
 
     const auto verbose = answer(transcript_format::verbose_json, 0.2);
-    CHECK(verbose.body ==
-          R"({"task":"transcribe","language":"en","duration":4,"text":"Hello there. \"Bye\".","segments":[)"
-          R"({"id":0,"seek":0,"start":0,"end":1.5,"text":" Hello there.","tokens":[],"temperature":0.2,"avg_logprob":0,"compression_ratio":0,"no_speech_prob":0},)"
-          R"({"id":1,"seek":0,"start":1.5,"end":3725.0004,"text":" \"Bye\".","tokens":[],"temperature":0.2,"avg_logprob":0,"compression_ratio":0,"no_speech_prob":0}],)"
-          R"("usage":{"type":"duration","seconds":4}})");
+    CHECK(
+        verbose.body ==
+        R"({"task":"transcribe","language":"en","duration":4,"text":"Hello there. \"Bye\".","segments":[)"
+        R"({"id":0,"seek":0,"start":0,"end":1.5,"text":" Hello there.","tokens":[],"temperature":0.2,"avg_logprob":0,"compression_ratio":0,"no_speech_prob":0},)"
+        R"({"id":1,"seek":0,"start":1.5,"end":3725.0004,"text":" \"Bye\".","tokens":[],"temperature":0.2,"avg_logprob":0,"compression_ratio":0,"no_speech_prob":0}],)"
+        R"("usage":{"type":"duration","seconds":4}})");
 
     const auto srt = answer(transcript_format::srt);
-    CHECK(srt.body == "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n00:00:01,500 --> 01:02:05,000\n\"Bye\".\n\n");
+    CHECK(srt.body ==
+          "1\n00:00:00,000 --> 00:00:01,500\nHello there.\n\n2\n00:00:01,500 --> 01:02:05,000\n\"Bye\".\n\n");
     CHECK(srt.content_type == "text/plain; charset=utf-8");
     const auto vtt = answer(transcript_format::vtt);
     CHECK(vtt.body ==
@@ -78,12 +81,15 @@ TEST_CASE("transcription answers in each response_format") {
 }
 
 TEST_CASE("transcription answers without segments or usage") {
-    const std::string plain = R"({"model":"m","text":"Hi.","language":null,"usage":{"prompt_audio_seconds":2,"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})";
+    const std::string plain =
+        R"({"model":"m","text":"Hi.","language":null,"usage":{"prompt_audio_seconds":2,"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}})";
     CHECK(audio::transform_transcription_response(plain, {transcript_format::srt, {}}).body ==
           "1\n00:00:00,000 --> 00:00:02,000\nHi.\n\n");
-    CHECK(audio::transform_transcription_response(plain, {transcript_format::verbose_json, {}}).body ==
-          R"({"task":"transcribe","language":"","duration":2,"text":"Hi.","segments":[],"usage":{"type":"duration","seconds":2}})");
-    CHECK(audio::transform_transcription_response(R"({"text":""})", {transcript_format::json, {}}).body == R"({"text":""})");
+    CHECK(
+        audio::transform_transcription_response(plain, {transcript_format::verbose_json, {}}).body ==
+        R"({"task":"transcribe","language":"","duration":2,"text":"Hi.","segments":[],"usage":{"type":"duration","seconds":2}})");
+    CHECK(audio::transform_transcription_response(R"({"text":""})", {transcript_format::json, {}}).body ==
+          R"({"text":""})");
 }
 
 TEST_CASE("transcription answers that are not transcriptions: 502") {
@@ -102,9 +108,11 @@ namespace {
 const std::string mistral_stream =
     "event: transcription.language\ndata: {\"type\":\"transcription.language\",\"audio_language\":\"en\"}\n\n"
     "event: transcription.text.delta\ndata: {\"type\":\"transcription.text.delta\",\"text\":\"Hello\"}\n\n"
-    "event: transcription.segment\ndata: {\"type\":\"transcription.segment\",\"text\":\"Hello\",\"start\":0,\"end\":1}\n\n"
+    "event: transcription.segment\ndata: "
+    "{\"type\":\"transcription.segment\",\"text\":\"Hello\",\"start\":0,\"end\":1}\n\n"
     "event: transcription.text.delta\r\ndata: {\"text\":\" \\\"there\\\"\"}\r\n\r\n"
-    "event: transcription.done\ndata: {\"model\":\"voxtral-mini-2507\",\"text\":\"Hello \\\"there\\\"\",\"language\":\"en\","
+    "event: transcription.done\ndata: {\"model\":\"voxtral-mini-2507\",\"text\":\"Hello "
+    "\\\"there\\\"\",\"language\":\"en\","
     "\"type\":\"transcription.done\",\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4,\"total_tokens\":7}}\n\n";
 
 const std::string openai_stream =
@@ -142,19 +150,23 @@ TEST_CASE("transcription stream: failures end it with an error event") {
     {
         audio::transcription_stream stream("mistral");
         CHECK(transcode(delta, 0, stream) ==
-              delta_out + "data: {\"error\":{\"message\":\"mistral ended the transcription stream before "
-                          "transcription.done\",\"type\":\"api_error\",\"param\":null,\"code\":\"upstream_stream_incomplete\"}}\n\n");
+              delta_out +
+                  "data: {\"error\":{\"message\":\"mistral ended the transcription stream before "
+                  "transcription.done\",\"type\":\"api_error\",\"param\":null,\"code\":\"upstream_stream_incomplete\"}}"
+                  "\n\n");
         CHECK(stream.failed());
     }
     {
         audio::transcription_stream stream("mistral");
         CHECK(transcode(delta + "data: nope\n\n" + delta, 3, stream) ==
-              delta_out + "data: {\"error\":{\"message\":\"mistral answered with a body that is not a transcription\","
-                          "\"type\":\"api_error\",\"param\":null,\"code\":\"bad_upstream_response\"}}\n\n");
+              delta_out +
+                  "data: {\"error\":{\"message\":\"mistral answered with a body that is not a transcription\","
+                  "\"type\":\"api_error\",\"param\":null,\"code\":\"bad_upstream_response\"}}\n\n");
     }
     {
         audio::transcription_stream stream("mistral");
-        const auto out = transcode(delta + "data: {\"object\":\"error\",\"message\":\"audio too long\"}\n\n", 10, stream);
+        const auto out =
+            transcode(delta + "data: {\"object\":\"error\",\"message\":\"audio too long\"}\n\n", 10, stream);
         CHECK(out.starts_with(delta_out + "data: {\"error\":{\"message\":\"audio too long\""));
         CHECK(stream.failed());
     }
@@ -164,6 +176,9 @@ TEST_CASE("transcription stream: failures end it with an error event") {
         stream.on_body(delta, out);
         stream.on_failure(errors::make_error(502, "cut", "upstream_broken"), out);
         stream.on_failure(errors::make_error(502, "again", "upstream_broken"), out);
-        CHECK(out == delta_out + "data: {\"error\":{\"message\":\"cut\",\"type\":\"api_error\",\"param\":null,\"code\":\"upstream_broken\"}}\n\n");
+        CHECK(out == delta_out +
+                         "data: "
+                         "{\"error\":{\"message\":\"cut\",\"type\":\"api_error\",\"param\":null,\"code\":\"upstream_"
+                         "broken\"}}\n\n");
     }
 }

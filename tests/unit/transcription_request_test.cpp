@@ -20,7 +20,8 @@ std::string field(std::string_view name, std::string_view value) {
            "\r\n";
 }
 std::string file_part(std::string_view data) {
-    return "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp3\"\r\nContent-Type: audio/mpeg\r\n\r\n" +
+    return "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mp3\"\r\nContent-Type: "
+           "audio/mpeg\r\n\r\n" +
            std::string(data) + "\r\n";
 }
 const std::string end = "--B--\r\n";
@@ -114,14 +115,16 @@ TEST_CASE("transcriptions: vtt and verbose_json ask for segments, json and text 
 TEST_CASE("transcriptions: a filename with a quote, a file without a type, a second file field") {
     const std::string body =
         "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\\\"b.wav\"\r\n\r\nRIFF\r\n" +
-        std::string("--B\r\nContent-Disposition: form-data; name=\"known_speaker_references[]\"; filename=\"s.wav\"\r\n"
-                    "Content-Type: audio/wav\r\n\r\nRIFF\r\n") +
+        std::string(
+            "--B\r\nContent-Disposition: form-data; name=\"known_speaker_references[]\"; filename=\"s.wav\"\r\n"
+            "Content-Type: audio/wav\r\n\r\nRIFF\r\n") +
         field("model", "whisper-1") + end;
     const auto r = rewrite(body);
     REQUIRE(r.ok);
-    CHECK(r.out == "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a%22b.wav\"\r\n"
-                   "Content-Type: application/octet-stream\r\n\r\nRIFF\r\n" +
-                       field("model", "voxtral-mini-latest") + end);
+    CHECK(r.out ==
+          "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a%22b.wav\"\r\n"
+          "Content-Type: application/octet-stream\r\n\r\nRIFF\r\n" +
+              field("model", "voxtral-mini-latest") + end);
     CHECK(r.facts.dropped == std::vector<std::string>{"known_speaker_references[]"});
 }
 
@@ -139,13 +142,15 @@ TEST_CASE("transcriptions: refusals") {
          "'file' must be a file part (with a filename), the audio to transcribe"},
         {field("model", "m") + field("response_format", "diarized_json") + file_part("x") + end,
          "response_format 'diarized_json' is not supported; use one of json, text, srt, verbose_json, vtt"},
-        {field("model", "m") + field("stream", "yes") + file_part("x") + end, "stream must be true or false, not 'yes'"},
+        {field("model", "m") + field("stream", "yes") + file_part("x") + end,
+         "stream must be true or false, not 'yes'"},
         {field("model", "m") + field("temperature", "hot") + file_part("x") + end,
          "temperature must be a number, not 'hot'"},
         {field("model", "m") + field("timestamp_granularities[]", "char") + file_part("x") + end,
          "timestamp_granularities[] takes segment or word, not 'char'"},
         {field("model", "m") + file_part("x"),
-         "malformed multipart/form-data body: the multipart body ends without its closing boundary (an unterminated part)"},
+         "malformed multipart/form-data body: the multipart body ends without its closing boundary (an unterminated "
+         "part)"},
         {"junk" + end, "malformed multipart/form-data body: the multipart body does not start with its boundary"},
         {field("model", "m") + field("prompt", std::string(audio::max_form_field_bytes + 1, 'p')) + end,
          "form field 'prompt' exceeds 65536 bytes"},
@@ -166,8 +171,9 @@ TEST_CASE("transcriptions: the upstream Content-Type keeps the client's boundary
 }
 
 TEST_CASE("transcriptions: explain's description of a form") {
-    const auto described = audio::describe_form(shipped(), field("model", "whisper-1") + field("prompt", "p") +
-                                                               field("response_format", "srt") + file_part("ID3") + end);
+    const auto described =
+        audio::describe_form(shipped(), field("model", "whisper-1") + field("prompt", "p") +
+                                            field("response_format", "srt") + file_part("ID3") + end);
     REQUIRE(!described.error);
     CHECK(described.form == R"([{"name":"model","value":"voxtral-mini-latest"},)"
                             R"({"name":"file","filename":"a.mp3","content_type":"audio/mpeg","bytes":3},)"

@@ -47,9 +47,15 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     if (context.endpoint->body == routing::body_mode::form) {
         const auto boundary = multipart::boundary_of(request[bhttp::field::content_type]);
         if (!boundary.error.empty()) {
-            co_return co_await send_error(
-                context, errors::make_error(400, boundary.error, "invalid_multipart", std::string("Content-Type")),
-                can_reuse);
+            const auto refusal = errors::make_error(400, boundary.error, "invalid_multipart", std::string("Content-Type"));
+            if (can_reuse) {
+                co_return co_await send_error(context, refusal, true);
+            }
+            // The body is still coming: read past it for a while so that the
+            // client sees the answer rather than a reset.
+            co_await send_error(context, refusal, false);
+            co_await linger_and_close();
+            co_return false;
         }
         form.emplace(*state_->rules, boundary.boundary);
         if (parser.is_done() && !form->finish(upload)) {
@@ -165,7 +171,12 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
                 // Refused mid-way: the upstream request is abandoned with its connection.
                 connection->abort();
                 context.upstream_refused = true;
-                co_return co_await send_error(context, *form->error(), parser.is_done() && context.client_keep_alive);
+                if (parser.is_done()) {
+                    co_return co_await send_error(context, *form->error(), context.client_keep_alive);
+                }
+                co_await send_error(context, *form->error(), false);
+                co_await linger_and_close();
+                co_return false;
             }
             offer_body_piece(upstream_request.body(), upload.data(), upload.size(), parser.is_done());
             if (upload.empty() && !parser.is_done()) {

@@ -181,6 +181,17 @@ describe('raw HTTP', () => {
     assert.deepEqual(stack.fakes.mistral.requests.filter((r) => r.form || r.completed), []);
   });
 
+  test('a form refused early while its file is still coming: the client reads the 400', async () => {
+    const rest = audioBytes(8 * 1024 * 1024);
+    const res = await post(stack, form([['model', 'whisper-1'], ['file', file], ['file', { ...file, data: rest }]]));
+    assertOpenAiError(res, 400, { messageIncludes: 'two audio files', code: 'invalid_value' });
+    assert.equal(res.headers.connection, 'close');
+    const noBoundary = await request(`${stack.proxy.baseURL}/audio/transcriptions`, {
+      method: 'POST', headers: { 'content-type': 'multipart/form-data; charset=utf-8' }, body: rest,
+    });
+    assertOpenAiError(noBoundary, 400, { messageIncludes: 'has no boundary', code: 'invalid_multipart' });
+  });
+
   test('counted under endpoint="audio_transcriptions" in /metrics', async () => {
     const res = await post(stack, form([['model', 'whisper-1'], ['file', file]]));
     assert.equal(res.status, 200, res.text);

@@ -229,7 +229,7 @@ describe('raw HTTP', () => {
 
 describe('a 200 MB upload', () => {
   const MB = 1024 * 1024;
-  test('streams through with the proxy\'s RSS under 64 MB at its peak', async () => {
+  test('streams through with peak RSS under 64 MB', async () => {
     const big = await startStack();
     try {
       const size = 200 * MB;

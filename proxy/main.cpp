@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "audio/transcription_request.hpp"
 #include "config/config.hpp"
 #include "config/install_layout.hpp"
 #include "http/server.hpp"
@@ -49,6 +50,9 @@ Usage:
       Adds "fallbacks": [models] when the rule files give the model a chain.
       For /v1/responses, previous_response_id and item_reference items are
       read from the embedded responses store of state_dir (never created).
+      For /v1/audio/transcriptions, REQUEST is the multipart form (its
+      boundary read from its first line): prints "form" (the fields sent,
+      the file by its size), "dropped" and "answer" instead of "body".
   mistral-proxy --version
   mistral-proxy --help
 
@@ -301,6 +305,17 @@ int explain(const command_line& args, const loaded& everything) {
                   inputs,
                   {row, path, std::string_view(body.data(), length), {}, responses_api ? &history : nullptr, nullptr},
                   scratch);
+    // A transcription form: rewritten whole as serve rewrites it piece by piece.
+    std::optional<audio::form_description> form;
+    if (result.ok() && row.body == routing::body_mode::form) {
+        form = audio::describe_form(*everything.rules, std::string_view(body.data(), length));
+        if (form->error) {
+            result = plan::plan_result{std::nullopt, form->error};
+        } else {
+            result.plan->fired = form->facts.fired;
+            result.plan->model_sent = form->facts.model_sent;
+        }
+    }
     if (!result.ok()) {
         std::cout << errors::to_json(*result.error) << "\n";
         std::cerr << "mistral-proxy: the request would be refused with " << result.error->status << ": "
@@ -338,6 +353,19 @@ int explain(const command_line& args, const loaded& everything) {
             errors::append_json_string(out, chain[i]);
         }
         out += ']';
+    }
+    if (form) {
+        // The form as sent (the file by its size), what is not sent, and what the answer will be.
+        out += ",\"form\":" + form->form + ",\"dropped\":[";
+        for (std::size_t i = 0; i < form->facts.dropped.size(); ++i) {
+            out += i == 0 ? "" : ",";
+            errors::append_json_string(out, form->facts.dropped[i]);
+        }
+        out += "],\"answer\":{\"response_format\":";
+        errors::append_json_string(out, audio::format_name(form->facts.format));
+        out += form->facts.stream ? ",\"stream\":true}}\n" : ",\"stream\":false}}\n";
+        std::cout << out;
+        return exit_ok;
     }
     out += ",\"body\":";
     // A relayed body is sent as the client wrote it.

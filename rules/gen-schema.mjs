@@ -71,9 +71,11 @@ export function deriveSchema(openapi) {
     }
     return [...new Set(values)];
   };
-  const requestFields = (name) => {
+  // `form`: a multipart form's fields (FastAPI reads the fields it names and
+  // no others: extra fields are not refused there, only ignored).
+  const requestFields = (name, form = false) => {
     const schema = named(name);
-    if (schema.additionalProperties !== false) throw new Error(`${name} no longer forbids extra fields; review the normalizer`);
+    if (!form && schema.additionalProperties !== false) throw new Error(`${name} no longer forbids extra fields; review the normalizer`);
     const out = {};
     for (const [field, sub] of Object.entries(schema.properties)) {
       const spec = { kinds: kindsOf(sub) };
@@ -94,9 +96,9 @@ export function deriveSchema(openapi) {
     }
     throw new Error('no discriminator mapping found');
   };
-  const requestBodySchema = (path) => {
-    const ref = openapi.paths?.[path]?.post?.requestBody?.content?.['application/json']?.schema?.$ref;
-    if (!ref?.startsWith(REF)) throw new Error(`POST ${path} has no JSON request body schema`);
+  const requestBodySchema = (path, type = 'application/json') => {
+    const ref = openapi.paths?.[path]?.post?.requestBody?.content?.[type]?.schema?.$ref;
+    if (!ref?.startsWith(REF)) throw new Error(`POST ${path} has no ${type} request body schema`);
     return ref.slice(REF.length);
   };
   const objectBranch = (s) => branches(s).find((b) => b?.type === 'object' || b?.properties);
@@ -123,6 +125,8 @@ export function deriveSchema(openapi) {
     embedding_request: requestFields('EmbeddingRequest'),
     // POST /v1/moderations takes ClassificationRequest: named by the path, not by a "Moderation" schema.
     moderation_request: requestFields(requestBodySchema('/v1/moderations')),
+    // POST /v1/audio/transcriptions: a multipart form (AudioTranscriptionRequest).
+    transcription_request: requestFields(requestBodySchema('/v1/audio/transcriptions', 'multipart/form-data'), true),
     system_message: propsOf(named(roles.system)),
     user_message: propsOf(named(roles.user)),
     assistant_message: propsOf(assistant),

@@ -370,7 +370,7 @@ constexpr std::string_view retry_keys = "max_retries, backoff, max_retry_after";
 constexpr std::string_view breaker_keys = "failures, cooldown";
 constexpr std::string_view responses_keys = "store, max_age, max_bytes";
 constexpr std::string_view server_keys =
-    "max_connections, max_header_bytes, max_body_bytes, header_timeout, body_timeout, idle_timeout, write_timeout, "
+    "max_connections, max_header_bytes, max_body_bytes, max_upload_bytes, header_timeout, body_timeout, idle_timeout, write_timeout, "
     "threads, "
     "drain_timeout";
 constexpr std::string_view log_keys = "level, access";
@@ -708,6 +708,9 @@ void read_server(const reader& r, const YAML::Node& map, server_settings& server
                                static_cast<std::size_t>(r.integer(path, key_node, value, 1, 1024 * 1024 * 1024));
                        } else if (key == "max_body_bytes") {
                            server.max_body_bytes =
+                               static_cast<std::size_t>(r.integer(path, key_node, value, 1, std::uint64_t{1} << 40));
+                       } else if (key == "max_upload_bytes") {
+                           server.max_upload_bytes =
                                static_cast<std::size_t>(r.integer(path, key_node, value, 1, std::uint64_t{1} << 40));
                        } else if (key == "header_timeout") {
                            server.header_timeout = r.time(path, key_node, value, false);

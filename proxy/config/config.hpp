@@ -78,7 +78,10 @@ struct server_settings {
     // closed. Lowered at start when the descriptor limit cannot hold it (see main.cpp).
     std::size_t max_connections = 4096;
     std::size_t max_header_bytes = 16 * 1024;
-    std::size_t max_body_bytes = 32 * 1024 * 1024;
+    std::size_t max_body_bytes = 32 * 1024 * 1024;  // a body read whole (JSON)
+    // A multipart upload rewritten as it streams (POST /v1/audio/transcriptions):
+    // never held whole, so its bound is Mistral's file size limit, 512 MB.
+    std::size_t max_upload_bytes = std::size_t{512} * 1024 * 1024;
     duration header_timeout{std::chrono::seconds(10)};  // from first byte of a request to end of headers
     duration body_timeout{std::chrono::seconds(60)};    // reading a whole request body
     duration idle_timeout{std::chrono::seconds(75)};    // keep-alive wait for the next request

@@ -165,10 +165,12 @@ awaitable<void> downstream_session::linger_and_close() {
 }
 
 awaitable<bool> downstream_session::refuse_too_large(request_context& context) {
-    const auto max_body = server_settings().max_body_bytes;
+    const bool upload = context.endpoint->body == routing::body_mode::form;
+    const auto max_body = upload ? server_settings().max_upload_bytes : server_settings().max_body_bytes;
     co_await send_error(context,
                         errors::make_error(413, "request body exceeds the limit of " + std::to_string(max_body) +
-                                                    " bytes (server.max_body_bytes)"),
+                                                    (upload ? " bytes (server.max_upload_bytes)"
+                                                            : " bytes (server.max_body_bytes)")),
                         false);
     co_await linger_and_close();
     co_return false;
@@ -349,13 +351,16 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
         co_return co_await send_error(context, *refusal, can_reuse);
     }
 
+    // Uploads streamed through have their own, larger bound (never held whole).
     const auto content_length = parser.content_length();
-    if (content_length && *content_length > server_settings().max_body_bytes) {
+    const bool upload = endpoint.body == routing::body_mode::form;
+    const auto max_body = upload ? server_settings().max_upload_bytes : server_settings().max_body_bytes;
+    if (content_length && *content_length > max_body) {
         co_await send_error(context,
                             errors::make_error(413, "request body of " + std::to_string(*content_length) +
-                                                        " bytes exceeds the limit of " +
-                                                        std::to_string(server_settings().max_body_bytes) +
-                                                        " bytes (server.max_body_bytes)"),
+                                                        " bytes exceeds the limit of " + std::to_string(max_body) +
+                                                        (upload ? " bytes (server.max_upload_bytes)"
+                                                                : " bytes (server.max_body_bytes)")),
                             false);
         co_await linger_and_close();
         co_return false;

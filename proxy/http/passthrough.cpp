@@ -1,15 +1,19 @@
 // Passthrough (any other /v1/... path, model lists and cards): the request
 // body relayed to the upstream as it arrives, never read whole nor parsed,
-// under the key's bucket and the upstream's passthrough breaker.
+// under the key's bucket and the upstream's passthrough breaker. Form rows
+// (POST /v1/audio/transcriptions) take the same way, their multipart body
+// rewritten piece by piece as it passes (audio/transcription_request.hpp).
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "audio/transcription_request.hpp"
 #include "config/duration.hpp"
 #include "errors/openai_error.hpp"
 #include "http/session.hpp"
 #include "limits/retry.hpp"
 #include "log/log.hpp"
+#include "multipart/parser.hpp"
 #include "routing/route.hpp"
 
 namespace mistral_proxy::http {
@@ -35,10 +39,32 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     }
 
     auto& request = parser.get();
+    // A form is rewritten as it streams: its boundary first, and a form with
+    // no body at all is refused before anything goes upstream.
+    std::optional<audio::transcription_rewriter> form;
+    std::string upload;  // what one piece of the client's form becomes upstream
+    if (context.endpoint->body == routing::body_mode::form) {
+        const auto boundary = multipart::boundary_of(request[bhttp::field::content_type]);
+        if (!boundary.error.empty()) {
+            const auto refusal = errors::make_error(400, boundary.error, "invalid_multipart", std::string("Content-Type"));
+            if (can_reuse) {
+                co_return co_await send_error(context, refusal, true);
+            }
+            // The body is still coming: read past it for a while so that the
+            // client sees the answer rather than a reset.
+            co_await send_error(context, refusal, false);
+            co_await linger_and_close();
+            co_return false;
+        }
+        form.emplace(*state_->rules, boundary.boundary);
+        if (parser.is_done() && !form->finish(upload)) {
+            co_return co_await send_error(context, *form->error(), can_reuse);
+        }
+    }
     const auto client_target = std::string_view(request.target());
     const auto query = client_target.substr(std::min(client_target.size(), client_target.find('?')));
     const std::string& path_after_v1 = out.upstream_path;
-    const answer_plan& plan = out.answer;
+    answer_plan plan = out.answer;
 
     // SPEC §8: every request that goes upstream takes its request from the key's
     // bucket, passthrough included. Its tokens are unknown: none are estimated.
@@ -89,6 +115,12 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     make_passthrough_head(parser, upstream_target(upstream, path_after_v1, query), settings.host, authorization_for(context, upstream).authorization,
                           upstream_request);
     const bool has_body = !parser.is_done();
+    if (form) {
+        // The rewritten form's length is known only at its end.
+        upstream_request.erase(bhttp::field::content_length);
+        upstream_request.set(bhttp::field::content_type, form->content_type());
+        upstream_request.chunked(true);
+    }
 
     co_await send_continue_if_expected(parser);
 
@@ -106,7 +138,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
 
     // Relay the body as it arrives, never holding more than one buffer of it.
     std::uint64_t body_bytes = 0;
-    const auto max_body = server_settings().max_body_bytes;
+    const auto max_body = form ? server_settings().max_upload_bytes : server_settings().max_body_bytes;
     while (has_body) {
         char* chunk = relay_buffer();
         request.body().data = chunk;
@@ -134,9 +166,28 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
             connection->abort();
             co_return co_await refuse_too_large(context);
         }
-        offer_body_piece(upstream_request.body(), chunk, got, parser.is_done());
-        if (got == 0 && !parser.is_done()) {
-            continue;
+        if (form) {
+            upload.clear();
+            if (!form->feed(std::string_view(chunk, got), upload) || (parser.is_done() && !form->finish(upload))) {
+                // Refused mid-way: the upstream request is abandoned with its connection.
+                connection->abort();
+                context.upstream_refused = true;
+                if (parser.is_done()) {
+                    co_return co_await send_error(context, *form->error(), context.client_keep_alive);
+                }
+                co_await send_error(context, *form->error(), false);
+                co_await linger_and_close();
+                co_return false;
+            }
+            offer_body_piece(upstream_request.body(), upload.data(), upload.size(), parser.is_done());
+            if (upload.empty() && !parser.is_done()) {
+                continue;
+            }
+        } else {
+            offer_body_piece(upstream_request.body(), chunk, got, parser.is_done());
+            if (got == 0 && !parser.is_done()) {
+                continue;
+            }
         }
         connection->tcp().expires_after(settings.read_timeout);
         auto [write_ec, written] =
@@ -151,6 +202,19 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         if (parser.is_done()) {
             break;
         }
+    }
+
+    if (form) {
+        // The whole form is read: what it asked for is known.
+        const auto& facts = form->facts();
+        context.model_requested = facts.model_requested;
+        context.model_sent = facts.model_sent;
+        context.stream = facts.stream;
+        if (!context.rules.empty() && !facts.fired.empty()) {
+            context.rules += ',';
+        }
+        facts.fired.append_names(context.rules);
+        plan::plan_transcription_answer(facts, plan);
     }
 
     std::optional<response_parser> upstream_parser;

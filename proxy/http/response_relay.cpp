@@ -13,6 +13,7 @@
 #include "http/session.hpp"
 #include "limits/retry.hpp"
 #include "log/log.hpp"
+#include "audio/transcription_answer.hpp"
 #include "openai_responses/answer.hpp"
 #include "openai_responses/stream.hpp"
 #include "responses/chat_response.hpp"
@@ -198,6 +199,9 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
         case whole_kind::moderation:
             result = responses::transform_moderation_response(body.view(), state_->response_rules);
             break;
+        case whole_kind::transcription:
+            result = audio::transform_transcription_response(body.view(), plan.transcription);
+            break;
         case whole_kind::usage_only:
             result.unchanged = true;
             result.usage = responses::find_usage(body.view());
@@ -235,6 +239,9 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     const std::string_view answer = result.unchanged ? body.view() : std::string_view(result.body);
     bhttp::response<bhttp::span_body<const char>> response{parser.get().result(), 11};
     copy_end_to_end_response_fields(parser.get().base(), response.base());
+    if (!result.content_type.empty()) {
+        response.set(bhttp::field::content_type, result.content_type);
+    }
     add_rate_limit_fields(response.base(), context);
     set_proxy_fields(response.base(), context);
     response.body() = boost::beast::span<const char>(answer.data(), answer.size());
@@ -270,8 +277,11 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     // The stream's rewriter: chat or legacy completions, or the Responses API.
     std::optional<responses::stream_transcoder> chat_stream;
     std::optional<openai_responses::stream_transcoder> responses_stream;
+    std::optional<audio::transcription_stream> transcription_stream;
     responses::event_rewriter* transcoder = nullptr;
-    if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::response) {
+    if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::transcription) {
+        transcoder = &transcription_stream.emplace(std::string(routing::upstream_name(upstream)));
+    } else if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::response) {
         const auto& request = *plan.responses;
         openai_responses::stream_context stream;
         stream.response_id = request.response_id;

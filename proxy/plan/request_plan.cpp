@@ -16,7 +16,8 @@ namespace {
 
 using routing::endpoint_kind;
 
-// GET /v1/models, /v1/models/{id} and passthrough: nothing in the body is read.
+// GET /v1/models, /v1/models/{id} and passthrough: nothing in the body is
+// read. A transcription form is read as it streams, not here.
 plan_result plan_relayed(const plan_inputs& inputs, const client_request& request) {
     const auto& row = request.row;
     const auto route = routing::choose_upstream(inputs.config, inputs.rules, row, {});
@@ -31,6 +32,9 @@ plan_result plan_relayed(const plan_inputs& inputs, const client_request& reques
     if (row.kind == endpoint_kind::model_list) {
         plan.answer.mode = answer_mode::whole;
         plan.answer.whole = whole_kind::model_list;
+    } else if (row.kind == endpoint_kind::transcriptions) {
+        plan.answer.mode = answer_mode::whole;
+        plan.answer.whole = whole_kind::transcription;
     } else if (row.kind == endpoint_kind::model_card) {
         const auto id = request.path.substr(row.path.size());
         if (const auto* alias = responses::find_alias(inputs.aliases, id)) {
@@ -51,7 +55,7 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
     if (row.body == routing::body_mode::local) {
         return {std::nullopt, routing::unknown_endpoint_error("POST", request.path)};
     }
-    if (row.body == routing::body_mode::streamed) {
+    if (row.body == routing::body_mode::streamed || row.body == routing::body_mode::form) {
         return plan_relayed(inputs, request);
     }
 
@@ -160,6 +164,12 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
     plan.estimate =
         limits::estimate_request(out.body.size(), moderation ? std::optional<std::uint64_t>(0) : out.max_tokens);
     return {std::move(plan), std::nullopt};
+}
+
+void plan_transcription_answer(const audio::transcription_facts& facts, answer_plan& answer) {
+    answer.mode = facts.stream ? answer_mode::transcode_stream : answer_mode::whole;
+    answer.whole = whole_kind::transcription;
+    answer.transcription = {facts.format, facts.temperature};
 }
 
 std::vector<responses::model_alias> derive_model_aliases(const rules::rule_set& rules) {

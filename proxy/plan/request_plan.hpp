@@ -17,6 +17,8 @@
 #include <string_view>
 #include <vector>
 
+#include "audio/transcription_request.hpp"
+#include "audio/transcription_answer.hpp"
 #include "config/config.hpp"
 #include "errors/openai_error.hpp"
 #include "limits/estimate.hpp"
@@ -47,6 +49,7 @@ enum class whole_kind {
     alias_card,         // /v1/models/{alias}: the target's card under the alias's name
     response,           // Responses API: the chat answer as a Response object, streamed or whole
     moderation,         // Mistral's moderation answer in OpenAI's shape (responses/moderations.hpp)
+    transcription,      // Mistral's transcription in the client's response_format (audio/transcription_answer.hpp)
 };
 
 struct answer_plan {
@@ -59,6 +62,7 @@ struct answer_plan {
     // settings the Response echoes, its input items for the store).
     std::shared_ptr<const openai_responses::translated_request> responses;
     std::int64_t created_at = 0;  // unix seconds the request came in (the session sets it)
+    audio::answer_options transcription;  // whole_kind::transcription: the format asked for
 };
 
 // What the plan reads besides the request: compiled once per configuration
@@ -95,7 +99,9 @@ struct request_plan {
     routing::upstream_id upstream = routing::upstream_id::mistral;
     std::string upstream_path;  // after the upstream's base_url ("/chat/completions"); the client's query is added by the caller
     // Buffered rows: what to send. Streamed rows: nothing is planned for the
-    // body; the client's bytes are relayed as they arrive (`relay_body`).
+    // body; the client's bytes are relayed as they arrive (`relay_body`). Form
+    // rows: rewritten as they arrive (audio::transcription_rewriter), and the
+    // answer plan completed once the form is read (plan_transcription_answer).
     std::string_view body;
     bool relay_body = false;
     normalize::rule_mask fired;  // request rules that changed it, plus model_alias for an alias card
@@ -123,6 +129,11 @@ public:
 };
 
 plan_result plan_request(const plan_inputs& inputs, const client_request& request, plan_scratch& scratch);
+
+// POST /v1/audio/transcriptions: the answer plan once the whole form is read
+// (its response_format and stream flag may come after the audio): a stream
+// transcoded event by event, or the whole answer in the format asked for.
+void plan_transcription_answer(const audio::transcription_facts& facts, answer_plan& answer);
 
 // The aliases /v1/models lists: every exact alias of the rule files, and a
 // glob alias "stem*" as "stem" (when no earlier alias claims it); none when

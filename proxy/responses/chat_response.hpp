@@ -21,6 +21,7 @@ struct body_result {
     std::optional<errors::openai_error> error;  // answer this error (its status) instead
     rule_hits hits;
     std::optional<usage_counts> usage;  // Mistral's usage, for the limiter
+    std::string content_type;           // the answer's Content-Type, when not the upstream's
 };
 
 // ChatCompletionResponse -> OpenAI chat.completion:

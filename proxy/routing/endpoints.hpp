@@ -28,18 +28,20 @@ enum class endpoint_kind : std::uint8_t {
     responses,        // OpenAI's Responses API: translated to chat (proxy/openai_responses)
     response_object,  // GET/DELETE /v1/responses/{id}, GET .../input_items: from the responses store
     moderations,      // OpenAI's moderations: translated to Mistral's (responses/moderations.hpp)
+    transcriptions,   // OpenAI's audio transcriptions: the form rewritten as it streams (proxy/audio)
     healthz,
     readyz,
     metrics,
     other,    // any other /v1/... path: passthrough to the region's mistral upstream
     unknown,  // not under /v1/ and not a local endpoint: 404
 };
-inline constexpr std::size_t endpoint_kind_count = 14;
+inline constexpr std::size_t endpoint_kind_count = 15;
 
 // How the request body travels.
 enum class body_mode : std::uint8_t {
     buffered,  // read whole, parsed once, rewritten (the normalizer, SPEC §6)
     streamed,  // relayed as it arrives, never parsed
+    form,      // a multipart/form-data upload: rewritten as it arrives, never held whole (server.max_upload_bytes)
     local,     // answered by the proxy itself: nothing goes upstream
 };
 
@@ -66,6 +68,7 @@ enum class endpoint_label : std::uint8_t {
     responses,
     readyz,
     moderations,
+    audio_transcriptions,
     count_
 };
 std::string_view endpoint_label_name(endpoint_label label) noexcept;

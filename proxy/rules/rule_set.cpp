@@ -40,11 +40,12 @@ constexpr std::string_view model_keys = "match, class, host";
 constexpr std::string_view tool_capable_keys = "models_without_tools, action, reroute_to, suggest";
 constexpr std::string_view vision_keys = "models_with_vision, action, reroute_to, suggest";
 constexpr std::string_view range_keys = "min, max";
-constexpr std::string_view target_keys = "chat, fim, embeddings, moderations";
+constexpr std::string_view target_keys = "chat, fim, embeddings, moderations, transcriptions";
 constexpr std::string_view schema_keys =
     "chat_request, fim_request, embedding_request, system_message, user_message, assistant_message, tool_message, "
     "content_parts, system_content_part_types, image_url, tool, function, tool_call, function_call, tool_choice, "
-    "tool_choice_values, response_format, response_format_types, json_schema, moderation_request";
+    "tool_choice_values, response_format, response_format_types, json_schema, moderation_request, "
+    "transcription_request";
 
 // Where a node stood, kept for checks that can only run once every file is read.
 struct position {
@@ -308,6 +309,8 @@ void builder::parse_schema(const std::string& file, const YAML::Node& map) {
                                schema.embeddings = parse_request_schema(file, value, path);
                            } else if (key == "moderation_request") {
                                schema.moderations = parse_request_schema(file, value, path);
+                           } else if (key == "transcription_request") {
+                               schema.transcriptions = parse_request_schema(file, value, path);
                            } else if (key == "content_parts") {
                                schema.content_parts.clear();
                                ys::for_each_field(file, value, path,
@@ -534,6 +537,8 @@ void builder::apply_text(std::string_view yaml_text, const std::string& file) {
                         index = 2;
                     } else if (target == "moderations") {
                         index = 3;
+                    } else if (target == "transcriptions") {
+                        index = 4;
                     } else {
                         ys::fail_unknown_key(file, target_key, target, "params.rename", target_keys);
                     }
@@ -895,6 +900,8 @@ const request_schema& rule_set::request_schema_for(schema_target target) const n
             return schema.embeddings;
         case schema_target::moderations:
             return schema.moderations;
+        case schema_target::transcriptions:
+            return schema.transcriptions;
         case schema_target::chat:
             break;
     }

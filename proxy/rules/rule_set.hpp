@@ -129,6 +129,7 @@ struct schema_set {
     request_schema fim;
     request_schema embeddings;
     request_schema moderations;  // moderation_request: POST /v1/moderations (ClassificationRequest)
+    request_schema transcriptions;  // transcription_request: the form fields of POST /v1/audio/transcriptions
     key_list system_message;
     key_list user_message;
     key_list assistant_message;
@@ -148,8 +149,8 @@ struct schema_set {
     const content_part_spec* part(std::string_view type) const noexcept;
 };
 
-enum class schema_target { chat, fim, embeddings, moderations };
-inline constexpr std::size_t schema_target_count = 4;
+enum class schema_target { chat, fim, embeddings, moderations, transcriptions };
+inline constexpr std::size_t schema_target_count = 5;
 
 // OpenAI's moderation categories, in the order of its CreateModerationResponse
 // (every one is a required member of `categories`, `category_scores` and

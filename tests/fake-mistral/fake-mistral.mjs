@@ -20,7 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { validateBody } from './validate.mjs';
+import { schemaProperties, validateBody } from './validate.mjs';
 
 // ---------------------------------------------------------------------------
 // Models
@@ -34,12 +34,13 @@ const CHAT_MODELS = [
 const CODESTRAL_MODELS = ['codestral-latest', 'codestral-2501', 'codestral-2405'];
 const EMBED_MODELS = ['mistral-embed', 'codestral-embed'];
 const MODERATION_MODELS = ['mistral-moderation-latest', 'mistral-moderation-2411'];
+const TRANSCRIPTION_MODELS = ['voxtral-mini-latest', 'voxtral-mini-2507', 'voxtral-small-latest'];
 const VISION_MODELS = new Set(['pixtral-12b-2409', 'pixtral-large-latest', 'mistral-small-latest', 'mistral-small-2503', 'mistral-medium-latest', 'mistral-medium-2505', 'mistral-large-latest']);
 const NO_TOOL_MODELS = new Set(['open-mistral-nemo', 'open-mistral-nemo-2407']);
 
 function modelsFor(name) {
-  if (name === 'codestral') return { chat: CODESTRAL_MODELS, fim: CODESTRAL_MODELS, embed: EMBED_MODELS, moderation: [] };
-  return { chat: [...CHAT_MODELS, ...CODESTRAL_MODELS], fim: CODESTRAL_MODELS, embed: EMBED_MODELS, moderation: MODERATION_MODELS };
+  if (name === 'codestral') return { chat: CODESTRAL_MODELS, fim: CODESTRAL_MODELS, embed: EMBED_MODELS, moderation: [], transcription: [] };
+  return { chat: [...CHAT_MODELS, ...CODESTRAL_MODELS], fim: CODESTRAL_MODELS, embed: EMBED_MODELS, moderation: MODERATION_MODELS, transcription: TRANSCRIPTION_MODELS };
 }
 
 function modelCard(id, created) {
@@ -369,6 +370,8 @@ export async function startFakeMistral(options = {}) {
     }
 
     // Read the whole body, hashing as it comes (passthrough uploads can be large).
+    // A form is kept whole (transcriptions parse it), other bodies up to 64 MiB.
+    const form = String(req.headers['content-type'] ?? '').startsWith('multipart/');
     const hash = createHash('sha256');
     const parts = [];
     let bytes = 0;
@@ -376,7 +379,7 @@ export async function startFakeMistral(options = {}) {
       for await (const chunk of req) {
         hash.update(chunk);
         bytes += chunk.length;
-        if (bytes <= 64 * 1024 * 1024) parts.push(chunk);
+        if (form || bytes <= 64 * 1024 * 1024) parts.push(chunk);
       }
     } catch {
       record.aborted = true;
@@ -385,7 +388,10 @@ export async function startFakeMistral(options = {}) {
     }
     record.bytes = bytes;
     record.sha256 = hash.digest('hex');
-    record.body = Buffer.concat(parts).toString('utf8');
+    const raw = Buffer.concat(parts);
+    record.body = raw.subarray(0, 64 * 1024 * 1024).toString('utf8');
+    // A form's bytes are kept as they came: its file parts are binary.
+    if (form) record.raw = raw;
     record.completed = true;
     requests.push(record);
     notifyRequest(record);
@@ -475,11 +481,16 @@ export async function startFakeMistral(options = {}) {
     if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       if (req.method !== 'GET') return sendJson(res, 405, mistralErrors.methodNotAllowed());
       const created = 1_700_000_000;
-      const all = [...new Set([...models.chat, ...models.embed, ...models.moderation])].map((id) => modelCard(id, created));
+      const all = [...new Set([...models.chat, ...models.embed, ...models.moderation, ...models.transcription])].map((id) => modelCard(id, created));
       if (path === '/v1/models') return sendJson(res, 200, { object: 'list', data: all });
       const id = decodeURIComponent(path.slice('/v1/models/'.length));
       const card = all.find((m) => m.id === id);
       return card ? sendJson(res, 200, card) : sendJson(res, 404, { detail: 'Model not found' });
+    }
+
+    if (path === '/v1/audio/transcriptions' && name !== 'codestral') {
+      if (req.method !== 'POST') return sendJson(res, 405, mistralErrors.methodNotAllowed());
+      return answerTranscription(res, record);
     }
 
     const endpoints = {
@@ -561,6 +572,79 @@ export async function startFakeMistral(options = {}) {
   function answerModeration(res, body) {
     const inputs = Array.isArray(body.input) ? body.input : [body.input];
     sendJson(res, 200, { id: hex(), model: body.model, results: inputs.map(moderationFor) });
+  }
+
+  // POST /v1/audio/transcriptions: a multipart form (AudioTranscriptionRequest,
+  // or ...Stream with stream=true), read with undici's own form parser and
+  // validated as an object of its fields; a field the schema does not name is
+  // refused (422), so that nothing the proxy should have dropped gets through.
+  // The transcript is made from the file (its name, size and type), with
+  // segments when timestamp_granularities names segment.
+  async function answerTranscription(res, record) {
+    const invalid = (msg, loc = ['body']) => sendJson(res, 422, { detail: [{ type: 'value_error', loc, msg, input: null }] });
+    let form;
+    try {
+      form = await new Response(record.raw ?? '', { headers: { 'content-type': record.headers['content-type'] ?? '' } }).formData();
+    } catch (error) {
+      return invalid(`not a multipart form: ${error.message}`);
+    }
+    const fields = {};
+    let file = null;
+    const repeated = new Set(['timestamp_granularities', 'context_bias']);
+    for (const [key, value] of form.entries()) {
+      if (repeated.has(key)) {
+        (fields[key] ??= []).push(value);
+      } else if (key in fields) {
+        return invalid(`field ${key} given twice`, ['body', key]);
+      } else if (typeof value !== 'string') {
+        file = value;
+        fields[key] = 'binary';
+      } else if (key === 'stream' || key === 'diarize') {
+        fields[key] = value === 'true' ? true : value === 'false' ? false : value;
+      } else if (key === 'temperature') {
+        fields[key] = Number.isNaN(Number(value)) ? value : Number(value);
+      } else {
+        fields[key] = value;
+      }
+    }
+    const schema = fields.stream === true ? 'AudioTranscriptionRequestStream' : 'AudioTranscriptionRequest';
+    const known = schemaProperties(schema);
+    const extra = Object.keys(fields).filter((key) => !known.includes(key));
+    if (extra.length) return invalid(`Extra inputs are not permitted: ${extra.join(', ')}`, ['body', extra[0]]);
+    const refusal = validateBody(schema, fields);
+    if (refusal) return sendJson(res, 422, refusal);
+    if (!file || fields.file !== 'binary') return invalid('file is required (a file part)', ['body', 'file']);
+    if (!models.transcription.includes(fields.model)) return sendJson(res, 400, mistralErrors.invalidModel(fields.model));
+    const bytes = Buffer.from(await file.arrayBuffer());
+    record.form = { fields, file: { name: file.name, type: file.type, size: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') } };
+
+    const first = `Transcript of ${file.name}.`;
+    const second = `${bytes.length} bytes of ${file.type || 'audio'}.`;
+    const text = `${first} ${second}`;
+    const withSegments = (fields.timestamp_granularities ?? []).includes('segment');
+    const segments = withSegments
+      ? [
+        { type: 'transcription_segment', text: ` ${first}`, start: 0, end: 1.5 },
+        { type: 'transcription_segment', text: ` ${second}`, start: 1.5, end: 3.25 },
+      ]
+      : [];
+    const completion = estimateTokens(text);
+    const usage = { prompt_audio_seconds: Math.max(1, Math.ceil(bytes.length / 32000)), prompt_tokens: 4, completion_tokens: completion, total_tokens: 4 + completion };
+    const language = fields.language ?? 'en';
+    const answer = { model: fields.model, text, language, segments, usage };
+    if (fields.stream !== true) return sendJson(res, 200, answer);
+
+    const event = (data) => `event: ${data.type}\ndata: ${JSON.stringify(data)}\n\n`;
+    const events = [event({ type: 'transcription.language', audio_language: language })];
+    for (const piece of text.split(/(?= )/)) events.push(event({ type: 'transcription.text.delta', text: piece }));
+    for (const { text: segmentText, start, end } of segments) events.push(event({ type: 'transcription.segment', text: segmentText, start, end }));
+    events.push(event({ type: 'transcription.done', ...answer }));
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'mistral-correlation-id': hex() });
+    for (const data of events) {
+      if (res.destroyed) return;
+      await new Promise((r) => res.write(data, r));
+    }
+    res.end();
   }
 
   async function answerStream(res, body, text, promptTokens, fault, toolCall) {

@@ -22,8 +22,10 @@ import { dirname, join, resolve, basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
-// ClassificationRequest: the body of POST /v1/moderations.
-export const ROOTS = ['ChatCompletionRequest', 'FIMCompletionRequest', 'EmbeddingRequest', 'ClassificationRequest'];
+// ClassificationRequest: the body of POST /v1/moderations. AudioTranscriptionRequest(Stream):
+// the form of POST /v1/audio/transcriptions (the fake validates its fields as an object).
+export const ROOTS = ['ChatCompletionRequest', 'FIMCompletionRequest', 'EmbeddingRequest', 'ClassificationRequest',
+  'AudioTranscriptionRequest', 'AudioTranscriptionRequestStream'];
 export const SCHEMA_ID = 'https://mistral-proxy.test/mistral-schemas.json';
 
 const ANNOTATIONS = new Set(['description', 'examples', 'example', 'title', 'deprecated', 'externalDocs', 'xml']);

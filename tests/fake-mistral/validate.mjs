@@ -10,7 +10,7 @@ const schemaDoc = JSON.parse(readFileSync(new URL('./mistral-schemas.json', impo
 const ajv = new Ajv2020({
   strict: false,
   allErrors: true,
-  formats: { uuid: /^(?:urn:uuid:)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i, binary: true },
+  formats: { uuid: /^(?:urn:uuid:)?[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i, binary: true, uri: true },
 });
 ajv.addSchema(schemaDoc);
 
@@ -129,3 +129,9 @@ export function validateBody(schemaName, body) {
 }
 
 export const schemaNames = Object.keys(schemaDoc.$defs);
+
+// The property names a schema declares (a form's fields, which FastAPI reads by name).
+export function schemaProperties(schemaName) {
+  if (!schemaDoc.$defs[schemaName]) throw new Error(`no schema ${schemaName} in mistral-schemas.json`);
+  return Object.keys(schemaDoc.$defs[schemaName].properties ?? {});
+}

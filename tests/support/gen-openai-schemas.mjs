@@ -63,6 +63,7 @@ export const ROOTS = [
   'CreateTranscriptionResponseJson',
   'CreateTranscriptionResponseVerboseJson',
   'CreateTranscriptionResponseDiarizedJson',
+  'CreateTranscriptionResponseStreamEvent',
   'Batch',
   'ListBatchesResponse',
   'OpenAIFile',

@@ -149,11 +149,12 @@ export function sseData(text) {
 // The schema of a whole answer may depend on the request body. Paths are matched
 // after the /v1 prefix, with a trailing `/` and repeated `/` folded, as the proxy
 // folds them. Only endpoints whose answers the proxy builds or rewrites are here:
-// passthrough paths (today /v1/files, /v1/batches, /v1/audio/...)
+// passthrough paths (today /v1/files, /v1/batches, /v1/audio/speech)
 // answer Mistral's shapes until the proxy translates them (SPEC §4); whoever adds
 // that translation adds the line (the schemas are in openai-schemas.json already:
-// OpenAIFile, ListFilesResponse, DeleteFileResponse, Batch, ListBatchesResponse,
-// CreateTranscriptionResponse*).
+// OpenAIFile, ListFilesResponse, DeleteFileResponse, Batch, ListBatchesResponse).
+// A transcription's JSON answer depends on the form's response_format; its
+// text, srt and vtt answers (TEXT_ANSWERS) are text, not JSON.
 const ANSWERS = [
   ['POST', /^\/chat\/completions$/, 'CreateChatCompletionResponse', 'CreateChatCompletionStreamResponse'],
   ['POST', /^\/completions$/, 'CreateCompletionResponse', 'CreateCompletionStreamResponse'],
@@ -161,6 +162,7 @@ const ANSWERS = [
   ['GET', /^\/models$/, 'ListModelsResponse', null],
   ['GET', /^\/models\/[^/]+$/, 'Model', null],
   ['POST', /^\/moderations$/, 'CreateModerationResponse', null],
+  ['POST', /^\/audio\/transcriptions$/, (body, raw) => (transcriptionFormat(raw) === 'verbose_json' ? 'CreateTranscriptionResponseVerboseJson' : 'CreateTranscriptionResponseJson'), 'CreateTranscriptionResponseStreamEvent'],
   // Responses API. DELETE /responses/{id} has no schema in OpenAI's description; what
   // OpenAI answers is {id, object: "response", deleted: true}, the same three required
   // fields as DeleteModelResponse, which stands in for it.
@@ -171,6 +173,16 @@ const ANSWERS = [
   ['GET', /^\/responses\/[^/]+\/input_items$/, 'ResponseItemList', null],
   ['POST', /^\/responses\/input_tokens$/, 'TokenCountsResource', null],
 ];
+
+// Paths whose 2xx answers may be text (text/plain, text/vtt) rather than JSON.
+const TEXT_ANSWERS = [/^\/audio\/transcriptions$/];
+
+// The response_format field of a multipart form's text, when there is one.
+function transcriptionFormat(raw) {
+  if (raw === undefined || raw === null) return undefined;
+  const text = Buffer.isBuffer(raw) || raw instanceof Uint8Array ? Buffer.from(raw).toString('latin1') : String(raw);
+  return /name="response_format"\r\n\r\n([a-z_]+)\r\n/.exec(text)?.[1];
+}
 
 // Origins (http://127.0.0.1:PORT) of the proxies running now: startProxy adds its
 // own, so that http.mjs checks answers of the proxy and not those of a fake.
@@ -214,7 +226,10 @@ export function openaiSchemaFor(method, url, requestBody) {
   if (!path?.startsWith('/v1/')) return null;
   const rest = path.slice(3);
   for (const [m, pattern, json, sse] of ANSWERS) {
-    if (m === method.toUpperCase() && pattern.test(rest)) return { json: typeof json === 'function' ? json(requestBody) : json, sse };
+    if (m === method.toUpperCase() && pattern.test(rest)) {
+      const text = TEXT_ANSWERS.some((p) => p.test(rest));
+      return { json: typeof json === 'function' ? json(parseBody(requestBody), requestBody) : json, sse, ...(text ? { text } : {}) };
+    }
   }
   return null;
 }
@@ -256,8 +271,9 @@ export function checkProxyAnswer({ method = 'GET', url, status, contentType = ''
     return errors && errors.map((e) => `${where}: ${e}`);
   }
   if (status < 200 || status >= 300 || text === '') return null;
-  const schema = openaiSchemaFor(method, url, parseBody(requestBody));
+  const schema = openaiSchemaFor(method, url, requestBody);
   if (!schema) return null;
+  if (schema.text && /^text\/(plain|vtt)/i.test(contentType ?? '')) return null;
   if (/^text\/event-stream/i.test(contentType ?? '')) {
     if (!schema.sse) return [`${where}: an SSE answer where OpenAI answers JSON`];
     const errors = validateOpenAISse(schema.sse, text);

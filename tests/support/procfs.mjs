@@ -1,7 +1,7 @@
 // Watching a running proxy from the outside (Linux /proc), bounded polling, and
 // starting the binary exactly as a config file says (no --listen override).
 //
-//   fdCount(pid), rssBytes(pid), threadCount(pid)
+//   fdCount(pid), rssBytes(pid), peakRssBytes(pid), threadCount(pid)
 //   await waitUntil(() => fdCount(pid) <= n, { timeoutMs: 5000, label: 'fds back' })
 //   const p = await serveConfig(configFile, { env });  p.port, p.pid, p.logs(), p.signal('SIGHUP'), await p.stop()
 import { spawn } from 'node:child_process';
@@ -38,6 +38,8 @@ function statusField(pid, name) {
 
 /** Resident set size of `pid` in bytes (VmRSS). */
 export const rssBytes = (pid) => statusField(pid, 'VmRSS') * 1024;
+/** The largest resident set size `pid` has had, in bytes (VmHWM). */
+export const peakRssBytes = (pid) => statusField(pid, 'VmHWM') * 1024;
 export const threadCount = (pid) => statusField(pid, 'Threads');
 
 /** The soft limit on open files of `pid` (what the proxy may really open). */

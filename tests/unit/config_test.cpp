@@ -190,6 +190,7 @@ TEST_CASE("empty config gives every default") {
         CHECK(c.client_keys_env.empty());
         CHECK(c.server.max_header_bytes == 16 * 1024);
         CHECK(c.server.max_body_bytes == 32 * 1024 * 1024);
+        CHECK(c.server.max_upload_bytes == 512ULL * 1024 * 1024);
         CHECK(c.server.threads == 0);
     }
 }
@@ -220,6 +221,7 @@ client_keys_env: PROXY_KEYS
 server:
   max_header_bytes: 8192
   max_body_bytes: 1000
+  max_upload_bytes: 2000
   header_timeout: 1s
   body_timeout: 2s
   idle_timeout: 3s
@@ -265,6 +267,7 @@ server:
     CHECK(c.client_keys_env == "PROXY_KEYS");
     CHECK(c.server.max_header_bytes == 8192);
     CHECK(c.server.max_body_bytes == 1000);
+    CHECK(c.server.max_upload_bytes == 2000);
     CHECK(c.server.header_timeout == 1s);
     CHECK(c.server.body_timeout == 2s);
     CHECK(c.server.idle_timeout == 3s);
@@ -520,6 +523,7 @@ TEST_CASE("the shipped configs load") {
     CHECK(global.state_dir == (root / "state").lexically_normal().string());
     CHECK(global.limits.buckets.at("mistral").tokens_per_month == 500000);
     CHECK(global.server.max_body_bytes == 33554432);
+    CHECK(global.server.max_upload_bytes == 536870912);
     CHECK(global.responses.store == "embedded");
     CHECK(global.responses.max_age == 24h * 30);
     CHECK(global.responses.max_bytes == 1ULL << 30U);

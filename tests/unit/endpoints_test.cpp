@@ -148,6 +148,9 @@ TEST_CASE("endpoint table: the facts of each row") {
         {"GET", "/v1/responses/resp_1/input_items", endpoint_kind::response_object, body_mode::local, "responses", ""},
         {"POST", "/v1/moderations", endpoint_kind::moderations, body_mode::buffered, "moderations", "/moderations"},
         {"GET", "/v1/moderations", endpoint_kind::other, body_mode::streamed, "other_v1", "/moderations"},
+        {"POST", "/v1/audio/transcriptions", endpoint_kind::transcriptions, body_mode::form, "audio_transcriptions",
+         "/audio/transcriptions"},
+        {"POST", "/v1/audio/translations", endpoint_kind::other, body_mode::streamed, "other_v1", "/audio/translations"},
         {"GET", "/v1/files", endpoint_kind::other, body_mode::streamed, "other_v1", "/files"},
         {"GET", "/v2", endpoint_kind::unknown, body_mode::local, "unknown", ""},
     };
@@ -177,6 +180,7 @@ TEST_CASE("endpoint table: the facts of each row") {
     CHECK(routing::row_of(endpoint_kind::fim_completions).schema == schema_target::fim);
     CHECK(routing::row_of(endpoint_kind::embeddings).schema == schema_target::embeddings);
     CHECK(routing::row_of(endpoint_kind::moderations).schema == schema_target::moderations);
+    CHECK(routing::row_of(endpoint_kind::transcriptions).schema == schema_target::transcriptions);
     CHECK_FALSE(routing::row_of(endpoint_kind::completions).schema);
     CHECK(routing::row_of(endpoint_kind::completions).target == routing::upstream_target::by_model);
     // Only FIM goes to codestral whatever the model.
@@ -203,7 +207,7 @@ TEST_CASE("endpoint table: the places that derive from it stay in step") {
     CHECK(names.size() == label_count);
     CHECK(names == std::set<std::string_view>{"chat_completions", "fim_completions", "embeddings", "completions",
                                               "models", "other_v1", "healthz", "metrics", "unknown",
-                                              "responses", "readyz", "moderations"});
+                                              "responses", "readyz", "moderations", "audio_transcriptions"});
 
     // The metrics text carries the row's label.
     metrics::registry registry;

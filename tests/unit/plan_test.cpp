@@ -4,6 +4,7 @@
 // estimate — or the refusal.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -131,6 +132,29 @@ TEST_CASE("plan: relayed rows are routed, not read") {
     CHECK(real->result.plan->answer.mode == plan::answer_mode::relay);
 }
 
+TEST_CASE("plan: a transcription form is routed, and its answer planned once the form is read") {
+    const auto form = plan_of("/v1/audio/transcriptions", "", "POST");
+    REQUIRE(form->result.ok());
+    auto plan = *form->result.plan;
+    CHECK(plan.relay_body);
+    CHECK(plan.upstream == routing::upstream_id::mistral);
+    CHECK(plan.upstream_path == "/audio/transcriptions");
+    CHECK(plan.answer.mode == plan::answer_mode::whole);
+    CHECK(plan.answer.whole == plan::whole_kind::transcription);
+
+    audio::transcription_facts facts;
+    facts.format = audio::transcript_format::vtt;
+    facts.temperature = 0.5;
+    plan::plan_transcription_answer(facts, plan.answer);
+    CHECK(plan.answer.mode == plan::answer_mode::whole);
+    CHECK(plan.answer.transcription.format == audio::transcript_format::vtt);
+    CHECK(plan.answer.transcription.temperature == 0.5);
+    facts.stream = true;
+    plan::plan_transcription_answer(facts, plan.answer);
+    CHECK(plan.answer.mode == plan::answer_mode::transcode_stream);
+    CHECK(plan.answer.whole == plan::whole_kind::transcription);
+}
+
 TEST_CASE("plan: the aliases /v1/models lists are the exact ones and the simple globs' stems") {
     const auto aliases = plan::derive_model_aliases(shipped());
     REQUIRE_FALSE(aliases.empty());
@@ -140,6 +164,15 @@ TEST_CASE("plan: the aliases /v1/models lists are the exact ones and the simple 
         gpt4o = gpt4o || alias.alias == "gpt-4o";
     }
     CHECK(gpt4o);
+    // OpenAI's transcription models are listed, ahead of the gpt-4o* chat glob.
+    const auto voxtral = [&](std::string_view name) {
+        return std::any_of(aliases.begin(), aliases.end(), [&](const auto& a) {
+            return a.alias == name && a.target == "voxtral-mini-latest";
+        });
+    };
+    CHECK(voxtral("whisper-1"));
+    CHECK(voxtral("gpt-4o-transcribe"));
+    CHECK(voxtral("gpt-4o-mini-transcribe"));
 }
 
 TEST_CASE("plan: a fallback model is planned with every rule, and named by the fallback id") {

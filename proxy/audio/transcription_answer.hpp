@@ -1,0 +1,70 @@
+#pragma once
+// POST /v1/audio/transcriptions, the answer side: Mistral's
+// TranscriptionResponse becomes what OpenAI answers for the client's
+// response_format, and Mistral's transcription stream becomes OpenAI's
+// transcript.text.delta / transcript.text.done events. Pure.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "audio/transcription_request.hpp"
+#include "responses/chat_response.hpp"
+#include "responses/event_rewriter.hpp"
+#include "responses/sse.hpp"
+
+namespace mistral_proxy::audio {
+
+struct answer_options {
+    transcript_format format = transcript_format::json;
+    std::optional<double> temperature;  // the request's, echoed in verbose_json segments
+};
+
+// Mistral's {model, text, language, segments, usage} ->
+//   json          {"text", "usage":{"type":"tokens", input_tokens, output_tokens, total_tokens}}
+//   text          the text and a line break, text/plain
+//   verbose_json  {"task":"transcribe", language, duration, text, segments:[{id, seek, start, end,
+//                 text, tokens, temperature, avg_logprob, compression_ratio, no_speech_prob}],
+//                 usage:{"type":"duration", seconds}}; what Mistral has no counterpart for
+//                 (seek, tokens, the log-probability figures) is 0 or empty; duration is
+//                 usage.prompt_audio_seconds, else the last segment's end
+//   srt, vtt      subtitles from the segments (subtitles.hpp), text/plain; without segments,
+//                 one cue of the whole text over the duration
+// `content_type` is set for every answer. Anything that is not a
+// TranscriptionResponse gives a 502.
+responses::body_result transform_transcription_response(std::string_view body, const answer_options& options);
+
+// Mistral's SSE (transcription.text.delta, .language, .segment, .done; the
+// type read from the data's `type`, else the event name) -> OpenAI's
+//   data: {"type":"transcript.text.delta","delta":TEXT}
+//   data: {"type":"transcript.text.done","text":TEXT,"usage":{"type":"tokens",...}}
+// Language and segment events have no OpenAI counterpart when streaming and
+// are dropped. An error event, data that is not JSON, or an end before
+// transcription.done ends the stream with OpenAI's error event.
+class transcription_stream final : public responses::event_rewriter {
+public:
+    explicit transcription_stream(std::string upstream_name) : upstream_name_(std::move(upstream_name)) {}
+
+    void on_body(std::string_view piece, std::string& out) override;
+    void on_end(std::string& out) override;
+    void on_failure(const errors::openai_error& error, std::string& out) override;
+
+    bool done() const noexcept override { return done_; }
+    bool failed() const noexcept override { return failed_; }
+    responses::rule_hits hits() const noexcept override { return {}; }
+    const std::optional<responses::usage_counts>& usage() const noexcept override { return usage_; }
+    std::uint64_t events_in() const noexcept override { return events_in_; }
+
+private:
+    void on_event(const responses::sse_event& event, std::string& out);
+    void fail(const errors::openai_error& error, std::string& out);
+
+    std::string upstream_name_;
+    responses::sse_splitter splitter_;
+    bool done_ = false;
+    bool failed_ = false;
+    std::optional<responses::usage_counts> usage_;
+    std::uint64_t events_in_ = 0;
+};
+
+}  // namespace mistral_proxy::audio

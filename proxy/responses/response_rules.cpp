@@ -23,28 +23,6 @@ response_rules response_rules::from(const rules::rule_set& set) {
     return out;
 }
 
-std::string_view rule_id(response_rule rule) noexcept {
-    switch (rule) {
-        case response_rule::finish_reason:
-            return "finish_reason";
-        case response_rule::errors:
-            return "errors";
-        case response_rule::stream_repair:
-            return "stream_repair";
-        case response_rule::message_repair:
-            return "message_repair";
-        case response_rule::reasoning:
-            return "reasoning";
-        case response_rule::embeddings_base64:
-            return "embeddings_base64";
-        case response_rule::text_completion:
-            return "text_completion";
-        case response_rule::model_alias:
-            return "model_alias";
-    }
-    return "";
-}
-
 void rule_hits::append_ids(std::string& out, std::string_view separator) const {
     for_each([&](response_rule rule) {
         if (!out.empty()) {

@@ -26,16 +26,16 @@ namespace ys = config::yaml_strict;
 
 namespace {
 
-constexpr std::array<std::string_view, rule_count> rule_names = {
-    "model_rewrite", "model_alias",    "tool_choice_any", "params",       "ranges",
-    "messages",      "tool_call_ids",  "role_order",      "tools",        "tool_capable",
-    "json_mode_hint", "vision_route", "finish_reason", "documents", "fallback",
-};
+// "a, b, c": the keys an unknown-key message offers.
+template <std::size_t N>
+std::string joined_keys(const std::array<std::string_view, N>& names) {
+    std::string out;
+    for (const auto name : names) {
+        out += (out.empty() ? "" : ", ") + std::string(name);
+    }
+    return out;
+}
 
-constexpr std::string_view top_keys =
-    "include, switches, models, model_classes, model_rewrite, model_alias, tool_capable, vision_route, params, "
-    "ranges, json_mode_hint, role_order, finish_reason, documents, schema, fallbacks, fallback_statuses, "
-    "moderation_categories";
 constexpr std::string_view model_keys = "match, class, host";
 constexpr std::string_view tool_capable_keys = "models_without_tools, action, reroute_to, suggest";
 constexpr std::string_view vision_keys = "models_with_vision, action, reroute_to, suggest";
@@ -436,12 +436,8 @@ void builder::apply_text(std::string_view yaml_text, const std::string& file) {
             ys::for_each_field(file, value, key, [&](const std::string& id, const YAML::Node& id_key,
                                                      const YAML::Node& on) {
                 const auto rule = rule_from_name(id);
-                if (!rule) {
-                    std::string allowed;
-                    for (const auto name : rule_names) {
-                        allowed += (allowed.empty() ? "" : ", ") + std::string(name);
-                    }
-                    ys::fail_unknown_key(file, id_key, id, key, allowed);
+                if (!rule || !has_flag(*rule, switchable)) {
+                    ys::fail_unknown_key(file, id_key, id, key, joined_keys(switch_names));
                 }
                 set->enabled_[static_cast<std::size_t>(*rule)] = boolean(file, id_key, on, ys::path_of(key, id));
             });
@@ -641,7 +637,7 @@ void builder::apply_text(std::string_view yaml_text, const std::string& file) {
         } else if (key == "schema") {
             parse_schema(file, value);
         } else {
-            ys::fail_unknown_key(file, key_node, key, "", top_keys);
+            ys::fail_unknown_key(file, key_node, key, "", joined_keys(section_keys()));
         }
     });
 }
@@ -779,17 +775,6 @@ std::shared_ptr<const rule_set> builder::finish() {
 bool equal_key(const std::string& a, std::string_view b) noexcept { return a == b; }
 
 }  // namespace
-
-std::string_view rule_name(rule_id id) noexcept { return rule_names[static_cast<std::size_t>(id)]; }
-
-std::optional<rule_id> rule_from_name(std::string_view name) noexcept {
-    for (std::size_t i = 0; i < rule_names.size(); ++i) {
-        if (rule_names[i] == name) {
-            return static_cast<rule_id>(i);
-        }
-    }
-    return std::nullopt;
-}
 
 bool contains(const key_list& list, std::string_view key) noexcept {
     return std::any_of(list.begin(), list.end(), [&](const std::string& item) { return equal_key(item, key); });

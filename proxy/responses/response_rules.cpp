@@ -1,6 +1,11 @@
-// The answer rules' ids and their names (see response_rules.hpp).
+// The answer side of the rules (see response_rules.hpp): what it takes from a
+// loaded rule set, and the `finish_reason:` section of a rule file (rule
+// `finish_reason`, applied to answers whole and streamed).
 #include "responses/response_rules.hpp"
 
+#include <algorithm>
+
+#include "rules/loader.hpp"
 #include "rules/rule_set.hpp"
 
 namespace mistral_proxy::responses {
@@ -33,3 +38,19 @@ void rule_hits::append_ids(std::string& out, std::string_view separator) const {
 }
 
 }  // namespace mistral_proxy::responses
+
+namespace mistral_proxy::rules::load {
+
+// `finish_reason:` of a rule file (rules/README.md).
+void parse_finish_reason(builder& b, const section& s) {
+    const std::string& file = s.file;
+    const std::string& key = s.key;
+    const YAML::Node& value = s.value;
+    auto& set = b.set;
+    ys::for_each_field(file, value, key, [&](const std::string& from, const YAML::Node& from_key,
+                                             const YAML::Node& to) {
+        set_pair(set->finish_reasons, from, non_empty(file, from_key, to, ys::path_of(key, from)));
+    });
+}
+
+}  // namespace mistral_proxy::rules::load

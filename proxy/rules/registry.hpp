@@ -125,31 +125,59 @@ inline constexpr auto switch_names = names_with<switchable>();
 
 // The top-level keys of a rule file, in the order error messages list them,
 // each with the rule whose settings it holds (none: shared by several rules or
-// by the endpoints: include, switches, the model classes, the schema, ...).
+// by the endpoints: include, switches, the model classes, the schema, ...) and
+// the function that reads it into the rule set (in the owning rule's unit where
+// it has one; see rules/README.md). `include:` is read before the others.
+namespace load {
+struct builder;
+struct section;
+using section_parser = void (*)(builder&, const section&);
+// rules/rule_set.cpp
+void parse_switches(builder&, const section&);
+void parse_models_section(builder&, const section&);
+void parse_model_classes(builder&, const section&);
+void parse_model_rewrite(builder&, const section&);
+void parse_model_alias(builder&, const section&);
+void parse_tool_capable(builder&, const section&);
+void parse_vision_route(builder&, const section&);
+void parse_schema_section(builder&, const section&);
+void parse_fallbacks(builder&, const section&);
+void parse_fallback_statuses(builder&, const section&);
+void parse_moderation_categories_section(builder&, const section&);
+// the rules' own units
+void parse_params(builder&, const section&);          // normalize/rules/params.cpp
+void parse_ranges(builder&, const section&);          // normalize/rules/ranges.cpp
+void parse_json_mode_hint(builder&, const section&);  // normalize/rules/json_mode_hint.cpp
+void parse_role_order(builder&, const section&);      // normalize/rules/role_order.cpp
+void parse_documents(builder&, const section&);       // normalize/rules/documents.cpp
+void parse_finish_reason(builder&, const section&);   // responses/response_rules.cpp
+}  // namespace load
+
 struct yaml_section {
     std::string_view key;
     std::optional<rule_id> owner;
+    load::section_parser parse;
 };
 
 inline constexpr std::array yaml_sections{
-    yaml_section{"include", std::nullopt},
-    yaml_section{"switches", std::nullopt},
-    yaml_section{"models", std::nullopt},         // host routing (SPEC §5)
-    yaml_section{"model_classes", std::nullopt},  // named globs for models, tool_capable, vision_route
-    yaml_section{"model_rewrite", rule_id::model_rewrite},
-    yaml_section{"model_alias", rule_id::model_alias},
-    yaml_section{"tool_capable", rule_id::tool_capable},
-    yaml_section{"vision_route", rule_id::vision_route},
-    yaml_section{"params", rule_id::params},
-    yaml_section{"ranges", rule_id::ranges},
-    yaml_section{"json_mode_hint", rule_id::json_mode_hint},
-    yaml_section{"role_order", rule_id::role_order},
-    yaml_section{"finish_reason", rule_id::finish_reason},
-    yaml_section{"documents", rule_id::documents},
-    yaml_section{"schema", std::nullopt},  // Mistral's request schemas (params, messages, tools, ...)
-    yaml_section{"fallbacks", rule_id::fallback},
-    yaml_section{"fallback_statuses", rule_id::fallback},
-    yaml_section{"moderation_categories", std::nullopt},  // the moderation endpoint's answer
+    yaml_section{"include", std::nullopt, nullptr},
+    yaml_section{"switches", std::nullopt, &load::parse_switches},
+    yaml_section{"models", std::nullopt, &load::parse_models_section},         // host routing (SPEC §5)
+    yaml_section{"model_classes", std::nullopt, &load::parse_model_classes},  // named globs for models, tool_capable, vision_route
+    yaml_section{"model_rewrite", rule_id::model_rewrite, &load::parse_model_rewrite},
+    yaml_section{"model_alias", rule_id::model_alias, &load::parse_model_alias},
+    yaml_section{"tool_capable", rule_id::tool_capable, &load::parse_tool_capable},
+    yaml_section{"vision_route", rule_id::vision_route, &load::parse_vision_route},
+    yaml_section{"params", rule_id::params, &load::parse_params},
+    yaml_section{"ranges", rule_id::ranges, &load::parse_ranges},
+    yaml_section{"json_mode_hint", rule_id::json_mode_hint, &load::parse_json_mode_hint},
+    yaml_section{"role_order", rule_id::role_order, &load::parse_role_order},
+    yaml_section{"finish_reason", rule_id::finish_reason, &load::parse_finish_reason},
+    yaml_section{"documents", rule_id::documents, &load::parse_documents},
+    yaml_section{"schema", std::nullopt, &load::parse_schema_section},  // Mistral's request schemas (params, messages, tools, ...)
+    yaml_section{"fallbacks", rule_id::fallback, &load::parse_fallbacks},
+    yaml_section{"fallback_statuses", rule_id::fallback, &load::parse_fallback_statuses},
+    yaml_section{"moderation_categories", std::nullopt, &load::parse_moderation_categories_section},  // the moderation endpoint's answer
 };
 
 constexpr auto section_keys() noexcept {
@@ -192,6 +220,14 @@ constexpr bool shown_rows_first() noexcept {
     }
     return true;
 }
+constexpr bool sections_parsed() noexcept {
+    for (std::size_t i = 0; i < yaml_sections.size(); ++i) {
+        if ((yaml_sections[i].parse == nullptr) != (yaml_sections[i].key == "include")) {
+            return false;
+        }
+    }
+    return true;
+}
 constexpr bool sections_owned_by_switchable_rules() noexcept {
     for (const auto& section : yaml_sections) {
         if (section.owner && (info(*section.owner).flags & switchable) == 0) {
@@ -206,6 +242,7 @@ static_assert(detail::rows_in_enum_order(), "registry rows must be in rule_id or
 static_assert(detail::names_unique(), "every rule name once");
 static_assert(detail::shown_rows_first(), "SPEC ids (shown) come before the answer repairs");
 static_assert(detail::sections_owned_by_switchable_rules(), "a rule with settings can be switched off");
+static_assert(detail::sections_parsed(), "every section but include: has its parser");
 static_assert(rule_count == static_cast<std::size_t>(rule_id::text_completion) + 1, "one row per rule_id");
 static_assert(rule_count <= 32, "fired-rule sets are 32-bit masks");
 

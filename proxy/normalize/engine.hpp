@@ -3,10 +3,11 @@
 // the top level) and the rule units in normalize/rules/ (one file per SPEC §6
 // rule id that is more than a few lines): the output arena, the member stack,
 // the scratch memory and the engine class whose methods the units define.
-// Internal to proxy/normalize/; no Asio, no Beast. Over 600 lines because the
-// engine's small hot functions (key_of, push_member, extent, capture_string, the
-// output buffer) are defined here, so that every unit inlines them as the walk
-// did when it was one file.
+// Internal to proxy/normalize/: read by normalizer.cpp's translation unit only
+// (the units are compiled as part of it, so everything here keeps internal
+// linkage); no Asio, no Beast. Over 600 lines because it holds the engine's
+// whole interface plus the small hot functions every unit uses (key_of,
+// push_member, extent, capture_string, the output buffer).
 #include <simdjson.h>
 
 #include <algorithm>
@@ -31,6 +32,7 @@ namespace od = simdjson::ondemand;
 using simdjson::error_code;
 
 namespace detail {
+namespace {
 
 using rules::rule_id;
 
@@ -212,8 +214,15 @@ struct top_member {
 };
 
 
+}  // namespace
 }  // namespace detail
 
+// Its members' types have internal linkage (the walk is one translation unit,
+// see normalizer.cpp), and this header is read by that unit only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsubobject-linkage"
+#endif
 struct normalize_scratch::impl {
     od::parser parser{32 * 1024 * 1024};  // max capacity; grows on demand up to it
     detail::out_buffer arena;
@@ -264,8 +273,12 @@ struct normalize_scratch::impl {
         }
     }
 };
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 namespace detail {
+namespace {
 
 // Shared functions, each defined where it is used most (normalizer.cpp unless said).
 std::string_view kind_name(od::json_type type) noexcept;
@@ -293,11 +306,11 @@ bool mentions_json(std::string_view text) noexcept;
 // rules::contains for the walk (normalizer.cpp); out of line like classify_key.
 bool has_key(const rules::key_list& list, std::string_view key) noexcept;
 
-inline bool is_json_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+bool is_json_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
 
-inline char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-inline bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
+bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
     return a.size() == b.size() &&
            std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
 }
@@ -411,7 +424,7 @@ private:
         return p.in_arena ? std::string_view(arena_.data() + p.begin, p.end - p.begin)
                           : std::string_view(input_ + p.begin, p.end - p.begin);
     }
-    [[gnu::always_inline]] void append(const piece& p) {
+    void append(const piece& p) {
         if (p.in_arena) {
             // append from itself: reserve first so the source cannot move mid-copy
             arena_.reserve(arena_.size() + (p.end - p.begin));
@@ -476,20 +489,6 @@ private:
     }
 
     // ---- generic walking
-    // The next member of an object being walked: the field and its key (see
-    // key_of). False (after fail_json) when the input is not valid there. (Its
-    // value is read by the caller, `od::value child = field.value();`: built in
-    // place, not assigned through a reference, which cost a stalled copy.)
-    template <class Result>
-    [[gnu::always_inline]] bool next_member(Result&& result, od::field& field, std::string_view& name) {
-        if (auto e = std::forward<Result>(result).get(field)) {
-            return fail_json(e);
-        }
-        if (auto e = key_of(field, name)) {
-            return fail_json(e);
-        }
-        return true;
-    }
     [[gnu::always_inline]] static inline error_code key_of(od::field& field, std::string_view& name) noexcept;
     error_code walk(od::value value, od::json_type type, std::size_t depth);
     bool capture(od::value value, std::size_t depth, piece& out, od::json_type& type);
@@ -569,7 +568,7 @@ inline std::size_t engine::push_member(std::size_t base, std::string_view name, 
 
 // The bytes of a value just read whole: a scalar's token runs to the next
 // structural character; a container ends where the iterator stopped after it.
-inline piece engine::extent(std::string_view token, od::value& value, od::json_type type) const noexcept {
+piece engine::extent(std::string_view token, od::value& value, od::json_type type) const noexcept {
     const char* end = token.data() + token.size();
     if (type == od::json_type::object || type == od::json_type::array) {
         end = input_end_;
@@ -587,7 +586,7 @@ inline piece engine::extent(std::string_view token, od::value& value, od::json_t
 // The caller has checked that the value is a string. Without a backslash its
 // text is its raw bytes (nothing to validate or copy); else simdjson unescapes
 // it, which validates the escapes.
-inline bool engine::capture_string(od::value value, piece& out, std::string_view& text) {
+bool engine::capture_string(od::value value, piece& out, std::string_view& text) {
     const std::string_view token = value.raw_json_token();
     const char* begin = token.data();
     const char* end = begin + token.size();
@@ -610,7 +609,7 @@ inline bool engine::capture_string(od::value value, piece& out, std::string_view
 // client's own object: every member kept, unchanged, in place (no duplicate
 // moved a value), with no whitespace and no escaped key. Then the object is
 // passed on as a slice of the input, as most are, and nothing is copied.
-inline bool engine::compact_in_input(std::size_t base, piece& out) const noexcept {
+bool engine::compact_in_input(std::size_t base, piece& out) const noexcept {
     if (members_.size() == base) {
         return false;
     }
@@ -638,5 +637,6 @@ inline bool engine::compact_in_input(std::size_t base, piece& out) const noexcep
     return true;
 }
 
+}  // namespace
 }  // namespace detail
 }  // namespace mistral_proxy::normalize

@@ -2,6 +2,7 @@
 // chat reads (document_url, image_url, or Mistral's file part), never dropped:
 // what cannot be passed on is refused naming the part. Settings: `documents:`
 // of the rule file (document_types, image_types; read in rules/rule_set.cpp).
+// Compiled as part of normalizer.cpp's translation unit (see the end of it).
 #include <algorithm>
 #include <cctype>
 
@@ -9,6 +10,7 @@
 #include "rules/loader.hpp"
 
 namespace mistral_proxy::normalize::detail {
+namespace {
 
 // `list` holds lower-case media types (the rule set lowers them when it loads).
 bool has_media_type(const std::vector<std::string>& list, std::string_view type) noexcept {
@@ -76,8 +78,11 @@ bool engine::read_file_fields(od::value value, std::size_t depth, file_fields& f
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
-        if (!next_member(std::move(field_result), field, name)) {
-            return false;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = key_of(field, name)) {
+            return fail_json(e);
         }
         od::value child = field.value();
         od::json_type type;
@@ -174,6 +179,7 @@ bool engine::write_file_part(const file_fields& f, piece& out, std::string_view&
     return true;
 }
 
+}  // namespace
 }  // namespace mistral_proxy::normalize::detail
 
 namespace mistral_proxy::rules::load {

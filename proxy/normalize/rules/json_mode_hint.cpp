@@ -3,10 +3,12 @@
 // text of the rule file's `json_mode_hint:`); here the response_format object
 // is read (with `params`: its keys and types Mistral lacks dropped) and the
 // messages' texts are searched for "json".
+// Compiled as part of normalizer.cpp's translation unit (see the end of it).
 #include "normalize/engine.hpp"
 #include "rules/loader.hpp"
 
 namespace mistral_proxy::normalize::detail {
+namespace {
 
 bool mentions_json(std::string_view text) noexcept {
     for (std::size_t i = 0; i + 4 <= text.size(); ++i) {
@@ -44,8 +46,11 @@ bool engine::read_response_format(od::value value, piece& out, bool& keep) {
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
-        if (!next_member(std::move(field_result), field, name)) {
-            return false;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = key_of(field, name)) {
+            return fail_json(e);
         }
         od::value child = field.value();
         od::json_type child_type;
@@ -82,6 +87,7 @@ bool engine::read_response_format(od::value value, piece& out, bool& keep) {
     return true;
 }
 
+}  // namespace
 }  // namespace mistral_proxy::normalize::detail
 
 namespace mistral_proxy::rules::load {

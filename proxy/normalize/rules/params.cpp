@@ -3,12 +3,14 @@
 // the keys Mistral's schema lists. Dropping keys at each level happens where
 // that level is read (messages, tools, tool_choice, response_format, the top
 // level in normalizer.cpp), against the rule file's `schema:`.
+// Compiled as part of normalizer.cpp's translation unit (see the end of it).
 #include <algorithm>
 
 #include "normalize/engine.hpp"
 #include "rules/loader.hpp"
 
 namespace mistral_proxy::normalize::detail {
+namespace {
 
 // Copies an object keeping only `keys` (the rest dropped: params).
 bool engine::read_filtered(od::value value, std::size_t depth, const rules::key_list& keys, piece& out) {
@@ -20,8 +22,11 @@ bool engine::read_filtered(od::value value, std::size_t depth, const rules::key_
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
-        if (!next_member(std::move(field_result), field, name)) {
-            return false;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = key_of(field, name)) {
+            return fail_json(e);
         }
         piece p;
         od::json_type type;
@@ -38,6 +43,7 @@ bool engine::read_filtered(od::value value, std::size_t depth, const rules::key_
     return true;
 }
 
+}  // namespace
 }  // namespace mistral_proxy::normalize::detail
 
 namespace mistral_proxy::rules::load {

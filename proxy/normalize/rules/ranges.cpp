@@ -2,12 +2,14 @@
 // (temperature <= 1.5, top_p > 0, random_seed >= 0, ...) is replaced by the
 // bound, written as the rule file spells it. Settings: `ranges:` (field -> min,
 // max). The top level calls write_clamped() for each number it writes.
+// Compiled as part of normalizer.cpp's translation unit (see the end of it).
 #include <algorithm>
 
 #include "normalize/engine.hpp"
 #include "rules/loader.hpp"
 
 namespace mistral_proxy::normalize::detail {
+namespace {
 
 // Writes the bound instead of `number` when `name` has a range that `number`
 // is outside of; false (nothing written) otherwise.
@@ -26,6 +28,7 @@ bool engine::write_clamped(std::string_view name, std::optional<double> number) 
     return false;
 }
 
+}  // namespace
 }  // namespace mistral_proxy::normalize::detail
 
 namespace mistral_proxy::rules::load {

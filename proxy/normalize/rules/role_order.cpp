@@ -6,10 +6,12 @@
 // write_synthesized_results() at the end; it also drops empty assistant
 // messages and marks a trailing assistant message `prefix: true`. Settings:
 // `role_order:` (assistant_bridge, missing_tool_result texts).
+// Compiled as part of normalizer.cpp's translation unit (see the end of it).
 #include "normalize/engine.hpp"
 #include "rules/loader.hpp"
 
 namespace mistral_proxy::normalize::detail {
+namespace {
 
 // Before message `m` is kept: the synthesized results it must follow, and
 // the assistant bridge it needs after a tool result.
@@ -65,6 +67,7 @@ void engine::write_synthesized_results() {
     s_.pending.clear();
 }
 
+}  // namespace
 }  // namespace mistral_proxy::normalize::detail
 
 namespace mistral_proxy::rules::load {

@@ -3,9 +3,11 @@
 // tool_calls[].id and the tool_call_id answering it map alike on every request
 // and every proxy. The walk of messages (normalizer.cpp) calls these. No
 // settings in the rule file; `switches: {tool_call_ids: false}` turns it off.
+// Compiled as part of normalizer.cpp's translation unit (see the end of it).
 #include "normalize/engine.hpp"
 
 namespace mistral_proxy::normalize::detail {
+namespace {
 
 bool is_tool_call_id(std::string_view id) noexcept {
     return id.size() == 9 && std::all_of(id.begin(), id.end(), [](char c) {
@@ -36,4 +38,5 @@ std::array<char, 9> map_tool_call_id(std::string_view id) noexcept {
     return out;
 }
 
+}  // namespace
 }  // namespace mistral_proxy::normalize::detail

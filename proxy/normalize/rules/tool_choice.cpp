@@ -1,9 +1,11 @@
 // Rule `tool_choice_any` (SPEC §6): tool_choice "required" -> "any"; with
 // `params`, the tool_choice kinds and keys Mistral lacks dropped, and OpenAI's
 // legacy function_call turned into tool_choice.
+// Compiled as part of normalizer.cpp's translation unit (see the end of it).
 #include "normalize/engine.hpp"
 
 namespace mistral_proxy::normalize::detail {
+namespace {
 
 bool engine::read_tool_choice(od::value value, piece& out, bool& keep) {
     od::json_type type;
@@ -39,8 +41,11 @@ bool engine::read_tool_choice(od::value value, piece& out, bool& keep) {
         for (auto field_result : object) {
             od::field field;
             std::string_view name;
-            if (!next_member(std::move(field_result), field, name)) {
-                return false;
+            if (auto e = std::move(field_result).get(field)) {
+                return fail_json(e);
+            }
+            if (auto e = key_of(field, name)) {
+                return fail_json(e);
             }
             od::value child = field.value();
             od::json_type child_type;
@@ -119,4 +124,5 @@ bool engine::read_function_call(od::value value, piece& out, bool& keep) {
     return capture(value, 1, ignored, type);
 }
 
+}  // namespace
 }  // namespace mistral_proxy::normalize::detail

@@ -2,9 +2,11 @@
 // level), missing `parameters` defaulted, `$schema`/`$id` stripped; with
 // `params`, keys of tools and functions Mistral lacks dropped and OpenAI's
 // legacy `functions` turned into `tools`.
+// Compiled as part of normalizer.cpp's translation unit (see the end of it).
 #include "normalize/engine.hpp"
 
 namespace mistral_proxy::normalize::detail {
+namespace {
 
 bool engine::read_function(od::value value, std::size_t depth, piece& out) {
     od::object object;
@@ -16,8 +18,11 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
-        if (!next_member(std::move(field_result), field, name)) {
-            return false;
+        if (auto e = std::move(field_result).get(field)) {
+            return fail_json(e);
+        }
+        if (auto e = key_of(field, name)) {
+            return fail_json(e);
         }
         od::value child = field.value();
         od::json_type type;
@@ -36,8 +41,11 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
             for (auto param_result : params) {
                 od::field param;
                 std::string_view param_key;
-                if (!next_member(std::move(param_result), param, param_key)) {
-                    return false;
+                if (auto e = std::move(param_result).get(param)) {
+                    return fail_json(e);
+                }
+                if (auto e = key_of(param, param_key)) {
+                    return fail_json(e);
                 }
                 piece q;
                 od::json_type param_type;
@@ -130,8 +138,11 @@ bool engine::read_tools(od::value value, bool legacy_functions, piece& out) {
             for (auto field_result : object) {
                 od::field field;
                 std::string_view name;
-                if (!next_member(std::move(field_result), field, name)) {
-                    return false;
+                if (auto e = std::move(field_result).get(field)) {
+                    return fail_json(e);
+                }
+                if (auto e = key_of(field, name)) {
+                    return fail_json(e);
                 }
                 od::value child = field.value();
                 od::json_type child_type;
@@ -181,4 +192,5 @@ bool engine::read_tools(od::value value, bool legacy_functions, piece& out) {
     return true;
 }
 
+}  // namespace
 }  // namespace mistral_proxy::normalize::detail

@@ -520,6 +520,12 @@ private:
     void write_synthesized_results();                     // role_order (rules/role_order.cpp)
     void order_before(message_out& m, bool had_pending);  // role_order
     bool write_clamped(std::string_view name, std::optional<double> number);  // ranges (rules/ranges.cpp)
+    std::string_view mapped_model(std::string_view model);  // model_rewrite, model_alias (rules/model_mapping.cpp)
+    bool route_vision(std::string_view& sent);              // vision_route (rules/vision_route.cpp)
+    bool check_tool_capable(std::string_view& sent, std::size_t tools);  // tool_capable (rules/tool_capable.cpp)
+    bool reroute_or_refuse(const rules::capability_rule& rule, rule_id id, std::string_view& sent,
+                           std::string_view cannot, std::string_view instead, const char* code,
+                           const char* param);  // both (rules/tool_capable.cpp)
 };
 
 // Keys without a backslash (nearly all) are views of the input: no copy into

@@ -3,11 +3,11 @@
 // then writes the members in the client's order with each rule applied,
 // copying untouched values as raw slices. The walk's types and the engine
 // class are in engine.hpp; the rules that are units of their own live in
-// normalize/rules/ (one file per SPEC id: documents, json_mode_hint, tool_call_ids,
-// tool_choice, tools). What is left here, over 600 lines because the levels
-// call each other: the member walk, content parts, tool calls, messages (with
-// messages, role_order and params), the top level (model rules, ranges,
-// vision_route, tool_capable) and the writer.
+// normalize/rules/ (one file per SPEC id, compiled as part of this file: see
+// its end). Over 600 lines because the levels of the walk call each other and
+// stay here: the member walk, content parts, tool calls, messages (rule
+// `messages`, and where params drops keys of a message), the top level (its
+// types, the fallback model, the order the rules act in) and the writer.
 #include "normalize/normalizer.hpp"
 #include "normalize/engine.hpp"
 
@@ -1386,23 +1386,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
 
     // model_rewrite, model_alias: the chains were resolved when the rules loaded.
     request.model_requested = model;
-    std::string_view sent = model;
-    const rules::model_mapping* mapping = nullptr;
-    if (on(rule_id::model_rewrite)) {
-        mapping = rules_.find_rewrite(model);
-    }
-    if (mapping == nullptr && on(rule_id::model_alias)) {
-        mapping = rules_.find_alias(model);
-    }
-    if (mapping != nullptr && mapping->target != model) {
-        sent = mapping->target;
-        if (mapping->via_rewrite && on(rule_id::model_rewrite)) {
-            fire(rule_id::model_rewrite);
-        }
-        if (mapping->via_alias && on(rule_id::model_alias)) {
-            fire(rule_id::model_alias);
-        }
-    }
+    std::string_view sent = mapped_model(model);
     // A fallback model replaces the model the rules chose; the capability rules
     // below then judge the new one.
     if (!model_override_.empty() && model_override_ != sent) {
@@ -1416,44 +1400,14 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
     }
 
     // vision_route, then tool_capable on the model that will really be used.
-    if (chat && has_image_ && on(rule_id::vision_route) && rules_.vision_route.class_index >= 0 &&
-        !rules_.in_class(rules_.vision_route.class_index, sent)) {
-        if (rules_.vision_route.action == rules::capability_action::reroute) {
-            sent = rules_.vision_route.reroute_to;
-            fire(rule_id::vision_route);
-        } else {
-            std::string message = "model '" + std::string(sent) + "' does not accept images";
-            if (!rules_.vision_route.suggest.empty()) {
-                message += "; send them to a model with vision, e.g. ";
-                for (std::size_t i = 0; i < rules_.vision_route.suggest.size(); ++i) {
-                    message += (i == 0 ? "" : ", ") + rules_.vision_route.suggest[i];
-                }
-            }
-            message += " (mistral-proxy rule vision_route)";
-            error_ = errors::make_error(400, std::move(message), "model_without_vision", "model");
-            return false;
-        }
+    if (chat && !route_vision(sent)) {
+        return false;
     }
     const bool tools_empty = tools_given_ && tool_count_ == 0;
     const bool drop_empty_tools = on(rule_id::tools) && tools_empty;
     const std::size_t effective_tools = tools_given_ ? tool_count_ : functions_count;
-    if (chat && effective_tools > 0 && on(rule_id::tool_capable) && rules_.tool_capable.class_index >= 0 &&
-        rules_.in_class(rules_.tool_capable.class_index, sent)) {
-        if (rules_.tool_capable.action == rules::capability_action::reroute) {
-            sent = rules_.tool_capable.reroute_to;
-            fire(rule_id::tool_capable);
-        } else {
-            std::string message = "model '" + std::string(sent) + "' cannot call tools";
-            if (!rules_.tool_capable.suggest.empty()) {
-                message += "; use a model that can, e.g. ";
-                for (std::size_t i = 0; i < rules_.tool_capable.suggest.size(); ++i) {
-                    message += (i == 0 ? "" : ", ") + rules_.tool_capable.suggest[i];
-                }
-            }
-            message += " (mistral-proxy rule tool_capable)";
-            error_ = errors::make_error(400, std::move(message), "model_without_tools", "tools");
-            return false;
-        }
+    if (chat && !check_tool_capable(sent, effective_tools)) {
+        return false;
     }
     request.model_sent = sent;
     const bool hint = chat && response_json_object_ && on(rule_id::json_mode_hint) &&
@@ -1639,9 +1593,12 @@ normalize_result normalize_request(const rules::rule_set& rules, const config::p
 // added to this list (rules/README.md, "Adding a rule").
 #include "normalize/rules/documents.cpp"
 #include "normalize/rules/json_mode_hint.cpp"
+#include "normalize/rules/model_mapping.cpp"
 #include "normalize/rules/params.cpp"
 #include "normalize/rules/ranges.cpp"
 #include "normalize/rules/role_order.cpp"
 #include "normalize/rules/tool_call_ids.cpp"
 #include "normalize/rules/tool_choice.cpp"
+#include "normalize/rules/tool_capable.cpp"
 #include "normalize/rules/tools.cpp"
+#include "normalize/rules/vision_route.cpp"

@@ -39,8 +39,6 @@ std::string joined_keys(const std::array<std::string_view, N>& names) {
 }
 
 constexpr std::string_view model_keys = "match, class, host";
-constexpr std::string_view tool_capable_keys = "models_without_tools, action, reroute_to, suggest";
-constexpr std::string_view vision_keys = "models_with_vision, action, reroute_to, suggest";
 constexpr std::string_view schema_keys =
     "chat_request, fim_request, embedding_request, system_message, user_message, assistant_message, tool_message, "
     "content_parts, system_content_part_types, image_url, tool, function, tool_call, function_call, tool_choice, "
@@ -158,30 +156,7 @@ void parse_model_classes(builder& b, const section& s) {
     });
 }
 
-void parse_model_rewrite(builder& b, const section& s) {
-    const std::string& file = s.file;
-    const std::string& key = s.key;
-    const YAML::Node& value = s.value;
-    ys::for_each_field(file, value, key, [&](const std::string& from, const YAML::Node& from_key,
-                                             const YAML::Node& to) {
-        b.rewrites[from] = {from, non_empty(file, from_key, to, ys::path_of(key, from)),
-                          position_of(file, from_key), true};
-    });
-}
 
-void parse_model_alias(builder& b, const section& s) {
-    const std::string& file = s.file;
-    const std::string& key = s.key;
-    const YAML::Node& value = s.value;
-    std::vector<pending_mapping> mine;
-    ys::for_each_field(file, value, key, [&](const std::string& glob, const YAML::Node& glob_key,
-                                             const YAML::Node& to) {
-        check_glob(file, glob_key, glob, ys::path_of(key, glob));
-        mine.push_back({glob, non_empty(file, glob_key, to, ys::path_of(key, glob)),
-                        position_of(file, glob_key), false});
-    });
-    b.aliases.insert(b.aliases.begin(), mine.begin(), mine.end());
-}
 
 void parse_fallbacks(builder& b, const section& s) {
     const std::string& file = s.file;
@@ -236,22 +211,7 @@ void parse_fallback_statuses(builder& b, const section& s) {
     set->fallback_statuses = std::move(statuses);
 }
 
-void parse_tool_capable(builder& b, const section& s) {
-    const std::string& file = s.file;
-    const std::string& key = s.key;
-    const YAML::Node& value = s.value;
-    auto& set = b.set;
-    b.parse_capability(file, value, key, set->tool_capable, b.tool_capable_ref, "models_without_tools",
-                     tool_capable_keys);
-}
 
-void parse_vision_route(builder& b, const section& s) {
-    const std::string& file = s.file;
-    const std::string& key = s.key;
-    const YAML::Node& value = s.value;
-    auto& set = b.set;
-    b.parse_capability(file, value, key, set->vision_route, b.vision_ref, "models_with_vision", vision_keys);
-}
 
 void parse_moderation_categories_section(builder& b, const section& s) {
     const std::string& file = s.file;

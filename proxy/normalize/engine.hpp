@@ -521,6 +521,7 @@ private:
     void order_before(message_out& m, bool had_pending);  // role_order
     bool write_clamped(std::string_view name, std::optional<double> number);  // ranges (rules/ranges.cpp)
     std::string_view mapped_model(std::string_view model);  // model_rewrite, model_alias (rules/model_mapping.cpp)
+    void use_fallback(std::string_view& sent);              // fallback (rules/fallback.cpp)
     bool route_vision(std::string_view& sent);              // vision_route (rules/vision_route.cpp)
     bool check_tool_capable(std::string_view& sent, std::size_t tools);  // tool_capable (rules/tool_capable.cpp)
     bool reroute_or_refuse(const rules::capability_rule& rule, rule_id id, std::string_view& sent,

@@ -1389,10 +1389,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
     std::string_view sent = mapped_model(model);
     // A fallback model replaces the model the rules chose; the capability rules
     // below then judge the new one.
-    if (!model_override_.empty() && model_override_ != sent) {
-        sent = model_override_;
-        fire(rule_id::fallback);
-    }
+    use_fallback(sent);
     if (which == endpoint::completions) {
         request.model_sent = sent;
         fired_ = rule_mask{};  // the body is passed through unchanged
@@ -1592,6 +1589,7 @@ normalize_result normalize_request(const rules::rule_set& rules, const config::p
 // units they cost bench_normalizer ~15% on the 10 KB body). A new unit is
 // added to this list (rules/README.md, "Adding a rule").
 #include "normalize/rules/documents.cpp"
+#include "normalize/rules/fallback.cpp"
 #include "normalize/rules/json_mode_hint.cpp"
 #include "normalize/rules/model_mapping.cpp"
 #include "normalize/rules/params.cpp"

@@ -137,14 +137,14 @@ void parse_switches(builder&, const section&);
 void parse_models_section(builder&, const section&);
 void parse_model_classes(builder&, const section&);
 void parse_schema_section(builder&, const section&);
-void parse_fallbacks(builder&, const section&);
-void parse_fallback_statuses(builder&, const section&);
 void parse_moderation_categories_section(builder&, const section&);
 // the rules' own units
 void parse_model_rewrite(builder&, const section&);   // normalize/rules/model_mapping.cpp
 void parse_model_alias(builder&, const section&);     // normalize/rules/model_mapping.cpp
 void parse_tool_capable(builder&, const section&);    // normalize/rules/tool_capable.cpp
 void parse_vision_route(builder&, const section&);    // normalize/rules/vision_route.cpp
+void parse_fallbacks(builder&, const section&);       // normalize/rules/fallback.cpp
+void parse_fallback_statuses(builder&, const section&);  // normalize/rules/fallback.cpp
 void parse_params(builder&, const section&);          // normalize/rules/params.cpp
 void parse_ranges(builder&, const section&);          // normalize/rules/ranges.cpp
 void parse_json_mode_hint(builder&, const section&);  // normalize/rules/json_mode_hint.cpp

@@ -1,10 +1,13 @@
 // Compiling rule files (rules/README.md) into an immutable rule_set, strictly:
 // FILE:LINE:COL for every mistake. The top-level keys and the function that
 // reads each come from the registry (rules/registry.hpp, yaml_sections); a
-// rule's own section is read in the rule's unit (normalize/rules/*.cpp). Over
-// 600 lines because the sections several rules share are read here (models,
-// model classes, switches, the schema, the model chain and the fallbacks,
-// whose loops are checked across files once all are read, in finish()).
+// rule's own section is read in the rule's unit (normalize/rules/*.cpp). Here:
+// the sections no single rule owns (switches, models, model classes, the
+// schema, moderation categories), the strict readers of loader.hpp, and what
+// can only be checked once every file is read (finish(): model classes
+// resolved, rewrite/alias chains and fallback chains followed for loops).
+// Over 600 lines because of those: the schema section's many key lists and
+// finish()'s chain walks, with their error messages, are most of it.
 #include "rules/rule_set.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -158,58 +161,7 @@ void parse_model_classes(builder& b, const section& s) {
 
 
 
-void parse_fallbacks(builder& b, const section& s) {
-    const std::string& file = s.file;
-    const std::string& key = s.key;
-    const YAML::Node& value = s.value;
-    std::vector<std::pair<fallback_entry, position>> mine;
-    ys::for_each_field(file, value, key, [&](const std::string& glob, const YAML::Node& glob_key,
-                                             const YAML::Node& list) {
-        const std::string path = ys::path_of(key, glob);
-        check_glob(file, glob_key, glob, path);
-        if (!list.IsSequence() || list.size() == 0) {
-            ys::fail_at_value(file, glob_key, list,
-                              path + " must be a non-empty list of models, got " +
-                                  (list.IsSequence() ? std::string("an empty list") : ys::kind_of(list)));
-        }
-        fallback_entry entry{glob, {}};
-        for (std::size_t i = 0; i < list.size(); ++i) {
-            const std::string item_path = path + "[" + std::to_string(i) + "]";
-            std::string model = non_empty(file, list[i], list[i], item_path);
-            if (model.find_first_of("*?[]\\") != std::string::npos) {
-                ys::fail(file, list[i], item_path + ": '" + model + "' must be a model id, not a glob");
-            }
-            if (std::find(entry.models.begin(), entry.models.end(), model) != entry.models.end()) {
-                ys::fail(file, list[i], item_path + ": '" + model + "' is listed twice");
-            }
-            entry.models.push_back(std::move(model));
-        }
-        mine.emplace_back(std::move(entry), position_of(file, glob_key));
-    });
-    b.fallbacks.insert(b.fallbacks.begin(), mine.begin(), mine.end());
-}
 
-void parse_fallback_statuses(builder& b, const section& s) {
-    const std::string& file = s.file;
-    const std::string& key = s.key;
-    const YAML::Node& key_node = s.key_node;
-    const YAML::Node& value = s.value;
-    auto& set = b.set;
-    if (!value.IsSequence()) {
-        ys::fail_at_value(file, key_node, value, key + " must be a list of HTTP statuses, got " + ys::kind_of(value));
-    }
-    std::vector<unsigned> statuses;
-    for (std::size_t i = 0; i < value.size(); ++i) {
-        const std::string item_path = key + "[" + std::to_string(i) + "]";
-        unsigned status = 0;
-        if (!value[i].IsScalar() || !YAML::convert<unsigned>::decode(value[i], status) || status < 400 ||
-            status > 599) {
-            ys::fail(file, value[i], item_path + " must be an HTTP status from 400 to 599");
-        }
-        statuses.push_back(status);
-    }
-    set->fallback_statuses = std::move(statuses);
-}
 
 
 

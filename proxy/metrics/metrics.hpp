@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "routing/endpoints.hpp"
+#include "rules/registry.hpp"
 
 namespace mistral_proxy::metrics {
 
@@ -32,12 +33,18 @@ inline constexpr std::array<unsigned, 16> tracked_statuses{200, 400, 401, 403, 4
 inline constexpr std::size_t status_labels = tracked_statuses.size() + 5;  // + 1xx..5xx classes
 std::size_t status_index(unsigned status) noexcept;
 
-// The rule ids of SPEC §6, plus the ones later stages add. Unknown ids are counted as "other".
-inline constexpr std::array<std::string_view, 17> rule_ids{
-    "model_rewrite", "model_alias", "tool_choice_any", "params",       "ranges",
-    "messages",      "tool_call_ids", "role_order",    "tools",        "tool_capable",
-    "json_mode_hint", "vision_route", "finish_reason", "documents",    "fallback",
-    "errors",        "other"};
+// The `rule` labels: the registry's SPEC §6 ids (rules/registry.hpp, flag
+// `shown`: what x-mistral-proxy-rules may name), in its order, then "other",
+// which counts any id not among them.
+inline constexpr auto rule_ids = [] {
+    constexpr auto shown_names = rules::names_with<rules::shown>();
+    std::array<std::string_view, shown_names.size() + 1> ids{};
+    for (std::size_t i = 0; i < shown_names.size(); ++i) {
+        ids[i] = shown_names[i];
+    }
+    ids[shown_names.size()] = "other";
+    return ids;
+}();
 std::size_t rule_index(std::string_view id) noexcept;
 
 enum class retry_cause : std::uint8_t { status_429, status_5xx, connect_error, count_ };

@@ -1,6 +1,11 @@
-// The answer rules' ids and their names (see response_rules.hpp).
+// The answer side of the rules (see response_rules.hpp): what it takes from a
+// loaded rule set, and the `finish_reason:` section of a rule file (rule
+// `finish_reason`, applied to answers whole and streamed).
 #include "responses/response_rules.hpp"
 
+#include <algorithm>
+
+#include "rules/loader.hpp"
 #include "rules/rule_set.hpp"
 
 namespace mistral_proxy::responses {
@@ -23,28 +28,6 @@ response_rules response_rules::from(const rules::rule_set& set) {
     return out;
 }
 
-std::string_view rule_id(response_rule rule) noexcept {
-    switch (rule) {
-        case response_rule::finish_reason:
-            return "finish_reason";
-        case response_rule::errors:
-            return "errors";
-        case response_rule::stream_repair:
-            return "stream_repair";
-        case response_rule::message_repair:
-            return "message_repair";
-        case response_rule::reasoning:
-            return "reasoning";
-        case response_rule::embeddings_base64:
-            return "embeddings_base64";
-        case response_rule::text_completion:
-            return "text_completion";
-        case response_rule::model_alias:
-            return "model_alias";
-    }
-    return "";
-}
-
 void rule_hits::append_ids(std::string& out, std::string_view separator) const {
     for_each([&](response_rule rule) {
         if (!out.empty()) {
@@ -55,3 +38,19 @@ void rule_hits::append_ids(std::string& out, std::string_view separator) const {
 }
 
 }  // namespace mistral_proxy::responses
+
+namespace mistral_proxy::rules::load {
+
+// `finish_reason:` of a rule file (rules/README.md).
+void parse_finish_reason(builder& b, const section& s) {
+    const std::string& file = s.file;
+    const std::string& key = s.key;
+    const YAML::Node& value = s.value;
+    auto& set = b.set;
+    ys::for_each_field(file, value, key, [&](const std::string& from, const YAML::Node& from_key,
+                                             const YAML::Node& to) {
+        set_pair(set->finish_reasons, from, non_empty(file, from_key, to, ys::path_of(key, from)));
+    });
+}
+
+}  // namespace mistral_proxy::rules::load

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include "rules/registry.hpp"
+
 namespace mistral_proxy::rules {
 class rule_set;
 }
@@ -35,22 +37,13 @@ struct response_rules {
     std::string_view map_finish_reason(std::string_view from) const noexcept;
 };
 
-// Rule ids of the response side. The first two are SPEC §6 ids; the others
-// extend the list for the repairs of issue 4 so metrics can tell them apart.
-enum class response_rule : std::uint8_t {
-    finish_reason,      // finish_reason mapped (model_length -> length)
-    errors,             // a Mistral error (or finish_reason "error") turned into OpenAI's error shape
-    stream_repair,      // role added, tool call index/type/id filled, usage moved to the final chunk
-    message_repair,     // content "" -> null next to tool_calls, Mistral-only keys dropped, arguments as string
-    reasoning,          // thinking chunks turned into content + reasoning_content
-    embeddings_base64,  // float embeddings encoded as base64 float32 for the client
-    text_completion,    // chat or FIM answer turned into the legacy text_completion shape
-    model_alias,        // rule-file aliases added to a model list or answered for /models/{id}
-};
+// The answer side's rule ids are rows of the one registry (rules/registry.hpp):
+// finish_reason, errors and model_alias are SPEC §6 ids (flag `shown`), the
+// others (stream_repair, message_repair, reasoning, embeddings_base64,
+// text_completion) tell the routine repairs apart inside the proxy.
+using response_rule = rules::rule_id;
 
-inline constexpr std::size_t response_rule_count = 8;
-
-std::string_view rule_id(response_rule rule) noexcept;
+inline std::string_view rule_id(response_rule rule) noexcept { return rules::rule_name(rule); }
 
 // A small set of response_rule values: cheap to copy, no allocation.
 class rule_hits {
@@ -60,13 +53,13 @@ public:
     bool has(response_rule rule) const noexcept { return (bits_ & bit(rule)) != 0; }
     bool empty() const noexcept { return bits_ == 0; }
 
-    // Appends the ids in enum order, each preceded by `separator` unless `out`
+    // Appends the ids in registry order, each preceded by `separator` unless `out`
     // is empty: rule_hits.append_ids(header_value, ",") extends the request's list.
     void append_ids(std::string& out, std::string_view separator = ",") const;
 
     template <typename F>
     void for_each(F&& visit) const {
-        for (std::size_t i = 0; i < response_rule_count; ++i) {
+        for (std::size_t i = 0; i < rules::rule_count; ++i) {
             if ((bits_ & (1U << i)) != 0) {
                 visit(static_cast<response_rule>(i));
             }

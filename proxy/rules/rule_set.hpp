@@ -13,31 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include "rules/registry.hpp"
+
 namespace mistral_proxy::rules {
-
-// SPEC §6 rule ids. The order is SPEC order: lists of fired ids are reported in it.
-enum class rule_id : std::uint8_t {
-    model_rewrite,
-    model_alias,
-    tool_choice_any,
-    params,
-    ranges,
-    messages,
-    tool_call_ids,
-    role_order,
-    tools,
-    tool_capable,
-    json_mode_hint,
-    vision_route,
-    finish_reason,
-    documents,
-    fallback,
-};
-inline constexpr std::size_t rule_count = 15;
-
-// "model_rewrite", ... (static storage).
-std::string_view rule_name(rule_id id) noexcept;
-std::optional<rule_id> rule_from_name(std::string_view name) noexcept;
 
 // Which upstream family a model belongs to.
 enum class model_host { mistral, codestral };
@@ -172,7 +150,7 @@ inline constexpr std::array<std::string_view, 13> openai_moderation_categories{"
 
 class rule_set {
 public:
-    std::array<bool, rule_count> enabled_{};  // all true unless a file switches one off
+    std::array<bool, rule_count> enabled_{};  // all true unless a file switches one off (switchable ids only)
     // First matching class wins; later rule files are placed before earlier ones
     // so that they override.
     std::vector<model_class> models;

@@ -1,0 +1,649 @@
+#pragma once
+// The normalizer's walk, shared by normalizer.cpp (the walk, the messages and
+// the top level) and the rule units in normalize/rules/ (one file per SPEC §6
+// rule id that is more than a few lines): the output arena, the member stack,
+// the scratch memory and the engine class whose methods the units define.
+// Internal to proxy/normalize/: read by normalizer.cpp's translation unit only
+// (the units are compiled as part of it, so everything here keeps internal
+// linkage); no Asio, no Beast. Over 600 lines because it holds the engine's
+// whole interface plus the small hot functions every unit uses (key_of,
+// push_member, extent, capture_string, the output buffer).
+#include <simdjson.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "errors/json_writer.hpp"
+#include "normalize/normalizer.hpp"
+
+namespace mistral_proxy::normalize {
+
+namespace od = simdjson::ondemand;
+using simdjson::error_code;
+
+namespace detail {
+namespace {
+
+using rules::rule_id;
+
+
+// A parser keeps its buffers between requests; buffers that grew for a huge body
+// are released afterwards instead of pinning that memory per thread.
+constexpr std::size_t max_retained_capacity = 1024 * 1024;
+constexpr std::size_t initial_capacity = 64 * 1024;
+
+// A run of output bytes: a slice of the client's body, or of the scratch arena
+// (offsets, since the arena may grow while pieces are alive).
+struct piece {
+    std::size_t begin = 0;
+    std::size_t end = 0;
+    bool in_arena = false;
+    bool empty() const noexcept { return begin == end; }
+};
+
+// Keys of messages and tool calls that the rules look at, classified once when
+// read so that later checks compare small integers, not strings.
+enum class known_key : std::uint8_t {
+    other,
+    role,
+    content,
+    tool_calls,
+    tool_call_id,
+    prefix,
+    name,
+    id,
+    type,
+    function,
+    arguments,
+};
+
+
+// One member of an object being rebuilt. Duplicate keys: the last value wins,
+// in the first one's position.
+struct member {
+    std::string_view key;  // unescaped; for written keys, the name to write
+    piece value;
+    od::json_type type = od::json_type::null;
+    bool keep = true;
+    known_key tag = known_key::other;  // set where the level classifies its keys
+};
+
+// Out of line on purpose (normalizer.cpp): inlined into the long level
+// functions, they pushed GCC past its growth limits there.
+known_key classify_key(std::string_view key) noexcept;
+
+enum class role_kind { system, user, assistant, tool, unknown };
+
+// The rewrite's output. std::string's push_back/append are compiled out of line
+// (libstdc++ instantiates them once, extern) and keep a terminator up to date:
+// the rewrite writes a few bytes per call, and those calls were ~8% of a request.
+// This one checks capacity inline and then copies.
+class out_buffer {
+public:
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+    const char* data() const noexcept { return data_.get(); }
+    void clear() noexcept { size_ = 0; }
+    void reserve(std::size_t wanted) {
+        if (wanted > capacity_) {
+            grow(wanted);
+        }
+    }
+    // Frees the memory, keeping `keep` bytes of capacity.
+    void shrink(std::size_t keep) {
+        data_.reset();
+        size_ = 0;
+        capacity_ = 0;
+        grow(keep);
+    }
+    [[gnu::always_inline]] void push_back(char c) {
+        if (size_ == capacity_) {
+            grow(size_ + 1);
+        }
+        data_[size_++] = c;
+    }
+    [[gnu::always_inline]] void append(const char* text, std::size_t length) {
+        if (capacity_ - size_ < length) {
+            grow(size_ + length);
+        }
+        std::memcpy(data_.get() + size_, text, length);
+        size_ += length;
+    }
+    [[gnu::always_inline]] void append(std::string_view text) { append(text.data(), text.size()); }
+
+private:
+    [[gnu::noinline]] void grow(std::size_t wanted) {
+        const std::size_t capacity = std::max(wanted, capacity_ * 2);
+        std::unique_ptr<char[]> data(new char[capacity]);
+        if (size_ != 0) {
+            std::memcpy(data.get(), data_.get(), size_);
+        }
+        data_ = std::move(data);
+        capacity_ = capacity;
+    }
+    std::unique_ptr<char[]> data_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
+
+struct pending_call {
+    std::array<char, 9> id{};
+    std::string_view name;      // unescaped function name (for a synthesized result)
+    std::string_view original;  // the id as the client sent it (unescaped)
+};
+
+// The members of the objects being rebuilt: a stack, each object level uses its
+// top. (std::vector's push_back was compiled out of line, ~3% of a request.)
+class member_stack {
+public:
+    std::size_t size() const noexcept { return size_; }
+    std::size_t capacity() const noexcept { return capacity_; }
+    member& operator[](std::size_t i) noexcept { return data_[i]; }
+    const member& operator[](std::size_t i) const noexcept { return data_[i]; }
+    void clear() noexcept { size_ = 0; }
+    // Pops down to `size` (never grows).
+    void resize(std::size_t size) noexcept { size_ = std::min(size, size_); }
+    void reserve(std::size_t wanted) {
+        if (wanted > capacity_) {
+            grow(wanted);
+        }
+    }
+    void shrink(std::size_t keep) {
+        data_.reset();
+        size_ = 0;
+        capacity_ = 0;
+        grow(keep);
+    }
+    [[gnu::always_inline]] void push_back(const member& m) {
+        if (size_ == capacity_) {
+            grow(size_ + 1);
+        }
+        data_[size_++] = m;
+    }
+
+private:
+    [[gnu::noinline]] void grow(std::size_t wanted) {
+        const std::size_t capacity = std::max(wanted, capacity_ * 2);
+        std::unique_ptr<member[]> data(new member[capacity]);
+        std::copy_n(data_.get(), size_, data.get());
+        data_ = std::move(data);
+        capacity_ = capacity;
+    }
+    std::unique_ptr<member[]> data_;
+    std::size_t size_ = 0;
+    std::size_t capacity_ = 0;
+};
+
+// A message as it will be sent, plus what role_order needs to know about it.
+struct message_out {
+    piece text;  // the whole object
+    role_kind role = role_kind::user;
+    bool has_tool_calls = false;
+    bool prefix = false;
+};
+
+enum class top_key : std::uint8_t {
+    other,
+    model,
+    messages,
+    tools,
+    functions,
+    tool_choice,
+    function_call,
+    response_format,
+    stream,
+    stream_options,
+    encoding_format,
+};
+
+// A top-level member plus what the top level needs to decide about it.
+struct top_member {
+    top_key id = top_key::other;
+    bool keep = true;
+    std::optional<double> number;
+};
+
+
+}  // namespace
+}  // namespace detail
+
+// Its members' types have internal linkage (the walk is one translation unit,
+// see normalizer.cpp), and this header is read by that unit only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsubobject-linkage"
+#endif
+struct normalize_scratch::impl {
+    od::parser parser{32 * 1024 * 1024};  // max capacity; grows on demand up to it
+    detail::out_buffer arena;
+    std::string escaped;  // append_json_string's output before it goes to the arena
+    detail::member_stack members;
+    std::vector<detail::message_out> messages;
+    std::vector<detail::pending_call> pending;
+    std::vector<detail::pending_call> calls;  // calls of the message being read
+    std::vector<detail::top_member> tops;     // parallel to the top level's members
+    std::vector<detail::piece> texts;         // raw text of the text parts of the content being read
+    // Message texts (unescaped) that json_mode_hint looks for "json" in: only
+    // scanned when response_format asks for json_object, which few requests do.
+    std::vector<std::string_view> hint_texts;
+    std::string model_buffer;         // the requested model, kept past the parser's reuse
+
+    impl() {
+        arena.reserve(detail::initial_capacity);
+        members.reserve(256);
+        messages.reserve(64);
+        pending.reserve(16);
+        calls.reserve(16);
+        texts.reserve(16);
+        hint_texts.reserve(256);
+        escaped.reserve(1024);
+        model_buffer.reserve(128);
+    }
+    void trim() {
+        if (arena.capacity() > detail::max_retained_capacity) {
+            arena.shrink(detail::initial_capacity);
+        }
+        if (escaped.capacity() > detail::max_retained_capacity) {
+            std::string().swap(escaped);
+            escaped.reserve(1024);
+        }
+        if (hint_texts.capacity() > 65536) {
+            std::vector<std::string_view>().swap(hint_texts);
+            hint_texts.reserve(256);
+        }
+        if (parser.capacity() > detail::max_retained_capacity) {
+            parser = od::parser{32 * 1024 * 1024};
+        }
+        if (members.capacity() > 65536) {
+            members.shrink(256);
+        }
+        if (messages.capacity() > 65536) {
+            std::vector<detail::message_out>().swap(messages);
+            messages.reserve(64);
+        }
+    }
+};
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
+namespace detail {
+namespace {
+
+// Shared functions, each defined where it is used most (normalizer.cpp unless said).
+std::string_view kind_name(od::json_type type) noexcept;
+std::uint8_t kind_bit(od::json_type type) noexcept;
+std::string kinds_text(std::uint8_t kinds);
+std::string parse_error_message(error_code code);
+// tool_call_ids (rules/tool_call_ids.cpp)
+bool is_tool_call_id(std::string_view id) noexcept;
+std::array<char, 9> map_tool_call_id(std::string_view id) noexcept;
+// documents (rules/documents.cpp)
+bool has_media_type(const std::vector<std::string>& list, std::string_view type) noexcept;
+bool data_url_media_type(std::string_view url, std::string_view& media) noexcept;
+bool is_uuid(std::string_view id) noexcept;
+std::string joined(const std::vector<std::string>& items, std::string_view separator = ", ");
+// json_mode_hint (rules/json_mode_hint.cpp)
+bool mentions_json(std::string_view text) noexcept;
+
+// Keys are short and mostly differ in length or first byte: those are checked
+// before memcmp is called.
+[[gnu::always_inline]] inline bool same_key(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() && (a.empty() || (a[0] == b[0] && std::memcmp(a.data(), b.data(), a.size()) == 0));
+}
+
+
+// rules::contains for the walk (normalizer.cpp); out of line like classify_key.
+bool has_key(const rules::key_list& list, std::string_view key) noexcept;
+
+bool is_json_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool equals_ignoring_case(std::string_view a, std::string_view b) noexcept {
+    return a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return ascii_lower(x) == ascii_lower(y); });
+}
+
+// An OpenAI file part's `file` object, as read (documents). Values are the raw
+// JSON strings; texts their unescaped form.
+struct file_member {
+    bool present = false;  // there and not null
+    od::json_type type = od::json_type::null;
+    piece value;
+    std::string_view text;
+};
+struct file_fields {
+    file_member data;  // file_data
+    file_member id;    // file_id
+    file_member name;  // filename
+};
+
+// What the parts of one message's content are, for the checks made once the
+// role is known (the role may come after the content).
+struct content_facts {
+    std::size_t first_other = SIZE_MAX;       // the first part that is not text
+    std::size_t first_not_system = SIZE_MAX;  // the first part a system message cannot hold
+    std::string_view first_not_system_type;
+};
+
+// The whole request, walked once.
+class engine {
+public:
+    engine(const rules::rule_set& rules, normalize_scratch::impl& scratch, std::string_view body,
+           std::string_view model_override)
+        : rules_(rules),
+          schema_(rules.schema),
+          s_(scratch),
+          arena_(scratch.arena),
+          members_(scratch.members),
+          input_(body.data()),
+          input_end_(body.data() + body.size()),
+          model_override_(model_override) {}
+
+    normalize_result run(const config::proxy_config& config, endpoint which);
+
+private:
+    const rules::rule_set& rules_;
+    const rules::schema_set& schema_;
+    normalize_scratch::impl& s_;
+    out_buffer& arena_;
+    member_stack& members_;
+    const char* input_;
+    const char* input_end_;
+    std::string_view model_override_;  // a fallback model (SPEC §6 `fallback`), "" for none
+    rule_mask fired_;
+    std::optional<errors::openai_error> error_;
+
+    // Facts gathered on the way.
+    bool has_image_ = false;
+    content_facts content_;  // of the content array read last
+    bool include_usage_ = false;
+    bool stream_ = false;
+    std::size_t tool_count_ = 0;
+    bool tools_given_ = false;
+    bool response_json_object_ = false;
+    std::optional<double> max_tokens_;
+    std::optional<double> max_completion_tokens_;
+    encoding_format encoding_ = encoding_format::unspecified;
+
+    struct allowed_memo {
+        const rules::key_list* list = nullptr;
+        std::uint16_t known = 0;    // bits of known_key looked up
+        std::uint16_t allowed = 0;  // ... and found in the list
+    };
+    std::array<allowed_memo, 8> allowed_memos_{};
+    // Rule texts escaped once per request (a bridge message is written per turn).
+    piece bridge_text_;
+    piece missing_result_text_;
+
+    // ---- small tools
+    bool on(rule_id id) const noexcept { return rules_.enabled(id); }
+    void fire(rule_id id) noexcept { fired_.add(id); }
+    bool allowed(const rules::key_list& keys, std::string_view key) const noexcept {
+        return !schema_.present || has_key(keys, key);
+    }
+    // allowed() for a classified key: each (list, key) is looked up once per request.
+    bool allowed(const rules::key_list& keys, std::string_view key, known_key tag) noexcept {
+        if (!schema_.present) {
+            return true;
+        }
+        if (tag == known_key::other) {
+            return has_key(keys, key);
+        }
+        for (allowed_memo& memo : allowed_memos_) {
+            if (memo.list != &keys && memo.list != nullptr) {
+                continue;
+            }
+            memo.list = &keys;
+            const auto bit = static_cast<std::uint16_t>(1u << static_cast<unsigned>(tag));
+            if ((memo.known & bit) == 0) {
+                memo.known = static_cast<std::uint16_t>(memo.known | bit);
+                if (has_key(keys, key)) {
+                    memo.allowed = static_cast<std::uint16_t>(memo.allowed | bit);
+                }
+            }
+            return (memo.allowed & bit) != 0;
+        }
+        return has_key(keys, key);
+    }
+    bool in_input(std::string_view text) const noexcept {
+        return text.data() >= input_ && text.data() < input_end_;
+    }
+    std::string_view view(const piece& p) const noexcept {
+        return p.in_arena ? std::string_view(arena_.data() + p.begin, p.end - p.begin)
+                          : std::string_view(input_ + p.begin, p.end - p.begin);
+    }
+    void append(const piece& p) {
+        if (p.in_arena) {
+            // append from itself: reserve first so the source cannot move mid-copy
+            arena_.reserve(arena_.size() + (p.end - p.begin));
+            arena_.append(arena_.data() + p.begin, p.end - p.begin);
+        } else {
+            arena_.append(input_ + p.begin, p.end - p.begin);
+        }
+    }
+    std::size_t mark() const noexcept { return arena_.size(); }
+    piece since(std::size_t start) const noexcept { return piece{start, arena_.size(), true}; }
+    void key(std::string_view name) {
+        // A key that is a view of the input had no backslash (see key_of), and
+        // stage 1 refused raw control characters: it is written as it is.
+        const bool plain = in_input(name) || std::none_of(name.begin(), name.end(), [](char c) {
+                               return c == '"' || c == '\\' || static_cast<unsigned char>(c) < 0x20;
+                           });
+        if (plain && in_input(name) && name.data()[name.size() + 1] == ':') {
+            arena_.append(name.data() - 1, name.size() + 3);  // "name": as the client wrote it
+        } else if (plain) {
+            arena_.push_back('"');
+            arena_.append(name);
+            arena_.append("\":");
+        } else {
+            string_value(name);
+            arena_.push_back(':');
+        }
+    }
+    void string_value(std::string_view text) {
+        s_.escaped.clear();
+        errors::append_json_string(s_.escaped, text);
+        arena_.append(s_.escaped);
+    }
+    // A text known to need no escaping (role names, mapped ids).
+    void plain_string_value(std::string_view text) {
+        arena_.push_back('"');
+        arena_.append(text);
+        arena_.push_back('"');
+    }
+
+    bool fail_json(error_code code) {
+        if (!error_) {
+            error_ = errors::make_error(400, parse_error_message(code));
+        }
+        return false;
+    }
+    bool fail(std::string message, std::string param) {
+        if (!error_) {
+            error_ = errors::make_error(400, std::move(message), std::nullopt, std::move(param));
+        }
+        return false;
+    }
+    // Content a rule cannot pass on: refused, never dropped. `param` names the
+    // part or message; the message says what to send instead.
+    bool refuse(std::string message, std::string param, rule_id rule) {
+        if (!error_) {
+            message += " (mistral-proxy rule ";
+            message += rules::rule_name(rule);
+            message += ')';
+            error_ = errors::make_error(400, std::move(message), "unsupported_content", std::move(param));
+        }
+        return false;
+    }
+
+    // ---- generic walking
+    [[gnu::always_inline]] static inline error_code key_of(od::field& field, std::string_view& name) noexcept;
+    error_code walk(od::value value, od::json_type type, std::size_t depth);
+    bool capture(od::value value, std::size_t depth, piece& out, od::json_type& type);
+    piece extent(std::string_view token, od::value& value, od::json_type type) const noexcept;
+    bool capture_string(od::value value, piece& out, std::string_view& text);
+    [[gnu::always_inline]] inline std::size_t push_member(std::size_t base, std::string_view name, piece value,
+                                                          od::json_type type);
+    void write_object(std::size_t base, piece& out);
+    bool compact_in_input(std::size_t base, piece& out) const noexcept;
+
+    // ---- levels
+    bool read_top(od::object top, endpoint which, normalized_request& request, piece& body);
+    bool read_messages(od::value value, piece& out);
+    bool read_message(od::value value, std::size_t index, message_out& out, bool& keep);
+    bool read_content(od::value value, std::size_t depth, piece& out, bool& is_empty, std::size_t message_index);
+    bool read_part(od::value value, std::size_t depth, piece& out, std::string_view& out_type,
+                   std::size_t message_index, std::size_t part_index);
+    bool read_inner_string(od::value value, std::size_t depth, std::string_view wanted, piece& out);
+    bool read_file_fields(od::value value, std::size_t depth, file_fields& fields, piece& out);
+    bool write_file_part(const file_fields& fields, piece& out, std::string_view& out_type, const std::string& where);
+    bool read_tool_calls(od::value value, std::size_t depth, piece& out, bool& any, std::size_t message_index);
+    bool read_call_function(od::value value, std::size_t depth, piece& out, std::string_view& name);
+    bool read_tools(od::value value, bool legacy_functions, piece& out);
+    bool read_function(od::value value, std::size_t depth, piece& out);
+    bool read_filtered(od::value value, std::size_t depth, const rules::key_list& keys, piece& out);
+    bool read_tool_choice(od::value value, piece& out, bool& keep);
+    bool read_function_call(od::value value, piece& out, bool& keep);
+    bool read_response_format(od::value value, piece& out, bool& keep);
+    void write_synthesized_results();                     // role_order (rules/role_order.cpp)
+    void order_before(message_out& m, bool had_pending);  // role_order
+    bool write_clamped(std::string_view name, std::optional<double> number);  // ranges (rules/ranges.cpp)
+    std::string_view mapped_model(std::string_view model);  // model_rewrite, model_alias (rules/model_mapping.cpp)
+    void use_fallback(std::string_view& sent);              // fallback (rules/fallback.cpp)
+    bool route_vision(std::string_view& sent);              // vision_route (rules/vision_route.cpp)
+    bool check_tool_capable(std::string_view& sent, std::size_t tools);  // tool_capable (rules/tool_capable.cpp)
+    bool reroute_or_refuse(const rules::capability_rule& rule, rule_id id, std::string_view& sent,
+                           std::string_view cannot, std::string_view instead, const char* code,
+                           const char* param);  // both (rules/tool_capable.cpp)
+};
+
+// Keys without a backslash (nearly all) are views of the input: no copy into
+// simdjson's string buffer, and nothing to validate (stage 1 checked UTF-8 and
+// refused raw control characters). Others are unescaped, which validates them.
+// Eight bytes at a time: the key's end is its first '"' or '\\' (the input is
+// padded, so reading past the key stays inside the buffer).
+inline error_code engine::key_of(od::field& field, std::string_view& name) noexcept {
+    static_assert(std::endian::native == std::endian::little);
+    constexpr std::uint64_t ones = 0x0101010101010101ull;
+    constexpr std::uint64_t highs = 0x8080808080808080ull;
+    const char* begin = field.key().raw();
+    const char* p = begin;
+    for (;;) {
+        std::uint64_t word;
+        std::memcpy(&word, p, sizeof word);
+        const std::uint64_t quote = word ^ (ones * '"');
+        const std::uint64_t backslash = word ^ (ones * '\\');
+        // A zero byte in either marks a hit; the lowest marked byte is exact.
+        const std::uint64_t hits = ((quote - ones) & ~quote & highs) | ((backslash - ones) & ~backslash & highs);
+        if (hits != 0) {
+            p += std::countr_zero(hits) / 8;
+            break;
+        }
+        p += sizeof word;
+    }
+    if (*p == '\\') {
+        return field.unescaped_key().get(name);
+    }
+    name = std::string_view(begin, static_cast<std::size_t>(p - begin));
+    return simdjson::SUCCESS;
+}
+
+inline std::size_t engine::push_member(std::size_t base, std::string_view name, piece value, od::json_type type) {
+    for (std::size_t i = base; i < members_.size(); ++i) {
+        if (same_key(members_[i].key, name)) {
+            members_[i].value = value;
+            members_[i].type = type;
+            members_[i].keep = true;
+            return i;
+        }
+    }
+    members_.push_back(member{name, value, type, true});
+    return members_.size() - 1;
+}
+
+// The bytes of a value just read whole: a scalar's token runs to the next
+// structural character; a container ends where the iterator stopped after it.
+piece engine::extent(std::string_view token, od::value& value, od::json_type type) const noexcept {
+    const char* end = token.data() + token.size();
+    if (type == od::json_type::object || type == od::json_type::array) {
+        end = input_end_;
+        const char* location = nullptr;
+        if (value.current_location().get(location) == simdjson::SUCCESS) {
+            end = location;
+        }
+    }
+    while (end > token.data() && is_json_space(end[-1])) {
+        --end;
+    }
+    return piece{static_cast<std::size_t>(token.data() - input_), static_cast<std::size_t>(end - input_), false};
+}
+
+// The caller has checked that the value is a string. Without a backslash its
+// text is its raw bytes (nothing to validate or copy); else simdjson unescapes
+// it, which validates the escapes.
+bool engine::capture_string(od::value value, piece& out, std::string_view& text) {
+    const std::string_view token = value.raw_json_token();
+    const char* begin = token.data();
+    const char* end = begin + token.size();
+    while (is_json_space(end[-1])) {
+        --end;
+    }
+    out = piece{static_cast<std::size_t>(begin - input_), static_cast<std::size_t>(end - input_), false};
+    const std::size_t length = static_cast<std::size_t>(end - begin) - 2;
+    if (std::memchr(begin + 1, '\\', length) == nullptr) {
+        text = std::string_view(begin + 1, length);
+        return true;
+    }
+    if (auto e = value.get_string().get(text)) {
+        return fail_json(e);
+    }
+    return true;
+}
+
+// True when {"k":v,...} of the members from `base` is, byte for byte, the
+// client's own object: every member kept, unchanged, in place (no duplicate
+// moved a value), with no whitespace and no escaped key. Then the object is
+// passed on as a slice of the input, as most are, and nothing is copied.
+bool engine::compact_in_input(std::size_t base, piece& out) const noexcept {
+    if (members_.size() == base) {
+        return false;
+    }
+    const char* expected = nullptr;  // where the next key's quote must be
+    for (std::size_t i = base; i < members_.size(); ++i) {
+        const member& m = members_[i];
+        if (!m.keep || m.value.in_arena || m.value.empty() || !in_input(m.key)) {
+            return false;
+        }
+        const char* quote = m.key.data() - 1;
+        if (i == base ? quote[-1] != '{' : quote != expected) {
+            return false;
+        }
+        const char* key_end = m.key.data() + m.key.size();  // the closing quote
+        if (key_end[1] != ':' || input_ + m.value.begin != key_end + 2) {
+            return false;
+        }
+        expected = input_ + m.value.end + 1;  // after the ','
+        if (expected[-1] != (i + 1 == members_.size() ? '}' : ',')) {
+            return false;
+        }
+    }
+    out = piece{static_cast<std::size_t>(members_[base].key.data() - 2 - input_),
+                static_cast<std::size_t>(expected - input_), false};
+    return true;
+}
+
+}  // namespace
+}  // namespace detail
+}  // namespace mistral_proxy::normalize

@@ -1,0 +1,93 @@
+// Rule `role_order` (SPEC §6): the order of messages Mistral accepts. An
+// assistant bridge between a tool result and a user or system message, a tool
+// result synthesized for each call that got none (before the next message that
+// is not a tool result, and at the end). The walk of messages (normalizer.cpp)
+// calls order_before() before it keeps each message and
+// write_synthesized_results() at the end; it also drops empty assistant
+// messages and marks a trailing assistant message `prefix: true`. Settings:
+// `role_order:` (assistant_bridge, missing_tool_result texts).
+// Compiled as part of normalizer.cpp's translation unit (see the end of it).
+#include "normalize/engine.hpp"
+#include "rules/loader.hpp"
+
+namespace mistral_proxy::normalize::detail {
+namespace {
+
+// Before message `m` is kept: the synthesized results it must follow, and
+// the assistant bridge it needs after a tool result.
+void engine::order_before(message_out& m, bool had_pending) {
+    if (had_pending && m.role != role_kind::tool) {
+        // The message must come after the synthesized results: move it.
+        const message_out current = m;
+        write_synthesized_results();
+        m = current;
+    }
+    const bool after_tool = !s_.messages.empty() && s_.messages.back().role == role_kind::tool;
+    if (after_tool && (m.role == role_kind::user || m.role == role_kind::system)) {
+        message_out bridge;
+        bridge.role = role_kind::assistant;
+        if (bridge_text_.empty()) {
+            // The same message each time: written once per request.
+            const std::size_t start = mark();
+            arena_.append("{\"role\":\"assistant\",\"content\":");
+            string_value(rules_.assistant_bridge_text);
+            arena_.push_back('}');
+            bridge_text_ = since(start);
+        }
+        bridge.text = bridge_text_;
+        s_.messages.push_back(bridge);
+        fire(rule_id::role_order);
+    }
+}
+
+void engine::write_synthesized_results() {
+    // Each call that got no result: a tool message saying so (role_order), so the
+    // counts of calls and results match as Mistral requires.
+    for (const auto& call : s_.pending) {
+        message_out m;
+        m.role = role_kind::tool;
+        const std::size_t start = mark();
+        arena_.append("{\"role\":\"tool\",\"tool_call_id\":\"");
+        arena_.append(call.id.data(), call.id.size());
+        arena_.append("\",\"name\":");
+        string_value(call.name);
+        arena_.append(",\"content\":");
+        if (missing_result_text_.empty()) {
+            const std::size_t text_start = mark();
+            string_value(rules_.missing_tool_result_text);
+            missing_result_text_ = since(text_start);
+        } else {
+            append(missing_result_text_);  // escaped once per request
+        }
+        arena_.push_back('}');
+        m.text = since(start);
+        s_.messages.push_back(m);
+        fire(rule_id::role_order);
+    }
+    s_.pending.clear();
+}
+
+}  // namespace
+}  // namespace mistral_proxy::normalize::detail
+
+namespace mistral_proxy::rules::load {
+
+// `role_order:` of a rule file (rules/README.md).
+void parse_role_order(builder& b, const section& s) {
+    const std::string& file = s.file;
+    const std::string& key = s.key;
+    const YAML::Node& value = s.value;
+    auto& set = b.set;
+    ys::for_each_field(file, value, key, [&](const std::string& sub, const YAML::Node& sub_key,
+                                             const YAML::Node& text) {
+        if (sub == "assistant_bridge") {
+            set->assistant_bridge_text = non_empty(file, sub_key, text, ys::path_of(key, sub));
+        } else if (sub == "missing_tool_result") {
+            set->missing_tool_result_text = non_empty(file, sub_key, text, ys::path_of(key, sub));
+        } else {
+            ys::fail_unknown_key(file, sub_key, sub, key, "assistant_bridge, missing_tool_result");
+        }
+    });
+}
+
+}  // namespace mistral_proxy::rules::load

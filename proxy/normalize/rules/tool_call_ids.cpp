@@ -1,0 +1,42 @@
+// Rule `tool_call_ids` (SPEC §6): a tool call id that is not 9 characters of
+// [a-zA-Z0-9] (what Mistral accepts) is mapped to one, deterministically, so
+// tool_calls[].id and the tool_call_id answering it map alike on every request
+// and every proxy. The walk of messages (normalizer.cpp) calls these. No
+// settings in the rule file; `switches: {tool_call_ids: false}` turns it off.
+// Compiled as part of normalizer.cpp's translation unit (see the end of it).
+#include "normalize/engine.hpp"
+
+namespace mistral_proxy::normalize::detail {
+namespace {
+
+bool is_tool_call_id(std::string_view id) noexcept {
+    return id.size() == 9 && std::all_of(id.begin(), id.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+           });
+}
+
+// Deterministic (same id -> same result on every request and every proxy), so
+// the ids of a conversation's earlier turns map the same way on its next turn.
+std::array<char, 9> map_tool_call_id(std::string_view id) noexcept {
+    std::uint64_t hash = 1469598103934665603ull;  // FNV-1a 64
+    for (const char c : id) {
+        hash ^= static_cast<unsigned char>(c);
+        hash *= 1099511628211ull;
+    }
+    // splitmix64 finaliser: spreads FNV's weak low bits over the 9 digits.
+    hash ^= hash >> 30;
+    hash *= 0xbf58476d1ce4e5b9ull;
+    hash ^= hash >> 27;
+    hash *= 0x94d049bb133111ebull;
+    hash ^= hash >> 31;
+    constexpr std::string_view digits = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    std::array<char, 9> out{};
+    for (char& c : out) {
+        c = digits[hash % 62];
+        hash /= 62;
+    }
+    return out;
+}
+
+}  // namespace
+}  // namespace mistral_proxy::normalize::detail

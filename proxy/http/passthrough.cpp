@@ -70,8 +70,10 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     // bucket, passthrough included. Its tokens are unknown: none are estimated.
     bool keep_alive = can_reuse;
     // Files, batches and the like live in one Mistral workspace: a key pool
-    // gives passthrough its first key in rotation, not the next in turn.
-    if (!co_await wait_for_limits(context, upstream, 0, keep_alive, false)) {
+    // gives passthrough its first key in rotation, not the next in turn. A
+    // transcription keeps nothing there: it takes its turn like a chat.
+    const bool stateless = form.has_value();
+    if (!co_await wait_for_limits(context, upstream, 0, keep_alive, stateless)) {
         co_return keep_alive;
     }
 

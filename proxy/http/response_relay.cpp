@@ -25,18 +25,18 @@ namespace mistral_proxy::http {
 
 namespace {
 
-// x-mistral-proxy-rules names SPEC §6 ids only. The routine repairs of every
-// answer (message_repair, stream_repair, ...) would put noise in every header.
-void append_spec_ids(responses::rule_hits hits, std::string& rules) {
-    for (const auto rule : {responses::response_rule::finish_reason, responses::response_rule::errors,
-                            responses::response_rule::model_alias}) {
-        if (hits.has(rule)) {
-            if (!rules.empty()) {
-                rules += ',';
+// x-mistral-proxy-rules names SPEC §6 ids only (the registry's `shown` flag).
+// The routine repairs of every answer (message_repair, stream_repair, ...)
+// would put noise in every header.
+void append_spec_ids(responses::rule_hits hits, std::string& fired) {
+    hits.for_each([&](responses::response_rule rule) {
+        if (rules::has_flag(rule, rules::shown)) {
+            if (!fired.empty()) {
+                fired += ',';
             }
-            rules += responses::rule_id(rule);
+            fired += responses::rule_id(rule);
         }
-    }
+    });
 }
 
 void copy_end_to_end_response_fields(const bhttp::fields& from, bhttp::fields& to) {

@@ -490,6 +490,9 @@ private:
 
     // ---- generic walking
     [[gnu::always_inline]] static inline error_code key_of(od::field& field, std::string_view& name) noexcept;
+    // One member of an object being iterated: the field and its key (key_of).
+    [[gnu::always_inline]] static inline error_code member_of(simdjson::simdjson_result<od::field>&& result,
+                                                              od::field& field, std::string_view& name) noexcept;
     error_code walk(od::value value, od::json_type type, std::size_t depth);
     bool capture(od::value value, std::size_t depth, piece& out, od::json_type& type);
     piece extent(std::string_view token, od::value& value, od::json_type type) const noexcept;
@@ -534,6 +537,14 @@ private:
 // refused raw control characters). Others are unescaped, which validates them.
 // Eight bytes at a time: the key's end is its first '"' or '\\' (the input is
 // padded, so reading past the key stays inside the buffer).
+inline error_code engine::member_of(simdjson::simdjson_result<od::field>&& result, od::field& field,
+                                    std::string_view& name) noexcept {
+    if (auto e = std::move(result).get(field)) {
+        return e;
+    }
+    return key_of(field, name);
+}
+
 inline error_code engine::key_of(od::field& field, std::string_view& name) noexcept {
     static_assert(std::endian::native == std::endian::little);
     constexpr std::uint64_t ones = 0x0101010101010101ull;

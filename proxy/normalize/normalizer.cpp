@@ -170,11 +170,8 @@ error_code engine::walk(od::value value, od::json_type type, std::size_t depth) 
             }
             for (auto field_result : object) {
                 od::field field;
-                if (auto e = std::move(field_result).get(field)) {
-                    return e;
-                }
                 std::string_view name;
-                if (auto e = key_of(field, name)) {
+                if (auto e = member_of(std::move(field_result), field, name)) {
                     return e;
                 }
                 od::value child = field.value();
@@ -297,10 +294,7 @@ bool engine::read_inner_string(od::value value, std::size_t depth, std::string_v
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
-        if (auto e = std::move(field_result).get(field)) {
-            return fail_json(e);
-        }
-        if (auto e = key_of(field, name)) {
+        if (auto e = member_of(std::move(field_result), field, name)) {
             return fail_json(e);
         }
         piece p;
@@ -346,10 +340,7 @@ bool engine::read_part(od::value value, std::size_t depth, piece& out, std::stri
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
-        if (auto e = std::move(field_result).get(field)) {
-            return fail_json(e);
-        }
-        if (auto e = key_of(field, name)) {
+        if (auto e = member_of(std::move(field_result), field, name)) {
             return fail_json(e);
         }
         od::value child = field.value();
@@ -561,10 +552,7 @@ bool engine::read_call_function(od::value value, std::size_t depth, piece& out, 
     for (auto fn_field_result : fn) {
         od::field fn_field;
         std::string_view fn_key;
-        if (auto e = std::move(fn_field_result).get(fn_field)) {
-            return fail_json(e);
-        }
-        if (auto e = key_of(fn_field, fn_key)) {
+        if (auto e = member_of(std::move(fn_field_result), fn_field, fn_key)) {
             return fail_json(e);
         }
         piece q;
@@ -613,10 +601,7 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
         for (auto field_result : object) {
             od::field field;
             std::string_view name;
-            if (auto e = std::move(field_result).get(field)) {
-                return fail_json(e);
-            }
-            if (auto e = key_of(field, name)) {
+            if (auto e = member_of(std::move(field_result), field, name)) {
                 return fail_json(e);
             }
             od::value child = field.value();
@@ -732,10 +717,7 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
-        if (auto e = std::move(field_result).get(field)) {
-            return fail_json(e);
-        }
-        if (auto e = key_of(field, name)) {
+        if (auto e = member_of(std::move(field_result), field, name)) {
             return fail_json(e);
         }
         od::value child = field.value();
@@ -1230,10 +1212,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
     for (auto field_result : top) {
         od::field field;
         std::string_view name;
-        if (auto e = std::move(field_result).get(field)) {
-            return fail_json(e);
-        }
-        if (auto e = key_of(field, name)) {
+        if (auto e = member_of(std::move(field_result), field, name)) {
             return fail_json(e);
         }
         od::value child = field.value();
@@ -1315,10 +1294,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                     for (auto option_result : options) {
                         od::field option;
                         std::string_view option_name;
-                        if (auto e = std::move(option_result).get(option)) {
-                            return fail_json(e);
-                        }
-                        if (auto e = key_of(option, option_name)) {
+                        if (auto e = member_of(std::move(option_result), option, option_name)) {
                             return fail_json(e);
                         }
                         piece q;

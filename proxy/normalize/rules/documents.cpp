@@ -78,10 +78,7 @@ bool engine::read_file_fields(od::value value, std::size_t depth, file_fields& f
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
-        if (auto e = std::move(field_result).get(field)) {
-            return fail_json(e);
-        }
-        if (auto e = key_of(field, name)) {
+        if (auto e = member_of(std::move(field_result), field, name)) {
             return fail_json(e);
         }
         od::value child = field.value();

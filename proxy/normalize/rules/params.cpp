@@ -22,10 +22,7 @@ bool engine::read_filtered(od::value value, std::size_t depth, const rules::key_
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
-        if (auto e = std::move(field_result).get(field)) {
-            return fail_json(e);
-        }
-        if (auto e = key_of(field, name)) {
+        if (auto e = member_of(std::move(field_result), field, name)) {
             return fail_json(e);
         }
         piece p;

@@ -41,10 +41,7 @@ bool engine::read_tool_choice(od::value value, piece& out, bool& keep) {
         for (auto field_result : object) {
             od::field field;
             std::string_view name;
-            if (auto e = std::move(field_result).get(field)) {
-                return fail_json(e);
-            }
-            if (auto e = key_of(field, name)) {
+            if (auto e = member_of(std::move(field_result), field, name)) {
                 return fail_json(e);
             }
             od::value child = field.value();

@@ -18,10 +18,7 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
     for (auto field_result : object) {
         od::field field;
         std::string_view name;
-        if (auto e = std::move(field_result).get(field)) {
-            return fail_json(e);
-        }
-        if (auto e = key_of(field, name)) {
+        if (auto e = member_of(std::move(field_result), field, name)) {
             return fail_json(e);
         }
         od::value child = field.value();
@@ -41,10 +38,7 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
             for (auto param_result : params) {
                 od::field param;
                 std::string_view param_key;
-                if (auto e = std::move(param_result).get(param)) {
-                    return fail_json(e);
-                }
-                if (auto e = key_of(param, param_key)) {
+                if (auto e = member_of(std::move(param_result), param, param_key)) {
                     return fail_json(e);
                 }
                 piece q;
@@ -138,10 +132,7 @@ bool engine::read_tools(od::value value, bool legacy_functions, piece& out) {
             for (auto field_result : object) {
                 od::field field;
                 std::string_view name;
-                if (auto e = std::move(field_result).get(field)) {
-                    return fail_json(e);
-                }
-                if (auto e = key_of(field, name)) {
+                if (auto e = member_of(std::move(field_result), field, name)) {
                     return fail_json(e);
                 }
                 od::value child = field.value();

@@ -118,7 +118,23 @@ void worker_context::install(std::shared_ptr<const runtime_state> next) {
     state = std::move(next);
 }
 
+// Under AddressSanitizer, malloc is ASan's own: glibc's arenas were never set
+// up, and malloc_trim walks them (a SEGV at address 0x8 in mtrim).
+#if defined(__SANITIZE_ADDRESS__)
+#define MISTRAL_PROXY_GLIBC_MALLOC 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MISTRAL_PROXY_GLIBC_MALLOC 0
+#endif
+#endif
+#ifndef MISTRAL_PROXY_GLIBC_MALLOC
+#define MISTRAL_PROXY_GLIBC_MALLOC 1
+#endif
+
 void worker_context::return_memory_when_idle() {
+    if constexpr (!MISTRAL_PROXY_GLIBC_MALLOC) {
+        return;
+    }
     const auto now = std::chrono::steady_clock::now();
     if (now - last_trim < std::chrono::seconds(1)) {
         return;

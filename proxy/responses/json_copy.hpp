@@ -61,6 +61,21 @@ inline bool at_end(od::document& doc) {
     return doc.current_location().get(location) == simdjson::OUT_OF_BOUNDS;
 }
 
+// A member of an object being iterated (`for (auto field : object)`): its
+// unescaped key and its value, and with `type` the value's JSON type. false
+// on malformed input.
+inline bool member_of(simdjson::simdjson_result<od::field> field, std::string_view& key, od::value& value) {
+    if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+        return false;
+    }
+    value = field.value();
+    return true;
+}
+inline bool member_of(simdjson::simdjson_result<od::field> field, std::string_view& key, od::value& value,
+                      od::json_type& type) {
+    return member_of(std::move(field), key, value) && value.type().get(type) == simdjson::SUCCESS;
+}
+
 // Starts an object member: a comma unless it is the first, then "key":.
 // `key` is unescaped text; it is escaped here.
 inline void begin_member(std::string& out, bool& first, std::string_view key) {

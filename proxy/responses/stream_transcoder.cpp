@@ -1,10 +1,11 @@
 // Mistral's chat and FIM SSE rewritten event by event for OpenAI clients
-// (see stream_transcoder.hpp). Just over 600 lines: one state machine per
-// stream shape, kept together so both shapes share the event handling.
+// (see stream_transcoder.hpp). The choices themselves are written by
+// choice_rewriter, which the whole answers share.
 #include "responses/stream_transcoder.hpp"
 
 #include <vector>
 
+#include "responses/choice_rewriter.hpp"
 #include "responses/json_copy.hpp"
 
 namespace mistral_proxy::responses {
@@ -45,11 +46,7 @@ std::string quoted_prefix(std::string_view data) {
 }  // namespace
 
 struct stream_transcoder::impl {
-    struct choice_state {
-        bool role_sent = false;
-        bool finished = false;
-        std::uint64_t tool_calls = 0;  // tool calls started in this choice's message
-    };
+    using choice_state = detail::delta_state;
 
     impl(const response_rules& rules, stream_options options)
         : rules_(&rules), options_(options), splitter_(options.max_event_bytes) {}
@@ -61,9 +58,6 @@ struct stream_transcoder::impl {
 
     // Rewrites one chunk; false when it is malformed. `is_error`: it is an error object.
     bool write_chunk(od::object chunk, std::string& out, bool& is_error, bool& finish_error);
-    bool write_choice(od::object choice, std::string& out, bool& finish_error);
-    bool write_chat_delta(od::object delta, choice_state& state, std::uint64_t choice_index, std::string& out);
-    bool write_tool_calls(od::array calls, choice_state& state, std::uint64_t choice_index, std::string& out);
     choice_state& state_for(std::uint64_t index);
     void finish_ok(std::string& out);
     void finish_error(const errors::openai_error& error, std::string& out);
@@ -72,9 +66,6 @@ struct stream_transcoder::impl {
     stream_options options_;
     sse_splitter splitter_;
     detail::json_reader reader_;
-    std::string scratch_;    // function objects of tool calls while they are rewritten
-    std::string text_;       // flattened content
-    std::string reasoning_;  // flattened thinking
     std::string id_;         // raw JSON of the first chunk's id, created, model: for the usage chunk
     std::string created_;
     std::string model_;
@@ -82,6 +73,7 @@ struct stream_transcoder::impl {
     std::vector<choice_state> choices_;
     std::optional<usage_counts> usage_;
     rule_hits hits_;
+    detail::choice_rewriter choice_{*rules_, hits_};  // after hits_: it keeps a reference
     std::uint64_t events_in_ = 0;
     bool done_ = false;
     bool failed_ = false;
@@ -250,10 +242,14 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
                     if (in_this_array != 0) {
                         out += ',';
                     }
-                    ok = write_choice(choice, out, finish_error);
+                    detail::finish_kind finish = detail::finish_kind::none;
+                    ok = choice_.write_streamed(
+                        choice, text_shape ? detail::choice_shape::text : detail::choice_shape::chat, id_,
+                        [this](std::uint64_t index) -> choice_state& { return state_for(index); }, out, finish);
                     if (!ok) {
                         break;
                     }
+                    finish_error = finish_error || finish == detail::finish_kind::error;
                     ++in_this_array;
                     ++choices_written;
                 }
@@ -324,300 +320,6 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
         hits_.add(response_rule::stream_repair);
     }
     out += "}\n\n";
-    return true;
-}
-
-bool stream_transcoder::impl::write_choice(od::object choice, std::string& out, bool& finish_error) {
-    std::uint64_t index = 0;
-    {
-        od::value index_value;
-        if (choice.find_field_unordered("index").get(index_value) == simdjson::SUCCESS) {
-            if (index_value.get_uint64().get(index) != simdjson::SUCCESS) {
-                index = 0;
-            }
-        }
-        if (choice.reset().error() != simdjson::SUCCESS) {
-            return false;
-        }
-    }
-    choice_state& state = state_for(index);
-    const bool text_shape = options_.shape == stream_shape::text_completion;
-
-    bool first = true;
-    bool saw_index = false;
-    bool saw_delta = false;
-    bool saw_finish = false;
-    std::string_view text_raw;  // the delta's content when it is a plain string (raw JSON)
-    bool text_flattened = false;
-    std::string_view finish_raw = "null";
-    std::string finish_mapped;  // only when the mapping changed it
-
-    if (!text_shape) {
-        out += '{';
-    }
-    for (auto field : choice) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
-            return false;
-        }
-        od::value value = field.value();
-        if (key == "delta") {
-            saw_delta = true;
-            od::object delta;
-            const bool is_object = value.get_object().get(delta) == simdjson::SUCCESS;
-            if (!text_shape) {
-                if (is_object) {
-                    begin_member(out, first, key);
-                    if (!write_chat_delta(delta, state, index, out)) {
-                        return false;
-                    }
-                } else if (!copy_member(out, first, key, value)) {
-                    return false;
-                }
-                continue;
-            }
-            if (!is_object) {
-                continue;
-            }
-            for (auto delta_field : delta) {
-                std::string_view delta_key;
-                if (delta_field.unescaped_key().get(delta_key) != simdjson::SUCCESS) {
-                    return false;
-                }
-                if (delta_key != "content") {
-                    continue;
-                }
-                od::value content = delta_field.value();
-                od::json_type type;
-                if (content.type().get(type) != simdjson::SUCCESS) {
-                    return false;
-                }
-                if (type == od::json_type::string) {
-                    if (!raw_value(content, text_raw)) {
-                        return false;
-                    }
-                } else if (type == od::json_type::array) {
-                    od::array chunks;
-                    text_.clear();
-                    reasoning_.clear();
-                    bool any_text = false;
-                    bool any_reasoning = false;
-                    if (content.get_array().get(chunks) != simdjson::SUCCESS ||
-                        !detail::flatten_content(chunks, text_, reasoning_, any_text, any_reasoning)) {
-                        return false;
-                    }
-                    text_flattened = true;
-                    if (any_reasoning) {
-                        hits_.add(response_rule::reasoning);  // a legacy completion has no place for it
-                    }
-                }
-            }
-        } else if (key == "finish_reason") {
-            saw_finish = true;
-            std::string_view reason;
-            if (value.get_string().get(reason) == simdjson::SUCCESS) {
-                state.finished = true;
-                const std::string_view mapped = rules_->map_finish_reason(reason);
-                if (reason == "error" || mapped == "error") {
-                    finish_error = true;
-                    finish_raw = "null";
-                } else {
-                    if (mapped != reason) {
-                        hits_.add(response_rule::finish_reason);
-                    }
-                    finish_mapped.clear();
-                    errors::append_json_string(finish_mapped, mapped);
-                    finish_raw = finish_mapped;
-                }
-            } else {
-                finish_raw = "null";
-            }
-            if (!text_shape) {
-                begin_member(out, first, key);
-                out += finish_raw;
-            }
-        } else if (text_shape) {
-            continue;  // text_completion choices have a fixed set of members, written below
-        } else {
-            saw_index = saw_index || key == "index";
-            if (!copy_member(out, first, key, value)) {
-                return false;
-            }
-        }
-    }
-    if (text_shape) {
-        out += R"({"index":)";
-        append_uint(out, index);
-        out += R"(,"text":)";
-        if (text_flattened) {
-            errors::append_json_string(out, text_);
-        } else if (!text_raw.empty()) {
-            out += text_raw;
-        } else {
-            out += R"("")";
-        }
-        out += R"(,"logprobs":null,"finish_reason":)";
-        out += finish_raw;
-        out += '}';
-        hits_.add(response_rule::text_completion);
-        return true;
-    }
-    if (!saw_delta) {
-        begin_member(out, first, "delta");
-        out += state.role_sent ? "{}" : R"({"role":"assistant"})";
-        state.role_sent = true;
-        hits_.add(response_rule::stream_repair);
-    }
-    if (!saw_finish) {
-        begin_member(out, first, "finish_reason");
-        out += "null";
-    }
-    if (!saw_index) {
-        // Required by OpenAI's chunk choice (and by Mistral's, which a stream may still break).
-        begin_member(out, first, "index");
-        append_uint(out, index);
-        hits_.add(response_rule::stream_repair);
-    }
-    out += '}';
-    return true;
-}
-
-bool stream_transcoder::impl::write_chat_delta(od::object delta, choice_state& state, std::uint64_t choice_index,
-                                               std::string& out) {
-    out += '{';
-    bool first = true;
-    bool role_written = false;
-    for (auto field : delta) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
-            return false;
-        }
-        od::value value = field.value();
-        od::json_type type;
-        if (value.type().get(type) != simdjson::SUCCESS) {
-            return false;
-        }
-        if (key == "role") {
-            if (type == od::json_type::null && !state.role_sent) {
-                begin_member(out, first, key);
-                out += R"("assistant")";
-                hits_.add(response_rule::stream_repair);
-            } else if (!copy_member(out, first, key, value)) {
-                return false;
-            }
-            role_written = true;
-        } else if (key == "content" && type == od::json_type::array) {
-            od::array chunks;
-            if (value.get_array().get(chunks) != simdjson::SUCCESS ||
-                !detail::write_flattened_content(out, first, chunks, text_, reasoning_, false)) {
-                return false;
-            }
-            hits_.add(response_rule::reasoning);
-        } else if (key == "tool_calls" && type == od::json_type::array) {
-            od::array calls;
-            if (value.get_array().get(calls) != simdjson::SUCCESS) {
-                return false;
-            }
-            begin_member(out, first, key);
-            if (!write_tool_calls(calls, state, choice_index, out)) {
-                return false;
-            }
-        } else if (key == "tool_calls" && type == od::json_type::null) {
-            hits_.add(response_rule::message_repair);  // OpenAI's delta.tool_calls is an array or absent
-        } else if (!copy_member(out, first, key, value)) {
-            return false;
-        }
-    }
-    if (!state.role_sent && !role_written) {
-        begin_member(out, first, "role");
-        out += R"("assistant")";
-        hits_.add(response_rule::stream_repair);
-    }
-    state.role_sent = true;
-    out += '}';
-    return true;
-}
-
-bool stream_transcoder::impl::write_tool_calls(od::array calls, choice_state& state, std::uint64_t choice_index,
-                                               std::string& out) {
-    out += '[';
-    bool first_call = true;
-    for (auto element : calls) {
-        od::object call;
-        if (element.get_object().get(call) != simdjson::SUCCESS) {
-            return false;
-        }
-        scratch_.clear();
-        std::string_view id_raw;
-        bool has_real_id = false;
-        bool has_function = false;
-        bool has_name = false;
-        bool has_index = false;
-        bool has_type = false;
-        bool repaired = false;
-        std::uint64_t upstream_index = 0;
-        for (auto field : call) {
-            std::string_view key;
-            if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
-                return false;
-            }
-            od::value value = field.value();
-            if (key == "id") {
-                std::string_view id;
-                if (value.get_string().get(id) == simdjson::SUCCESS && !detail::is_placeholder_id(id)) {
-                    // The unescaped view lives in the parser's string buffer until the next event.
-                    id_raw = id;
-                    has_real_id = true;
-                }
-            } else if (key == "function") {
-                od::object function;
-                if (value.get_object().get(function) != simdjson::SUCCESS ||
-                    !detail::write_function(scratch_, function, has_name, repaired)) {
-                    return false;
-                }
-                has_function = true;
-            } else if (key == "index") {
-                has_index = value.get_uint64().get(upstream_index) == simdjson::SUCCESS;
-            } else if (key == "type") {
-                has_type = true;
-            } else {
-                repaired = true;  // not part of OpenAI's tool call delta: dropped
-            }
-        }
-        // Mistral sends each call whole; a later piece of the same call (no name,
-        // no id) continues the last one, as OpenAI's fragments do.
-        const bool is_new = has_name || has_real_id || state.tool_calls == 0;
-        const std::uint64_t index = is_new ? state.tool_calls++ : state.tool_calls - 1;
-        if (!has_index || upstream_index != index || (is_new && (!has_type || !has_real_id))) {
-            hits_.add(response_rule::stream_repair);
-        }
-        if (repaired) {
-            hits_.add(response_rule::message_repair);
-        }
-        if (!first_call) {
-            out += ',';
-        }
-        first_call = false;
-        out += R"({"index":)";
-        append_uint(out, index);
-        if (has_real_id) {
-            out += R"(,"id":)";
-            errors::append_json_string(out, id_raw);
-        } else if (is_new) {
-            out += R"(,"id":")";
-            detail::append_tool_call_id(out, id_, choice_index, index);
-            out += '"';
-        }
-        if (is_new) {
-            out += R"(,"type":"function")";
-        }
-        if (has_function) {
-            out += R"(,"function":)";
-            out += scratch_;
-        }
-        out += '}';
-    }
-    out += ']';
     return true;
 }
 

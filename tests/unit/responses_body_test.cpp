@@ -78,7 +78,7 @@ TEST_CASE("chat response: mappings") {
          chat(
              R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":{"a":[1,"x"]}}}]})"),
          openai_chat(
-             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","function":{"name":"f","arguments":"{\"a\":[1,\"x\"]}"},"type":"function"}])"),
+             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{\"a\":[1,\"x\"]}"}}])"),
          response_rule::message_repair},
         {"thinking -> content + reasoning_content",
          chat(

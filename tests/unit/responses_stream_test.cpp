@@ -405,10 +405,10 @@ TEST_CASE("stream: legacy text_completion shape") {
     SUBCASE("chunks") {
         const auto r = transcode(body, options);
         CHECK(r.out == events({
-                           text(R"({"index":0,"text":"","logprobs":null,"finish_reason":null})"),
-                           text(R"({"index":0,"text":"x = \"1\"","logprobs":null,"finish_reason":null})"),
-                           text(R"({"index":0,"text":"+2","logprobs":null,"finish_reason":null})"),
-                           text(R"({"index":0,"text":"","logprobs":null,"finish_reason":"length"})",
+                           text(R"({"text":"","index":0,"logprobs":null,"finish_reason":null})"),
+                           text(R"({"text":"x = \"1\"","index":0,"logprobs":null,"finish_reason":null})"),
+                           text(R"({"text":"+2","index":0,"logprobs":null,"finish_reason":null})"),
+                           text(R"({"text":"","index":0,"logprobs":null,"finish_reason":"length"})",
                                 R"(,"usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7})"),
                            "[DONE]",
                        }));

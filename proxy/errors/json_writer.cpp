@@ -3,7 +3,9 @@
 
 #include <simdjson.h>
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 
 namespace mistral_proxy::errors {
 
@@ -54,23 +56,46 @@ std::size_t utf8_sequence_length(std::string_view text, std::size_t i) noexcept 
     return len;
 }
 
+// Bytes that end a run copied as is: control characters, '"', '\\' and the
+// first byte of a multi-byte UTF-8 sequence (checked, then copied).
+constexpr std::array<bool, 256> special_bytes = [] {
+    std::array<bool, 256> table{};
+    for (std::size_t c = 0; c < 256; ++c) {
+        table[c] = c < 0x20 || c == '"' || c == '\\' || c >= 0x80;
+    }
+    return table;
+}();
+
+std::size_t plain_run(std::string_view text, std::size_t from) noexcept {
+    while (from < text.size() && !special_bytes[static_cast<std::uint8_t>(text[from])]) {
+        ++from;
+    }
+    return from;
+}
+
 }  // namespace
 
 void append_json_string(std::string& out, std::string_view text) {
     static constexpr char hex[] = "0123456789abcdef";
+    std::size_t i = plain_run(text, 0);
+    if (i == text.size()) {
+        // The common case (keys, ids, most text): one copy between the quotes.
+        const std::size_t at = out.size();
+        out.resize(at + text.size() + 2);
+        char* p = out.data() + at;
+        *p = '"';
+        if (!text.empty()) {  // text.data() may be null then
+            std::memcpy(p + 1, text.data(), text.size());
+        }
+        p[text.size() + 1] = '"';
+        return;
+    }
     out.reserve(out.size() + text.size() + 2);
     out.push_back('"');
-    std::size_t i = 0;
+    out.append(text.data(), i);
     while (i < text.size()) {
         // Copy the run of bytes that need no escaping in one go.
-        std::size_t run = i;
-        while (run < text.size()) {
-            const auto c = static_cast<std::uint8_t>(text[run]);
-            if (c < 0x20 || c == '"' || c == '\\' || c >= 0x80) {
-                break;
-            }
-            ++run;
-        }
+        const std::size_t run = plain_run(text, i);
         out.append(text.data() + i, run - i);
         i = run;
         if (i == text.size()) {

@@ -165,8 +165,9 @@ loaded load_everything(const command_line& args) {
 
 // What a POST /v1/responses body continues (previous_response_id,
 // item_reference items), read for explain as serve reads it: from the embedded
-// store, state_dir/responses.sqlite3. Explain never creates that file: when it
-// does not exist nothing was stored, and every id is unknown. A Redis store is
+// store, state_dir/responses.sqlite3, opened read-only. Explain never creates
+// or changes that file: when it does not exist nothing was stored, and every
+// id is unknown. A Redis store is
 // not read (explain runs offline). Returns false when the request cannot be
 // explained: `refusal` is then serve's error answer (unknown previous
 // response, store off), or `failure` says why (the store is unreadable, Redis).
@@ -201,7 +202,8 @@ bool read_responses_history(const config::proxy_config& config, std::string_view
     std::unique_ptr<store::response_store> stored;
     if (std::error_code ec; std::filesystem::exists(file, ec)) {  // open_embedded_store would create it
         std::string error;
-        stored = store::open_embedded_store(file, store::retention_of(config.responses), error);
+        stored = store::open_embedded_store(file, store::retention_of(config.responses), error, {},
+                                            store::store_access::read_only);
         if (!stored) {
             failure = "responses store: " + error;
             return false;

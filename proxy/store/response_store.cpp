@@ -569,13 +569,14 @@ std::int64_t system_unix_now() {
 }
 
 std::unique_ptr<response_store> open_embedded_store(const std::filesystem::path& file, const retention& keep,
-                                                    std::string& error, unix_clock now) {
+                                                    std::string& error, unix_clock now, store_access access) {
+    const bool read_only = access == store_access::read_only;
     const std::string path = file.string();
     const auto fail = [&](const std::string& what) -> std::unique_ptr<response_store> {
         error = path + ": " + what;
         return nullptr;
     };
-    if (file.has_parent_path()) {
+    if (file.has_parent_path() && !read_only) {
         std::error_code ec;
         std::filesystem::create_directories(file.parent_path(), ec);
         if (ec) {
@@ -584,8 +585,9 @@ std::unique_ptr<response_store> open_embedded_store(const std::filesystem::path&
     }
     sqlite3* raw = nullptr;
     // NOMUTEX: the store's own mutex serialises the connection.
-    const int rc =
-        sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+    const int rc = sqlite3_open_v2(
+        path.c_str(), &raw,
+        (read_only ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE) | SQLITE_OPEN_NOMUTEX, nullptr);
     database db(raw);
     if (rc != SQLITE_OK) {
         return fail(std::string("cannot open the responses store: ") +
@@ -593,15 +595,32 @@ std::unique_ptr<response_store> open_embedded_store(const std::filesystem::path&
     }
     sqlite3_extended_result_codes(raw, 1);
     sqlite3_busy_timeout(raw, busy_timeout_ms);
-    if (sqlite3_db_readonly(raw, "main") == 1) {
+    if (!read_only && sqlite3_db_readonly(raw, "main") == 1) {
         return fail("cannot write the responses store (read-only file or folder)");
     }
     std::string text;
     std::string why;
     // The first read of the file: a file that is not SQLite fails here ("file is not a database").
-    if (!exec_one(raw, "PRAGMA journal_mode=WAL", &text, why)) {
+    if (!exec_one(raw, read_only ? "PRAGMA journal_mode" : "PRAGMA journal_mode=WAL", &text, why)) {
         return fail("not a usable responses store (" + why +
                     "); move it away or point state_dir elsewhere, it is never reset silently");
+    }
+    if (read_only) {
+        // A reader changes nothing: no tables created, no retention applied
+        // (its reads skip expired rows), no checkpoints.
+        if (!exec_one(raw, "PRAGMA user_version", &text, why)) {
+            return fail("cannot read the schema version: " + why);
+        }
+        if (std::atoi(text.c_str()) != schema_version) {
+            return fail("schema " + text + " where this build reads " + std::to_string(schema_version) +
+                        " (serve upgrades an older one)");
+        }
+        auto store =
+            std::make_unique<embedded_store>(path, std::move(db), keep, now ? std::move(now) : system_unix_now);
+        if (auto e = store->prepare_all()) {
+            return fail(*e);
+        }
+        return store;
     }
     if (text != "wal") {
         return fail("cannot use WAL mode (journal_mode is '" + text + "'); put state_dir on a local file system");

@@ -114,8 +114,12 @@ std::optional<std::string> collect_stored_items(const stored_response& response,
 // be opened or written, is not a SQLite database, or was written by a newer
 // schema: `serve` refuses to start with that message. Several processes may
 // open the same file (SQLite's locking; the byte total is kept in the file).
+// `read_only` (explain): the file must exist with this build's schema; it is
+// opened read-only and nothing in it or beside it is changed.
+enum class store_access { read_write, read_only };
 std::unique_ptr<response_store> open_embedded_store(const std::filesystem::path& file, const retention& keep,
-                                                    std::string& error, unix_clock now = {});
+                                                    std::string& error, unix_clock now = {},
+                                                    store_access access = store_access::read_write);
 
 // The embedded store's file name in state_dir.
 inline constexpr std::string_view embedded_store_file = "responses.sqlite3";

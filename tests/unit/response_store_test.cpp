@@ -212,6 +212,35 @@ TEST_CASE("response store: retention by age (injected clock)") {
     CHECK(store->stats().bytes == 0);
 }
 
+TEST_CASE("response store: a read-only open (explain) reads and changes nothing") {
+    const temp_dir dir;
+    const fake_clock clock;
+    const retention keep{std::chrono::seconds(3600), 1ULL << 30U};
+    {
+        auto writer = open_ok(dir.file(), keep, clock);
+        put_ok(*writer, make("old", *clock.now));
+        clock.advance(1800);
+        put_ok(*writer, make("mid", *clock.now));
+    }
+    clock.advance(1801);  // "old" has expired, and no writer has pruned it yet
+    const auto size_before = fs::file_size(dir.file());
+    std::string error;
+    auto reader = open_embedded_store(dir.file(), keep, error, clock.fn(), store_access::read_only);
+    REQUIRE_MESSAGE(reader, error);
+    CHECK(has(*reader, "resp_mid"));
+    CHECK(reader->find_item("msg_mid").value);
+    CHECK_FALSE(has(*reader, "resp_old"));          // expired for a reader too
+    CHECK(reader->stats().responses == 2);          // but still in the file: not pruned
+    CHECK(reader->put(make("new", *clock.now)).has_value());  // writes are refused
+    reader.reset();
+    CHECK(fs::file_size(dir.file()) == size_before);
+
+    SUBCASE("a missing file is an error, not a new store") {
+        CHECK_FALSE(open_embedded_store(dir.path / "none.sqlite3", keep, error, clock.fn(), store_access::read_only));
+        CHECK_FALSE(fs::exists(dir.path / "none.sqlite3"));
+    }
+}
+
 TEST_CASE("response store: retention by bytes deletes the oldest first, just enough") {
     const temp_dir dir;
     const fake_clock clock;

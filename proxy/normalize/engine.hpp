@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "errors/json_writer.hpp"
+#include "json/walk.hpp"
 #include "normalize/normalizer.hpp"
 
 namespace mistral_proxy::normalize {
@@ -306,7 +307,9 @@ bool mentions_json(std::string_view text) noexcept;
 // rules::contains for the walk (normalizer.cpp); out of line like classify_key.
 bool has_key(const rules::key_list& list, std::string_view key) noexcept;
 
-bool is_json_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+using json::is_space;
+using json::key_of;
+using json::member_of;
 
 char ascii_lower(char c) noexcept { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
@@ -489,11 +492,6 @@ private:
     }
 
     // ---- generic walking
-    [[gnu::always_inline]] static inline error_code key_of(od::field& field, std::string_view& name) noexcept;
-    // One member of an object being iterated: the field and its key (key_of).
-    [[gnu::always_inline]] static inline error_code member_of(simdjson::simdjson_result<od::field>&& result,
-                                                              od::field& field, std::string_view& name) noexcept;
-    error_code walk(od::value value, od::json_type type, std::size_t depth);
     bool capture(od::value value, std::size_t depth, piece& out, od::json_type& type);
     piece extent(std::string_view token, od::value& value, od::json_type type) const noexcept;
     bool capture_string(od::value value, piece& out, std::string_view& text);
@@ -532,45 +530,6 @@ private:
                            const char* param);  // both (rules/tool_capable.cpp)
 };
 
-// Keys without a backslash (nearly all) are views of the input: no copy into
-// simdjson's string buffer, and nothing to validate (stage 1 checked UTF-8 and
-// refused raw control characters). Others are unescaped, which validates them.
-// Eight bytes at a time: the key's end is its first '"' or '\\' (the input is
-// padded, so reading past the key stays inside the buffer).
-inline error_code engine::member_of(simdjson::simdjson_result<od::field>&& result, od::field& field,
-                                    std::string_view& name) noexcept {
-    if (auto e = std::move(result).get(field)) {
-        return e;
-    }
-    return key_of(field, name);
-}
-
-inline error_code engine::key_of(od::field& field, std::string_view& name) noexcept {
-    static_assert(std::endian::native == std::endian::little);
-    constexpr std::uint64_t ones = 0x0101010101010101ull;
-    constexpr std::uint64_t highs = 0x8080808080808080ull;
-    const char* begin = field.key().raw();
-    const char* p = begin;
-    for (;;) {
-        std::uint64_t word;
-        std::memcpy(&word, p, sizeof word);
-        const std::uint64_t quote = word ^ (ones * '"');
-        const std::uint64_t backslash = word ^ (ones * '\\');
-        // A zero byte in either marks a hit; the lowest marked byte is exact.
-        const std::uint64_t hits = ((quote - ones) & ~quote & highs) | ((backslash - ones) & ~backslash & highs);
-        if (hits != 0) {
-            p += std::countr_zero(hits) / 8;
-            break;
-        }
-        p += sizeof word;
-    }
-    if (*p == '\\') {
-        return field.unescaped_key().get(name);
-    }
-    name = std::string_view(begin, static_cast<std::size_t>(p - begin));
-    return simdjson::SUCCESS;
-}
-
 inline std::size_t engine::push_member(std::size_t base, std::string_view name, piece value, od::json_type type) {
     for (std::size_t i = base; i < members_.size(); ++i) {
         if (same_key(members_[i].key, name)) {
@@ -587,18 +546,9 @@ inline std::size_t engine::push_member(std::size_t base, std::string_view name, 
 // The bytes of a value just read whole: a scalar's token runs to the next
 // structural character; a container ends where the iterator stopped after it.
 piece engine::extent(std::string_view token, od::value& value, od::json_type type) const noexcept {
-    const char* end = token.data() + token.size();
-    if (type == od::json_type::object || type == od::json_type::array) {
-        end = input_end_;
-        const char* location = nullptr;
-        if (value.current_location().get(location) == simdjson::SUCCESS) {
-            end = location;
-        }
-    }
-    while (end > token.data() && is_json_space(end[-1])) {
-        --end;
-    }
-    return piece{static_cast<std::size_t>(token.data() - input_), static_cast<std::size_t>(end - input_), false};
+    const std::string_view raw = json::extent(token, value, type, input_end_);
+    return piece{static_cast<std::size_t>(raw.data() - input_),
+                 static_cast<std::size_t>(raw.data() + raw.size() - input_), false};
 }
 
 // The caller has checked that the value is a string. Without a backslash its
@@ -608,7 +558,7 @@ bool engine::capture_string(od::value value, piece& out, std::string_view& text)
     const std::string_view token = value.raw_json_token();
     const char* begin = token.data();
     const char* end = begin + token.size();
-    while (is_json_space(end[-1])) {
+    while (is_space(end[-1])) {
         --end;
     }
     out = piece{static_cast<std::size_t>(begin - input_), static_cast<std::size_t>(end - input_), false};

@@ -26,6 +26,7 @@
 namespace mistral_proxy::normalize {
 
 static_assert(body_padding == simdjson::SIMDJSON_PADDING, "body buffers must reserve simdjson's padding");
+static_assert(max_json_depth == json::max_depth, "one depth limit for requests and answers");
 
 
 
@@ -158,92 +159,13 @@ std::string parse_error_message(error_code code) {
 }
 
 
-error_code engine::walk(od::value value, od::json_type type, std::size_t depth) {
-    switch (type) {
-        case od::json_type::object: {
-            if (depth >= max_json_depth) {
-                return simdjson::DEPTH_ERROR;
-            }
-            od::object object;
-            if (auto e = value.get_object().get(object)) {
-                return e;
-            }
-            for (auto field_result : object) {
-                od::field field;
-                std::string_view name;
-                if (auto e = member_of(std::move(field_result), field, name)) {
-                    return e;
-                }
-                od::value child = field.value();
-                od::json_type child_type;
-                if (auto e = child.type().get(child_type)) {
-                    return e;
-                }
-                if (auto e = walk(child, child_type, depth + 1)) {
-                    return e;
-                }
-            }
-            return simdjson::SUCCESS;
-        }
-        case od::json_type::array: {
-            if (depth >= max_json_depth) {
-                return simdjson::DEPTH_ERROR;
-            }
-            od::array array;
-            if (auto e = value.get_array().get(array)) {
-                return e;
-            }
-            for (auto item_result : array) {
-                od::value item;
-                if (auto e = std::move(item_result).get(item)) {
-                    return e;
-                }
-                od::json_type item_type;
-                if (auto e = item.type().get(item_type)) {
-                    return e;
-                }
-                if (auto e = walk(item, item_type, depth + 1)) {
-                    return e;
-                }
-            }
-            return simdjson::SUCCESS;
-        }
-        case od::json_type::string: {
-            // Only escapes can be wrong in a string that stage 1 accepted.
-            const std::string_view token = value.raw_json_token();
-            if (std::memchr(token.data() + 1, '\\', token.size() - 1) == nullptr) {
-                return simdjson::SUCCESS;
-            }
-            std::string_view text;
-            return value.get_string().get(text);
-        }
-        case od::json_type::number: {
-            double number = 0;
-            return value.get_double().get(number);
-        }
-        case od::json_type::boolean: {
-            bool flag = false;
-            return value.get_bool().get(flag);
-        }
-        case od::json_type::null: {
-            bool is_null = false;
-            if (auto e = value.is_null().get(is_null)) {
-                return e;
-            }
-            return is_null ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
-        }
-    }
-    return simdjson::TAPE_ERROR;
-}
-
-
 // Validates the value (all of it) and gives its bytes in the input.
 bool engine::capture(od::value value, std::size_t depth, piece& out, od::json_type& type) {
     const std::string_view token = value.raw_json_token();
     if (auto e = value.type().get(type)) {
         return fail_json(e);
     }
-    if (auto e = walk(value, type, depth)) {
+    if (auto e = json::validate(value, type, depth)) {
         return fail_json(e);
     }
     out = extent(token, value, type);

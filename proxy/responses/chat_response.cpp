@@ -60,10 +60,10 @@ public:
         bool saw_choices = false;
         for (auto field : root) {
             std::string_view key;
-            if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+            od::value value;
+            if (!detail::member_of(field, key, value)) {
                 return failed(result);
             }
-            od::value value = field.value();
             bool ok = true;
             if (key == "choices") {
                 od::array choices;

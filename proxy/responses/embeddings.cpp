@@ -64,11 +64,11 @@ embedding_request_facts inspect_embedding_request(std::string_view body) {
     }
     for (auto field : root) {
         std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+        od::value value;
+        if (!detail::member_of(field, key, value)) {
             facts.error = errors::make_error(400, "request body is not valid JSON");
             return facts;
         }
-        od::value value = field.value();
         if (key == "input") {
             if (is_token_input(value)) {
                 facts.error = bad_request(
@@ -126,10 +126,10 @@ body_result transform_embeddings_response(std::string_view body, embedding_encod
     bool saw_data = false;
     for (auto field : root) {
         std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+        od::value value;
+        if (!detail::member_of(field, key, value)) {
             return bad_body();
         }
-        od::value value = field.value();
         if (key != "data") {
             if (key == "usage") {
                 std::string_view raw;

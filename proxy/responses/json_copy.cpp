@@ -159,10 +159,10 @@ bool write_function(std::string& out, od::object function, bool& has_name, bool&
     bool first = true;
     for (auto field : function) {
         std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+        od::value value;
+        if (!detail::member_of(field, key, value)) {
             return false;
         }
-        od::value value = field.value();
         if (key == "name") {
             std::string_view name;
             if (value.get_string().get(name) != simdjson::SUCCESS) {
@@ -206,10 +206,26 @@ bool write_flattened_content(std::string& out, bool& first, od::array chunks, st
     return true;
 }
 
+bool raw_object(od::object& object, std::string_view& raw) {
+    if (object.raw_json().get(raw) != simdjson::SUCCESS || object.reset().error() != simdjson::SUCCESS) {
+        return false;
+    }
+    for (auto member : object) {
+        od::field field;
+        std::string_view key;
+        od::json_type type;
+        if (json::member_of(std::move(member), field, key) != simdjson::SUCCESS ||
+            field.value().type().get(type) != simdjson::SUCCESS ||
+            json::validate(field.value(), type, 2) != simdjson::SUCCESS) {
+            return false;
+        }
+    }
+    return object.reset().error() == simdjson::SUCCESS;
+}
+
 bool read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts) {
     od::object usage;
-    return value.get_object().get(usage) == simdjson::SUCCESS && usage.raw_json().get(raw) == simdjson::SUCCESS &&
-           usage.reset().error() == simdjson::SUCCESS && read_usage(usage, counts);
+    return value.get_object().get(usage) == simdjson::SUCCESS && raw_object(usage, raw) && read_usage(usage, counts);
 }
 
 void append_uint(std::string& out, std::uint64_t value) {

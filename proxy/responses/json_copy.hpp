@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "errors/json_writer.hpp"
+#include "json/walk.hpp"
 #include "responses/response_rules.hpp"
 
 namespace mistral_proxy::responses::detail {
@@ -33,24 +34,36 @@ private:
 
 // A parser and its padded input, reused between calls (one per thread or per
 // stream). open() parses `text` as a JSON object; false when it is not one.
+// Parsed once, with On-Demand; what the rewriters copy through raw is
+// validated as it is copied (raw_value, raw_object: json/walk.hpp's policy).
 class json_reader {
 public:
     bool open(std::string_view text, od::document& doc, od::object& root) {
         const simdjson::padded_string_view padded = input_.pad(text);
-        // On-Demand checks only what is visited, and the writers copy unvisited
-        // values as raw slices: `"created":5(` or `[tru]` would reach the client
-        // as is. One DOM pass first validates every byte (tests/fuzz found it).
-        if (validator_.parse(reinterpret_cast<const std::uint8_t*>(padded.data()), text.size(), false).error() !=
-            simdjson::SUCCESS) {
-            return false;
-        }
         return parser_.iterate(padded).get(doc) == simdjson::SUCCESS &&
                doc.get_object().get(root) == simdjson::SUCCESS;
     }
 
+    // open() for a request read piecemeal (the moderation request): the whole
+    // document validated first — nothing after the object either — then
+    // rewound for reading.
+    bool open_validated(std::string_view text, od::document& doc, od::object& root) {
+        const simdjson::padded_string_view padded = input_.pad(text);
+        od::value value;
+        od::json_type type;
+        const char* location = nullptr;
+        if (parser_.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_value().get(value) != simdjson::SUCCESS ||
+            value.type().get(type) != simdjson::SUCCESS || type != od::json_type::object ||
+            json::validate(value, type, 0) != simdjson::SUCCESS ||
+            doc.current_location().get(location) != simdjson::OUT_OF_BOUNDS) {
+            return false;
+        }
+        doc.rewind();
+        return doc.get_object().get(root) == simdjson::SUCCESS;
+    }
+
 private:
     padded_input input_;
-    simdjson::dom::parser validator_;
     od::parser parser_;
 };
 
@@ -64,8 +77,9 @@ inline bool at_end(od::document& doc) {
 // A member of an object being iterated (`for (auto field : object)`): its
 // unescaped key and its value, and with `type` the value's JSON type. false
 // on malformed input.
-inline bool member_of(simdjson::simdjson_result<od::field> field, std::string_view& key, od::value& value) {
-    if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+inline bool member_of(simdjson::simdjson_result<od::field> member, std::string_view& key, od::value& value) {
+    od::field field;
+    if (json::member_of(std::move(member), field, key) != simdjson::SUCCESS) {
         return false;
     }
     value = field.value();
@@ -87,10 +101,17 @@ inline void begin_member(std::string& out, bool& first, std::string_view key) {
     out += ':';
 }
 
-// Raw JSON text of a value (a view into the input). false on malformed input.
+// Raw JSON text of a value (a view into the input), validated whole: safe to
+// send. false on malformed input.
 inline bool raw_value(od::value& value, std::string_view& raw) {
-    return simdjson::to_json_string(value).get(raw) == simdjson::SUCCESS;
+    // Never the root (the rewriters open it as an object), so a container's
+    // end is always found: no input end is needed.
+    return json::validated_raw(value, 1, nullptr, raw);
 }
+
+// Raw JSON text of an object, validated whole, and the object rewound to be
+// read again. false on malformed input.
+bool raw_object(od::object& object, std::string_view& raw);
 
 // Copies a member through unchanged.
 inline bool copy_member(std::string& out, bool& first, std::string_view key, od::value& value) {

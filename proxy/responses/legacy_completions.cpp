@@ -113,11 +113,11 @@ completions_request map_completions_request(std::string_view body, completions_t
     std::string_view prompt;
     for (auto field : root) {
         std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+        od::value value;
+        if (!detail::member_of(field, key, value)) {
             refuse(request, "request body is not valid JSON");
             return request;
         }
-        od::value value = field.value();
         if (key == "prompt") {
             std::string message;
             prompt = prompt_of(value, message);

@@ -107,10 +107,10 @@ body_result merge_model_list(std::string_view upstream_body, std::span<const mod
     bool saw_data = false;
     for (auto field : root) {
         std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+        od::value value;
+        if (!detail::member_of(field, key, value)) {
             return bad_body();
         }
-        od::value value = field.value();
         if (key != "data") {
             if (!copy_member(out, first, key, value)) {
                 return bad_body();
@@ -127,8 +127,7 @@ body_result merge_model_list(std::string_view upstream_body, std::span<const mod
         for (auto element : data) {
             od::object card;
             std::string_view raw;
-            if (element.get_object().get(card) != simdjson::SUCCESS || card.raw_json().get(raw) != simdjson::SUCCESS ||
-                card.reset().error() != simdjson::SUCCESS) {
+            if (element.get_object().get(card) != simdjson::SUCCESS || !detail::raw_object(card, raw)) {
                 return bad_body();
             }
             std::string_view id;

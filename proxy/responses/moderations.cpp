@@ -65,11 +65,11 @@ bool append_input_item(od::value& item, std::size_t index, std::string& out, mod
     bool text_is_string = false;
     for (auto field : part) {
         std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+        od::value value;
+        if (!detail::member_of(field, key, value)) {
             refuse(request, "request body is not valid JSON", where);
             return false;
         }
-        od::value value = field.value();
         od::json_type value_type;
         if (value.type().get(value_type) != simdjson::SUCCESS) {
             refuse(request, "request body is not valid JSON", where);
@@ -164,7 +164,7 @@ moderation_request map_moderation_request(std::string_view body) {
     thread_local std::string input;
     od::document doc;
     od::object root;
-    if (!reader.open(body, doc, root)) {
+    if (!reader.open_validated(body, doc, root)) {
         const auto first = body.find_first_not_of(" \t\r\n");
         refuse(request,
                first != std::string_view::npos && body[first] == '{'
@@ -177,11 +177,11 @@ moderation_request map_moderation_request(std::string_view body) {
     bool has_input = false;
     for (auto field : root) {
         std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+        od::value value;
+        if (!detail::member_of(field, key, value)) {
             refuse(request, "request body is not valid JSON", std::nullopt);
             return request;
         }
-        od::value value = field.value();
         if (key == "input") {
             if (!map_input(value, input, request)) {
                 return request;
@@ -322,10 +322,10 @@ body_result transform_moderation_response(std::string_view body, const response_
     bool saw_results = false;
     for (auto field : root) {
         std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+        od::value value;
+        if (!detail::member_of(field, key, value)) {
             return bad_body();
         }
-        od::value value = field.value();
         if (key != "results") {
             od::json_type type;
             if (value.type().get(type) != simdjson::SUCCESS) {

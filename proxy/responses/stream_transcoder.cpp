@@ -218,11 +218,11 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
     std::size_t choices_written = 0;
     for (auto field : chunk) {
         std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+        od::value value;
+        if (!detail::member_of(field, key, value)) {
             out.resize(mark);
             return false;
         }
-        od::value value = field.value();
         bool ok = true;
         if (key == "choices") {
             saw_choices = true;

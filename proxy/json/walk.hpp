@@ -1,0 +1,188 @@
+#pragma once
+// The one validation policy for JSON the proxy copies through (DESIGN.md "JSON
+// rewriting"), on the request side (the normalizer) and the answer side (the
+// answer rewriters) alike: a body is parsed once, with simdjson On-Demand, and
+// every value that reaches the output as a raw slice of the input is walked
+// whole first. On-Demand checks only what is visited — stage 1 has already
+// checked UTF-8 and the structural characters, but `"created":5(`, `[tru]`
+// or a bad escape inside an unvisited value would reach the client as is —
+// so nothing is copied unwalked. Values the proxy drops are not validated:
+// they reach no one. Header-only: the walk is inlined into the callers'
+// translation units (the normalizer's hot loop among them). No Asio.
+#include <simdjson.h>
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+namespace mistral_proxy::json {
+
+namespace od = simdjson::ondemand;
+
+// Deeper documents are refused (a request's 400 says so; an answer that deep
+// is not rewritten).
+inline constexpr std::size_t max_depth = 128;
+
+inline bool is_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+// The unescaped key of a field. Keys without a backslash (nearly all) are
+// views of the input: no copy into simdjson's string buffer, and nothing to
+// validate (stage 1 checked UTF-8 and refused raw control characters). Others
+// are unescaped, which validates them. Eight bytes at a time: the key's end is
+// its first '"' or '\\' (the input is padded, so reading past the key stays
+// inside the buffer).
+[[gnu::always_inline]] inline simdjson::error_code key_of(od::field& field, std::string_view& key) noexcept {
+    static_assert(std::endian::native == std::endian::little);
+    constexpr std::uint64_t ones = 0x0101010101010101ull;
+    constexpr std::uint64_t highs = 0x8080808080808080ull;
+    const char* begin = field.key().raw();
+    const char* p = begin;
+    for (;;) {
+        std::uint64_t word;
+        std::memcpy(&word, p, sizeof word);
+        const std::uint64_t quote = word ^ (ones * '"');
+        const std::uint64_t backslash = word ^ (ones * '\\');
+        // A zero byte in either marks a hit; the lowest marked byte is exact.
+        const std::uint64_t hits = ((quote - ones) & ~quote & highs) | ((backslash - ones) & ~backslash & highs);
+        if (hits != 0) {
+            p += std::countr_zero(hits) / 8;
+            break;
+        }
+        p += sizeof word;
+    }
+    if (*p == '\\') {
+        return field.unescaped_key().get(key);
+    }
+    key = std::string_view(begin, static_cast<std::size_t>(p - begin));
+    return simdjson::SUCCESS;
+}
+
+// One member of an object being iterated (`for (auto member : object)`): its
+// field and key (key_of). The error of a malformed member otherwise.
+[[gnu::always_inline]] inline simdjson::error_code member_of(simdjson::simdjson_result<od::field>&& result,
+                                                             od::field& field, std::string_view& key) noexcept {
+    if (auto e = std::move(result).get(field)) {
+        return e;
+    }
+    return key_of(field, key);
+}
+
+// Walks `value` (of JSON type `type`, at nesting `depth`) whole: every
+// member, item and scalar read as its type. SUCCESS when all of it is valid.
+inline simdjson::error_code validate(od::value value, od::json_type type, std::size_t depth) {
+    switch (type) {
+        case od::json_type::object: {
+            if (depth >= max_depth) {
+                return simdjson::DEPTH_ERROR;
+            }
+            od::object object;
+            if (auto e = value.get_object().get(object)) {
+                return e;
+            }
+            for (auto member : object) {
+                od::field field;
+                std::string_view key;
+                if (auto e = member_of(std::move(member), field, key)) {
+                    return e;
+                }
+                od::value child = field.value();
+                od::json_type child_type;
+                if (auto e = child.type().get(child_type)) {
+                    return e;
+                }
+                if (auto e = validate(child, child_type, depth + 1)) {
+                    return e;
+                }
+            }
+            return simdjson::SUCCESS;
+        }
+        case od::json_type::array: {
+            if (depth >= max_depth) {
+                return simdjson::DEPTH_ERROR;
+            }
+            od::array array;
+            if (auto e = value.get_array().get(array)) {
+                return e;
+            }
+            for (auto item_result : array) {
+                od::value item;
+                if (auto e = std::move(item_result).get(item)) {
+                    return e;
+                }
+                od::json_type item_type;
+                if (auto e = item.type().get(item_type)) {
+                    return e;
+                }
+                if (auto e = validate(item, item_type, depth + 1)) {
+                    return e;
+                }
+            }
+            return simdjson::SUCCESS;
+        }
+        case od::json_type::string: {
+            // Only escapes can be wrong in a string that stage 1 accepted.
+            const std::string_view token = value.raw_json_token();
+            if (std::memchr(token.data() + 1, '\\', token.size() - 1) == nullptr) {
+                return simdjson::SUCCESS;
+            }
+            std::string_view text;
+            return value.get_string().get(text);
+        }
+        case od::json_type::number: {
+            double number = 0;
+            return value.get_double().get(number);
+        }
+        case od::json_type::boolean: {
+            bool flag = false;
+            return value.get_bool().get(flag);
+        }
+        case od::json_type::null: {
+            bool is_null = false;
+            if (auto e = value.is_null().get(is_null)) {
+                return e;
+            }
+            return is_null ? simdjson::SUCCESS : simdjson::N_ATOM_ERROR;
+        }
+    }
+    return simdjson::TAPE_ERROR;
+}
+
+// The bytes of a value in the input, without the whitespace after it, once
+// validate() walked it: `token` is value.raw_json_token() taken before the
+// walk; an object's or array's end is where the walk left the iterator.
+// `input_end` bounds a container that ends the document (null: unknown, and
+// then such a container has no extent: empty).
+inline std::string_view extent(std::string_view token, od::value& value, od::json_type type,
+                               const char* input_end) noexcept {
+    const char* end = token.data() + token.size();
+    if (type == od::json_type::object || type == od::json_type::array) {
+        end = input_end;
+        const char* location = nullptr;
+        if (value.current_location().get(location) == simdjson::SUCCESS) {
+            end = location;
+        }
+        if (end == nullptr) {
+            return {};  // no end known: never a JSON value
+        }
+    }
+    while (end > token.data() && is_space(end[-1])) {
+        --end;
+    }
+    return std::string_view(token.data(), static_cast<std::size_t>(end - token.data()));
+}
+
+// Validates a value whole and gives its bytes in the input (a raw copy that
+// is safe to send). `depth` is the value's nesting. false when it is invalid.
+inline bool validated_raw(od::value& value, std::size_t depth, const char* input_end, std::string_view& raw) {
+    const std::string_view token = value.raw_json_token();
+    od::json_type type;
+    if (value.type().get(type) != simdjson::SUCCESS || validate(value, type, depth) != simdjson::SUCCESS) {
+        return false;
+    }
+    raw = extent(token, value, type, input_end);
+    return !raw.empty();
+}
+
+}  // namespace mistral_proxy::json

@@ -205,6 +205,7 @@ enum class top_key : std::uint8_t {
     stream,
     stream_options,
     encoding_format,
+    input,
 };
 
 // A top-level member plus what the top level needs to decide about it.
@@ -502,6 +503,7 @@ private:
 
     // ---- levels
     bool read_top(od::object top, endpoint which, normalized_request& request, piece& body);
+    bool check_embedding_member(top_key id, od::json_type type, piece value);
     bool read_messages(od::value value, piece& out);
     bool read_message(od::value value, std::size_t index, message_out& out, bool& keep);
     bool read_content(od::value value, std::size_t depth, piece& out, bool& is_empty, std::size_t message_index);

@@ -1031,11 +1031,39 @@ top_key classify(std::string_view name) noexcept {
     if (same_key(name, "encoding_format")) {
         return top_key::encoding_format;
     }
+    if (same_key(name, "input")) {
+        return top_key::input;
+    }
     return top_key::other;
 }
 
 }  // namespace
 
+
+// POST /v1/embeddings, what Mistral cannot take and a rule cannot repair:
+// input as token ids (OpenAI accepts [1,2,3] and [[1,2],[3]]; Mistral embeds
+// text only), and an encoding other than float and base64 (base64 is computed
+// by the proxy from Mistral's floats). `value` was validated whole.
+bool engine::check_embedding_member(top_key id, od::json_type type, piece value) {
+    if (id == top_key::input && type == od::json_type::array) {
+        const std::string_view text = view(value);
+        std::size_t at = 1;  // after '['
+        while (at < text.size() && is_space(text[at])) {
+            ++at;
+        }
+        const char first = at < text.size() ? text[at] : ']';
+        if (first == '[' || first == '-' || (first >= '0' && first <= '9')) {
+            return fail(
+                "'input' as token ids (arrays of integers) is not supported: Mistral embeds text, so send the text "
+                "as a string or an array of strings",
+                "input");
+        }
+    }
+    if (id == top_key::encoding_format && type != od::json_type::null && encoding_ == encoding_format::unspecified) {
+        return fail("'encoding_format' must be \"float\" or \"base64\"", "encoding_format");
+    }
+    return true;
+}
 
 normalize_result engine::run(const config::proxy_config& config, endpoint which) {
     normalize_result result;
@@ -1145,7 +1173,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
         top_member t;
         t.id = classify(name);
         if (!chat && t.id != top_key::model && t.id != top_key::stream && t.id != top_key::stream_options &&
-            t.id != top_key::encoding_format) {
+            t.id != top_key::encoding_format && t.id != top_key::input) {
             t.id = top_key::other;
         }
         piece p;
@@ -1260,11 +1288,14 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                 if (t.id == top_key::stream && type == od::json_type::boolean) {
                     stream_ = view(p) == "true";
                 }
-                if (t.id == top_key::encoding_format && type == od::json_type::string) {
-                    const std::string_view value = view(p);
+                if (t.id == top_key::encoding_format) {  // the last one counts, as for every duplicate key
+                    const std::string_view value = type == od::json_type::string ? view(p) : std::string_view();
                     encoding_ = value == "\"base64\"" ? encoding_format::base64
                                 : value == "\"float\"" ? encoding_format::float_values
-                                                       : encoding_;
+                                                       : encoding_format::unspecified;
+                }
+                if (which == endpoint::embeddings && !check_embedding_member(t.id, type, p)) {
+                    return false;
                 }
                 break;
         }

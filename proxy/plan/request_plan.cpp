@@ -124,18 +124,7 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
         to_normalize = std::string_view(scratch.translated.data(), length);
         answer.mode = answer_mode::whole;
         answer.whole = whole_kind::moderation;
-    } else if (which == endpoint_kind::embeddings) {
-        // Token-id input and unknown encodings are refused here, as Mistral
-        // embeds text only; base64 is computed by the proxy from floats.
-        const auto facts = responses::inspect_embedding_request(body);
-        if (facts.error) {
-            return {std::nullopt, facts.error};
-        }
-        answer.mode = answer_mode::whole;
-        answer.whole = facts.client_encoding == responses::embedding_encoding::base64 ? whole_kind::embeddings_base64
-                                                                                       : whole_kind::usage_only;
     }
-
     auto normalized = normalize::normalize_request(rules, config, which, to_normalize, scratch.normalize, request.model_override);
     if (!normalized.ok()) {
         return {std::nullopt, std::move(normalized.error)};
@@ -153,6 +142,12 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
         answer.mode = out.stream ? answer_mode::transcode_stream : answer_mode::whole;
         answer.whole = whole_kind::chat;
         answer.include_usage = out.include_usage;
+    } else if (which == endpoint_kind::embeddings) {
+        // Token-id input and unknown encodings were refused by the normalizer;
+        // base64 is computed by the proxy from Mistral's floats.
+        answer.mode = answer_mode::whole;
+        answer.whole = out.encoding == normalize::encoding_format::base64 ? whole_kind::embeddings_base64
+                                                                           : whole_kind::usage_only;
     } else if (!legacy && which == endpoint_kind::fim_completions) {
         // /v1/fim/completions is Mistral's own endpoint: its answer keeps Mistral's shape.
         answer.mode = out.stream ? answer_mode::relay : answer_mode::whole;

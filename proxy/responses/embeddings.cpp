@@ -15,27 +15,6 @@ using detail::copy_member;
 
 namespace {
 
-errors::openai_error bad_request(std::string message, std::string param) {
-    return errors::make_error(400, std::move(message), std::nullopt, std::move(param));
-}
-
-// True for an array whose first element is a number or an array (token ids):
-// OpenAI accepts [1,2,3] and [[1,2],[3]]; Mistral only strings.
-bool is_token_input(od::value& input) {
-    od::array items;
-    if (input.get_array().get(items) != simdjson::SUCCESS) {
-        return false;
-    }
-    for (auto item : items) {
-        od::json_type type;
-        if (item.type().get(type) != simdjson::SUCCESS) {
-            return false;
-        }
-        return type == od::json_type::number || type == od::json_type::array;
-    }
-    return false;
-}
-
 bool write_base64_embedding(od::array numbers, std::string& bytes, std::string& out) {
     bytes.clear();
     for (auto element : numbers) {
@@ -52,52 +31,6 @@ bool write_base64_embedding(od::array numbers, std::string& bytes, std::string& 
 }
 
 }  // namespace
-
-embedding_request_facts inspect_embedding_request(std::string_view body) {
-    embedding_request_facts facts;
-    thread_local detail::json_reader reader;
-    od::document doc;
-    od::object root;
-    if (!reader.open(body, doc, root)) {
-        facts.error = errors::make_error(400, "request body must be a JSON object");
-        return facts;
-    }
-    for (auto field : root) {
-        std::string_view key;
-        od::value value;
-        if (!detail::member_of(field, key, value)) {
-            facts.error = errors::make_error(400, "request body is not valid JSON");
-            return facts;
-        }
-        if (key == "input") {
-            if (is_token_input(value)) {
-                facts.error = bad_request(
-                    "'input' as token ids (arrays of integers) is not supported: Mistral embeds text, so send the "
-                    "text as a string or an array of strings",
-                    "input");
-                return facts;
-            }
-        } else if (key == "encoding_format") {
-            od::json_type type;
-            if (value.type().get(type) != simdjson::SUCCESS) {
-                facts.error = errors::make_error(400, "request body is not valid JSON");
-                return facts;
-            }
-            if (type == od::json_type::null) {
-                facts.client_encoding = embedding_encoding::floats;
-                continue;
-            }
-            std::string_view format;
-            if (value.get_string().get(format) == simdjson::SUCCESS && (format == "float" || format == "base64")) {
-                facts.client_encoding = format == "base64" ? embedding_encoding::base64 : embedding_encoding::floats;
-            } else {
-                facts.error = bad_request("'encoding_format' must be \"float\" or \"base64\"", "encoding_format");
-                return facts;
-            }
-        }
-    }
-    return facts;
-}
 
 body_result transform_embeddings_response(std::string_view body, embedding_encoding client_encoding) {
     body_result result;

@@ -1,5 +1,6 @@
 #pragma once
-// /v1/embeddings: what the client asked for and the answer in that encoding.
+// /v1/embeddings: the answer in the encoding the client asked for (which the
+// normalizer reads from the request: normalized_request::encoding).
 // The official SDKs send encoding_format "base64" by default and decode the
 // string as little-endian float32 without checking; Mistral's own base64 has
 // been reported wrong, so the proxy always asks Mistral for floats and encodes
@@ -13,21 +14,8 @@
 
 namespace mistral_proxy::responses {
 
-enum class embedding_encoding { floats, base64 };
+enum class embedding_encoding { floats, base64 };  // absent or null: floats (OpenAI's default)
 
-struct embedding_request_facts {
-    embedding_encoding client_encoding = embedding_encoding::floats;  // absent or null: floats (OpenAI's default)
-    // 400 invalid_request_error for: token-id input (an array of integers or of
-    // arrays of integers; Mistral embeds text only), an encoding_format other
-    // than "float"/"base64", a body that is not a JSON object.
-    std::optional<errors::openai_error> error;
-};
-
-// Reads `input` and `encoding_format` of an OpenAI embeddings request. For the
-// request side: when client_encoding is base64 the upstream body must ask for
-// floats (drop `encoding_format`, or send "float"), and the answer goes through
-// transform_embeddings_response(). Needs no padding.
-embedding_request_facts inspect_embedding_request(std::string_view body);
 
 // Mistral's EmbeddingResponse for a client that asked `client_encoding`:
 // floats -> unchanged; base64 -> each data[].embedding array of numbers becomes

@@ -87,3 +87,43 @@ TEST_CASE("other endpoints are not parsed") {
     CHECK(out.upstream == "mistral");
     CHECK(out.body == "not even json");
 }
+
+TEST_CASE("embeddings: token-id input and unknown encodings are refused; the encoding asked is reported") {
+    struct row {
+        std::string_view body;
+        normalize::encoding_format encoding;
+        std::string_view error_param;  // "" = no error
+    };
+    using normalize::encoding_format;
+    const row rows[] = {
+        {R"({"model":"mistral-embed","input":"x"})", encoding_format::unspecified, ""},
+        {R"({"model":"mistral-embed","input":["x","y"],"encoding_format":"base64"})", encoding_format::base64, ""},
+        {R"({"model":"mistral-embed","input":"x","encoding_format":"float"})", encoding_format::float_values, ""},
+        {R"({"model":"mistral-embed","input":"x","encoding_format":null})", encoding_format::unspecified, ""},
+        {R"({"model":"mistral-embed","input":"x","encoding_format":"int8","encoding_format":"base64"})",
+         encoding_format::unspecified, "encoding_format"},  // refused where it stands
+        {R"({"model":"mistral-embed","input":[1,2,3]})", encoding_format::unspecified, "input"},
+        {R"({"model":"mistral-embed","input":[ -1]})", encoding_format::unspecified, "input"},
+        {R"({"model":"mistral-embed","input":[[1,2],[3]]})", encoding_format::unspecified, "input"},
+        {R"({"model":"mistral-embed","input":"x","encoding_format":"int8"})", encoding_format::unspecified,
+         "encoding_format"},
+        {R"({"model":"mistral-embed","input":"x","encoding_format":1})", encoding_format::unspecified,
+         "encoding_format"},
+    };
+    for (const row& r : rows) {
+        CAPTURE(r.body);
+        const auto out = normalizer_test::run(r.body, normalize::endpoint::embeddings);
+        if (r.error_param.empty()) {
+            REQUIRE(out.ok);
+            CHECK(out.request.encoding == r.encoding);
+        } else {
+            REQUIRE_FALSE(out.ok);
+            CHECK(out.status == 400);
+            CHECK(out.param == r.error_param);
+        }
+    }
+    const auto tokens = normalizer_test::run(R"({"model":"mistral-embed","input":[1]})", normalize::endpoint::embeddings);
+    CHECK(tokens.message.find("token ids") != std::string::npos);
+    // Chat has no `input`: the member is the params rule's, not refused.
+    CHECK(normalizer_test::run(R"({"model":"m","input":[1],"messages":[{"role":"user","content":"x"}]})").ok);
+}

@@ -273,40 +273,6 @@ TEST_CASE("embeddings: base64 answer from floats") {
     }
 }
 
-TEST_CASE("embeddings: request inspection") {
-    struct row {
-        std::string_view body;
-        embedding_encoding encoding;
-        std::string_view error_param;  // "" = no error
-    };
-    const row rows[] = {
-        {R"({"model":"m","input":"x"})", embedding_encoding::floats, ""},
-        {R"({"model":"m","input":["x","y"],"encoding_format":"base64"})", embedding_encoding::base64, ""},
-        {R"({"model":"m","input":"x","encoding_format":"float"})", embedding_encoding::floats, ""},
-        {R"({"model":"m","input":"x","encoding_format":null})", embedding_encoding::floats, ""},
-        {R"({"model":"m","input":[1,2,3]})", embedding_encoding::floats, "input"},
-        {R"({"model":"m","input":[[1,2],[3]]})", embedding_encoding::floats, "input"},
-        {R"({"model":"m","input":[],"encoding_format":"base64"})", embedding_encoding::base64, ""},
-        {R"({"model":"m","input":"x","encoding_format":"int8"})", embedding_encoding::floats, "encoding_format"},
-    };
-    for (const row& r : rows) {
-        CAPTURE(r.body);
-        const auto facts = inspect_embedding_request(r.body);
-        if (r.error_param.empty()) {
-            REQUIRE_FALSE(facts.error);
-            CHECK(facts.client_encoding == r.encoding);
-        } else {
-            REQUIRE(facts.error);
-            CHECK(facts.error->status == 400);
-            CHECK(facts.error->type == "invalid_request_error");
-            CHECK(facts.error->param == std::string(r.error_param));
-        }
-    }
-    CHECK(inspect_embedding_request("[]").error);
-    const auto tokens = inspect_embedding_request(R"({"input":[1]})");
-    CHECK(tokens.error->message.find("token ids") != std::string::npos);
-}
-
 TEST_CASE("models: list merged with aliases") {
     const std::vector<model_alias> aliases = {
         {"gpt-4o", "mistral-large-latest"},

@@ -3,6 +3,8 @@
 // choice_rewriter, which the whole answers share.
 #include "responses/stream_transcoder.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "responses/choice_rewriter.hpp"
@@ -318,6 +320,15 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
         begin_member(out, first, "object");
         out += text_shape ? "\"text_completion\"" : "\"chat.completion.chunk\"";
         hits_.add(response_rule::stream_repair);
+    }
+    // An event is one data: line. Values copied through keep their whitespace,
+    // and a chunk sent in several data: lines has line breaks between its
+    // tokens (never inside a string: JSON has none there): they become spaces.
+    const std::size_t length = out.size() - mark;
+    if (std::memchr(out.data() + mark, '\n', length) != nullptr ||
+        std::memchr(out.data() + mark, '\r', length) != nullptr) {
+        std::replace_if(out.begin() + static_cast<std::ptrdiff_t>(mark), out.end(),
+                        [](char c) { return c == '\n' || c == '\r'; }, ' ');
     }
     out += "}\n\n";
     return true;

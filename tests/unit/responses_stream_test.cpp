@@ -253,6 +253,20 @@ TEST_CASE("stream: a continuation fragment (no name, no id) extends the last cal
     CHECK(r.out.find(R"({"index":0,"function":{"arguments":":1}"}})") != std::string::npos);
 }
 
+TEST_CASE("stream: an event sent in several data: lines goes out as one line") {
+    // SSE joins the data: lines with a line break; inside a value copied
+    // through, that break is JSON whitespace and becomes a space.
+    const std::string body =
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":0,"
+        "\"delta\":{\"role\":\"assistant\",\"content\":\"hi\",\"x\":{\"a\":1,\r\ndata: \"b\":2}},\"finish_reason\":\"stop\"}]}\n\n"
+        "data: [DONE]\n\n";
+    const auto r = transcode(body);
+    CHECK(r.out ==
+          "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":[{\"index\":0,"
+          "\"delta\":{\"role\":\"assistant\",\"content\":\"hi\",\"x\":{\"a\":1, \"b\":2}},\"finish_reason\":\"stop\"}]}\n\n"
+          "data: [DONE]\n\n");
+}
+
 TEST_CASE("stream: errors end the stream without [DONE]") {
     const std::string ok = chunk(R"({"index":0,"delta":{"role":"assistant","content":"x"},"finish_reason":null})");
     struct row {

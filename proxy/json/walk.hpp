@@ -69,6 +69,16 @@ inline bool is_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r
     return key_of(field, key);
 }
 
+// Marks a string value read without unescaping it (its raw token was enough).
+// A value left unread is skipped by the iterator's next step, and that skip
+// only counts brackets: `{"a":"b":"c"}}` would pass as an object, its second
+// ':' and its extra '}' unseen. Every scalar the proxy looks at by its token
+// alone goes through here. false when it is not a string.
+[[gnu::always_inline]] inline bool consume_string(od::value& value) noexcept {
+    od::raw_json_string raw;
+    return value.get_raw_json_string().get(raw) == simdjson::SUCCESS;
+}
+
 // Walks `value` (of JSON type `type`, at nesting `depth`) whole: every
 // member, item and scalar read as its type. SUCCESS when all of it is valid.
 inline simdjson::error_code validate(od::value value, od::json_type type, std::size_t depth) {
@@ -125,7 +135,7 @@ inline simdjson::error_code validate(od::value value, od::json_type type, std::s
             // Only escapes can be wrong in a string that stage 1 accepted.
             const std::string_view token = value.raw_json_token();
             if (std::memchr(token.data() + 1, '\\', token.size() - 1) == nullptr) {
-                return simdjson::SUCCESS;
+                return consume_string(value) ? simdjson::SUCCESS : simdjson::TAPE_ERROR;
             }
             std::string_view text;
             return value.get_string().get(text);

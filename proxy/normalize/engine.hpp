@@ -520,8 +520,9 @@ private:
     bool read_tool_choice(od::value value, piece& out, bool& keep);
     bool read_function_call(od::value value, piece& out, bool& keep);
     bool read_response_format(od::value value, piece& out, bool& keep);
-    void write_synthesized_results();                     // role_order (rules/role_order.cpp)
-    void order_before(message_out& m, bool had_pending);  // role_order
+    // role_order (rules/role_order.cpp): results for the first `count` pending calls.
+    void write_synthesized_results(std::size_t count = SIZE_MAX);
+    void order_before(message_out& m, std::size_t pending_before);  // role_order
     bool write_clamped(std::string_view name, std::optional<double> number);  // ranges (rules/ranges.cpp)
     std::string_view mapped_model(std::string_view model);  // model_rewrite, model_alias (rules/model_mapping.cpp)
     void use_fallback(std::string_view& sent);              // fallback (rules/fallback.cpp)
@@ -554,8 +555,9 @@ piece engine::extent(std::string_view token, od::value& value, od::json_type typ
 }
 
 // The caller has checked that the value is a string. Without a backslash its
-// text is its raw bytes (nothing to validate or copy); else simdjson unescapes
-// it, which validates the escapes.
+// text is its raw bytes (nothing to validate or copy; the value is still
+// consumed: json::consume_string); else simdjson unescapes it, which
+// validates the escapes.
 bool engine::capture_string(od::value value, piece& out, std::string_view& text) {
     const std::string_view token = value.raw_json_token();
     const char* begin = token.data();
@@ -567,7 +569,7 @@ bool engine::capture_string(od::value value, piece& out, std::string_view& text)
     const std::size_t length = static_cast<std::size_t>(end - begin) - 2;
     if (std::memchr(begin + 1, '\\', length) == nullptr) {
         text = std::string_view(begin + 1, length);
-        return true;
+        return json::consume_string(value) || fail_json(simdjson::TAPE_ERROR);
     }
     if (auto e = value.get_string().get(text)) {
         return fail_json(e);

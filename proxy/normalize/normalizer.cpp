@@ -948,7 +948,7 @@ bool engine::read_messages(od::value value, piece& out) {
         }
         message_out m;
         bool keep = true;
-        const bool had_pending = !s_.pending.empty();
+        const std::size_t pending_before = s_.pending.size();
         if (!read_message(item, index++, m, keep)) {
             return false;
         }
@@ -956,7 +956,7 @@ bool engine::read_messages(od::value value, piece& out) {
             continue;
         }
         if (on(rule_id::role_order)) {
-            order_before(m, had_pending);
+            order_before(m, pending_before);
         }
         s_.messages.push_back(m);
     }

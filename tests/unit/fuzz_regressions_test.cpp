@@ -10,6 +10,7 @@
 
 #include "config/config.hpp"
 #include "normalizer_support.hpp"
+#include "responses/chat_response.hpp"
 #include "responses/stream_transcoder.hpp"
 #include "responses_support.hpp"
 #include "rules/rule_set.hpp"
@@ -46,6 +47,29 @@ TEST_CASE("fuzz regression: a stream event with an invalid scalar ends the strea
     CHECK(out.rfind("data: {\"error\":", 0) == 0);
     CHECK(out.find("\n\ndata: ") == std::string::npos);
     CHECK(out.find("upstream_bad_event") != std::string::npos);
+}
+
+TEST_CASE("fuzz regression: a second ':' inside a value copied through ends the stream with an error") {
+    // {"id":"g":"x"}} — the walk reads "g" by its token; left unread, the
+    // iterator's skip would take `"g":"x"` for a member and the extra '}' for
+    // the array's end.
+    responses::stream_transcoder transcoder(responses_test::shipped_rules(), {});
+    std::string out;
+    transcoder.on_body(
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":"
+        "[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"x\":[{\"id\":\"g\":\"x\"}}]},\"finish_reason\":null}]}\n\n",
+        out);
+    CHECK(transcoder.failed());
+    CHECK(out.rfind("data: {\"error\":", 0) == 0);
+    CHECK(out.find("upstream_bad_event") != std::string::npos);
+}
+
+TEST_CASE("fuzz regression: a whole answer with a second ':' inside a copied value is relayed as it came") {
+    const auto result = responses::transform_chat_response(
+        R"({"id":"a","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi","x":[{"id":"g":"x"}}]},"finish_reason":"stop"}]})",
+        responses_test::shipped_rules());
+    CHECK(result.unchanged);  // not the proxy's to reject; never rewritten into something that looks valid
+    CHECK(result.body.empty());
 }
 
 TEST_CASE("fuzz regression: a chunk that repeats \"choices\" still gives valid JSON") {

@@ -30,6 +30,14 @@ TEST_CASE("malformed bodies get a 400 and nothing is sent") {
         {"bad atom in an untouched value", R"({"model":"m","messages":[],"metadata":{"a":[tru]}})", "not valid JSON"},
         {"bad atom in a dropped field", R"({"model":"m","messages":[],"user":nul})", "not valid JSON"},
         {"bad number", R"({"model":"m","messages":[],"temperature":1.})", "not valid JSON"},
+        // A string read by its token alone, then a ':' where a ',' belongs: the
+        // walk must see it (an unread value is skipped by counting brackets only).
+        {"second colon after a string", R"({"model":"m","messages":[{"role":"user","content":"hi":"x"}]})",
+         "not valid JSON"},
+        {"second colon in an untouched value", R"({"model":"m","messages":[],"stop":[{"id":"g":"x"}}]})",
+         "not valid JSON"},
+        {"second colon in a dropped value",
+         R"({"model":"m","messages":[],"response_format":{"type":"text","x":{"id":"g":"x"}}}})", "not valid JSON"},
         {"bad escape", R"({"model":"m","messages":[{"role":"user","content":"\q"}]})", "not valid JSON"},
         {"unterminated", R"({"model":"m","messages":[{"role":"user","content":"hi"})", "not valid JSON"},
         {"invalid UTF-8", std::string(R"({"model":"m","messages":[{"role":"user","content":")") + "\xff\xfe" + "\"}]}", "UTF-8"},

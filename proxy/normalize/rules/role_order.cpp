@@ -15,11 +15,12 @@ namespace {
 
 // Before message `m` is kept: the synthesized results it must follow, and
 // the assistant bridge it needs after a tool result.
-void engine::order_before(message_out& m, bool had_pending) {
-    if (had_pending && m.role != role_kind::tool) {
-        // The message must come after the synthesized results: move it.
+void engine::order_before(message_out& m, std::size_t pending_before) {
+    if (pending_before != 0 && m.role != role_kind::tool) {
+        // The message must come after the results synthesized for the calls
+        // before it (not for its own calls, which its read just added).
         const message_out current = m;
-        write_synthesized_results();
+        write_synthesized_results(pending_before);
         m = current;
     }
     const bool after_tool = !s_.messages.empty() && s_.messages.back().role == role_kind::tool;
@@ -40,10 +41,12 @@ void engine::order_before(message_out& m, bool had_pending) {
     }
 }
 
-void engine::write_synthesized_results() {
+void engine::write_synthesized_results(std::size_t count) {
     // Each call that got no result: a tool message saying so (role_order), so the
     // counts of calls and results match as Mistral requires.
-    for (const auto& call : s_.pending) {
+    count = std::min(count, s_.pending.size());
+    for (std::size_t i = 0; i < count; ++i) {
+        const pending_call& call = s_.pending[i];
         message_out m;
         m.role = role_kind::tool;
         const std::size_t start = mark();
@@ -64,7 +67,7 @@ void engine::write_synthesized_results() {
         s_.messages.push_back(m);
         fire(rule_id::role_order);
     }
-    s_.pending.clear();
+    s_.pending.erase(s_.pending.begin(), s_.pending.begin() + static_cast<std::ptrdiff_t>(count));
 }
 
 }  // namespace

@@ -97,7 +97,11 @@ struct relay_state {
     const openai_responses::stream_transcoder* responses_stream = nullptr;
 };
 
+struct exchange_result;  // upstream_exchange.hpp
+
 class downstream_session {
+    friend class upstream_exchange;  // the exchange is the session's own step, in a type of its own
+
 public:
     downstream_session(tcp::socket socket, worker_context& worker)
         : client_(std::move(socket)), worker_(worker), state_(worker.state) {}
@@ -156,6 +160,10 @@ private:
     // outcome of one try (its metrics and /readyz facts kept up to date).
     awaitable<bool> refuse_open_breaker(request_context& context, routing::upstream_id upstream,
                                         limits::time_point retry_at);
+    exchange_result open_breaker_refusal(const request_context& context, routing::upstream_id upstream,
+                                         limits::time_point retry_at) const;
+    // Answers an exchange's refusal (its error and headers); nothing was generated.
+    awaitable<bool> answer_refusal(request_context& context, const exchange_result& refusal);
     void note_try_outcome(routing::upstream_id upstream, std::string_view model, bool failed);
     // With `fall_back` set, a failure the rule files' fallbacks cover (a status
     // of `fallback_statuses`, no answer at all) is not retried nor answered:

@@ -1,14 +1,14 @@
-// The upstream exchange of a whole-body request: the circuit breaker's
-// admission, sending, reading the answer's head past 1xx while watching the
-// client, classifying failures, the retries of SPEC §8 (or handing the
-// failure back for a fallback), and giving clean connections back to the pool.
+// The upstream exchange of a whole-body request (upstream_exchange.hpp), the
+// session's answer to what it returns, and the exchange's I/O helpers the
+// session shares: the circuit breaker's refusal, watching the client while
+// waiting, reading an answer's head past 1xx, giving connections back.
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include "config/duration.hpp"
 #include "errors/openai_error.hpp"
-#include "http/session.hpp"
+#include "http/upstream_exchange.hpp"
 #include "limits/retry.hpp"
 #include "log/log.hpp"
 #include "routing/route.hpp"
@@ -18,12 +18,15 @@ namespace mistral_proxy::http {
 using logging::log_level;
 using logging::log_line;
 
-awaitable<bool> downstream_session::refuse_open_breaker(request_context& context, routing::upstream_id upstream,
-                                                        limits::time_point retry_at) {
+exchange_result downstream_session::open_breaker_refusal(const request_context& context,
+                                                        routing::upstream_id upstream,
+                                                        limits::time_point retry_at) const {
     const auto now = limits::clock::now();
     const auto wait = limits::ceil_ms(retry_at - now);
     const auto name = routing::upstream_name(upstream);
-    auto error = errors::make_error(
+    exchange_result result;
+    result.what = exchange_result::outcome::refused;
+    result.error = errors::make_error(
         503,
         "upstream " + std::string(name) + " is failing " +
             (context.model_sent.empty() ? std::string("for passthrough requests")
@@ -32,9 +35,18 @@ awaitable<bool> downstream_session::refuse_open_breaker(request_context& context
             " consecutive failures); it will be tried again in " + config::format_duration(wait) + ", at " +
             limits::format_utc(retry_at),
         "upstream_circuit_open");
+    result.headers = limits::client_retry_headers(wait, true);
+    return result;
+}
+
+awaitable<bool> downstream_session::refuse_open_breaker(request_context& context, routing::upstream_id upstream,
+                                                        limits::time_point retry_at) {
+    co_return co_await answer_refusal(context, open_breaker_refusal(context, upstream, retry_at));
+}
+
+awaitable<bool> downstream_session::answer_refusal(request_context& context, const exchange_result& refusal) {
     context.upstream_refused = true;
-    const auto headers = limits::client_retry_headers(wait, true);
-    co_return co_await send_error(context, error, context.client_keep_alive, &headers);
+    co_return co_await send_error(context, *refusal.error, context.client_keep_alive, &refusal.headers);
 }
 
 void downstream_session::note_try_outcome(routing::upstream_id upstream, std::string_view model, bool failed) {
@@ -59,24 +71,46 @@ void downstream_session::note_try_outcome(routing::upstream_id upstream, std::st
 awaitable<bool> downstream_session::exchange_buffered(request_context& context, routing::upstream_id upstream,
                                                       bhttp::request<bhttp::span_body<const char>>& request,
                                                       const answer_plan& plan, bool* fall_back) {
-    const auto& settings = worker_.pool.settings(upstream);
-    const auto name = routing::upstream_name(upstream);
-    const auto endpoint = worker_.pool.endpoint_text(upstream);
-    const auto& schedule = state_->retry;
-    const auto upstream_index = static_cast<std::size_t>(upstream);
+    std::optional<response_parser> parser;
+    auto result = co_await upstream_exchange(*this, context, upstream).run(request, fall_back != nullptr, parser);
+    switch (result.what) {
+        case exchange_result::outcome::answer:
+            co_return co_await relay_response(*result.connection, result.connection, *parser, context, plan);
+        case exchange_result::outcome::refused:
+            co_return co_await answer_refusal(context, result);
+        case exchange_result::outcome::fall_back:
+            *fall_back = true;
+            co_return true;
+        case exchange_result::outcome::switch_key:
+            context.switch_key = true;
+            co_return true;
+        case exchange_result::outcome::client_gone:
+            break;
+    }
+    co_return false;
+}
+
+awaitable<bool> upstream_exchange::wait_before_retry(limits::milliseconds delay, metrics::retry_cause cause) {
+    auto& worker = session_.worker_;
+    ++context_.retries;
+    metrics::shard::add(worker.metrics.retries[index_][static_cast<std::size_t>(cause)]);
+    auto ready = limits::clock::now() + delay;
+    if (context_.reservation) {
+        ready = co_await session_.limits_retry(*context_.reservation, delay);
+    }
+    co_return co_await session_.wait_watching_client(ready);
+}
+
+awaitable<exchange_result> upstream_exchange::run(bhttp::request<bhttp::span_body<const char>>& request,
+                                                  bool may_fall_back, std::optional<response_parser>& parser) {
+    using outcome_kind = exchange_result::outcome;
+    auto& worker = session_.worker_;
+    const auto& settings = worker.pool.settings(upstream_);
+    const auto name = routing::upstream_name(upstream_);
+    const auto endpoint = worker.pool.endpoint_text(upstream_);
+    const auto& schedule = session_.state_->retry;
     unsigned tries = 0;
     bool fresh_connection = false;
-
-    // Between tries: the backoff, taking a request token again (SPEC §8).
-    auto wait_before_retry = [&](limits::milliseconds delay, metrics::retry_cause cause) -> awaitable<bool> {
-        ++context.retries;
-        metrics::shard::add(worker_.metrics.retries[upstream_index][static_cast<std::size_t>(cause)]);
-        auto ready = limits::clock::now() + delay;
-        if (context.reservation) {
-            ready = co_await limits_retry(*context.reservation, delay);
-        }
-        co_return co_await wait_watching_client(ready);
-    };
 
     // A probe the breaker let through that ends without an outcome (the client
     // went away) frees the half-open slot for the next request.
@@ -90,22 +124,22 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
                 board.on_abandoned(upstream, model);
             }
         }
-    } probe{worker_.breakers, upstream_index, context.model_sent};
+    } probe{worker.breakers, index_, context_.model_sent};
     auto outcome = [&](bool failed) {
         probe.pending = false;
-        note_try_outcome(upstream, context.model_sent, failed);
+        session_.note_try_outcome(upstream_, context_.model_sent, failed);
     };
 
     for (;;) {
         ++tries;
         if (!fresh_connection) {
-            const auto admission = worker_.breakers.admit(upstream_index, context.model_sent, limits::clock::now());
+            const auto admission = worker.breakers.admit(index_, context_.model_sent, limits::clock::now());
             if (!admission.allowed) {
-                co_return co_await refuse_open_breaker(context, upstream, admission.retry_at);
+                co_return session_.open_breaker_refusal(context_, upstream_, admission.retry_at);
             }
             probe.pending = admission.probe;
         }
-        auto acquired = co_await worker_.pool.acquire(upstream, fresh_connection);
+        auto acquired = co_await worker.pool.acquire(upstream_, fresh_connection);
         fresh_connection = false;
         std::optional<errors::openai_error> failure;  // the try got no HTTP answer at all
         if (acquired.error) {
@@ -115,16 +149,17 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
             const auto sent_at = std::chrono::steady_clock::now();
             connection->tcp().expires_after(settings.read_timeout);
             auto [write_ec, written] = co_await connection->visit(
-                [&](auto& stream) { return async_write_whole(stream, request, head_); });
-            std::optional<response_parser> parser;
+                [&](auto& stream) { return async_write_whole(stream, request, session_.head_); });
+            parser.reset();
             boost::system::error_code ec = write_ec;
             bool client_gone = false;
             if (!ec) {
-                ec = co_await read_upstream_header(*connection, parser, false, settings.read_timeout, client_gone);
+                ec = co_await session_.read_upstream_header(*connection, parser, false, settings.read_timeout,
+                                                            client_gone);
             }
             if (client_gone) {
                 connection->abort();
-                co_return false;
+                co_return with(outcome_kind::client_gone);
             }
             // Closed before any byte of an answer: what a kept-alive connection
             // the server closed just as it was taken looks like (not garbage, not a timeout).
@@ -151,68 +186,68 @@ awaitable<bool> downstream_session::exchange_buffered(request_context& context, 
                               ? upstream_failure(name, endpoint, "closed the connection before answering", ec)
                               : upstream_failure(name, endpoint, "sent an invalid HTTP answer", ec);
             } else {
-                worker_.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
+                worker.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
                 const auto status = parser->get().result_int();
                 outcome(status >= 500 || status == 429);
-                if (status == 401 && co_await take_key_out(context, upstream)) {
+                if (status == 401 && co_await session_.take_key_out(context_, upstream_)) {
                     // A key pool's key Mistral refused: the request goes again on another.
-                    co_await discard_refusal(upstream, connection, *parser);
-                    context.switch_key = true;
-                    co_return true;
+                    co_await session_.discard_refusal(upstream_, connection, *parser);
+                    co_return with(outcome_kind::switch_key);
                 }
-                if (fall_back != nullptr && state_->rules->falls_back_on(status)) {
-                    co_await discard_refusal(upstream, connection, *parser);
-                    log_line(log_level::info, "request " + context.id + ": upstream " + std::string(name) +
+                if (may_fall_back && session_.state_->rules->falls_back_on(status)) {
+                    co_await session_.discard_refusal(upstream_, connection, *parser);
+                    log_line(log_level::info, "request " + context_.id + ": upstream " + std::string(name) +
                                                   " answered " + std::to_string(status) + " for model " +
-                                                  context.model_sent);
-                    *fall_back = true;
-                    co_return true;
+                                                  context_.model_sent);
+                    co_return with(outcome_kind::fall_back);
                 }
                 if (limits::is_retryable_status(status)) {
                     const auto wish = limits::upstream_retry_after(limit_headers_of(parser->get()), limits::clock::now());
                     const auto decision = schedule.after_failure(tries, true, wish);
                     if (decision.retry) {
-                        co_await discard_refusal(upstream, connection, *parser);
-                        log_line(log_level::info, "request " + context.id + ": upstream " + std::string(name) +
+                        co_await session_.discard_refusal(upstream_, connection, *parser);
+                        log_line(log_level::info, "request " + context_.id + ": upstream " + std::string(name) +
                                                       " answered " + std::to_string(status) + ", retry " +
                                                       std::to_string(tries) + " in " +
                                                       config::format_duration(decision.delay));
                         if (!co_await wait_before_retry(decision.delay, status == 429 ? metrics::retry_cause::status_429
                                                                                       : metrics::retry_cause::status_5xx)) {
-                            co_return false;
+                            co_return with(outcome_kind::client_gone);
                         }
                         continue;
                     }
                 }
-                co_return co_await relay_response(*connection, connection, *parser, context, plan);
+                exchange_result answer = with(outcome_kind::answer);
+                answer.connection = std::move(connection);
+                co_return answer;
             }
         }
 
-        metrics::shard::add(worker_.metrics.upstream_failures[upstream_index]);
+        metrics::shard::add(worker.metrics.upstream_failures[index_]);
         if (failure->code != "upstream_connections_exhausted") {
             outcome(true);
         } else if (probe.pending) {  // the proxy's own limit says nothing of the upstream's health
-            worker_.breakers.on_abandoned(upstream_index, context.model_sent);
+            worker.breakers.on_abandoned(index_, context_.model_sent);
             probe.pending = false;
         }
-        if (fall_back != nullptr && failure->code != "upstream_connections_exhausted") {
-            log_line(log_level::info, "request " + context.id + ": " + failure->message);
-            *fall_back = true;
-            co_return true;
+        if (may_fall_back && failure->code != "upstream_connections_exhausted") {
+            log_line(log_level::info, "request " + context_.id + ": " + failure->message);
+            co_return with(outcome_kind::fall_back);
         }
         const auto decision = schedule.after_failure(tries, true, std::nullopt);
         if (decision.retry) {
-            log_line(log_level::info, "request " + context.id + ": " + failure->message + "; retry " +
+            log_line(log_level::info, "request " + context_.id + ": " + failure->message + "; retry " +
                                           std::to_string(tries) + " in " + config::format_duration(decision.delay));
             if (!co_await wait_before_retry(decision.delay, metrics::retry_cause::connect_error)) {
-                co_return false;
+                co_return with(outcome_kind::client_gone);
             }
             continue;
         }
-        log_failure(context, *failure);
-        context.upstream_refused = true;
-        const auto headers = limits::client_retry_headers(schedule.client_retry_after(std::nullopt), true);
-        co_return co_await send_error(context, *failure, context.client_keep_alive, &headers);
+        session_.log_failure(context_, *failure);
+        exchange_result refused = with(outcome_kind::refused);
+        refused.error = std::move(failure);
+        refused.headers = limits::client_retry_headers(schedule.client_retry_after(std::nullopt), true);
+        co_return refused;
     }
 }
 

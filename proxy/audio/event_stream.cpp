@@ -29,7 +29,9 @@ void audio_event_stream::on_event(const responses::sse_event& event, std::string
     ++events_in_;
     thread_local dom::parser parser;
     dom::object data;
-    if (parser.parse(event.data.data(), event.data.size()).get(data) != SUCCESS) {
+    // An empty `data:` is no JSON (and its view may have no bytes to point at,
+    // which the parser must not be handed: fuzz_speech found it).
+    if (event.data.empty() || parser.parse(event.data.data(), event.data.size()).get(data) != SUCCESS) {
         fail(not_this_answer(), out);
         return;
     }

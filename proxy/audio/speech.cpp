@@ -352,7 +352,8 @@ responses::body_result transform_speech_response(std::string_view body, const sp
     thread_local dom::parser parser;
     dom::object root;
     std::string_view audio;
-    if (parser.parse(body.data(), body.size()).get(root) != SUCCESS || root["audio_data"].get(audio) != SUCCESS) {
+    if (body.empty() || parser.parse(body.data(), body.size()).get(root) != SUCCESS ||
+        root["audio_data"].get(audio) != SUCCESS) {
         result.error = not_speech();
         return result;
     }

@@ -297,9 +297,11 @@ TEST_CASE("speech stream: errors end the events with OpenAI's error; the bytes a
     CHECK(run_stream(bytes, {error_event}, done, failed) == std::string("\x00\x01\x02", 3));
     CHECK(failed);
 
-    // Base64 that does not decode, data that is not JSON.
+    // Base64 that does not decode, data that is not JSON, an empty data line
+    // (fuzz_speech: the parser must not be handed a view with no bytes), also
+    // as the last unfinished event.
     for (const std::string& bad : {std::string("data: {\"type\":\"speech.audio.delta\",\"audio_data\":\"A*\"}\n\n"),
-                                  std::string("data: {nope\n\n")}) {
+                                  std::string("data: {nope\n\n"), std::string("data:\n\n"), std::string("data")}) {
         CAPTURE(bad);
         out = run_stream(sse, {bad}, done, failed);
         CHECK(out.find("\"code\":\"bad_upstream_response\"") != std::string::npos);

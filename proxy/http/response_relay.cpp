@@ -399,6 +399,11 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
                                               config::format_duration(relay.read_timeout) + " (read_timeout)",
                                           upstream_error)
                        : upstream_failure(name, endpoint, "broke off the answer before its end", upstream_error);
+    if (relay.bytes_only && !upstream_error) {
+        // The connection was fine: the stream itself had an error event or a
+        // bad event, which audio bytes cannot pass on.
+        failure = upstream_failure(name, endpoint, "sent an error or a malformed event in the speech stream", {});
+    }
     log_failure(context, failure);
     context.error_message = failure.message;
     metrics::shard::add(worker_.metrics.upstream_failures[static_cast<std::size_t>(upstream)]);

@@ -186,6 +186,20 @@ describe('raw HTTP', () => {
     assert.deepEqual(outcome.bytes, whole.subarray(0, outcome.bytes.length));
   });
 
+  test('an error event in Mistral\'s stream: OpenAI\'s error event, or the bytes cut short', async () => {
+    const stream = 'event: speech.audio.delta\ndata: {"type":"speech.audio.delta","audio_data":"AAEC"}\n\n'
+      + 'event: error\ndata: {"object":"error","message":"Service tier capacity exceeded for this model.","type":"service_tier_capacity_exceeded","param":null,"code":"3505"}\n\n';
+    const fault = { kind: 'status', status: 200, contentType: 'text/event-stream', body: stream, path: '/v1/audio/speech' };
+    stack.fakes.mistral.injectFault(fault);
+    const res = await speech(stack, { model: 'tts-1', voice: 'alloy', input: 'x', stream_format: 'sse' });
+    const events = parseSse(res.text).map((e) => JSON.parse(e.data));
+    assert.deepEqual(events[0], { type: 'speech.audio.delta', audio: 'AAEC' });
+    assert.match(events.at(-1).error.message, /Service tier capacity exceeded/);
+
+    stack.fakes.mistral.injectFault(fault);
+    await assert.rejects(speech(stack, { model: 'tts-1', voice: 'alloy', input: 'x' }), /aborted|ECONNRESET|socket hang up/, 'the cut answer must not end like a whole one');
+  });
+
   test('counted under endpoint="audio_speech" in /metrics', async () => {
     const res = await speech(stack, { model: 'tts-1', voice: 'alloy', input: 'count me' });
     assert.equal(res.status, 200, res.text);

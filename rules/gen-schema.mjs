@@ -71,11 +71,13 @@ export function deriveSchema(openapi) {
     }
     return [...new Set(values)];
   };
-  // `form`: a multipart form's fields (FastAPI reads the fields it names and
-  // no others: extra fields are not refused there, only ignored).
-  const requestFields = (name, form = false) => {
+  // `open`: a schema that does not forbid extra fields (a multipart form, whose
+  // fields FastAPI reads by name and others it ignores; SpeechRequest, which
+  // says additionalProperties: true). The normalizer still drops what it does
+  // not name (params), so that nothing goes to Mistral unread.
+  const requestFields = (name, open = false) => {
     const schema = named(name);
-    if (!form && schema.additionalProperties !== false) throw new Error(`${name} no longer forbids extra fields; review the normalizer`);
+    if (!open && schema.additionalProperties !== false) throw new Error(`${name} no longer forbids extra fields; review the normalizer`);
     const out = {};
     for (const [field, sub] of Object.entries(schema.properties)) {
       const spec = { kinds: kindsOf(sub) };
@@ -127,6 +129,8 @@ export function deriveSchema(openapi) {
     moderation_request: requestFields(requestBodySchema('/v1/moderations')),
     // POST /v1/audio/transcriptions: a multipart form (AudioTranscriptionRequest).
     transcription_request: requestFields(requestBodySchema('/v1/audio/transcriptions', 'multipart/form-data'), true),
+    // POST /v1/audio/speech: SpeechRequest (additionalProperties: true upstream).
+    speech_request: requestFields(requestBodySchema('/v1/audio/speech'), true),
     system_message: propsOf(named(roles.system)),
     user_message: propsOf(named(roles.user)),
     assistant_message: propsOf(assistant),

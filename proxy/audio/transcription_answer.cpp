@@ -192,38 +192,11 @@ responses::body_result transform_transcription_response(std::string_view body, c
     return result;
 }
 
-void transcription_stream::fail(const errors::openai_error& error, std::string& out) {
-    if (done_ || failed_) {
-        return;
-    }
-    failed_ = true;
-    out += errors::to_sse_event(error);
-}
-
-void transcription_stream::on_event(const responses::sse_event& event, std::string& out) {
-    ++events_in_;
-    thread_local dom::parser parser;
-    dom::object data;
-    if (parser.parse(event.data.data(), event.data.size()).get(data) != SUCCESS) {
-        fail(not_a_transcription(upstream_name_), out);
-        return;
-    }
-    std::string_view type;
-    if (data["type"].get(type) != SUCCESS) {
-        type = event.type;
-    }
-    dom::element error;
-    std::string_view object_kind;
-    const bool error_object = data["object"].get(object_kind) == SUCCESS && object_kind == "error";
-    if (type == "error" || error_object || data["error"].get(error) == SUCCESS) {
-        // {"object":"error",...} or {"error":...}: Mistral's message in OpenAI's shape.
-        fail(errors::translate_upstream_error(502, event.data, upstream_name_), out);
-        return;
-    }
+void transcription_stream::on_data(std::string_view type, dom::object data, std::string& out) {
     if (type == "transcription.text.delta") {
         std::string_view text;
         if (data["text"].get(text) != SUCCESS) {
-            fail(not_a_transcription(upstream_name_), out);
+            fail(not_this_answer(), out);
             return;
         }
         out += R"(data: {"type":"transcript.text.delta","delta":)";
@@ -232,7 +205,7 @@ void transcription_stream::on_event(const responses::sse_event& event, std::stri
     } else if (type == "transcription.done") {
         transcript t;
         if (!read_transcript(data, t)) {
-            fail(not_a_transcription(upstream_name_), out);
+            fail(not_this_answer(), out);
             return;
         }
         out += R"(data: {"type":"transcript.text.done","text":)";
@@ -247,48 +220,5 @@ void transcription_stream::on_event(const responses::sse_event& event, std::stri
     }
     // transcription.language, transcription.segment: no streamed counterpart.
 }
-
-void transcription_stream::on_body(std::string_view piece, std::string& out) {
-    if (done_ || failed_) {
-        return;
-    }
-    splitter_.feed(piece);
-    responses::sse_event event;
-    for (;;) {
-        const auto status = splitter_.next(event);
-        if (status == responses::sse_status::need_more) {
-            return;
-        }
-        if (status == responses::sse_status::too_large) {
-            fail(errors::make_error(502,
-                                    upstream_name_ + " sent a stream event larger than " +
-                                        std::to_string(splitter_.max_event_bytes()) + " bytes",
-                                    "bad_upstream_response"),
-                 out);
-            return;
-        }
-        if (event.has_data) {
-            on_event(event, out);
-        }
-        if (done_ || failed_) {
-            return;
-        }
-    }
-}
-
-void transcription_stream::on_end(std::string& out) {
-    if (done_ || failed_) {
-        return;
-    }
-    responses::sse_event event;
-    if (splitter_.finish(event) == responses::sse_status::event && event.has_data) {
-        on_event(event, out);
-    }
-    fail(errors::make_error(502, upstream_name_ + " ended the transcription stream before transcription.done",
-                            "upstream_stream_incomplete"),
-         out);
-}
-
-void transcription_stream::on_failure(const errors::openai_error& error, std::string& out) { fail(error, out); }
 
 }  // namespace mistral_proxy::audio

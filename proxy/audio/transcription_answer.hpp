@@ -8,6 +8,7 @@
 #include <string>
 #include <string_view>
 
+#include "audio/event_stream.hpp"
 #include "audio/transcription_request.hpp"
 #include "responses/chat_response.hpp"
 #include "responses/event_rewriter.hpp"
@@ -41,30 +42,13 @@ responses::body_result transform_transcription_response(std::string_view body, c
 // Language and segment events have no OpenAI counterpart when streaming and
 // are dropped. An error event, data that is not JSON, or an end before
 // transcription.done ends the stream with OpenAI's error event.
-class transcription_stream final : public responses::event_rewriter {
+class transcription_stream final : public audio_event_stream {
 public:
-    explicit transcription_stream(std::string upstream_name) : upstream_name_(std::move(upstream_name)) {}
-
-    void on_body(std::string_view piece, std::string& out) override;
-    void on_end(std::string& out) override;
-    void on_failure(const errors::openai_error& error, std::string& out) override;
-
-    bool done() const noexcept override { return done_; }
-    bool failed() const noexcept override { return failed_; }
-    responses::rule_hits hits() const noexcept override { return {}; }
-    const std::optional<responses::usage_counts>& usage() const noexcept override { return usage_; }
-    std::uint64_t events_in() const noexcept override { return events_in_; }
+    explicit transcription_stream(std::string upstream_name)
+        : audio_event_stream(std::move(upstream_name), {"transcription", "transcription", "transcription.done"}) {}
 
 private:
-    void on_event(const responses::sse_event& event, std::string& out);
-    void fail(const errors::openai_error& error, std::string& out);
-
-    std::string upstream_name_;
-    responses::sse_splitter splitter_;
-    bool done_ = false;
-    bool failed_ = false;
-    std::optional<responses::usage_counts> usage_;
-    std::uint64_t events_in_ = 0;
+    void on_data(std::string_view type, simdjson::dom::object data, std::string& out) override;
 };
 
 }  // namespace mistral_proxy::audio

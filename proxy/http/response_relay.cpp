@@ -13,6 +13,7 @@
 #include "http/session.hpp"
 #include "limits/retry.hpp"
 #include "log/log.hpp"
+#include "audio/speech.hpp"
 #include "audio/transcription_answer.hpp"
 #include "openai_responses/answer.hpp"
 #include "openai_responses/stream.hpp"
@@ -202,6 +203,9 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
         case whole_kind::transcription:
             result = audio::transform_transcription_response(body.view(), plan.transcription);
             break;
+        case whole_kind::speech:
+            result = audio::transform_speech_response(body.view(), plan.speech);
+            break;
         case whole_kind::usage_only:
             result.unchanged = true;
             result.usage = responses::find_usage(body.view());
@@ -278,9 +282,14 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     std::optional<responses::stream_transcoder> chat_stream;
     std::optional<openai_responses::stream_transcoder> responses_stream;
     std::optional<audio::transcription_stream> transcription_stream;
+    std::optional<audio::speech_stream> speech_stream;
     responses::event_rewriter* transcoder = nullptr;
+    const bool speech = effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::speech;
     if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::transcription) {
         transcoder = &transcription_stream.emplace(std::string(routing::upstream_name(upstream)));
+    } else if (speech) {
+        transcoder = &speech_stream.emplace(plan.speech, std::string(routing::upstream_name(upstream)),
+                                            state_->keys.redactor_for(upstream, context.client_bearer));
     } else if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::response) {
         const auto& request = *plan.responses;
         openai_responses::stream_context stream;
@@ -304,6 +313,10 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
 
     bhttp::response<bhttp::buffer_body> response{upstream_response.result(), 11};
     copy_end_to_end_response_fields(upstream_response.base(), response.base());
+    if (speech && !plan.speech.sse) {
+        // Mistral's events become the audio's own bytes, sent as they come.
+        response.set(bhttp::field::content_type, audio::speech_content_type(plan.speech.format));
+    }
     add_rate_limit_fields(response.base(), context);
     set_proxy_fields(response.base(), context);
     // A stream is always re-chunked so that a failure mid-way can still end it
@@ -337,6 +350,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     relay.context = &context;
     relay.plan = &plan;
     relay.responses_stream = responses_stream ? &*responses_stream : nullptr;
+    relay.bytes_only = speech && !plan.speech.sse;
     relay_outcome outcome = relay_outcome::complete;
     if (!upstream_parser.is_done()) {
         using namespace asio::experimental::awaitable_operators;
@@ -385,10 +399,15 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
                                               config::format_duration(relay.read_timeout) + " (read_timeout)",
                                           upstream_error)
                        : upstream_failure(name, endpoint, "broke off the answer before its end", upstream_error);
+    if (relay.bytes_only && !upstream_error) {
+        // The connection was fine: the stream itself had an error event or a
+        // bad event, which audio bytes cannot pass on.
+        failure = upstream_failure(name, endpoint, "sent an error or a malformed event in the speech stream", {});
+    }
     log_failure(context, failure);
     context.error_message = failure.message;
     metrics::shard::add(worker_.metrics.upstream_failures[static_cast<std::size_t>(upstream)]);
-    if (!event_stream || !response.chunked()) {
+    if (!event_stream || !response.chunked() || relay.bytes_only) {
         co_return false;  // a plain body cannot carry an error: closing tells the client it is cut short
     }
     std::string event;
@@ -464,6 +483,9 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                 if (!out_.empty() && !co_await write_piece(out_.data(), out_.size())) {
                     co_return relay_outcome::client_failed;
                 }
+                if (relay.bytes_only && transcoder->failed()) {
+                    co_return relay_outcome::upstream_failed;  // the bytes cannot say it: cut short
+                }
                 if (transcoder->done()) {
                     break;
                 }
@@ -491,6 +513,9 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                 transcoder->on_end(out_);
                 if (!out_.empty() && !co_await write_piece(out_.data(), out_.size())) {
                     co_return relay_outcome::client_failed;
+                }
+                if (relay.bytes_only && transcoder->failed()) {
+                    co_return relay_outcome::upstream_failed;
                 }
             }
             break;

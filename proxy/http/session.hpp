@@ -95,6 +95,9 @@ struct relay_state {
     const answer_plan* plan = nullptr;
     // A Responses API stream: its final Response is stored before the last byte.
     const openai_responses::stream_transcoder* responses_stream = nullptr;
+    // The client's body is bytes, not events (speech audio from Mistral's
+    // stream): a failure cannot be told in it, so the answer is cut short.
+    bool bytes_only = false;
 };
 
 struct exchange_result;  // upstream_exchange.hpp

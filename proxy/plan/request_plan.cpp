@@ -48,6 +48,15 @@ plan_result plan_relayed(const plan_inputs& inputs, const client_request& reques
     return {std::move(plan), std::nullopt};
 }
 
+// Keeps a translated body in the scratch with the parser's padding after it
+// (the parser reads past the end); the view of the body to normalize.
+std::string_view keep_translated(plan_scratch& scratch, std::string body) {
+    scratch.translated = std::move(body);
+    const auto length = scratch.translated.size();
+    scratch.translated.append(normalize::body_padding, '\0');
+    return std::string_view(scratch.translated.data(), length);
+}
+
 }  // namespace
 
 plan_result plan_request(const plan_inputs& inputs, const client_request& request, plan_scratch& scratch) {
@@ -68,6 +77,7 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
     answer_plan answer;
     bool legacy = false;
     std::string_view legacy_model;
+    bool translation_dropped = false;  // a member the translation itself left out (params)
     if (which == endpoint_kind::completions) {
         // OpenAI's legacy completions: validated and routed first, to know
         // whether the model makes it a FIM or a chat request.
@@ -84,10 +94,7 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
         if (translated.error) {
             return {std::nullopt, std::move(translated.error)};
         }
-        scratch.translated = std::move(translated.body);
-        const auto length = scratch.translated.size();
-        scratch.translated.append(normalize::body_padding, '\0');  // the parser reads past the end
-        to_normalize = std::string_view(scratch.translated.data(), length);
+        to_normalize = keep_translated(scratch, std::move(translated.body));
         which = to_fim ? endpoint_kind::fim_completions : endpoint_kind::chat_completions;
         answer.mode = translated.stream ? answer_mode::transcode_stream : answer_mode::whole;
         answer.whole = whole_kind::text_completion;
@@ -118,12 +125,23 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
         if (translated.error) {
             return {std::nullopt, std::move(translated.error)};
         }
-        scratch.translated = std::move(translated.body);
-        const auto length = scratch.translated.size();
-        scratch.translated.append(normalize::body_padding, '\0');  // the parser reads past the end
-        to_normalize = std::string_view(scratch.translated.data(), length);
+        to_normalize = keep_translated(scratch, std::move(translated.body));
         answer.mode = answer_mode::whole;
         answer.whole = whole_kind::moderation;
+    } else if (which == endpoint_kind::speech) {
+        // OpenAI's speech body becomes Mistral's (voice -> voice_id by the rule
+        // files' speech_voices); the model rules and the speech_request schema
+        // then apply, so `params` drops and reports what Mistral lacks. Mistral
+        // is always asked to stream: the audio reaches the client as it is made.
+        auto translated = audio::map_speech_request(body, rules, true);
+        if (translated.error) {
+            return {std::nullopt, std::move(translated.error)};
+        }
+        to_normalize = keep_translated(scratch, std::move(translated.body));
+        answer.mode = answer_mode::transcode_stream;
+        answer.whole = whole_kind::speech;
+        answer.speech = translated.answer;
+        translation_dropped = translated.dropped;
     }
     auto normalized = normalize::normalize_request(rules, config, which, to_normalize, scratch.normalize, request.model_override);
     if (!normalized.ok()) {
@@ -135,6 +153,9 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
     plan.upstream_path = std::string(out.upstream_path);
     plan.body = out.body;
     plan.fired = out.fired;
+    if (translation_dropped && rules.enabled(rules::rule_id::params)) {
+        plan.fired.add(rules::rule_id::params);
+    }
     plan.model_requested = legacy ? legacy_model : out.model_requested;
     plan.model_sent = out.model_sent;
     plan.stream = out.stream;

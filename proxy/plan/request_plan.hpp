@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "audio/speech.hpp"
 #include "audio/transcription_request.hpp"
 #include "audio/transcription_answer.hpp"
 #include "config/config.hpp"
@@ -50,6 +51,7 @@ enum class whole_kind {
     response,           // Responses API: the chat answer as a Response object, streamed or whole
     moderation,         // Mistral's moderation answer in OpenAI's shape (responses/moderations.hpp)
     transcription,      // Mistral's transcription in the client's response_format (audio/transcription_answer.hpp)
+    speech,             // Mistral's speech as audio bytes or OpenAI's events (audio/speech.hpp)
 };
 
 struct answer_plan {
@@ -63,6 +65,7 @@ struct answer_plan {
     std::shared_ptr<const openai_responses::translated_request> responses;
     std::int64_t created_at = 0;  // unix seconds the request came in (the session sets it)
     audio::answer_options transcription;  // whole_kind::transcription: the format asked for
+    audio::speech_answer speech;          // whole_kind::speech: the audio format, bytes or events
 };
 
 // What the plan reads besides the request: compiled once per configuration

@@ -19,6 +19,7 @@ constexpr std::array<endpoint_row, endpoint_kind_count> endpoint_table{{
     {endpoint_kind::response_object,  "",     "/v1/responses/",       true,  body_mode::local,    std::nullopt,              endpoint_label::responses,        upstream_target::none,        "",                  false},
     {endpoint_kind::moderations,      "POST", "/v1/moderations",      false, body_mode::buffered, schema_target::moderations, endpoint_label::moderations,     upstream_target::fixed,       "/moderations",      false},
     {endpoint_kind::transcriptions,   "POST", "/v1/audio/transcriptions", false, body_mode::form, schema_target::transcriptions, endpoint_label::audio_transcriptions, upstream_target::fixed, "/audio/transcriptions", false},
+    {endpoint_kind::speech,           "POST", "/v1/audio/speech",     false, body_mode::buffered, schema_target::speech,     endpoint_label::audio_speech,     upstream_target::fixed,       "/audio/speech",     false},
     {endpoint_kind::healthz,          "",     "/healthz",             false, body_mode::local,    std::nullopt,              endpoint_label::healthz,          upstream_target::none,        "",                  false},
     {endpoint_kind::readyz,           "",     "/readyz",              false, body_mode::local,    std::nullopt,              endpoint_label::readyz,           upstream_target::none,        "",                  false},
     {endpoint_kind::metrics,          "",     "/metrics",             false, body_mode::local,    std::nullopt,              endpoint_label::metrics,          upstream_target::none,        "",                  false},
@@ -57,7 +58,7 @@ std::string_view endpoint_label_name(endpoint_label label) noexcept {
     static constexpr std::array<std::string_view, static_cast<std::size_t>(endpoint_label::count_)> names{
         "chat_completions", "fim_completions", "embeddings", "completions", "models",
         "other_v1",         "healthz",         "metrics",    "unknown",     "responses",
-        "readyz",           "moderations",     "audio_transcriptions"};
+        "readyz",           "moderations",     "audio_transcriptions", "audio_speech"};
     return names[static_cast<std::size_t>(label)];
 }
 

@@ -29,13 +29,14 @@ enum class endpoint_kind : std::uint8_t {
     response_object,  // GET/DELETE /v1/responses/{id}, GET .../input_items: from the responses store
     moderations,      // OpenAI's moderations: translated to Mistral's (responses/moderations.hpp)
     transcriptions,   // OpenAI's audio transcriptions: the form rewritten as it streams (proxy/audio)
+    speech,           // OpenAI's text to speech: translated to Mistral's (audio/speech.hpp)
     healthz,
     readyz,
     metrics,
     other,    // any other /v1/... path: passthrough to the region's mistral upstream
     unknown,  // not under /v1/ and not a local endpoint: 404
 };
-inline constexpr std::size_t endpoint_kind_count = 15;
+inline constexpr std::size_t endpoint_kind_count = 16;
 
 // How the request body travels.
 enum class body_mode : std::uint8_t {
@@ -69,6 +70,7 @@ enum class endpoint_label : std::uint8_t {
     readyz,
     moderations,
     audio_transcriptions,
+    audio_speech,
     count_
 };
 std::string_view endpoint_label_name(endpoint_label label) noexcept;

@@ -138,6 +138,7 @@ void parse_models_section(builder&, const section&);
 void parse_model_classes(builder&, const section&);
 void parse_schema_section(builder&, const section&);
 void parse_moderation_categories_section(builder&, const section&);
+void parse_speech_voices_section(builder&, const section&);
 // the rules' own units
 void parse_model_rewrite(builder&, const section&);   // normalize/rules/model_mapping.cpp
 void parse_model_alias(builder&, const section&);     // normalize/rules/model_mapping.cpp
@@ -178,6 +179,7 @@ inline constexpr std::array yaml_sections{
     yaml_section{"fallbacks", rule_id::fallback, &load::parse_fallbacks},
     yaml_section{"fallback_statuses", rule_id::fallback, &load::parse_fallback_statuses},
     yaml_section{"moderation_categories", std::nullopt, &load::parse_moderation_categories_section},  // the moderation endpoint's answer
+    yaml_section{"speech_voices", std::nullopt, &load::parse_speech_voices_section},  // the speech endpoint's voice_id
 };
 
 constexpr auto section_keys() noexcept {

@@ -46,7 +46,7 @@ constexpr std::string_view schema_keys =
     "chat_request, fim_request, embedding_request, system_message, user_message, assistant_message, tool_message, "
     "content_parts, system_content_part_types, image_url, tool, function, tool_call, function_call, tool_choice, "
     "tool_choice_values, response_format, response_format_types, json_schema, moderation_request, "
-    "transcription_request";
+    "transcription_request, speech_request";
 
 position position_of(const std::string& file, const YAML::Node& node) {
     const YAML::Mark mark = node.Mark();
@@ -170,6 +170,19 @@ void parse_moderation_categories_section(builder& b, const section& s) {
     const std::string& file = s.file;
     const YAML::Node& value = s.value;
     b.parse_moderation_categories(file, value);
+}
+
+// `speech_voices:` OpenAI voice name -> Mistral voice_id (POST /v1/audio/speech).
+// Both must be non-empty strings; a later file replaces an earlier one's entry.
+void parse_speech_voices_section(builder& b, const section& s) {
+    ys::for_each_field(s.file, s.value, s.key,
+                       [&](const std::string& name, const YAML::Node& name_key, const YAML::Node& value) {
+                           if (name.empty()) {
+                               ys::fail(s.file, name_key, s.key + ": a voice name must not be empty");
+                           }
+                           set_pair(b.set->speech_voices, name,
+                                    non_empty(s.file, name_key, value, ys::path_of(s.key, name)));
+                       });
 }
 
 void parse_schema_section(builder& b, const section& s) {
@@ -333,6 +346,8 @@ void builder::parse_schema(const std::string& file, const YAML::Node& map) {
                                schema.moderations = parse_request_schema(file, value, path);
                            } else if (key == "transcription_request") {
                                schema.transcriptions = parse_request_schema(file, value, path);
+                           } else if (key == "speech_request") {
+                               schema.speech = parse_request_schema(file, value, path);
                            } else if (key == "content_parts") {
                                schema.content_parts.clear();
                                ys::for_each_field(file, value, path,
@@ -704,6 +719,8 @@ const request_schema& rule_set::request_schema_for(schema_target target) const n
             return schema.moderations;
         case schema_target::transcriptions:
             return schema.transcriptions;
+        case schema_target::speech:
+            return schema.speech;
         case schema_target::chat:
             break;
     }

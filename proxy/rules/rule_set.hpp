@@ -108,6 +108,7 @@ struct schema_set {
     request_schema embeddings;
     request_schema moderations;  // moderation_request: POST /v1/moderations (ClassificationRequest)
     request_schema transcriptions;  // transcription_request: the form fields of POST /v1/audio/transcriptions
+    request_schema speech;          // speech_request: POST /v1/audio/speech (SpeechRequest)
     key_list system_message;
     key_list user_message;
     key_list assistant_message;
@@ -127,8 +128,8 @@ struct schema_set {
     const content_part_spec* part(std::string_view type) const noexcept;
 };
 
-enum class schema_target { chat, fim, embeddings, moderations, transcriptions };
-inline constexpr std::size_t schema_target_count = 5;
+enum class schema_target { chat, fim, embeddings, moderations, transcriptions, speech };
+inline constexpr std::size_t schema_target_count = 6;
 
 // OpenAI's moderation categories, in the order of its CreateModerationResponse
 // (every one is a required member of `categories`, `category_scores` and
@@ -183,6 +184,9 @@ public:
     // openai_moderation_categories), the Mistral categories it is built from
     // (responses/moderations.hpp). Empty: no counterpart, always false and 0.
     std::array<std::vector<std::string>, openai_moderation_categories.size()> moderation_categories;
+    // POST /v1/audio/speech: OpenAI voice name -> Mistral voice_id (`speech_voices:`),
+    // in the order the files gave them (a later file replaces an entry in its place).
+    std::vector<std::pair<std::string, std::string>> speech_voices;
     schema_set schema;
 
     rule_set() { enabled_.fill(true); }

@@ -35,12 +35,19 @@ const CODESTRAL_MODELS = ['codestral-latest', 'codestral-2501', 'codestral-2405'
 const EMBED_MODELS = ['mistral-embed', 'codestral-embed'];
 const MODERATION_MODELS = ['mistral-moderation-latest', 'mistral-moderation-2411'];
 const TRANSCRIPTION_MODELS = ['voxtral-mini-latest', 'voxtral-mini-2507', 'voxtral-small-latest'];
+const SPEECH_MODELS = ['voxtral-mini-tts-2603'];
+// Mistral's preset voices (Voxtral TTS): three speakers, each in several moods.
+export const SPEECH_VOICES = [
+  ...['neutral', 'happy', 'cheerful', 'excited', 'confident', 'sad', 'frustrated', 'angry'].map((m) => `en_paul_${m}`),
+  ...['neutral', 'confident', 'curious', 'confused', 'sarcasm', 'sad', 'shameful', 'jealousy', 'frustrated'].map((m) => `gb_jane_${m}`),
+  ...['neutral', 'cheerful', 'excited', 'confident', 'curious', 'sad', 'angry'].map((m) => `gb_oliver_${m}`),
+];
 const VISION_MODELS = new Set(['pixtral-12b-2409', 'pixtral-large-latest', 'mistral-small-latest', 'mistral-small-2503', 'mistral-medium-latest', 'mistral-medium-2505', 'mistral-large-latest']);
 const NO_TOOL_MODELS = new Set(['open-mistral-nemo', 'open-mistral-nemo-2407']);
 
 function modelsFor(name) {
-  if (name === 'codestral') return { chat: CODESTRAL_MODELS, fim: CODESTRAL_MODELS, embed: EMBED_MODELS, moderation: [], transcription: [] };
-  return { chat: [...CHAT_MODELS, ...CODESTRAL_MODELS], fim: CODESTRAL_MODELS, embed: EMBED_MODELS, moderation: MODERATION_MODELS, transcription: TRANSCRIPTION_MODELS };
+  if (name === 'codestral') return { chat: CODESTRAL_MODELS, fim: CODESTRAL_MODELS, embed: EMBED_MODELS, moderation: [], transcription: [], speech: [] };
+  return { chat: [...CHAT_MODELS, ...CODESTRAL_MODELS], fim: CODESTRAL_MODELS, embed: EMBED_MODELS, moderation: MODERATION_MODELS, transcription: TRANSCRIPTION_MODELS, speech: SPEECH_MODELS };
 }
 
 function modelCard(id, created) {
@@ -155,6 +162,20 @@ export function moderationFor(text) {
 }
 
 // Splits `text` into exactly `n` pieces (trailing pieces may be empty).
+// The audio the fake speaks for a SpeechRequest: a tag naming the format, then
+// sha256 blocks of (model, voice, format, input), one per 8 characters of input
+// (at least one), so that the bytes are binary, differ per request and can be
+// compared by a test.
+export function speechAudioFor(body) {
+  const format = body.response_format ?? 'mp3';
+  const seed = `${body.model}\u0000${body.voice_id ?? body.ref_audio ?? ''}\u0000${format}\u0000${body.input}`;
+  const blocks = [Buffer.from(`${format}:`)];
+  for (let i = 0; i < Math.max(1, Math.ceil(String(body.input).length / 8)); i++) {
+    blocks.push(createHash('sha256').update(`${seed}\u0000${i}`).digest());
+  }
+  return Buffer.concat(blocks);
+}
+
 export function splitIntoChunks(text, n) {
   const size = Math.max(1, Math.ceil(text.length / n));
   const pieces = [];
@@ -481,7 +502,7 @@ export async function startFakeMistral(options = {}) {
     if (path === '/v1/models' || path.startsWith('/v1/models/')) {
       if (req.method !== 'GET') return sendJson(res, 405, mistralErrors.methodNotAllowed());
       const created = 1_700_000_000;
-      const all = [...new Set([...models.chat, ...models.embed, ...models.moderation, ...models.transcription])].map((id) => modelCard(id, created));
+      const all = [...new Set([...models.chat, ...models.embed, ...models.moderation, ...models.transcription, ...models.speech])].map((id) => modelCard(id, created));
       if (path === '/v1/models') return sendJson(res, 200, { object: 'list', data: all });
       const id = decodeURIComponent(path.slice('/v1/models/'.length));
       const card = all.find((m) => m.id === id);
@@ -491,6 +512,10 @@ export async function startFakeMistral(options = {}) {
     if (path === '/v1/audio/transcriptions' && name !== 'codestral') {
       if (req.method !== 'POST') return sendJson(res, 405, mistralErrors.methodNotAllowed());
       return answerTranscription(res, record);
+    }
+    if (path === '/v1/audio/speech' && name !== 'codestral') {
+      if (req.method !== 'POST') return sendJson(res, 405, mistralErrors.methodNotAllowed());
+      return answerSpeech(res, record, fault);
     }
 
     const endpoints = {
@@ -639,12 +664,62 @@ export async function startFakeMistral(options = {}) {
     for (const piece of text.split(/(?= )/)) events.push(event({ type: 'transcription.text.delta', text: piece }));
     for (const { text: segmentText, start, end } of segments) events.push(event({ type: 'transcription.segment', text: segmentText, start, end }));
     events.push(event({ type: 'transcription.done', ...answer }));
+    await writeEvents(res, events);
+  }
+
+  // An SSE answer written event by event; a reset_after fault drops the
+  // connection after its `chunks` events.
+  async function writeEvents(res, events, fault) {
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', 'mistral-correlation-id': hex() });
-    for (const data of events) {
+    res.flushHeaders();
+    const count = fault?.kind === 'reset_after' ? Math.min(fault.chunks ?? 1, events.length) : events.length;
+    for (const data of events.slice(0, count)) {
       if (res.destroyed) return;
       await new Promise((r) => res.write(data, r));
     }
-    res.end();
+    if (count < events.length) destroySocket(res.socket, fault);
+    else res.end();
+  }
+
+  // POST /v1/audio/speech: a SpeechRequest, validated against Mistral's schema.
+  // The schema allows extra fields (additionalProperties: true), so a field it
+  // does not name is refused here (422): nothing the proxy should have dropped
+  // gets through. Answers {audio_data: base64} whole, or with stream: true the
+  // audio in three speech.audio.delta events (cut at arbitrary bytes, each
+  // piece base64 on its own) and a speech.audio.done with usage.
+  async function answerSpeech(res, record, fault) {
+    let body;
+    try {
+      body = JSON.parse(record.body);
+    } catch (error) {
+      return sendJson(res, 422, mistralErrors.jsonInvalid(error));
+    }
+    const known = schemaProperties('SpeechRequest');
+    const extra = Object.keys(body ?? {}).filter((key) => !known.includes(key));
+    if (extra.length) return sendJson(res, 422, { detail: [{ type: 'extra_forbidden', loc: ['body', extra[0]], msg: 'Extra inputs are not permitted', input: body[extra[0]] }] });
+    const invalid = validateBody('SpeechRequest', body);
+    if (invalid) return sendJson(res, 422, invalid);
+    if (!models.speech.includes(body.model)) return sendJson(res, 400, mistralErrors.invalidModel(body.model));
+    const voice = body.voice_id;
+    if (voice != null && !SPEECH_VOICES.includes(voice) && !/^voice_[0-9]+$/.test(voice)) {
+      return sendJson(res, 404, { object: 'error', message: `Voice ${voice} not found`, type: 'invalid_request_error', param: 'voice_id', code: null });
+    }
+    if (voice == null && body.ref_audio == null) {
+      return sendJson(res, 422, { detail: [{ type: 'value_error', loc: ['body'], msg: 'voice_id or ref_audio is required', input: null }] });
+    }
+    const audio = speechAudioFor(body);
+    if (body.stream !== true) return sendJson(res, 200, { audio_data: audio.toString('base64') });
+
+    const promptTokens = estimateTokens(body.input);
+    const completionTokens = Math.ceil(audio.length / 16);
+    const cuts = [0, Math.floor(audio.length / 3) + 1, Math.floor((2 * audio.length) / 3), audio.length];
+    const event = (data) => `event: ${data.type}\ndata: ${JSON.stringify(data)}\n\n`;
+    const events = [];
+    for (let i = 0; i + 1 < cuts.length; i++) {
+      events.push(event({ type: 'speech.audio.delta', audio_data: audio.subarray(cuts[i], cuts[i + 1]).toString('base64') }));
+    }
+    events.push(event({ type: 'speech.audio.done', usage: { prompt_audio_seconds: null, prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } }));
+    await writeEvents(res, events, fault);
   }
 
   async function answerStream(res, body, text, promptTokens, fault, toolCall) {

@@ -117,32 +117,16 @@ run_result run(std::string_view body, const std::vector<std::size_t>& cuts, cons
     return result;
 }
 
-bool same_usage(const std::optional<usage_counts>& a, const std::optional<usage_counts>& b) {
-    if (a.has_value() != b.has_value()) {
-        return false;
-    }
-    return !a || (a->prompt_tokens == b->prompt_tokens && a->completion_tokens == b->completion_tokens &&
-                  a->total_tokens == b->total_tokens);
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    if (size < 2) {
+    fuzz::split_input input;
+    if (!fuzz::read_split_input(data, size, input)) {
         return 0;
     }
-    const std::uint8_t flags = data[0];
-    const std::size_t cut_count = data[1] % 16;
-    if (size < 2 + 2 * cut_count) {
-        return 0;
-    }
-    const std::string_view body(reinterpret_cast<const char*>(data) + 2 + 2 * cut_count, size - 2 - 2 * cut_count);
-    std::vector<std::size_t> cuts;
-    for (std::size_t i = 0; i < cut_count; ++i) {
-        const std::size_t raw = data[2 + 2 * i] | (static_cast<std::size_t>(data[3 + 2 * i]) << 8);
-        cuts.push_back(raw % (body.size() + 1));
-    }
-    std::sort(cuts.begin(), cuts.end());
+    const std::uint8_t flags = input.flags;
+    const std::string_view body = input.body;
+    const std::vector<std::size_t>& cuts = input.cuts;
 
     stream_options options;
     options.shape = (flags & 1) != 0 ? stream_shape::text_completion : stream_shape::chat_completion_chunk;
@@ -159,7 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                    "whole:\n" + whole.out + "\n---- split:\n" + split.out);
     }
     fuzz::check(whole.failed == split.failed && whole.hits == split.hits && whole.events_in == split.events_in &&
-                    same_usage(whole.usage, split.usage),
+                    fuzz::same_usage(whole.usage, split.usage),
                 "state after the stream does not depend on how the body is cut");
     return 0;
 }

@@ -4,10 +4,17 @@
 // trace shows where).
 #include <simdjson.h>
 
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "responses/response_rules.hpp"
 
 namespace fuzz {
 
@@ -214,6 +221,43 @@ inline bool valid_json(std::string_view text, bool& is_object) {
     }
     is_object = parsed.error() == simdjson::SUCCESS && parsed.value_unsafe().is_object();
     return parsed.error() == simdjson::SUCCESS;
+}
+
+// The input of the stream targets: byte 0 = options, byte 1 = how many cut
+// points (mod 16), two bytes (little endian) per cut point taken modulo the
+// body's length + 1 (sorted), then the body. false when the input is too short.
+struct split_input {
+    std::uint8_t flags = 0;
+    std::string_view body;
+    std::vector<std::size_t> cuts;
+};
+
+inline bool read_split_input(const std::uint8_t* data, std::size_t size, split_input& out) {
+    if (size < 2) {
+        return false;
+    }
+    out.flags = data[0];
+    const std::size_t cut_count = data[1] % 16;
+    if (size < 2 + 2 * cut_count) {
+        return false;
+    }
+    out.body = std::string_view(reinterpret_cast<const char*>(data) + 2 + 2 * cut_count, size - 2 - 2 * cut_count);
+    out.cuts.clear();
+    for (std::size_t i = 0; i < cut_count; ++i) {
+        const std::size_t raw = data[2 + 2 * i] | (static_cast<std::size_t>(data[3 + 2 * i]) << 8);
+        out.cuts.push_back(raw % (out.body.size() + 1));
+    }
+    std::sort(out.cuts.begin(), out.cuts.end());
+    return true;
+}
+
+inline bool same_usage(const std::optional<mistral_proxy::responses::usage_counts>& a,
+                       const std::optional<mistral_proxy::responses::usage_counts>& b) {
+    if (a.has_value() != b.has_value()) {
+        return false;
+    }
+    return !a || (a->prompt_tokens == b->prompt_tokens && a->completion_tokens == b->completion_tokens &&
+                  a->total_tokens == b->total_tokens);
 }
 
 }  // namespace fuzz

@@ -12,6 +12,7 @@
 // The file name says the endpoint: chat-*.json, fim-*.json, embeddings-*.json,
 // completions-*.json (OpenAI's legacy endpoint: sent as chat or FIM by model),
 // moderations-*.json (sent as Mistral's moderation request),
+// speech-*.json (OpenAI's text to speech, sent as Mistral's SpeechRequest),
 // responses-*.json (OpenAI's Responses API, translated to a chat request: the
 // same chat checks apply to what is sent, and every text, image, tool call and
 // tool output of the Responses input must be in it).
@@ -23,7 +24,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeConfig, runCli, repoRoot } from '../support/proxy.mjs';
-import { validateBody } from '../fake-mistral/validate.mjs';
+import { schemaProperties, validateBody } from '../fake-mistral/validate.mjs';
 import { chatSemanticError } from '../fake-mistral/fake-mistral.mjs';
 
 const corpusDir = join(repoRoot, 'tests', 'conformance');
@@ -36,6 +37,7 @@ const ENDPOINTS = {
   // The schema is the target's: FIM for codestral models, chat otherwise.
   completions: { path: '/v1/completions', schema: (url) => (url.endsWith('/fim/completions') ? 'FIMCompletionRequest' : 'ChatCompletionRequest') },
   moderations: { path: '/v1/moderations', schema: 'ClassificationRequest' },
+  speech: { path: '/v1/audio/speech', schema: 'SpeechRequest' },
   responses: { path: '/v1/responses', schema: 'ChatCompletionRequest' },
 };
 const RULE_IDS = new Set(['model_rewrite', 'model_alias', 'tool_choice_any', 'params', 'ranges', 'messages', 'tool_call_ids',
@@ -50,6 +52,8 @@ const REFUSED = {
   'embeddings-token-id-arrays.json': { param: 'input', code: null },
   // Mistral's moderation classifies text only.
   'moderations-image-part.json': { param: 'input[1]', code: 'unsupported_content' },
+  // Mistral's speech has no AAC output.
+  'speech-aac.json': { param: 'response_format', code: null },
 };
 
 // The content a chat request carries (texts, image and document URLs, file ids,
@@ -142,7 +146,7 @@ describe('conformance corpus through explain', () => {
     test(file, async () => {
       const kind = file.split('-')[0];
       const endpoint = ENDPOINTS[kind];
-      assert.ok(endpoint, `${file}: name must start with chat-, fim-, embeddings-, completions- or responses-`);
+      assert.ok(endpoint, `${file}: name must start with chat-, fim-, embeddings-, completions-, moderations-, speech- or responses-`);
       const r = await runCli(['explain', '--config', config.file, '--endpoint', endpoint.path, join(corpusDir, file)]);
       if (REFUSED[file]) {
         assert.equal(r.code, 1, `${file}: must be refused: ${r.stdout}${r.stderr}`);
@@ -158,7 +162,7 @@ describe('conformance corpus through explain', () => {
       const schema = typeof endpoint.schema === 'function' ? endpoint.schema(out.url) : endpoint.schema;
       const invalid = validateBody(schema, out.body);
       assert.equal(invalid, null, `${file}: Mistral would answer 422: ${JSON.stringify(invalid)}\nbody: ${JSON.stringify(out.body)}`);
-      assert.doesNotMatch(out.body.model, /^(gpt-|o\d|text-embedding-|chatgpt-|omni-moderation|text-moderation)/, `${file}: OpenAI model name sent`);
+      assert.doesNotMatch(out.body.model, /^(gpt-|o\d|text-embedding-|chatgpt-|omni-moderation|text-moderation|tts-)/, `${file}: OpenAI model name sent`);
       if (kind === 'chat' || kind === 'responses') {
         const sent = stringsOf(out.body).join('\u0000');
         const request = JSON.parse(readFileSync(join(corpusDir, file), 'utf8'));
@@ -173,9 +177,9 @@ describe('conformance corpus through explain', () => {
         assert.ok(!last || last.role !== 'assistant' || last.prefix === true, `${file}: last message is an assistant without prefix`);
       }
       const original = JSON.parse(readFileSync(join(corpusDir, file), 'utf8'));
-      // A legacy completion, a moderation and a Responses request are always
-      // translated: their own rows, not rules.
-      if (out.rules.length === 0 && kind !== 'completions' && kind !== 'moderations' && kind !== 'responses') assert.deepEqual(out.body, original, `${file}: changed without naming a rule`);
+      // A legacy completion, a moderation, a speech and a Responses request are
+      // always translated: their own rows, not rules.
+      if (out.rules.length === 0 && !['completions', 'moderations', 'speech', 'responses'].includes(kind)) assert.deepEqual(out.body, original, `${file}: changed without naming a rule`);
       if (kind === 'completions') {
         const prompt = original.prompt;
         assert.ok(JSON.stringify(out.body).includes(JSON.stringify(prompt)), `${file}: the prompt is lost: ${JSON.stringify(out.body)}`);
@@ -183,6 +187,14 @@ describe('conformance corpus through explain', () => {
       if (kind === 'moderations') {
         const texts = [original.input].flat().map((item) => (typeof item === 'string' ? item : item.text));
         assert.deepEqual([out.body.input].flat(), texts, `${file}: the texts to classify changed`);
+      }
+      if (kind === 'speech') {
+        // SpeechRequest allows extra fields: the proxy must still send only those it names.
+        const known = schemaProperties('SpeechRequest');
+        for (const key of Object.keys(out.body)) assert.ok(known.includes(key), `${file}: ${key} sent to Mistral`);
+        assert.equal(out.body.input, original.input, `${file}: the text to speak changed`);
+        assert.equal(typeof out.body.voice_id, 'string', `${file}: no voice_id`);
+        assert.equal(out.body.stream, true);
       }
     });
   }

@@ -21,6 +21,7 @@ const PATHS = {
   embeddings: '/v1/embeddings',
   completions: '/v1/completions',
   moderations: '/v1/moderations',
+  speech: '/v1/audio/speech',
   // Translated to a chat request. The translation draws random ids (resp_,
   // msg_, fc_) only for the Response and its stored items, never for the chat
   // body (tool call ids come from the client's call_id through the

@@ -64,6 +64,10 @@ export const ROOTS = [
   'CreateTranscriptionResponseVerboseJson',
   'CreateTranscriptionResponseDiarizedJson',
   'CreateTranscriptionResponseStreamEvent',
+  // POST /audio/speech with stream_format "sse" (its other answers are audio bytes)
+  'CreateSpeechResponseStreamEvent',
+  'SpeechAudioDeltaEvent',
+  'SpeechAudioDoneEvent',
   'Batch',
   'ListBatchesResponse',
   'OpenAIFile',

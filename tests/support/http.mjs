@@ -57,7 +57,7 @@ export function request(url, { method = 'GET', headers = {}, body, agent, timeou
           const errors = checkProxyAnswer({ method, url: String(url), status: response.statusCode, contentType: response.headers['content-type'], text, requestBody: payload });
           if (errors) return rej(shapeError(errors, text));
         }
-        res({ status: response.statusCode, headers: response.headers, text, json, socket: req.socket, reusedSocket: req.reusedSocket });
+        res({ status: response.statusCode, headers: response.headers, text, bytes: Buffer.concat(parts), json, socket: req.socket, reusedSocket: req.reusedSocket });
       });
       response.on('error', rej);
     });

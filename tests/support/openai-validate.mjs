@@ -162,6 +162,8 @@ const ANSWERS = [
   ['GET', /^\/models$/, 'ListModelsResponse', null],
   ['GET', /^\/models\/[^/]+$/, 'Model', null],
   ['POST', /^\/moderations$/, 'CreateModerationResponse', null],
+  // Speech: the audio bytes (no JSON schema), or OpenAI's events with stream_format "sse".
+  ['POST', /^\/audio\/speech$/, null, 'CreateSpeechResponseStreamEvent'],
   ['POST', /^\/audio\/transcriptions$/, (body, raw) => (transcriptionFormat(raw) === 'verbose_json' ? 'CreateTranscriptionResponseVerboseJson' : 'CreateTranscriptionResponseJson'), 'CreateTranscriptionResponseStreamEvent'],
   // Responses API. DELETE /responses/{id} has no schema in OpenAI's description; what
   // OpenAI answers is {id, object: "response", deleted: true}, the same three required
@@ -176,6 +178,8 @@ const ANSWERS = [
 
 // Paths whose 2xx answers may be text (text/plain, text/vtt) rather than JSON.
 const TEXT_ANSWERS = [/^\/audio\/transcriptions$/];
+// Paths whose 2xx answers are audio bytes (audio/mpeg, audio/wav, ...) unless SSE.
+const AUDIO_ANSWERS = [/^\/audio\/speech$/];
 
 // The response_format field of a multipart form's text, when there is one.
 function transcriptionFormat(raw) {
@@ -228,7 +232,8 @@ export function openaiSchemaFor(method, url, requestBody) {
   for (const [m, pattern, json, sse] of ANSWERS) {
     if (m === method.toUpperCase() && pattern.test(rest)) {
       const text = TEXT_ANSWERS.some((p) => p.test(rest));
-      return { json: typeof json === 'function' ? json(parseBody(requestBody), requestBody) : json, sse, ...(text ? { text } : {}) };
+      const audio = AUDIO_ANSWERS.some((p) => p.test(rest));
+      return { json: typeof json === 'function' ? json(parseBody(requestBody), requestBody) : json, sse, ...(text ? { text } : {}), ...(audio ? { audio } : {}) };
     }
   }
   return null;
@@ -274,6 +279,9 @@ export function checkProxyAnswer({ method = 'GET', url, status, contentType = ''
   const schema = openaiSchemaFor(method, url, requestBody);
   if (!schema) return null;
   if (schema.text && /^text\/(plain|vtt)/i.test(contentType ?? '')) return null;
+  if (schema.audio && !/^text\/event-stream/i.test(contentType ?? '')) {
+    return /^audio\//i.test(contentType ?? '') ? null : [`${where}: an answer that is neither audio nor SSE (Content-Type ${contentType})`];
+  }
   if (/^text\/event-stream/i.test(contentType ?? '')) {
     if (!schema.sse) return [`${where}: an SSE answer where OpenAI answers JSON`];
     const errors = validateOpenAISse(schema.sse, text);
@@ -351,6 +359,12 @@ export function openaiCheckingFetch(inner = globalThis.fetch) {
         }),
       );
       return new Response(checked, { status: response.status, statusText: response.statusText, headers: response.headers });
+    }
+    if (/^audio\//i.test(contentType) && response.status < 300) {
+      // Audio bytes: passed on untouched (as text they would be mangled).
+      const errors = checkProxyAnswer({ method, url, status: response.status, contentType, text: 'audio', requestBody });
+      if (errors) throw fail(errors);
+      return response;
     }
     const text = await response.text();
     const errors = checkProxyAnswer({ method, url, status: response.status, contentType, text, requestBody });

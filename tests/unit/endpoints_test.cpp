@@ -150,6 +150,8 @@ TEST_CASE("endpoint table: the facts of each row") {
         {"GET", "/v1/moderations", endpoint_kind::other, body_mode::streamed, "other_v1", "/moderations"},
         {"POST", "/v1/audio/transcriptions", endpoint_kind::transcriptions, body_mode::form, "audio_transcriptions",
          "/audio/transcriptions"},
+        {"POST", "/v1/audio/speech", endpoint_kind::speech, body_mode::buffered, "audio_speech", "/audio/speech"},
+        {"GET", "/v1/audio/speech", endpoint_kind::other, body_mode::streamed, "other_v1", "/audio/speech"},
         {"POST", "/v1/audio/translations", endpoint_kind::other, body_mode::streamed, "other_v1", "/audio/translations"},
         {"GET", "/v1/files", endpoint_kind::other, body_mode::streamed, "other_v1", "/files"},
         {"GET", "/v2", endpoint_kind::unknown, body_mode::local, "unknown", ""},
@@ -172,7 +174,7 @@ TEST_CASE("endpoint table: the facts of each row") {
             CHECK(row.method == "POST");
         }
     }
-    CHECK(buffered == 6);
+    CHECK(buffered == 7);
     // The schema each rewritten body is validated against; legacy completions
     // take the chat or FIM row's once translated.
     using rules::schema_target;
@@ -181,6 +183,7 @@ TEST_CASE("endpoint table: the facts of each row") {
     CHECK(routing::row_of(endpoint_kind::embeddings).schema == schema_target::embeddings);
     CHECK(routing::row_of(endpoint_kind::moderations).schema == schema_target::moderations);
     CHECK(routing::row_of(endpoint_kind::transcriptions).schema == schema_target::transcriptions);
+    CHECK(routing::row_of(endpoint_kind::speech).schema == schema_target::speech);
     CHECK_FALSE(routing::row_of(endpoint_kind::completions).schema);
     CHECK(routing::row_of(endpoint_kind::completions).target == routing::upstream_target::by_model);
     // Only FIM goes to codestral whatever the model.
@@ -207,7 +210,8 @@ TEST_CASE("endpoint table: the places that derive from it stay in step") {
     CHECK(names.size() == label_count);
     CHECK(names == std::set<std::string_view>{"chat_completions", "fim_completions", "embeddings", "completions",
                                               "models", "other_v1", "healthz", "metrics", "unknown",
-                                              "responses", "readyz", "moderations", "audio_transcriptions"});
+                                              "responses", "readyz", "moderations", "audio_transcriptions",
+                                              "audio_speech"});
 
     // The metrics text carries the row's label.
     metrics::registry registry;

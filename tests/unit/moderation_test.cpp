@@ -11,6 +11,7 @@
 
 #include "config/config.hpp"
 #include "normalizer_support.hpp"
+#include "plan_support.hpp"
 #include "plan/request_plan.hpp"
 #include "responses/moderations.hpp"
 #include "responses/response_rules.hpp"
@@ -21,41 +22,14 @@ namespace {
 using namespace mistral_proxy;
 using normalizer_test::config_with;
 using normalizer_test::shipped;
+const auto error_of = normalizer_test::rule_error_of;
 
-std::string error_of(std::string_view yaml) {
-    try {
-        rules::parse_rule_text(yaml, "r.yaml");
-    } catch (const config::config_error& e) {
-        return e.what();
-    }
-    return "(no error)";
-}
 
-struct planned {
-    std::string input;  // the plan's views point into it
-    plan::plan_result result;
-    std::string body;
-    std::string rules;
-};
+using plan_test::planned;
 
 std::unique_ptr<planned> plan_moderation(std::string json, const config::proxy_config& config,
                                          std::string_view model_override = {}) {
-    static const auto aliases = plan::derive_model_aliases(shipped());
-    static plan::plan_scratch scratch;
-    const plan::plan_inputs inputs{config, shipped(), aliases};
-    const std::string_view path = "/v1/moderations";
-    const auto& row = routing::find_endpoint("POST", path);
-    const auto length = json.size();
-    json.append(normalize::body_padding, '\0');
-    auto out = std::make_unique<planned>();
-    out->input = std::move(json);
-    out->result =
-        plan::plan_request(inputs, {row, path, std::string_view(out->input.data(), length), model_override}, scratch);
-    if (out->result.ok()) {
-        out->body = std::string(out->result.plan->body);
-        out->result.plan->fired.append_names(out->rules);
-    }
-    return out;
+    return plan_test::plan_with(config, "/v1/moderations", std::move(json), "POST", model_override);
 }
 
 // `"name":["text"]` for every OpenAI category, as the answer writes them.

@@ -41,6 +41,16 @@ inline const rules::rule_set& shipped() {
     return *set;
 }
 
+// The FILE:LINE:COL message loading `yaml` as the rule file r.yaml gives, or "(no error)".
+inline std::string rule_error_of(std::string_view yaml) {
+    try {
+        rules::parse_rule_text(yaml, "r.yaml");
+    } catch (const config::config_error& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
 inline config::proxy_config config_with(std::string_view yaml = "") {
     return config::parse_config(yaml, (fs::temp_directory_path() / "mp_normalizer_test" / "c.yaml").string());
 }

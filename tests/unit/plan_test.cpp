@@ -9,6 +9,7 @@
 #include <string>
 
 #include "normalizer_support.hpp"
+#include "plan_support.hpp"
 #include "plan/request_plan.hpp"
 
 namespace {
@@ -17,31 +18,12 @@ using namespace mistral_proxy;
 using normalizer_test::config_with;
 using normalizer_test::shipped;
 
-struct planned {
-    std::string input;  // the plan's views point into it
-    plan::plan_result result;
-    std::string body;
-    std::string rules;
-};
+using plan_test::planned;
 
-// Returned by pointer: the plan's views point into the input it holds.
 std::unique_ptr<planned> plan_of(std::string_view path, std::string json, std::string_view method = "POST",
                                  std::string_view model_override = {}) {
     static const auto config = config_with();
-    static const auto aliases = plan::derive_model_aliases(shipped());
-    static plan::plan_scratch scratch;
-    const plan::plan_inputs inputs{config, shipped(), aliases};
-    const auto& row = routing::find_endpoint(method, path);
-    const auto length = json.size();
-    json.append(normalize::body_padding, '\0');
-    auto out = std::make_unique<planned>();
-    out->input = std::move(json);
-    out->result = plan::plan_request(inputs, {row, path, std::string_view(out->input.data(), length), model_override}, scratch);
-    if (out->result.ok()) {
-        out->body = std::string(out->result.plan->body);
-        out->result.plan->fired.append_names(out->rules);
-    }
-    return out;
+    return plan_test::plan_with(config, path, std::move(json), method, model_override);
 }
 
 }  // namespace

@@ -110,7 +110,7 @@ TEST_CASE("rule file errors point at the offending node") {
     };
     const row rows[] = {
         {"model:\n  - match: a\n", "r.yaml:1:1: unknown key 'model'; expected one of: include, switches, models, model_classes, model_rewrite, "
-         "model_alias, tool_capable, vision_route, params, ranges, json_mode_hint, role_order, finish_reason, documents, schema, fallbacks, fallback_statuses, moderation_categories"},
+         "model_alias, tool_capable, vision_route, params, ranges, json_mode_hint, role_order, finish_reason, documents, schema, fallbacks, fallback_statuses, moderation_categories, speech_voices"},
         {"models: []\nmodels: []\n", "r.yaml:2:1: duplicate key 'models' (first defined at line 1)"},
         {"models: {match: a}\n", "r.yaml:1:9: models must be a list of {match, host} entries, got a map"},
         {"models:\n", "r.yaml:1:1: models must be a list of {match, host} entries, got nothing (null)"},

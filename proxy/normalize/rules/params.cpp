@@ -45,7 +45,7 @@ bool engine::read_filtered(od::value value, std::size_t depth, const rules::key_
 
 namespace mistral_proxy::rules::load {
 
-constexpr std::string_view target_keys = "chat, fim, embeddings, moderations, transcriptions";
+constexpr std::string_view target_keys = "chat, fim, embeddings, moderations, transcriptions, speech";
 
 // `params:` of a rule file (rules/README.md).
 void parse_params(builder& b, const section& s) {
@@ -72,6 +72,8 @@ void parse_params(builder& b, const section& s) {
                 index = 3;
             } else if (target == "transcriptions") {
                 index = 4;
+            } else if (target == "speech") {
+                index = 5;
             } else {
                 ys::fail_unknown_key(file, target_key, target, "params.rename", target_keys);
             }

@@ -26,7 +26,10 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     // The body is not read yet, so a refusal must close the connection unless there is none.
     const bool can_reuse = parser.is_done() && context.client_keep_alive;
     const plan::plan_inputs inputs{state_->config, *state_->rules, state_->model_aliases};
-    auto planned = plan::plan_request(inputs, {*context.endpoint, context.path, {}}, worker_.plan_scratch);
+    const auto client_target = std::string_view(parser.get().target());
+    const auto client_query = client_target.substr(std::min(client_target.size(), client_target.find('?')));
+    auto planned = plan::plan_request(inputs, {*context.endpoint, context.path, {}, {}, nullptr, nullptr, client_query},
+                                      worker_.plan_scratch);
     if (!planned.ok()) {
         co_return co_await send_error(context, *planned.error, can_reuse);
     }
@@ -43,7 +46,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     // no body at all is refused before anything goes upstream.
     std::optional<audio::transcription_rewriter> form;
     std::string upload;  // what one piece of the client's form becomes upstream
-    if (context.endpoint->body == routing::body_mode::form) {
+    if (context.endpoint->kind == routing::endpoint_kind::transcriptions) {
         const auto boundary = multipart::boundary_of(request[bhttp::field::content_type]);
         if (!boundary.error.empty()) {
             const auto refusal = errors::make_error(400, boundary.error, "invalid_multipart", std::string("Content-Type"));
@@ -61,8 +64,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
             co_return co_await send_error(context, *form->error(), can_reuse);
         }
     }
-    const auto client_target = std::string_view(request.target());
-    const auto query = client_target.substr(std::min(client_target.size(), client_target.find('?')));
+    const auto query = out.own_query ? std::string_view{} : client_query;
     const std::string& path_after_v1 = out.upstream_path;
     answer_plan plan = out.answer;
 

@@ -14,6 +14,7 @@
 #include "limits/retry.hpp"
 #include "log/log.hpp"
 #include "audio/transcription_answer.hpp"
+#include "batches/batch_object.hpp"
 #include "openai_responses/answer.hpp"
 #include "openai_responses/stream.hpp"
 #include "responses/chat_response.hpp"
@@ -201,6 +202,22 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
             break;
         case whole_kind::transcription:
             result = audio::transform_transcription_response(body.view(), plan.transcription);
+            break;
+        case whole_kind::batch:
+            result = batches::transform_batch(body.view());
+            break;
+        case whole_kind::batch_list:
+            result = batches::transform_batch_list(body.view(), plan.batch_list);
+            break;
+        case whole_kind::file:
+            result = batches::transform_file(body.view());
+            break;
+        case whole_kind::batch_upload:
+            result = batches::transform_file(body.view(), plan.uploaded_bytes);
+            if (!result.error) {
+                // Known from now on: POST /v1/batches reads the job's model here.
+                batches::process_file_registry().record(batches::file_id_of(body.view()), plan.batch_file);
+            }
             break;
         case whole_kind::usage_only:
             result.unchanged = true;

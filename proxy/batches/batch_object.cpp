@@ -16,22 +16,12 @@ namespace dom = simdjson::dom;
 
 namespace {
 
-// Messages are joined piece by piece (GCC 12's -Wrestrict false positive on
-// "literal" + std::string chains, bug 105329).
-std::string text_of(std::initializer_list<std::string_view> pieces) {
-    std::string out;
-    for (const auto piece : pieces) {
-        out.append(piece);
-    }
-    return out;
-}
-
 errors::openai_error bad_request(std::string message, std::string param, std::string code = "invalid_value") {
     return errors::make_error(400, std::move(message), std::move(code), std::move(param));
 }
 
 errors::openai_error bad_upstream(std::string_view what) {
-    return errors::make_error(502, text_of({"upstream answered with a body that is not ", what}), "upstream_bad_body");
+    return errors::make_error(502, joined({"upstream answered with a body that is not ", what}), "upstream_bad_body");
 }
 
 bool parse_object(dom::parser& parser, std::string_view text, dom::object& out) {
@@ -202,6 +192,14 @@ std::string_view openai_purpose(std::string_view purpose, std::string_view sampl
 
 }  // namespace
 
+std::string joined(std::initializer_list<std::string_view> pieces) {
+    std::string out;
+    for (const auto piece : pieces) {
+        out.append(piece);
+    }
+    return out;
+}
+
 bool batch_endpoint_supported(std::string_view endpoint) noexcept {
     return endpoint == "/v1/chat/completions" || endpoint == "/v1/embeddings";
 }
@@ -223,7 +221,7 @@ batch_create map_batch_create(std::string_view body, const file_registry& files)
     const auto endpoint = string_member(request, "endpoint");
     if (!endpoint || !batch_endpoint_supported(*endpoint)) {
         result.error = bad_request(
-            text_of({"'endpoint' must be ", supported_endpoints_text, ": Mistral's batch jobs serve those through this proxy"}),
+            joined({"'endpoint' must be ", supported_endpoints_text, ": Mistral's batch jobs serve those through this proxy"}),
             "endpoint", "unsupported_value");
         return result;
     }
@@ -243,15 +241,15 @@ batch_create map_batch_create(std::string_view body, const file_registry& files)
         metadata.push_back('{');
         for (auto field : pairs) {
             std::string_view value;
-            const std::string param = text_of({"metadata.", field.key});
+            const std::string param = joined({"metadata.", field.key});
             if (field.value.get_string().get(value) != simdjson::SUCCESS) {
-                result.error = bad_request(text_of({"'", param, "' must be a string"}), param);
+                result.error = bad_request(joined({"'", param, "' must be a string"}), param);
                 return result;
             }
             // Mistral's CreateBatchJobRequest: keys of 1 to 32 characters, values of 1 to 512.
             if (field.key.empty() || field.key.size() > 32 || value.empty() || value.size() > 512) {
                 result.error = bad_request(
-                    text_of({"'", param,
+                    joined({"'", param,
                              "': Mistral's batch metadata takes keys of 1 to 32 characters and values of 1 to 512"}),
                     param);
                 return result;
@@ -263,7 +261,7 @@ batch_create map_batch_create(std::string_view body, const file_registry& files)
     const auto facts = files.find(*file_id);
     if (!facts) {
         result.error = bad_request(
-            text_of({"file '", *file_id,
+            joined({"file '", *file_id,
                      "' is not a batch file this proxy received since it started: upload it again through the proxy "
                      "with purpose 'batch' (Mistral's batch jobs take one model, which the proxy reads from the "
                      "file's lines as it uploads them)"}),
@@ -271,7 +269,7 @@ batch_create map_batch_create(std::string_view body, const file_registry& files)
         return result;
     }
     if (facts->endpoint != *endpoint) {
-        result.error = bad_request(text_of({"the lines of file '", *file_id, "' call ", facts->endpoint,
+        result.error = bad_request(joined({"the lines of file '", *file_id, "' call ", facts->endpoint,
                                             ", not the batch's endpoint ", *endpoint}),
                                    "endpoint");
         return result;

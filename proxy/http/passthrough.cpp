@@ -8,6 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "audio/transcription_request.hpp"
+#include "batches/upload_form.hpp"
 #include "config/duration.hpp"
 #include "errors/openai_error.hpp"
 #include "http/session.hpp"
@@ -44,9 +45,11 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     auto& request = parser.get();
     // A form is rewritten as it streams: its boundary first, and a form with
     // no body at all is refused before anything goes upstream.
-    std::optional<audio::transcription_rewriter> form;
+    std::optional<audio::transcription_rewriter> transcription;
+    std::optional<batches::upload_rewriter> file_upload;
+    multipart::form_rewriter* form = nullptr;
     std::string upload;  // what one piece of the client's form becomes upstream
-    if (context.endpoint->kind == routing::endpoint_kind::transcriptions) {
+    if (context.endpoint->body == routing::body_mode::form) {
         const auto boundary = multipart::boundary_of(request[bhttp::field::content_type]);
         if (!boundary.error.empty()) {
             const auto refusal = errors::make_error(400, boundary.error, "invalid_multipart", std::string("Content-Type"));
@@ -59,7 +62,11 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
             co_await linger_and_close();
             co_return false;
         }
-        form.emplace(*state_->rules, boundary.boundary);
+        if (context.endpoint->kind == routing::endpoint_kind::file_upload) {
+            form = &file_upload.emplace(inputs, boundary.boundary, server_settings().max_body_bytes);
+        } else {
+            form = &transcription.emplace(*state_->rules, boundary.boundary);
+        }
         if (parser.is_done() && !form->finish(upload)) {
             co_return co_await send_error(context, *form->error(), can_reuse);
         }
@@ -74,7 +81,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     // Files, batches and the like live in one Mistral workspace: a key pool
     // gives passthrough its first key in rotation, not the next in turn. A
     // transcription keeps nothing there: it takes its turn like a chat.
-    const bool stateless = form.has_value();
+    const bool stateless = transcription.has_value();
     if (!co_await wait_for_limits(context, upstream, 0, keep_alive, stateless)) {
         co_return keep_alive;
     }
@@ -208,9 +215,19 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         }
     }
 
-    if (form) {
+    if (file_upload && file_upload->facts().batch) {
+        // A batch file: its file object is answered in OpenAI's shape, and
+        // its lines' model kept for POST /v1/batches.
+        const auto& facts = file_upload->facts();
+        context.model_sent = facts.file.model;
+        plan.mode = answer_mode::whole;
+        plan.whole = whole_kind::batch_upload;
+        plan.batch_file = facts.file;
+        plan.uploaded_bytes = facts.file_bytes;
+    }
+    if (transcription) {
         // The whole form is read: what it asked for is known.
-        const auto& facts = form->facts();
+        const auto& facts = transcription->facts();
         context.model_requested = facts.model_requested;
         context.model_sent = facts.model_sent;
         context.stream = facts.stream;

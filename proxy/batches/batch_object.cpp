@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "errors/json_writer.hpp"
+#include "responses/json_copy.hpp"
 
 namespace mistral_proxy::batches {
 
@@ -424,6 +425,23 @@ responses::body_result transform_file(std::string_view body, std::optional<std::
     string_field(out, "status", "processed");
     out += '}';
     return result;
+}
+
+bool for_each_key(std::string_view line, const std::function<void(std::string_view)>& visit) {
+    responses::detail::json_reader reader;
+    simdjson::ondemand::document doc;
+    simdjson::ondemand::object root;
+    if (!reader.open(line, doc, root)) {
+        return false;
+    }
+    for (auto field : root) {
+        std::string_view key;
+        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
+            return false;
+        }
+        visit(key);
+    }
+    return true;
 }
 
 std::string file_id_of(std::string_view body) {

@@ -6,6 +6,7 @@
 // no I/O; the model a job needs comes from the file registry
 // (file_registry.hpp), learned when the input file was uploaded.
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -88,6 +89,10 @@ responses::body_result transform_file(std::string_view body, std::optional<std::
 // Text joined piece by piece (messages): GCC 12 warns -Wrestrict (a false
 // positive, bug 105329) on "literal" + std::string chains at -O3.
 std::string joined(std::initializer_list<std::string_view> pieces);
+
+// Calls `visit` with each top-level key of a JSON object line (unescaped);
+// false when the line is not one. How a file's first line tells its shape.
+bool for_each_key(std::string_view line, const std::function<void(std::string_view)>& visit);
 
 // The file id of a Mistral file object ("" when there is none).
 std::string file_id_of(std::string_view body);

@@ -197,23 +197,14 @@ bool input_line_rewriter::rewrite(std::string_view line, std::string& out) {
 }
 
 bool looks_like_batch_request(std::string_view line) {
-    responses::detail::json_reader reader;
-    od::document doc;
-    od::object root;
-    if (!reader.open(line, doc, root)) {
-        return false;
-    }
     bool url = false;
     bool body = false;
-    for (auto field : root) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
-            return false;
-        }
-        url = url || key == "url";
-        body = body || key == "body";
-    }
-    return url && body;
+    return for_each_key(line,
+                        [&](std::string_view key) {
+                            url = url || key == "url";
+                            body = body || key == "body";
+                        }) &&
+           url && body;
 }
 
 }  // namespace mistral_proxy::batches

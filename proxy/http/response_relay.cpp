@@ -15,6 +15,7 @@
 #include "log/log.hpp"
 #include "audio/transcription_answer.hpp"
 #include "batches/batch_object.hpp"
+#include "batches/output_lines.hpp"
 #include "openai_responses/answer.hpp"
 #include "openai_responses/stream.hpp"
 #include "responses/chat_response.hpp"
@@ -295,8 +296,11 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     std::optional<responses::stream_transcoder> chat_stream;
     std::optional<openai_responses::stream_transcoder> responses_stream;
     std::optional<audio::transcription_stream> transcription_stream;
+    std::optional<batches::output_line_rewriter> batch_lines;
     responses::event_rewriter* transcoder = nullptr;
-    if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::transcription) {
+    if (effective.mode == answer_mode::rewrite_lines) {
+        transcoder = &batch_lines.emplace(state_->response_rules, server_settings().max_body_bytes);
+    } else if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::transcription) {
         transcoder = &transcription_stream.emplace(std::string(routing::upstream_name(upstream)));
     } else if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::response) {
         const auto& request = *plan.responses;
@@ -327,7 +331,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     // with an error event and a clean terminator.
     if (upstream_parser.is_done()) {
         response.content_length(0);
-    } else if (upstream_parser.content_length() && !event_stream) {
+    } else if (upstream_parser.content_length() && !event_stream && transcoder == nullptr) {
         response.content_length(*upstream_parser.content_length());
     } else {
         response.chunked(true);

@@ -395,9 +395,10 @@ responses::body_result transform_file(std::string_view body, std::optional<std::
     responses::body_result result;
     dom::parser parser;
     dom::object file;
+    // GET /v1/files/{id} may answer what the proxy does not know: as it is.
     const auto fail = [&result] {
         result.body.clear();
-        result.error = bad_upstream("a file object");
+        result.unchanged = true;
         return result;
     };
     if (!parse_object(parser, body, file)) {

@@ -83,7 +83,7 @@ responses::body_result transform_batch_list(std::string_view body, const list_qu
 // "batch_output" for Mistral's batch results and errors (sample_type
 // batch_result / batch_error); fine-tune -> "fine-tune"; others
 // "user_data". `bytes` when Mistral's is null: `uploaded_bytes` (what the
-// proxy sent), else 0. A body that is not a file object: 502.
+// proxy sent), else 0. A body that is not a file object is left unchanged.
 responses::body_result transform_file(std::string_view body, std::optional<std::uint64_t> uploaded_bytes = {});
 
 // Text joined piece by piece (messages): GCC 12 warns -Wrestrict (a false

@@ -49,7 +49,11 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     std::optional<batches::upload_rewriter> file_upload;
     multipart::form_rewriter* form = nullptr;
     std::string upload;  // what one piece of the client's form becomes upstream
-    if (context.endpoint->body == routing::body_mode::form) {
+    // A POST /v1/files that is no form at all is relayed as it comes, for
+    // Mistral to answer (it takes forms only).
+    const bool upload_row = context.endpoint->kind == routing::endpoint_kind::file_upload;
+    if (context.endpoint->body == routing::body_mode::form &&
+        (!upload_row || starts_with_ci(request[bhttp::field::content_type], "multipart/"))) {
         const auto boundary = multipart::boundary_of(request[bhttp::field::content_type]);
         if (!boundary.error.empty()) {
             const auto refusal = errors::make_error(400, boundary.error, "invalid_multipart", std::string("Content-Type"));
@@ -62,7 +66,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
             co_await linger_and_close();
             co_return false;
         }
-        if (context.endpoint->kind == routing::endpoint_kind::file_upload) {
+        if (upload_row) {
             form = &file_upload.emplace(inputs, boundary.boundary, server_settings().max_body_bytes);
         } else {
             form = &transcription.emplace(*state_->rules, boundary.boundary);
@@ -129,7 +133,9 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     if (form) {
         // The rewritten form's length is known only at its end.
         upstream_request.erase(bhttp::field::content_length);
-        upstream_request.set(bhttp::field::content_type, form->content_type());
+        if (!upload_row) {  // an upload keeps the client's Content-Type: its form keeps the boundary
+            upstream_request.set(bhttp::field::content_type, form->content_type());
+        }
         upstream_request.chunked(true);
     }
 

@@ -215,7 +215,7 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
             break;
         case whole_kind::batch_upload:
             result = batches::transform_file(body.view(), plan.uploaded_bytes);
-            if (!result.error) {
+            if (!result.error && !result.unchanged) {
                 // Known from now on: POST /v1/batches reads the job's model here.
                 batches::process_file_registry().record(batches::file_id_of(body.view()), plan.batch_file);
             }

@@ -25,7 +25,9 @@ import { parse } from 'yaml';
 // ClassificationRequest: the body of POST /v1/moderations. AudioTranscriptionRequest(Stream):
 // the form of POST /v1/audio/transcriptions (the fake validates its fields as an object).
 export const ROOTS = ['ChatCompletionRequest', 'FIMCompletionRequest', 'EmbeddingRequest', 'ClassificationRequest',
-  'AudioTranscriptionRequest', 'AudioTranscriptionRequestStream'];
+  'AudioTranscriptionRequest', 'AudioTranscriptionRequestStream',
+  // batch jobs: the job request, a batch file's lines, an upload's purpose
+  'CreateBatchJobRequest', 'BatchRequest', 'FilePurpose'];
 export const SCHEMA_ID = 'https://mistral-proxy.test/mistral-schemas.json';
 
 const ANNOTATIONS = new Set(['description', 'examples', 'example', 'title', 'deprecated', 'externalDocs', 'xml']);

@@ -457,7 +457,6 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     const auto first_upstream = planned.plan->upstream;
     std::vector<std::string> fallbacks;
     if (state_->rules->enabled(rules::rule_id::fallback) &&
-        context.endpoint->kind != routing::endpoint_kind::batch_create &&  // a job's model is its file's
         !beast::iequals(parser.get()["x-mistral-proxy-fallback"], "off")) {
         fallbacks = state_->rules->fallback_chain(planned.plan->model_sent);
     }

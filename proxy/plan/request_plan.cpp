@@ -96,12 +96,12 @@ plan_result plan_batch_create(const plan_inputs& inputs, const client_request& r
         return {std::nullopt, route.error};
     }
     scratch.translated = std::move(translated.body);
-    scratch.legacy_model = std::move(translated.model);
     request_plan plan;
     plan.upstream = *route.upstream;
     plan.upstream_path = std::string(request.row.upstream_path);
     plan.body = scratch.translated;
-    plan.model_sent = scratch.legacy_model;
+    // No model_sent: a job is workspace state like the passthrough calls, and
+    // shares their breaker; its failing says nothing of the model's chat.
     plan.answer.mode = answer_mode::whole;
     plan.answer.whole = whole_kind::batch;
     // A job generates later, on Mistral's batch capacity: the request itself holds its bytes only.

@@ -143,7 +143,7 @@ class plan_scratch {
 public:
     normalize::normalize_scratch normalize;
     std::string translated;    // a legacy completion's chat or FIM body, a moderation body (keeps the parser's padding)
-    std::string legacy_model;  // the model a legacy completion asked for; a batch job's model
+    std::string legacy_model;  // the model a legacy completion asked for
 };
 
 plan_result plan_request(const plan_inputs& inputs, const client_request& request, plan_scratch& scratch);

@@ -29,7 +29,10 @@ void output_line_rewriter::on_body(std::string_view piece, std::string& out) {
             mode_ = mode::relay;
         } else if (const auto end = pending_.find('\n', first == std::string::npos ? pending_.size() : first);
                    end != std::string::npos) {
-            mode_ = looks_like_batch_output(std::string_view(pending_).substr(0, end)) ? mode::translate : mode::relay;
+            // A first line over the limit is no batch output's, however it arrived.
+            mode_ = end <= max_line_bytes_ && looks_like_batch_output(std::string_view(pending_).substr(0, end))
+                        ? mode::translate
+                        : mode::relay;
         } else if (pending_.size() > max_line_bytes_) {
             mode_ = mode::relay;
         } else {
@@ -61,7 +64,13 @@ void output_line_rewriter::on_body(std::string_view piece, std::string& out) {
             pending_.append(piece);
             return;
         }
-        if (pending_.empty()) {
+        if (pending_.size() + end > max_line_bytes_) {
+            // Over the limit, whether it came in one piece or several: as it came.
+            ++lines_;
+            out += pending_;
+            out.append(piece.substr(0, end + 1));
+            pending_.clear();
+        } else if (pending_.empty()) {
             line(piece.substr(0, end), true, out);
         } else {
             pending_.append(piece.substr(0, end));

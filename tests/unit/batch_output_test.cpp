@@ -89,4 +89,10 @@ TEST_CASE("batch output: a line over the limit passes unchanged, the next is tra
         R"({"id":"req-3","custom_id":"r3","response":null,"error":{"code":"batch_error","message":"timed out"}})"
         "\n";
     CHECK(out == std::string(openai_lines.substr(0, openai_lines.find('\n') + 1)) + long_line + expected_third);
+    // The same whether the long line comes in one piece or several (found by fuzz_batch_lines).
+    CHECK(rewrite_in_pieces(file, file.size(), 1024) == out);
+    // A first line over the limit: no batch output, relayed.
+    bool translated = true;
+    CHECK(rewrite_in_pieces(mistral_lines, mistral_lines.size(), 64, &translated) == mistral_lines);
+    CHECK_FALSE(translated);
 }

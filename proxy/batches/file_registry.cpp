@@ -4,8 +4,7 @@ namespace mistral_proxy::batches {
 
 void file_registry::record(std::string_view file_id, file_facts facts) {
     const std::lock_guard lock(mutex_);
-    auto [it, inserted] = files_.insert_or_assign(std::string(file_id), std::move(facts));
-    if (inserted) {
+    if (files_.insert_or_assign(std::string(file_id), std::move(facts)).second) {
         order_.emplace_back(file_id);
     }
     while (files_.size() > capacity_ && !order_.empty()) {

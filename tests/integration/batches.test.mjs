@@ -100,6 +100,25 @@ describe('the batch flow through the openai SDK', () => {
     assert.ok(file.id);
   });
 
+  test('a line Mistral refuses when the job runs: the error file, in OpenAI\'s line shape', async () => {
+    // The proxy lets an audio part through that Mistral's schema refuses (its input_audio is a string).
+    const refused = line('audio', { model: 'gpt-4o', messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: 42 }] }] });
+    const file = await upload(jsonl([CHAT_LINES[0], refused]));
+    const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
+    const done = await client.batches.retrieve(created.id);
+    assert.equal(done.status, 'completed');
+    assert.deepEqual(done.request_counts, { total: 2, completed: 1, failed: 1 });
+    assert.ok(done.error_file_id);
+    const errorFile = await client.files.retrieve(done.error_file_id);
+    assert.equal(errorFile.purpose, 'batch_output');
+    const [errorLine] = (await (await client.files.content(done.error_file_id)).text()).trim().split('\n').map((t) => JSON.parse(t));
+    assertOpenAIShape('BatchRequestOutput', errorLine);
+    assert.equal(errorLine.custom_id, 'audio');
+    assert.equal(errorLine.response.status_code, 422);
+    assertOpenAIShape('ErrorResponse', errorLine.response.body);
+    assert.match(errorLine.response.body.error.message, /input_audio/);
+  });
+
   test('cancel a batch before it runs', async () => {
     const file = await upload(jsonl(CHAT_LINES.slice(0, 1)));
     const created = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });

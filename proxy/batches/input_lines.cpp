@@ -196,15 +196,4 @@ bool input_line_rewriter::rewrite(std::string_view line, std::string& out) {
     return true;
 }
 
-bool looks_like_batch_request(std::string_view line) {
-    bool url = false;
-    bool body = false;
-    return for_each_key(line,
-                        [&](std::string_view key) {
-                            url = url || key == "url";
-                            body = body || key == "body";
-                        }) &&
-           url && body;
-}
-
 }  // namespace mistral_proxy::batches

@@ -57,8 +57,4 @@ private:
     std::optional<errors::openai_error> error_;
 };
 
-// Whether a JSONL line is OpenAI's batch request shape (an object with `url`
-// and `body`): how an upload whose `purpose` comes after its file is told apart.
-bool looks_like_batch_request(std::string_view line);
-
 }  // namespace mistral_proxy::batches

@@ -1,6 +1,8 @@
 // The upload form rewriter; see upload_form.hpp.
 #include "batches/upload_form.hpp"
 
+#include "batches/batch_object.hpp"
+
 namespace mistral_proxy::batches {
 
 namespace {
@@ -43,8 +45,8 @@ void upload_rewriter::on_part_begin(const multipart::part_headers& headers) {
     }
     has_file_ = true;
     part_ = part_kind::file;
-    if (has_purpose_) {
-        mode_ = facts_.purpose == "batch" ? file_mode::batch : file_mode::raw;
+    if (has_purpose_ && facts_.purpose != "batch") {
+        mode_ = file_mode::raw;
     }
     std::string& out = *out_;
     out += "--" + boundary_ + "\r\nContent-Disposition: form-data; name=\"file\"; filename=" + multipart::quoted_parameter(*headers.filename);
@@ -82,18 +84,39 @@ void upload_rewriter::file_data(std::string_view data) {
         case file_mode::undecided:
             break;
     }
-    // No purpose yet: the first line tells a batch file. A file that does not
-    // start with a JSON object is passed as it is, without waiting for a line.
+    // The first line tells a batch file (see mode_of). Without a purpose yet, a
+    // file that does not start with a JSON object is passed as it is, without
+    // waiting for a line; with purpose batch, the line rewriter refuses it.
     held_.append(data);
+    const bool batch_purpose = has_purpose_;  // purposes but batch were decided at the part's start
     const auto first = held_.find_first_not_of(" \t\r\n");
     if (first != std::string::npos && held_[first] != '{') {
-        decide(file_mode::raw);
+        decide(batch_purpose ? file_mode::batch : file_mode::raw);
     } else if (const auto end = held_.find('\n', first == std::string::npos ? held_.size() : first);
                end != std::string::npos) {
-        decide(looks_like_batch_request(std::string_view(held_).substr(0, end)) ? file_mode::batch : file_mode::raw);
+        decide(mode_of(std::string_view(held_).substr(0, end)));
     } else if (held_.size() > max_line_bytes_) {
-        decide(file_mode::raw);
+        decide(batch_purpose ? file_mode::batch : file_mode::raw);
     }
+}
+
+upload_rewriter::file_mode upload_rewriter::mode_of(std::string_view first_line) const {
+    bool url = false;
+    bool method = false;
+    bool body = false;
+    const bool object = for_each_key(first_line, [&](std::string_view key) {
+        url = url || key == "url";
+        method = method || key == "method";
+        body = body || key == "body";
+    });
+    if (object && url && body) {
+        return file_mode::batch;  // OpenAI's request line
+    }
+    // Mistral's own batch line {custom_id, body} (a Mistral client through the
+    // proxy) passes as it is; anything else with purpose batch is OpenAI's,
+    // refused line by line.
+    const bool mistral_line = object && body && !url && !method;
+    return has_purpose_ && !mistral_line ? file_mode::batch : file_mode::raw;
 }
 
 void upload_rewriter::decide(file_mode mode) {
@@ -115,7 +138,7 @@ void upload_rewriter::on_part_end() {
         write_field("purpose", value_);
     } else if (part_ == part_kind::file) {
         if (mode_ == file_mode::undecided) {
-            decide(looks_like_batch_request(held_) ? file_mode::batch : file_mode::raw);
+            decide(mode_of(held_));
         }
         if (mode_ == file_mode::batch && !lines_.finish(*out_)) {
             take_line_error();

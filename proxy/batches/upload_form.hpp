@@ -3,10 +3,12 @@
 // `file`, `purpose`, `expires_after[...]`) rewritten into Mistral's
 // (`file`, `purpose`) as it arrives. A batch file (purpose "batch") has its
 // lines rewritten one by one into Mistral's batch line shape
-// (input_lines.hpp); any other file passes byte for byte. When `purpose`
-// comes after the file (the form's order is the client's), the file's first
-// line decides: OpenAI's batch request shape `{custom_id, method, url, body}`
-// is a batch file. Fields Mistral's form lacks (`expires_after[...]`) are
+// (input_lines.hpp); any other file passes byte for byte. The file's first
+// line decides too: OpenAI's batch request shape `{custom_id, method, url,
+// body}` is a batch file even when `purpose` comes after the file (the form's
+// order is the client's), and Mistral's own line shape `{custom_id, body}`
+// passes unchanged even with purpose batch (a Mistral client through the
+// proxy). Fields Mistral's form lacks (`expires_after[...]`) are
 // dropped. Memory stays bounded: one line of a batch file, none of another.
 // Pure: no I/O.
 #include <cstddef>
@@ -46,6 +48,7 @@ private:
     void on_part_end() override;
     void file_data(std::string_view data);
     void decide(file_mode mode);
+    file_mode mode_of(std::string_view first_line) const;
     void take_line_error();
 
     input_line_rewriter lines_;

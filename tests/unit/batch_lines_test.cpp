@@ -231,6 +231,22 @@ TEST_CASE("upload form: other files pass byte for byte, and the form's faults ar
         CHECK(result.out == upstream_form({}, tune, "fine-tune"));
         CHECK_FALSE(result.facts.batch);
     }
+    // Mistral's own batch lines, purpose batch (a Mistral client): passed as they are.
+    const std::string mistral = "{\"custom_id\":\"m1\",\"body\":{\"messages\":[]}}\n";
+    for (std::size_t piece : {1, 7, 1000}) {
+        auto result = upload_in_pieces(form_with("batch", mistral), piece);
+        REQUIRE(result.ok);
+        CHECK(result.out == upstream_form("batch", mistral));
+        CHECK_FALSE(result.facts.batch);
+    }
+    // With purpose batch, anything else is OpenAI's, refused by line.
+    auto not_json = upload_in_pieces(form_with("batch", "%PDF-1.7\n"), 3);
+    REQUIRE(not_json.error);
+    CHECK(not_json.error->message == "line 1 of the batch file: not a JSON object");
+    auto no_body = upload_in_pieces(form_with("batch", "{\"custom_id\":\"x\"}\n"), 3);
+    REQUIRE(no_body.error);
+    CHECK(no_body.error->message == "line 1 of the batch file: 'method' must be \"POST\"");
+
     const std::string refused_line = std::string(two_lines) + "{\"custom_id\":\"r3\"}\n";
     auto refused = upload_in_pieces(form_with("batch", refused_line), 9);
     REQUIRE(refused.error);

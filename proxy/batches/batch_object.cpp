@@ -221,9 +221,9 @@ batch_create map_batch_create(std::string_view body, const file_registry& files)
     }
     const auto endpoint = string_member(request, "endpoint");
     if (!endpoint || !batch_endpoint_supported(*endpoint)) {
-        result.error = bad_request(
-            joined({"'endpoint' must be ", supported_endpoints_text, ": Mistral's batch jobs serve those through this proxy"}),
-            "endpoint", "unsupported_value");
+        result.error = bad_request(joined({"'endpoint' must be ", supported_endpoints_text,
+                                           ": Mistral's batch jobs serve those through this proxy"}),
+                                   "endpoint", "unsupported_value");
         return result;
     }
     const auto window = string_member(request, "completion_window");
@@ -251,7 +251,7 @@ batch_create map_batch_create(std::string_view body, const file_registry& files)
             if (field.key.empty() || field.key.size() > 32 || value.empty() || value.size() > 512) {
                 result.error = bad_request(
                     joined({"'", param,
-                             "': Mistral's batch metadata takes keys of 1 to 32 characters and values of 1 to 512"}),
+                            "': Mistral's batch metadata takes keys of 1 to 32 characters and values of 1 to 512"}),
                     param);
                 return result;
             }
@@ -263,15 +263,15 @@ batch_create map_batch_create(std::string_view body, const file_registry& files)
     if (!facts) {
         result.error = bad_request(
             joined({"file '", *file_id,
-                     "' is not a batch file this proxy received since it started: upload it again through the proxy "
-                     "with purpose 'batch' (Mistral's batch jobs take one model, which the proxy reads from the "
-                     "file's lines as it uploads them)"}),
+                    "' is not a batch file this proxy received since it started: upload it again through the proxy "
+                    "with purpose 'batch' (Mistral's batch jobs take one model, which the proxy reads from the "
+                    "file's lines as it uploads them)"}),
             "input_file_id", "unknown_batch_file");
         return result;
     }
     if (facts->endpoint != *endpoint) {
         result.error = bad_request(joined({"the lines of file '", *file_id, "' call ", facts->endpoint,
-                                            ", not the batch's endpoint ", *endpoint}),
+                                           ", not the batch's endpoint ", *endpoint}),
                                    "endpoint");
         return result;
     }

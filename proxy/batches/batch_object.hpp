@@ -29,8 +29,8 @@ bool batch_endpoint_supported(std::string_view endpoint) noexcept;
 inline constexpr std::string_view supported_endpoints_text = "/v1/chat/completions or /v1/embeddings";
 
 struct batch_create {
-    std::string body;   // Mistral's CreateBatchJobRequest, when !error
-    std::string model;  // the job's model, from the registry
+    std::string body;                           // Mistral's CreateBatchJobRequest, when !error
+    std::string model;                          // the job's model, from the registry
     std::optional<errors::openai_error> error;  // 400
 };
 

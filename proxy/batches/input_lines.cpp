@@ -12,9 +12,7 @@ using responses::detail::raw_value;
 
 namespace {
 
-bool blank(std::string_view line) noexcept {
-    return line.find_first_not_of(" \t\r") == std::string_view::npos;
-}
+bool blank(std::string_view line) noexcept { return line.find_first_not_of(" \t\r") == std::string_view::npos; }
 
 }  // namespace
 
@@ -23,9 +21,9 @@ input_line_rewriter::input_line_rewriter(const plan::plan_inputs& inputs, std::s
 
 bool input_line_rewriter::refuse(std::string message, std::optional<std::string> code) {
     if (!error_) {
-        error_ = errors::make_error(400,
-                                    joined({"line ", std::to_string(line_number_), " of the batch file: ", message}),
-                                    code ? std::move(code) : std::optional<std::string>("invalid_batch_line"), "file");
+        error_ =
+            errors::make_error(400, joined({"line ", std::to_string(line_number_), " of the batch file: ", message}),
+                               code ? std::move(code) : std::optional<std::string>("invalid_batch_line"), "file");
     }
     return false;
 }
@@ -40,7 +38,7 @@ bool input_line_rewriter::feed(std::string_view piece, std::string& out) {
         if (pending_.size() + part.size() > max_line_bytes_) {
             ++line_number_;
             return refuse(joined({"longer than ", std::to_string(max_line_bytes_),
-                                   " bytes (server.max_body_bytes, the largest request body)"}),
+                                  " bytes (server.max_body_bytes, the largest request body)"}),
                           "line_too_long");
         }
         if (end == std::string_view::npos) {
@@ -140,8 +138,8 @@ bool input_line_rewriter::rewrite(std::string_view line, std::string& out) {
     if (facts_.endpoint.empty()) {
         facts_.endpoint = url_;
     } else if (facts_.endpoint != url_) {
-        return refuse(joined({"calls ", url_, " where line 1 calls ", facts_.endpoint,
-                               ": a batch job calls one endpoint"}));
+        return refuse(
+            joined({"calls ", url_, " where line 1 calls ", facts_.endpoint, ": a batch job calls one endpoint"}));
     }
 
     // The body as a live call to that url: every request rule, Mistral's schema.
@@ -166,7 +164,7 @@ bool input_line_rewriter::rewrite(std::string_view line, std::string& out) {
         facts_.model = plan.model_sent;
     } else if (facts_.model != plan.model_sent) {
         return refuse(joined({"names the model ", plan.model_sent, " where line 1 names ", facts_.model,
-                               " (after the model rules): Mistral's batch job runs one model"}));
+                              " (after the model rules): Mistral's batch job runs one model"}));
     }
 
     // {"custom_id":...,"body":{...}} without the body's model: the job names it.

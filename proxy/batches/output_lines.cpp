@@ -205,8 +205,8 @@ bool output_line_rewriter::translate(std::string_view text, std::string& out) {
                 out += body;
             }
         } else {
-            out += errors::to_json(
-                errors::translate_upstream_error(static_cast<unsigned>(status_code), body, "mistral"));
+            out +=
+                errors::to_json(errors::translate_upstream_error(static_cast<unsigned>(status_code), body, "mistral"));
         }
         out += '}';
     } else {

@@ -53,7 +53,7 @@ private:
     const responses::response_rules& rules_;
     std::size_t max_line_bytes_;
     mode mode_ = mode::undecided;
-    std::string pending_;   // the start of a line whose end has not come yet
+    std::string pending_;    // the start of a line whose end has not come yet
     bool overlong_ = false;  // passing a line over the limit through until its end
     responses::detail::json_reader reader_;
     responses::detail::json_reader body_reader_;

@@ -12,8 +12,7 @@ constexpr std::size_t max_purpose_bytes = 1024;
 
 }  // namespace
 
-upload_rewriter::upload_rewriter(const plan::plan_inputs& inputs, std::string_view boundary,
-                                 std::size_t max_line_bytes)
+upload_rewriter::upload_rewriter(const plan::plan_inputs& inputs, std::string_view boundary, std::size_t max_line_bytes)
     : form_rewriter(boundary), lines_(inputs, max_line_bytes), max_line_bytes_(max_line_bytes) {}
 
 void upload_rewriter::take_line_error() {
@@ -49,7 +48,8 @@ void upload_rewriter::on_part_begin(const multipart::part_headers& headers) {
         mode_ = file_mode::raw;
     }
     std::string& out = *out_;
-    out += "--" + boundary_ + "\r\nContent-Disposition: form-data; name=\"file\"; filename=" + multipart::quoted_parameter(*headers.filename);
+    out += "--" + boundary_ + "\r\nContent-Disposition: form-data; name=\"file\"; filename=" +
+           multipart::quoted_parameter(*headers.filename);
     out += "\r\nContent-Type: ";
     out += headers.content_type.empty() ? std::string_view("application/octet-stream") : headers.content_type;
     out += "\r\n\r\n";

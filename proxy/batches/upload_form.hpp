@@ -25,9 +25,9 @@
 namespace mistral_proxy::batches {
 
 struct upload_facts {
-    bool batch = false;         // the file's lines were rewritten as a batch file
-    std::string purpose;        // as the client sent it
-    file_facts file;            // the lines' model and url (batch files)
+    bool batch = false;            // the file's lines were rewritten as a batch file
+    std::string purpose;           // as the client sent it
+    file_facts file;               // the lines' model and url (batch files)
     std::uint64_t file_bytes = 0;  // the file's bytes as sent upstream
 };
 

@@ -14,9 +14,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 
+#include "batches/file_registry.hpp"
 #include "config/duration.hpp"
 #include "errors/openai_error.hpp"
-#include "batches/file_registry.hpp"
 #include "http/session.hpp"
 #include "limits/estimate.hpp"
 #include "limits/retry.hpp"

@@ -86,8 +86,8 @@ plan_result plan_relayed(const plan_inputs& inputs, const client_request& reques
 // with the model the registry learned from the file's lines.
 plan_result plan_batch_create(const plan_inputs& inputs, const client_request& request, plan_scratch& scratch) {
     static const batches::file_registry no_files(0);
-    auto translated = batches::map_batch_create(
-        request.body_with_padding, request.batch_files != nullptr ? *request.batch_files : no_files);
+    auto translated = batches::map_batch_create(request.body_with_padding,
+                                                request.batch_files != nullptr ? *request.batch_files : no_files);
     if (translated.error) {
         return {std::nullopt, std::move(translated.error)};
     }

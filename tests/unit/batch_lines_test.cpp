@@ -88,14 +88,15 @@ TEST_CASE("batch lines: a refused line is a 400 naming its line number") {
     };
     const refused cases[] = {
         {"not json", "line 2 of the batch file: not a JSON object", "invalid_batch_line"},
-        {R"({"method":"POST","url":"/v1/chat/completions","body":{}})", "line 2 of the batch file: 'custom_id' is required",
-         "invalid_batch_line"},
+        {R"({"method":"POST","url":"/v1/chat/completions","body":{}})",
+         "line 2 of the batch file: 'custom_id' is required", "invalid_batch_line"},
         {R"({"custom_id":"x","method":"GET","url":"/v1/chat/completions","body":{}})",
          "line 2 of the batch file: 'method' must be \"POST\"", "invalid_batch_line"},
         {R"({"custom_id":"x","method":"POST","url":"/v1/responses","body":{}})",
          "line 2 of the batch file: 'url' must be /v1/chat/completions or /v1/embeddings", "unsupported_value"},
         {R"({"custom_id":"x","method":"POST","url":"/v1/embeddings","body":{"model":"mistral-embed","input":"a"}})",
-         "line 2 of the batch file: calls /v1/embeddings where line 1 calls /v1/chat/completions", "invalid_batch_line"},
+         "line 2 of the batch file: calls /v1/embeddings where line 1 calls /v1/chat/completions",
+         "invalid_batch_line"},
         {R"({"custom_id":"x","method":"POST","url":"/v1/chat/completions","body":{"model":"mistral-small-latest","messages":[{"role":"user","content":"a"}]}})",
          "line 2 of the batch file: names the model mistral-small-latest where line 1 names mistral-large-latest",
          "invalid_batch_line"},
@@ -146,8 +147,9 @@ std::string form_with(std::string_view purpose_before, std::string_view content,
         field("purpose", purpose_before);
     }
     field("expires_after[anchor]", "created_at");
-    form += "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\nContent-Type: "
-            "application/jsonl\r\n\r\n";
+    form +=
+        "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\nContent-Type: "
+        "application/jsonl\r\n\r\n";
     form += content;
     form += "\r\n";
     if (!purpose_after.empty()) {
@@ -157,7 +159,8 @@ std::string form_with(std::string_view purpose_before, std::string_view content,
     return form;
 }
 
-std::string upstream_form(std::string_view purpose_before, std::string_view content, std::string_view purpose_after = {}) {
+std::string upstream_form(std::string_view purpose_before, std::string_view content,
+                          std::string_view purpose_after = {}) {
     std::string form;
     auto field = [&](std::string_view value) {
         form += "--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\n" + std::string(value) + "\r\n";
@@ -165,8 +168,9 @@ std::string upstream_form(std::string_view purpose_before, std::string_view cont
     if (!purpose_before.empty()) {
         field(purpose_before);
     }
-    form += "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\nContent-Type: "
-            "application/jsonl\r\n\r\n";
+    form +=
+        "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"in.jsonl\"\r\nContent-Type: "
+        "application/jsonl\r\n\r\n";
     form += content;
     form += "\r\n";
     if (!purpose_after.empty()) {
@@ -253,7 +257,8 @@ TEST_CASE("upload form: other files pass byte for byte, and the form's faults ar
     CHECK(refused.error->message == "line 3 of the batch file: 'method' must be \"POST\"");
     CHECK(refused.error->param == "file");
 
-    auto no_file = upload_in_pieces("--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--XyZ--\r\n", 4);
+    auto no_file =
+        upload_in_pieces("--XyZ\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n--XyZ--\r\n", 4);
     REQUIRE(no_file.error);
     CHECK(no_file.error->param == "file");
     auto cut = upload_in_pieces(form_with("batch", two_lines).substr(0, 200), 4);

@@ -75,7 +75,8 @@ TEST_CASE("batch output: other files are relayed byte for byte") {
     }
     // A line of a batch output that is not JSON is kept as it is, the others translated.
     std::string mixed = std::string(mistral_lines.substr(0, mistral_lines.find('\n') + 1)) + "garbage\n";
-    CHECK(rewrite_in_pieces(mixed, 9) == std::string(openai_lines.substr(0, openai_lines.find('\n') + 1)) + "garbage\n");
+    CHECK(rewrite_in_pieces(mixed, 9) ==
+          std::string(openai_lines.substr(0, openai_lines.find('\n') + 1)) + "garbage\n");
 }
 
 TEST_CASE("batch output: a line over the limit passes unchanged, the next is translated again") {

@@ -39,14 +39,17 @@ TEST_CASE("batches: a create request becomes Mistral's job request with the file
         R"({"input_file_id":"f-1","endpoint":"/v1/chat/completions","completion_window":"24h","metadata":{"team":"a"},"output_expires_after":{"anchor":"created_at","seconds":3600}})",
         files);
     REQUIRE_FALSE(created.error);
-    CHECK(created.body ==
-          R"({"input_files":["f-1"],"endpoint":"/v1/chat/completions","model":"mistral-large-latest","metadata":{"team":"a"},"timeout_hours":24})");
+    CHECK(
+        created.body ==
+        R"({"input_files":["f-1"],"endpoint":"/v1/chat/completions","model":"mistral-large-latest","metadata":{"team":"a"},"timeout_hours":24})");
     CHECK(created.model == "mistral-large-latest");
 
     const auto plain = batches::map_batch_create(
-        R"({"input_file_id":"f-1","endpoint":"/v1/chat/completions","completion_window":"24h","metadata":null})", files);
-    CHECK(plain.body ==
-          R"({"input_files":["f-1"],"endpoint":"/v1/chat/completions","model":"mistral-large-latest","timeout_hours":24})");
+        R"({"input_file_id":"f-1","endpoint":"/v1/chat/completions","completion_window":"24h","metadata":null})",
+        files);
+    CHECK(
+        plain.body ==
+        R"({"input_files":["f-1"],"endpoint":"/v1/chat/completions","model":"mistral-large-latest","timeout_hours":24})");
 }
 
 TEST_CASE("batches: create requests the proxy refuses, each naming its parameter") {
@@ -57,8 +60,10 @@ TEST_CASE("batches: create requests the proxy refuses, each naming its parameter
         std::string_view code;
     };
     const refused cases[] = {
-        {R"({"endpoint":"/v1/chat/completions","completion_window":"24h"})", "input_file_id", "missing_required_parameter"},
-        {R"({"input_file_id":"f-1","endpoint":"/v1/responses","completion_window":"24h"})", "endpoint", "unsupported_value"},
+        {R"({"endpoint":"/v1/chat/completions","completion_window":"24h"})", "input_file_id",
+         "missing_required_parameter"},
+        {R"({"input_file_id":"f-1","endpoint":"/v1/responses","completion_window":"24h"})", "endpoint",
+         "unsupported_value"},
         {R"({"input_file_id":"f-1","endpoint":"/v1/chat/completions","completion_window":"48h"})", "completion_window",
          "invalid_value"},
         {R"({"input_file_id":"f-1","endpoint":"/v1/chat/completions","completion_window":"24h","metadata":{"k":1}})",
@@ -67,7 +72,8 @@ TEST_CASE("batches: create requests the proxy refuses, each naming its parameter
          "metadata.k", "invalid_value"},
         {R"({"input_file_id":"f-2","endpoint":"/v1/chat/completions","completion_window":"24h"})", "input_file_id",
          "unknown_batch_file"},
-        {R"({"input_file_id":"f-1","endpoint":"/v1/embeddings","completion_window":"24h"})", "endpoint", "invalid_value"},
+        {R"({"input_file_id":"f-1","endpoint":"/v1/embeddings","completion_window":"24h"})", "endpoint",
+         "invalid_value"},
     };
     for (const auto& c : cases) {
         CAPTURE(c.body);
@@ -96,30 +102,30 @@ TEST_CASE("batches: Mistral's job is answered as OpenAI's Batch") {
         R"({"id":"b-2","input_files":["f-1"],"endpoint":"/v1/embeddings","errors":[{"message":"bad line","count":2}],)"
         R"("status":"QUEUED","created_at":5,"total_requests":0,"completed_requests":0,"succeeded_requests":0,"failed_requests":0})");
     REQUIRE_FALSE(queued.error);
-    CHECK(queued.body ==
-          R"({"id":"b-2","object":"batch","endpoint":"/v1/embeddings","errors":{"object":"list","data":[{"code":"batch_error",)"
-          R"("message":"bad line","param":null,"line":null}]},"input_file_id":"f-1","completion_window":"24h",)"
-          R"("status":"validating","created_at":5,"expires_at":86405,"request_counts":{"total":0,"completed":0,"failed":0},)"
-          R"("metadata":null})");
+    CHECK(
+        queued.body ==
+        R"({"id":"b-2","object":"batch","endpoint":"/v1/embeddings","errors":{"object":"list","data":[{"code":"batch_error",)"
+        R"("message":"bad line","param":null,"line":null}]},"input_file_id":"f-1","completion_window":"24h",)"
+        R"("status":"validating","created_at":5,"expires_at":86405,"request_counts":{"total":0,"completed":0,"failed":0},)"
+        R"("metadata":null})");
 }
 
 TEST_CASE("batches: every Mistral status has its OpenAI name, and its end its member") {
     const std::pair<std::string_view, std::string_view> statuses[] = {
-        {"QUEUED", R"("status":"validating")"},
-        {"RUNNING", R"("status":"in_progress")"},
-        {"SUCCESS", R"("status":"completed")"},
-        {"FAILED", R"("status":"failed")"},
-        {"TIMEOUT_EXCEEDED", R"("status":"expired")"},
-        {"CANCELLATION_REQUESTED", R"("status":"cancelling")"},
+        {"QUEUED", R"("status":"validating")"},        {"RUNNING", R"("status":"in_progress")"},
+        {"SUCCESS", R"("status":"completed")"},        {"FAILED", R"("status":"failed")"},
+        {"TIMEOUT_EXCEEDED", R"("status":"expired")"}, {"CANCELLATION_REQUESTED", R"("status":"cancelling")"},
         {"CANCELLED", R"("status":"cancelled")"},
     };
-    const std::pair<std::string_view, std::string_view> ends[] = {
-        {"SUCCESS", R"("completed_at":9)"}, {"FAILED", R"("failed_at":9)"},
-        {"TIMEOUT_EXCEEDED", R"("expired_at":9)"}, {"CANCELLED", R"("cancelled_at":9)"}};
+    const std::pair<std::string_view, std::string_view> ends[] = {{"SUCCESS", R"("completed_at":9)"},
+                                                                  {"FAILED", R"("failed_at":9)"},
+                                                                  {"TIMEOUT_EXCEEDED", R"("expired_at":9)"},
+                                                                  {"CANCELLED", R"("cancelled_at":9)"}};
     for (const auto& status : statuses) {
-        const std::string mistral = std::string(R"({"id":"b","input_files":["f"],"endpoint":"/v1/embeddings","errors":[],"status":")") +
-                                    std::string(status.first) +
-                                    R"(","created_at":1,"completed_at":9,"total_requests":1,"completed_requests":0,"succeeded_requests":0,"failed_requests":0})";
+        const std::string mistral =
+            std::string(R"({"id":"b","input_files":["f"],"endpoint":"/v1/embeddings","errors":[],"status":")") +
+            std::string(status.first) +
+            R"(","created_at":1,"completed_at":9,"total_requests":1,"completed_requests":0,"succeeded_requests":0,"failed_requests":0})";
         const auto batch = batches::transform_batch(mistral);
         CAPTURE(mistral);
         REQUIRE_FALSE(batch.error);
@@ -200,19 +206,22 @@ TEST_CASE("batches: Mistral's file objects as OpenAI's") {
         R"("sample_type":"batch_request","source":"upload","num_lines":2,"mimetype":"application/jsonl","signature":null})",
         1234);
     REQUIRE_FALSE(uploaded.error);
-    CHECK(uploaded.body ==
-          R"({"id":"f-1","object":"file","bytes":1234,"created_at":1759500189,"filename":"in.jsonl","purpose":"batch","status":"processed"})");
+    CHECK(
+        uploaded.body ==
+        R"({"id":"f-1","object":"file","bytes":1234,"created_at":1759500189,"filename":"in.jsonl","purpose":"batch","status":"processed"})");
 
     const auto output = batches::transform_file(
         R"({"id":"f-2","object":"file","bytes":99,"created_at":7,"filename":"out.jsonl","purpose":"batch",)"
         R"("sample_type":"batch_result","source":"mistral","deleted":false,"expires_at":70})");
-    CHECK(output.body ==
-          R"({"id":"f-2","object":"file","bytes":99,"created_at":7,"expires_at":70,"filename":"out.jsonl","purpose":"batch_output","status":"processed"})");
+    CHECK(
+        output.body ==
+        R"({"id":"f-2","object":"file","bytes":99,"created_at":7,"expires_at":70,"filename":"out.jsonl","purpose":"batch_output","status":"processed"})");
 
     const auto ocr = batches::transform_file(
         R"({"id":"f-3","object":"file","bytes":null,"created_at":7,"filename":"a.pdf","purpose":"ocr","sample_type":"instruct","source":"upload"})");
-    CHECK(ocr.body ==
-          R"({"id":"f-3","object":"file","bytes":0,"created_at":7,"filename":"a.pdf","purpose":"user_data","status":"processed"})");
+    CHECK(
+        ocr.body ==
+        R"({"id":"f-3","object":"file","bytes":0,"created_at":7,"filename":"a.pdf","purpose":"user_data","status":"processed"})");
 
     CHECK(batches::transform_file(R"({"id":"f"})").unchanged);
     CHECK(batches::transform_file(R"({"object":"passthrough"})").unchanged);
@@ -248,11 +257,16 @@ std::unique_ptr<planned> plan_of(std::string_view method, std::string_view path,
     json.append(normalize::body_padding, '\0');
     auto out = std::make_unique<planned>();
     out->input = std::move(json);
-    out->result = plan::plan_request(
-        inputs,
-        {routing::find_endpoint(method, path), path, std::string_view(out->input.data(), length), {}, nullptr, nullptr,
-         query, files},
-        scratch);
+    out->result = plan::plan_request(inputs,
+                                     {routing::find_endpoint(method, path),
+                                      path,
+                                      std::string_view(out->input.data(), length),
+                                      {},
+                                      nullptr,
+                                      nullptr,
+                                      query,
+                                      files},
+                                     scratch);
     return out;
 }
 
@@ -260,17 +274,19 @@ std::unique_ptr<planned> plan_of(std::string_view method, std::string_view path,
 
 TEST_CASE("batches: the plan of each batch and file row") {
     const auto& files = registry_with_chat_file();
-    const auto create = plan_of("POST", "/v1/batches",
-                                R"({"input_file_id":"f-1","endpoint":"/v1/chat/completions","completion_window":"24h"})",
-                                {}, &files);
+    const auto create =
+        plan_of("POST", "/v1/batches",
+                R"({"input_file_id":"f-1","endpoint":"/v1/chat/completions","completion_window":"24h"})", {}, &files);
     REQUIRE(create->result.ok());
     CHECK(create->result.plan->upstream_path == "/batch/jobs");
-    CHECK(create->result.plan->body ==
-          R"({"input_files":["f-1"],"endpoint":"/v1/chat/completions","model":"mistral-large-latest","timeout_hours":24})");
+    CHECK(
+        create->result.plan->body ==
+        R"({"input_files":["f-1"],"endpoint":"/v1/chat/completions","model":"mistral-large-latest","timeout_hours":24})");
     CHECK(create->result.plan->model_sent.empty());  // the upstream's passthrough breaker
     CHECK(create->result.plan->answer.whole == plan::whole_kind::batch);
-    const auto unknown = plan_of("POST", "/v1/batches",
-                                 R"({"input_file_id":"f-1","endpoint":"/v1/chat/completions","completion_window":"24h"})");
+    const auto unknown =
+        plan_of("POST", "/v1/batches",
+                R"({"input_file_id":"f-1","endpoint":"/v1/chat/completions","completion_window":"24h"})");
     REQUIRE_FALSE(unknown->result.ok());
     CHECK(unknown->result.error->code == "unknown_batch_file");
 

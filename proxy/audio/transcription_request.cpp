@@ -14,22 +14,6 @@ using rules::rule_id;
 
 constexpr std::array<std::string_view, 5> format_names{"json", "text", "srt", "verbose_json", "vtt"};
 
-// A quoted Content-Disposition parameter as browsers write it (WHATWG
-// multipart/form-data encoding): '"' as %22; CR and LF cannot occur (the
-// parser refuses control characters in a part's headers).
-std::string quoted(std::string_view text) {
-    std::string out = "\"";
-    for (const char c : text) {
-        if (c == '"') {
-            out += "%22";
-        } else {
-            out += c;
-        }
-    }
-    out += '"';
-    return out;
-}
-
 // The fields the proxy reads itself and never sends as they came.
 bool is_answer_field(std::string_view name) noexcept { return name == "response_format"; }
 
@@ -49,29 +33,7 @@ std::optional<transcript_format> parse_format(std::string_view name) noexcept {
 }
 
 transcription_rewriter::transcription_rewriter(const rules::rule_set& rules, std::string_view boundary)
-    : rules_(rules), boundary_(boundary), parser_(boundary) {}
-
-std::string transcription_rewriter::content_type() const {
-    return "multipart/form-data; boundary=" + quoted(boundary_);
-}
-
-void transcription_rewriter::refuse(std::string message, std::optional<std::string> param, std::string code) {
-    if (!error_) {
-        error_ = errors::make_error(400, std::move(message), std::move(code), std::move(param));
-    }
-}
-
-bool transcription_rewriter::feed(std::string_view piece, std::string& out) {
-    if (error_) {
-        return false;
-    }
-    out_ = &out;
-    if (!parser_.feed(piece, *this) && !error_) {
-        refuse("malformed multipart/form-data body: " + parser_.error(), std::nullopt, "invalid_multipart");
-    }
-    out_ = nullptr;
-    return !error_;
-}
+    : form_rewriter(boundary), rules_(rules) {}
 
 void transcription_rewriter::on_part_begin(const multipart::part_headers& headers) {
     if (error_) {
@@ -100,8 +62,8 @@ void transcription_rewriter::on_part_begin(const multipart::part_headers& header
         has_audio_ = true;
         part_ = part_kind::file;
         std::string& out = *out_;
-        out += "--" + boundary_ +
-               "\r\nContent-Disposition: form-data; name=\"file\"; filename=" + quoted(*headers.filename);
+        out += "--" + boundary_ + "\r\nContent-Disposition: form-data; name=\"file\"; filename=" +
+               multipart::quoted_parameter(*headers.filename);
         out += "\r\nContent-Type: ";
         out += headers.content_type.empty() ? std::string_view("application/octet-stream") : headers.content_type;
         out += "\r\n\r\n";
@@ -140,12 +102,6 @@ void transcription_rewriter::on_part_end() {
         end_field();
     }
     part_ = part_kind::ignored;
-}
-
-void transcription_rewriter::write_field(std::string_view name, std::string_view value) {
-    *out_ += "--" + boundary_ + "\r\nContent-Disposition: form-data; name=" + quoted(name) + "\r\n\r\n";
-    out_->append(value);
-    *out_ += "\r\n";
 }
 
 void transcription_rewriter::end_field() {
@@ -230,11 +186,7 @@ void transcription_rewriter::end_field() {
 }
 
 bool transcription_rewriter::finish(std::string& out) {
-    if (error_) {
-        return false;
-    }
-    if (!parser_.finish()) {
-        refuse("malformed multipart/form-data body: " + parser_.error(), std::nullopt, "invalid_multipart");
+    if (!parse_ended()) {
         return false;
     }
     if (!has_model_) {

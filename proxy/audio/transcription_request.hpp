@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "errors/openai_error.hpp"
+#include "multipart/form_rewriter.hpp"
 #include "multipart/parser.hpp"
 #include "normalize/normalizer.hpp"
 #include "rules/rule_set.hpp"
@@ -43,7 +44,7 @@ struct transcription_facts {
 // A small form field's value is read whole up to this size.
 inline constexpr std::size_t max_form_field_bytes = 64 * 1024;
 
-class transcription_rewriter final : private multipart::handler {
+class transcription_rewriter final : public multipart::form_rewriter {
 public:
     // `boundary` as multipart::boundary_of() read it from the client's Content-Type.
     transcription_rewriter(const rules::rule_set& rules, std::string_view boundary);
@@ -51,16 +52,14 @@ public:
     // The next piece of the client's body: appends what goes upstream to
     // `out` (the file's bytes as they come, each field once it is whole).
     // False once the body is refused (error() then says why, a 400).
-    bool feed(std::string_view piece, std::string& out);
+    using form_rewriter::feed;
     // The client's body ended: appends the fields the proxy adds (segment
     // timestamps for srt, vtt and verbose_json) and the closing delimiter.
     // False (error() set) for a malformed or incomplete body, no model, no audio.
-    bool finish(std::string& out);
+    bool finish(std::string& out) override;
 
-    const std::optional<errors::openai_error>& error() const noexcept { return error_; }
     const transcription_facts& facts() const noexcept { return facts_; }
     // The upstream request's Content-Type.
-    std::string content_type() const;
 
 private:
     enum class part_kind { field, file, ignored };
@@ -69,14 +68,8 @@ private:
     void on_part_data(std::string_view data) override;
     void on_part_end() override;
     void end_field();
-    void write_field(std::string_view name, std::string_view value);
-    void refuse(std::string message, std::optional<std::string> param = std::nullopt,
-                std::string code = "invalid_value");
 
     const rules::rule_set& rules_;
-    std::string boundary_;
-    multipart::parser parser_;
-    std::string* out_ = nullptr;
     part_kind part_ = part_kind::ignored;
     std::string name_;   // the current field's name (after renaming)
     std::string value_;  // the current field's value so far
@@ -84,7 +77,6 @@ private:
     bool has_audio_ = false;  // a file part, or Mistral's own file_url / file_id
     bool segments_asked_ = false;
     transcription_facts facts_;
-    std::optional<errors::openai_error> error_;
 };
 
 // explain: a whole form (the boundary read from its first line, as the body

@@ -14,6 +14,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/write.hpp>
 
+#include "batches/file_registry.hpp"
 #include "config/duration.hpp"
 #include "errors/openai_error.hpp"
 #include "http/session.hpp"
@@ -442,7 +443,9 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     // Plan (plan/request_plan.hpp): the same pure function explain calls.
     const plan::plan_inputs inputs{state_->config, *state_->rules, state_->model_aliases};
     auto planned = plan::plan_request(
-        inputs, {*context.endpoint, context.path, body.view(), {}, history_of_request, &worker_.response_ids},
+        inputs,
+        {*context.endpoint, context.path, body.view(), {}, history_of_request, &worker_.response_ids, {},
+         &batches::process_file_registry()},
         worker_.plan_scratch);
     if (!planned.ok()) {
         co_return co_await send_error(context, *planned.error, context.client_keep_alive);
@@ -556,7 +559,10 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
             }
             co_return co_await refuse_open_breaker(context, upstream, look.retry_at);
         }
-        if (!co_await wait_for_limits(context, upstream, estimate.tokens, keep_alive)) {
+        // A batch job reads a file of the workspace it was uploaded to: the
+        // first key in rotation, as the upload took (passthrough.cpp).
+        const bool stateless = context.endpoint->kind != routing::endpoint_kind::batch_create;
+        if (!co_await wait_for_limits(context, upstream, estimate.tokens, keep_alive, stateless)) {
             co_return keep_alive;
         }
         // The key wait_for_limits took (a key pool's member, or the only key).

@@ -8,6 +8,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "audio/transcription_request.hpp"
+#include "batches/upload_form.hpp"
 #include "config/duration.hpp"
 #include "errors/openai_error.hpp"
 #include "http/session.hpp"
@@ -26,7 +27,10 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     // The body is not read yet, so a refusal must close the connection unless there is none.
     const bool can_reuse = parser.is_done() && context.client_keep_alive;
     const plan::plan_inputs inputs{state_->config, *state_->rules, state_->model_aliases};
-    auto planned = plan::plan_request(inputs, {*context.endpoint, context.path, {}}, worker_.plan_scratch);
+    const auto client_target = std::string_view(parser.get().target());
+    const auto client_query = client_target.substr(std::min(client_target.size(), client_target.find('?')));
+    auto planned = plan::plan_request(inputs, {*context.endpoint, context.path, {}, {}, nullptr, nullptr, client_query},
+                                      worker_.plan_scratch);
     if (!planned.ok()) {
         co_return co_await send_error(context, *planned.error, can_reuse);
     }
@@ -41,9 +45,15 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     auto& request = parser.get();
     // A form is rewritten as it streams: its boundary first, and a form with
     // no body at all is refused before anything goes upstream.
-    std::optional<audio::transcription_rewriter> form;
+    std::optional<audio::transcription_rewriter> transcription;
+    std::optional<batches::upload_rewriter> file_upload;
+    multipart::form_rewriter* form = nullptr;
     std::string upload;  // what one piece of the client's form becomes upstream
-    if (context.endpoint->body == routing::body_mode::form) {
+    // A POST /v1/files that is no form at all is relayed as it comes, for
+    // Mistral to answer (it takes forms only).
+    const bool upload_row = context.endpoint->kind == routing::endpoint_kind::file_upload;
+    if (context.endpoint->body == routing::body_mode::form &&
+        (!upload_row || starts_with_ci(request[bhttp::field::content_type], "multipart/"))) {
         const auto boundary = multipart::boundary_of(request[bhttp::field::content_type]);
         if (!boundary.error.empty()) {
             const auto refusal = errors::make_error(400, boundary.error, "invalid_multipart", std::string("Content-Type"));
@@ -56,13 +66,16 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
             co_await linger_and_close();
             co_return false;
         }
-        form.emplace(*state_->rules, boundary.boundary);
+        if (upload_row) {
+            form = &file_upload.emplace(inputs, boundary.boundary, server_settings().max_body_bytes);
+        } else {
+            form = &transcription.emplace(*state_->rules, boundary.boundary);
+        }
         if (parser.is_done() && !form->finish(upload)) {
             co_return co_await send_error(context, *form->error(), can_reuse);
         }
     }
-    const auto client_target = std::string_view(request.target());
-    const auto query = client_target.substr(std::min(client_target.size(), client_target.find('?')));
+    const auto query = out.own_query ? std::string_view{} : client_query;
     const std::string& path_after_v1 = out.upstream_path;
     answer_plan plan = out.answer;
 
@@ -72,7 +85,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     // Files, batches and the like live in one Mistral workspace: a key pool
     // gives passthrough its first key in rotation, not the next in turn. A
     // transcription keeps nothing there: it takes its turn like a chat.
-    const bool stateless = form.has_value();
+    const bool stateless = transcription.has_value();
     if (!co_await wait_for_limits(context, upstream, 0, keep_alive, stateless)) {
         co_return keep_alive;
     }
@@ -120,7 +133,9 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     if (form) {
         // The rewritten form's length is known only at its end.
         upstream_request.erase(bhttp::field::content_length);
-        upstream_request.set(bhttp::field::content_type, form->content_type());
+        if (!upload_row) {  // an upload keeps the client's Content-Type: its form keeps the boundary
+            upstream_request.set(bhttp::field::content_type, form->content_type());
+        }
         upstream_request.chunked(true);
     }
 
@@ -206,9 +221,19 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         }
     }
 
-    if (form) {
+    if (file_upload && file_upload->facts().batch) {
+        // A batch file: its file object is answered in OpenAI's shape, and
+        // its lines' model kept for POST /v1/batches.
+        const auto& facts = file_upload->facts();
+        context.model_sent = facts.file.model;
+        plan.mode = answer_mode::whole;
+        plan.whole = whole_kind::batch_upload;
+        plan.batch_file = facts.file;
+        plan.uploaded_bytes = facts.file_bytes;
+    }
+    if (transcription) {
         // The whole form is read: what it asked for is known.
-        const auto& facts = form->facts();
+        const auto& facts = transcription->facts();
         context.model_requested = facts.model_requested;
         context.model_sent = facts.model_sent;
         context.stream = facts.stream;

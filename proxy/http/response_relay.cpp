@@ -15,6 +15,8 @@
 #include "log/log.hpp"
 #include "audio/speech.hpp"
 #include "audio/transcription_answer.hpp"
+#include "batches/batch_object.hpp"
+#include "batches/output_lines.hpp"
 #include "openai_responses/answer.hpp"
 #include "openai_responses/stream.hpp"
 #include "responses/chat_response.hpp"
@@ -206,6 +208,22 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
         case whole_kind::speech:
             result = audio::transform_speech_response(body.view(), plan.speech);
             break;
+        case whole_kind::batch:
+            result = batches::transform_batch(body.view());
+            break;
+        case whole_kind::batch_list:
+            result = batches::transform_batch_list(body.view(), plan.batch_list);
+            break;
+        case whole_kind::file:
+            result = batches::transform_file(body.view());
+            break;
+        case whole_kind::batch_upload:
+            result = batches::transform_file(body.view(), plan.uploaded_bytes);
+            if (!result.error && !result.unchanged) {
+                // Known from now on: POST /v1/batches reads the job's model here.
+                batches::process_file_registry().record(batches::file_id_of(body.view()), plan.batch_file);
+            }
+            break;
         case whole_kind::usage_only:
             result.unchanged = true;
             result.usage = responses::find_usage(body.view());
@@ -283,9 +301,12 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     std::optional<openai_responses::stream_transcoder> responses_stream;
     std::optional<audio::transcription_stream> transcription_stream;
     std::optional<audio::speech_stream> speech_stream;
+    std::optional<batches::output_line_rewriter> batch_lines;
     responses::event_rewriter* transcoder = nullptr;
     const bool speech = effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::speech;
-    if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::transcription) {
+    if (effective.mode == answer_mode::rewrite_lines) {
+        transcoder = &batch_lines.emplace(state_->response_rules, server_settings().max_body_bytes);
+    } else if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::transcription) {
         transcoder = &transcription_stream.emplace(std::string(routing::upstream_name(upstream)));
     } else if (speech) {
         transcoder = &speech_stream.emplace(plan.speech, std::string(routing::upstream_name(upstream)),
@@ -323,7 +344,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     // with an error event and a clean terminator.
     if (upstream_parser.is_done()) {
         response.content_length(0);
-    } else if (upstream_parser.content_length() && !event_stream) {
+    } else if (upstream_parser.content_length() && !event_stream && transcoder == nullptr) {
         response.content_length(*upstream_parser.content_length());
     } else {
         response.chunked(true);

@@ -35,6 +35,40 @@ plan_result plan_relayed(const plan_inputs& inputs, const client_request& reques
     } else if (row.kind == endpoint_kind::transcriptions) {
         plan.answer.mode = answer_mode::whole;
         plan.answer.whole = whole_kind::transcription;
+    } else if (row.kind == endpoint_kind::batch_list) {
+        auto query = batches::parse_list_query(request.query);
+        if (query.error) {
+            return {std::nullopt, std::move(query.error)};
+        }
+        plan.upstream_path += batches::list_upstream_query;
+        plan.own_query = true;
+        plan.answer.mode = answer_mode::whole;
+        plan.answer.whole = whole_kind::batch_list;
+        plan.answer.batch_list = std::move(query);
+    } else if (row.kind == endpoint_kind::batch_object || row.kind == endpoint_kind::batch_cancel) {
+        // GET /v1/batches/{id} and POST /v1/batches/{id}/cancel: Mistral's job calls.
+        const bool cancel = row.kind == endpoint_kind::batch_cancel;
+        auto id = request.path.substr(row.path.size());
+        if (cancel) {
+            id = id.ends_with("/cancel") ? id.substr(0, id.size() - 7) : std::string_view{};
+        }
+        if (id.empty() || id.find('/') != std::string_view::npos) {
+            return {std::nullopt, routing::unknown_endpoint_error(row.method, request.path)};
+        }
+        plan.upstream_path = "/batch/jobs/" + std::string(id) + (cancel ? "/cancel" : "");
+        plan.answer.mode = answer_mode::whole;
+        plan.answer.whole = whole_kind::batch;
+    } else if (row.kind == endpoint_kind::file_object) {
+        // GET /v1/files/{id}: the file object; .../content: a batch output's
+        // lines translated as they stream (others relayed unchanged, which the
+        // line rewriter tells from the first line); other paths relayed.
+        const auto rest = request.path.substr(row.path.size());
+        if (rest.find('/') == std::string_view::npos) {
+            plan.answer.mode = answer_mode::whole;
+            plan.answer.whole = whole_kind::file;
+        } else if (rest.ends_with("/content") && rest.find('/') == rest.size() - 8) {
+            plan.answer.mode = answer_mode::rewrite_lines;
+        }
     } else if (row.kind == endpoint_kind::model_card) {
         const auto id = request.path.substr(row.path.size());
         if (const auto* alias = responses::find_alias(inputs.aliases, id)) {
@@ -57,6 +91,33 @@ std::string_view keep_translated(plan_scratch& scratch, std::string body) {
     return std::string_view(scratch.translated.data(), length);
 }
 
+// POST /v1/batches: OpenAI's CreateBatchRequest as Mistral's job request,
+// with the model the registry learned from the file's lines.
+plan_result plan_batch_create(const plan_inputs& inputs, const client_request& request, plan_scratch& scratch) {
+    static const batches::file_registry no_files(0);
+    auto translated = batches::map_batch_create(request.body_with_padding,
+                                                request.batch_files != nullptr ? *request.batch_files : no_files);
+    if (translated.error) {
+        return {std::nullopt, std::move(translated.error)};
+    }
+    const auto route = routing::choose_upstream(inputs.config, inputs.rules, request.row, {});
+    if (route.error) {
+        return {std::nullopt, route.error};
+    }
+    scratch.translated = std::move(translated.body);
+    request_plan plan;
+    plan.upstream = *route.upstream;
+    plan.upstream_path = std::string(request.row.upstream_path);
+    plan.body = scratch.translated;
+    // No model_sent: a job is workspace state like the passthrough calls, and
+    // shares their breaker; its failing says nothing of the model's chat.
+    plan.answer.mode = answer_mode::whole;
+    plan.answer.whole = whole_kind::batch;
+    // A job generates later, on Mistral's batch capacity: the request itself holds its bytes only.
+    plan.estimate = limits::estimate_request(plan.body.size(), std::optional<std::uint64_t>(0));
+    return {std::move(plan), std::nullopt};
+}
+
 }  // namespace
 
 plan_result plan_request(const plan_inputs& inputs, const client_request& request, plan_scratch& scratch) {
@@ -66,6 +127,10 @@ plan_result plan_request(const plan_inputs& inputs, const client_request& reques
     }
     if (row.body == routing::body_mode::streamed || row.body == routing::body_mode::form) {
         return plan_relayed(inputs, request);
+    }
+
+    if (row.kind == endpoint_kind::batch_create) {
+        return plan_batch_create(inputs, request, scratch);
     }
 
     // Bodies read whole: translate what Mistral lacks, then the request rules.

@@ -20,6 +20,8 @@
 #include "audio/speech.hpp"
 #include "audio/transcription_request.hpp"
 #include "audio/transcription_answer.hpp"
+#include "batches/batch_object.hpp"
+#include "batches/file_registry.hpp"
 #include "config/config.hpp"
 #include "errors/openai_error.hpp"
 #include "limits/estimate.hpp"
@@ -39,6 +41,7 @@ enum class answer_mode {
     relay,             // the bytes as they come (passthrough endpoints, FIM, float embeddings)
     transcode_stream,  // SSE rewritten event by event (chat and legacy completions, streamed)
     whole,             // read whole, rewritten, sent with its length
+    rewrite_lines,     // JSONL rewritten line by line as it streams (batch output files, batches/output_lines.hpp)
 };
 // The rewrite of a whole answer.
 enum class whole_kind {
@@ -52,6 +55,10 @@ enum class whole_kind {
     moderation,         // Mistral's moderation answer in OpenAI's shape (responses/moderations.hpp)
     transcription,      // Mistral's transcription in the client's response_format (audio/transcription_answer.hpp)
     speech,             // Mistral's speech as audio bytes or OpenAI's events (audio/speech.hpp)
+    batch,              // Mistral's batch job as OpenAI's Batch (batches/batch_object.hpp)
+    batch_list,         // Mistral's job list as OpenAI's ListBatchesResponse
+    file,               // Mistral's file object as OpenAI's OpenAIFile
+    batch_upload,       // the file object of an uploaded batch file, whose facts the registry then keeps
 };
 
 struct answer_plan {
@@ -66,6 +73,11 @@ struct answer_plan {
     std::int64_t created_at = 0;  // unix seconds the request came in (the session sets it)
     audio::answer_options transcription;  // whole_kind::transcription: the format asked for
     audio::speech_answer speech;          // whole_kind::speech: the audio format, bytes or events
+    batches::list_query batch_list;       // whole_kind::batch_list: the client's after and limit
+    // whole_kind::batch_upload: what the registry keeps once Mistral named the
+    // file, and the bytes of the file as sent (Mistral may answer bytes: null).
+    batches::file_facts batch_file;
+    std::uint64_t uploaded_bytes = 0;
 };
 
 // What the plan reads besides the request: compiled once per configuration
@@ -94,6 +106,11 @@ struct client_request {
     const openai_responses::history* history = nullptr;
     // Ids for the Response and its items; a per-thread random source when null.
     openai_responses::id_source* ids = nullptr;
+    // The client's query ("?after=...", or ""): read by GET /v1/batches.
+    std::string_view query = {};
+    // POST /v1/batches: the batch files uploaded through the proxy (the job's
+    // model); none known when null.
+    const batches::file_registry* batch_files = nullptr;
 };
 
 // Every string_view stays valid until the next plan_request() with the same
@@ -101,6 +118,7 @@ struct client_request {
 struct request_plan {
     routing::upstream_id upstream = routing::upstream_id::mistral;
     std::string upstream_path;  // after the upstream's base_url ("/chat/completions"); the client's query is added by the caller
+    bool own_query = false;     // upstream_path carries the query to send instead of the client's (GET /v1/batches)
     // Buffered rows: what to send. Streamed rows: nothing is planned for the
     // body; the client's bytes are relayed as they arrive (`relay_body`). Form
     // rows: rewritten as they arrive (audio::transcription_rewriter), and the

@@ -23,6 +23,12 @@ constexpr std::array<endpoint_row, endpoint_kind_count> endpoint_table{{
     {endpoint_kind::healthz,          "",     "/healthz",             false, body_mode::local,    std::nullopt,              endpoint_label::healthz,          upstream_target::none,        "",                  false},
     {endpoint_kind::readyz,           "",     "/readyz",              false, body_mode::local,    std::nullopt,              endpoint_label::readyz,           upstream_target::none,        "",                  false},
     {endpoint_kind::metrics,          "",     "/metrics",             false, body_mode::local,    std::nullopt,              endpoint_label::metrics,          upstream_target::none,        "",                  false},
+    {endpoint_kind::batch_create,     "POST", "/v1/batches",          false, body_mode::buffered, std::nullopt,              endpoint_label::batches,          upstream_target::fixed,       "/batch/jobs",       false},
+    {endpoint_kind::batch_list,       "GET",  "/v1/batches",          false, body_mode::streamed, std::nullopt,              endpoint_label::batches,          upstream_target::fixed,       "/batch/jobs",       false},
+    {endpoint_kind::batch_object,     "GET",  "/v1/batches/",         true,  body_mode::streamed, std::nullopt,              endpoint_label::batches,          upstream_target::client_path, "",                  false},
+    {endpoint_kind::batch_cancel,     "POST", "/v1/batches/",         true,  body_mode::streamed, std::nullopt,              endpoint_label::batches,          upstream_target::client_path, "",                  false},
+    {endpoint_kind::file_upload,      "POST", "/v1/files",            false, body_mode::form,     std::nullopt,              endpoint_label::files,            upstream_target::fixed,       "/files",            false},
+    {endpoint_kind::file_object,      "GET",  "/v1/files/",           true,  body_mode::streamed, std::nullopt,              endpoint_label::files,            upstream_target::client_path, "",                  false},
     // The fallbacks: not matched by the scan below.
     {endpoint_kind::other,            "",     "/v1/",                 true,  body_mode::streamed, std::nullopt,              endpoint_label::other_v1,         upstream_target::client_path, "",                  false},
     {endpoint_kind::unknown,          "",     "",                     true,  body_mode::local,    std::nullopt,              endpoint_label::unknown,          upstream_target::none,        "",                  false},
@@ -58,7 +64,7 @@ std::string_view endpoint_label_name(endpoint_label label) noexcept {
     static constexpr std::array<std::string_view, static_cast<std::size_t>(endpoint_label::count_)> names{
         "chat_completions", "fim_completions", "embeddings", "completions", "models",
         "other_v1",         "healthz",         "metrics",    "unknown",     "responses",
-        "readyz",           "moderations",     "audio_transcriptions", "audio_speech"};
+        "readyz",           "moderations",     "audio_transcriptions", "audio_speech", "batches", "files"};
     return names[static_cast<std::size_t>(label)];
 }
 

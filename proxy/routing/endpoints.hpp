@@ -33,10 +33,16 @@ enum class endpoint_kind : std::uint8_t {
     healthz,
     readyz,
     metrics,
+    batch_create,  // POST /v1/batches: OpenAI's batch -> Mistral's batch job (proxy/batches)
+    batch_list,    // GET /v1/batches: Mistral's job list as OpenAI's
+    batch_object,  // GET /v1/batches/{id}: the job as OpenAI's Batch
+    batch_cancel,  // POST /v1/batches/{id}/cancel
+    file_upload,   // POST /v1/files: a batch file's lines rewritten as they stream (proxy/batches)
+    file_object,   // GET /v1/files/{id}, /v1/files/{id}/content: answers translated
     other,    // any other /v1/... path: passthrough to the region's mistral upstream
     unknown,  // not under /v1/ and not a local endpoint: 404
 };
-inline constexpr std::size_t endpoint_kind_count = 16;
+inline constexpr std::size_t endpoint_kind_count = 22;
 
 // How the request body travels.
 enum class body_mode : std::uint8_t {
@@ -71,6 +77,8 @@ enum class endpoint_label : std::uint8_t {
     moderations,
     audio_transcriptions,
     audio_speech,
+    batches,
+    files,
     count_
 };
 std::string_view endpoint_label_name(endpoint_label label) noexcept;

@@ -16,7 +16,7 @@
 //   prints "fake-mistral listening on PORT" on stdout.
 import http from 'node:http';
 import https from 'node:https';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -489,6 +489,14 @@ export async function startFakeMistral(options = {}) {
     if (path === '/v1/echo-headers') {
       return sendJson(res, 200, { object: 'echo', method: req.method, path: req.url, headers: record.headers });
     }
+    if (path.startsWith('/v1/batch/jobs')) return answerBatchJobs(req, res, record, url);
+    if (path === '/v1/files' && req.method === 'POST' && isBatchUpload(record)) return answerUpload(res, record);
+    const stored = /^\/v1\/files\/([^/]+)(\/content)?$/.exec(path);
+    if (stored && req.method === 'GET' && files.has(stored[1])) {
+      const file = files.get(stored[1]);
+      if (!stored[2]) return sendJson(res, 200, { ...fileObject(file), deleted: false });
+      return send(res, 200, file.content, { 'content-type': 'application/octet-stream' });
+    }
     if (path === '/v1/files' || path.startsWith('/v1/files/') || path.startsWith('/v1/echo/')) {
       return sendJson(res, 200, {
         object: 'passthrough',
@@ -552,13 +560,192 @@ export async function startFakeMistral(options = {}) {
     return answerCompletion(res, body, text, promptTokens, fault, toolCall);
   }
 
-  function completionUsage(promptTokens, text) {
-    const completion = estimateTokens(text);
-    return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
+  // ---- Files and batch jobs (Mistral's /v1/files with purpose batch, /v1/batch/jobs).
+  // Files uploaded with purpose batch are kept; a job "runs" when it is first
+  // read after its creation (GET /v1/batch/jobs/{id}): each line's body is
+  // validated against the endpoint's schema with the job's model, answered as
+  // the live endpoint answers, and the outputs (and errors) become files.
+  const files = new Map();
+  const jobs = new Map();
+  const BATCH_ENDPOINTS = {
+    '/v1/chat/completions': { schema: 'ChatCompletionRequest', models: models.chat },
+    '/v1/embeddings': { schema: 'EmbeddingRequest', models: models.embed },
+  };
+
+  function isBatchUpload(record) {
+    const type = String(record.headers['content-type'] ?? '');
+    if (!type.startsWith('multipart/') || !record.raw) return false;
+    return /name="?purpose"?\r\n\r\nbatch\r\n/.test(record.raw.subarray(0, 64 * 1024).toString('latin1')) ||
+      /name="?purpose"?\r\n\r\nbatch\r\n/.test(record.raw.subarray(-64 * 1024).toString('latin1'));
   }
 
-  function answerCompletion(res, body, text, promptTokens, fault, toolCall) {
-    const payload = JSON.stringify({
+  function fileObject(file) {
+    return {
+      id: file.id, object: 'file', bytes: file.source === 'upload' ? null : file.content.length, created_at: file.created_at,
+      filename: file.filename, purpose: file.purpose, sample_type: file.sample_type, source: file.source,
+      num_lines: file.lines, mimetype: 'application/jsonl', signature: null,
+    };
+  }
+
+  function storeFile(fields) {
+    const file = { id: randomUUID(), created_at: nowSeconds(), ...fields };
+    files.set(file.id, file);
+    return file;
+  }
+
+  // The lines of a JSONL buffer, without blank ones.
+  function jsonlLines(content) {
+    return content.toString('utf8').split('\n').filter((line) => line.trim() !== '');
+  }
+
+  // POST /v1/files (multipart: file, purpose, expiry, visibility). A batch file's
+  // lines must each be Mistral's BatchRequest {custom_id, body}, nothing more.
+  async function answerUpload(res, record) {
+    const invalid = (msg, loc = ['body']) => sendJson(res, 422, { detail: [{ type: 'value_error', loc, msg, input: null }] });
+    let form;
+    try {
+      form = await new Response(record.raw, { headers: { 'content-type': record.headers['content-type'] ?? '' } }).formData();
+    } catch (error) {
+      return invalid(`not a multipart form: ${error.message}`);
+    }
+    const fields = {};
+    let file = null;
+    for (const [key, value] of form.entries()) {
+      if (key in fields) return invalid(`field ${key} given twice`, ['body', key]);
+      if (!['file', 'purpose', 'expiry', 'visibility'].includes(key)) return invalid(`Extra inputs are not permitted: ${key}`, ['body', key]);
+      if (typeof value === 'string') fields[key] = value;
+      else {
+        file = value;
+        fields[key] = 'binary';
+      }
+    }
+    if (!file) return invalid('file is required (a file part)', ['body', 'file']);
+    const purpose = fields.purpose === undefined ? null : validateBody('FilePurpose', fields.purpose);
+    if (purpose) return sendJson(res, 422, purpose);
+    const content = Buffer.from(await file.arrayBuffer());
+    const lines = jsonlLines(content);
+    for (const [index, text] of lines.entries()) {
+      let line;
+      try {
+        line = JSON.parse(text);
+      } catch {
+        return invalid(`line ${index + 1} is not JSON`, ['body', 'file']);
+      }
+      const refusal = validateBody('BatchRequest', line);
+      if (refusal) return sendJson(res, 422, refusal);
+      const extra = Object.keys(line).filter((key) => key !== 'custom_id' && key !== 'body');
+      if (extra.length) return invalid(`line ${index + 1}: Extra inputs are not permitted: ${extra.join(', ')}`, ['body', 'file']);
+    }
+    const stored = storeFile({ filename: file.name, purpose: fields.purpose, sample_type: 'batch_request', source: 'upload', content, lines: lines.length });
+    record.upload = { fields, file: { name: file.name, size: content.length, sha256: createHash('sha256').update(content).digest('hex') }, lines: lines.length };
+    sendJson(res, 200, fileObject(stored));
+  }
+
+  function jobView(job) {
+    const { requests: _requests, ...view } = job;
+    return view;
+  }
+
+  // The answer a live call would get, or the error it would, for one line's body.
+  function answerLine(endpoint, model, body) {
+    const request = { ...body, model };
+    const refusal = validateBody(endpoint.schema, request);
+    if (refusal) return { status_code: 422, body: refusal };
+    if (!endpoint.models.includes(model)) return { status_code: 400, body: mistralErrors.invalidModel(model) };
+    if (endpoint.schema === 'EmbeddingRequest') {
+      const inputs = Array.isArray(request.input) ? request.input : [request.input];
+      const tokens = inputs.reduce((n, text) => n + estimateTokens(text), 0);
+      return {
+        status_code: 200,
+        body: { id: hex(), object: 'list', model, usage: { prompt_tokens: tokens, completion_tokens: 0, total_tokens: tokens },
+          data: inputs.map((input, index) => ({ object: 'embedding', embedding: embeddingFor(input, 8), index })) },
+      };
+    }
+    const refused = chatSemanticError(request);
+    if (refused) return { status_code: 400, body: refused };
+    const text = chatAnswerText(request);
+    return { status_code: 200, body: completionObject(request, text, estimateTokens(JSON.stringify(request)), null) };
+  }
+
+  function runJob(job) {
+    const endpoint = BATCH_ENDPOINTS[job.endpoint];
+    const outputs = [];
+    const errors = [];
+    for (const file of job.input_files.map((id) => files.get(id))) {
+      for (const text of jsonlLines(file.content)) {
+        const line = JSON.parse(text);
+        const response = answerLine(endpoint, job.model, line.body);
+        const out = { id: `batch-${hex().slice(0, 12)}`, custom_id: line.custom_id ?? null, response, error: null };
+        (response.status_code === 200 ? outputs : errors).push(JSON.stringify(out));
+      }
+    }
+    const now = nowSeconds();
+    const output = (lines, sampleType) => lines.length === 0 ? null : storeFile({
+      filename: `${job.id}_${sampleType}.jsonl`, purpose: 'batch', sample_type: sampleType, source: 'mistral',
+      content: Buffer.from(lines.map((line) => `${line}\n`).join('')), lines: lines.length,
+    }).id;
+    Object.assign(job, {
+      status: 'SUCCESS', started_at: now, completed_at: now,
+      output_file: output(outputs, 'batch_result'), error_file: output(errors, 'batch_error'),
+      completed_requests: outputs.length + errors.length, succeeded_requests: outputs.length, failed_requests: errors.length,
+    });
+  }
+
+  // /v1/batch/jobs: create (CreateBatchJobRequest), list, get, cancel.
+  async function answerBatchJobs(req, res, record, url) {
+    const path = url.pathname;
+    if (path === '/v1/batch/jobs' && req.method === 'POST') {
+      let body;
+      try {
+        body = JSON.parse(record.body);
+      } catch (error) {
+        return sendJson(res, 422, mistralErrors.jsonInvalid(error));
+      }
+      const invalid = validateBody('CreateBatchJobRequest', body);
+      if (invalid) return sendJson(res, 422, invalid);
+      const endpoint = BATCH_ENDPOINTS[body.endpoint];
+      if (!endpoint) return sendJson(res, 400, { object: 'error', message: `endpoint ${body.endpoint} is not served by this fake`, type: 'invalid_request_error', param: null, code: null });
+      if (!body.model) return sendJson(res, 400, { object: 'error', message: 'model or agent_id is required', type: 'invalid_request_error', param: null, code: null });
+      if (!endpoint.models.includes(body.model)) return sendJson(res, 400, mistralErrors.invalidModel(body.model));
+      const inputs = body.input_files ?? [];
+      const unknown = inputs.find((id) => files.get(id)?.sample_type !== 'batch_request');
+      if (inputs.length === 0 || unknown) return sendJson(res, 404, { detail: `File ${unknown ?? '(none)'} not found` });
+      const job = {
+        id: randomUUID(), object: 'batch', input_files: inputs, metadata: body.metadata ?? null, endpoint: body.endpoint,
+        model: body.model, agent_id: null, output_file: null, error_file: null, errors: [], outputs: null, status: 'QUEUED',
+        created_at: nowSeconds() - jobs.size, // distinct, newest last
+        total_requests: inputs.reduce((n, id) => n + files.get(id).lines, 0), completed_requests: 0,
+        succeeded_requests: 0, failed_requests: 0, started_at: null, completed_at: null,
+      };
+      jobs.set(job.id, job);
+      return sendJson(res, 200, jobView(job));
+    }
+    if (path === '/v1/batch/jobs' && req.method === 'GET') {
+      const known = ['page', 'page_size', 'model', 'agent_id', 'metadata', 'created_after', 'created_by_me', 'status', 'order_by'];
+      const extra = [...url.searchParams.keys()].filter((key) => !known.includes(key));
+      if (extra.length) return sendJson(res, 422, { detail: [{ type: 'extra_forbidden', loc: ['query', extra[0]], msg: 'Extra inputs are not permitted', input: null }] });
+      const page = Number(url.searchParams.get('page') ?? 0);
+      const size = Number(url.searchParams.get('page_size') ?? 100);
+      const order = url.searchParams.get('order_by') ?? '-created';
+      const all = [...jobs.values()].reverse();
+      if (order === 'created') all.reverse();
+      return sendJson(res, 200, { object: 'list', total: all.length, data: all.slice(page * size, (page + 1) * size).map(jobView) });
+    }
+    const match = /^\/v1\/batch\/jobs\/([^/]+)(\/cancel)?$/.exec(path);
+    const job = match && jobs.get(match[1]);
+    if (!job) return sendJson(res, 404, { detail: 'Batch job not found' });
+    if (match[2] && req.method === 'POST') {
+      if (job.status === 'QUEUED' || job.status === 'RUNNING') job.status = 'CANCELLATION_REQUESTED';
+      return sendJson(res, 200, jobView(job));
+    }
+    if (match[2] || req.method !== 'GET') return sendJson(res, 405, mistralErrors.methodNotAllowed());
+    if (job.status === 'QUEUED') runJob(job);
+    else if (job.status === 'CANCELLATION_REQUESTED') Object.assign(job, { status: 'CANCELLED', completed_at: nowSeconds() });
+    return sendJson(res, 200, jobView(job));
+  }
+
+  function completionObject(body, text, promptTokens, toolCall) {
+    return {
       id: hex(),
       object: 'chat.completion',
       created: nowSeconds(),
@@ -569,7 +756,16 @@ export async function startFakeMistral(options = {}) {
         finish_reason: toolCall ? 'tool_calls' : answerSettings.finishReason,
       }],
       usage: completionUsage(promptTokens, toolCall ? toolCall.function.arguments : text),
-    });
+    };
+  }
+
+  function completionUsage(promptTokens, text) {
+    const completion = estimateTokens(text);
+    return { prompt_tokens: promptTokens, completion_tokens: completion, total_tokens: promptTokens + completion };
+  }
+
+  function answerCompletion(res, body, text, promptTokens, fault, toolCall) {
+    const payload = JSON.stringify(completionObject(body, text, promptTokens, toolCall));
     if (fault?.kind === 'reset_after') {
       // Headers and half the body, then the connection goes away.
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) });

@@ -26,7 +26,9 @@ import { parse } from 'yaml';
 // the form of POST /v1/audio/transcriptions (the fake validates its fields as an object).
 // SpeechRequest: the body of POST /v1/audio/speech.
 export const ROOTS = ['ChatCompletionRequest', 'FIMCompletionRequest', 'EmbeddingRequest', 'ClassificationRequest',
-  'AudioTranscriptionRequest', 'AudioTranscriptionRequestStream', 'SpeechRequest'];
+  'AudioTranscriptionRequest', 'AudioTranscriptionRequestStream', 'SpeechRequest',
+  // batch jobs: the job request, a batch file's lines, an upload's purpose
+  'CreateBatchJobRequest', 'BatchRequest', 'FilePurpose'];
 export const SCHEMA_ID = 'https://mistral-proxy.test/mistral-schemas.json';
 
 const ANNOTATIONS = new Set(['description', 'examples', 'example', 'title', 'deprecated', 'externalDocs', 'xml']);

@@ -8,10 +8,9 @@
 import { test, describe, before, after, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import http from 'node:http';
 import OpenAI, { toFile } from 'openai';
 import { startStack } from '../support/stack.mjs';
-import { request, assertOpenAiError, assertProxyHeaders, parseSse } from '../support/http.mjs';
+import { request, assertOpenAiError, assertProxyHeaders, parseSse, postStreamed } from '../support/http.mjs';
 import { assertOpenAIShape, openaiCheckingFetch } from '../support/openai-validate.mjs';
 import { runCli } from '../support/proxy.mjs';
 import { peakRssBytes } from '../support/procfs.mjs';
@@ -240,24 +239,12 @@ describe('a 200 MB upload', () => {
         `--${BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="long.flac"\r\nContent-Type: audio/flac\r\n\r\n`);
       const tail = Buffer.from(`\r\n--${BOUNDARY}\r\nContent-Disposition: form-data; name="response_format"\r\n\r\nsrt\r\n--${BOUNDARY}--\r\n`);
       // Written with back-pressure, one block at a time; chunked, as a streaming client sends.
-      const answer = await new Promise((resolve, reject) => {
-        const req = http.request(`${big.proxy.baseURL}/audio/transcriptions`, {
-          method: 'POST', headers: { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` }, agent: false,
-        }, (res) => {
-          const parts = [];
-          res.on('data', (c) => parts.push(c));
-          res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(parts).toString('utf8') }));
-          res.on('error', reject);
-        });
-        req.on('error', reject);
-        (async () => {
-          const write = (chunk) => new Promise((r) => (req.write(chunk) ? r() : req.once('drain', r)));
+      const answer = await postStreamed(`${big.proxy.baseURL}/audio/transcriptions`,
+        { 'content-type': `multipart/form-data; boundary=${BOUNDARY}` }, async (write) => {
           await write(head);
           for (let sent = 0; sent < size; sent += block.length) await write(block);
           await write(tail);
-          req.end();
-        })().catch(reject);
-      });
+        });
       assert.equal(answer.status, 200, answer.text);
       const sent = sentForm(big.fakes.mistral);
       assert.deepEqual(sent.file, { name: 'long.flac', type: 'audio/flac', size, sha256: hash.digest('hex') });

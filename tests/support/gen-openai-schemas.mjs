@@ -101,6 +101,36 @@ export const DERIVED = {
   },
 };
 
+// A line of a batch's output file (OpenAI's "The request output object",
+// /docs/api-reference/batch/request-output): the description shows it in prose and
+// examples only. `response` is null for a request that failed before any answer,
+// `error` null for one that got an answer (its status may still be 4xx/5xx).
+DERIVED.BatchRequestOutput = () => ({
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    custom_id: { type: 'string' },
+    response: {
+      anyOf: [
+        {
+          type: 'object',
+          properties: { status_code: { type: 'integer' }, request_id: { type: 'string' }, body: { type: 'object' } },
+          required: ['status_code', 'request_id', 'body'],
+        },
+        { type: 'null' },
+      ],
+    },
+    error: {
+      anyOf: [
+        { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } }, required: ['code', 'message'] },
+        { type: 'null' },
+      ],
+    },
+  },
+  required: ['id', 'custom_id', 'response', 'error'],
+  $comment: "OpenAI's batch output line (the request output object), from its documentation",
+});
+
 export const SCHEMA_ID = 'https://mistral-proxy.test/openai-schemas.json';
 
 const ANNOTATIONS = new Set(['description', 'examples', 'example', 'title', 'deprecated', 'externalDocs', 'xml', 'readOnly', 'writeOnly']);

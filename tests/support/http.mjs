@@ -362,3 +362,25 @@ export function closedPort() {
     });
   });
 }
+
+/**
+ * POSTs a body written piece by piece with back-pressure (chunked, as a streaming
+ * client sends a large upload): `produce(write)` awaits `write(chunk)` for each
+ * piece. Resolves with {status, text} of the answer.
+ */
+export function postStreamed(url, headers, produce) {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, { method: 'POST', headers, agent: false }, (res) => {
+      const parts = [];
+      res.on('data', (c) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(parts).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    (async () => {
+      const write = (chunk) => new Promise((r) => (req.write(chunk) ? r() : req.once('drain', r)));
+      await produce(write);
+      req.end();
+    })().catch(reject);
+  });
+}

@@ -149,10 +149,11 @@ export function sseData(text) {
 // The schema of a whole answer may depend on the request body. Paths are matched
 // after the /v1 prefix, with a trailing `/` and repeated `/` folded, as the proxy
 // folds them. Only endpoints whose answers the proxy builds or rewrites are here:
-// passthrough paths (today /v1/files, /v1/batches, /v1/audio/speech)
-// answer Mistral's shapes until the proxy translates them (SPEC §4); whoever adds
-// that translation adds the line (the schemas are in openai-schemas.json already:
-// OpenAIFile, ListFilesResponse, DeleteFileResponse, Batch, ListBatchesResponse).
+// passthrough paths (today GET/DELETE /v1/files, /v1/audio/speech) answer
+// Mistral's shapes until the proxy translates them (SPEC §4); whoever adds that
+// translation adds the line. POST /v1/files answers OpenAI's file object for a
+// batch file (purpose batch); other uploads are Mistral's. A batch output's
+// content is JSONL: its lines are BatchRequestOutput (checked by the batch tests).
 // A transcription's JSON answer depends on the form's response_format; its
 // text, srt and vtt answers (TEXT_ANSWERS) are text, not JSON.
 const ANSWERS = [
@@ -173,6 +174,12 @@ const ANSWERS = [
   ['DELETE', /^\/responses\/[^/]+$/, 'DeleteModelResponse', null],
   ['POST', /^\/responses\/[^/]+\/cancel$/, 'Response', null],
   ['GET', /^\/responses\/[^/]+\/input_items$/, 'ResponseItemList', null],
+  ['POST', /^\/batches$/, 'Batch', null],
+  ['GET', /^\/batches$/, 'ListBatchesResponse', null],
+  ['GET', /^\/batches\/[^/]+$/, 'Batch', null],
+  ['POST', /^\/batches\/[^/]+\/cancel$/, 'Batch', null],
+  ['POST', /^\/files$/, (body, raw) => (formPurpose(raw) === 'batch' ? 'OpenAIFile' : null), null],
+  ['GET', /^\/files\/[^/]+$/, 'OpenAIFile', null],
   ['POST', /^\/responses\/input_tokens$/, 'TokenCountsResource', null],
 ];
 
@@ -186,6 +193,15 @@ function transcriptionFormat(raw) {
   if (raw === undefined || raw === null) return undefined;
   const text = Buffer.isBuffer(raw) || raw instanceof Uint8Array ? Buffer.from(raw).toString('latin1') : String(raw);
   return /name="response_format"\r\n\r\n([a-z_]+)\r\n/.exec(text)?.[1];
+}
+
+// The purpose field of an upload form, when it is in its first or last 64 KiB.
+function formPurpose(raw) {
+  if (raw === undefined || raw === null || typeof raw === 'string') return undefined;
+  if (raw instanceof FormData) return raw.get('purpose') ?? undefined;
+  const bytes = Buffer.from(raw);
+  const text = bytes.subarray(0, 65536).toString('latin1') + bytes.subarray(-65536).toString('latin1');
+  return /name="purpose"\r\n\r\n([a-z_-]+)\r\n/.exec(text)?.[1];
 }
 
 // Origins (http://127.0.0.1:PORT) of the proxies running now: startProxy adds its
@@ -233,7 +249,9 @@ export function openaiSchemaFor(method, url, requestBody) {
     if (m === method.toUpperCase() && pattern.test(rest)) {
       const text = TEXT_ANSWERS.some((p) => p.test(rest));
       const audio = AUDIO_ANSWERS.some((p) => p.test(rest));
-      return { json: typeof json === 'function' ? json(parseBody(requestBody), requestBody) : json, sse, ...(text ? { text } : {}), ...(audio ? { audio } : {}) };
+      const schema = typeof json === 'function' ? json(parseBody(requestBody), requestBody) : json;
+      if (schema === null && sse === null) return null;  // this request's answer is Mistral's (an upload of another purpose)
+      return { json: schema, sse, ...(text ? { text } : {}), ...(audio ? { audio } : {}) };
     }
   }
   return null;
@@ -327,7 +345,7 @@ export function openaiCheckingFetch(inner = globalThis.fetch) {
   const checkingFetch = async (input, init = {}) => {
     const method = (init.method ?? input?.method ?? 'GET').toUpperCase();
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const requestBody = typeof init.body === 'string' ? init.body : undefined;
+    const requestBody = typeof init.body === 'string' || init.body instanceof FormData ? init.body : undefined;
     const response = await inner(input, init);
     if ([101, 204, 205, 304].includes(response.status)) return response;
     const contentType = response.headers.get('content-type') ?? '';

@@ -45,6 +45,9 @@ TEST_CASE("endpoint table: every row is found by its method and canonical path")
             const auto& found = find_endpoint(method, path);
             if (row.method.empty() || row.method == method) {
                 CHECK(&found == &row);
+            } else if (found.path == row.path && found.prefix == row.prefix && found.method == method) {
+                // Another row takes this path with that method (GET and POST /v1/batches).
+                CHECK(found.kind != endpoint_kind::other);
             } else {
                 // A known path with another method is passthrough, like any /v1/ path.
                 CHECK(found.kind == endpoint_kind::other);
@@ -96,7 +99,7 @@ TEST_CASE("endpoint table: paths the spelling policy refuses") {
 }
 
 TEST_CASE("endpoint table: passthrough and unknown fallbacks") {
-    for (std::string_view path : {"/v1/files", "/v1/files/abc", "/v1/batch/jobs", "/v1/modelsx", "/v1/chat",
+    for (std::string_view path : {"/v1/fine_tuning/jobs", "/v1/files/abc", "/v1/batch/jobs", "/v1/modelsx", "/v1/chat",
                                   "/v1/chat/completions/x", "/v1/fim/completionsx"}) {
         CAPTURE(path);
         const auto& row = find_endpoint("POST", path);
@@ -154,6 +157,15 @@ TEST_CASE("endpoint table: the facts of each row") {
         {"GET", "/v1/audio/speech", endpoint_kind::other, body_mode::streamed, "other_v1", "/audio/speech"},
         {"POST", "/v1/audio/translations", endpoint_kind::other, body_mode::streamed, "other_v1", "/audio/translations"},
         {"GET", "/v1/files", endpoint_kind::other, body_mode::streamed, "other_v1", "/files"},
+        {"POST", "/v1/files", endpoint_kind::file_upload, body_mode::form, "files", "/files"},
+        {"GET", "/v1/files/f1", endpoint_kind::file_object, body_mode::streamed, "files", "/files/f1"},
+        {"GET", "/v1/files/f1/content", endpoint_kind::file_object, body_mode::streamed, "files", "/files/f1/content"},
+        {"DELETE", "/v1/files/f1", endpoint_kind::other, body_mode::streamed, "other_v1", "/files/f1"},
+        {"POST", "/v1/batches", endpoint_kind::batch_create, body_mode::buffered, "batches", "/batch/jobs"},
+        {"GET", "/v1/batches", endpoint_kind::batch_list, body_mode::streamed, "batches", "/batch/jobs"},
+        {"GET", "/v1/batches/b1", endpoint_kind::batch_object, body_mode::streamed, "batches", "/batches/b1"},
+        {"POST", "/v1/batches/b1/cancel", endpoint_kind::batch_cancel, body_mode::streamed, "batches",
+         "/batches/b1/cancel"},
         {"GET", "/v2", endpoint_kind::unknown, body_mode::local, "unknown", ""},
     };
     for (const auto& r : rows) {
@@ -165,8 +177,8 @@ TEST_CASE("endpoint table: the facts of each row") {
         CHECK(label_of(r.method, r.path) == r.label);
         CHECK(routing::upstream_path_of(row, r.path) == r.upstream_path);
     }
-    // Only the JSON endpoints the normalizer rewrites (the Responses API's once
-    // translated to chat) are buffered, and only POST.
+    // Only the JSON endpoints the proxy rewrites (the Responses API's once
+    // translated to chat, POST /v1/batches into Mistral's job, POST /v1/audio/speech) are buffered, and only POST.
     std::size_t buffered = 0;
     for (const auto& row : routing::endpoint_table) {
         if (row.body == body_mode::buffered) {
@@ -174,7 +186,7 @@ TEST_CASE("endpoint table: the facts of each row") {
             CHECK(row.method == "POST");
         }
     }
-    CHECK(buffered == 7);
+    CHECK(buffered == 8);
     // The schema each rewritten body is validated against; legacy completions
     // take the chat or FIM row's once translated.
     using rules::schema_target;
@@ -211,7 +223,7 @@ TEST_CASE("endpoint table: the places that derive from it stay in step") {
     CHECK(names == std::set<std::string_view>{"chat_completions", "fim_completions", "embeddings", "completions",
                                               "models", "other_v1", "healthz", "metrics", "unknown",
                                               "responses", "readyz", "moderations", "audio_transcriptions",
-                                              "audio_speech"});
+                                              "audio_speech", "batches", "files"});
 
     // The metrics text carries the row's label.
     metrics::registry registry;

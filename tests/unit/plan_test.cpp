@@ -92,10 +92,10 @@ TEST_CASE("plan: embeddings — base64 is computed by the proxy, token ids are r
 }
 
 TEST_CASE("plan: relayed rows are routed, not read") {
-    const auto files = plan_of("/v1/files/abc", "", "GET");
+    const auto files = plan_of("/v1/files/abc/url", "", "GET");
     REQUIRE(files->result.ok());
     CHECK(files->result.plan->relay_body);
-    CHECK(files->result.plan->upstream_path == "/files/abc");
+    CHECK(files->result.plan->upstream_path == "/files/abc/url");
     CHECK(files->result.plan->answer.mode == plan::answer_mode::relay);
 
     const auto list = plan_of("/v1/models", "", "GET");

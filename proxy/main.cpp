@@ -15,7 +15,7 @@
 #include "config/config.hpp"
 #include "config/install_layout.hpp"
 #include "http/server.hpp"
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 #include "errors/openai_error.hpp"
 #include "log/log.hpp"
 #include "openai_responses/item_list.hpp"
@@ -335,9 +335,9 @@ int explain(const command_line& args, const loaded& everything) {
         url += std::string_view(args.endpoint).substr(query);  // serve keeps the client's query too
     }
     std::string out = "{\"upstream\":";
-    errors::append_json_string(out, routing::upstream_name(request.upstream));
+    json::append_json_string(out, routing::upstream_name(request.upstream));
     out += ",\"url\":";
-    errors::append_json_string(out, url);
+    json::append_json_string(out, url);
     out += ",\"rules\":[";
     bool first = true;
     request.fired.for_each([&](std::string_view id) {
@@ -352,7 +352,7 @@ int explain(const command_line& args, const loaded& everything) {
         out += ",\"fallbacks\":[";
         for (std::size_t i = 0; i < chain.size(); ++i) {
             out += i == 0 ? "" : ",";
-            errors::append_json_string(out, chain[i]);
+            json::append_json_string(out, chain[i]);
         }
         out += ']';
     }
@@ -361,10 +361,10 @@ int explain(const command_line& args, const loaded& everything) {
         out += ",\"form\":" + form->form + ",\"dropped\":[";
         for (std::size_t i = 0; i < form->facts.dropped.size(); ++i) {
             out += i == 0 ? "" : ",";
-            errors::append_json_string(out, form->facts.dropped[i]);
+            json::append_json_string(out, form->facts.dropped[i]);
         }
         out += "],\"answer\":{\"response_format\":";
-        errors::append_json_string(out, audio::format_name(form->facts.format));
+        json::append_json_string(out, audio::format_name(form->facts.format));
         out += form->facts.stream ? ",\"stream\":true}}\n" : ",\"stream\":false}}\n";
         std::cout << out;
         return exit_ok;
@@ -377,8 +377,8 @@ int explain(const command_line& args, const loaded& everything) {
     }
     if (sent.empty()) {
         out += "null";
-    } else if (request.relay_body && !errors::is_json(sent)) {
-        errors::append_json_string(out, sent);  // relayed bytes that are not JSON: one JSON string
+    } else if (request.relay_body && !json::is_json(sent)) {
+        json::append_json_string(out, sent);  // relayed bytes that are not JSON: one JSON string
     } else {
         out += sent;
     }

@@ -7,7 +7,7 @@
 #include <array>
 #include <initializer_list>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 #include "responses/json_copy.hpp"
 
 namespace mistral_proxy::audio {
@@ -179,7 +179,7 @@ speech_request map_speech_request(std::string_view body, const rules::rule_set& 
             }
             has_voice = true;
             responses::detail::begin_member(out, first, "voice_id");
-            errors::append_json_string(out, voice_id);
+            json::append_json_string(out, voice_id);
             continue;
         }
         if (key == "stream_format") {
@@ -322,7 +322,7 @@ errors::openai_error not_speech() {
 // OpenAI's two events. `audio` is base64 text, sent on as Mistral wrote it.
 void append_delta_event(std::string& out, std::string_view audio) {
     out += R"(data: {"type":"speech.audio.delta","audio":)";
-    errors::append_json_string(out, audio);
+    json::append_json_string(out, audio);
     out += "}\n\n";
 }
 

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "audio/subtitles.hpp"
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 
 namespace mistral_proxy::audio {
 
@@ -104,11 +104,11 @@ double duration_of(const transcript& t) {
 
 std::string verbose_json(const transcript& t, const answer_options& options) {
     std::string out = R"({"task":"transcribe","language":)";
-    errors::append_json_string(out, t.language);
+    json::append_json_string(out, t.language);
     out += ",\"duration\":";
     append_number(out, duration_of(t));
     out += ",\"text\":";
-    errors::append_json_string(out, t.text);
+    json::append_json_string(out, t.text);
     out += ",\"segments\":[";
     for (std::size_t i = 0; i < t.segments.size(); ++i) {
         const auto& s = t.segments[i];
@@ -119,7 +119,7 @@ std::string verbose_json(const transcript& t, const answer_options& options) {
         out += ",\"end\":";
         append_number(out, s.end);
         out += ",\"text\":";
-        errors::append_json_string(out, s.text);
+        json::append_json_string(out, s.text);
         out += ",\"tokens\":[],\"temperature\":";
         append_number(out, options.temperature.value_or(0.0));
         out += R"(,"avg_logprob":0,"compression_ratio":0,"no_speech_prob":0})";
@@ -165,7 +165,7 @@ responses::body_result transform_transcription_response(std::string_view body, c
     switch (options.format) {
         case transcript_format::json:
             result.body = "{\"text\":";
-            errors::append_json_string(result.body, t.text);
+            json::append_json_string(result.body, t.text);
             if (t.usage) {
                 result.body += ',';
                 append_token_usage(result.body, *t.usage);
@@ -200,7 +200,7 @@ void transcription_stream::on_data(std::string_view type, dom::object data, std:
             return;
         }
         out += R"(data: {"type":"transcript.text.delta","delta":)";
-        errors::append_json_string(out, text);
+        json::append_json_string(out, text);
         out += "}\n\n";
     } else if (type == "transcription.done") {
         transcript t;
@@ -209,7 +209,7 @@ void transcription_stream::on_data(std::string_view type, dom::object data, std:
             return;
         }
         out += R"(data: {"type":"transcript.text.done","text":)";
-        errors::append_json_string(out, t.text);
+        json::append_json_string(out, t.text);
         if (t.usage) {
             out += ',';
             append_token_usage(out, *t.usage);

@@ -4,7 +4,7 @@
 #include <array>
 #include <charconv>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 
 namespace mistral_proxy::audio {
 
@@ -218,13 +218,13 @@ public:
 
     void on_part_begin(const multipart::part_headers& headers) override {
         json += json.size() > 1 ? ",{\"name\":" : "{\"name\":";
-        errors::append_json_string(json, headers.name);
+        json::append_json_string(json, headers.name);
         file_ = headers.filename.has_value();
         if (file_) {
             json += ",\"filename\":";
-            errors::append_json_string(json, *headers.filename);
+            json::append_json_string(json, *headers.filename);
             json += ",\"content_type\":";
-            errors::append_json_string(json, headers.content_type);
+            json::append_json_string(json, headers.content_type);
         }
         value_.clear();
         bytes_ = 0;
@@ -240,7 +240,7 @@ public:
             json += ",\"bytes\":" + std::to_string(bytes_) + "}";
         } else {
             json += ",\"value\":";
-            errors::append_json_string(json, value_);
+            json::append_json_string(json, value_);
             json += '}';
         }
     }

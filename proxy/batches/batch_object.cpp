@@ -8,7 +8,7 @@
 #include <charconv>
 #include <vector>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 #include "responses/json_copy.hpp"
 
 namespace mistral_proxy::batches {
@@ -51,13 +51,13 @@ void member(std::string& out, std::string_view key) {
     if (out.back() != '{') {
         out += ',';
     }
-    errors::append_json_string(out, key);
+    json::append_json_string(out, key);
     out += ':';
 }
 
 void string_field(std::string& out, std::string_view key, std::string_view value) {
     member(out, key);
-    errors::append_json_string(out, value);
+    json::append_json_string(out, value);
 }
 
 void int_field(std::string& out, std::string_view key, std::int64_t value) {
@@ -120,7 +120,7 @@ bool append_batch(dom::object job, std::string& out) {
             out += first ? "" : ",";
             first = false;
             out += "{\"code\":\"batch_error\",\"message\":";
-            errors::append_json_string(out, message);
+            json::append_json_string(out, message);
             out += ",\"param\":null,\"line\":null}";
         }
         out += "]}";
@@ -278,7 +278,7 @@ batch_create map_batch_create(std::string_view body, const file_registry& files)
     result.model = facts->model;
     auto& out = result.body;
     out = "{\"input_files\":[";
-    errors::append_json_string(out, *file_id);
+    json::append_json_string(out, *file_id);
     out += "]";
     string_field(out, "endpoint", *endpoint);
     string_field(out, "model", facts->model);

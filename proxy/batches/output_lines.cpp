@@ -2,7 +2,7 @@
 #include "batches/output_lines.hpp"
 
 #include "batches/batch_object.hpp"
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 #include "errors/openai_error.hpp"
 #include "responses/chat_response.hpp"
 

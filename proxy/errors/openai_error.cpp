@@ -5,9 +5,11 @@
 
 #include <cstdint>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 
 namespace mistral_proxy::errors {
+
+using json::append_json_string;
 
 namespace {
 

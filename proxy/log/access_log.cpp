@@ -11,7 +11,7 @@
 #include <ctime>
 #include <stdexcept>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 
 namespace mistral_proxy::logging {
 
@@ -19,7 +19,7 @@ namespace {
 
 void append_field(std::string& out, std::string_view name, std::string_view value) {
     out.append(",\"").append(name).append("\":");
-    errors::append_json_string(out, value);
+    json::append_json_string(out, value);
 }
 
 void append_number_field(std::string& out, std::string_view name, std::int64_t value) {
@@ -71,7 +71,7 @@ std::string access_log::format(const access_record& record, std::string_view tim
     std::string line;
     line.reserve(384);
     line.append("{\"time\":");
-    errors::append_json_string(line, time_text);
+    json::append_json_string(line, time_text);
     append_field(line, "request_id", record.request_id);
     append_field(line, "method", record.method);
     append_field(line, "path", record.path);

@@ -23,7 +23,7 @@
 #include <utility>
 #include <vector>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 #include "json/walk.hpp"
 #include "normalize/normalizer.hpp"
 
@@ -458,7 +458,7 @@ private:
     }
     void string_value(std::string_view text) {
         s_.escaped.clear();
-        errors::append_json_string(s_.escaped, text);
+        json::append_json_string(s_.escaped, text);
         arena_.append(s_.escaped);
     }
     // A text known to need no escaping (role names, mapped ids).

@@ -21,7 +21,7 @@
 #include <cstring>
 #include <vector>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 
 namespace mistral_proxy::normalize {
 

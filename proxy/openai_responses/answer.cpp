@@ -5,7 +5,7 @@
 
 #include <vector>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 #include "responses/json_copy.hpp"
 
 namespace mistral_proxy::openai_responses {

@@ -6,7 +6,7 @@
 #include <charconv>
 #include <vector>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 
 namespace mistral_proxy::openai_responses {
 
@@ -118,9 +118,9 @@ item_list_result build_item_list(std::string_view input_items, const item_list_q
         out += texts[order[i]];
     }
     out += R"(],"first_id":)";
-    errors::append_json_string(out, start < end ? std::string_view(ids[order[start]]) : std::string_view());
+    json::append_json_string(out, start < end ? std::string_view(ids[order[start]]) : std::string_view());
     out += R"(,"last_id":)";
-    errors::append_json_string(out, start < end ? std::string_view(ids[order[end - 1]]) : std::string_view());
+    json::append_json_string(out, start < end ? std::string_view(ids[order[end - 1]]) : std::string_view());
     out += R"(,"has_more":)";
     out += end < order.size() ? "true" : "false";
     out += '}';
@@ -129,7 +129,7 @@ item_list_result build_item_list(std::string_view input_items, const item_list_q
 
 std::string deleted_response(std::string_view id) {
     std::string out = R"({"id":)";
-    errors::append_json_string(out, id);
+    json::append_json_string(out, id);
     out += R"(,"object":"response","deleted":true})";
     return out;
 }

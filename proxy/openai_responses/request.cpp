@@ -11,12 +11,12 @@
 
 #include <array>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 
 namespace mistral_proxy::openai_responses {
 
 namespace dom = simdjson::dom;
-using errors::append_json_string;
+using json::append_json_string;
 
 namespace {
 

@@ -3,11 +3,11 @@
 
 #include <charconv>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 
 namespace mistral_proxy::openai_responses {
 
-using errors::append_json_string;
+using json::append_json_string;
 
 void append_int(std::string& out, std::int64_t value) {
     char buffer[24];

@@ -5,13 +5,13 @@
 
 #include <vector>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 #include "responses/json_copy.hpp"
 
 namespace mistral_proxy::openai_responses {
 
 namespace dom = simdjson::dom;
-using errors::append_json_string;
+using json::append_json_string;
 
 namespace {
 

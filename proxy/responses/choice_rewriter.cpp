@@ -27,7 +27,7 @@ finish_kind choice_rewriter::write_finish_reason(od::value& value, std::string& 
     if (mapped != reason) {
         hits_->add(response_rule::finish_reason);
     }
-    errors::append_json_string(out, mapped);
+    json::append_json_string(out, mapped);
     return finish_kind::reason;
 }
 
@@ -410,7 +410,7 @@ bool choice_rewriter::write_tool_calls(od::array calls, delta_state* stream, std
         }
         if (has_real_id) {
             begin_member(out, first, "id");
-            errors::append_json_string(out, id);
+            json::append_json_string(out, id);
         } else if (is_new) {
             begin_member(out, first, "id");
             out += '"';
@@ -475,7 +475,7 @@ void choice_rewriter::write_text_choice(std::string& out, std::string_view raw, 
                                         std::string_view finish_json) {
     out += R"({"text":)";
     if (flattened) {
-        errors::append_json_string(out, text_);
+        json::append_json_string(out, text_);
     } else if (!raw.empty()) {
         out += raw;
     } else {

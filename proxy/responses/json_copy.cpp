@@ -1,7 +1,6 @@
 // The copy-through JSON writing shared by the answer rewriters (see json_copy.hpp).
 #include "responses/json_copy.hpp"
 
-#include <charconv>
 
 namespace mistral_proxy::responses::detail {
 
@@ -149,7 +148,7 @@ bool write_arguments(std::string& out, od::value& arguments, bool& repaired) {
         return true;
     }
     // An object (or anything else) becomes the string of its JSON text.
-    errors::append_json_string(out, raw);
+    json::append_json_string(out, raw);
     repaired = true;
     return true;
 }
@@ -170,7 +169,7 @@ bool write_function(std::string& out, od::object function, bool& has_name, bool&
             }
             has_name = !name.empty();
             begin_member(out, first, key);
-            errors::append_json_string(out, name);
+            json::append_json_string(out, name);
         } else if (key == "arguments") {
             begin_member(out, first, key);
             if (!write_arguments(out, value, repaired)) {
@@ -195,49 +194,20 @@ bool write_flattened_content(std::string& out, bool& first, od::array chunks, st
     }
     begin_member(out, first, "content");
     if (any_text && !(text.empty() && null_when_empty)) {
-        errors::append_json_string(out, text);
+        json::append_json_string(out, text);
     } else {
         out += "null";
     }
     if (any_reasoning) {
         begin_member(out, first, "reasoning_content");
-        errors::append_json_string(out, reasoning);
+        json::append_json_string(out, reasoning);
     }
     return true;
-}
-
-bool raw_object(od::object& object, std::string_view& raw) {
-    if (object.raw_json().get(raw) != simdjson::SUCCESS || object.reset().error() != simdjson::SUCCESS) {
-        return false;
-    }
-    for (auto member : object) {
-        od::field field;
-        std::string_view key;
-        od::json_type type;
-        if (json::member_of(std::move(member), field, key) != simdjson::SUCCESS ||
-            field.value().type().get(type) != simdjson::SUCCESS ||
-            json::validate(field.value(), type, 2) != simdjson::SUCCESS) {
-            return false;
-        }
-    }
-    return object.reset().error() == simdjson::SUCCESS;
 }
 
 bool read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts) {
     od::object usage;
     return value.get_object().get(usage) == simdjson::SUCCESS && raw_object(usage, raw) && read_usage(usage, counts);
-}
-
-void append_uint(std::string& out, std::uint64_t value) {
-    char buffer[24];
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-    out.append(buffer, static_cast<std::size_t>(result.ptr - buffer));
-}
-
-void append_int(std::string& out, std::int64_t value) {
-    char buffer[24];
-    const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
-    out.append(buffer, static_cast<std::size_t>(result.ptr - buffer));
 }
 
 }  // namespace mistral_proxy::responses::detail

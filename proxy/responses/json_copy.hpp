@@ -1,8 +1,8 @@
 #pragma once
-// Internal to proxy/responses: the copy-through writing shared by the response
-// transforms (DESIGN.md "JSON rewriting"): walk the upstream JSON once with
-// simdjson On-Demand, copy untouched values as raw slices, write what changes.
-// Every function reports failure by its return value; none throws.
+// Internal to proxy/responses: what the answer rewriters share beyond the
+// generic copy-through writing of json/copy.hpp — tool call ids, content
+// lists, usage, function arguments. Every function reports failure by its
+// return value; none throws.
 #include <simdjson.h>
 
 #include <cstddef>
@@ -10,119 +10,26 @@
 #include <string>
 #include <string_view>
 
-#include "errors/json_writer.hpp"
-#include "json/walk.hpp"
+#include "json/copy.hpp"
+#include "json/writer.hpp"
 #include "responses/response_rules.hpp"
 
 namespace mistral_proxy::responses::detail {
 
 namespace od = simdjson::ondemand;
 
-// A reusable copy of the input with SIMDJSON_PADDING spare bytes, for inputs
-// (SSE data views, bodies) whose buffers do not promise the padding.
-class padded_input {
-public:
-    simdjson::padded_string_view pad(std::string_view text) {
-        buffer_.assign(text);
-        buffer_.append(simdjson::SIMDJSON_PADDING, '\0');
-        return simdjson::padded_string_view(buffer_.data(), text.size(), buffer_.size());
-    }
-
-private:
-    std::string buffer_;
-};
-
-// A parser and its padded input, reused between calls (one per thread or per
-// stream). open() parses `text` as a JSON object; false when it is not one.
-// Parsed once, with On-Demand; what the rewriters copy through raw is
-// validated as it is copied (raw_value, raw_object: json/walk.hpp's policy).
-class json_reader {
-public:
-    bool open(std::string_view text, od::document& doc, od::object& root) {
-        const simdjson::padded_string_view padded = input_.pad(text);
-        return parser_.iterate(padded).get(doc) == simdjson::SUCCESS &&
-               doc.get_object().get(root) == simdjson::SUCCESS;
-    }
-
-    // open() for a request read piecemeal (the moderation request): the whole
-    // document validated first — nothing after the object either — then
-    // rewound for reading.
-    bool open_validated(std::string_view text, od::document& doc, od::object& root) {
-        const simdjson::padded_string_view padded = input_.pad(text);
-        od::value value;
-        od::json_type type;
-        const char* location = nullptr;
-        if (parser_.iterate(padded).get(doc) != simdjson::SUCCESS || doc.get_value().get(value) != simdjson::SUCCESS ||
-            value.type().get(type) != simdjson::SUCCESS || type != od::json_type::object ||
-            json::validate(value, type, 0) != simdjson::SUCCESS ||
-            doc.current_location().get(location) != simdjson::OUT_OF_BOUNDS) {
-            return false;
-        }
-        doc.rewind();
-        return doc.get_object().get(root) == simdjson::SUCCESS;
-    }
-
-private:
-    padded_input input_;
-    od::parser parser_;
-};
-
-// After the root object was iterated: true when nothing follows it (On-Demand
-// accepts `{..}}` unless asked).
-inline bool at_end(od::document& doc) {
-    const char* location = nullptr;
-    return doc.current_location().get(location) == simdjson::OUT_OF_BOUNDS;
-}
-
-// A member of an object being iterated (`for (auto field : object)`): its
-// unescaped key and its value, and with `type` the value's JSON type. false
-// on malformed input.
-inline bool member_of(simdjson::simdjson_result<od::field> member, std::string_view& key, od::value& value) {
-    od::field field;
-    if (json::member_of(std::move(member), field, key) != simdjson::SUCCESS) {
-        return false;
-    }
-    value = field.value();
-    return true;
-}
-inline bool member_of(simdjson::simdjson_result<od::field> field, std::string_view& key, od::value& value,
-                      od::json_type& type) {
-    return member_of(std::move(field), key, value) && value.type().get(type) == simdjson::SUCCESS;
-}
-
-// Starts an object member: a comma unless it is the first, then "key":.
-// `key` is unescaped text; it is escaped here.
-inline void begin_member(std::string& out, bool& first, std::string_view key) {
-    if (!first) {
-        out += ',';
-    }
-    first = false;
-    errors::append_json_string(out, key);
-    out += ':';
-}
-
-// Raw JSON text of a value (a view into the input), validated whole: safe to
-// send. false on malformed input.
-inline bool raw_value(od::value& value, std::string_view& raw) {
-    // Never the root (the rewriters open it as an object), so a container's
-    // end is always found: no input end is needed.
-    return json::validated_raw(value, 1, nullptr, raw);
-}
-
-// Raw JSON text of an object, validated whole, and the object rewound to be
-// read again. false on malformed input.
-bool raw_object(od::object& object, std::string_view& raw);
-
-// Copies a member through unchanged.
-inline bool copy_member(std::string& out, bool& first, std::string_view key, od::value& value) {
-    std::string_view raw;
-    if (!raw_value(value, raw)) {
-        return false;
-    }
-    begin_member(out, first, key);
-    out += raw;
-    return true;
-}
+// The generic copy-through pieces (json/copy.hpp), named here as the
+// rewriters have always named them.
+using json::append_int;
+using json::append_uint;
+using json::at_end;
+using json::begin_member;
+using json::copy_member;
+using json::json_reader;
+using json::member_of;
+using json::padded_input;
+using json::raw_object;
+using json::raw_value;
 
 inline bool is_placeholder_id(std::string_view id) noexcept { return id.empty() || id == "null" || id == "None"; }
 
@@ -163,8 +70,6 @@ bool write_flattened_content(std::string& out, bool& first, od::array chunks, st
 // is not an object or is malformed.
 bool read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts);
 
-void append_uint(std::string& out, std::uint64_t value);
-void append_int(std::string& out, std::int64_t value);
 
 // Appends `data: ` + json + "\n\n".
 inline void append_sse_data(std::string& out, std::string_view json) {

@@ -16,15 +16,15 @@ namespace {
 
 void append_synthesized(std::string& out, const model_alias& alias, std::int64_t created) {
     out += R"({"id":)";
-    errors::append_json_string(out, alias.alias);
+    json::append_json_string(out, alias.alias);
     out += R"(,"object":"model","created":)";
     append_int(out, created);
     out += R"(,"owned_by":)";
-    errors::append_json_string(out, alias_owner);
+    json::append_json_string(out, alias_owner);
     out += ',';
-    errors::append_json_string(out, alias_target_member);
+    json::append_json_string(out, alias_target_member);
     out += ':';
-    errors::append_json_string(out, alias.target);
+    json::append_json_string(out, alias.target);
     out += '}';
 }
 
@@ -40,7 +40,7 @@ bool append_from_card(std::string& out, std::string_view card, const model_alias
     out += '{';
     bool first = true;
     begin_member(out, first, "id");
-    errors::append_json_string(out, alias.alias);
+    json::append_json_string(out, alias.alias);
     for (auto field : root) {
         std::string_view key;
         if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
@@ -61,9 +61,9 @@ bool append_from_card(std::string& out, std::string_view card, const model_alias
         return false;
     }
     begin_member(out, first, "owned_by");
-    errors::append_json_string(out, alias_owner);
+    json::append_json_string(out, alias_owner);
     begin_member(out, first, alias_target_member);
-    errors::append_json_string(out, alias.target);
+    json::append_json_string(out, alias.target);
     out += '}';
     return true;
 }

@@ -212,7 +212,7 @@ moderation_request map_moderation_request(std::string_view body) {
     out.reserve(input.size() + model.size() + 64);
     out += "{\"model\":";
     if (model.empty()) {
-        errors::append_json_string(out, default_moderation_model);
+        json::append_json_string(out, default_moderation_model);
     } else {
         out += model;
     }

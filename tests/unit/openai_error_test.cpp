@@ -5,10 +5,12 @@
 #include <string>
 #include <vector>
 
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 #include "errors/openai_error.hpp"
 
 using namespace mistral_proxy::errors;
+using mistral_proxy::json::append_json_string;
+using mistral_proxy::json::json_string;
 
 namespace {
 

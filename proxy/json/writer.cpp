@@ -1,5 +1,5 @@
 // JSON string escaping and a validity check for the proxy's own small outputs.
-#include "errors/json_writer.hpp"
+#include "json/writer.hpp"
 
 #include <simdjson.h>
 
@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <cstring>
 
-namespace mistral_proxy::errors {
+namespace mistral_proxy::json {
 
 namespace {
 
@@ -158,4 +158,4 @@ bool is_json(std::string_view text) {
     return parser.parse(padded).error() == simdjson::SUCCESS;
 }
 
-}  // namespace mistral_proxy::errors
+}  // namespace mistral_proxy::json

@@ -23,7 +23,11 @@ namespace mistral_proxy::json {
 class padded_input {
 public:
     simdjson::padded_string_view pad(std::string_view text) {
-        buffer_.assign(text);
+        if (text.empty()) {
+            buffer_.clear();  // an empty view's data may be null: nothing to copy from
+        } else {
+            buffer_.assign(text);
+        }
         buffer_.append(simdjson::SIMDJSON_PADDING, '\0');
         return simdjson::padded_string_view(buffer_.data(), text.size(), buffer_.size());
     }

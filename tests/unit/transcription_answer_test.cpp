@@ -182,3 +182,9 @@ TEST_CASE("transcription stream: failures end it with an error event") {
                          "broken\"}}\n\n");
     }
 }
+
+TEST_CASE("transcription answer: an empty 200 body is a 502, not a crash") {
+    const auto result = audio::transform_transcription_response(std::string_view(), {transcript_format::json, {}});
+    REQUIRE(result.error);
+    CHECK(result.error->status == 502);
+}

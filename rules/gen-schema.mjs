@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Generates rules/mistral-schema.yaml: which fields Mistral accepts where, derived
 // from Mistral's OpenAPI description (public/openapi.yaml of
-// github.com/mistralai/platform-docs-public; in the workspace ../shared/mistral-openapi.yaml).
+// github.com/mistralai/platform-docs-public).
 //
 //   node rules/gen-schema.mjs PATH/TO/mistral-openapi.yaml [OUT.yaml]
 //

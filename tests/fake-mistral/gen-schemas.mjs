@@ -3,8 +3,7 @@
 //
 //   node tests/fake-mistral/gen-schemas.mjs PATH/TO/mistral-openapi.yaml [OUT.json]
 //
-// PATH is required: the OpenAPI file lives outside the repo (in the workspace it is
-// ../shared/mistral-openapi.yaml next to the checkout; upstream it is
+// PATH is required: the OpenAPI file lives outside the repo (upstream it is
 // public/openapi.yaml of github.com/mistralai/platform-docs-public). The output is
 // checked in so the tests run on a clone without that file; re-run this script
 // and commit the result when the description changes.

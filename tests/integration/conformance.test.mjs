@@ -2,7 +2,7 @@
 // SDKs, LangChain and LlamaIndex send) goes through `mistral-proxy explain`, and
 // what the proxy would send must be accepted by Mistral: valid against Mistral's
 // OpenAPI schemas (tests/fake-mistral/mistral-schemas.json, generated from
-// ../shared/mistral-openapi.yaml) and passing Mistral's server-side checks
+// Mistral's OpenAPI description) and passing Mistral's server-side checks
 // (9-character alphanumeric tool-call ids, role order, last role, one result per
 // tool call, models that cannot take tools or images). Nothing the client sent is
 // lost on the way: every text, image, document and audio of the request is still

@@ -6,8 +6,7 @@
 //   node tests/support/gen-openai-schemas.mjs PATH/TO/openai-openapi.yaml [OUT.json]
 //   (npm run gen-openai-schemas, from tests/)
 //
-// PATH is required: the OpenAPI file lives outside the repo (in the workspace it is
-// ../shared/openai-openapi.yaml next to the checkout; upstream it is
+// PATH is required: the OpenAPI file lives outside the repo (upstream it is
 // github.com/openai/openai-openapi). The output is checked in so the tests run on a
 // clone without that file; re-run this script and commit the result when the
 // description changes. openai-validate.mjs compiles it.

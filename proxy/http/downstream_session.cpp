@@ -342,8 +342,19 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
         co_return co_await send_json(context, 200, worker_.registry.render(extra), can_reuse, nullptr,
                                      "text/plain; version=0.0.4; charset=utf-8");
     }
-    if (endpoint.kind == routing::endpoint_kind::unknown) {
-        co_return co_await send_error(context, routing::unknown_endpoint_error(context.method, context.path), can_reuse);
+    if (endpoint.kind == routing::endpoint_kind::unknown || endpoint.kind == routing::endpoint_kind::no_counterpart) {
+        const auto error = endpoint.kind == routing::endpoint_kind::unknown
+                               ? routing::unknown_endpoint_error(context.method, context.path)
+                               : routing::no_counterpart_error(context.path);
+        if (parser.is_done()) {
+            co_return co_await send_error(context, error, can_reuse);
+        }
+        // Answered before its body was read (an upload, say): the client gets
+        // the answer, and the rest of what it sends is read and dropped before
+        // the connection closes, so that no reset takes the answer with it.
+        co_await send_error(context, error, false);
+        co_await linger_and_close();
+        co_return false;
     }
 
     const auto bearer = routing::bearer_token(request[bhttp::field::authorization]);

@@ -122,6 +122,9 @@ plan_result plan_batch_create(const plan_inputs& inputs, const client_request& r
 
 plan_result plan_request(const plan_inputs& inputs, const client_request& request, plan_scratch& scratch) {
     const auto& row = request.row;
+    if (row.kind == routing::endpoint_kind::no_counterpart) {
+        return {std::nullopt, routing::no_counterpart_error(request.path)};
+    }
     if (row.body == routing::body_mode::local) {
         return {std::nullopt, routing::unknown_endpoint_error("POST", request.path)};
     }

@@ -29,6 +29,7 @@ constexpr std::array<endpoint_row, endpoint_kind_count> endpoint_table{{
     {endpoint_kind::batch_cancel,     "POST", "/v1/batches/",         true,  body_mode::streamed, std::nullopt,              endpoint_label::batches,          upstream_target::client_path, "",                  false},
     {endpoint_kind::file_upload,      "POST", "/v1/files",            false, body_mode::form,     std::nullopt,              endpoint_label::files,            upstream_target::fixed,       "/files",            false},
     {endpoint_kind::file_object,      "GET",  "/v1/files/",           true,  body_mode::streamed, std::nullopt,              endpoint_label::files,            upstream_target::client_path, "",                  false},
+    {endpoint_kind::no_counterpart,   "POST", "/v1/audio/translations", false, body_mode::local, std::nullopt,            endpoint_label::other_v1,         upstream_target::none,        "",                  false},
     // The fallbacks: not matched by the scan below.
     {endpoint_kind::other,            "",     "/v1/",                 true,  body_mode::streamed, std::nullopt,              endpoint_label::other_v1,         upstream_target::client_path, "",                  false},
     {endpoint_kind::unknown,          "",     "",                     true,  body_mode::local,    std::nullopt,              endpoint_label::unknown,          upstream_target::none,        "",                  false},
@@ -99,6 +100,19 @@ errors::openai_error unknown_endpoint_error(std::string_view method, std::string
                               "no such endpoint: " + std::string(method) + " " + std::string(canonical_path) +
                                   " (the proxy serves /v1/..., /healthz, /readyz and /metrics)",
                               "unknown_url");
+}
+
+errors::openai_error no_counterpart_error(std::string_view canonical_path) {
+    // One row today; the message names its path so that a second row needs only its own advice.
+    std::string advice;
+    if (canonical_path == "/v1/audio/translations") {
+        advice =
+            "Mistral has no audio translation endpoint: transcribe the audio with POST /v1/audio/transcriptions "
+            "(Voxtral transcribes in the language spoken), then translate the text with POST "
+            "/v1/chat/completions";
+    }
+    return errors::make_error(404, "POST " + std::string(canonical_path) + " is not available: " + advice,
+                              "unsupported_endpoint");
 }
 
 namespace {

@@ -39,10 +39,11 @@ enum class endpoint_kind : std::uint8_t {
     batch_cancel,  // POST /v1/batches/{id}/cancel
     file_upload,   // POST /v1/files: a batch file's lines rewritten as they stream (proxy/batches)
     file_object,   // GET /v1/files/{id}, /v1/files/{id}/content: answers translated
+    no_counterpart,  // an OpenAI endpoint Mistral has nothing for: a 404 saying what to use instead
     other,    // any other /v1/... path: passthrough to the region's mistral upstream
     unknown,  // not under /v1/ and not a local endpoint: 404
 };
-inline constexpr std::size_t endpoint_kind_count = 22;
+inline constexpr std::size_t endpoint_kind_count = 23;
 
 // How the request body travels.
 enum class body_mode : std::uint8_t {
@@ -133,5 +134,9 @@ errors::openai_error refused_path_error(std::string_view raw_path, std::string_v
 
 // The 404 for a request whose row is unknown.
 errors::openai_error unknown_endpoint_error(std::string_view method, std::string_view canonical_path);
+
+// The 404 for an OpenAI endpoint Mistral has no counterpart for
+// (endpoint_kind::no_counterpart): what it is, and what to use instead.
+errors::openai_error no_counterpart_error(std::string_view canonical_path);
 
 }  // namespace mistral_proxy::routing

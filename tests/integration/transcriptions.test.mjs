@@ -319,6 +319,18 @@ describe('the openai SDK', () => {
     assert.ok(vtt.startsWith('WEBVTT\n\n00:00:00.000 --> 00:00:01.500\n'), vtt);
   });
 
+  test('translations: Mistral has no counterpart, a 404 that says what to use instead', async () => {
+    await assert.rejects(
+      client.audio.translations.create({ file: await upload(), model: 'whisper-1' }),
+      (error) => {
+        assert.equal(error.status, 404);
+        assert.equal(error.code, 'unsupported_endpoint');
+        assert.match(error.message, /POST \/v1\/audio\/transcriptions.*POST \/v1\/chat\/completions/);
+        return true;
+      },
+    );
+  });
+
   test('stream: true', async () => {
     const stream = await client.audio.transcriptions.create({ file: await upload(), model: 'gpt-4o-transcribe', stream: true });
     const events = [];

@@ -155,7 +155,9 @@ TEST_CASE("endpoint table: the facts of each row") {
          "/audio/transcriptions"},
         {"POST", "/v1/audio/speech", endpoint_kind::speech, body_mode::buffered, "audio_speech", "/audio/speech"},
         {"GET", "/v1/audio/speech", endpoint_kind::other, body_mode::streamed, "other_v1", "/audio/speech"},
-        {"POST", "/v1/audio/translations", endpoint_kind::other, body_mode::streamed, "other_v1", "/audio/translations"},
+        // Mistral has nothing for it: answered by the proxy with what to use instead.
+        {"POST", "/v1/audio/translations", endpoint_kind::no_counterpart, body_mode::local, "other_v1", ""},
+        {"GET", "/v1/audio/translations", endpoint_kind::other, body_mode::streamed, "other_v1", "/audio/translations"},
         {"GET", "/v1/files", endpoint_kind::other, body_mode::streamed, "other_v1", "/files"},
         {"POST", "/v1/files", endpoint_kind::file_upload, body_mode::form, "files", "/files"},
         {"GET", "/v1/files/f1", endpoint_kind::file_object, body_mode::streamed, "files", "/files/f1"},
@@ -260,4 +262,12 @@ TEST_CASE("endpoint table: the places that derive from it stay in step") {
     // Rows that are not buffered are not parsed.
     out = normalizer_test::run("not json", endpoint_kind::model_list);
     CHECK(out.ok);
+}
+
+TEST_CASE("endpoint table: an OpenAI endpoint Mistral has nothing for is a 404 that says what to use instead") {
+    const auto error = routing::no_counterpart_error("/v1/audio/translations");
+    CHECK(error.status == 404);
+    CHECK(error.code == std::optional<std::string>("unsupported_endpoint"));
+    CHECK(error.message.find("POST /v1/audio/transcriptions") != std::string::npos);
+    CHECK(error.message.find("POST /v1/chat/completions") != std::string::npos);
 }

@@ -157,7 +157,8 @@ responses::body_result transform_transcription_response(std::string_view body, c
     thread_local dom::parser parser;
     dom::object object;
     transcript t;
-    if (parser.parse(body.data(), body.size()).get(object) != SUCCESS || !read_transcript(object, t)) {
+    // An empty body's data may be null, which simdjson would copy from.
+    if (body.empty() || parser.parse(body.data(), body.size()).get(object) != SUCCESS || !read_transcript(object, t)) {
         result.error = not_a_transcription("upstream");
         return result;
     }

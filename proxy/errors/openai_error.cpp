@@ -399,7 +399,7 @@ openai_error translate_upstream_error(unsigned status, std::string_view body, st
         simdjson::dom::parser parser;
         simdjson::dom::element root;
         simdjson::dom::object object;
-        if (parser.parse(text.data(), text.size()).get(root) == simdjson::SUCCESS &&
+        if (!text.empty() && parser.parse(text.data(), text.size()).get(root) == simdjson::SUCCESS &&
             root.get(object) == simdjson::SUCCESS) {
             translated = translate_object(object, error);
         }

@@ -102,7 +102,8 @@ translated_answer translate_answer(std::string_view mistral_body, const answer_c
     } on_return{parser};
     dom::element root_element;
     dom::object root;
-    if (parser.parse(mistral_body.data(), mistral_body.size()).get(root_element) != simdjson::SUCCESS ||
+    if (mistral_body.empty() ||
+        parser.parse(mistral_body.data(), mistral_body.size()).get(root_element) != simdjson::SUCCESS ||
         root_element.get(root) != simdjson::SUCCESS) {
         return bad_body();
     }

@@ -36,7 +36,7 @@ std::optional<usage_counts> find_usage(std::string_view body) {
         // found in the tail
     } else {
         auto& whole_parser = body.size() > 1024 * 1024 ? big_body_parser : parser;
-        if (whole_parser.parse(body.data(), body.size()).get(document) != simdjson::SUCCESS ||
+        if (body.empty() || whole_parser.parse(body.data(), body.size()).get(document) != simdjson::SUCCESS ||
             document["usage"].get(usage) != simdjson::SUCCESS) {
             return std::nullopt;
         }

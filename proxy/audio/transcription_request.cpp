@@ -61,12 +61,7 @@ void transcription_rewriter::on_part_begin(const multipart::part_headers& header
         }
         has_audio_ = true;
         part_ = part_kind::file;
-        std::string& out = *out_;
-        out += "--" + boundary_ + "\r\nContent-Disposition: form-data; name=\"file\"; filename=" +
-               multipart::quoted_parameter(*headers.filename);
-        out += "\r\nContent-Type: ";
-        out += headers.content_type.empty() ? std::string_view("application/octet-stream") : headers.content_type;
-        out += "\r\n\r\n";
+        write_file_head(*headers.filename, headers.content_type);
         return;
     }
     if (name_ == "file") {

@@ -47,12 +47,7 @@ void upload_rewriter::on_part_begin(const multipart::part_headers& headers) {
     if (has_purpose_ && facts_.purpose != "batch") {
         mode_ = file_mode::raw;
     }
-    std::string& out = *out_;
-    out += "--" + boundary_ + "\r\nContent-Disposition: form-data; name=\"file\"; filename=" +
-           multipart::quoted_parameter(*headers.filename);
-    out += "\r\nContent-Type: ";
-    out += headers.content_type.empty() ? std::string_view("application/octet-stream") : headers.content_type;
-    out += "\r\n\r\n";
+    write_file_head(*headers.filename, headers.content_type);
 }
 
 void upload_rewriter::on_part_data(std::string_view data) {

@@ -57,4 +57,12 @@ void form_rewriter::write_field(std::string_view name, std::string_view value) {
     *out_ += "\r\n";
 }
 
+void form_rewriter::write_file_head(std::string_view filename, std::string_view content_type) {
+    *out_ += "--" + boundary_ + "\r\nContent-Disposition: form-data; name=\"file\"; filename=" +
+             quoted_parameter(filename);
+    *out_ += "\r\nContent-Type: ";
+    *out_ += content_type.empty() ? std::string_view("application/octet-stream") : content_type;
+    *out_ += "\r\n\r\n";
+}
+
 }  // namespace mistral_proxy::multipart

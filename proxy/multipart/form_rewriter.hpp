@@ -42,6 +42,9 @@ protected:
     bool parse_ended();
     // A field part, written whole into *out_.
     void write_field(std::string_view name, std::string_view value);
+    // The head of the form's one file part (name "file"), whose content then
+    // follows as it arrives. An empty `content_type` is application/octet-stream.
+    void write_file_head(std::string_view filename, std::string_view content_type);
 
     std::string boundary_;
     parser parser_;

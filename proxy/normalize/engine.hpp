@@ -193,6 +193,39 @@ struct message_out {
     bool prefix = false;
 };
 
+// One message while it is read (engine::read_message): what its members said,
+// for the steps of the rules that act on a whole message (messages,
+// tool_call_ids, role_order), which run after the walk of its members.
+struct message_walk {
+    std::size_t index = 0;  // in the client's messages
+    std::size_t base = 0;   // where its members start on the member stack
+    std::string_view role_text;
+    role_kind role = role_kind::unknown;
+    std::string_view role_out;             // the role as sent (messages may rename it)
+    std::size_t content_index = SIZE_MAX;  // its `content` member on the stack
+    bool content_empty = true;
+    bool has_content = false;
+    bool calls_any = false;  // tool_calls with at least one call
+    bool prefix = false;
+    std::string_view tool_call_id;
+    bool has_tool_call_id = false;
+    // Assistant content OpenAI keeps outside `content`, which Mistral's schema lacks.
+    std::string_view refusal_text;  // `refusal`: what the assistant said instead of answering
+    piece refusal;
+    piece legacy_call;  // `function_call`: the legacy form of one tool call
+    std::string_view legacy_call_name;
+    bool has_legacy_call = false;
+    bool has_audio = false;  // `audio`: an answer stored at OpenAI, by id
+    // tool_call_ids: the result's tool_call_id as mapped (when map_result_id is set).
+    bool map_result_id = false;
+    std::array<char, 9> mapped_result_id{};
+    // role_order: the id of the call a result without tool_call_id answers.
+    bool answers_in_order = false;
+    std::array<char, 9> answered_id{};
+
+    std::string where() const { return "messages[" + std::to_string(index) + "]"; }  // error path only
+};
+
 enum class top_key : std::uint8_t {
     other,
     model,
@@ -506,6 +539,20 @@ private:
     bool check_embedding_member(top_key id, od::json_type type, piece value);
     bool read_messages(od::value value, piece& out);
     bool read_message(od::value value, std::size_t index, message_out& out, bool& keep);
+    void write_message(const message_walk& w, message_out& out);
+    // messages (rules/messages.cpp)
+    bool message_role(message_walk& w);
+    bool legacy_call_to_tool_call(message_walk& w);
+    void join_refusal(message_walk& w);
+    bool join_system_parts(message_walk& w);
+    bool message_drops(const rules::key_list& keys, const member& m);
+    void fill_required_content(const message_walk& w);
+    // tool_call_ids (rules/tool_call_ids.cpp)
+    void map_result_id(message_walk& w);
+    // role_order (rules/role_order.cpp)
+    bool keep_unless_empty(const message_walk& w, bool& keep);
+    bool match_tool_result(message_walk& w);
+    void await_results(const message_out& out);
     bool read_content(od::value value, std::size_t depth, piece& out, bool& is_empty, std::size_t message_index);
     bool read_part(od::value value, std::size_t depth, piece& out, std::string_view& out_type,
                    std::size_t message_index, std::size_t part_index);

@@ -5,9 +5,10 @@
 // class are in engine.hpp; the rules that are units of their own live in
 // normalize/rules/ (one file per SPEC id, compiled as part of this file: see
 // its end). Over 600 lines because the levels of the walk call each other and
-// stay here: the member walk, content parts, tool calls, messages (rule
-// `messages`, and where params drops keys of a message), the top level (its
-// types, the fallback model, the order the rules act in) and the writer.
+// stay here: the member walk, content parts, tool calls, messages (the walk
+// of one message; the steps of `messages`, `tool_call_ids` and `role_order`
+// are in their units), the top level (its types, the fallback model, the
+// order the rules act in) and the writer.
 #include "normalize/normalizer.hpp"
 #include "normalize/engine.hpp"
 
@@ -604,37 +605,23 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
 // One message
 
 bool engine::read_message(od::value value, std::size_t index, message_out& out, bool& keep) {
-    const auto where = [&] { return "messages[" + std::to_string(index) + "]"; };  // error path only
+    message_walk w;
+    w.index = index;
     od::json_type type;
     if (auto e = value.type().get(type)) {
         return fail_json(e);
     }
     if (type != od::json_type::object) {
-        return fail(where() + " must be an object, got " + std::string(kind_name(type)), where());
+        return fail(w.where() + " must be an object, got " + std::string(kind_name(type)), w.where());
     }
     od::object object;
     if (auto e = value.get_object().get(object)) {
         return fail_json(e);
     }
-    const std::size_t base = members_.size();
-    std::string_view role_text;
+    w.base = members_.size();
     bool has_role = false;
-    bool content_empty = true;
-    bool has_content = false;
-    bool calls_any = false;
-    bool prefix = false;
     // Role may come after content: content parts are read as for a user message
     // and joined afterwards when the role turns out to be system.
-    std::size_t content_index = SIZE_MAX;
-    std::string_view tool_call_id;
-    bool has_tool_call_id = false;
-    // Assistant content OpenAI keeps outside `content`, which Mistral's schema lacks.
-    std::string_view refusal_text;  // `refusal`: what the assistant said instead of answering
-    piece refusal;
-    piece legacy_call;  // `function_call`: the legacy form of one tool call
-    std::string_view legacy_call_name;
-    bool has_legacy_call = false;
-    bool has_audio = false;  // `audio`: an answer stored at OpenAI, by id
     s_.calls.clear();
     for (auto field_result : object) {
         od::field field;
@@ -651,285 +638,122 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
         const known_key tag = classify_key(name);
         if (tag == known_key::role) {
             if (child_type != od::json_type::string) {
-                return fail(where() + ".role must be a string, got " + std::string(kind_name(child_type)),
-                            where() + ".role");
+                return fail(w.where() + ".role must be a string, got " + std::string(kind_name(child_type)),
+                            w.where() + ".role");
             }
-            if (!capture_string(child, p, role_text)) {
+            if (!capture_string(child, p, w.role_text)) {
                 return false;
             }
             has_role = true;
         } else if (tag == known_key::content) {
             // System content needs the role; it is fixed up after the loop.
             s_.texts.clear();
-            if (!read_content(child, 2, p, content_empty, index)) {
+            if (!read_content(child, 2, p, w.content_empty, index)) {
                 return false;
             }
-            has_content = true;
+            w.has_content = true;
         } else if (tag == known_key::tool_calls && child_type == od::json_type::array) {
-            if (!read_tool_calls(child, 2, p, calls_any, index)) {
+            if (!read_tool_calls(child, 2, p, w.calls_any, index)) {
                 return false;
             }
         } else if (tag == known_key::tool_call_id && child_type == od::json_type::string) {
-            if (!capture_string(child, p, tool_call_id)) {
+            if (!capture_string(child, p, w.tool_call_id)) {
                 return false;
             }
-            has_tool_call_id = true;
+            w.has_tool_call_id = true;
         } else if (tag == known_key::other && same_key(name, "refusal") && child_type == od::json_type::string) {
-            if (!capture_string(child, p, refusal_text)) {
+            if (!capture_string(child, p, w.refusal_text)) {
                 return false;
             }
-            refusal = p;
+            w.refusal = p;
         } else if (tag == known_key::other && same_key(name, "function_call") && child_type == od::json_type::object) {
-            if (!read_call_function(child, 2, p, legacy_call_name)) {
+            if (!read_call_function(child, 2, p, w.legacy_call_name)) {
                 return false;
             }
-            legacy_call = p;
-            has_legacy_call = true;
+            w.legacy_call = p;
+            w.has_legacy_call = true;
         } else {
             if (!capture(child, 2, p, child_type)) {
                 return false;
             }
             if (tag == known_key::prefix && child_type == od::json_type::boolean) {
-                prefix = view(p) == "true";
+                w.prefix = view(p) == "true";
             }
-            has_audio = has_audio || (same_key(name, "audio") && child_type == od::json_type::object);
+            w.has_audio = w.has_audio || (same_key(name, "audio") && child_type == od::json_type::object);
         }
-        const std::size_t at = push_member(base, name, p, child_type);
+        const std::size_t at = push_member(w.base, name, p, child_type);
         members_[at].tag = tag;
         if (tag == known_key::content) {
-            content_index = at;
+            w.content_index = at;
         }
     }
     if (!has_role) {
-        return fail(where() + " needs a role (system, user, assistant or tool)", where() + ".role");
+        return fail(w.where() + " needs a role (system, user, assistant or tool)", w.where() + ".role");
     }
-    role_kind role = role_kind::unknown;
-    std::string_view role_out = role_text;
-    if (same_key(role_text, "system")) {
-        role = role_kind::system;
-    } else if (same_key(role_text, "developer")) {
-        role = role_kind::system;
-        if (on(rule_id::messages)) {
-            role_out = "system";
-            fire(rule_id::messages);
-        }
-    } else if (same_key(role_text, "user")) {
-        role = role_kind::user;
-    } else if (same_key(role_text, "assistant")) {
-        role = role_kind::assistant;
-    } else if (same_key(role_text, "tool") || same_key(role_text, "function")) {
-        role = role_kind::tool;
-        if (same_key(role_text, "function") && on(rule_id::messages)) {
-            role_out = "tool";  // OpenAI's legacy function result
-            fire(rule_id::messages);
-        }
-    } else {
-        return fail(where() + ".role must be one of system, developer, user, assistant, tool; got '" +
-                        std::string(role_text) + "'",
-                    where() + ".role");
+    // The steps of the rules that act on a whole message, in SPEC order.
+    if (!message_role(w) || !legacy_call_to_tool_call(w)) {  // messages
+        return false;
     }
-    // OpenAI's legacy function_call on an assistant message -> one tool call
-    // (messages): Mistral's schema has no function_call, and the function result
-    // that follows must answer a call.
-    if (role == role_kind::assistant && has_legacy_call && on(rule_id::messages)) {
-        if (calls_any) {
-            return refuse(
-                where() + " has both tool_calls and the legacy function_call: send the call once, in tool_calls",
-                where(), rule_id::messages);
-        }
-        pending_call call;
-        call.id = map_tool_call_id("function_call " + std::to_string(index));  // stable across a conversation's turns
-        call.name = legacy_call_name;
-        const std::size_t start = mark();
-        arena_.append("[{\"id\":\"");
-        arena_.append(call.id.data(), call.id.size());
-        arena_.append("\",\"type\":\"function\",\"function\":");
-        append(legacy_call);
-        arena_.append("}]");
-        const std::size_t at = push_member(base, "tool_calls", since(start), od::json_type::array);
-        members_[at].tag = known_key::tool_calls;
-        s_.calls.clear();
-        s_.calls.push_back(call);
-        calls_any = true;
-        fire(rule_id::messages);
+    join_refusal(w);  // messages
+    out.role = w.role;
+    out.prefix = w.prefix;
+    out.has_tool_calls = w.calls_any && w.role == role_kind::assistant;
+    if (!join_system_parts(w) || !keep_unless_empty(w, keep)) {  // messages, role_order
+        return false;
     }
-    // OpenAI's message-level refusal is what the assistant said: it joins the content (messages).
-    if (role == role_kind::assistant && !refusal_text.empty() && on(rule_id::messages)) {
-        const std::size_t start = mark();
-        const piece content = content_index != SIZE_MAX ? members_[content_index].value : piece{};
-        const piece inner{content.begin + 1, content.end - 1, content.in_arena};  // without the quotes or brackets
-        if (content_empty) {
-            append(refusal);
-        } else if (members_[content_index].type == od::json_type::string) {
-            arena_.push_back('"');
-            append(inner);
-            arena_.append("\\n\\n");
-            append(piece{refusal.begin + 1, refusal.end - 1, refusal.in_arena});
-            arena_.push_back('"');
-        } else {
-            arena_.push_back('[');
-            append(inner);
-            arena_.append(",{\"type\":\"text\",\"text\":");
-            append(refusal);
-            arena_.append("}]");
-        }
-        const bool as_string = content_empty || members_[content_index].type == od::json_type::string;
-        content_index =
-            push_member(base, "content", since(start), as_string ? od::json_type::string : od::json_type::array);
-        members_[content_index].tag = known_key::content;
-        content_empty = false;
-        s_.hint_texts.push_back(refusal_text);
-        fire(rule_id::messages);
-    }
-    out.role = role;
-    out.prefix = prefix;
-    out.has_tool_calls = calls_any && role == role_kind::assistant;
-
-    // System content given as parts -> one string (messages): the role may come
-    // after the content, so the texts were collected and are joined here. Parts
-    // that are not text cannot join a string: Mistral's system messages take
-    // thinking parts as they are, and nothing else.
-    if (role == role_kind::system && content_index != SIZE_MAX &&
-        members_[content_index].type == od::json_type::array && on(rule_id::messages) &&
-        content_.first_not_system != SIZE_MAX) {
-        const std::string part = where() + ".content[" + std::to_string(content_.first_not_system) + "]";
-        return refuse(part + " is a '" + std::string(content_.first_not_system_type) +
-                          "' part, which a system message cannot hold: send it in a user message",
-                      part, rule_id::messages);
-    }
-    if (role == role_kind::system && content_index != SIZE_MAX &&
-        members_[content_index].type == od::json_type::array && on(rule_id::messages) &&
-        content_.first_other == SIZE_MAX) {
-        fire(rule_id::messages);
-        const std::size_t start = mark();
-        arena_.push_back('"');
-        for (std::size_t i = 0; i < s_.texts.size(); ++i) {
-            if (i != 0) {
-                arena_.append("\\n\\n");
-            }
-            append(s_.texts[i]);
-        }
-        arena_.push_back('"');
-        members_[content_index].value = since(start);
-        members_[content_index].type = od::json_type::string;
-    }
-
-    const rules::key_list& keys = role == role_kind::system      ? schema_.system_message
-                                  : role == role_kind::user      ? schema_.user_message
-                                  : role == role_kind::assistant ? schema_.assistant_message
-                                                                 : schema_.tool_message;
-
-    // role_order: an assistant message with nothing in it is dropped.
-    keep = true;
-    if (role == role_kind::assistant && content_empty && !calls_any && !prefix && on(rule_id::role_order)) {
-        if (has_audio) {
-            return refuse(where() +
-                              " holds only an OpenAI audio answer (audio.id), which Mistral cannot read: "
-                              "send its transcript as the message's content",
-                          where(), rule_id::role_order);
-        }
-        fire(rule_id::role_order);
-        keep = false;
-        members_.resize(base);
+    if (!keep) {
+        members_.resize(w.base);
         return true;
     }
-    (void)has_content;
-
-    // Tool results: the id maps as tool_calls[].id did; each result must answer a
-    // call of the preceding assistant message (Mistral checks the counts).
-    std::array<char, 9> mapped_id{};
-    bool id_written = false;
-    // The result's id as tool_call_ids maps it: computed once, used twice below.
-    const bool map_id =
-        role == role_kind::tool && has_tool_call_id && on(rule_id::tool_call_ids) && !is_tool_call_id(tool_call_id);
-    std::array<char, 9> tool_call_id_mapped{};
-    if (map_id) {
-        // Usually the call it answers is pending and was mapped already.
-        const auto call = std::find_if(s_.pending.begin(), s_.pending.end(), [&](const pending_call& c) {
-            return !c.original.empty() && same_key(c.original, tool_call_id);
-        });
-        tool_call_id_mapped = call != s_.pending.end() ? call->id : map_tool_call_id(tool_call_id);
+    map_result_id(w);             // tool_call_ids
+    if (!match_tool_result(w)) {  // role_order
+        return false;
     }
-    if (role == role_kind::tool && on(rule_id::role_order)) {
-        auto it = s_.pending.end();
-        if (has_tool_call_id) {
-            std::array<char, 9> wanted{};
-            if (map_id) {
-                wanted = tool_call_id_mapped;
-            } else {
-                std::copy_n(tool_call_id.data(), std::min<std::size_t>(tool_call_id.size(), 9), wanted.begin());
-            }
-            it = std::find_if(s_.pending.begin(), s_.pending.end(),
-                              [&](const pending_call& c) { return c.id == wanted; });
-        } else if (!s_.pending.empty()) {
-            it = s_.pending.begin();  // no id: results answer the calls in order
-            mapped_id = it->id;
-            id_written = true;
-            fire(rule_id::role_order);
-        }
-        if (it == s_.pending.end()) {
-            // A result for no pending call: Mistral refuses it (calls and results must
-            // match), and dropping it would hide it from the model. OpenAI refuses it too.
-            return refuse(where() + " is a tool result" +
-                              (has_tool_call_id ? " for tool_call_id '" + std::string(tool_call_id.substr(0, 100)) + "'"
-                                                : std::string()) +
-                              " that answers no tool call of the assistant message before it: put that assistant "
-                              "message (with its tool_calls) before it, or leave the result out",
-                          where(), rule_id::role_order);
-        }
-        s_.pending.erase(it);
-    }
+    write_message(w, out);
+    await_results(out);  // role_order
+    return true;
+}
 
+// The message's members in the client's order, with what the steps changed.
+void engine::write_message(const message_walk& w, message_out& out) {
+    const rules::key_list& keys = w.role == role_kind::system      ? schema_.system_message
+                                  : w.role == role_kind::user      ? schema_.user_message
+                                  : w.role == role_kind::assistant ? schema_.assistant_message
+                                                                   : schema_.tool_message;
     const std::size_t start = mark();
     arena_.append("{\"role\":");
-    plain_string_value(role_out);  // one of the role names: nothing to escape
-    for (std::size_t i = base; i < members_.size(); ++i) {
+    plain_string_value(w.role_out);  // one of the role names: nothing to escape
+    for (std::size_t i = w.base; i < members_.size(); ++i) {
         const member& m = members_[i];
-        if (m.tag == known_key::role || (m.tag == known_key::prefix && !prefix)) {
-            continue;  // prefix false is the default; role_order may set it to true below
+        if (m.tag == known_key::role || (m.tag == known_key::prefix && !w.prefix)) {
+            continue;  // prefix false is the default; role_order may set it to true
         }
-        if (!allowed(keys, m.key, m.tag)) {
-            if (on(rule_id::messages)) {
-                fire(rule_id::messages);
-                continue;
-            }
+        if (message_drops(keys, m)) {
+            continue;
         }
         arena_.push_back(',');
         key(m.key);
         if (m.tag == known_key::content && m.value.empty()) {
             arena_.append("\"\"");
-        } else if (map_id && m.tag == known_key::tool_call_id) {
+        } else if (w.map_result_id && m.tag == known_key::tool_call_id) {
             fire(rule_id::tool_call_ids);
             arena_.push_back('"');
-            arena_.append(tool_call_id_mapped.data(), tool_call_id_mapped.size());
+            arena_.append(w.mapped_result_id.data(), w.mapped_result_id.size());
             arena_.push_back('"');
         } else {
             append(m.value);
         }
     }
-    if (id_written) {
+    if (w.answers_in_order) {
         arena_.append(",\"tool_call_id\":\"");
-        arena_.append(mapped_id.data(), mapped_id.size());
+        arena_.append(w.answered_id.data(), w.answered_id.size());
         arena_.push_back('"');
     }
-    if (!has_content && (role == role_kind::system || role == role_kind::user || role == role_kind::tool) &&
-        schema_.present) {
-        arena_.append(",\"content\":\"\"");  // required by Mistral's schema
-        fire(rule_id::messages);
-    }
+    fill_required_content(w);
     arena_.push_back('}');
-    members_.resize(base);
+    members_.resize(w.base);
     out.text = since(start);
-    if (out.has_tool_calls && on(rule_id::role_order)) {
-        for (const auto& call : s_.calls) {
-            if (call.id[0] != '\0') {
-                s_.pending.push_back(call);
-            }
-        }
-    }
-    return true;
 }
-
 
 bool engine::read_messages(od::value value, piece& out) {
     od::array array;
@@ -1520,6 +1344,7 @@ normalize_result normalize_request(const rules::rule_set& rules, const config::p
 #include "normalize/rules/documents.cpp"
 #include "normalize/rules/fallback.cpp"
 #include "normalize/rules/json_mode_hint.cpp"
+#include "normalize/rules/messages.cpp"
 #include "normalize/rules/model_mapping.cpp"
 #include "normalize/rules/params.cpp"
 #include "normalize/rules/ranges.cpp"

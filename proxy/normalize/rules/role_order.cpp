@@ -1,10 +1,12 @@
 // Rule `role_order` (SPEC §6): the order of messages Mistral accepts. An
 // assistant bridge between a tool result and a user or system message, a tool
 // result synthesized for each call that got none (before the next message that
-// is not a tool result, and at the end). The walk of messages (normalizer.cpp)
-// calls order_before() before it keeps each message and
-// write_synthesized_results() at the end; it also drops empty assistant
-// messages and marks a trailing assistant message `prefix: true`. Settings:
+// is not a tool result, and at the end), an empty assistant message dropped,
+// each tool result matched to the call it answers. The walk of messages
+// (normalizer.cpp) calls keep_unless_empty(), match_tool_result() and
+// await_results() for each message, order_before() before it keeps one and
+// write_synthesized_results() at the end; it marks a trailing assistant
+// message `prefix: true` itself. Settings:
 // `role_order:` (assistant_bridge, missing_tool_result texts).
 // Compiled as part of normalizer.cpp's translation unit (see the end of it).
 #include "normalize/engine.hpp"
@@ -68,6 +70,72 @@ void engine::write_synthesized_results(std::size_t count) {
         fire(rule_id::role_order);
     }
     s_.pending.erase(s_.pending.begin(), s_.pending.begin() + static_cast<std::ptrdiff_t>(count));
+}
+
+// An assistant message with nothing in it is dropped (keep = false).
+bool engine::keep_unless_empty(const message_walk& w, bool& keep) {
+    keep = true;
+    if (w.role != role_kind::assistant || !w.content_empty || w.calls_any || w.prefix || !on(rule_id::role_order)) {
+        return true;
+    }
+    if (w.has_audio) {
+        return refuse(w.where() +
+                          " holds only an OpenAI audio answer (audio.id), which Mistral cannot read: "
+                          "send its transcript as the message's content",
+                      w.where(), rule_id::role_order);
+    }
+    fire(rule_id::role_order);
+    keep = false;
+    return true;
+}
+
+// A tool result must answer a call of the assistant message before it
+// (Mistral checks the counts); one without tool_call_id answers the calls in
+// order, and gets the id of the one it answers.
+bool engine::match_tool_result(message_walk& w) {
+    if (w.role != role_kind::tool || !on(rule_id::role_order)) {
+        return true;
+    }
+    auto it = s_.pending.end();
+    if (w.has_tool_call_id) {
+        std::array<char, 9> wanted{};
+        if (w.map_result_id) {
+            wanted = w.mapped_result_id;
+        } else {
+            std::copy_n(w.tool_call_id.data(), std::min<std::size_t>(w.tool_call_id.size(), 9), wanted.begin());
+        }
+        it = std::find_if(s_.pending.begin(), s_.pending.end(), [&](const pending_call& c) { return c.id == wanted; });
+    } else if (!s_.pending.empty()) {
+        it = s_.pending.begin();  // no id: results answer the calls in order
+        w.answered_id = it->id;
+        w.answers_in_order = true;
+        fire(rule_id::role_order);
+    }
+    if (it == s_.pending.end()) {
+        // A result for no pending call: Mistral refuses it (calls and results must
+        // match), and dropping it would hide it from the model. OpenAI refuses it too.
+        return refuse(w.where() + " is a tool result" +
+                          (w.has_tool_call_id
+                               ? " for tool_call_id '" + std::string(w.tool_call_id.substr(0, 100)) + "'"
+                               : std::string()) +
+                          " that answers no tool call of the assistant message before it: put that assistant "
+                          "message (with its tool_calls) before it, or leave the result out",
+                      w.where(), rule_id::role_order);
+    }
+    s_.pending.erase(it);
+    return true;
+}
+
+// The calls of an assistant message kept: each awaits its result.
+void engine::await_results(const message_out& out) {
+    if (!out.has_tool_calls || !on(rule_id::role_order)) {
+        return;
+    }
+    for (const auto& call : s_.calls) {
+        if (call.id[0] != '\0') {
+            s_.pending.push_back(call);
+        }
+    }
 }
 
 }  // namespace

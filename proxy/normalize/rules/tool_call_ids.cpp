@@ -1,8 +1,9 @@
 // Rule `tool_call_ids` (SPEC §6): a tool call id that is not 9 characters of
 // [a-zA-Z0-9] (what Mistral accepts) is mapped to one, deterministically, so
 // tool_calls[].id and the tool_call_id answering it map alike on every request
-// and every proxy. The walk of messages (normalizer.cpp) calls these. No
-// settings in the rule file; `switches: {tool_call_ids: false}` turns it off.
+// and every proxy. The walk of messages (normalizer.cpp) calls these, and
+// map_result_id() for each message. No settings in the rule file;
+// `switches: {tool_call_ids: false}` turns it off.
 // Compiled as part of normalizer.cpp's translation unit (see the end of it).
 #include "normalize/engine.hpp"
 
@@ -36,6 +37,21 @@ std::array<char, 9> map_tool_call_id(std::string_view id) noexcept {
         hash /= 62;
     }
     return out;
+}
+
+// A tool result's tool_call_id maps as the tool_calls[].id it answers did
+// (computed once; the writer and role_order both use it).
+void engine::map_result_id(message_walk& w) {
+    w.map_result_id = w.role == role_kind::tool && w.has_tool_call_id && on(rule_id::tool_call_ids) &&
+                      !is_tool_call_id(w.tool_call_id);
+    if (!w.map_result_id) {
+        return;
+    }
+    // Usually the call it answers is pending and was mapped already.
+    const auto call = std::find_if(s_.pending.begin(), s_.pending.end(), [&](const pending_call& c) {
+        return !c.original.empty() && same_key(c.original, w.tool_call_id);
+    });
+    w.mapped_result_id = call != s_.pending.end() ? call->id : map_tool_call_id(w.tool_call_id);
 }
 
 }  // namespace

@@ -45,7 +45,10 @@ struct upstream_settings {
     // Upstream sockets open at once to this upstream (all workers together); a
     // request that would open one more gets a 503.
     unsigned max_connections = 1024;
-    unsigned max_idle_connections = 64;                  // idle keep-alive connections kept per worker
+    // Idle keep-alive connections kept per worker: more concurrent requests
+    // than this close a connection after each answer and open a new one
+    // (a TCP connect and a TLS handshake) for the next.
+    unsigned max_idle_connections = 256;
 };
 
 struct bucket_settings {

@@ -573,8 +573,10 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         // A batch job reads a file of the workspace it was uploaded to: the
         // first key in rotation, as the upload took (passthrough.cpp).
         const bool stateless = context.endpoint->kind != routing::endpoint_kind::batch_create;
-        if (!co_await wait_for_limits(context, upstream, estimate.tokens, keep_alive, stateless)) {
-            co_return keep_alive;
+        if (!take_key_at_once(context, upstream)) {
+            if (!co_await wait_for_limits(context, upstream, estimate.tokens, keep_alive, stateless)) {
+                co_return keep_alive;
+            }
         }
         // The key wait_for_limits took (a key pool's member, or the only key).
         upstream_request.set(bhttp::field::authorization, authorization_for(context, upstream).authorization);

@@ -54,6 +54,16 @@ routing::key_store::choice downstream_session::authorization_for(const request_c
     return state_->keys.upstream_authorization(upstream, context.client_bearer, context.key_member);
 }
 
+bool downstream_session::take_key_at_once(request_context& context, routing::upstream_id upstream) const {
+    const auto& pool = state_->keys.pool(upstream);
+    if (pool.size() > 1 || worker_.limits.active()) {
+        return false;
+    }
+    context.key_member = 0;
+    context.key_bucket = pool.empty() ? limits::bucket_key(routing::upstream_name(upstream)) : pool.front().bucket;
+    return true;
+}
+
 awaitable<bool> downstream_session::wait_for_limits(request_context& context, routing::upstream_id upstream,
                                                     std::uint64_t tokens, bool& keep_alive, bool rotate) {
     const auto name = routing::upstream_name(upstream);

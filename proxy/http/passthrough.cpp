@@ -86,8 +86,10 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     // gives passthrough its first key in rotation, not the next in turn. A
     // transcription keeps nothing there: it takes its turn like a chat.
     const bool stateless = transcription.has_value();
-    if (!co_await wait_for_limits(context, upstream, 0, keep_alive, stateless)) {
-        co_return keep_alive;
+    if (!take_key_at_once(context, upstream)) {
+        if (!co_await wait_for_limits(context, upstream, 0, keep_alive, stateless)) {
+            co_return keep_alive;
+        }
     }
 
     const auto& settings = worker_.pool.settings(upstream);

@@ -143,6 +143,10 @@ private:
     // a tie (`rotate` false: the first in rotation, for Mistral-side state).
     awaitable<bool> wait_for_limits(request_context& context, routing::upstream_id upstream, std::uint64_t tokens,
                                     bool& keep_alive, bool rotate = true);
+    // wait_for_limits when there is nothing to wait for (no limiter, no key
+    // pool): takes the key at once, as it would, without a coroutine frame.
+    // False when wait_for_limits must run.
+    bool take_key_at_once(request_context& context, routing::upstream_id upstream) const;
     // Mistral answered 401 for the key the request took: a pool's key leaves
     // the rotation (logged, counted, shared through Redis). True when another
     // key of the pool is still in rotation.

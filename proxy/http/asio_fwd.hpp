@@ -13,6 +13,8 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "io_executor.hpp"
+
 namespace mistral_proxy::http {
 
 namespace asio = boost::asio;
@@ -23,9 +25,16 @@ using tcp = boost::asio::ip::tcp;
 
 // Completion token of the data path: errors come back as values, never as
 // exceptions (DESIGN.md: no exceptions on the data path).
-inline constexpr auto as_result = asio::as_tuple(asio::use_awaitable);
+inline constexpr auto as_result = asio::as_tuple(asio::use_awaitable_t<io_executor>{});
 
 template <class T>
-using awaitable = asio::awaitable<T>;
+using awaitable = io_awaitable<T>;
+
+// The I/O objects, on the worker's concrete executor (io_executor.hpp).
+using tcp_socket = asio::basic_stream_socket<tcp, io_executor>;
+using tcp_acceptor = asio::basic_socket_acceptor<tcp, io_executor>;
+using tcp_resolver = asio::ip::basic_resolver<tcp, io_executor>;
+using tcp_stream = beast::basic_stream<tcp, io_executor>;
+using steady_timer = io_timer;
 
 }  // namespace mistral_proxy::http

@@ -151,7 +151,7 @@ awaitable<void> downstream_session::send_continue_if_expected(const request_pars
 // get a reset, and a reset can destroy the answer before the client reads it.
 awaitable<void> downstream_session::linger_and_close() {
     boost::system::error_code ignored;
-    client_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    client_.socket().shutdown(tcp_socket::shutdown_send, ignored);
     const auto until = std::chrono::steady_clock::now() + 5s;
     std::size_t discarded = 0;
     while (discarded < 64 * 1024 * 1024 && std::chrono::steady_clock::now() < until) {
@@ -249,7 +249,7 @@ awaitable<void> downstream_session::run() {
         }
         first_request = false;
     }
-    client_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    client_.socket().shutdown(tcp_socket::shutdown_both, ignored);
     client_.close();
     metrics::shard::add(worker_.metrics.open_connections, -1);
     worker_.sessions.erase(slot);
@@ -602,7 +602,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     }
 }
 
-awaitable<void> run_downstream_session(tcp::socket socket, worker_context& worker) {
+awaitable<void> run_downstream_session(tcp_socket socket, worker_context& worker) {
     downstream_session session(std::move(socket), worker);
     co_await session.run();
 }

@@ -26,7 +26,7 @@ namespace mistral_proxy::http {
 // What a worker knows of one of its sessions, so that a drain can close the
 // idle ones at once and let the busy ones finish.
 struct session_slot {
-    tcp::socket* socket = nullptr;
+    tcp_socket* socket = nullptr;
     bool idle = true;  // waiting for a request to start
 };
 
@@ -76,6 +76,6 @@ struct worker_context {
     openai_responses::random_ids response_ids;  // resp_/msg_/fc_ ids of this worker's answers
 };
 
-awaitable<void> run_downstream_session(tcp::socket socket, worker_context& worker);
+awaitable<void> run_downstream_session(tcp_socket socket, worker_context& worker);
 
 }  // namespace mistral_proxy::http

@@ -258,7 +258,7 @@ awaitable<bool> downstream_session::wait_watching_client(limits::time_point unti
     bool client_gone = false;
     auto sleep = [&]() -> awaitable<void> {
         co_await asio::this_coro::throw_if_cancelled(false);
-        asio::steady_timer timer(co_await asio::this_coro::executor,
+        steady_timer timer(co_await asio::this_coro::executor,
                                  std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay));
         co_await timer.async_wait(as_result);
     };

@@ -69,13 +69,13 @@ std::string refusal_answer(std::string message) {
 // Answers 503 on a connection over the cap, then closes it once the client has
 // had a moment to read it (closing with its request unread would reset the
 // connection and could destroy the answer in flight).
-awaitable<void> refuse_connection(tcp::socket socket, std::string answer) {
+awaitable<void> refuse_connection(tcp_socket socket, std::string answer) {
     boost::system::error_code ignored;
-    beast::tcp_stream stream(std::move(socket));
+    tcp_stream stream(std::move(socket));
     stream.expires_after(std::chrono::seconds(1));
     auto [write_ec, written] = co_await asio::async_write(stream, asio::buffer(answer), as_result);
     if (!write_ec) {
-        stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream.socket().shutdown(tcp_socket::shutdown_send, ignored);
         std::array<char, 1024> discard{};
         for (std::size_t total = 0; total < 64 * 1024;) {
             auto [ec, n] = co_await stream.async_read_some(asio::buffer(discard), as_result);
@@ -163,9 +163,9 @@ struct server::impl {
     std::vector<std::unique_ptr<asio::io_context>> contexts;
     std::vector<std::unique_ptr<worker_context>> workers;
     std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
-    std::unique_ptr<tcp::acceptor> acceptor;
+    std::unique_ptr<tcp_acceptor> acceptor;
     std::unique_ptr<asio::signal_set> signals;
-    std::unique_ptr<asio::steady_timer> drain_deadline;
+    std::unique_ptr<steady_timer> drain_deadline;
     std::atomic<std::size_t> open_sessions{0};
     limits_runtime limits;
     bool stopping = false;        // only touched on contexts[0]
@@ -237,7 +237,7 @@ struct server::impl {
 
     // Over the cap: a 503 instead of a session. Bounded too, so that a flood of
     // connections cannot turn refusals into the new way to run out of descriptors.
-    void refuse(tcp::socket socket, std::size_t worker_index, const char* why) {
+    void refuse(tcp_socket socket, std::size_t worker_index, const char* why) {
         metrics::shard::add(workers[0]->metrics.refused_connections);
         const auto now = std::chrono::steady_clock::now();
         if (now - last_refusal_log >= std::chrono::seconds(1)) {
@@ -391,7 +391,7 @@ struct server::impl {
                     refuse_without_descriptors();
                 }
                 // Breathe before the next try: the failure is seldom gone at once.
-                asio::steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(10));
+                steady_timer pause(acceptor->get_executor(), std::chrono::milliseconds(10));
                 co_await pause.async_wait(as_result);
                 continue;
             }
@@ -481,7 +481,7 @@ struct server::impl {
             asio::post(*contexts[i], [worker = workers[i].get()] { worker->drain(); });
         }
         const auto timeout = state->config.server.drain_timeout;
-        drain_deadline = std::make_unique<asio::steady_timer>(*contexts[0], timeout);
+        drain_deadline = std::make_unique<steady_timer>(*contexts[0], timeout);
         drain_deadline->async_wait([this, timeout](const boost::system::error_code& ec) {
             if (!ec) {
                 log_line(log_level::warn, "drain_timeout (" + config::format_duration(timeout) +
@@ -534,12 +534,12 @@ std::string server::bind() {
     boost::system::error_code ec;
     auto address = asio::ip::make_address(config.listen_host, ec);
     if (ec) {
-        tcp::resolver resolver(*impl_->contexts[0]);
+        tcp_resolver resolver(*impl_->contexts[0]);
         auto results = resolver.resolve(config.listen_host, std::to_string(config.listen_port));
         address = results.begin()->endpoint().address();
     }
     const tcp::endpoint endpoint(address, config.listen_port);
-    auto acceptor = std::make_unique<tcp::acceptor>(*impl_->contexts[0]);
+    auto acceptor = std::make_unique<tcp_acceptor>(*impl_->contexts[0]);
     acceptor->open(endpoint.protocol());
     acceptor->set_option(asio::socket_base::reuse_address(true));
     acceptor->bind(endpoint);

@@ -106,13 +106,13 @@ class downstream_session {
     friend class upstream_exchange;  // the exchange is the session's own step, in a type of its own
 
 public:
-    downstream_session(tcp::socket socket, worker_context& worker)
+    downstream_session(tcp_socket socket, worker_context& worker)
         : client_(std::move(socket)), worker_(worker), state_(worker.state) {}
 
     awaitable<void> run();
 
 private:
-    beast::tcp_stream client_;
+    tcp_stream client_;
     beast::flat_buffer buffer_;
     worker_context& worker_;
     std::shared_ptr<const runtime_state> state_;  // the set this connection's current request runs on

@@ -268,7 +268,7 @@ awaitable<void> downstream_session::watch_client(upstream_connection* connection
         // alive; keep its bytes and stop watching until cancelled.
         buffer_.commit(n);
         if (ec != asio::error::operation_aborted) {
-            asio::steady_timer parked(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
+            steady_timer parked(co_await asio::this_coro::executor, steady_timer::time_point::max());
             co_await parked.async_wait(as_result);
         }
         co_return;

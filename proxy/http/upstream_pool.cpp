@@ -58,7 +58,7 @@ upstream_connection::~upstream_connection() {
 
 void upstream_connection::abort() noexcept {
     boost::system::error_code ignored;
-    tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    tcp().socket().shutdown(tcp_socket::shutdown_both, ignored);
     tcp().socket().close(ignored);
 }
 
@@ -152,9 +152,9 @@ awaitable<boost::system::error_code> upstream_pool::endpoints_of(routing::upstre
         out = cached.endpoints;
         co_return boost::system::error_code{};
     }
-    tcp::resolver resolver(io_);
+    tcp_resolver resolver(io_);
     auto [resolve_ec, results] =
-        co_await resolver.async_resolve(s.host, std::to_string(s.port), tcp::resolver::numeric_service, as_result);
+        co_await resolver.async_resolve(s.host, std::to_string(s.port), tcp_resolver::numeric_service, as_result);
     if (resolve_ec) {
         co_return resolve_ec;
     }
@@ -217,7 +217,7 @@ awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id i
     }
 
     const auto deadline = std::chrono::steady_clock::now() + s.connect_timeout;
-    beast::tcp_stream stream(io_);
+    tcp_stream stream(io_);
     stream.expires_at(deadline);
     auto [connect_ec, connected] = co_await stream.async_connect(endpoints, as_result);
     if (connect_ec) {

@@ -27,8 +27,8 @@ struct upstream_socket_counts {
 
 class upstream_connection {
 public:
-    using plain_stream = beast::tcp_stream;
-    using tls_stream = beast::ssl_stream<beast::tcp_stream>;
+    using plain_stream = tcp_stream;
+    using tls_stream = beast::ssl_stream<tcp_stream>;
 
     // Reads go through read_buffer_: sized up front, since Beast's first read
     // into an empty flat_buffer is only 512 bytes and an answer then takes many.
@@ -38,8 +38,8 @@ public:
     upstream_connection(const upstream_connection&) = delete;
     upstream_connection& operator=(const upstream_connection&) = delete;
 
-    beast::tcp_stream& tcp() noexcept {
-        return std::visit([](auto& s) -> beast::tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
+    tcp_stream& tcp() noexcept {
+        return std::visit([](auto& s) -> tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
     }
     template <class F>
     decltype(auto) visit(F&& f) {

@@ -70,7 +70,7 @@ void run(F body) {
     done.get();
 }
 
-asio::awaitable<std::unique_ptr<redis_limiter>> make(asio::any_io_executor ex, const config::limits_settings& s) {
+io_awaitable<std::unique_ptr<redis_limiter>> make(io_executor ex, const config::limits_settings& s) {
     // Not a structured binding: clang 14 cannot capture one in INFO's lambda.
     auto connected = co_await redis_limiter::connect(ex, s);
     INFO(connected.second);
@@ -84,18 +84,18 @@ TEST_CASE("two limiters on one key never exceed the shared request rate, FIFO") 
     const auto s = settings_for("rate", {5, 0, 0});  // 5/s: one every 200 ms
     std::vector<std::int64_t> ready;              // in the order answers arrived
     std::vector<std::int64_t> ready_by_proxy[2];  // per proxy (one connection each: Redis' order)
-    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([&](io_executor ex) -> io_awaitable<void> {
         auto a = co_await make(ex, s);
         auto b = co_await make(ex, s);
         // Both proxies pipeline 10 requests each, interleaved, all at once.
         // The last answer wakes the test (the timer's expiry is only a bound).
-        asio::steady_timer all_done(ex);
+        io_timer all_done(ex);
         int failures = 0;
         for (int i = 0; i < 20; ++i) {
             redis_limiter* l = i % 2 == 0 ? a.get() : b.get();
             asio::co_spawn(
                 ex,
-                [&ready, &ready_by_proxy, &failures, &all_done, l, i]() -> asio::awaitable<void> {
+                [&ready, &ready_by_proxy, &failures, &all_done, l, i]() -> io_awaitable<void> {
                     const auto r = co_await l->reserve("rate", clock::now(), 1);
                     if (r.backend_error.empty() && r.result.granted) {
                         ready.push_back(r.result.granted->backend_ready_us);
@@ -110,7 +110,7 @@ TEST_CASE("two limiters on one key never exceed the shared request rate, FIFO") 
                 asio::detached);
         }
         all_done.expires_after(10s);
-        co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable));
+        co_await all_done.async_wait(asio::as_tuple(asio::use_awaitable_t<io_executor>{}));
         CHECK(failures == 0);
     });
     REQUIRE(ready.size() == 20);
@@ -129,7 +129,7 @@ TEST_CASE("two limiters on one key never exceed the shared request rate, FIFO") 
 }
 
 TEST_CASE("tokens per minute are shared; max_queue_wait refusals say which limit") {
-    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([](io_executor ex) -> io_awaitable<void> {
         const auto s = settings_for("tpm", {0, 600, 0}, 40s);  // 10 tokens/s
         auto a = co_await make(ex, s);
         auto b = co_await make(ex, s);
@@ -147,7 +147,7 @@ TEST_CASE("tokens per minute are shared; max_queue_wait refusals say which limit
         CHECK(third.result.refused->retry_after > 49s);
         CHECK(third.result.refused->retry_after <= 50s);
     });
-    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([](io_executor ex) -> io_awaitable<void> {
         const auto s = settings_for("wait", {1, 0, 0}, 500ms);
         auto a = co_await make(ex, s);
         auto b = co_await make(ex, s);
@@ -162,7 +162,7 @@ TEST_CASE("tokens per minute are shared; max_queue_wait refusals say which limit
 }
 
 TEST_CASE("the month's budget and usage are shared") {
-    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([](io_executor ex) -> io_awaitable<void> {
         const auto s = settings_for("month", {0, 0, 1000});
         auto a = co_await make(ex, s);
         auto b = co_await make(ex, s);
@@ -182,7 +182,7 @@ TEST_CASE("the month's budget and usage are shared") {
 }
 
 TEST_CASE("cancel and retry") {
-    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([](io_executor ex) -> io_awaitable<void> {
         const auto s = settings_for("cancel", {1, 0, 0});
         auto a = co_await make(ex, s);
         auto b = co_await make(ex, s);
@@ -208,7 +208,7 @@ TEST_CASE("cancel and retry") {
 }
 
 TEST_CASE("a key pool: two proxies share its keys, each key paced by its bucket; a revoked key is skipped by both") {
-    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([](io_executor ex) -> io_awaitable<void> {
         const auto s = settings_for("pool", {1, 0, 0});  // 1/s per key
         auto a = co_await make(ex, s);
         auto b = co_await make(ex, s);
@@ -248,7 +248,7 @@ TEST_CASE("a key pool: two proxies share its keys, each key paced by its bucket;
 }
 
 TEST_CASE("a flushed script is sent again") {
-    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([](io_executor ex) -> io_awaitable<void> {
         const auto s = settings_for("flush", {0, 0, 0});
         auto a = co_await make(ex, s);
         // A named endpoint: a temporary argument here trips a GCC 12 coroutine bug (double free).
@@ -266,7 +266,7 @@ TEST_CASE("a flushed script is sent again") {
 }
 
 TEST_CASE("an estimate of 2^64-1 (max_tokens: 1e30) locks nobody out; shared counts saturate") {
-    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([](io_executor ex) -> io_awaitable<void> {
         constexpr auto huge = std::numeric_limits<std::uint64_t>::max();
         const auto s = settings_for("huge", {0, 6000, 100000}, 10s);  // 100 tokens/s, holds 6000
         auto a = co_await make(ex, s);
@@ -302,7 +302,7 @@ TEST_CASE("an estimate of 2^64-1 (max_tokens: 1e30) locks nobody out; shared cou
 }
 
 TEST_CASE("Redis unreachable: a clear error at start, fail closed later") {
-    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([](io_executor ex) -> io_awaitable<void> {
         config::limits_settings s;
         const std::uint16_t nobody = redis_test::free_port();
         s.backend = "redis://127.0.0.1:" + std::to_string(nobody);
@@ -315,7 +315,7 @@ TEST_CASE("Redis unreachable: a clear error at start, fail closed later") {
         CHECK_FALSE(none);
         CHECK(why.find("is not redis://") != std::string::npos);
     });
-    run([](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([](io_executor ex) -> io_awaitable<void> {
         auto a = co_await make(ex, settings_for("down", {1, 0, 0}));
         server.stop();
         const auto r = co_await a->reserve("down", clock::now(), 1);

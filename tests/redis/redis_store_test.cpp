@@ -49,7 +49,7 @@ struct fake_clock {
     }
 };
 
-asio::awaitable<std::unique_ptr<redis_store>> make(asio::any_io_executor ex, retention keep = {}, unix_clock now = {}) {
+io_awaitable<std::unique_ptr<redis_store>> make(io_executor ex, retention keep = {}, unix_clock now = {}) {
     // Not a structured binding: clang 14 cannot capture one in INFO's lambda.
     auto connected = co_await redis_store::connect(ex, endpoint(), keep, 2s, std::move(now));
     INFO(connected.second);
@@ -60,7 +60,7 @@ asio::awaitable<std::unique_ptr<redis_store>> make(asio::any_io_executor ex, ret
 // A raw command, for what the store does not expose (TTL, DEL). Variadic, not
 // a braced list: GCC 12 cannot brace-initialise inside a co_await expression.
 template <class... Args>
-asio::awaitable<limits::io::redis_reply> raw(asio::any_io_executor ex, Args... args) {
+io_awaitable<limits::io::redis_reply> raw(io_executor ex, Args... args) {
     std::vector<std::string> command{std::string(args)...};
     auto connected = co_await limits::io::redis_connection::connect(ex, endpoint(), 2s);
     REQUIRE(connected.first);
@@ -84,7 +84,7 @@ stored_response make_response(const std::string& n, std::int64_t created_at) {
 
 TEST_CASE("redis store: put, get, find_item, remove, unknown ids") {
     const fake_clock clock;
-    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([&](io_executor ex) -> io_awaitable<void> {
         auto store = co_await make(ex, retention{}, clock.fn());
         const auto r = make_response("r1", *clock.now);
         const auto put = co_await store->put(r);
@@ -127,7 +127,7 @@ TEST_CASE("redis store: put, get, find_item, remove, unknown ids") {
 
 TEST_CASE("redis store: two proxies share one store") {
     const fake_clock clock;
-    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([&](io_executor ex) -> io_awaitable<void> {
         auto a = co_await make(ex, retention{}, clock.fn());
         auto b = co_await make(ex, retention{}, clock.fn());
         CHECK_FALSE(co_await a->put(make_response("shared", *clock.now)));
@@ -140,7 +140,7 @@ TEST_CASE("redis store: two proxies share one store") {
 
 TEST_CASE("redis store: keys expire max_age after created_at; stored again, old items go") {
     const fake_clock clock;
-    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([&](io_executor ex) -> io_awaitable<void> {
         const retention keep{std::chrono::seconds(3600), 1};
         auto store = co_await make(ex, keep, clock.fn());
         CHECK_FALSE(co_await store->put(make_response("ttl", *clock.now - 600)));
@@ -172,7 +172,7 @@ TEST_CASE("redis store: keys expire max_age after created_at; stored again, old 
 }
 
 TEST_CASE("redis store: an unreachable Redis is an error at connect and a value afterwards") {
-    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([&](io_executor ex) -> io_awaitable<void> {
         const config::redis_endpoint nowhere{"127.0.0.1", redis_test::free_port(), 0};
         const retention keep;
         auto connected = co_await redis_store::connect(ex, nowhere, keep, 1s);
@@ -184,7 +184,7 @@ TEST_CASE("redis store: an unreachable Redis is an error at connect and a value 
 
 TEST_CASE("redis store: Redis lost its scripts, or the connection: the next call recovers") {
     const fake_clock clock;
-    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([&](io_executor ex) -> io_awaitable<void> {
         auto store = co_await make(ex, retention{}, clock.fn());
         co_await raw(ex, "SCRIPT", "FLUSH");  // as after a Redis restart
         CHECK_FALSE(co_await store->put(make_response("flushed", *clock.now)));  // EVAL instead of EVALSHA
@@ -204,7 +204,7 @@ TEST_CASE("redis store: Redis lost its scripts, or the connection: the next call
 
 TEST_CASE("redis store: store_client over redis, embedded and off") {
     const fake_clock clock;
-    run([&](asio::any_io_executor ex) -> asio::awaitable<void> {
+    run([&](io_executor ex) -> io_awaitable<void> {
         config::proxy_config config;
         config.responses.store = "redis://127.0.0.1:" + std::to_string(server.port) + "/4";
         std::string error;

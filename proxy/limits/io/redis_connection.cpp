@@ -13,7 +13,7 @@ namespace mistral_proxy::limits::io {
 namespace asio = boost::asio;
 using connect_result = std::pair<std::shared_ptr<redis_connection>, std::string>;
 namespace {
-constexpr auto as_result = asio::as_tuple(asio::use_awaitable);
+constexpr auto as_result = asio::as_tuple(asio::use_awaitable_t<io_executor>{});
 
 redis_reply convert(const redisReply* r) {
     redis_reply out;
@@ -50,8 +50,8 @@ redis_reply convert(const redisReply* r) {
 // One command in flight: the reply callback fills `result` and cancels
 // `timer`, on which the awaiting coroutine sleeps (its expiry is the timeout).
 struct redis_connection::pending {
-    explicit pending(const asio::any_io_executor& executor) : timer(executor) {}
-    asio::steady_timer timer;
+    explicit pending(const io_executor& executor) : timer(executor) {}
+    io_timer timer;
     std::optional<redis_result> result;
 };
 
@@ -117,7 +117,7 @@ struct redis_connection::hooks {
     }
 };
 
-redis_connection::redis_connection(asio::any_io_executor executor, std::chrono::milliseconds timeout)
+redis_connection::redis_connection(io_executor executor, std::chrono::milliseconds timeout)
     : executor_(executor), socket_(executor), connect_timer_(executor), timeout_(timeout) {}
 
 redis_connection::~redis_connection() { close(); }
@@ -178,8 +178,8 @@ void redis_connection::arm(bool write) {
                        });
 }
 
-asio::awaitable<std::pair<std::shared_ptr<redis_connection>, std::string>> redis_connection::connect(
-    asio::any_io_executor executor, config::redis_endpoint endpoint, std::chrono::milliseconds timeout) {
+io_awaitable<std::pair<std::shared_ptr<redis_connection>, std::string>> redis_connection::connect(
+    io_executor executor, config::redis_endpoint endpoint, std::chrono::milliseconds timeout) {
     auto self = std::make_shared<redis_connection>(executor, timeout);
     self->name_ = "redis://" + endpoint.host + ":" + std::to_string(endpoint.port) + "/" + std::to_string(endpoint.db);
     redisAsyncContext* context = redisAsyncConnect(endpoint.host.c_str(), endpoint.port);
@@ -212,7 +212,7 @@ asio::awaitable<std::pair<std::shared_ptr<redis_connection>, std::string>> redis
     co_return connect_result{std::move(self), std::string()};
 }
 
-asio::awaitable<redis_result> redis_connection::command(std::vector<std::string> args) {
+io_awaitable<redis_result> redis_connection::command(std::vector<std::string> args) {
     if (!connected()) {
         co_return redis_result{std::nullopt, name_ + ": not connected"};
     }

@@ -4,7 +4,7 @@
 // write (hiredis' addRead/delRead/addWrite/delWrite hooks). Not thread-safe:
 // use a connection from the one executor it was created on (one per worker
 // io_context). Errors are values, never exceptions.
-#include <boost/asio/any_io_executor.hpp>
+#include "io_executor.hpp"
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -39,19 +39,19 @@ public:
     // Connects to HOST:PORT and SELECTs the db. `.first` is null and `.second`
     // says why ("redis://127.0.0.1:6390: Connection refused") on failure.
     // Name resolution inside hiredis is blocking: call at start-up.
-    static boost::asio::awaitable<std::pair<std::shared_ptr<redis_connection>, std::string>> connect(
-        boost::asio::any_io_executor executor, config::redis_endpoint endpoint, std::chrono::milliseconds timeout);
+    static io_awaitable<std::pair<std::shared_ptr<redis_connection>, std::string>> connect(
+        io_executor executor, config::redis_endpoint endpoint, std::chrono::milliseconds timeout);
 
     // Sends one command (binary-safe arguments). A command without an answer
     // within `timeout` closes the connection (every pending command then
     // fails): a hung Redis is treated as an unreachable one.
-    boost::asio::awaitable<redis_result> command(std::vector<std::string> args);
+    io_awaitable<redis_result> command(std::vector<std::string> args);
 
     bool connected() const noexcept { return context_ != nullptr && connected_; }
     const std::string& name() const noexcept { return name_; }
     void close() noexcept;
 
-    explicit redis_connection(boost::asio::any_io_executor executor, std::chrono::milliseconds timeout);
+    explicit redis_connection(io_executor executor, std::chrono::milliseconds timeout);
     ~redis_connection();
     redis_connection(const redis_connection&) = delete;
     redis_connection& operator=(const redis_connection&) = delete;
@@ -65,9 +65,9 @@ private:
     void arm_write();
     void arm(bool write);  // keeps one wait pending while hiredis wants the event
 
-    boost::asio::any_io_executor executor_;
-    boost::asio::posix::stream_descriptor socket_;
-    boost::asio::steady_timer connect_timer_;
+    io_executor executor_;
+    boost::asio::posix::basic_stream_descriptor<io_executor> socket_;
+    io_timer connect_timer_;
     std::chrono::milliseconds timeout_;
     redisAsyncContext* context_ = nullptr;
     bool connected_ = false;

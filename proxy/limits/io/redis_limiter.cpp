@@ -208,7 +208,7 @@ struct redis_limiter::script_result {
     std::string error;
 };
 
-redis_limiter::redis_limiter(asio::any_io_executor executor, config::limits_settings settings,
+redis_limiter::redis_limiter(io_executor executor, config::limits_settings settings,
                              std::chrono::milliseconds timeout)
     : executor_(std::move(executor)), settings_(std::move(settings)), timeout_(timeout) {}
 
@@ -218,8 +218,8 @@ redis_limiter::~redis_limiter() {
     }
 }
 
-asio::awaitable<std::pair<std::unique_ptr<redis_limiter>, std::string>> redis_limiter::connect(
-    asio::any_io_executor executor, config::limits_settings settings, std::chrono::milliseconds timeout) {
+io_awaitable<std::pair<std::unique_ptr<redis_limiter>, std::string>> redis_limiter::connect(
+    io_executor executor, config::limits_settings settings, std::chrono::milliseconds timeout) {
     const auto endpoint = config::parse_redis_backend(settings.backend);
     if (!endpoint) {
         co_return connect_result{nullptr, "limits.backend '" + settings.backend + "' is not redis://HOST:PORT[/DB]"};
@@ -232,7 +232,7 @@ asio::awaitable<std::pair<std::unique_ptr<redis_limiter>, std::string>> redis_li
     co_return connect_result{std::move(self), std::string()};
 }
 
-asio::awaitable<std::string> redis_limiter::ensure_connected() {
+io_awaitable<std::string> redis_limiter::ensure_connected() {
     if (connection_ && connection_->connected()) {
         co_return std::string();
     }
@@ -250,12 +250,12 @@ asio::awaitable<std::string> redis_limiter::ensure_connected() {
     co_return std::string();
 }
 
-asio::awaitable<redis_limiter::script_result> redis_limiter::run(const std::string& key,
+io_awaitable<redis_limiter::script_result> redis_limiter::run(const std::string& key,
                                                                  std::vector<std::string> args) {
     co_return co_await run(std::span<const std::string>(&key, 1), std::move(args));
 }
 
-asio::awaitable<redis_limiter::script_result> redis_limiter::run(std::span<const std::string> keys,
+io_awaitable<redis_limiter::script_result> redis_limiter::run(std::span<const std::string> keys,
                                                                  std::vector<std::string> args) {
     if (std::string error = co_await ensure_connected(); !error.empty()) {
         co_return script_result{{}, std::move(error)};
@@ -301,19 +301,19 @@ redis_limiter::figures& redis_limiter::figures_for(const std::string& key) {
     return figures_.emplace(key, f).first->second;
 }
 
-asio::awaitable<shared_reserve_result> redis_limiter::reserve(std::string_view upstream, time_point now,
+io_awaitable<shared_reserve_result> redis_limiter::reserve(std::string_view upstream, time_point now,
                                                               std::uint64_t tokens) {
     const std::string key = bucket_key(upstream);
     co_return co_await reserve_any(std::span<const std::string>(&key, 1), now, tokens);
 }
 
-asio::awaitable<std::string> redis_limiter::revoke(const std::string& key, milliseconds pause) {
+io_awaitable<std::string> redis_limiter::revoke(const std::string& key, milliseconds pause) {
     std::vector<std::string> args{"revoke", std::to_string(std::max<long long>(1, pause.count()))};
     script_result r = co_await run(key, std::move(args));
     co_return std::move(r.error);
 }
 
-asio::awaitable<shared_reserve_result> redis_limiter::reserve_any(std::span<const std::string> keys, time_point now,
+io_awaitable<shared_reserve_result> redis_limiter::reserve_any(std::span<const std::string> keys, time_point now,
                                                                   std::uint64_t tokens) {
     shared_reserve_result out;
     if (keys.empty()) {
@@ -386,7 +386,7 @@ asio::awaitable<shared_reserve_result> redis_limiter::reserve_any(std::span<cons
     co_return out;
 }
 
-asio::awaitable<shared_retry_result> redis_limiter::reserve_retry(reservation& r, time_point now, milliseconds delay) {
+io_awaitable<shared_retry_result> redis_limiter::reserve_retry(reservation& r, time_point now, milliseconds delay) {
     const figures f = figures_for(r.key);
     std::vector<std::string> args{"retry", number(f.requests_per_second),
                                            std::to_string(chr::duration_cast<chr::microseconds>(delay).count())};
@@ -402,7 +402,7 @@ asio::awaitable<shared_retry_result> redis_limiter::reserve_retry(reservation& r
     co_return out;
 }
 
-asio::awaitable<std::string> redis_limiter::cancel(const reservation& r) {
+io_awaitable<std::string> redis_limiter::cancel(const reservation& r) {
     const figures f = figures_for(r.key);
     std::vector<std::string> args{"cancel",
                                   number(f.requests_per_second),
@@ -415,7 +415,7 @@ asio::awaitable<std::string> redis_limiter::cancel(const reservation& r) {
     co_return std::move(s.error);
 }
 
-asio::awaitable<shared_settle_result> redis_limiter::settle(const reservation& r, std::uint64_t actual_tokens) {
+io_awaitable<shared_settle_result> redis_limiter::settle(const reservation& r, std::uint64_t actual_tokens) {
     const figures f = figures_for(r.key);
     std::vector<std::string> args{"settle",
                                   number(f.tokens_per_minute / 60.0),
@@ -433,7 +433,7 @@ asio::awaitable<shared_settle_result> redis_limiter::settle(const reservation& r
     co_return out;
 }
 
-asio::awaitable<std::optional<std::uint64_t>> redis_limiter::month_used(std::string_view upstream) {
+io_awaitable<std::optional<std::uint64_t>> redis_limiter::month_used(std::string_view upstream) {
     std::vector<std::string> args{"used"};
     script_result s = co_await run(bucket_key(upstream), std::move(args));
     if (!s.error.empty()) {

@@ -23,7 +23,7 @@
 // the caller answers 503 without sending upstream (fail closed: a shared
 // budget that cannot be checked is not spent). The connection is re-made on
 // the next call. Not thread-safe: one redis_limiter per worker executor.
-#include <boost/asio/any_io_executor.hpp>
+#include "io_executor.hpp"
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <cstdint>
@@ -63,8 +63,8 @@ public:
     // Connects, SELECTs the db and loads the script. On failure `.first` is
     // null and `.second` is a message for the start-up error
     // ("limits.backend redis://127.0.0.1:6390/0: Connection refused").
-    static boost::asio::awaitable<std::pair<std::unique_ptr<redis_limiter>, std::string>> connect(
-        boost::asio::any_io_executor executor, config::limits_settings settings,
+    static io_awaitable<std::pair<std::unique_ptr<redis_limiter>, std::string>> connect(
+        io_executor executor, config::limits_settings settings,
         std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
     ~redis_limiter();
@@ -73,29 +73,29 @@ public:
 
     // Same contract as limiter::reserve. `now` is this proxy's clock; only
     // ready_at and retry_after are derived from it.
-    boost::asio::awaitable<shared_reserve_result> reserve(std::string_view upstream, time_point now,
+    io_awaitable<shared_reserve_result> reserve(std::string_view upstream, time_point now,
                                                           std::uint64_t tokens);
 
     // Same contract as limiter::reserve_any, and keys that revoke() took out
     // (on any proxy) are skipped; when no key is left, all_revoked is set.
-    boost::asio::awaitable<shared_reserve_result> reserve_any(std::span<const std::string> keys, time_point now,
+    io_awaitable<shared_reserve_result> reserve_any(std::span<const std::string> keys, time_point now,
                                                               std::uint64_t tokens);
 
     // A pool's key Mistral refused (401): every proxy leaves it out of
     // reserve_any for `pause`. Returns the backend error, if any.
-    boost::asio::awaitable<std::string> revoke(const std::string& key, milliseconds pause);
+    io_awaitable<std::string> revoke(const std::string& key, milliseconds pause);
 
     // Same contract as limiter::reserve_retry, with the delay given as a duration.
-    boost::asio::awaitable<shared_retry_result> reserve_retry(reservation& r, time_point now, milliseconds delay);
+    io_awaitable<shared_retry_result> reserve_retry(reservation& r, time_point now, milliseconds delay);
 
     // Same contract as limiter::cancel. Returns the backend error, if any.
-    boost::asio::awaitable<std::string> cancel(const reservation& r);
+    io_awaitable<std::string> cancel(const reservation& r);
 
     // Same contract as limiter::settle; books to the month of Redis' clock.
-    boost::asio::awaitable<shared_settle_result> settle(const reservation& r, std::uint64_t actual_tokens);
+    io_awaitable<shared_settle_result> settle(const reservation& r, std::uint64_t actual_tokens);
 
     // Tokens used in the current month (Redis' clock); nullopt on a backend error.
-    boost::asio::awaitable<std::optional<std::uint64_t>> month_used(std::string_view upstream);
+    io_awaitable<std::optional<std::uint64_t>> month_used(std::string_view upstream);
 
     // Same contract as limiter::adapt (local: lowers the figures this proxy sends).
     void adapt(std::string_view upstream, const rate_limits& upstream_limits);
@@ -107,16 +107,16 @@ private:
         std::uint64_t tokens_per_month = 0;
     };
 
-    redis_limiter(boost::asio::any_io_executor executor, config::limits_settings settings,
+    redis_limiter(io_executor executor, config::limits_settings settings,
                   std::chrono::milliseconds timeout);
     figures& figures_for(const std::string& key);
-    boost::asio::awaitable<std::string> ensure_connected();
+    io_awaitable<std::string> ensure_connected();
     // Runs the script; `.first` is the reply array, `.second` the error.
     struct script_result;
-    boost::asio::awaitable<script_result> run(const std::string& key, std::vector<std::string> args);
-    boost::asio::awaitable<script_result> run(std::span<const std::string> keys, std::vector<std::string> args);
+    io_awaitable<script_result> run(const std::string& key, std::vector<std::string> args);
+    io_awaitable<script_result> run(std::span<const std::string> keys, std::vector<std::string> args);
 
-    boost::asio::any_io_executor executor_;
+    io_executor executor_;
     config::limits_settings settings_;
     config::redis_endpoint endpoint_;
     std::chrono::milliseconds timeout_;

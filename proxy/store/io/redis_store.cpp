@@ -75,7 +75,7 @@ struct redis_store::script_result {
     std::string error;
 };
 
-redis_store::redis_store(asio::any_io_executor executor, config::redis_endpoint endpoint, retention keep,
+redis_store::redis_store(io_executor executor, config::redis_endpoint endpoint, retention keep,
                          std::chrono::milliseconds timeout, unix_clock now)
     : executor_(std::move(executor)),
       endpoint_(std::move(endpoint)),
@@ -89,8 +89,8 @@ redis_store::~redis_store() {
     }
 }
 
-asio::awaitable<std::pair<std::unique_ptr<redis_store>, std::string>> redis_store::connect(
-    asio::any_io_executor executor, config::redis_endpoint endpoint, retention keep, std::chrono::milliseconds timeout,
+io_awaitable<std::pair<std::unique_ptr<redis_store>, std::string>> redis_store::connect(
+    io_executor executor, config::redis_endpoint endpoint, retention keep, std::chrono::milliseconds timeout,
     unix_clock now) {
     std::unique_ptr<redis_store> self(new redis_store(executor, std::move(endpoint), keep, timeout, std::move(now)));
     if (std::string error = co_await self->ensure_connected(); !error.empty()) {
@@ -99,7 +99,7 @@ asio::awaitable<std::pair<std::unique_ptr<redis_store>, std::string>> redis_stor
     co_return std::pair<std::unique_ptr<redis_store>, std::string>{std::move(self), std::string()};
 }
 
-asio::awaitable<std::string> redis_store::ensure_connected() {
+io_awaitable<std::string> redis_store::ensure_connected() {
     if (connection_ && connection_->connected()) {
         co_return std::string();
     }
@@ -122,7 +122,7 @@ asio::awaitable<std::string> redis_store::ensure_connected() {
     co_return std::string();
 }
 
-asio::awaitable<redis_store::script_result> redis_store::run(std::size_t index, std::vector<std::string> keys,
+io_awaitable<redis_store::script_result> redis_store::run(std::size_t index, std::vector<std::string> keys,
                                                              std::vector<std::string> args) {
     if (std::string error = co_await ensure_connected(); !error.empty()) {
         co_return script_result{std::nullopt, std::move(error)};
@@ -146,7 +146,7 @@ asio::awaitable<redis_store::script_result> redis_store::run(std::size_t index, 
     co_return script_result{std::move(r.reply), std::string()};
 }
 
-asio::awaitable<std::optional<std::string>> redis_store::put(stored_response response) {
+io_awaitable<std::optional<std::string>> redis_store::put(stored_response response) {
     if (response.id.empty() || response.id.size() > 255) {
         co_return std::string("a stored response id must be 1 to 255 bytes");
     }
@@ -185,7 +185,7 @@ asio::awaitable<std::optional<std::string>> redis_store::put(stored_response res
     co_return std::nullopt;
 }
 
-asio::awaitable<store_result<stored_response>> redis_store::get(std::string id) {
+io_awaitable<store_result<stored_response>> redis_store::get(std::string id) {
     store_result<stored_response> result;
     if (std::string error = co_await ensure_connected(); !error.empty()) {
         result.error = std::move(error);
@@ -217,7 +217,7 @@ asio::awaitable<store_result<stored_response>> redis_store::get(std::string id) 
     co_return result;
 }
 
-asio::awaitable<store_result<std::string>> redis_store::find_item(std::string item_id) {
+io_awaitable<store_result<std::string>> redis_store::find_item(std::string item_id) {
     store_result<std::string> result;
     std::vector<std::string> keys{key_of(item_prefix, item_id)};
     std::vector<std::string> args{std::string(response_prefix)};
@@ -230,7 +230,7 @@ asio::awaitable<store_result<std::string>> redis_store::find_item(std::string it
     co_return result;
 }
 
-asio::awaitable<store_result<bool>> redis_store::remove(std::string id) {
+io_awaitable<store_result<bool>> redis_store::remove(std::string id) {
     store_result<bool> result;
     std::vector<std::string> keys{key_of(response_prefix, id)};
     std::vector<std::string> args{std::string(item_prefix), id};

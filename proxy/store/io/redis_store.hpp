@@ -25,7 +25,7 @@
 // Errors are values (store_result::error, put's return): Redis unreachable or
 // answering an error. The connection is re-made on the next call. Not
 // thread-safe: one redis_store per worker executor, like redis_limiter.
-#include <boost/asio/any_io_executor.hpp>
+#include "io_executor.hpp"
 #include <boost/asio/awaitable.hpp>
 #include <chrono>
 #include <memory>
@@ -49,8 +49,8 @@ public:
     // Connects, SELECTs the db and loads the scripts. On failure `.first` is
     // null and `.second` says why ("responses.store redis://127.0.0.1:6390/0:
     // Connection refused"). Name resolution is blocking: call at start-up.
-    static boost::asio::awaitable<std::pair<std::unique_ptr<redis_store>, std::string>> connect(
-        boost::asio::any_io_executor executor, config::redis_endpoint endpoint, retention keep,
+    static io_awaitable<std::pair<std::unique_ptr<redis_store>, std::string>> connect(
+        io_executor executor, config::redis_endpoint endpoint, retention keep,
         std::chrono::milliseconds timeout = std::chrono::seconds(2), unix_clock now = {});
 
     ~redis_store();
@@ -59,25 +59,25 @@ public:
 
     // Same contracts as response_store (max_bytes aside, see above). A response
     // already older than max_age is not stored (and that is not an error).
-    boost::asio::awaitable<std::optional<std::string>> put(stored_response response);
-    boost::asio::awaitable<store_result<stored_response>> get(std::string id);
+    io_awaitable<std::optional<std::string>> put(stored_response response);
+    io_awaitable<store_result<stored_response>> get(std::string id);
     // With an item held by several live responses, any one of them answers.
-    boost::asio::awaitable<store_result<std::string>> find_item(std::string item_id);
-    boost::asio::awaitable<store_result<bool>> remove(std::string id);
+    io_awaitable<store_result<std::string>> find_item(std::string item_id);
+    io_awaitable<store_result<bool>> remove(std::string id);
 
     static constexpr std::string_view response_prefix = "mistral-proxy:resp:";
     static constexpr std::string_view item_prefix = "mistral-proxy:item:";
 
 private:
-    redis_store(boost::asio::any_io_executor executor, config::redis_endpoint endpoint, retention keep,
+    redis_store(io_executor executor, config::redis_endpoint endpoint, retention keep,
                 std::chrono::milliseconds timeout, unix_clock now);
-    boost::asio::awaitable<std::string> ensure_connected();
+    io_awaitable<std::string> ensure_connected();
     struct script_result;
     // Runs script `index` (EVALSHA, EVAL when Redis lost it).
-    boost::asio::awaitable<script_result> run(std::size_t index, std::vector<std::string> keys,
+    io_awaitable<script_result> run(std::size_t index, std::vector<std::string> keys,
                                               std::vector<std::string> args);
 
-    boost::asio::any_io_executor executor_;
+    io_executor executor_;
     config::redis_endpoint endpoint_;
     retention keep_;
     std::chrono::milliseconds timeout_;

@@ -7,7 +7,7 @@ namespace mistral_proxy::store::io {
 
 namespace asio = boost::asio;
 
-asio::awaitable<std::optional<std::string>> store_client::put(stored_response response) {
+io_awaitable<std::optional<std::string>> store_client::put(stored_response response) {
     if (embedded_) {
         co_return embedded_->put(response);
     }
@@ -17,7 +17,7 @@ asio::awaitable<std::optional<std::string>> store_client::put(stored_response re
     co_return std::nullopt;
 }
 
-asio::awaitable<store_result<stored_response>> store_client::get(std::string id) {
+io_awaitable<store_result<stored_response>> store_client::get(std::string id) {
     if (embedded_) {
         co_return embedded_->get(id);
     }
@@ -27,7 +27,7 @@ asio::awaitable<store_result<stored_response>> store_client::get(std::string id)
     co_return store_result<stored_response>{};
 }
 
-asio::awaitable<store_result<std::string>> store_client::find_item(std::string item_id) {
+io_awaitable<store_result<std::string>> store_client::find_item(std::string item_id) {
     if (embedded_) {
         co_return embedded_->find_item(item_id);
     }
@@ -37,7 +37,7 @@ asio::awaitable<store_result<std::string>> store_client::find_item(std::string i
     co_return store_result<std::string>{};
 }
 
-asio::awaitable<store_result<bool>> store_client::remove(std::string id) {
+io_awaitable<store_result<bool>> store_client::remove(std::string id) {
     if (embedded_) {
         co_return embedded_->remove(id);
     }
@@ -58,7 +58,7 @@ std::shared_ptr<response_store> open_shared_store(const config::proxy_config& co
     return open_embedded_store(file, retention_of(config.responses), error);
 }
 
-asio::awaitable<std::pair<store_client, std::string>> make_store_client(asio::any_io_executor executor,
+io_awaitable<std::pair<store_client, std::string>> make_store_client(io_executor executor,
                                                                         const config::proxy_config& config,
                                                                         std::shared_ptr<response_store> shared) {
     if (shared) {

@@ -19,7 +19,7 @@
 //   co_await client.get(id) / find_item(item_id) / remove(id)
 // A store_result with `error` set is a storage failure (answer 500 in OpenAI
 // shape, log it); without error and value it is an unknown id (404).
-#include <boost/asio/any_io_executor.hpp>
+#include "io_executor.hpp"
 #include <boost/asio/awaitable.hpp>
 #include <memory>
 #include <optional>
@@ -41,10 +41,10 @@ public:
     // False with responses.store: off (store: true then keeps nothing).
     bool enabled() const noexcept { return embedded_ != nullptr || redis_ != nullptr; }
 
-    boost::asio::awaitable<std::optional<std::string>> put(stored_response response);
-    boost::asio::awaitable<store_result<stored_response>> get(std::string id);
-    boost::asio::awaitable<store_result<std::string>> find_item(std::string item_id);
-    boost::asio::awaitable<store_result<bool>> remove(std::string id);
+    io_awaitable<std::optional<std::string>> put(stored_response response);
+    io_awaitable<store_result<stored_response>> get(std::string id);
+    io_awaitable<store_result<std::string>> find_item(std::string item_id);
+    io_awaitable<store_result<bool>> remove(std::string id);
 
 private:
     std::shared_ptr<response_store> embedded_;
@@ -57,7 +57,7 @@ std::shared_ptr<response_store> open_shared_store(const config::proxy_config& co
 
 // A worker's client: over `shared` (embedded), a new Redis connection
 // (redis://), or none (off). `.second` is the error (Redis unreachable).
-boost::asio::awaitable<std::pair<store_client, std::string>> make_store_client(boost::asio::any_io_executor executor,
+io_awaitable<std::pair<store_client, std::string>> make_store_client(io_executor executor,
                                                                                const config::proxy_config& config,
                                                                                std::shared_ptr<response_store> shared);
 

@@ -390,7 +390,8 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
                                                    std::optional<std::string_view> bearer) {
     co_await send_continue_if_expected(parser);
 
-    padded_body body;
+    padded_body& body = request_body_;
+    body.reuse(kept_body_capacity);
     const auto content_length = parser.content_length();
     const auto max_body = server_settings().max_body_bytes;
     // Room for one byte past the limit is what reveals an oversized chunked body.

@@ -132,6 +132,18 @@ limits::header_list limit_headers_of(const bhttp::fields& fields);
 // A request body held whole, with the spare bytes the JSON parser may read past its end.
 class padded_body {
 public:
+    // Empties it for the next body, keeping up to `keep_capacity` bytes of
+    // room: a session reuses one buffer request after request, so a body of
+    // more than the small-block size (~1 KB) is not a trip through malloc's
+    // slow path each time, while a rare large one is not held by an idle
+    // connection.
+    void reuse(std::size_t keep_capacity) noexcept {
+        size_ = 0;
+        if (capacity_ > keep_capacity + normalize::body_padding) {
+            data_.reset();
+            capacity_ = 0;
+        }
+    }
     void reserve(std::size_t bytes) {
         if (bytes + normalize::body_padding <= capacity_) {
             return;

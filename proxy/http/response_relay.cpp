@@ -166,7 +166,8 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
                                                  response_parser& parser, request_context& context,
                                                  const answer_plan& plan) {
     const auto upstream = *context.upstream;
-    padded_body body;
+    padded_body& body = answer_body_;
+    body.reuse(kept_body_capacity);
     bool complete = false;
     const auto ec = co_await read_rest(connection, parser, body, max_whole_answer_bytes, complete);
     if (ec || !complete) {

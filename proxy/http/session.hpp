@@ -114,6 +114,11 @@ public:
 private:
     tcp_stream client_;
     beast::flat_buffer buffer_;
+    // The request body of a whole-body endpoint and the upstream's whole
+    // answer, reused by each request on this connection (padded_body::reuse).
+    padded_body request_body_;
+    padded_body answer_body_;
+    static constexpr std::size_t kept_body_capacity = 64 * 1024;
     worker_context& worker_;
     std::shared_ptr<const runtime_state> state_;  // the set this connection's current request runs on
     std::unique_ptr<char[]> relay_buffer_;

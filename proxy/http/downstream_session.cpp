@@ -135,12 +135,14 @@ awaitable<bool> downstream_session::send_json(request_context& context, unsigned
     co_return !ec && keep_alive;
 }
 
-awaitable<void> downstream_session::send_continue_if_expected(const request_parser& parser) {
-    if (iequals(parser.get()[bhttp::field::expect], "100-continue")) {
-        static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
-        client_.expires_after(server_settings().write_timeout);
-        co_await asio::async_write(client_, asio::buffer(interim.data(), interim.size()), as_result);
-    }
+bool downstream_session::expects_continue(const request_parser& parser) {
+    return iequals(parser.get()[bhttp::field::expect], "100-continue");
+}
+
+awaitable<void> downstream_session::send_continue() {
+    static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
+    client_.expires_after(server_settings().write_timeout);
+    co_await asio::async_write(client_, asio::buffer(interim.data(), interim.size()), as_result);
 }
 
 // After refusing a body that is still arriving: closing at once would reset the
@@ -388,7 +390,9 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
 
 awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, request_context& context,
                                                    std::optional<std::string_view> bearer) {
-    co_await send_continue_if_expected(parser);
+    if (expects_continue(parser)) {
+        co_await send_continue();
+    }
 
     padded_body& body = request_body_;
     body.reuse(kept_body_capacity);

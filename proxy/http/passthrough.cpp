@@ -116,7 +116,10 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         probe.pending = false;
         note_try_outcome(upstream, {}, failed);
     };
-    auto acquired = co_await worker_.pool.acquire(upstream);
+    upstream_pool::acquired acquired{worker_.pool.take_idle(upstream), std::nullopt};
+    if (!acquired.connection) {
+        acquired = co_await worker_.pool.connect(upstream);
+    }
     if (acquired.error) {
         log_failure(context, *acquired.error);
         metrics::shard::add(worker_.metrics.upstream_failures[upstream_index]);
@@ -141,7 +144,9 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         upstream_request.chunked(true);
     }
 
-    co_await send_continue_if_expected(parser);
+    if (expects_continue(parser)) {
+        co_await send_continue();
+    }
 
     bhttp::request_serializer<bhttp::buffer_body> serializer{upstream_request};
     connection->tcp().expires_after(settings.read_timeout);

@@ -252,7 +252,10 @@ private:
         context.error_message = error.message;
         return send_json(context, error.status, errors::to_json(error), keep_alive, extra_headers);
     }
-    awaitable<void> send_continue_if_expected(const request_parser& parser);
+    // `Expect: 100-continue`: the interim answer is written before the body is
+    // read. Checked first, so that a request without it makes no coroutine.
+    static bool expects_continue(const request_parser& parser);
+    awaitable<void> send_continue();
     awaitable<void> linger_and_close();
     void set_proxy_fields(bhttp::fields& fields, const request_context& context) const;
     std::string upstream_target(routing::upstream_id upstream, std::string_view path_after_v1,

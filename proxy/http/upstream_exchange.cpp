@@ -139,7 +139,10 @@ awaitable<exchange_result> upstream_exchange::run(bhttp::request<bhttp::span_bod
             }
             probe.pending = admission.probe;
         }
-        auto acquired = co_await worker.pool.acquire(upstream_, fresh_connection);
+        upstream_pool::acquired acquired{worker.pool.take_idle(upstream_, fresh_connection), std::nullopt};
+        if (!acquired.connection) {
+            acquired = co_await worker.pool.connect(upstream_);
+        }
         fresh_connection = false;
         std::optional<errors::openai_error> failure;  // the try got no HTTP answer at all
         if (acquired.error) {

@@ -167,18 +167,23 @@ awaitable<boost::system::error_code> upstream_pool::endpoints_of(routing::upstre
     co_return boost::system::error_code{};
 }
 
-awaitable<upstream_pool::acquired> upstream_pool::acquire(routing::upstream_id id, bool fresh) {
-    const auto index = static_cast<std::size_t>(id);
-    auto& idle = idle_[index];
+connection_ptr upstream_pool::take_idle(routing::upstream_id id, bool fresh) {
+    auto& idle = idle_[static_cast<std::size_t>(id)];
     while (!fresh && !idle.empty()) {
         connection_ptr candidate = std::move(idle.back());
         idle.pop_back();
         if (still_open(*candidate)) {
             candidate->mark_reused();
             candidate->set_read_timeout(settings(id).read_timeout);
-            co_return acquired{std::move(candidate), std::nullopt};
+            return candidate;
         }
     }
+    return nullptr;
+}
+
+awaitable<upstream_pool::acquired> upstream_pool::connect(routing::upstream_id id) {
+    const auto index = static_cast<std::size_t>(id);
+    auto& idle = idle_[index];
 
     const auto& s = settings(id);
     const auto name = routing::upstream_name(id);

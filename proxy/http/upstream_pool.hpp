@@ -94,8 +94,12 @@ public:
         connection_ptr connection;  // set on success
         std::optional<errors::openai_error> error;  // 502/504 saying what failed and where
     };
-    // `fresh` skips idle connections (used to retry once after a stale one failed).
-    awaitable<acquired> acquire(routing::upstream_id id, bool fresh = false);
+    // An idle connection the server has not closed, or null. `fresh` skips
+    // idle connections (used to retry once after a stale one failed). Not a
+    // coroutine: most requests find one, and then nothing suspends.
+    connection_ptr take_idle(routing::upstream_id id, bool fresh = false);
+    // A new connection (resolve if due, connect, TLS handshake), or the error.
+    awaitable<acquired> connect(routing::upstream_id id);
 
     // Keeps the connection for reuse when the answer just read on it was whole
     // (`answer_complete`: its parser is done and allows keep-alive), nothing

@@ -196,6 +196,9 @@ awaitable<void> downstream_session::run() {
     metrics::shard::add(worker_.metrics.open_connections, 1);
     bool first_request = true;
     for (;;) {
+        if (client_watch_unsettled()) {
+            co_await settle_client_watch();  // its bytes, if any, are the next request's
+        }
         if (buffer_.size() == 0) {
             if (worker_.draining) {
                 break;

@@ -199,6 +199,25 @@ private:
     // Completes when the client hangs up (then closes `connection` at once, so the
     // upstream request ends too) or when cancelled by the work it runs beside.
     awaitable<void> watch_client(upstream_connection* connection, bool& client_gone);
+    // The same watch for the wait on the upstream's answer header (every
+    // request): a plain read on the client socket with a callback, no
+    // coroutines and no parallel group (those cost ~5% of a request). The
+    // read may still be in flight when the header is in; settle_client_watch()
+    // waits for it (rarely needed: its cancellation completes first) before
+    // buffer_ is read again.
+    struct client_watch_state {
+        asio::cancellation_signal cancel;
+        bool pending = false;
+        bool gone = false;                        // end of stream or a reset
+        std::size_t bytes = 0;                    // read into buffer_, not yet committed
+        upstream_connection* connection = nullptr;  // closed when the client goes
+        steady_timer* waiter = nullptr;           // woken when the read completes
+    };
+    void start_client_watch(upstream_connection& connection);
+    void stop_client_watch() noexcept;
+    awaitable<void> settle_client_watch();
+    bool client_watch_unsettled() const noexcept { return client_watch_->pending || client_watch_->bytes != 0; }
+    std::shared_ptr<client_watch_state> client_watch_ = std::make_shared<client_watch_state>();
     // Reads the upstream's final answer header into a new `parser` while
     // watching the client. Interim 1xx answers are read past (RFC 9110 §15.2);
     // a 101 is an error (the proxy never asks for an upgrade). `head_request`:

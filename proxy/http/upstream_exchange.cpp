@@ -3,6 +3,7 @@
 // session shares: the circuit breaker's refusal, watching the client while
 // waiting, reading an answer's head past 1xx, giving connections back.
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
@@ -265,6 +266,9 @@ awaitable<void> downstream_session::watch_client(upstream_connection* connection
     // Nothing else uses buffer_ meanwhile; what arrives is the client's next
     // bytes, which the next parse reads from there as it would from the socket.
     static constexpr std::size_t watch_read_bytes = 4096;
+    if (client_watch_unsettled()) {
+        co_await settle_client_watch();  // the header's watch read into buffer_ too
+    }
     auto [ec, n] = co_await client_.socket().async_read_some(buffer_.prepare(watch_read_bytes), as_result);
     if (n > 0) {
         // A pipelined next request (or the rest of this one): the client is
@@ -285,47 +289,102 @@ awaitable<void> downstream_session::watch_client(upstream_connection* connection
     }
 }
 
+void downstream_session::start_client_watch(upstream_connection& connection) {
+    static constexpr std::size_t watch_read_bytes = 4096;
+    auto& state = *client_watch_;
+    state.pending = true;
+    state.gone = false;
+    state.bytes = 0;
+    state.connection = &connection;
+    // The handler holds the state, not the session: it may run after the
+    // session ended (its socket closed, the read aborted).
+    client_.socket().async_read_some(
+        buffer_.prepare(watch_read_bytes),
+        asio::bind_cancellation_slot(
+            state.cancel.slot(), [watch = client_watch_](const boost::system::error_code& ec, std::size_t n) {
+                watch->pending = false;
+                watch->bytes = n;
+                if (n == 0 && ec != asio::error::operation_aborted) {
+                    watch->gone = true;
+                    if (watch->connection != nullptr) {
+                        watch->connection->abort();  // the upstream read ends at once
+                    }
+                }
+                if (watch->waiter != nullptr) {
+                    watch->waiter->cancel();
+                }
+            }));
+}
+
+void downstream_session::stop_client_watch() noexcept {
+    auto& state = *client_watch_;
+    state.connection = nullptr;
+    if (state.pending) {
+        state.cancel.emit(asio::cancellation_type::terminal);
+    }
+}
+
+awaitable<void> downstream_session::settle_client_watch() {
+    auto& state = *client_watch_;
+    if (state.pending) {
+        steady_timer wake(co_await asio::this_coro::executor, steady_timer::time_point::max());
+        state.waiter = &wake;
+        while (state.pending) {
+            co_await wake.async_wait(as_result);
+        }
+        state.waiter = nullptr;
+    }
+    if (state.bytes > 0) {
+        // A pipelined next request: its first bytes, kept for the next parse.
+        buffer_.commit(state.bytes);
+        state.bytes = 0;
+    }
+}
+
 awaitable<boost::system::error_code> downstream_session::read_upstream_header(
     upstream_connection& connection, std::optional<response_parser>& parser, bool head_request,
     config::duration timeout, bool& client_gone) {
-    using namespace asio::experimental::awaitable_operators;
-    auto read = [&]() -> awaitable<boost::system::error_code> {
-        co_await asio::this_coro::throw_if_cancelled(false);
-        // A few interim answers are fine; an endless run of them is not an answer.
-        for (int interim = 0; interim < 8; ++interim) {
-            // The header goes into a header-only parser: an interim answer is
-            // then dropped whole, and a final one moved into the body parser
-            // before any of its body is read (Beast's pattern for 1xx).
-            bhttp::response_parser<bhttp::empty_body> head;
-            head.header_limit(upstream_header_limit);
-            head.body_limit(boost::none);
-            head.skip(head_request);
-            connection.tcp().expires_after(timeout);
-            auto [ec, n] = co_await connection.visit([&](auto& stream) {
-                return bhttp::async_read_header(stream, connection.read_buffer(), head, as_result);
-            });
-            if (ec) {
-                co_return ec;
-            }
-            const auto status = head.get().result_int();
-            if (status == 101) {
-                co_return bhttp::error::bad_status;
-            }
-            if (status >= 100 && status < 200) {
-                continue;
-            }
-            parser.emplace(std::move(head));
-            parser->body_limit(boost::none);
-            co_return boost::system::error_code{};
+    if (client_watch_unsettled()) {
+        co_await settle_client_watch();
+    }
+    start_client_watch(connection);
+    boost::system::error_code result = bhttp::error::bad_status;
+    // A few interim answers are fine; an endless run of them is not an answer.
+    for (int interim = 0; interim < 8; ++interim) {
+        // The header goes into a header-only parser: an interim answer is
+        // then dropped whole, and a final one moved into the body parser
+        // before any of its body is read (Beast's pattern for 1xx).
+        bhttp::response_parser<bhttp::empty_body> head;
+        head.header_limit(upstream_header_limit);
+        head.body_limit(boost::none);
+        head.skip(head_request);
+        connection.tcp().expires_after(timeout);
+        auto [ec, n] = co_await connection.visit([&](auto& stream) {
+            return bhttp::async_read_header(stream, connection.read_buffer(), head, as_result);
+        });
+        if (ec) {
+            result = ec;
+            break;
         }
-        co_return bhttp::error::bad_status;
-    };
-    auto result = co_await (read() || watch_client(&connection, client_gone));
-    if (result.index() == 1 || client_gone) {
+        const auto status = head.get().result_int();
+        if (status == 101) {
+            result = bhttp::error::bad_status;
+            break;
+        }
+        if (status >= 100 && status < 200) {
+            continue;
+        }
+        parser.emplace(std::move(head));
+        parser->body_limit(boost::none);
+        result = {};
+        break;
+    }
+    stop_client_watch();
+    if (client_watch_->gone) {
         client_gone = true;
         co_return asio::error::operation_aborted;
     }
-    co_return std::get<0>(result);
+    co_return result;
 }
 
 awaitable<void> downstream_session::discard_refusal(routing::upstream_id upstream, connection_ptr& owned,

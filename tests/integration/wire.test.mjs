@@ -257,6 +257,48 @@ describe('upstream connection reuse', () => {
     }
   });
 
+  // While the upstream works, the proxy watches the client's socket (to end
+  // the upstream request if the client hangs up). A client that pipelines its
+  // next request meanwhile must lose none of its bytes: both are answered, in
+  // order, and the upstream gets each body whole. Split at every offset of
+  // the second request, so that the watch sees only part of it.
+  test('a request pipelined while the upstream works is kept whole and answered after the first', async () => {
+    let firstArrived = () => {};
+    let releaseFirst = () => {};
+    const stack = await rawStack((request, connection) => {
+      const text = JSON.parse(request.body).messages.at(-1).content;
+      if (!text.startsWith('first')) return connection.write(answer(chatAnswer(text)));
+      releaseFirst = () => connection.write(answer(chatAnswer(text)));
+      firstArrived();
+    });
+    try {
+      const second = post('/v1/chat/completions', chat('gpt-4o').replace('"hi"', '"second"'));
+      for (const split of [1, 20, second.indexOf('\r\n\r\n') + 2, second.length - 1, second.length]) {
+        const client = rawClient(stack.proxy.port);
+        client.socket.setNoDelay(true);
+        const before = stack.upstream.requests.length;
+        const arrived = new Promise((resolve) => (firstArrived = resolve));
+        await client.send(post('/v1/chat/completions', chat('gpt-4o').replace('"hi"', `"first-${split}"`)));
+        await arrived;
+        // The first waits on the upstream: the next request arrives meanwhile, in two writes.
+        await client.send(second.slice(0, split));
+        if (split < second.length) await client.send(second.slice(split));
+        releaseFirst();
+        const a = await client.response();
+        const b = await client.response();
+        assert.equal(a.status, 200, a.raw);
+        assert.equal(JSON.parse(a.body).id, `first-${split}`, a.raw);
+        assert.equal(b.status, 200, b.raw);
+        assert.equal(JSON.parse(b.body).id, 'second', b.raw);
+        const sent = stack.upstream.requests.slice(before).map((r) => JSON.parse(r.body).messages.at(-1).content);
+        assert.deepEqual(sent, [`first-${split}`, 'second']);
+        client.close();
+      }
+    } finally {
+      await stack.stop();
+    }
+  });
+
   test('100 Continue and 103 Early Hints before the answer: the client gets the final answer only', async () => {
     const stack = await rawStack((request, connection) => {
       const id = JSON.parse(request.body).messages[0].content;

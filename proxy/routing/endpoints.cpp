@@ -137,8 +137,35 @@ int hex_value(char c) noexcept {
 
 }  // namespace
 
+namespace {
+
+// Nearly every path is already canonical: '/' then segments of plain
+// characters, no escape, no empty or dot segment, no trailing '/'. That one
+// is copied as it is, without the two passes below.
+bool already_canonical(std::string_view path) noexcept {
+    if (path.size() < 2 || path.front() != '/' || path.back() == '/') {
+        return false;
+    }
+    char previous = '/';
+    for (std::size_t i = 1; i < path.size(); ++i) {
+        const char c = path[i];
+        if (c == '%' || c == '\\' || (c == '/' && previous == '/') ||
+            (c == '.' && previous == '/')) {
+            return false;  // an escape, a backslash, an empty segment, or maybe a dot segment
+        }
+        previous = c;
+    }
+    return true;
+}
+
+}  // namespace
+
 canonical_path_result canonical_path(std::string_view raw_path) {
     canonical_path_result result;
+    if (already_canonical(raw_path)) {
+        result.path = raw_path;
+        return result;
+    }
     // Pass 1: escapes decoded where the policy says so, into `decoded`.
     std::string decoded;
     decoded.reserve(raw_path.size());

@@ -489,8 +489,12 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         // The rewritten body lives in this worker's scratch, which the next request
         // planned on this thread reuses while this one waits for its limiter or
         // its connection: the request keeps its own copy (the client's body is
-        // already its own).
-        std::string own_body;
+        // already its own), in a buffer of the session reused request after request.
+        std::string& own_body = planned_body_;
+        own_body.clear();
+        if (own_body.capacity() > kept_body_capacity) {
+            own_body.shrink_to_fit();  // a rare large body is not held by an idle connection
+        }
         std::string_view to_send = out.body;
         const auto client_bytes = body.view();
         if (!std::less_equal<const char*>{}(client_bytes.data(), to_send.data()) ||
@@ -519,16 +523,10 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         }
 
         const auto& settings = worker_.pool.settings(upstream);
-        bhttp::request<bhttp::span_body<const char>> upstream_request{
-            bhttp::verb::post, upstream_target(upstream, out.upstream_path, query), 11};
-        copy_end_to_end_request_fields(parser.get().base(), upstream_request.base());
-        upstream_request.erase("x-mistral-proxy-fallback");  // the proxy's own, not Mistral's
-        upstream_request.set(bhttp::field::host, settings.host);
-        upstream_request.set(bhttp::field::accept_encoding, "identity");
-        upstream_request.set(bhttp::field::content_type, "application/json");
-        upstream_request.keep_alive(true);
-        upstream_request.body() = boost::beast::span<const char>(to_send.data(), to_send.size());
-        upstream_request.prepare_payload();
+        upstream_request to_upstream;
+        format_upstream_start(to_upstream.head_start, upstream_target(upstream, out.upstream_path, query),
+                              parser.get().base(), settings.host);
+        to_upstream.body = to_send;
         worker_.metrics.proxy_overhead.observe(std::chrono::steady_clock::now() - body_ready);
 
         // The next model that may serve it: one whose plan succeeds (its rules
@@ -587,9 +585,9 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
             }
         }
         // The key wait_for_limits took (a key pool's member, or the only key).
-        upstream_request.set(bhttp::field::authorization, authorization_for(context, upstream).authorization);
+        to_upstream.authorization = authorization_for(context, upstream).authorization;
         bool fall_back = false;
-        keep_alive = co_await exchange_buffered(context, upstream, upstream_request, plan,
+        keep_alive = co_await exchange_buffered(context, upstream, to_upstream, plan,
                                                 candidate ? &fall_back : nullptr);
         if (!fall_back && !context.switch_key) {
             co_return keep_alive;

@@ -124,6 +124,33 @@ bool named_by_connection(const bhttp::fields& fields, std::string_view name) {
     return false;
 }
 
+void format_upstream_start(std::string& out, std::string_view target, const bhttp::fields& client,
+                           std::string_view host) {
+    out.clear();
+    out += "POST ";
+    out += target;
+    out += " HTTP/1.1\r\n";
+    for (const auto& field : client) {
+        if (is_hop_or_own_request_field(field) || field.name() == bhttp::field::content_type ||
+            named_by_connection(client, field.name_string())) {
+            continue;
+        }
+        const bool known = field.name() != bhttp::field::unknown;
+        if (!known && iequals(field.name_string(), "x-mistral-proxy-fallback")) {
+            continue;  // the proxy's own, not Mistral's
+        }
+        const auto name = known ? bhttp::to_string(field.name()) : field.name_string();
+        out.append(name.data(), name.size());
+        out += ": ";
+        const auto value = field.value();
+        out.append(value.data(), value.size());
+        out += "\r\n";
+    }
+    out += "Host: ";
+    out += host;
+    out += "\r\nAccept-Encoding: identity\r\nContent-Type: application/json\r\n";
+}
+
 void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body>& client, std::string target,
                            std::string_view host, std::string_view authorization,
                            bhttp::request<bhttp::buffer_body>& upstream) {

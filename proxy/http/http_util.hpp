@@ -55,6 +55,40 @@ void copy_end_to_end_request_fields(const bhttp::fields& from, Fields& to) {
     }
 }
 
+// A whole-body JSON request as it goes upstream. Its head is laid out once,
+// without Beast's field list (each field of which is a heap element placed by
+// a case-insensitive search): the request line and every field but the two
+// that may change from one try to the next, which async_write_upstream_request
+// appends (the body's length, and the key: a key pool may switch it).
+struct upstream_request {
+    std::string head_start;     // the request line and fields, each line ending in CRLF
+    std::string authorization;  // the Authorization value
+    std::string_view body;
+};
+
+// upstream_request::head_start of a POST of a JSON body: the client's
+// end-to-end fields (copy_end_to_end_request_fields's choice; a known name in
+// its canonical spelling, as Beast writes it), without its Content-Type and
+// the proxy's own x-mistral-proxy-fallback, then Host, Accept-Encoding:
+// identity and Content-Type: application/json.
+void format_upstream_start(std::string& out, std::string_view target, const bhttp::fields& client,
+                           std::string_view host);
+
+// Writes the request: head_start, Content-Length, Authorization, the blank
+// line (into `head_scratch`, reused), then the body, as two buffers.
+template <class Stream>
+auto async_write_upstream_request(Stream& stream, const upstream_request& request, std::string& head_scratch) {
+    head_scratch.assign(request.head_start);
+    head_scratch += "Content-Length: ";
+    head_scratch += std::to_string(request.body.size());
+    head_scratch += "\r\nAuthorization: ";
+    head_scratch += request.authorization;
+    head_scratch += "\r\n\r\n";
+    const std::array<asio::const_buffer, 2> pieces{asio::buffer(head_scratch.data(), head_scratch.size()),
+                                                   asio::buffer(request.body.data(), request.body.size())};
+    return asio::async_write(stream, pieces, as_result);
+}
+
 // The head of a passthrough request as it goes upstream: the client's
 // end-to-end fields, the upstream's Host and key, and the body framed as the
 // client framed it (same Content-Length, or chunked). No body piece offered yet.

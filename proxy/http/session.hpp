@@ -118,6 +118,7 @@ private:
     // answer, reused by each request on this connection (padded_body::reuse).
     padded_body request_body_;
     padded_body answer_body_;
+    std::string planned_body_;  // the rewritten body of the request being sent (proxy_buffered)
     static constexpr std::size_t kept_body_capacity = 64 * 1024;
     worker_context& worker_;
     std::shared_ptr<const runtime_state> state_;  // the set this connection's current request runs on
@@ -193,7 +194,7 @@ private:
     awaitable<bool> answer_response_object(request_context& context, std::string_view method, std::string_view query,
                                            bool can_reuse);
     awaitable<bool> exchange_buffered(request_context& context, routing::upstream_id upstream,
-                                      bhttp::request<bhttp::span_body<const char>>& request, const answer_plan& plan,
+                                      upstream_request& request, const answer_plan& plan,
                                       bool* fall_back = nullptr);
 
     // Completes when the client hangs up (then closes `connection` at once, so the

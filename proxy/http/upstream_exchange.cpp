@@ -70,7 +70,7 @@ void downstream_session::note_try_outcome(routing::upstream_id upstream, std::st
 }
 
 awaitable<bool> downstream_session::exchange_buffered(request_context& context, routing::upstream_id upstream,
-                                                      bhttp::request<bhttp::span_body<const char>>& request,
+                                                      upstream_request& request,
                                                       const answer_plan& plan, bool* fall_back) {
     std::optional<response_parser> parser;
     auto result = co_await upstream_exchange(*this, context, upstream).run(request, fall_back != nullptr, parser);
@@ -102,7 +102,7 @@ awaitable<bool> upstream_exchange::wait_before_retry(limits::milliseconds delay,
     co_return co_await session_.wait_watching_client(ready);
 }
 
-awaitable<exchange_result> upstream_exchange::run(bhttp::request<bhttp::span_body<const char>>& request,
+awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
                                                   bool may_fall_back, std::optional<response_parser>& parser) {
     using outcome_kind = exchange_result::outcome;
     auto& worker = session_.worker_;
@@ -153,7 +153,7 @@ awaitable<exchange_result> upstream_exchange::run(bhttp::request<bhttp::span_bod
             const auto sent_at = std::chrono::steady_clock::now();
             connection->tcp().expires_after(settings.read_timeout);
             auto [write_ec, written] = co_await connection->visit(
-                [&](auto& stream) { return async_write_whole(stream, request, session_.head_); });
+                [&](auto& stream) { return async_write_upstream_request(stream, request, session_.head_); });
             parser.reset();
             boost::system::error_code ec = write_ec;
             bool client_gone = false;

@@ -38,7 +38,7 @@ public:
     // retried nor answered.
     // With an answer, `parser` holds its head (its body not read yet); a
     // parser is not movable, so the caller keeps it.
-    awaitable<exchange_result> run(bhttp::request<bhttp::span_body<const char>>& request, bool may_fall_back,
+    awaitable<exchange_result> run(upstream_request& request, bool may_fall_back,
                                    std::optional<response_parser>& parser);
 
 private:

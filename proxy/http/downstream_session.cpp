@@ -49,16 +49,19 @@ void downstream_session::note_client_timeout(request_context& context, std::stri
     log_line(log_level::info, "request " + context.id + ": " + context.error_message + ", connection closed");
 }
 
-void downstream_session::set_proxy_fields(bhttp::fields& fields, const request_context& context) const {
-    fields.set("x-request-id", context.id);
+template <class Fields>
+void downstream_session::set_proxy_fields(Fields& fields, const request_context& context) const {
+    fields.set(std::string_view("x-request-id"), context.id);
     if (context.upstream) {
-        fields.set("x-mistral-proxy-upstream", routing::upstream_name(*context.upstream));
+        fields.set(std::string_view("x-mistral-proxy-upstream"), routing::upstream_name(*context.upstream));
     }
-    fields.set("x-mistral-proxy-rules", context.rules);
+    fields.set(std::string_view("x-mistral-proxy-rules"), context.rules);
     if (!context.fallback.empty()) {
-        fields.set("x-mistral-proxy-fallback", context.fallback);
+        fields.set(std::string_view("x-mistral-proxy-fallback"), context.fallback);
     }
 }
+template void downstream_session::set_proxy_fields(bhttp::fields&, const request_context&) const;
+template void downstream_session::set_proxy_fields(head_fields&, const request_context&) const;
 
 std::string downstream_session::upstream_target(routing::upstream_id upstream, std::string_view path_after_v1,
                                                 std::string_view query) const {
@@ -126,7 +129,7 @@ awaitable<bool> downstream_session::send_json(request_context& context, unsigned
     context.bytes_sent = body.size();
     keep_alive = keep_alive && !worker_.draining;
     response.set(bhttp::field::content_type, content_type);
-    set_proxy_fields(response.base(), context);
+    set_proxy_fields<bhttp::fields>(response.base(), context);
     response.body() = std::move(body);
     response.keep_alive(keep_alive);
     response.prepare_payload();

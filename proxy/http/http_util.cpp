@@ -124,6 +124,22 @@ bool named_by_connection(const bhttp::fields& fields, std::string_view name) {
     return false;
 }
 
+void format_response_head(unsigned status, const head_fields& fields, std::size_t content_length, std::string& out) {
+    out.clear();
+    out += "HTTP/1.1 ";
+    out += static_cast<char>('0' + status / 100 % 10);
+    out += static_cast<char>('0' + status / 10 % 10);
+    out += static_cast<char>('0' + status % 10);
+    out += ' ';
+    const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
+    out.append(reason.data(), reason.size());
+    out += "\r\n";
+    fields.append_to(out);
+    out += "Content-Length: ";
+    out += std::to_string(content_length);
+    out += "\r\n\r\n";
+}
+
 void format_upstream_start(std::string& out, std::string_view target, const bhttp::fields& client,
                            std::string_view host) {
     out.clear();

@@ -55,6 +55,65 @@ void copy_end_to_end_request_fields(const bhttp::fields& from, Fields& to) {
     }
 }
 
+// The fields of a head the proxy writes itself, before they are laid out as
+// text: kept in one reused buffer (no heap element per field, as Beast's field
+// list has), in order; set() replaces every field of that name
+// (case-insensitive) and appends, as Beast's set does, so that the bytes are
+// the ones Beast wrote.
+class head_fields {
+public:
+    void clear() noexcept {
+        text_.clear();
+        entries_.clear();
+    }
+    void insert(std::string_view name, std::string_view value) {
+        entries_.push_back(entry{text_.size(), name.size(), value.size(), false});
+        text_.append(name);
+        text_.append(value);
+    }
+    void set(std::string_view name, std::string_view value) {
+        erase(name);
+        insert(name, value);
+    }
+    void set(bhttp::field name, std::string_view value) {
+        const auto text = bhttp::to_string(name);
+        set(std::string_view(text.data(), text.size()), value);
+    }
+    void erase(std::string_view name) noexcept {
+        for (auto& e : entries_) {
+            if (!e.erased && beast::iequals(std::string_view(text_.data() + e.at, e.name_size), name)) {
+                e.erased = true;
+            }
+        }
+    }
+    // "Name: value\r\n" for each field, in order.
+    void append_to(std::string& out) const {
+        for (const auto& e : entries_) {
+            if (e.erased) {
+                continue;
+            }
+            out.append(text_.data() + e.at, e.name_size);
+            out += ": ";
+            out.append(text_.data() + e.at + e.name_size, e.value_size);
+            out += "\r\n";
+        }
+    }
+
+private:
+    struct entry {
+        std::size_t at;  // the name, then the value, in text_
+        std::size_t name_size;
+        std::size_t value_size;
+        bool erased;
+    };
+    std::string text_;
+    std::vector<entry> entries_;
+};
+
+// A response head the proxy writes itself: "HTTP/1.1 <status> <reason>",
+// `fields`, Content-Length, the blank line (Beast's reason phrases).
+void format_response_head(unsigned status, const head_fields& fields, std::size_t content_length, std::string& out);
+
 // A whole-body JSON request as it goes upstream. Its head is laid out once,
 // without Beast's field list (each field of which is a heap element placed by
 // a case-insensitive search): the request line and every field but the two

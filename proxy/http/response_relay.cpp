@@ -74,7 +74,8 @@ std::size_t chunk_size_line(std::size_t size, char* out) noexcept {
 
 }  // namespace
 
-void downstream_session::add_rate_limit_fields(bhttp::fields& fields, request_context& context) {
+template <class Fields>
+void downstream_session::add_rate_limit_fields(Fields& fields, request_context& context) {
     if (!context.upstream) {
         return;
     }
@@ -90,6 +91,8 @@ void downstream_session::add_rate_limit_fields(bhttp::fields& fields, request_co
         fields.set(header, value);
     }
 }
+template void downstream_session::add_rate_limit_fields(bhttp::fields&, request_context&);
+template void downstream_session::add_rate_limit_fields(head_fields&, request_context&);
 
 awaitable<boost::system::error_code> downstream_session::read_rest(upstream_connection& connection,
                                                                    response_parser& parser, padded_body& body,
@@ -260,21 +263,35 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
 
     // Sent from where it lies: the upstream's bytes or the rewrite, never copied again.
     const std::string_view answer = result.unchanged ? body.view() : std::string_view(result.body);
-    bhttp::response<bhttp::span_body<const char>> response{parser.get().result(), 11};
-    copy_end_to_end_response_fields(parser.get().base(), response.base());
-    if (!result.content_type.empty()) {
-        response.set(bhttp::field::content_type, result.content_type);
+    // The head as text (head_fields): the fields and their order are those
+    // Beast's response gave (copied end-to-end fields, then each set()).
+    head_fields& fields = answer_fields_;
+    fields.clear();
+    for (const auto& field : parser.get()) {
+        if (is_hop_or_own_response_field(field)) {
+            continue;
+        }
+        const auto name = field.name() == bhttp::field::unknown ? field.name_string() : bhttp::to_string(field.name());
+        const auto value = field.value();
+        fields.insert(std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size()));
     }
-    add_rate_limit_fields(response.base(), context);
-    set_proxy_fields(response.base(), context);
-    response.body() = boost::beast::span<const char>(answer.data(), answer.size());
+    if (!result.content_type.empty()) {
+        fields.set(bhttp::field::content_type, result.content_type);
+    }
+    add_rate_limit_fields(fields, context);
+    set_proxy_fields(fields, context);
+    const bool keep_alive = context.client_keep_alive && !worker_.draining;
+    if (!keep_alive) {
+        fields.set(bhttp::field::connection, "close");
+    }
     context.status = parser.get().result_int();
     context.bytes_sent = answer.size();
-    response.keep_alive(context.client_keep_alive && !worker_.draining);
-    response.prepare_payload();
+    format_response_head(context.status, fields, answer.size(), head_);
+    const std::array<asio::const_buffer, 2> pieces{asio::buffer(head_.data(), head_.size()),
+                                                   asio::buffer(answer.data(), answer.size())};
     client_.expires_after(server_settings().write_timeout);
-    auto [write_ec, written] = co_await async_write_whole(client_, response, head_);
-    co_return !write_ec && response.keep_alive();
+    auto [write_ec, written] = co_await asio::async_write(client_, pieces, as_result);
+    co_return !write_ec && keep_alive;
 }
 
 awaitable<bool> downstream_session::relay_response(upstream_connection& connection, connection_ptr& owned,
@@ -339,8 +356,8 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
         // Mistral's events become the audio's own bytes, sent as they come.
         response.set(bhttp::field::content_type, audio::speech_content_type(plan.speech.format));
     }
-    add_rate_limit_fields(response.base(), context);
-    set_proxy_fields(response.base(), context);
+    add_rate_limit_fields<bhttp::fields>(response.base(), context);
+    set_proxy_fields<bhttp::fields>(response.base(), context);
     // A stream is always re-chunked so that a failure mid-way can still end it
     // with an error event and a clean terminator.
     if (upstream_parser.is_done()) {

@@ -119,6 +119,7 @@ private:
     padded_body request_body_;
     padded_body answer_body_;
     std::string planned_body_;  // the rewritten body of the request being sent (proxy_buffered)
+    head_fields answer_fields_;  // the fields of a whole answer's head (answer_whole)
     static constexpr std::size_t kept_body_capacity = 64 * 1024;
     worker_context& worker_;
     std::shared_ptr<const runtime_state> state_;  // the set this connection's current request runs on
@@ -261,7 +262,9 @@ private:
     awaitable<bool> answer_error_response(upstream_connection& connection, connection_ptr& owned,
                                           response_parser& parser, request_context& context);
     // Adds OpenAI's rate-limit headers (from Mistral's and the proxy's own buckets).
-    void add_rate_limit_fields(bhttp::fields& fields, request_context& context);
+    // Fields: bhttp::fields, or head_fields (a head laid out as text).
+    template <class Fields>
+    void add_rate_limit_fields(Fields& fields, request_context& context);
 
     // --- shared
     awaitable<bool> send_json(request_context& context, unsigned status, std::string body, bool keep_alive,
@@ -277,7 +280,8 @@ private:
     static bool expects_continue(const request_parser& parser);
     awaitable<void> send_continue();
     awaitable<void> linger_and_close();
-    void set_proxy_fields(bhttp::fields& fields, const request_context& context) const;
+    template <class Fields>
+    void set_proxy_fields(Fields& fields, const request_context& context) const;
     std::string upstream_target(routing::upstream_id upstream, std::string_view path_after_v1,
                                 std::string_view query) const;
     void log_failure(const request_context& context, const errors::openai_error& error) const;

@@ -5,7 +5,6 @@
 #include <array>
 #include <chrono>
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include "config/duration.hpp"
@@ -392,15 +391,24 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     relay.bytes_only = speech && !plan.speech.sse;
     relay_outcome outcome = relay_outcome::complete;
     if (!upstream_parser.is_done()) {
-        using namespace asio::experimental::awaitable_operators;
         metrics::shard::add(worker_.metrics.open_streams, 1);
-        // While the body flows, watch the client: if it hangs up, the upstream
-        // request is closed at once rather than when the next write fails.
-        auto result = co_await (relay_body(connection, upstream_parser, serializer, response, relay, transcoder) ||
-                                watch_client(&connection, relay.client_gone));
+        // While the body flows, watch the client (the same plain read as the
+        // header wait's): if it hangs up, the upstream request is closed at
+        // once, and the relay ends when its read fails, rather than when the
+        // next write does. Without a parallel group, no operation of the
+        // relay carries a cancellation slot (a heap block each).
+        if (client_watch_unsettled()) {
+            co_await settle_client_watch();
+        }
+        start_client_watch(connection);
+        outcome = co_await relay_body(connection, upstream_parser, serializer, response, relay, transcoder);
+        stop_client_watch();
+        relay.client_gone = client_watch_->gone;
+        if (relay.client_gone && outcome != relay_outcome::complete) {
+            outcome = relay_outcome::client_failed;
+        }
         metrics::shard::add(worker_.metrics.open_streams, -1);
         context.bytes_sent = relay.bytes_sent;
-        outcome = result.index() == 0 ? std::get<0>(result) : relay_outcome::client_failed;
     } else {
         client_.expires_after(server_settings().write_timeout);
         auto [end_ec, end_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
@@ -478,33 +486,35 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                                                         bhttp::response_serializer<bhttp::buffer_body>& serializer,
                                                         bhttp::response<bhttp::buffer_body>& response,
                                                         relay_state& relay, responses::event_rewriter* transcoder) {
-    // Cancellation from the client watcher must surface as error codes, not exceptions.
-    co_await asio::this_coro::throw_if_cancelled(false);
     char* chunk = relay_buffer();
     // Writes one piece to the client as its own chunk; false when the client is gone.
     // Once the head is out, a piece is framed here (the chunk's size line,
     // the bytes, CRLF: what Beast's serializer writes) and written as three
     // buffers: the serializer's walk through its nested buffer views costs
     // more than the event it carries.
+    // Not a coroutine (no frame per piece): it returns the write to await,
+    // and written() reads its result. The head's framing is fixed once it is
+    // out, so whether it is chunked is read once (a field lookup and a token
+    // walk each time otherwise).
     char size_line[2 * sizeof(std::size_t) + 2];
-    auto write_piece = [&](const char* data, std::size_t size) -> awaitable<bool> {
+    const bool chunked = response.chunked();
+    auto write_piece = [&](const char* data, std::size_t size) {
         client_.expires_after(server_settings().write_timeout);
-        boost::system::error_code write_ec;
+        relay.bytes_sent += size;
         if (serializer.is_header_done()) {
-            const std::size_t line = response.chunked() ? chunk_size_line(size, size_line) : 0;
+            const std::size_t line = chunked ? chunk_size_line(size, size_line) : 0;
             const std::array<asio::const_buffer, 3> pieces{asio::buffer(size_line, line), asio::buffer(data, size),
                                                            asio::buffer("\r\n", line > 0 ? 2 : 0)};
-            auto [ec, written] = co_await asio::async_write(client_, pieces, as_result);
-            write_ec = ec;
-        } else {
-            response.body().data = const_cast<char*>(data);
-            response.body().size = size;
-            response.body().more = true;
-            auto [ec, written] = co_await bhttp::async_write(client_, serializer, as_result);
-            write_ec = ec == bhttp::error::need_buffer ? boost::system::error_code{} : ec;
+            return asio::async_write(client_, pieces, as_result);
         }
-        relay.bytes_sent += size;
-        co_return !write_ec;
+        response.body().data = const_cast<char*>(data);
+        response.body().size = size;
+        response.body().more = true;
+        return bhttp::async_write(client_, serializer, as_result);
+    };
+    const auto written = [](const std::tuple<boost::system::error_code, std::size_t>& result) {
+        const auto& ec = std::get<0>(result);
+        return !ec || ec == bhttp::error::need_buffer;
     };
     for (;;) {
         upstream_parser.get().body().data = chunk;
@@ -519,8 +529,11 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             if (transcoder != nullptr) {
                 out_.clear();
                 transcoder->on_body(std::string_view(chunk, got), out_);
-                if (!out_.empty() && !co_await write_piece(out_.data(), out_.size())) {
-                    co_return relay_outcome::client_failed;
+                if (!out_.empty()) {
+                    const auto result = co_await write_piece(out_.data(), out_.size());
+                    if (!written(result)) {
+                        co_return relay_outcome::client_failed;
+                    }
                 }
                 if (relay.bytes_only && transcoder->failed()) {
                     co_return relay_outcome::upstream_failed;  // the bytes cannot say it: cut short
@@ -529,7 +542,8 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                     break;
                 }
             } else {
-                if (!co_await write_piece(chunk, got)) {
+                const auto result = co_await write_piece(chunk, got);
+                if (!written(result)) {
                     co_return relay_outcome::client_failed;
                 }
                 const std::string_view tail(chunk + (got > 2 ? got - 2 : 0), got > 2 ? 2 : got);
@@ -540,7 +554,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             }
         }
         if (read_ec && read_ec != bhttp::error::need_buffer) {
-            if (relay.client_gone) {
+            if (client_watch_->gone) {
                 co_return relay_outcome::client_failed;
             }
             relay.upstream_error = read_ec;
@@ -550,8 +564,11 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             if (transcoder != nullptr && !transcoder->done()) {
                 out_.clear();
                 transcoder->on_end(out_);
-                if (!out_.empty() && !co_await write_piece(out_.data(), out_.size())) {
-                    co_return relay_outcome::client_failed;
+                if (!out_.empty()) {
+                    const auto result = co_await write_piece(out_.data(), out_.size());
+                    if (!written(result)) {
+                        co_return relay_outcome::client_failed;
+                    }
                 }
                 if (relay.bytes_only && transcoder->failed()) {
                     co_return relay_outcome::upstream_failed;

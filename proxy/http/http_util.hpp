@@ -1,6 +1,8 @@
 #pragma once
-// Small HTTP helpers of the I/O stage: request ids, header hygiene, and the
-// padded buffer a JSON request body is read into.
+// Small HTTP helpers of the I/O stage: request ids, header hygiene, the
+// padded buffer a JSON request body is read into, and the heads the proxy
+// lays out as text itself (head_fields for a whole answer, upstream_request
+// for a whole-body request): Beast's field lists cost a heap element per field.
 #include <algorithm>
 #include <array>
 #include <cstddef>

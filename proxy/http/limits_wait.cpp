@@ -1,7 +1,6 @@
 // The rate limiter seen from a session (SPEC §8): waiting for a request's
 // tokens in FIFO order while watching the client, the local 429, and the
 // calls to the embedded limiter or to this worker's Redis client.
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
@@ -254,16 +253,24 @@ awaitable<bool> downstream_session::wait_watching_client(limits::time_point unti
     if (delay <= limits::clock::duration::zero()) {
         co_return true;
     }
-    using namespace asio::experimental::awaitable_operators;
-    bool client_gone = false;
-    auto sleep = [&]() -> awaitable<void> {
-        co_await asio::this_coro::throw_if_cancelled(false);
-        steady_timer timer(co_await asio::this_coro::executor,
-                                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay));
-        co_await timer.async_wait(as_result);
-    };
-    co_await (sleep() || watch_client(nullptr, client_gone));
-    co_return !client_gone;
+    if (client_watch_unsettled()) {
+        co_await settle_client_watch();
+    }
+    steady_timer timer(co_await asio::this_coro::executor,
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay));
+    // The watch wakes the sleep when its read completes: a hang-up ends the
+    // wait; the client's next bytes (a pipelined request) do not.
+    start_client_watch(nullptr);
+    client_watch_->waiter = &timer;
+    while (!client_watch_->gone) {
+        auto [ec] = co_await timer.async_wait(as_result);
+        if (!ec) {
+            break;  // slept until `until`
+        }
+    }
+    client_watch_->waiter = nullptr;
+    stop_client_watch();
+    co_return !client_watch_->gone;
 }
 
 }  // namespace mistral_proxy::http

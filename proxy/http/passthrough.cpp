@@ -3,7 +3,6 @@
 // under the key's bucket and the upstream's passthrough breaker. Form rows
 // (POST /v1/audio/transcriptions) take the same way, their multipart body
 // rewritten piece by piece as it passes (audio/transcription_request.hpp).
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 

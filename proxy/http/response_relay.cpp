@@ -41,16 +41,17 @@ void append_spec_ids(responses::rule_hits hits, std::string& fired) {
     });
 }
 
-void copy_end_to_end_response_fields(const bhttp::fields& from, bhttp::fields& to) {
+// Into a Beast field list or a head_fields; a known name in its canonical
+// spelling, as Beast writes it.
+template <class Fields>
+void copy_end_to_end_response_fields(const bhttp::fields& from, Fields& to) {
     for (const auto& field : from) {
         if (is_hop_or_own_response_field(field)) {
             continue;
         }
-        if (field.name() == bhttp::field::unknown) {
-            to.insert(field.name_string(), field.value());
-        } else {
-            to.insert(field.name(), field.value());
-        }
+        const auto name = field.name() == bhttp::field::unknown ? field.name_string() : bhttp::to_string(field.name());
+        const auto value = field.value();
+        to.insert(std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size()));
     }
 }
 
@@ -266,14 +267,7 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     // Beast's response gave (copied end-to-end fields, then each set()).
     head_fields& fields = answer_fields_;
     fields.clear();
-    for (const auto& field : parser.get()) {
-        if (is_hop_or_own_response_field(field)) {
-            continue;
-        }
-        const auto name = field.name() == bhttp::field::unknown ? field.name_string() : bhttp::to_string(field.name());
-        const auto value = field.value();
-        fields.insert(std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size()));
-    }
+    copy_end_to_end_response_fields(parser.get(), fields);
     if (!result.content_type.empty()) {
         fields.set(bhttp::field::content_type, result.content_type);
     }
@@ -400,7 +394,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
         if (client_watch_unsettled()) {
             co_await settle_client_watch();
         }
-        start_client_watch(connection);
+        start_client_watch(&connection);
         outcome = co_await relay_body(connection, upstream_parser, serializer, response, relay, transcoder);
         stop_client_watch();
         relay.client_gone = client_watch_->gone;

@@ -198,15 +198,14 @@ private:
                                       upstream_request& request, const answer_plan& plan,
                                       bool* fall_back = nullptr);
 
-    // Completes when the client hangs up (then closes `connection` at once, so the
-    // upstream request ends too) or when cancelled by the work it runs beside.
-    awaitable<void> watch_client(upstream_connection* connection, bool& client_gone);
-    // The same watch for the wait on the upstream's answer header (every
-    // request): a plain read on the client socket with a callback, no
-    // coroutines and no parallel group (those cost ~5% of a request). The
-    // read may still be in flight when the header is in; settle_client_watch()
-    // waits for it (rarely needed: its cancellation completes first) before
-    // buffer_ is read again.
+    // Watching the client while the upstream works (the answer header, a
+    // stream) or while the limiter makes a request wait: a plain read on the
+    // client socket with a callback, no coroutines and no parallel group (those
+    // cost ~5% of a request). When the client hangs up, `connection` (if any)
+    // is closed at once, so the upstream request ends too. The read may still
+    // be in flight when the watch stops; settle_client_watch() waits for it
+    // (rarely needed: its cancellation completes first) before buffer_ is read
+    // again, and keeps what it read (a pipelined next request).
     struct client_watch_state {
         asio::cancellation_signal cancel;
         bool pending = false;
@@ -215,7 +214,7 @@ private:
         upstream_connection* connection = nullptr;  // closed when the client goes
         steady_timer* waiter = nullptr;           // woken when the read completes
     };
-    void start_client_watch(upstream_connection& connection);
+    void start_client_watch(upstream_connection* connection);
     void stop_client_watch() noexcept;
     awaitable<void> settle_client_watch();
     bool client_watch_unsettled() const noexcept { return client_watch_->pending || client_watch_->bytes != 0; }

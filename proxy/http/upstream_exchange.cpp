@@ -2,7 +2,6 @@
 // session's answer to what it returns, and the exchange's I/O helpers the
 // session shares: the circuit breaker's refusal, watching the client while
 // waiting, reading an answer's head past 1xx, giving connections back.
-#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -257,45 +256,13 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
 
 // ---------------------------------------------------------------- watching the client
 
-awaitable<void> downstream_session::watch_client(upstream_connection* connection, bool& client_gone) {
-    // A read into the session's buffer, not async_wait(wait_read): Asio re-arms
-    // epoll (an epoll_ctl) for every wait, and the re-arm reports the edge the
-    // request's own read already used, so each request paid a wake-up and a
-    // recv that found nothing. A read is queued behind that edge with no system
-    // call, and cancelling it (the usual end: the upstream answered) costs none.
-    // Nothing else uses buffer_ meanwhile; what arrives is the client's next
-    // bytes, which the next parse reads from there as it would from the socket.
-    static constexpr std::size_t watch_read_bytes = 4096;
-    if (client_watch_unsettled()) {
-        co_await settle_client_watch();  // the header's watch read into buffer_ too
-    }
-    auto [ec, n] = co_await client_.socket().async_read_some(buffer_.prepare(watch_read_bytes), as_result);
-    if (n > 0) {
-        // A pipelined next request (or the rest of this one): the client is
-        // alive; keep its bytes and stop watching until cancelled.
-        buffer_.commit(n);
-        if (ec != asio::error::operation_aborted) {
-            steady_timer parked(co_await asio::this_coro::executor, steady_timer::time_point::max());
-            co_await parked.async_wait(as_result);
-        }
-        co_return;
-    }
-    if (ec == asio::error::operation_aborted) {
-        co_return;  // the work beside finished first
-    }
-    client_gone = true;  // end of stream or a reset
-    if (connection != nullptr) {
-        connection->abort();
-    }
-}
-
-void downstream_session::start_client_watch(upstream_connection& connection) {
+void downstream_session::start_client_watch(upstream_connection* connection) {
     static constexpr std::size_t watch_read_bytes = 4096;
     auto& state = *client_watch_;
     state.pending = true;
     state.gone = false;
     state.bytes = 0;
-    state.connection = &connection;
+    state.connection = connection;
     // The handler holds the state, not the session: it may run after the
     // session ended (its socket closed, the read aborted).
     client_.socket().async_read_some(
@@ -347,7 +314,7 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(
     if (client_watch_unsettled()) {
         co_await settle_client_watch();
     }
-    start_client_watch(connection);
+    start_client_watch(&connection);
     boost::system::error_code result = bhttp::error::bad_status;
     // A few interim answers are fine; an endless run of them is not an answer.
     for (int interim = 0; interim < 8; ++interim) {

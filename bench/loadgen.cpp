@@ -79,6 +79,7 @@ struct options {
 struct proc_sample {
     bool ok = false;
     double cpu_s = 0.0;  // utime + stime of all threads
+    double sys_s = 0.0;  // stime alone: the kernel's share (system calls, loopback delivery)
     long rss_kb = 0;
     long hwm_kb = 0;
 };
@@ -106,6 +107,7 @@ proc_sample sample_proc(long pid) {
     // After "pid (comm) ": state is field 3 of proc(5), utime 14, stime 15.
     const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
     out.cpu_s = (std::stod(f[11]) + std::stod(f[12])) / ticks;
+    out.sys_s = std::stod(f[12]) / ticks;
     std::ifstream status(base + "/status");
     for (std::string line; std::getline(status, line);) {
         if (line.starts_with("VmRSS:")) {
@@ -547,7 +549,7 @@ asio::awaitable<void> watchdog(run_state& s) {
 constexpr std::string_view csv_columns =
     "mode,concurrency,rate,window_s,requests,errors,rps,lat_p50_us,lat_p90_us,lat_p99_us,lat_p999_us,lat_max_us,"
     "lat_mean_us,ttfb_p50_us,ttfb_p99_us,gap_mean_us,gap_p50_us,gap_p99_us,gap_max_us,events,cpu_s,cpu_us_per_req,"
-    "rss_start_kb,rss_max_kb,hwm_kb,fake_cpu_us_per_req,status_errors,io_errors,short_streams";
+    "rss_start_kb,rss_max_kb,hwm_kb,fake_cpu_us_per_req,status_errors,io_errors,short_streams,sys_us_per_req";
 
 options parse_args(int argc, char** argv) {
     options o;
@@ -728,6 +730,8 @@ int main(int argc, char** argv) {
     const bool cpu_ok = s.cpu_start.ok && s.cpu_end.ok;
     const double cpu_s = cpu_ok ? s.cpu_end.cpu_s - s.cpu_start.cpu_s : 0.0;
     const double cpu_per_req = cpu_ok && s.recorded > 0 ? cpu_s * 1e6 / static_cast<double>(s.recorded) : 0.0;
+    const double sys_per_req =
+        cpu_ok && s.recorded > 0 ? (s.cpu_end.sys_s - s.cpu_start.sys_s) * 1e6 / static_cast<double>(s.recorded) : 0.0;
     const bool fake_ok = s.fake_start.ok && s.fake_end.ok;
     const double fake_per_req =
         fake_ok && s.recorded > 0 ? (s.fake_end.cpu_s - s.fake_start.cpu_s) * 1e6 / static_cast<double>(s.recorded) : 0.0;
@@ -771,6 +775,7 @@ int main(int argc, char** argv) {
         {"status_errors", std::to_string(s.status_errors)},
         {"io_errors", std::to_string(s.io_errors)},
         {"short_streams", std::to_string(s.short_streams)},
+        {"sys_us_per_req", cpu_ok && opt.mode != mode_type::hold && opt.mode != mode_type::idle ? fmt(sys_per_req, 2) : ""},
     };
     std::string line;
     if (opt.json) {

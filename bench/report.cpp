@@ -235,7 +235,7 @@ int main(int argc, char** argv) {
     std::cout << "### Per scenario (median of " << (groups.empty() ? 0 : groups.begin()->second.rounds)
               << " rounds; latencies in µs)\n\n"
               << "| scenario | path | RPS | p50 | p99 | p99.9 | added p50 | added p99 | TTFB p50 | TTFB p99 | gap mean | "
-                 "proxy CPU µs/req | proxy RSS MB | errors |\n"
+                 "proxy CPU µs/req (kernel) | proxy RSS MB | errors |\n"
               << "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const auto& scenario : scenario_order) {
         for (const auto& path : path_order) {
@@ -257,7 +257,8 @@ int main(int argc, char** argv) {
                       << (stream ? fmt(g->get("ttfb_p50_us")) : "—") << " | "
                       << (stream ? fmt(g->get("ttfb_p99_us")) : "—") << " | "
                       << (stream ? fmt(g->get("gap_mean_us")) : "—") << " | "
-                      << (load ? fmt(g->get("cpu_us_per_req"), 1) : "—") << " | " << fmt(mb(g->get("rss_max_kb")), 1)
+                      << (load ? fmt(g->get("cpu_us_per_req"), 1) + " (" + fmt(g->get("sys_us_per_req"), 1) + ")" : "—")
+                      << " | " << fmt(mb(g->get("rss_max_kb")), 1)
                       << " | " << fmt(g->errors, 0) << " |\n";
         }
     }
@@ -488,7 +489,7 @@ int main(int argc, char** argv) {
             "rounds",       "concurrency",  "rate",        "requests",    "rps",        "lat_p50_us", "lat_p90_us",
             "lat_p99_us",   "lat_p999_us",  "lat_max_us",  "lat_mean_us", "ttfb_p50_us", "ttfb_p99_us", "gap_mean_us",
             "gap_p50_us",   "gap_p99_us",   "events",      "cpu_us_per_req", "rss_start_kb", "rss_max_kb", "hwm_kb",
-            "fake_cpu_us_per_req"};
+            "fake_cpu_us_per_req", "sys_us_per_req"};
         out << "scenario,path,mode,errors";
         for (const auto& c : columns) {
             out << "," << c;

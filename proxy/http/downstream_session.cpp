@@ -271,12 +271,11 @@ awaitable<void> downstream_session::run() {
 
 awaitable<bool> downstream_session::handle(request_parser& parser) {
     const auto target = std::string_view(parser.get().target());
-    request_context context;
-    context.id = new_request_id();
+    request_context& context = context_;
+    context.reset();
+    new_request_id(context.id);
     context.method = parser.get().method_string();
-    auto canonical = routing::canonical_path(target.substr(0, target.find('?')));
-    context.path = std::move(canonical.path);
-    context.path_refusal = std::move(canonical.error);
+    routing::canonical_path(target.substr(0, target.find('?')), context.path, context.path_refusal);
     if (context.path_refusal.empty()) {
         context.endpoint = &routing::find_endpoint(context.method, context.path);
     }
@@ -289,7 +288,38 @@ awaitable<bool> downstream_session::handle(request_parser& parser) {
     co_return keep_alive && !worker_.draining;
 }
 
+// Not a coroutine: a request that goes upstream is handed straight to its
+// pipeline's coroutine, and only the answers the proxy gives itself (health,
+// metrics, refusals) pay for answer_here's frame, which holds every one of
+// their temporaries (GCC lays them side by side, about 2.7 KB).
 awaitable<bool> downstream_session::handle_request(request_parser& parser, request_context& context) {
+    const auto& endpoint = *context.endpoint;
+    const bool forwarded = context.path_refusal.empty() && endpoint.kind != routing::endpoint_kind::healthz &&
+                           endpoint.kind != routing::endpoint_kind::readyz &&
+                           endpoint.kind != routing::endpoint_kind::response_object &&
+                           endpoint.kind != routing::endpoint_kind::metrics &&
+                           endpoint.kind != routing::endpoint_kind::unknown &&
+                           endpoint.kind != routing::endpoint_kind::no_counterpart;
+    if (!forwarded || !framing_error(parser.get().base()).empty()) {
+        return answer_here(parser, context);
+    }
+    const auto bearer = routing::bearer_token(parser.get()[bhttp::field::authorization]);
+    const auto content_length = parser.content_length();
+    const auto max_body = endpoint.body == routing::body_mode::form ? server_settings().max_upload_bytes
+                                                                    : server_settings().max_body_bytes;
+    if (state_->keys.check_client(bearer) || (content_length && *content_length > max_body)) {
+        return answer_here(parser, context);
+    }
+    context.client_bearer = bearer;  // a view of the header: redacted from upstream errors (keys.hpp)
+    if (endpoint.body == routing::body_mode::buffered) {
+        return proxy_buffered(parser, context, bearer);
+    }
+    return proxy_streamed(parser, context, bearer);
+}
+
+// Every request handle_request does not forward as it is: the same checks in
+// full, each answering in OpenAI's shape.
+awaitable<bool> downstream_session::answer_here(request_parser& parser, request_context& context) {
     auto& request = parser.get();
     // Without the body read, the connection cannot carry another request.
     const bool can_reuse = parser.is_done() && context.client_keep_alive;
@@ -471,7 +501,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     if (!planned.ok()) {
         co_return co_await send_error(context, *planned.error, context.client_keep_alive);
     }
-    context.model_requested = std::string(planned.plan->model_requested);
+    context.model_requested.assign(planned.plan->model_requested);
 
     // SPEC §6 `fallback`: the models to re-plan for when the upstream fails
     // before any byte reached the client. Never from the EU host to another.
@@ -507,8 +537,8 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         }
         context.rules.clear();
         out.fired.append_names(context.rules);
-        context.model_sent = std::string(out.model_sent);
-        if (first_model.empty()) {
+        context.model_sent.assign(out.model_sent);
+        if (first_model.empty() && !fallbacks.empty()) {  // named in the fallback's log line only
             first_model = context.model_sent;
         }
         context.stream = out.stream;
@@ -526,8 +556,9 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
 
         const auto& settings = worker_.pool.settings(upstream);
         upstream_request to_upstream;
-        format_upstream_start(to_upstream.head_start, upstream_target(upstream, out.upstream_path, query),
-                              parser.get().base(), settings.host);
+        format_upstream_start(upstream_head_, settings.base_path, out.upstream_path, query, parser.get().base(),
+                              settings.host);
+        to_upstream.head_start = upstream_head_;
         to_upstream.body = to_send;
         worker_.metrics.proxy_overhead.observe(std::chrono::steady_clock::now() - body_ready);
 
@@ -587,7 +618,8 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
             }
         }
         // The key wait_for_limits took (a key pool's member, or the only key).
-        to_upstream.authorization = authorization_for(context, upstream).authorization;
+        upstream_authorization_.assign(authorization_for(context, upstream).authorization);
+        to_upstream.authorization = upstream_authorization_;
         bool fall_back = false;
         keep_alive = co_await exchange_buffered(context, upstream, to_upstream, plan,
                                                 candidate ? &fall_back : nullptr);

@@ -9,16 +9,21 @@
 namespace mistral_proxy::http {
 
 std::string new_request_id() {
+    std::string id;
+    new_request_id(id);
+    return id;
+}
+
+void new_request_id(std::string& id) {
     thread_local std::mt19937_64 generator{std::random_device{}()};
     static constexpr char digits[] = "0123456789abcdef";
-    std::string id(32, '0');
+    id.assign(32, '0');
     for (std::size_t half = 0; half < 2; ++half) {
         auto bits = generator();
         for (std::size_t i = 0; i < 16; ++i, bits >>= 4) {
             id[half * 16 + i] = digits[bits & 0xf];
         }
     }
-    return id;
 }
 
 bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept {
@@ -140,11 +145,13 @@ void format_response_head(unsigned status, const head_fields& fields, std::size_
     out += "\r\n\r\n";
 }
 
-void format_upstream_start(std::string& out, std::string_view target, const bhttp::fields& client,
-                           std::string_view host) {
+void format_upstream_start(std::string& out, std::string_view base_path, std::string_view path_after_v1,
+                           std::string_view query, const bhttp::fields& client, std::string_view host) {
     out.clear();
     out += "POST ";
-    out += target;
+    out += base_path;
+    out += path_after_v1;
+    out += query;
     out += " HTTP/1.1\r\n";
     for (const auto& field : client) {
         if (is_hop_or_own_request_field(field) || field.name() == bhttp::field::content_type ||

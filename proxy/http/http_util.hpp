@@ -20,6 +20,7 @@ namespace mistral_proxy::http {
 
 // 32 hex digits, random per process and thread.
 std::string new_request_id();
+void new_request_id(std::string& id);  // into `id`, its memory reused
 
 inline bool iequals(std::string_view a, std::string_view b) noexcept { return beast::iequals(a, b); }
 bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept;
@@ -121,9 +122,11 @@ void format_response_head(unsigned status, const head_fields& fields, std::size_
 // a case-insensitive search): the request line and every field but the two
 // that may change from one try to the next, which async_write_upstream_request
 // appends (the body's length, and the key: a key pool may switch it).
+// Views of the session's buffers (reused request after request, so that a
+// request allocates none of them), valid while the request is being sent.
 struct upstream_request {
-    std::string head_start;     // the request line and fields, each line ending in CRLF
-    std::string authorization;  // the Authorization value
+    std::string_view head_start;     // the request line and fields, each line ending in CRLF
+    std::string_view authorization;  // the Authorization value
     std::string_view body;
 };
 
@@ -132,8 +135,10 @@ struct upstream_request {
 // its canonical spelling, as Beast writes it), without its Content-Type and
 // the proxy's own x-mistral-proxy-fallback, then Host, Accept-Encoding:
 // identity and Content-Type: application/json.
-void format_upstream_start(std::string& out, std::string_view target, const bhttp::fields& client,
-                           std::string_view host);
+// The request target is base_path + path_after_v1 + query (the client's "/v1"
+// replaced by the upstream's base path).
+void format_upstream_start(std::string& out, std::string_view base_path, std::string_view path_after_v1,
+                           std::string_view query, const bhttp::fields& client, std::string_view host);
 
 // Writes the request: head_start, Content-Length, Authorization, the blank
 // line (into `head_scratch`, reused), then the body, as two buffers.

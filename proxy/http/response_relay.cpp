@@ -287,26 +287,34 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     co_return !write_ec && keep_alive;
 }
 
+// Not a coroutine: an answer rewritten whole goes straight to answer_whole,
+// and only one relayed as it comes pays for relay_stream's frame (which
+// holds every kind of stream rewriter, about 2.9 KB).
 awaitable<bool> downstream_session::relay_response(upstream_connection& connection, connection_ptr& owned,
                                                    response_parser& upstream_parser, request_context& context,
                                                    const answer_plan& plan) {
     const auto status = upstream_parser.get().result_int();
     if (status < 200 || status >= 300) {
-        co_return co_await answer_error_response(connection, owned, upstream_parser, context);
+        return answer_error_response(connection, owned, upstream_parser, context);
     }
-    const auto upstream = *context.upstream;
     const auto& upstream_response = upstream_parser.get();
     context.upstream_limits = limits::parse_mistral_ratelimit_headers(limit_headers_of(upstream_response));
     const bool event_stream = starts_with_ci(upstream_response[bhttp::field::content_type], "text/event-stream");
+    // Asked to stream and answered whole, it is rewritten whole too
+    // (answer_whole does not look at the mode).
+    if (!event_stream && (plan.mode == answer_mode::whole || plan.mode == answer_mode::transcode_stream)) {
+        return answer_whole(connection, owned, upstream_parser, context, plan);
+    }
+    return relay_stream(connection, owned, upstream_parser, context, plan, event_stream);
+}
 
-    answer_plan effective = plan;
-    if (plan.mode == answer_mode::transcode_stream && !event_stream) {
-        // Asked to stream, answered whole: rewrite it whole.
-        effective.mode = answer_mode::whole;
-    }
-    if (effective.mode == answer_mode::whole && !event_stream) {
-        co_return co_await answer_whole(connection, owned, upstream_parser, context, effective);
-    }
+// A 2xx answer relayed as it comes: as it is, or through a stream rewriter.
+awaitable<bool> downstream_session::relay_stream(upstream_connection& connection, connection_ptr& owned,
+                                                 response_parser& upstream_parser, request_context& context,
+                                                 const answer_plan& plan, bool event_stream) {
+    const auto status = upstream_parser.get().result_int();
+    const auto upstream = *context.upstream;
+    const auto& upstream_response = upstream_parser.get();
     // The stream's rewriter: chat or legacy completions, or the Responses API.
     std::optional<responses::stream_transcoder> chat_stream;
     std::optional<openai_responses::stream_transcoder> responses_stream;
@@ -314,15 +322,15 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     std::optional<audio::speech_stream> speech_stream;
     std::optional<batches::output_line_rewriter> batch_lines;
     responses::event_rewriter* transcoder = nullptr;
-    const bool speech = effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::speech;
-    if (effective.mode == answer_mode::rewrite_lines) {
+    const bool speech = plan.mode == answer_mode::transcode_stream && plan.whole == whole_kind::speech;
+    if (plan.mode == answer_mode::rewrite_lines) {
         transcoder = &batch_lines.emplace(state_->response_rules, server_settings().max_body_bytes);
-    } else if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::transcription) {
+    } else if (plan.mode == answer_mode::transcode_stream && plan.whole == whole_kind::transcription) {
         transcoder = &transcription_stream.emplace(std::string(routing::upstream_name(upstream)));
     } else if (speech) {
         transcoder = &speech_stream.emplace(plan.speech, std::string(routing::upstream_name(upstream)),
                                             state_->keys.redactor_for(upstream, context.client_bearer));
-    } else if (effective.mode == answer_mode::transcode_stream && plan.whole == whole_kind::response) {
+    } else if (plan.mode == answer_mode::transcode_stream && plan.whole == whole_kind::response) {
         const auto& request = *plan.responses;
         openai_responses::stream_context stream;
         stream.response_id = request.response_id;
@@ -333,7 +341,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
         stream.upstream_name = routing::upstream_name(upstream);
         stream.redact = state_->keys.redactor_for(upstream, context.client_bearer);
         transcoder = &responses_stream.emplace(std::move(stream));
-    } else if (effective.mode == answer_mode::transcode_stream) {
+    } else if (plan.mode == answer_mode::transcode_stream) {
         responses::stream_options options;
         options.shape = plan.shape;
         options.include_usage = plan.include_usage;

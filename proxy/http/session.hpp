@@ -80,6 +80,21 @@ struct request_context {
     std::optional<responses::usage_counts> usage;
     bool upstream_refused = false;  // answered non-2xx: nothing was generated
     limits::rate_limits upstream_limits;  // what Mistral said of its limits
+
+    // Back to a new request's state, keeping the strings' memory: the session
+    // reuses one context, so that a request allocates none of them again.
+    void reset() {
+        request_context fresh;
+        for (auto member : {&request_context::id, &request_context::path, &request_context::path_refusal,
+                            &request_context::rules, &request_context::model_requested,
+                            &request_context::model_sent, &request_context::fallback,
+                            &request_context::responses_previous, &request_context::error_message,
+                            &request_context::key_bucket}) {
+            (this->*member).clear();
+            (fresh.*member).swap(this->*member);
+        }
+        *this = std::move(fresh);
+    }
 };
 
 enum class relay_outcome { complete, upstream_failed, client_failed };
@@ -119,6 +134,9 @@ private:
     padded_body request_body_;
     padded_body answer_body_;
     std::string planned_body_;  // the rewritten body of the request being sent (proxy_buffered)
+    request_context context_;             // the request being handled (handle), reset for each
+    std::string upstream_head_;           // its head up to Content-Length (upstream_request::head_start)
+    std::string upstream_authorization_;  // and the Authorization value it goes with
     head_fields answer_fields_;  // the fields of a whole answer's head (answer_whole)
     static constexpr std::size_t kept_body_capacity = 64 * 1024;
     worker_context& worker_;
@@ -138,6 +156,7 @@ private:
     // --- downstream_session.cpp: the request side
     awaitable<bool> handle(request_parser& parser);
     awaitable<bool> handle_request(request_parser& parser, request_context& context);
+    awaitable<bool> answer_here(request_parser& parser, request_context& context);
     awaitable<bool> proxy_buffered(request_parser& parser, request_context& context,
                                    std::optional<std::string_view> bearer);
     awaitable<bool> proxy_streamed(request_parser& parser, request_context& context,
@@ -246,6 +265,8 @@ private:
     // --- response_relay.cpp: the answer
     awaitable<bool> relay_response(upstream_connection& connection, connection_ptr& owned, response_parser& parser,
                                    request_context& context, const answer_plan& plan);
+    awaitable<bool> relay_stream(upstream_connection& connection, connection_ptr& owned, response_parser& parser,
+                                 request_context& context, const answer_plan& plan, bool event_stream);
     awaitable<relay_outcome> relay_body(upstream_connection& connection, response_parser& upstream_parser,
                                         bhttp::response_serializer<bhttp::buffer_body>& serializer,
                                         bhttp::response<bhttp::buffer_body>& response, relay_state& relay,

@@ -107,7 +107,8 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
     auto& worker = session_.worker_;
     const auto& settings = worker.pool.settings(upstream_);
     const auto name = routing::upstream_name(upstream_);
-    const auto endpoint = worker.pool.endpoint_text(upstream_);
+    // Where, for a failure's message only: not built for every request.
+    const auto endpoint = [&] { return worker.pool.endpoint_text(upstream_); };
     const auto& schedule = session_.state_->retry;
     unsigned tries = 0;
     bool fresh_connection = false;
@@ -180,14 +181,14 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
             if (ec) {
                 connection->abort();
                 failure = ec == beast::error::timeout
-                              ? upstream_failure(name, endpoint,
+                              ? upstream_failure(name, endpoint(),
                                                  "no answer within " + config::format_duration(settings.read_timeout) +
                                                      " (read_timeout)",
                                                  ec)
                           : (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
                              ec == asio::error::connection_reset || ec == ssl::error::stream_truncated)
-                              ? upstream_failure(name, endpoint, "closed the connection before answering", ec)
-                              : upstream_failure(name, endpoint, "sent an invalid HTTP answer", ec);
+                              ? upstream_failure(name, endpoint(), "closed the connection before answering", ec)
+                              : upstream_failure(name, endpoint(), "sent an invalid HTTP answer", ec);
             } else {
                 worker.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
                 const auto status = parser->get().result_int();

@@ -53,7 +53,10 @@ public:
                 return failed(result);
             }
         }
-        out_.reserve(body.size() + 64);
+        // Room for what the rules add: a quarter more covers the arguments
+        // objects turned into JSON strings (each quote escaped), so the
+        // answer is written into one block instead of growing three times.
+        out_.reserve(body.size() + body.size() / 4 + 256);
         out_ += '{';
         bool first = true;
         bool saw_object = false;

@@ -160,6 +160,17 @@ bool already_canonical(std::string_view path) noexcept {
 
 }  // namespace
 
+void canonical_path(std::string_view raw_path, std::string& path, std::string& error) {
+    if (already_canonical(raw_path)) {
+        path.assign(raw_path);
+        error.clear();
+        return;
+    }
+    const auto result = canonical_path(raw_path);
+    path.assign(result.path);
+    error.assign(result.error);
+}
+
 canonical_path_result canonical_path(std::string_view raw_path) {
     canonical_path_result result;
     if (already_canonical(raw_path)) {

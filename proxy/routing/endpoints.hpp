@@ -127,6 +127,9 @@ struct canonical_path_result {
     std::string error;  // empty when the path is acceptable
 };
 canonical_path_result canonical_path(std::string_view raw_path);
+// The same into `path` and `error`, whose memory is reused: a path already
+// canonical (nearly every request's) costs a copy and no allocation.
+void canonical_path(std::string_view raw_path, std::string& path, std::string& error);
 
 // The 400 for a path canonical_path refused: `raw_path` as the client sent it
 // (without query), `why` its error.

@@ -222,8 +222,12 @@ awaitable<void> downstream_session::run() {
         request_parser parser;
         parser.header_limit(static_cast<std::uint32_t>(server_settings().max_header_bytes));
         parser.body_limit(boost::none);  // checked by the proxy itself, to answer 413 in OpenAI shape
-        client_.expires_after(server_settings().header_timeout);
-        auto [ec, n] = co_await bhttp::async_read_header(client_, buffer_, parser, as_result);
+        boost::system::error_code ec;
+        if (!parse_buffered(parser, buffer_, parse_part::head, ec)) {
+            client_.expires_after(server_settings().header_timeout);
+            auto [read_ec, n] = co_await bhttp::async_read_header(client_, buffer_, parser, as_result);
+            ec = read_ec;
+        }
         if (ec) {
             request_context context;
             context.id = new_request_id();
@@ -446,7 +450,11 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         parser.get().body().data = body.free_space();
         parser.get().body().size = body.free_bytes();
         const auto offered = body.free_bytes();
-        auto [ec, n] = co_await bhttp::async_read(client_, buffer_, parser, as_result);
+        boost::system::error_code ec;
+        if (!parse_buffered(parser, buffer_, parse_part::body, ec)) {
+            auto [read_ec, n] = co_await bhttp::async_read(client_, buffer_, parser, as_result);
+            ec = read_ec;
+        }
         body.commit(offered - parser.get().body().size);
         if (body.size() > max_body) {
             co_return co_await refuse_too_large(context);

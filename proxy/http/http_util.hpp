@@ -162,6 +162,32 @@ void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body>& clie
                            std::string_view host, std::string_view authorization,
                            bhttp::request<bhttp::buffer_body>& upstream);
 
+// Beast's read loop without its I/O: parses into `parser` what `buffer`
+// already holds. A request's head and body, or an answer's, usually arrive
+// in one read, and awaiting Beast's read for bytes already here costs a
+// composed operation and a trip through the scheduler each time. True when
+// that settled it: `ec` is then the parse's outcome (the part wanted is
+// parsed, need_buffer, or a malformed message); false when more bytes must
+// be read (nothing here, or not enough): await Beast's read as before, which
+// parses what is left here first. `part`: the head only (the body waits for
+// its buffer), or the body (as much as its buffer takes, like async_read).
+enum class parse_part { head, body };
+template <bool isRequest>
+bool parse_buffered(bhttp::basic_parser<isRequest>& parser, beast::flat_buffer& buffer, parse_part part,
+                    boost::system::error_code& ec) {
+    ec = {};
+    if (buffer.size() == 0) {
+        return false;
+    }
+    parser.eager(part == parse_part::body);
+    buffer.consume(parser.put(buffer.data(), ec));
+    if (ec == bhttp::error::need_more) {
+        ec = {};
+        return false;
+    }
+    return ec || (part == parse_part::head ? parser.is_header_done() : parser.is_done());
+}
+
 // Offers the serializer the next piece of a relayed body. With nothing read
 // at the body's end (a chunked body's last chunk) the buffer is null, so that
 // the serializer writes the terminator once: an empty non-null buffer would

@@ -111,9 +111,14 @@ awaitable<boost::system::error_code> downstream_session::read_rest(upstream_conn
         const auto room = body.free_bytes();
         parser.get().body().data = body.free_space();
         parser.get().body().size = room;
-        connection.tcp().expires_after(connection.read_timeout());
-        auto [ec, n] = co_await connection.visit(
-            [&](auto& stream) { return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result); });
+        boost::system::error_code ec;
+        if (!parse_buffered(parser, connection.read_buffer(), parse_part::body, ec)) {
+            connection.tcp().expires_after(connection.read_timeout());
+            auto [read_ec, n] = co_await connection.visit([&](auto& stream) {
+                return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result);
+            });
+            ec = read_ec;
+        }
         body.commit(room - parser.get().body().size);
         if (ec && ec != bhttp::error::need_buffer) {
             co_return ec;

@@ -1325,12 +1325,15 @@ normalize_result normalize_request(const rules::rule_set& rules, const config::p
                                    std::string_view body_with_padding, normalize_scratch& scratch,
                                    std::string_view model_override) {
     normalize_scratch::impl& s = scratch.get();
+    // What a huge body grew the previous call leaves is released now, never
+    // after this call's walk: the result's views point into the arena and the
+    // parser's strings, and stay valid until the next call (normalizer.hpp).
+    s.trim();
     normalize_result result;
     {
         detail::engine e(rules, s, body_with_padding, model_override);
         result = e.run(config, which);
     }
-    s.trim();
     return result;
 }
 

@@ -86,7 +86,8 @@ struct normalize_result {
 // Reusable per-thread working memory: the JSON parser and the output buffers.
 // After a few requests of a given size, normalize_request allocates nothing.
 // Not thread-safe: one per worker thread. Buffers that grew past 1 MiB for a
-// huge body are released after that request.
+// huge body are released when the next request starts (the result of a call
+// points into them until then).
 class normalize_scratch {
 public:
     normalize_scratch();

@@ -89,6 +89,22 @@ TEST_CASE("the same scratch serves many requests of different sizes") {
     }
 }
 
+TEST_CASE("a body that grows the scratch past what it keeps is returned whole, and the next one is right too") {
+    // Over 1 MiB rewritten: the arena and the parser grow past what the scratch
+    // keeps between requests. The result points into them, so they may only be
+    // given back when the next request starts (reading it here crashed before).
+    const std::string content(3 * 1024 * 1024, 'a');
+    const std::string big = R"({"model":"gpt-4o","messages":[{"role":"user","content":")" + content + R"("}]})";
+    for (int round = 0; round < 2; ++round) {
+        auto out = run(big);
+        REQUIRE(out.ok);
+        CHECK(out.rules == "model_alias");
+        CHECK(out.body == R"({"model":"mistral-large-latest","messages":[{"role":"user","content":")" + content + R"("}]})");
+        out = run(R"({"model":"gpt-4o","messages":[]})");
+        CHECK(out.body == R"({"model":"mistral-large-latest","messages":[]})");
+    }
+}
+
 TEST_CASE("other endpoints are not parsed") {
     const auto out = run("not even json", endpoint::other);
     REQUIRE(out.ok);

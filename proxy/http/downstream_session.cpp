@@ -193,6 +193,7 @@ awaitable<bool> downstream_session::refuse_malformed(request_context& context, c
 awaitable<void> downstream_session::run() {
     boost::system::error_code ignored;
     client_.socket().set_option(tcp::no_delay(true), ignored);
+    make_write_at_once_ready(client_.socket());
     worker_.sessions.push_front(session_slot{&client_.socket(), true});
     const auto slot = worker_.sessions.begin();
     metrics::shard::add(worker_.metrics.open_connections, 1);

@@ -145,6 +145,22 @@ void format_response_head(unsigned status, const head_fields& fields, std::size_
     out += "\r\n\r\n";
 }
 
+std::array<asio::const_buffer, 2> upstream_request_pieces(const upstream_request& request, std::string& head_scratch) {
+    head_scratch.assign(request.head_start);
+    head_scratch += "Content-Length: ";
+    head_scratch += std::to_string(request.body.size());
+    head_scratch += "\r\nAuthorization: ";
+    head_scratch += request.authorization;
+    head_scratch += "\r\n\r\n";
+    return {asio::buffer(head_scratch.data(), head_scratch.size()),
+            asio::buffer(request.body.data(), request.body.size())};
+}
+
+void make_write_at_once_ready(tcp_socket& socket) noexcept {
+    boost::system::error_code ignored;
+    socket.non_blocking(true, ignored);
+}
+
 void format_upstream_start(std::string& out, std::string_view base_path, std::string_view path_after_v1,
                            std::string_view query, const bhttp::fields& client, std::string_view host) {
     out.clear();

@@ -12,6 +12,7 @@
 
 #include <boost/asio/write.hpp>
 
+#include "config/duration.hpp"
 #include "http/asio_fwd.hpp"
 #include "limits/ratelimit_headers.hpp"
 #include "normalize/normalizer.hpp"
@@ -140,19 +141,45 @@ struct upstream_request {
 void format_upstream_start(std::string& out, std::string_view base_path, std::string_view path_after_v1,
                            std::string_view query, const bhttp::fields& client, std::string_view host);
 
-// Writes the request: head_start, Content-Length, Authorization, the blank
-// line (into `head_scratch`, reused), then the body, as two buffers.
-template <class Stream>
-auto async_write_upstream_request(Stream& stream, const upstream_request& request, std::string& head_scratch) {
-    head_scratch.assign(request.head_start);
-    head_scratch += "Content-Length: ";
-    head_scratch += std::to_string(request.body.size());
-    head_scratch += "\r\nAuthorization: ";
-    head_scratch += request.authorization;
-    head_scratch += "\r\n\r\n";
-    const std::array<asio::const_buffer, 2> pieces{asio::buffer(head_scratch.data(), head_scratch.size()),
-                                                   asio::buffer(request.body.data(), request.body.size())};
-    return asio::async_write(stream, pieces, as_result);
+// The request as written: head_start, Content-Length, Authorization, the
+// blank line (laid out in `head_scratch`, reused), then the body.
+std::array<asio::const_buffer, 2> upstream_request_pieces(const upstream_request& request, std::string& head_scratch);
+
+// Writes as much of `buffers` as the socket takes at once, without an
+// asynchronous operation. Sockets of the data path are non-blocking
+// (make_write_at_once_ready), so this never waits. A peer that reads what it
+// asked for leaves room in the send buffer, so a whole message usually goes
+// in one system call, where an asynchronous write costs an operation, a
+// timer and a trip through the scheduler. Returns the bytes written; `ec` is
+// set on a failure, not on a full send buffer.
+template <class ConstBufferSequence>
+std::size_t write_at_once(tcp_socket& socket, const ConstBufferSequence& buffers, boost::system::error_code& ec) {
+    const std::size_t written = socket.write_some(buffers, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+    }
+    return written;
+}
+
+// A socket's synchronous writes return at once instead of waiting for room
+// (its asynchronous operations are unchanged): what write_at_once needs.
+void make_write_at_once_ready(tcp_socket& socket) noexcept;
+
+// All of `buffers` on `stream`: at once when the socket takes it, the rest
+// by an asynchronous write within `timeout`.
+template <class ConstBufferSequence>
+awaitable<boost::system::error_code> write_all(tcp_stream& stream, const ConstBufferSequence& buffers,
+                                               config::duration timeout) {
+    boost::system::error_code ec;
+    const std::size_t written = write_at_once(stream.socket(), buffers, ec);
+    if (ec || written == asio::buffer_size(buffers)) {
+        co_return ec;
+    }
+    beast::buffers_suffix<ConstBufferSequence> rest(buffers);
+    rest.consume(written);
+    stream.expires_after(timeout);
+    auto [write_ec, n] = co_await asio::async_write(stream, rest, as_result);
+    co_return write_ec;
 }
 
 // The head of a passthrough request as it goes upstream: the client's

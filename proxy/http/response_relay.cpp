@@ -287,8 +287,15 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     format_response_head(context.status, fields, answer.size(), head_);
     const std::array<asio::const_buffer, 2> pieces{asio::buffer(head_.data(), head_.size()),
                                                    asio::buffer(answer.data(), answer.size())};
-    client_.expires_after(server_settings().write_timeout);
-    auto [write_ec, written] = co_await asio::async_write(client_, pieces, as_result);
+    boost::system::error_code write_ec;
+    const std::size_t sent = write_at_once(client_.socket(), pieces, write_ec);
+    if (!write_ec && sent < asio::buffer_size(pieces)) {
+        beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(pieces);
+        rest.consume(sent);
+        client_.expires_after(server_settings().write_timeout);
+        auto [rest_ec, written] = co_await asio::async_write(client_, rest, as_result);
+        write_ec = rest_ec;
+    }
     co_return !write_ec && keep_alive;
 }
 
@@ -503,20 +510,36 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
     // and written() reads its result. The head's framing is fixed once it is
     // out, so whether it is chunked is read once (a field lookup and a token
     // walk each time otherwise).
+    // Not a coroutine (no frame per piece): a piece the socket takes at once
+    // (write_at_once) is written here, with no operation at all, and only
+    // what is left of it comes back as a write to await. The head's framing
+    // is fixed once it is out, so whether it is chunked is read once (a field
+    // lookup and a token walk each time otherwise). `failed`: the client is gone.
     char size_line[2 * sizeof(std::size_t) + 2];
     const bool chunked = response.chunked();
-    auto write_piece = [&](const char* data, std::size_t size) {
-        client_.expires_after(server_settings().write_timeout);
+    std::array<asio::const_buffer, 3> pieces;
+    beast::buffers_suffix<std::array<asio::const_buffer, 3>> rest;
+    using pending_write = awaitable<std::tuple<boost::system::error_code, std::size_t>>;
+    auto write_piece = [&](const char* data, std::size_t size, bool& failed) -> std::optional<pending_write> {
         relay.bytes_sent += size;
         if (serializer.is_header_done()) {
             const std::size_t line = chunked ? chunk_size_line(size, size_line) : 0;
-            const std::array<asio::const_buffer, 3> pieces{asio::buffer(size_line, line), asio::buffer(data, size),
-                                                           asio::buffer("\r\n", line > 0 ? 2 : 0)};
-            return asio::async_write(client_, pieces, as_result);
+            pieces = {asio::buffer(size_line, line), asio::buffer(data, size), asio::buffer("\r\n", line > 0 ? 2 : 0)};
+            boost::system::error_code ec;
+            const std::size_t sent = write_at_once(client_.socket(), pieces, ec);
+            failed = static_cast<bool>(ec);
+            if (failed || sent == asio::buffer_size(pieces)) {
+                return std::nullopt;
+            }
+            rest = beast::buffers_suffix<std::array<asio::const_buffer, 3>>(pieces);
+            rest.consume(sent);
+            client_.expires_after(server_settings().write_timeout);
+            return asio::async_write(client_, rest, as_result);
         }
         response.body().data = const_cast<char*>(data);
         response.body().size = size;
         response.body().more = true;
+        client_.expires_after(server_settings().write_timeout);
         return bhttp::async_write(client_, serializer, as_result);
     };
     const auto written = [](const std::tuple<boost::system::error_code, std::size_t>& result) {
@@ -537,8 +560,11 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                 out_.clear();
                 transcoder->on_body(std::string_view(chunk, got), out_);
                 if (!out_.empty()) {
-                    const auto result = co_await write_piece(out_.data(), out_.size());
-                    if (!written(result)) {
+                    bool failed = false;
+                    if (auto pending = write_piece(out_.data(), out_.size(), failed)) {
+                        failed = !written(co_await std::move(*pending));
+                    }
+                    if (failed) {
                         co_return relay_outcome::client_failed;
                     }
                 }
@@ -549,8 +575,11 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                     break;
                 }
             } else {
-                const auto result = co_await write_piece(chunk, got);
-                if (!written(result)) {
+                bool failed = false;
+                if (auto pending = write_piece(chunk, got, failed)) {
+                    failed = !written(co_await std::move(*pending));
+                }
+                if (failed) {
                     co_return relay_outcome::client_failed;
                 }
                 const std::string_view tail(chunk + (got > 2 ? got - 2 : 0), got > 2 ? 2 : got);
@@ -572,8 +601,11 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                 out_.clear();
                 transcoder->on_end(out_);
                 if (!out_.empty()) {
-                    const auto result = co_await write_piece(out_.data(), out_.size());
-                    if (!written(result)) {
+                    bool failed = false;
+                    if (auto pending = write_piece(out_.data(), out_.size(), failed)) {
+                        failed = !written(co_await std::move(*pending));
+                    }
+                    if (failed) {
                         co_return relay_outcome::client_failed;
                     }
                 }

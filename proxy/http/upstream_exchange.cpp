@@ -151,11 +151,20 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
         } else {
             auto connection = std::move(acquired.connection);
             const auto sent_at = std::chrono::steady_clock::now();
-            connection->tcp().expires_after(settings.read_timeout);
-            auto [write_ec, written] = co_await connection->visit(
-                [&](auto& stream) { return async_write_upstream_request(stream, request, session_.head_); });
+            // Sent at once when the socket takes it all (a plain connection
+            // with room: nearly always), else the rest asynchronously.
+            const auto pieces = upstream_request_pieces(request, session_.head_);
+            boost::system::error_code ec;
+            const std::size_t sent = connection->plain() ? write_at_once(connection->tcp().socket(), pieces, ec) : 0;
+            if (!ec && sent < asio::buffer_size(pieces)) {
+                beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(pieces);
+                rest.consume(sent);
+                connection->tcp().expires_after(settings.read_timeout);
+                auto [write_ec, written] = co_await connection->visit(
+                    [&](auto& stream) { return asio::async_write(stream, rest, as_result); });
+                ec = write_ec;
+            }
             parser.reset();
-            boost::system::error_code ec = write_ec;
             bool client_gone = false;
             if (!ec) {
                 ec = co_await session_.read_upstream_header(*connection, parser, false, settings.read_timeout,

@@ -236,6 +236,10 @@ awaitable<upstream_pool::acquired> upstream_pool::connect(routing::upstream_id i
 
     if (!s.tls) {
         stream.expires_never();
+        // Synchronous writes return at once (upstream_exchange writes a request
+        // with write_at_once, http_util.hpp); asynchronous ones are unchanged.
+        boost::system::error_code ignored;
+        stream.socket().non_blocking(true, ignored);
         auto connection = std::make_unique<upstream_connection>(std::move(stream));
         connection->set_read_timeout(s.read_timeout);
         connection->count_in(std::exchange(counted.counter, nullptr));

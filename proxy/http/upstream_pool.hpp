@@ -38,6 +38,8 @@ public:
     upstream_connection(const upstream_connection&) = delete;
     upstream_connection& operator=(const upstream_connection&) = delete;
 
+    // Plain TCP, its socket made ready for write_at_once (http_util.hpp).
+    bool plain() const noexcept { return std::holds_alternative<plain_stream>(stream_); }
     tcp_stream& tcp() noexcept {
         return std::visit([](auto& s) -> tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
     }

@@ -651,3 +651,145 @@ describe('connection caps', () => {
     }
   });
 });
+
+// ---------------------------------------------------------------------------
+// 9. Writes the client's socket cannot take at once. The proxy writes what the
+// socket takes without an asynchronous operation and finishes the rest
+// asynchronously: both parts, in order, nothing twice.
+
+// Byte i of a test body: varies with the offset inside each 64 KB block and
+// from block to block, so a piece written twice, dropped or out of order shows.
+const patternByte = (i) => ((i >>> 16) * 7 + (i & 0xffff)) & 0xff;
+function patternChunk(from, length) {
+  const chunk = Buffer.allocUnsafe(length);
+  for (let j = 0; j < length; j += 1) chunk[j] = patternByte(from + j);
+  return chunk;
+}
+
+describe('answers larger than the client takes at once', () => {
+  test('a relayed body the client reads late arrives whole and in order', async () => {
+    // Bigger than every buffer between the upstream and the client can hold
+    // (socket buffers grow to 32 MB for reading, 4 MB for writing).
+    const total = 96 * 1024 * 1024;
+    let reportBlocked;
+    const upstreamBlocked = new Promise((resolve) => {
+      reportBlocked = resolve;
+    });
+    const stack = await rawStack((request, connection) => {
+      const { socket } = connection;
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${total}\r\n\r\n`);
+      let sent = 0;
+      const pump = () => {
+        while (sent < total) {
+          const length = Math.min(256 * 1024, total - sent);
+          const more = socket.write(patternChunk(sent, length));
+          sent += length;
+          if (!more) {
+            // The proxy stopped reading: it waits for room on the client's side.
+            reportBlocked();
+            socket.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
+    });
+    try {
+      const client = net.connect(stack.proxy.port, '127.0.0.1');
+      client.pause(); // nothing read until the proxy is backed up all the way to the upstream
+      await new Promise((resolve, reject) => {
+        client.once('connect', resolve);
+        client.once('error', reject);
+      });
+      client.write('GET /v1/libraries/big/content HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n');
+      await withTimeout(upstreamBlocked, 20_000, 'the upstream meets backpressure');
+
+      let head = Buffer.alloc(0);
+      let position = -1; // body bytes checked so far, once the head is read
+      let mismatch = null;
+      const ended = new Promise((resolve, reject) => {
+        client.on('end', resolve);
+        client.on('error', reject);
+      });
+      client.on('data', (data) => {
+        let body = data;
+        if (position < 0) {
+          head = Buffer.concat([head, data]);
+          const end = head.indexOf('\r\n\r\n');
+          if (end < 0) return;
+          body = head.subarray(end + 4);
+          head = head.subarray(0, end);
+          position = 0;
+        }
+        for (let j = 0; j < body.length && mismatch === null; j += 1) {
+          if (body[j] !== patternByte(position + j)) mismatch = position + j;
+        }
+        position += body.length;
+      });
+      client.resume();
+      await withTimeout(ended, 60_000, 'the whole body');
+      assert.match(head.toString('latin1'), /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(head.toString('latin1'), new RegExp(`\r\ncontent-length: ${total}(\r\n|$)`, 'i'));
+      assert.equal(mismatch, null, `body byte ${mismatch} is not the upstream's`);
+      assert.equal(position, total, 'the body is whole, nothing more');
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('a request body larger than the upstream socket takes at once reaches the upstream whole', async () => {
+    // 24 MB: more than a send buffer (4 MB at most) and a new connection's
+    // receive window together, so most of the rewritten body goes asynchronously.
+    const content = patternChunk(0, 24 * 1024 * 1024).toString('base64').slice(0, 24 * 1024 * 1024);
+    const stack = await rawStack((request, connection) => {
+      const sent = JSON.parse(request.body).messages[0].content;
+      connection.write(answer(JSON.stringify({
+        id: 'cmpl-echo', object: 'chat.completion', created: 1, model: 'mistral-large-latest',
+        choices: [{ index: 0, message: { role: 'assistant', content: sent === content ? 'same' : `differs (${sent.length})` }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+      })));
+    });
+    try {
+      // "user" is dropped by the rules: the body sent is the proxy's rewrite, not the client's bytes.
+      const body = `{"model":"gpt-4o","user":"drop-me","messages":[{"role":"user","content":"${content}"}]}`;
+      const { response, text } = await rawExchange(
+        stack.proxy.port,
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+        { timeoutMs: 60_000 },
+      );
+      assert.equal(response?.status, 200, text.slice(0, 300));
+      assert.equal(response.json.choices[0].message.content, 'same');
+      const request = stack.upstream.requests[0];
+      assert.equal(Number(request.headers['content-length']), Buffer.byteLength(request.body, 'latin1'));
+      assert.ok(!request.body.includes('drop-me'), 'the rewritten body went upstream');
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('a rewritten answer larger than the socket takes at once arrives whole', async () => {
+    // 48 MB of content: more than a send buffer (4 MB at most) and a new
+    // connection's receive window together, so most of it goes asynchronously.
+    const content = patternChunk(0, 48 * 1024 * 1024).toString('base64').slice(0, 48 * 1024 * 1024);
+    const stack = await rawStack((request, connection) => {
+      connection.write(answer(JSON.stringify({
+        id: 'cmpl-big', object: 'chat.completion', created: 1, model: 'mistral-large-latest',
+        choices: [{ index: 0, message: { role: 'assistant', content }, finish_reason: 'stop' }],
+        usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+      })));
+    });
+    try {
+      const body = '{"model":"gpt-4o","messages":[{"role":"user","content":"all of it"}]}';
+      const { response, text } = await rawExchange(
+        stack.proxy.port,
+        `POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+        { timeoutMs: 60_000 },
+      );
+      assert.equal(response?.status, 200, text.slice(0, 300));
+      assert.equal(response.json.choices[0].message.content.length, content.length);
+      assert.ok(response.json.choices[0].message.content === content, 'the content arrives as the upstream sent it');
+    } finally {
+      await stack.stop();
+    }
+  });
+});

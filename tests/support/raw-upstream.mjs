@@ -107,6 +107,7 @@ export function startRawUpstream(onRequest) {
         if (!socket.destroyed) socket.write(Buffer.from(text, 'latin1'));
       },
       end: () => socket.end(),
+      socket, // for a test that needs backpressure (write() returning false)
       errors: [],
       closed: false,
     };

@@ -132,8 +132,10 @@ awaitable<bool> downstream_session::send_json(request_context& context, unsigned
     response.body() = std::move(body);
     response.keep_alive(keep_alive);
     response.prepare_payload();
-    client_.expires_after(server_settings().write_timeout);
-    auto [ec, written] = co_await async_write_whole(client_, response, head_);
+    format_head(response.base(), head_);
+    const std::array<asio::const_buffer, 2> pieces{asio::buffer(head_.data(), head_.size()),
+                                                   asio::buffer(response.body().data(), response.body().size())};
+    const auto ec = co_await write_all(client_, pieces, server_settings().write_timeout);
     co_return !ec && keep_alive;
 }
 

@@ -266,18 +266,6 @@ void format_head(const bhttp::header<isRequest, Fields>& head, std::string& out)
     out += "\r\n";
 }
 
-// Writes a message whose body is held whole (span or string body, framed by
-// Content-Length: prepare_payload() was called) as two buffers, the same
-// bytes http::async_write would send. `head_scratch` is reused across calls.
-template <class Stream, bool isRequest, class Body>
-auto async_write_whole(Stream& stream, const bhttp::message<isRequest, Body>& message, std::string& head_scratch) {
-    format_head(message.base(), head_scratch);
-    const auto& body = message.body();
-    const std::array<asio::const_buffer, 2> pieces{asio::buffer(head_scratch.data(), head_scratch.size()),
-                                                   asio::buffer(body.data(), body.size())};
-    return asio::async_write(stream, pieces, as_result);
-}
-
 // The rate-limit and retry headers of an upstream answer (Retry-After,
 // retry-after-ms, x-ratelimit-*, ratelimitbysize-*), as the limits stage reads them.
 limits::header_list limit_headers_of(const bhttp::fields& fields);

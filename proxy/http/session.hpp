@@ -143,7 +143,7 @@ private:
     std::shared_ptr<const runtime_state> state_;  // the set this connection's current request runs on
     std::unique_ptr<char[]> relay_buffer_;
     std::string out_;   // transcoder output, reused
-    std::string head_;  // the head of a message written whole (async_write_whole), reused
+    std::string head_;  // the head of a message written whole (format_head, upstream_request_pieces), reused
 
     const config::server_settings& server_settings() const noexcept { return state_->config.server; }
     char* relay_buffer() {

@@ -201,18 +201,28 @@ awaitable<void> downstream_session::run() {
     metrics::shard::add(worker_.metrics.open_connections, 1);
     bool first_request = true;
     for (;;) {
+        // Waiting for a request to start: a new connection gets the header
+        // timeout, a kept-alive one the (longer) idle timeout. A drain
+        // cancels this wait.
+        const auto wait_limit = first_request ? server_settings().header_timeout : server_settings().idle_timeout;
         if (client_watch_unsettled()) {
-            co_await settle_client_watch();  // its bytes, if any, are the next request's
+            // The last request's client watch is still reading: it is the wait
+            // for this one. When this one is here already (pipelined), the read
+            // is stopped first: buffer_ is not touched while it is in flight.
+            slot->idle = buffer_.size() == 0;
+            const bool open = co_await settle_client_watch(
+                buffer_.size() == 0 ? std::chrono::steady_clock::now() + wait_limit : std::chrono::steady_clock::now());
+            slot->idle = false;
+            if (!open && buffer_.size() == 0) {
+                break;  // hung up, or no request within the wait
+            }
         }
         if (buffer_.size() == 0) {
             if (worker_.draining) {
                 break;
             }
-            // Waiting for a request to start: a new connection gets the header
-            // timeout, a kept-alive one the (longer) idle timeout. A drain
-            // cancels this wait.
             slot->idle = true;
-            client_.expires_after(first_request ? server_settings().header_timeout : server_settings().idle_timeout);
+            client_.expires_after(wait_limit);
             auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), as_result);
             slot->idle = false;
             if (ec) {

@@ -253,9 +253,6 @@ awaitable<bool> downstream_session::wait_watching_client(limits::time_point unti
     if (delay <= limits::clock::duration::zero()) {
         co_return true;
     }
-    if (client_watch_unsettled()) {
-        co_await settle_client_watch();
-    }
     steady_timer timer(co_await asio::this_coro::executor,
                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(delay));
     // The watch wakes the sleep when its read completes: a hang-up ends the

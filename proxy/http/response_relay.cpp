@@ -411,9 +411,6 @@ awaitable<bool> downstream_session::relay_stream(upstream_connection& connection
         // once, and the relay ends when its read fails, rather than when the
         // next write does. Without a parallel group, no operation of the
         // relay carries a cancellation slot (a heap block each).
-        if (client_watch_unsettled()) {
-            co_await settle_client_watch();
-        }
         start_client_watch(&connection);
         outcome = co_await relay_body(connection, upstream_parser, serializer, response, relay, transcoder);
         stop_client_watch();

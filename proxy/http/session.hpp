@@ -220,11 +220,13 @@ private:
     // Watching the client while the upstream works (the answer header, a
     // stream) or while the limiter makes a request wait: a plain read on the
     // client socket with a callback, no coroutines and no parallel group (those
-    // cost ~5% of a request). When the client hangs up, `connection` (if any)
-    // is closed at once, so the upstream request ends too. The read may still
-    // be in flight when the watch stops; settle_client_watch() waits for it
-    // (rarely needed: its cancellation completes first) before buffer_ is read
-    // again, and keeps what it read (a pipelined next request).
+    // cost ~5% of a request). When the client hangs up, the attached
+    // `connection` (if any) is closed at once, so the upstream request ends too.
+    // The read is never cancelled when a wait ends: it stays in flight (only
+    // detached from the connection) until the client's next bytes or its
+    // hang-up, so that it is also the wait for the next request on a kept-alive
+    // connection (settle_client_watch, in run()): one read a request instead of
+    // a watch started, a watch cancelled and a read for the next request.
     struct client_watch_state {
         asio::cancellation_signal cancel;
         bool pending = false;
@@ -233,9 +235,15 @@ private:
         upstream_connection* connection = nullptr;  // closed when the client goes
         steady_timer* waiter = nullptr;           // woken when the read completes
     };
+    // Attaches `connection` (may be null) to the watch, starting its read
+    // unless one is in flight; a completed read's bytes are committed first.
     void start_client_watch(upstream_connection* connection);
+    // Detaches the connection; the read stays in flight.
     void stop_client_watch() noexcept;
-    awaitable<void> settle_client_watch();
+    // Waits for the read in flight (the next request's bytes, a hang-up) until
+    // `deadline`, and commits what it read. False: the client hung up or the
+    // deadline passed (the read is then cancelled).
+    awaitable<bool> settle_client_watch(std::chrono::steady_clock::time_point deadline);
     bool client_watch_unsettled() const noexcept { return client_watch_->pending || client_watch_->bytes != 0; }
     std::shared_ptr<client_watch_state> client_watch_ = std::make_shared<client_watch_state>();
     // Reads the upstream's final answer header into a new `parser` while

@@ -269,10 +269,17 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
 void downstream_session::start_client_watch(upstream_connection* connection) {
     static constexpr std::size_t watch_read_bytes = 4096;
     auto& state = *client_watch_;
+    state.connection = connection;
+    if (state.pending) {
+        return;  // the read in flight since an earlier wait watches for this one too
+    }
+    if (state.bytes > 0) {
+        // A pipelined next request: its first bytes, kept for the next parse.
+        buffer_.commit(state.bytes);
+        state.bytes = 0;
+    }
     state.pending = true;
     state.gone = false;
-    state.bytes = 0;
-    state.connection = connection;
     // The handler holds the state, not the session: it may run after the
     // session ended (its socket closed, the read aborted).
     client_.socket().async_read_some(
@@ -293,37 +300,38 @@ void downstream_session::start_client_watch(upstream_connection* connection) {
             }));
 }
 
-void downstream_session::stop_client_watch() noexcept {
+void downstream_session::stop_client_watch() noexcept { client_watch_->connection = nullptr; }
+
+awaitable<bool> downstream_session::settle_client_watch(std::chrono::steady_clock::time_point deadline) {
     auto& state = *client_watch_;
     state.connection = nullptr;
     if (state.pending) {
-        state.cancel.emit(asio::cancellation_type::terminal);
-    }
-}
-
-awaitable<void> downstream_session::settle_client_watch() {
-    auto& state = *client_watch_;
-    if (state.pending) {
-        steady_timer wake(co_await asio::this_coro::executor, steady_timer::time_point::max());
+        steady_timer wake(co_await asio::this_coro::executor, deadline);
         state.waiter = &wake;
+        bool timed_out = false;
         while (state.pending) {
-            co_await wake.async_wait(as_result);
+            auto [ec] = co_await wake.async_wait(as_result);
+            if (!ec && state.pending) {
+                timed_out = true;  // no byte before the deadline: the read is cancelled
+                state.cancel.emit(asio::cancellation_type::terminal);
+                wake.expires_at(steady_timer::time_point::max());
+            }
         }
         state.waiter = nullptr;
+        if (timed_out && state.bytes == 0) {
+            co_return false;
+        }
     }
     if (state.bytes > 0) {
-        // A pipelined next request: its first bytes, kept for the next parse.
         buffer_.commit(state.bytes);
         state.bytes = 0;
     }
+    co_return !state.gone;
 }
 
 awaitable<boost::system::error_code> downstream_session::read_upstream_header(
     upstream_connection& connection, std::optional<response_parser>& parser, bool head_request,
     config::duration timeout, bool& client_gone) {
-    if (client_watch_unsettled()) {
-        co_await settle_client_watch();
-    }
     start_client_watch(&connection);
     boost::system::error_code result = bhttp::error::bad_status;
     // A few interim answers are fine; an endless run of them is not an answer.

@@ -493,8 +493,12 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     const auto body_ready = std::chrono::steady_clock::now();
 
     // POST /v1/responses continues a stored conversation: read it first.
-    std::vector<std::pair<std::string, std::string>> stored_items;
-    openai_responses::history history;
+    // What the request is planned with lives in the session (plan_state_),
+    // not in this coroutine's frame: a frame over the ~1 KB blocks Asio
+    // recycles is a trip through malloc's slow path for every request.
+    plan_state_.reset();
+    auto& stored_items = plan_state_.stored_items;
+    auto& history = plan_state_.history;
     const bool responses_api = context.endpoint->kind == routing::endpoint_kind::responses;
     if (responses_api) {
         if (!co_await load_responses_history(context, body.view(), stored_items)) {
@@ -514,7 +518,8 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
 
     // Plan (plan/request_plan.hpp): the same pure function explain calls.
     const plan::plan_inputs inputs{state_->config, *state_->rules, state_->model_aliases};
-    auto planned = plan::plan_request(
+    plan::plan_result& planned = plan_state_.planned;
+    planned = plan::plan_request(
         inputs,
         {*context.endpoint, context.path, body.view(), {}, history_of_request, &worker_.response_ids, {},
          &batches::process_file_registry()},
@@ -527,13 +532,13 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     // SPEC §6 `fallback`: the models to re-plan for when the upstream fails
     // before any byte reached the client. Never from the EU host to another.
     const auto first_upstream = planned.plan->upstream;
-    std::vector<std::string> fallbacks;
+    auto& fallbacks = plan_state_.fallbacks;
     if (state_->rules->enabled(rules::rule_id::fallback) &&
         !beast::iequals(parser.get()["x-mistral-proxy-fallback"], "off")) {
         fallbacks = state_->rules->fallback_chain(planned.plan->model_sent);
     }
     std::size_t next_fallback = 0;
-    std::string first_model;
+    auto& first_model = plan_state_.first_model;
     const auto target = std::string_view(parser.get().target());
     const auto query = target.substr(std::min(target.size(), target.find('?')));
 
@@ -563,7 +568,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
             first_model = context.model_sent;
         }
         context.stream = out.stream;
-        auto plan = out.answer;
+        answer_plan& plan = planned.plan->answer;  // this request's own: set up in place
         plan.created_at = unix_now();
         if (plan.mode == answer_mode::whole && plan.whole == whole_kind::usage_only && !worker_.limits.active()) {
             // Only the limiter needs the usage of an answer that is not rewritten.
@@ -571,8 +576,8 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         }
         const auto upstream = out.upstream;
         context.upstream = upstream;
-        if (auto key = state_->keys.upstream_authorization(upstream, bearer); key.error) {
-            co_return co_await send_error(context, *key.error, context.client_keep_alive);
+        if (state_->keys.upstream_authorization(upstream, bearer).error) {
+            co_return co_await refuse_without_key(context, upstream, bearer);
         }
 
         const auto& settings = worker_.pool.settings(upstream);
@@ -661,6 +666,14 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         }
         fall_back_to(*candidate);
     }
+}
+
+// No key for the upstream (a 401 naming the variable to set), out of
+// proxy_buffered's frame.
+awaitable<bool> downstream_session::refuse_without_key(request_context& context, routing::upstream_id upstream,
+                                                       std::optional<std::string_view> bearer) {
+    const auto key = state_->keys.upstream_authorization(upstream, bearer);
+    co_return co_await send_error(context, *key.error, context.client_keep_alive);
 }
 
 awaitable<void> run_downstream_session(tcp_socket socket, worker_context& worker) {

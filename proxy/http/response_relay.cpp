@@ -170,6 +170,73 @@ awaitable<bool> downstream_session::answer_error_response(upstream_connection& c
     co_return co_await send_error(context, error, context.client_keep_alive, &headers);
 }
 
+// The whole answer rewritten for its kind. Not a coroutine: its temporaries
+// (a Response's translation among them) stay off answer_whole's frame,
+// which then fits the blocks Asio recycles.
+responses::body_result downstream_session::transform_whole_answer(std::string_view body, const answer_plan& plan,
+                                                                  std::string& output_items) {
+    responses::body_result result;
+    switch (plan.whole) {
+        case whole_kind::chat:
+            result = responses::transform_chat_response(body, state_->response_rules);
+            break;
+        case whole_kind::text_completion:
+            result = responses::chat_to_text_completion(body, state_->response_rules);
+            break;
+        case whole_kind::embeddings_base64:
+            result = responses::transform_embeddings_response(body, responses::embedding_encoding::base64);
+            break;
+        case whole_kind::model_list:
+            result = responses::merge_model_list(body, state_->model_aliases, unix_now());
+            break;
+        case whole_kind::alias_card:
+            result.body = responses::alias_model_card(body, *plan.alias, unix_now());
+            result.hits.add(responses::response_rule::model_alias);
+            break;
+        case whole_kind::moderation:
+            result = responses::transform_moderation_response(body, state_->response_rules);
+            break;
+        case whole_kind::transcription:
+            result = audio::transform_transcription_response(body, plan.transcription);
+            break;
+        case whole_kind::speech:
+            result = audio::transform_speech_response(body, plan.speech);
+            break;
+        case whole_kind::batch:
+            result = batches::transform_batch(body);
+            break;
+        case whole_kind::batch_list:
+            result = batches::transform_batch_list(body, plan.batch_list);
+            break;
+        case whole_kind::file:
+            result = batches::transform_file(body);
+            break;
+        case whole_kind::batch_upload:
+            result = batches::transform_file(body, plan.uploaded_bytes);
+            if (!result.error && !result.unchanged) {
+                // Known from now on: POST /v1/batches reads the job's model here.
+                batches::process_file_registry().record(batches::file_id_of(body), plan.batch_file);
+            }
+            break;
+        case whole_kind::usage_only:
+            result.unchanged = true;
+            result.usage = responses::find_usage(body);
+            break;
+        case whole_kind::response: {
+            const auto& request = *plan.responses;
+            auto translated = openai_responses::translate_answer(
+                body, {request.response_id, plan.created_at, unix_now(), &request.settings,
+                              &worker_.response_ids});
+            result.usage = translated.usage;
+            result.error = std::move(translated.error);
+            result.body = std::move(translated.body);
+            output_items = std::move(translated.output_items);
+            break;
+        }
+    }
+    return result;
+}
+
 awaitable<bool> downstream_session::answer_whole(upstream_connection& connection, connection_ptr& owned,
                                                  response_parser& parser, request_context& context,
                                                  const answer_plan& plan) {
@@ -190,67 +257,11 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     }
     release_or_close(upstream, owned, parser);
 
-    responses::body_result result;
-    switch (plan.whole) {
-        case whole_kind::chat:
-            result = responses::transform_chat_response(body.view(), state_->response_rules);
-            break;
-        case whole_kind::text_completion:
-            result = responses::chat_to_text_completion(body.view(), state_->response_rules);
-            break;
-        case whole_kind::embeddings_base64:
-            result = responses::transform_embeddings_response(body.view(), responses::embedding_encoding::base64);
-            break;
-        case whole_kind::model_list:
-            result = responses::merge_model_list(body.view(), state_->model_aliases, unix_now());
-            break;
-        case whole_kind::alias_card:
-            result.body = responses::alias_model_card(body.view(), *plan.alias, unix_now());
-            result.hits.add(responses::response_rule::model_alias);
-            break;
-        case whole_kind::moderation:
-            result = responses::transform_moderation_response(body.view(), state_->response_rules);
-            break;
-        case whole_kind::transcription:
-            result = audio::transform_transcription_response(body.view(), plan.transcription);
-            break;
-        case whole_kind::speech:
-            result = audio::transform_speech_response(body.view(), plan.speech);
-            break;
-        case whole_kind::batch:
-            result = batches::transform_batch(body.view());
-            break;
-        case whole_kind::batch_list:
-            result = batches::transform_batch_list(body.view(), plan.batch_list);
-            break;
-        case whole_kind::file:
-            result = batches::transform_file(body.view());
-            break;
-        case whole_kind::batch_upload:
-            result = batches::transform_file(body.view(), plan.uploaded_bytes);
-            if (!result.error && !result.unchanged) {
-                // Known from now on: POST /v1/batches reads the job's model here.
-                batches::process_file_registry().record(batches::file_id_of(body.view()), plan.batch_file);
-            }
-            break;
-        case whole_kind::usage_only:
-            result.unchanged = true;
-            result.usage = responses::find_usage(body.view());
-            break;
-        case whole_kind::response: {
-            const auto& request = *plan.responses;
-            auto translated = openai_responses::translate_answer(
-                body.view(), {request.response_id, plan.created_at, unix_now(), &request.settings,
-                              &worker_.response_ids});
-            result.usage = translated.usage;
-            result.error = std::move(translated.error);
-            result.body = std::move(translated.body);
-            if (!result.error) {
-                // Kept before the client has it: a retrieve right after finds it.
-                co_await store_response(context, plan, result.body, translated.output_items);
-            }
-            break;
-        }
+    std::string output_items;  // a Response's, for the store
+    responses::body_result result = transform_whole_answer(body.view(), plan, output_items);
+    if (plan.whole == whole_kind::response && !result.error) {
+        // Kept before the client has it: a retrieve right after finds it.
+        co_await store_response(context, plan, result.body, output_items);
     }
     if (result.usage) {
         context.usage = result.usage;

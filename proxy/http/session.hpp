@@ -135,6 +135,21 @@ private:
     padded_body answer_body_;
     std::string planned_body_;  // the rewritten body of the request being sent (proxy_buffered)
     request_context context_;             // the request being handled (handle), reset for each
+    // What proxy_buffered plans a request with (kept off its coroutine frame).
+    struct buffered_plan_state {
+        plan::plan_result planned;
+        std::vector<std::pair<std::string, std::string>> stored_items;  // a Response's stored conversation
+        openai_responses::history history;
+        std::vector<std::string> fallbacks;  // SPEC §6 `fallback`: the models to try next
+        std::string first_model;
+        void reset() {
+            stored_items.clear();
+            history = {};
+            fallbacks.clear();
+            first_model.clear();
+        }
+    };
+    buffered_plan_state plan_state_;
     std::string upstream_head_;           // its head up to Content-Length (upstream_request::head_start)
     std::string upstream_authorization_;  // and the Authorization value it goes with
     head_fields answer_fields_;  // the fields of a whole answer's head (answer_whole)
@@ -161,6 +176,8 @@ private:
                                    std::optional<std::string_view> bearer);
     awaitable<bool> proxy_streamed(request_parser& parser, request_context& context,
                                    std::optional<std::string_view> bearer);
+    awaitable<bool> refuse_without_key(request_context& context, routing::upstream_id upstream,
+                                       std::optional<std::string_view> bearer);
     // Waits for the rate limiter's go (FIFO), or answers the local 429. False:
     // the request is over (answered or the client left); `keep_alive` says
     // whether the connection can carry another.
@@ -273,6 +290,8 @@ private:
     // --- response_relay.cpp: the answer
     awaitable<bool> relay_response(upstream_connection& connection, connection_ptr& owned, response_parser& parser,
                                    request_context& context, const answer_plan& plan);
+    responses::body_result transform_whole_answer(std::string_view body, const answer_plan& plan,
+                                                  std::string& output_items);
     awaitable<bool> relay_stream(upstream_connection& connection, connection_ptr& owned, response_parser& parser,
                                  request_context& context, const answer_plan& plan, bool event_stream);
     awaitable<relay_outcome> relay_body(upstream_connection& connection, response_parser& upstream_parser,

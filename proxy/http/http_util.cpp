@@ -145,15 +145,13 @@ void format_response_head(unsigned status, const head_fields& fields, std::size_
     out += "\r\n\r\n";
 }
 
-std::array<asio::const_buffer, 2> upstream_request_pieces(const upstream_request& request, std::string& head_scratch) {
-    head_scratch.assign(request.head_start);
-    head_scratch += "Content-Length: ";
-    head_scratch += std::to_string(request.body.size());
-    head_scratch += "\r\nAuthorization: ";
-    head_scratch += request.authorization;
-    head_scratch += "\r\n\r\n";
-    return {asio::buffer(head_scratch.data(), head_scratch.size()),
-            asio::buffer(request.body.data(), request.body.size())};
+void format_upstream_head(const upstream_request& request, std::string& head) {
+    head.assign(request.head_start);
+    head += "Content-Length: ";
+    head += std::to_string(request.body.size());
+    head += "\r\nAuthorization: ";
+    head += request.authorization;
+    head += "\r\n\r\n";
 }
 
 void make_write_at_once_ready(tcp_socket& socket) noexcept {

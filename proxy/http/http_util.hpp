@@ -141,9 +141,14 @@ struct upstream_request {
 void format_upstream_start(std::string& out, std::string_view base_path, std::string_view path_after_v1,
                            std::string_view query, const bhttp::fields& client, std::string_view host);
 
-// The request as written: head_start, Content-Length, Authorization, the
-// blank line (laid out in `head_scratch`, reused), then the body.
-std::array<asio::const_buffer, 2> upstream_request_pieces(const upstream_request& request, std::string& head_scratch);
+// The request's head as written: head_start, Content-Length, Authorization
+// and the blank line, laid out in `head` (reused).
+void format_upstream_head(const upstream_request& request, std::string& head);
+// The request as written: that head, then the body.
+inline std::array<asio::const_buffer, 2> upstream_request_pieces(const upstream_request& request,
+                                                                 const std::string& head) {
+    return {asio::buffer(head.data(), head.size()), asio::buffer(request.body.data(), request.body.size())};
+}
 
 // Writes as much of `buffers` as the socket takes at once, without an
 // asynchronous operation. Sockets of the data path are non-blocking

@@ -101,12 +101,32 @@ awaitable<bool> upstream_exchange::wait_before_retry(limits::milliseconds delay,
     co_return co_await session_.wait_watching_client(ready);
 }
 
+// A new connection into `connection`, or why there is none into `failure`:
+// in a frame of its own, since its result is large and most requests reuse
+// a pooled connection.
+awaitable<void> upstream_exchange::connect(connection_ptr& connection, std::optional<errors::openai_error>& failure) {
+    auto acquired = co_await session_.worker_.pool.connect(upstream_);
+    connection = std::move(acquired.connection);
+    failure = std::move(acquired.error);
+}
+
+// What the socket did not take at once, in a frame of its own (a rare path).
+awaitable<boost::system::error_code> upstream_exchange::write_rest(upstream_connection& connection,
+                                                                   std::array<asio::const_buffer, 2> pieces,
+                                                                   std::size_t sent, config::duration timeout) {
+    beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(pieces);
+    rest.consume(sent);
+    connection.tcp().expires_after(timeout);
+    auto [ec, written] =
+        co_await connection.visit([&](auto& stream) { return asio::async_write(stream, rest, as_result); });
+    co_return ec;
+}
+
 awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
                                                   bool may_fall_back, std::optional<response_parser>& parser) {
     using outcome_kind = exchange_result::outcome;
     auto& worker = session_.worker_;
     const auto& settings = worker.pool.settings(upstream_);
-    const auto name = routing::upstream_name(upstream_);
     // Where, for a failure's message only: not built for every request.
     const auto endpoint = [&] { return worker.pool.endpoint_text(upstream_); };
     const auto& schedule = session_.state_->retry;
@@ -140,29 +160,25 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
             }
             probe.pending = admission.probe;
         }
-        upstream_pool::acquired acquired{worker.pool.take_idle(upstream_, fresh_connection), std::nullopt};
-        if (!acquired.connection) {
-            acquired = co_await worker.pool.connect(upstream_);
+        std::optional<errors::openai_error> failure;  // the try got no HTTP answer at all
+        connection_ptr connection = worker.pool.take_idle(upstream_, fresh_connection);
+        if (!connection) {
+            co_await connect(connection, failure);
         }
         fresh_connection = false;
-        std::optional<errors::openai_error> failure;  // the try got no HTTP answer at all
-        if (acquired.error) {
-            failure = std::move(acquired.error);
-        } else {
-            auto connection = std::move(acquired.connection);
+        if (!failure) {
             const auto sent_at = std::chrono::steady_clock::now();
             // Sent at once when the socket takes it all (a plain connection
             // with room: nearly always), else the rest asynchronously.
-            const auto pieces = upstream_request_pieces(request, session_.head_);
+            format_upstream_head(request, session_.head_);
             boost::system::error_code ec;
-            const std::size_t sent = connection->plain() ? write_at_once(connection->tcp().socket(), pieces, ec) : 0;
-            if (!ec && sent < asio::buffer_size(pieces)) {
-                beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(pieces);
-                rest.consume(sent);
-                connection->tcp().expires_after(settings.read_timeout);
-                auto [write_ec, written] = co_await connection->visit(
-                    [&](auto& stream) { return asio::async_write(stream, rest, as_result); });
-                ec = write_ec;
+            const std::size_t sent =
+                connection->plain()
+                    ? write_at_once(connection->tcp().socket(), upstream_request_pieces(request, session_.head_), ec)
+                    : 0;
+            if (!ec && sent < session_.head_.size() + request.body.size()) {
+                ec = co_await write_rest(*connection, upstream_request_pieces(request, session_.head_), sent,
+                                         settings.read_timeout);
             }
             parser.reset();
             bool client_gone = false;
@@ -190,14 +206,14 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
             if (ec) {
                 connection->abort();
                 failure = ec == beast::error::timeout
-                              ? upstream_failure(name, endpoint(),
+                              ? upstream_failure(routing::upstream_name(upstream_), endpoint(),
                                                  "no answer within " + config::format_duration(settings.read_timeout) +
                                                      " (read_timeout)",
                                                  ec)
                           : (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
                              ec == asio::error::connection_reset || ec == ssl::error::stream_truncated)
-                              ? upstream_failure(name, endpoint(), "closed the connection before answering", ec)
-                              : upstream_failure(name, endpoint(), "sent an invalid HTTP answer", ec);
+                              ? upstream_failure(routing::upstream_name(upstream_), endpoint(), "closed the connection before answering", ec)
+                              : upstream_failure(routing::upstream_name(upstream_), endpoint(), "sent an invalid HTTP answer", ec);
             } else {
                 worker.metrics.upstream_latency.observe(std::chrono::steady_clock::now() - sent_at);
                 const auto status = parser->get().result_int();
@@ -209,7 +225,7 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
                 }
                 if (may_fall_back && session_.state_->rules->falls_back_on(status)) {
                     co_await session_.discard_refusal(upstream_, connection, *parser);
-                    log_line(log_level::info, "request " + context_.id + ": upstream " + std::string(name) +
+                    log_line(log_level::info, "request " + context_.id + ": upstream " + std::string(routing::upstream_name(upstream_)) +
                                                   " answered " + std::to_string(status) + " for model " +
                                                   context_.model_sent);
                     co_return with(outcome_kind::fall_back);
@@ -219,7 +235,7 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
                     const auto decision = schedule.after_failure(tries, true, wish);
                     if (decision.retry) {
                         co_await session_.discard_refusal(upstream_, connection, *parser);
-                        log_line(log_level::info, "request " + context_.id + ": upstream " + std::string(name) +
+                        log_line(log_level::info, "request " + context_.id + ": upstream " + std::string(routing::upstream_name(upstream_)) +
                                                       " answered " + std::to_string(status) + ", retry " +
                                                       std::to_string(tries) + " in " +
                                                       config::format_duration(decision.delay));
@@ -230,9 +246,7 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
                         continue;
                     }
                 }
-                exchange_result answer = with(outcome_kind::answer);
-                answer.connection = std::move(connection);
-                co_return answer;
+                co_return answered(std::move(connection));
             }
         }
 
@@ -257,10 +271,8 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
             continue;
         }
         session_.log_failure(context_, *failure);
-        exchange_result refused = with(outcome_kind::refused);
-        refused.error = std::move(failure);
-        refused.headers = limits::client_retry_headers(schedule.client_retry_after(std::nullopt), true);
-        co_return refused;
+        co_return refused(std::move(failure),
+                          limits::client_retry_headers(schedule.client_retry_after(std::nullopt), true));
     }
 }
 

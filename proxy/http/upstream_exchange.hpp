@@ -38,16 +38,37 @@ public:
     // retried nor answered.
     // With an answer, `parser` holds its head (its body not read yet); a
     // parser is not movable, so the caller keeps it.
+    // Its coroutine frame is about 1000 bytes, under the ~1 KB blocks Asio
+    // recycles (a larger one goes through malloc's slow path every request):
+    // what is large and rare (connecting, a partial write, the results) is
+    // in the helpers below, not in named locals of run().
     awaitable<exchange_result> run(upstream_request& request, bool may_fall_back,
                                    std::optional<response_parser>& parser);
 
 private:
+    awaitable<void> connect(connection_ptr& connection, std::optional<errors::openai_error>& failure);
+    static awaitable<boost::system::error_code> write_rest(upstream_connection& connection,
+                                                          std::array<asio::const_buffer, 2> pieces, std::size_t sent,
+                                                          config::duration timeout);
     // Between tries: the backoff, taking a request token again (SPEC §8).
     // False when the client left meanwhile.
     awaitable<bool> wait_before_retry(limits::milliseconds delay, metrics::retry_cause cause);
+    // The results are built by these plain functions, not as named locals of
+    // run(): a coroutine keeps every named local in its frame.
     static exchange_result with(exchange_result::outcome what) {
         exchange_result result;
         result.what = what;
+        return result;
+    }
+    static exchange_result answered(connection_ptr connection) {
+        exchange_result result = with(exchange_result::outcome::answer);
+        result.connection = std::move(connection);
+        return result;
+    }
+    static exchange_result refused(std::optional<errors::openai_error> error, limits::header_list headers) {
+        exchange_result result = with(exchange_result::outcome::refused);
+        result.error = std::move(error);
+        result.headers = std::move(headers);
         return result;
     }
 

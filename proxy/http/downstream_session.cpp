@@ -302,6 +302,10 @@ awaitable<bool> downstream_session::handle(request_parser& parser) {
         co_await limits_settle(context);
     }
     finish(context);
+    // What the request was planned with is not held while the connection
+    // waits for the next one (a Response's translated conversation may be large).
+    plan_state_.planned.plan.reset();
+    plan_state_.reset();
     co_return keep_alive && !worker_.draining;
 }
 

@@ -298,15 +298,7 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     format_response_head(context.status, fields, answer.size(), head_);
     const std::array<asio::const_buffer, 2> pieces{asio::buffer(head_.data(), head_.size()),
                                                    asio::buffer(answer.data(), answer.size())};
-    boost::system::error_code write_ec;
-    const std::size_t sent = write_at_once(client_.socket(), pieces, write_ec);
-    if (!write_ec && sent < asio::buffer_size(pieces)) {
-        beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(pieces);
-        rest.consume(sent);
-        client_.expires_after(server_settings().write_timeout);
-        auto [rest_ec, written] = co_await asio::async_write(client_, rest, as_result);
-        write_ec = rest_ec;
-    }
+    const auto write_ec = co_await write_all(client_, pieces, server_settings().write_timeout);
     co_return !write_ec && keep_alive;
 }
 
@@ -509,34 +501,32 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                                                         bhttp::response<bhttp::buffer_body>& response,
                                                         relay_state& relay, responses::event_rewriter* transcoder) {
     char* chunk = relay_buffer();
-    // Writes one piece to the client as its own chunk; false when the client is gone.
-    // Once the head is out, a piece is framed here (the chunk's size line,
-    // the bytes, CRLF: what Beast's serializer writes) and written as three
-    // buffers: the serializer's walk through its nested buffer views costs
-    // more than the event it carries.
-    // Not a coroutine (no frame per piece): it returns the write to await,
-    // and written() reads its result. The head's framing is fixed once it is
-    // out, so whether it is chunked is read once (a field lookup and a token
-    // walk each time otherwise).
+    // Writes one piece to the client as its own chunk. Once the head is out,
+    // a piece is framed here (the chunk's size line, the bytes, CRLF: what
+    // Beast's serializer writes) and written as three buffers: the
+    // serializer's walk through its nested buffer views costs more than the
+    // event it carries.
     // Not a coroutine (no frame per piece): a piece the socket takes at once
     // (write_at_once) is written here, with no operation at all, and only
     // what is left of it comes back as a write to await. The head's framing
     // is fixed once it is out, so whether it is chunked is read once (a field
-    // lookup and a token walk each time otherwise). `failed`: the client is gone.
+    // lookup and a token walk each time otherwise). `client_failed`: the
+    // client is gone (set by write_piece or by awaited()).
     char size_line[2 * sizeof(std::size_t) + 2];
     const bool chunked = response.chunked();
     std::array<asio::const_buffer, 3> pieces;
     beast::buffers_suffix<std::array<asio::const_buffer, 3>> rest;
     using pending_write = awaitable<std::tuple<boost::system::error_code, std::size_t>>;
-    auto write_piece = [&](const char* data, std::size_t size, bool& failed) -> std::optional<pending_write> {
+    bool client_failed = false;
+    auto write_piece = [&](const char* data, std::size_t size) -> std::optional<pending_write> {
         relay.bytes_sent += size;
         if (serializer.is_header_done()) {
             const std::size_t line = chunked ? chunk_size_line(size, size_line) : 0;
             pieces = {asio::buffer(size_line, line), asio::buffer(data, size), asio::buffer("\r\n", line > 0 ? 2 : 0)};
             boost::system::error_code ec;
             const std::size_t sent = write_at_once(client_.socket(), pieces, ec);
-            failed = static_cast<bool>(ec);
-            if (failed || sent == asio::buffer_size(pieces)) {
+            client_failed = static_cast<bool>(ec);
+            if (client_failed || sent == asio::buffer_size(pieces)) {
                 return std::nullopt;
             }
             rest = beast::buffers_suffix<std::array<asio::const_buffer, 3>>(pieces);
@@ -550,9 +540,9 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
         client_.expires_after(server_settings().write_timeout);
         return bhttp::async_write(client_, serializer, as_result);
     };
-    const auto written = [](const std::tuple<boost::system::error_code, std::size_t>& result) {
+    const auto awaited = [&](const std::tuple<boost::system::error_code, std::size_t>& result) {
         const auto& ec = std::get<0>(result);
-        return !ec || ec == bhttp::error::need_buffer;
+        client_failed = ec && ec != bhttp::error::need_buffer;
     };
     for (;;) {
         upstream_parser.get().body().data = chunk;
@@ -568,11 +558,10 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                 out_.clear();
                 transcoder->on_body(std::string_view(chunk, got), out_);
                 if (!out_.empty()) {
-                    bool failed = false;
-                    if (auto pending = write_piece(out_.data(), out_.size(), failed)) {
-                        failed = !written(co_await std::move(*pending));
+                    if (auto pending = write_piece(out_.data(), out_.size())) {
+                        awaited(co_await std::move(*pending));
                     }
-                    if (failed) {
+                    if (client_failed) {
                         co_return relay_outcome::client_failed;
                     }
                 }
@@ -583,11 +572,10 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                     break;
                 }
             } else {
-                bool failed = false;
-                if (auto pending = write_piece(chunk, got, failed)) {
-                    failed = !written(co_await std::move(*pending));
+                if (auto pending = write_piece(chunk, got)) {
+                    awaited(co_await std::move(*pending));
                 }
-                if (failed) {
+                if (client_failed) {
                     co_return relay_outcome::client_failed;
                 }
                 const std::string_view tail(chunk + (got > 2 ? got - 2 : 0), got > 2 ? 2 : got);
@@ -609,11 +597,10 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                 out_.clear();
                 transcoder->on_end(out_);
                 if (!out_.empty()) {
-                    bool failed = false;
-                    if (auto pending = write_piece(out_.data(), out_.size(), failed)) {
-                        failed = !written(co_await std::move(*pending));
+                    if (auto pending = write_piece(out_.data(), out_.size())) {
+                        awaited(co_await std::move(*pending));
                     }
-                    if (failed) {
+                    if (client_failed) {
                         co_return relay_outcome::client_failed;
                     }
                 }

@@ -105,14 +105,18 @@ answers build_answers(const settings& s) {
     a.chat = http_response(200, "OK", "application/json", chat_body);
 
     std::string embed = R"({"id":"5b0a7e3c9d1f4a2b8c6e0d4f2a1b3c5d","object":"list","data":[{"object":"embedding","embedding":[)";
-    std::uint32_t x = 2463534242u;  // xorshift: fixed, plausible-looking floats
+    // Numbers written the way Mistral writes them (its API reference shows
+    // -0.016632080078125 and 0.01309967041015625): half-precision values
+    // printed exactly, 15 to 23 characters each. xorshift: the same every run.
+    std::uint32_t x = 2463534242u;
     for (unsigned i = 0; i < s.embedding_dims; ++i) {
         x ^= x << 13;
         x ^= x >> 17;
         x ^= x << 5;
-        char number[32];
-        const double v = (static_cast<double>(x % 200001u) - 100000.0) / 1000000.0;
-        const int n = std::snprintf(number, sizeof number, "%s%.6f", i == 0 ? "" : ",", v);
+        char number[40];
+        const double mantissa = 1024.0 + static_cast<double>(x % 1024u);  // 11 bits, as in binary16
+        const double v = ((x & 0x400000u) != 0 ? -mantissa : mantissa) / static_cast<double>(1u << (15 + (x >> 10) % 7));
+        const int n = std::snprintf(number, sizeof number, "%s%.17g", i == 0 ? "" : ",", v);
         embed.append(number, static_cast<std::size_t>(n));
     }
     embed += R"(],"index":0}],"model":"mistral-embed","usage":{"prompt_tokens":6,"total_tokens":6,"completion_tokens":0}})";

@@ -17,6 +17,8 @@
 #include <cstring>
 #include <string_view>
 
+#include "json/number.hpp"
+
 namespace mistral_proxy::json {
 
 namespace od = simdjson::ondemand;
@@ -77,6 +79,20 @@ inline bool is_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r
 [[gnu::always_inline]] inline bool consume_string(od::value& value) noexcept {
     od::raw_json_string raw;
     return value.get_raw_json_string().get(raw) == simdjson::SUCCESS;
+}
+
+// A number's value: simdjson's get_double, read again exactly where simdjson
+// 3.0.1 misreads it (json/number.hpp). Use it for every number the proxy
+// compares or converts, never get_double alone.
+[[gnu::always_inline]] inline simdjson::error_code get_number(od::value& value, double& out) noexcept {
+    const std::string_view token = value.raw_json_token();
+    if (auto e = value.get_double().get(out)) {
+        return e;
+    }
+    if (may_have_over_19_digits(token) && !read_exactly(token, out)) {
+        return simdjson::NUMBER_ERROR;
+    }
+    return simdjson::SUCCESS;
 }
 
 // Walks `value` (of JSON type `type`, at nesting `depth`) whole: every
@@ -141,7 +157,7 @@ inline simdjson::error_code validate(od::value value, od::json_type type, std::s
             return value.get_string().get(text);
         }
         case od::json_type::number: {
-            double number = 0;
+            double number = 0;  // validated, not used: get_double's misreadings do not matter
             return value.get_double().get(number);
         }
         case od::json_type::boolean: {

@@ -1087,10 +1087,9 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                 break;
             default:
                 if (type == od::json_type::number) {
-                    std::string_view token;
+                    const std::string_view token = child.raw_json_token();
                     double number = 0;
-                    token = child.raw_json_token();
-                    if (auto e = child.get_double().get(number)) {
+                    if (auto e = json::get_number(child, number)) {  // not get_double: see json/number.hpp
                         return fail_json(e);
                     }
                     std::size_t n = 0;

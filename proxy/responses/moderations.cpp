@@ -283,7 +283,7 @@ bool read_scores(od::value& value, std::vector<category_score>& scores) {
         const std::string_view token = member.raw_json_token();
         const auto end = token.find_first_not_of("0123456789+-.eE");
         score.raw = token.substr(0, end);
-        if (score.raw.empty() || member.get_double().get(score.value) != simdjson::SUCCESS) {
+        if (score.raw.empty() || json::get_number(member, score.value) != simdjson::SUCCESS) {  // see json/number.hpp
             return false;
         }
         scores.push_back(score);

@@ -178,6 +178,10 @@ TEST_CASE("ranges") {
          R"({"model":"mistral-small-latest","messages":[],"presence_penalty":2,"frequency_penalty":-2})", "ranges"},
         {"in range: untouched", R"({"model":"mistral-small-latest","messages":[],"temperature":1.5,"top_p":1,"random_seed":0})", "", ""},
         {"exponent form", R"({"model":"mistral-small-latest","messages":[],"temperature":1e0})", "", ""},
+        // More than 19 digits: simdjson 3.0.1's get_double reads this top_p (2.1e-6,
+        // in range) as 2.55e-7, which the rule would have raised to 0.000001.
+        {"long numbers read exactly",
+         R"({"model":"mistral-small-latest","messages":[],"top_p":0.0000020999999999999999223})", "", ""},
     });
 }
 

@@ -326,6 +326,7 @@ request_schema parse_request_schema(const std::string& file, const YAML::Node& m
                                });
                            schema.fields.push_back(std::move(spec));
                        });
+    schema.index();
     return schema;
 }
 
@@ -617,9 +618,52 @@ bool contains(const key_list& list, std::string_view key) noexcept {
     return std::any_of(list.begin(), list.end(), [&](const std::string& item) { return load::equal_key(item, key); });
 }
 
+namespace {
+
+// Length and three bytes: distinct for nearly every pair of OpenAI's and
+// Mistral's parameter names, and cheap; collisions are probed past.
+std::size_t schema_hash(std::string_view name) noexcept {
+    if (name.empty()) {
+        return 0;
+    }
+    const auto byte = [&](std::size_t i) { return static_cast<std::size_t>(static_cast<unsigned char>(name[i])); };
+    return name.size() * 0x9E37 ^ byte(0) * 0x85EB ^ byte(name.size() / 2) * 0xC2B3 ^ byte(name.size() - 1);
+}
+
+}  // namespace
+
+void request_schema::index() {
+    slots_.clear();
+    if (fields.empty() || fields.size() >= 0x7FFF) {
+        return;  // find() searches
+    }
+    std::size_t size = 8;
+    while (size < fields.size() * 4) {
+        size *= 2;
+    }
+    slots_.assign(size, 0);
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        std::size_t at = schema_hash(fields[i].name) & (size - 1);
+        while (slots_[at] != 0) {
+            at = (at + 1) & (size - 1);
+        }
+        slots_[at] = static_cast<std::uint16_t>(i + 1);
+    }
+}
+
 const field_spec* request_schema::find(std::string_view name) const noexcept {
-    for (const auto& field : fields) {
-        if (field.name == name) {
+    if (slots_.empty()) {
+        for (const auto& field : fields) {
+            if (field.name == name) {
+                return &field;
+            }
+        }
+        return nullptr;
+    }
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t at = schema_hash(name) & mask; slots_[at] != 0; at = (at + 1) & mask) {
+        const field_spec& field = fields[slots_[at] - 1];
+        if (field.name.size() == name.size() && std::memcmp(field.name.data(), name.data(), name.size()) == 0) {
             return &field;
         }
     }

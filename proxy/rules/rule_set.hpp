@@ -93,7 +93,15 @@ bool contains(const key_list& list, std::string_view key) noexcept;
 // generated from Mistral's OpenAPI by rules/gen-schema.mjs).
 struct request_schema {
     std::vector<field_spec> fields;
+    // The field named `name`, or null. Asked for every top-level member of
+    // every request: by hash once index() ran (the loader runs it), a linear
+    // search otherwise.
     const field_spec* find(std::string_view name) const noexcept;
+    // Builds find()'s table from `fields`; again after `fields` changes.
+    void index();
+
+private:
+    std::vector<std::uint16_t> slots_;  // open addressing: field position + 1, 0 = empty
 };
 
 struct content_part_spec {

@@ -63,16 +63,31 @@ void upstream_connection::abort() noexcept {
 }
 
 tls_contexts::tls_contexts(const config::proxy_config& config) {
+    std::array<const std::string*, routing::upstream_count> ca_of{};  // the ca_file each context was built with
     for (std::size_t i = 0; i < routing::upstream_count; ++i) {
         const auto name = routing::upstream_name(static_cast<routing::upstream_id>(i));
         const auto& settings = config.upstreams.at(std::string(name));
         if (!settings.tls) {
             continue;
         }
+        for (std::size_t j = 0; j < i; ++j) {
+            if (contexts_[j] != nullptr && *ca_of[j] == settings.ca_file) {
+                contexts_[i] = contexts_[j];
+                ca_of[i] = ca_of[j];
+                break;
+            }
+        }
+        if (contexts_[i] != nullptr) {
+            continue;
+        }
         auto context = std::make_unique<ssl::context>(ssl::context::tls_client);
         context->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
                              ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1);
         context->set_verify_mode(ssl::verify_peer);
+        // OpenSSL's read and write buffers (about 34 KB a connection) go back
+        // to the heap while a connection waits, as nginx does: a stream's
+        // connection waits between events, a pooled one between requests.
+        SSL_CTX_set_mode(context->native_handle(), SSL_MODE_RELEASE_BUFFERS);
         boost::system::error_code ec;
         if (settings.ca_file.empty()) {
             context->set_default_verify_paths(ec);
@@ -85,7 +100,9 @@ tls_contexts::tls_contexts(const config::proxy_config& config) {
                                                                : " from " + settings.ca_file) +
                                      ": " + ec.message());
         }
-        contexts_[i] = std::move(context);
+        contexts_[i] = context.get();
+        ca_of[i] = &settings.ca_file;
+        owned_.push_back(std::move(context));
     }
 }
 

@@ -172,6 +172,45 @@ describe('TLS upstreams', () => {
     });
   });
 
+  // TLS contexts are shared between upstreams that trust the same CA
+  // certificates, and only between those: each upstream still verifies with its own.
+  test('each upstream trusts its own ca_file: one shared context never widens trust', async () => {
+    const fake = await startFakeMistral({ name: 'mistral', apiKey: KEYS.mistral, tls: pki.tlsOptions(pki.server) });
+    const configs = [
+      { mistral: pki.ca.cert, mistral_eu: pki.ca.cert, codestral: pki.otherCa.cert },
+      { mistral: pki.otherCa.cert, mistral_eu: pki.otherCa.cert, codestral: pki.ca.cert },
+      { mistral: pki.ca.cert, mistral_eu: pki.ca.cert, codestral: undefined },  // codestral: the system store
+    ];
+    try {
+      for (const cas of configs) {
+        const upstream = (ca) => ({ base_url: fake.url, ...(ca ? { ca_file: ca } : {}) });
+        const proxy = await startProxy({
+          upstreams: { mistral: upstream(cas.mistral), mistral_eu: upstream(cas.mistral_eu), codestral: upstream(cas.codestral) },
+          env: { ...ENV, CODESTRAL_API_KEY: KEYS.mistral },  // the one fake checks the mistral key
+        });
+        try {
+          fake.requests.length = 0;
+          const chat = await postJson(`${proxy.baseURL}/chat/completions`, chatBody('x'));
+          const fim = await postJson(`${proxy.baseURL}/fim/completions`, { model: 'codestral-latest', prompt: 'def f():' });
+          for (const [res, ca, name] of [[chat, cas.mistral, 'mistral'], [fim, cas.codestral, 'codestral']]) {
+            if (ca === pki.ca.cert) {
+              // Reached the fake (which serves chat only, so the FIM call is its 404).
+              assert.ok(res.status === 200 || res.status === 404, `${name} trusts the test CA: ${res.status} ${res.text}`);
+            } else {
+              const error = assertOpenAiError(res, 502);
+              assert.match(error.message, /TLS|SSL|certificate|verif/i, `${name}: ${error.message}`);
+            }
+          }
+          assert.equal(fake.requests.length, [cas.mistral, cas.codestral].filter((ca) => ca === pki.ca.cert).length);
+        } finally {
+          await proxy.stop();
+        }
+      }
+    } finally {
+      await fake.close();
+    }
+  });
+
   test('a TLS upstream that hangs: 504', async () => {
     await withTlsFake(pki.server, { ca_file: pki.ca.cert, read_timeout: '500ms' }, async (fake, proxy) => {
       fake.injectFault({ kind: 'hang' });

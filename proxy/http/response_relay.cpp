@@ -547,11 +547,34 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
     for (;;) {
         upstream_parser.get().body().data = chunk;
         upstream_parser.get().body().size = relay_buffer_bytes;
-        // Re-armed for every read: the timeout bounds each gap, never the whole stream.
-        connection.tcp().expires_after(relay.read_timeout);
-        auto [read_ec, n] = co_await connection.visit([&](auto& stream) {
-            return bhttp::async_read_some(stream, connection.read_buffer(), upstream_parser, as_result);
-        });
+        // What Beast's http::async_read_some does, without its composed
+        // operation and the post of each completion it needs no I/O for
+        // (~600 instructions an event): the bytes the last read left are
+        // parsed first, and only when they give nothing is the socket read,
+        // once. The end of the connection ends a body that runs to it, and is
+        // an error (partial_message) for any other.
+        boost::system::error_code read_ec;
+        beast::flat_buffer& buffer = connection.read_buffer();
+        parse_buffered(upstream_parser, buffer, parse_part::body, read_ec);
+        if (!read_ec && !upstream_parser.is_done() && upstream_parser.get().body().size == relay_buffer_bytes) {
+            const std::size_t room = beast::read_size(buffer, relay_read_bytes);
+            if (room == 0) {
+                read_ec = bhttp::error::buffer_overflow;  // a chunk size line longer than the buffer
+            } else {
+                // Re-armed for every read: the timeout bounds each gap, never the whole stream.
+                connection.tcp().expires_after(relay.read_timeout);
+                auto [socket_ec, n] = co_await connection.visit(
+                    [&](auto& stream) { return stream.async_read_some(buffer.prepare(room), as_result); });
+                buffer.commit(n);
+                if (socket_ec == asio::error::eof) {
+                    upstream_parser.put_eof(read_ec);
+                } else if (socket_ec) {
+                    read_ec = socket_ec;
+                } else {
+                    parse_buffered(upstream_parser, buffer, parse_part::body, read_ec);
+                }
+            }
+        }
         const auto got = relay_buffer_bytes - upstream_parser.get().body().size;
         if (got > 0) {
             if (transcoder != nullptr) {

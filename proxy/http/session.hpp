@@ -27,6 +27,10 @@ using response_parser = bhttp::response_parser<bhttp::buffer_body>;
 // Relay granularity: big enough that a bulk transfer costs few syscalls, small
 // enough that a thousand idle streams stay within a few megabytes.
 inline constexpr std::size_t relay_buffer_bytes = 8 * 1024;
+// The most one read of a relayed answer asks for (Beast's read_size limit, as
+// in http::async_read_some): a read fills the upstream connection's buffer as
+// far as its capacity, without growing it.
+inline constexpr std::size_t relay_read_bytes = 64 * 1024;
 // Error bodies are read whole to be translated; Mistral's are a few hundred bytes.
 inline constexpr std::size_t max_error_body_bytes = 1024 * 1024;
 // Answers rewritten whole (chat, embeddings, model lists) are read whole first.

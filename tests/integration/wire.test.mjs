@@ -364,6 +364,57 @@ describe('upstream connection reuse', () => {
       await stack.stop();
     }
   });
+
+  // How a relayed body ends when the upstream closes: a chunked stream cut
+  // before its last chunk is an error, a body that runs to the close is whole.
+  const streamEvent = (content, finish = null) =>
+    `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'mistral-small-latest', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
+  const streamRequest = post('/v1/chat/completions', '{"model":"mistral-small-latest","stream":true,"messages":[{"role":"user","content":"hi"}]}');
+
+  test('a chunked stream the upstream closes before its last chunk: the events, an error event, a clean end, a new connection next', async () => {
+    const stack = await rawStack((request, connection) => {
+      const text = streamEvent('one') + streamEvent('two');
+      connection.write(`HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`);
+      setImmediate(() => connection.end());  // a FIN, no 0-size chunk
+    });
+    try {
+      for (let i = 0; i < 2; i += 1) {
+        const client = rawClient(stack.proxy.port);
+        await client.send(streamRequest);
+        const answer = await client.response();
+        client.close();
+        assert.equal(answer.status, 200, answer.raw);
+        assert.ok(answer.body.includes('"content":"one"') && answer.body.includes('"content":"two"'), answer.body);
+        assert.match(answer.body, /data: \{"error":/, `an error event ends the cut stream: ${answer.body}`);
+        assert.ok(!answer.body.includes('[DONE]'), answer.body);
+      }
+      assert.equal(stack.upstream.accepts, 2, 'a cut connection is not pooled');
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('a stream whose body runs to the upstream closing (no length, not chunked, no [DONE]): every event, [DONE], no error', async () => {
+    const stack = await rawStack((request, connection) => {
+      connection.write('HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n' + streamEvent('one'));
+      setImmediate(() => {
+        connection.write(streamEvent('two', 'stop'));  // no [DONE]: the close ends it
+        setImmediate(() => connection.end());
+      });
+    });
+    try {
+      const client = rawClient(stack.proxy.port);
+      await client.send(streamRequest);
+      const answer = await client.response();
+      client.close();
+      assert.equal(answer.status, 200, answer.raw);
+      assert.ok(answer.body.includes('"content":"one"') && answer.body.includes('"content":"two"'), answer.body);
+      assert.ok(answer.body.trimEnd().endsWith('data: [DONE]'), answer.body);
+      assert.ok(!answer.body.includes('"error"'), answer.body);
+    } finally {
+      await stack.stop();
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------

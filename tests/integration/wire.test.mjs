@@ -370,6 +370,16 @@ describe('upstream connection reuse', () => {
   const streamEvent = (content, finish = null) =>
     `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'mistral-small-latest', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
   const streamRequest = post('/v1/chat/completions', '{"model":"mistral-small-latest","stream":true,"messages":[{"role":"user","content":"hi"}]}');
+  // One stream on a new client connection: its answer, with both events relayed.
+  const streamOnce = async (stack) => {
+    const client = rawClient(stack.proxy.port);
+    await client.send(streamRequest);
+    const answer = await client.response();
+    client.close();
+    assert.equal(answer.status, 200, answer.raw);
+    assert.ok(answer.body.includes('"content":"one"') && answer.body.includes('"content":"two"'), answer.body);
+    return answer;
+  };
 
   test('a chunked stream the upstream closes before its last chunk: the events, an error event, a clean end, a new connection next', async () => {
     const stack = await rawStack((request, connection) => {
@@ -379,12 +389,7 @@ describe('upstream connection reuse', () => {
     });
     try {
       for (let i = 0; i < 2; i += 1) {
-        const client = rawClient(stack.proxy.port);
-        await client.send(streamRequest);
-        const answer = await client.response();
-        client.close();
-        assert.equal(answer.status, 200, answer.raw);
-        assert.ok(answer.body.includes('"content":"one"') && answer.body.includes('"content":"two"'), answer.body);
+        const answer = await streamOnce(stack);
         assert.match(answer.body, /data: \{"error":/, `an error event ends the cut stream: ${answer.body}`);
         assert.ok(!answer.body.includes('[DONE]'), answer.body);
       }
@@ -403,12 +408,7 @@ describe('upstream connection reuse', () => {
       });
     });
     try {
-      const client = rawClient(stack.proxy.port);
-      await client.send(streamRequest);
-      const answer = await client.response();
-      client.close();
-      assert.equal(answer.status, 200, answer.raw);
-      assert.ok(answer.body.includes('"content":"one"') && answer.body.includes('"content":"two"'), answer.body);
+      const answer = await streamOnce(stack);
       assert.ok(answer.body.trimEnd().endsWith('data: [DONE]'), answer.body);
       assert.ok(!answer.body.includes('"error"'), answer.body);
     } finally {

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -103,6 +104,26 @@ inline void begin_member(std::string& out, bool& first, std::string_view key) {
     first = false;
     append_json_string(out, key);
     out += ':';
+}
+
+// The same for a name written in the code (a literal: nothing to escape), in
+// one append. A stream event has a dozen of these; through the escaping path
+// above they were an eighth of its cost. Where the input's key was matched
+// against a name, write the name.
+template <std::size_t N>
+inline void begin_member(std::string& out, bool& first, const char (&name)[N]) {
+    char text[N + 3];  // ',' '"' name '"' ':' (N counts the terminator)
+    std::size_t n = 0;
+    if (!first) {
+        text[n++] = ',';
+    }
+    first = false;
+    text[n++] = '"';
+    std::memcpy(text + n, name, N - 1);
+    n += N - 1;
+    text[n++] = '"';
+    text[n++] = ':';
+    out.append(text, n);
 }
 
 // Raw JSON text of a value (a view into the input), validated whole: safe to

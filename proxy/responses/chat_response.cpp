@@ -74,10 +74,10 @@ public:
                     return failed(result);
                 }
                 saw_choices = true;
-                begin_member(out_, first, key);
+                begin_member(out_, first, "choices");
                 ok = write_choices(choices);
             } else if (key == "object" && shape_ == target_shape::text_completion) {
-                begin_member(out_, first, key);
+                begin_member(out_, first, "object");
                 out_ += R"("text_completion")";
                 saw_object = true;
             } else if (key == "usage") {
@@ -85,7 +85,7 @@ public:
                 usage_counts counts;
                 if (detail::read_usage_value(value, raw, counts)) {
                     result.usage = counts;
-                    begin_member(out_, first, key);
+                    begin_member(out_, first, "usage");
                     out_ += raw;
                 } else {
                     ok = copy_member(out_, first, key, value);

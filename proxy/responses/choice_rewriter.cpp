@@ -87,7 +87,7 @@ bool choice_rewriter::write_whole(od::object choice, std::uint64_t position, cho
             saw_message = true;
             od::object message;
             if (value.get_object().get(message) == simdjson::SUCCESS) {
-                begin_member(out, first, key);
+                begin_member(out, first, "message");
                 if (!write_message(message, answer_id, position, out)) {
                     return false;
                 }
@@ -95,7 +95,7 @@ bool choice_rewriter::write_whole(od::object choice, std::uint64_t position, cho
                 return false;
             }
         } else if (key == "finish_reason") {
-            begin_member(out, first, key);
+            begin_member(out, first, "finish_reason");
             finish = worse(finish, write_finish_reason(value, out));
         } else if (key == "messages") {
             hits_->add(response_rule::message_repair);  // Mistral-only
@@ -152,7 +152,7 @@ bool choice_rewriter::write_streamed(od::object choice, std::uint64_t index, del
                     return false;
                 }
             } else if (is_object) {
-                begin_member(out, first, key);
+                begin_member(out, first, "delta");
                 if (!write_delta(delta, state, answer_id, index, out)) {
                     return false;
                 }
@@ -166,7 +166,7 @@ bool choice_rewriter::write_streamed(od::object choice, std::uint64_t index, del
             state.finished = state.finished || kind != finish_kind::none;
             finish = worse(finish, kind);
             if (!text_shape) {
-                begin_member(out, first, key);
+                begin_member(out, first, "finish_reason");
                 out += finish_;
             }
         } else if (text_shape) {
@@ -239,7 +239,7 @@ bool choice_rewriter::write_message(od::object message, std::string_view answer_
             if (!raw_value(value, raw)) {
                 return false;
             }
-            begin_member(out, first, key);
+            begin_member(out, first, "content");
             if (raw == R"("")" && has_tool_calls) {
                 out += "null";
                 hits_->add(response_rule::message_repair);
@@ -287,7 +287,7 @@ bool choice_rewriter::write_delta(od::object delta, delta_state& state, std::str
         }
         if (key == "role") {
             if (type == od::json_type::null && !state.role_sent) {
-                begin_member(out, first, key);
+                begin_member(out, first, "role");
                 out += R"("assistant")";
                 hits_->add(response_rule::stream_repair);
             } else if (!copy_member(out, first, key, value)) {
@@ -325,7 +325,7 @@ bool choice_rewriter::write_member(std::string_view key, od::json_type type, od:
         if (value.get_array().get(calls) != simdjson::SUCCESS) {
             return false;
         }
-        begin_member(out, first, key);
+        begin_member(out, first, "tool_calls");
         return write_tool_calls(calls, stream, answer_id, choice, out);
     }
     if (key == "tool_calls" && type == od::json_type::null) {

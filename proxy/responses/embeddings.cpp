@@ -104,7 +104,7 @@ body_result transform_embeddings_response(std::string_view body, embedding_encod
                 usage_counts counts;
                 if (detail::read_usage_value(value, raw, counts)) {
                     result.usage = counts;
-                    begin_member(out, first, key);
+                    begin_member(out, first, "usage");
                     out += raw;
                     continue;
                 }
@@ -119,7 +119,7 @@ body_result transform_embeddings_response(std::string_view body, embedding_encod
             return bad_body();
         }
         saw_data = true;
-        begin_member(out, first, key);
+        begin_member(out, first, "data");
         out += '[';
         bool first_item = true;
         for (auto element : data) {
@@ -141,7 +141,7 @@ body_result transform_embeddings_response(std::string_view body, embedding_encod
                 od::value item_value = item_field.value();
                 od::array numbers;
                 if (item_key == "embedding" && item_value.get_array().get(numbers) == simdjson::SUCCESS) {
-                    begin_member(out, first_member, item_key);
+                    begin_member(out, first_member, "embedding");
                     if (!write_base64_embedding(numbers, bytes, out)) {
                         return bad_body();
                     }

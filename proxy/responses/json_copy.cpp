@@ -168,10 +168,10 @@ bool write_function(std::string& out, od::object function, bool& has_name, bool&
                 return false;
             }
             has_name = !name.empty();
-            begin_member(out, first, key);
+            begin_member(out, first, "name");
             json::append_json_string(out, name);
         } else if (key == "arguments") {
-            begin_member(out, first, key);
+            begin_member(out, first, "arguments");
             if (!write_arguments(out, value, repaired)) {
                 return false;
             }

@@ -230,7 +230,7 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
             saw_choices = true;
             od::array choices;
             if (value.get_array().get(choices) == simdjson::SUCCESS) {
-                begin_member(out, first, key);
+                begin_member(out, first, "choices");
                 out += '[';
                 // Counted per array: a chunk may repeat "choices" (duplicate keys), and a
                 // count over the chunk would open the second array with a comma.
@@ -264,7 +264,7 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
             if (value.get_string().get(object) == simdjson::SUCCESS && object == "error") {
                 is_error = true;
             }
-            begin_member(out, first, key);
+            begin_member(out, first, "object");
             out += text_shape ? "\"text_completion\"" : "\"chat.completion.chunk\"";
             saw_object = true;
         } else if (key == "usage") {
@@ -278,7 +278,7 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
                     hits_.add(response_rule::stream_repair);
                 } else {
                     // Nobody will send it again: it stays where Mistral put it.
-                    begin_member(out, first, key);
+                    begin_member(out, first, "usage");
                     out += raw;
                 }
             }
@@ -290,7 +290,13 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
             std::string_view raw;
             ok = raw_value(value, raw);
             if (ok) {
-                begin_member(out, first, key);
+                if (key == "id") {
+                    begin_member(out, first, "id");
+                } else if (key == "created") {
+                    begin_member(out, first, "created");
+                } else {
+                    begin_member(out, first, "model");
+                }
                 out += raw;
                 std::string& keep = key == "id" ? id_ : key == "created" ? created_ : model_;
                 if (keep.empty()) {

@@ -28,6 +28,8 @@ void store_float32_le(char* at, float value) noexcept {
     std::memcpy(at, &bits, sizeof bits);
 }
 
+constexpr std::size_t max_retained_bytes = 1024 * 1024;
+
 // `bytes` is a per-thread buffer whose size only grows: the floats are stored
 // in place, not appended a byte at a time (four out-of-line push_backs per
 // value were a third of an embeddings answer's cost).
@@ -49,6 +51,9 @@ bool write_base64_embedding(od::array numbers, std::string& bytes, std::string& 
     out += '"';
     append_base64(out, std::string_view(bytes.data(), used));
     out += '"';
+    if (bytes.size() > max_retained_bytes) {
+        std::string().swap(bytes);  // a huge answer's buffer is not kept for the thread's lifetime
+    }
     return true;
 }
 

@@ -3,6 +3,7 @@
 
 #include <simdjson.h>
 
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -270,6 +271,33 @@ TEST_CASE("embeddings: base64 answer from floats") {
             REQUIRE(result.error);
             CHECK(result.error->status == 502);
         }
+    }
+}
+
+TEST_CASE("embeddings: a long embedding, then a short one, encode right (the per-thread buffer grows, then is let go)") {
+    // 300,000 values: 1.2 MB of float32, past what the encoder keeps between answers.
+    const auto encoded = [](std::size_t count) {
+        std::string body = R"({"data":[{"embedding":[)";
+        std::string bytes;
+        for (std::size_t i = 0; i < count; ++i) {
+            const float value = static_cast<float>(static_cast<int>(i % 2001) - 1000) / 1024.0F;
+            char text[32];
+            std::snprintf(text, sizeof text, "%s%.9g", i == 0 ? "" : ",", static_cast<double>(value));  // exact
+            body += text;
+            append_float32_le(bytes, value);
+        }
+        body += R"(],"index":0}]})";
+        std::string expected = R"({"data":[{"embedding":")";
+        append_base64(expected, bytes);
+        expected += R"(","index":0}]})";
+        return std::pair{body, expected};
+    };
+    for (const std::size_t count : {300000U, 3U, 300000U}) {
+        CAPTURE(count);
+        const auto [body, expected] = encoded(count);
+        const auto result = transform_embeddings_response(body, embedding_encoding::base64);
+        REQUIRE_FALSE(result.error);
+        CHECK(result.body == expected);
     }
 }
 

@@ -81,7 +81,6 @@ public:
     // Throws std::runtime_error when a ca_file cannot be loaded.
     explicit tls_contexts(const config::proxy_config& config);
     ssl::context* get(routing::upstream_id id) const noexcept { return contexts_[static_cast<std::size_t>(id)]; }
-    std::size_t distinct() const noexcept { return owned_.size(); }
 
 private:
     std::vector<std::unique_ptr<ssl::context>> owned_;

@@ -6,13 +6,21 @@
 
 namespace mistral_proxy::json {
 
+namespace {
+
+// JSON's whitespace (not std::isspace's). A raw token ends with any it had
+// before the next structural character.
+bool is_json_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; }
+
+}  // namespace
+
 bool has_over_19_digits(std::string_view token) noexcept {
     int significant = 0;
     bool started = false;  // past the leading zeros
     for (const char c : token) {
         if (c >= '1' && c <= '9') {
             started = true;
-        } else if (c == 'e' || c == 'E' || c == ' ' || c == '\n' || c == '\r' || c == '\t') {
+        } else if (c == 'e' || c == 'E' || is_json_space(c)) {
             break;
         } else if (c != '0') {
             continue;  // the sign, the point
@@ -24,7 +32,7 @@ bool has_over_19_digits(std::string_view token) noexcept {
 
 bool read_exactly(std::string_view token, double& out) noexcept {
     const char* end = token.data() + token.size();
-    while (end != token.data() && (end[-1] == ' ' || end[-1] == '\n' || end[-1] == '\r' || end[-1] == '\t')) {
+    while (end != token.data() && is_json_space(end[-1])) {
         --end;
     }
     double value = 0;

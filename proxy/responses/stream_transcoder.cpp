@@ -290,17 +290,19 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
             std::string_view raw;
             ok = raw_value(value, raw);
             if (ok) {
+                std::string* keep = &model_;
                 if (key == "id") {
                     begin_member(out, first, "id");
+                    keep = &id_;
                 } else if (key == "created") {
                     begin_member(out, first, "created");
+                    keep = &created_;
                 } else {
                     begin_member(out, first, "model");
                 }
                 out += raw;
-                std::string& keep = key == "id" ? id_ : key == "created" ? created_ : model_;
-                if (keep.empty()) {
-                    keep.assign(raw);
+                if (keep->empty()) {
+                    keep->assign(raw);
                 }
             }
         } else {

@@ -13,6 +13,23 @@
 namespace mistral_proxy::responses {
 
 namespace od = simdjson::ondemand;
+
+namespace {
+
+// An event is one data: line. Values copied through keep their whitespace,
+// and a chunk sent in several data: lines has line breaks between its tokens
+// (never inside a string: JSON has none there): from `mark` on, they become
+// spaces.
+void one_line(std::string& out, std::size_t mark) {
+    const std::size_t length = out.size() - mark;
+    if (std::memchr(out.data() + mark, '\n', length) != nullptr ||
+        std::memchr(out.data() + mark, '\r', length) != nullptr) {
+        std::replace_if(out.begin() + static_cast<std::ptrdiff_t>(mark), out.end(),
+                        [](char c) { return c == '\n' || c == '\r'; }, ' ');
+    }
+}
+
+}  // namespace
 using detail::append_uint;
 using detail::begin_member;
 using detail::copy_member;
@@ -329,21 +346,14 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
         out += text_shape ? "\"text_completion\"" : "\"chat.completion.chunk\"";
         hits_.add(response_rule::stream_repair);
     }
-    // An event is one data: line. Values copied through keep their whitespace,
-    // and a chunk sent in several data: lines has line breaks between its
-    // tokens (never inside a string: JSON has none there): they become spaces.
-    const std::size_t length = out.size() - mark;
-    if (std::memchr(out.data() + mark, '\n', length) != nullptr ||
-        std::memchr(out.data() + mark, '\r', length) != nullptr) {
-        std::replace_if(out.begin() + static_cast<std::ptrdiff_t>(mark), out.end(),
-                        [](char c) { return c == '\n' || c == '\r'; }, ' ');
-    }
+    one_line(out, mark);
     out += "}\n\n";
     return true;
 }
 
 void stream_transcoder::impl::finish_ok(std::string& out) {
     if (options_.include_usage && usage_) {
+        const std::size_t mark = out.size();
         out += R"(data: {"id":)";
         out += id_.empty() ? std::string_view(R"("")") : std::string_view(id_);
         out += options_.shape == stream_shape::text_completion ? R"(,"object":"text_completion")"
@@ -353,7 +363,8 @@ void stream_transcoder::impl::finish_ok(std::string& out) {
         out += R"(,"model":)";
         out += model_.empty() ? std::string_view(R"("")") : std::string_view(model_);
         out += R"(,"choices":[],"usage":)";
-        out += usage_raw_;
+        out += usage_raw_;  // copied through from a chunk, perhaps one of several data: lines
+        one_line(out, mark);
         out += "}\n\n";
     }
     out += "data: [DONE]\n\n";

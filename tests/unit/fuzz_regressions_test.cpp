@@ -102,3 +102,31 @@ TEST_CASE("fuzz regression: a chunk that repeats \"choices\" still gives valid J
     }
     CHECK(events >= 1);
 }
+
+TEST_CASE("fuzz regression: a usage object sent over several data: lines stays on one line in the usage chunk") {
+    responses::stream_options options;
+    options.include_usage = true;
+    responses::stream_transcoder transcoder(responses_test::shipped_rules(), options);
+    std::string out;
+    transcoder.on_body(
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":5,\"model\":\"m\",\"choices\":"
+        "[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":4,\n"
+        "data: \"completion_tokens\":1,\"total_tokens\":5}}\n\ndata: [DONE]\n\n",
+        out);
+    CHECK_FALSE(transcoder.failed());
+    CAPTURE(out);
+    // Every event is one data: line.
+    std::string_view rest = out;
+    std::size_t events = 0;
+    while (!rest.empty()) {
+        const auto end = rest.find("\n\n");
+        REQUIRE(end != std::string_view::npos);
+        const auto event = rest.substr(0, end);
+        CHECK(event.rfind("data: ", 0) == 0);
+        CHECK(event.find('\n') == std::string_view::npos);
+        rest.remove_prefix(end + 2);
+        ++events;
+    }
+    CHECK(events == 3);  // the content chunk, the usage chunk, [DONE]
+    CHECK(out.find(R"("choices":[],"usage":{"prompt_tokens":4, "completion_tokens":1,"total_tokens":5})") != std::string::npos);
+}

@@ -4,7 +4,10 @@
 // thread does. Reports MB/s of input and heap allocations per request in the
 // steady state (operator new is counted; the target is zero).
 //
-//   bench_normalizer [RULES.yaml] [SECONDS_PER_BODY]
+//   bench_normalizer [RULES.yaml] [SECONDS_PER_BODY] [BODY_BYTES]
+//
+// BODY_BYTES measures one body size only (for callgrind: instructions per
+// request are the inclusive count of normalize_request over its calls).
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -109,6 +112,10 @@ int main(int argc, char** argv) {
     const double seconds = argc > 2 ? std::atof(argv[2]) : 2.0;
     const auto set = rules::load_rule_files({rules_file});
     const auto config = config::parse_config("", "/tmp/bench-config.yaml");
+    if (argc > 3) {
+        measure(*set, config, chat_body(static_cast<std::size_t>(std::atol(argv[3]))), seconds);
+        return 0;
+    }
     for (const std::size_t size : {1024u, 10240u}) {
         measure(*set, config, chat_body(size), seconds);
     }

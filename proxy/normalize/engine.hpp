@@ -85,6 +85,17 @@ known_key classify_key(std::string_view key) noexcept;
 
 enum class role_kind { system, user, assistant, tool, unknown };
 
+// The schema's key lists the walk checks member by member (engine::allowed).
+enum class keys_of : std::uint8_t {
+    function_call,
+    tool_call,
+    system_message,
+    user_message,
+    assistant_message,
+    tool_message,
+};
+constexpr std::size_t keys_of_count = 6;
+
 // The rewrite's output. std::string's push_back/append are compiled out of line
 // (libstdc++ instantiates them once, extern) and keep a terminator up to date:
 // the rewrite writes a few bytes per call, and those calls were ~8% of a request.
@@ -415,11 +426,10 @@ private:
     encoding_format encoding_ = encoding_format::unspecified;
 
     struct allowed_memo {
-        const rules::key_list* list = nullptr;
         std::uint16_t known = 0;    // bits of known_key looked up
         std::uint16_t allowed = 0;  // ... and found in the list
     };
-    std::array<allowed_memo, 8> allowed_memos_{};
+    std::array<allowed_memo, keys_of_count> allowed_memos_{};
     // Rule texts escaped once per request (a bridge message is written per turn).
     piece bridge_text_;
     piece missing_result_text_;
@@ -430,29 +440,25 @@ private:
     bool allowed(const rules::key_list& keys, std::string_view key) const noexcept {
         return !schema_.present || has_key(keys, key);
     }
-    // allowed() for a classified key: each (list, key) is looked up once per request.
-    bool allowed(const rules::key_list& keys, std::string_view key, known_key tag) noexcept {
+    // allowed() for a classified key in one of the lists the walk checks per
+    // member (`list` names it): each (list, known key) is looked up once per
+    // request, then read from a bit.
+    bool allowed(keys_of list, const rules::key_list& keys, std::string_view key, known_key tag) noexcept {
         if (!schema_.present) {
             return true;
         }
         if (tag == known_key::other) {
             return has_key(keys, key);
         }
-        for (allowed_memo& memo : allowed_memos_) {
-            if (memo.list != &keys && memo.list != nullptr) {
-                continue;
+        allowed_memo& memo = allowed_memos_[static_cast<std::size_t>(list)];
+        const auto bit = static_cast<std::uint16_t>(1u << static_cast<unsigned>(tag));
+        if ((memo.known & bit) == 0) {
+            memo.known = static_cast<std::uint16_t>(memo.known | bit);
+            if (has_key(keys, key)) {
+                memo.allowed = static_cast<std::uint16_t>(memo.allowed | bit);
             }
-            memo.list = &keys;
-            const auto bit = static_cast<std::uint16_t>(1u << static_cast<unsigned>(tag));
-            if ((memo.known & bit) == 0) {
-                memo.known = static_cast<std::uint16_t>(memo.known | bit);
-                if (has_key(keys, key)) {
-                    memo.allowed = static_cast<std::uint16_t>(memo.allowed | bit);
-                }
-            }
-            return (memo.allowed & bit) != 0;
         }
-        return has_key(keys, key);
+        return (memo.allowed & bit) != 0;
     }
     bool in_input(std::string_view text) const noexcept {
         return text.data() >= input_ && text.data() < input_end_;
@@ -501,6 +507,49 @@ private:
         arena_.push_back('"');
     }
 
+    // Members written side by side: a run of members that stand side by side
+    // in the input too ("a":1,"b":2, with their comma) is copied with one
+    // append when the run ends (flush), not two appends (key, value) per member.
+    struct member_run {
+        const char* begin = nullptr;
+        const char* end = nullptr;
+        bool first = true;  // nothing written yet in this object (no ',' before the next member)
+    };
+    void flush(member_run& run) {
+        if (run.begin != nullptr) {
+            arena_.append(run.begin, static_cast<std::size_t>(run.end - run.begin));
+            run.begin = nullptr;
+        }
+    }
+    // Starts the next member: ',' unless it is the first. What follows (its key
+    // and value) is written by the caller.
+    void next_member(member_run& run) {
+        flush(run);
+        if (!run.first) {
+            arena_.push_back(',');
+        }
+        run.first = false;
+    }
+    // ',' unless first, then "key":value.
+    void write_member(member_run& run, const member& m) {
+        const char* key_end = m.key.data() + m.key.size();  // its closing quote when in the input
+        if (!m.value.in_arena && in_input(m.key) && key_end[1] == ':' && input_ + m.value.begin == key_end + 2) {
+            const char* begin = m.key.data() - 1;
+            const char* end = input_ + m.value.end;
+            if (run.begin != nullptr && run.end + 1 == begin && *run.end == ',') {
+                run.end = end;  // the next member in the input: the run grows over the comma
+                return;
+            }
+            next_member(run);
+            run.begin = begin;
+            run.end = end;
+            return;
+        }
+        next_member(run);
+        key(m.key);
+        append(m.value);
+    }
+
     bool fail_json(error_code code) {
         if (!error_) {
             error_ = errors::make_error(400, parse_error_message(code));
@@ -545,7 +594,7 @@ private:
     bool legacy_call_to_tool_call(message_walk& w);
     void join_refusal(message_walk& w);
     bool join_system_parts(message_walk& w);
-    bool message_drops(const rules::key_list& keys, const member& m);
+    bool message_drops(keys_of list, const rules::key_list& keys, const member& m);
     void fill_required_content(const message_walk& w);
     // tool_call_ids (rules/tool_call_ids.cpp)
     void map_result_id(message_walk& w);

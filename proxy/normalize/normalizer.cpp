@@ -185,19 +185,14 @@ void engine::write_object(std::size_t base, piece& out) {
     }
     const std::size_t start = mark();
     arena_.push_back('{');
-    bool first = true;
+    member_run run;
     for (std::size_t i = base; i < members_.size(); ++i) {
         const member& m = members_[i];
-        if (!m.keep) {
-            continue;
+        if (m.keep) {
+            write_member(run, m);
         }
-        if (!first) {
-            arena_.push_back(',');
-        }
-        first = false;
-        key(m.key);
-        append(m.value);
     }
+    flush(run);
     arena_.push_back('}');
     members_.resize(base);
     out = since(start);
@@ -492,7 +487,8 @@ bool engine::read_call_function(od::value value, std::size_t depth, piece& out, 
             return false;
         }
         const std::size_t index = push_member(fn_base, fn_key, q, fn_type);
-        if (on(rule_id::params) && !allowed(schema_.function_call, fn_key, classify_key(fn_key))) {
+        if (on(rule_id::params) &&
+            !allowed(keys_of::function_call, schema_.function_call, fn_key, classify_key(fn_key))) {
             members_[index].keep = false;
             fire(rule_id::params);
         }
@@ -563,7 +559,7 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
                 return false;
             }
             const std::size_t index = push_member(base, name, p, type);
-            if (on(rule_id::params) && !allowed(schema_.tool_call, name, classify_key(name))) {
+            if (on(rule_id::params) && !allowed(keys_of::tool_call, schema_.tool_call, name, classify_key(name))) {
                 members_[index].keep = false;
                 fire(rule_id::params);
             }
@@ -716,6 +712,10 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
 
 // The message's members in the client's order, with what the steps changed.
 void engine::write_message(const message_walk& w, message_out& out) {
+    const keys_of list = w.role == role_kind::system      ? keys_of::system_message
+                         : w.role == role_kind::user      ? keys_of::user_message
+                         : w.role == role_kind::assistant ? keys_of::assistant_message
+                                                          : keys_of::tool_message;
     const rules::key_list& keys = w.role == role_kind::system      ? schema_.system_message
                                   : w.role == role_kind::user      ? schema_.user_message
                                   : w.role == role_kind::assistant ? schema_.assistant_message
@@ -723,27 +723,32 @@ void engine::write_message(const message_walk& w, message_out& out) {
     const std::size_t start = mark();
     arena_.append("{\"role\":");
     plain_string_value(w.role_out);  // one of the role names: nothing to escape
+    member_run run;
+    run.first = false;  // after the role
     for (std::size_t i = w.base; i < members_.size(); ++i) {
         const member& m = members_[i];
         if (m.tag == known_key::role || (m.tag == known_key::prefix && !w.prefix)) {
             continue;  // prefix false is the default; role_order may set it to true
         }
-        if (message_drops(keys, m)) {
+        if (message_drops(list, keys, m)) {
             continue;
         }
-        arena_.push_back(',');
-        key(m.key);
         if (m.tag == known_key::content && m.value.empty()) {
+            next_member(run);
+            key(m.key);
             arena_.append("\"\"");
         } else if (w.map_result_id && m.tag == known_key::tool_call_id) {
             fire(rule_id::tool_call_ids);
+            next_member(run);
+            key(m.key);
             arena_.push_back('"');
             arena_.append(w.mapped_result_id.data(), w.mapped_result_id.size());
             arena_.push_back('"');
         } else {
-            append(m.value);
+            write_member(run, m);
         }
     }
+    flush(run);
     if (w.answers_in_order) {
         arena_.append(",\"tool_call_id\":\"");
         arena_.append(w.answered_id.data(), w.answered_id.size());

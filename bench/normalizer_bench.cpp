@@ -4,15 +4,18 @@
 // thread does. Reports MB/s of input and heap allocations per request in the
 // steady state (operator new is counted; the target is zero).
 //
-//   bench_normalizer [RULES.yaml] [SECONDS_PER_BODY] [BODY_BYTES]
+//   bench_normalizer [RULES.yaml] [SECONDS_PER_BODY] [BODY_BYTES | BODY.json]
 //
-// BODY_BYTES measures one body size only (for callgrind: instructions per
-// request are the inclusive count of normalize_request over its calls).
+// BODY_BYTES measures one body size only, BODY.json that body (bench/run's
+// chat.json, say): for callgrind, instructions per request are the inclusive
+// count of normalize_request over its calls.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <new>
 #include <string>
 
@@ -113,7 +116,21 @@ int main(int argc, char** argv) {
     const auto set = rules::load_rule_files({rules_file});
     const auto config = config::parse_config("", "/tmp/bench-config.yaml");
     if (argc > 3) {
-        measure(*set, config, chat_body(static_cast<std::size_t>(std::atol(argv[3]))), seconds);
+        const std::string which = argv[3];
+        if (!which.empty() && which.find_first_not_of("0123456789") == std::string::npos) {
+            measure(*set, config, chat_body(static_cast<std::size_t>(std::stoul(which))), seconds);
+            return 0;
+        }
+        std::ifstream file(which, std::ios::binary);
+        if (!file) {
+            std::fprintf(stderr, "cannot read %s\n", which.c_str());
+            return 1;
+        }
+        std::string body((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+        while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) {
+            body.pop_back();
+        }
+        measure(*set, config, body, seconds);
         return 0;
     }
     for (const std::size_t size : {1024u, 10240u}) {

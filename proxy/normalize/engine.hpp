@@ -500,6 +500,13 @@ private:
         json::append_json_string(s_.escaped, text);
         arena_.append(s_.escaped);
     }
+    // A member name known to need no escaping, written from the program's
+    // text (never a view of the request: key() looks around those).
+    void plain_key(std::string_view name) {
+        arena_.push_back('"');
+        arena_.append(name);
+        arena_.append("\":");
+    }
     // A text known to need no escaping (role names, mapped ids).
     void plain_string_value(std::string_view text) {
         arena_.push_back('"');

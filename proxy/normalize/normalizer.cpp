@@ -474,7 +474,7 @@ bool engine::read_call_function(od::value value, std::size_t depth, piece& out, 
             return fail_json(e);
         }
         piece q;
-        od::json_type fn_type;
+        od::json_type fn_type{};
         if (same_key(fn_key, "name")) {
             od::value name_value = fn_field.value();
             if (name_value.type().get(fn_type) != simdjson::SUCCESS || fn_type != od::json_type::string) {
@@ -1184,12 +1184,19 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
     const std::size_t start = mark();
     arena_.push_back('{');
     bool first = true;
-    auto open_member = [&](std::string_view name) {
+    auto open_member = [&](std::string_view name) {  // a name from the request or the rule file
         if (!first) {
             arena_.push_back(',');
         }
         first = false;
         key(name);
+    };
+    auto open_known = [&](std::string_view name) {  // a name of Mistral's schema: nothing to escape
+        if (!first) {
+            arena_.push_back(',');
+        }
+        first = false;
+        plain_key(name);
     };
     for (std::size_t i = base; i < members_.size(); ++i) {
         const member& m = members_[i];
@@ -1199,7 +1206,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
         }
         switch (t.id) {
             case top_key::model:
-                open_member("model");
+                open_known("model");
                 if (sent.data() == model.data()) {
                     append(m.value);
                 } else {
@@ -1207,7 +1214,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                 }
                 continue;
             case top_key::messages:
-                open_member("messages");
+                open_known("messages");
                 if (hint) {
                     fire(rule_id::json_mode_hint);
                     arena_.append("[{\"role\":\"system\",\"content\":");
@@ -1231,19 +1238,19 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                 if (tools_empty && params) {
                     continue;  // every tool was of a kind Mistral's chat cannot take
                 }
-                open_member("tools");
+                open_known("tools");
                 append(m.value);
                 continue;
             case top_key::functions:
                 fire(rule_id::params);
                 if (!params || tools_given_ || functions_count == 0) {
                     if (!params) {
-                        open_member("functions");
+                        open_known("functions");
                         append(m.value);
                     }
                     continue;
                 }
-                open_member("tools");
+                open_known("tools");
                 append(m.value);
                 continue;
             case top_key::tool_choice:
@@ -1251,23 +1258,23 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                     fire(rule_id::tools);
                     continue;
                 }
-                open_member("tool_choice");
+                open_known("tool_choice");
                 append(m.value);
                 continue;
             case top_key::function_call:
                 if (!params) {
-                    open_member("function_call");
+                    open_known("function_call");
                     append(m.value);
                     continue;
                 }
                 fire(rule_id::params);
                 if (!has_tool_choice && !tools_given_ && functions_given) {
-                    open_member("tool_choice");
+                    open_known("tool_choice");
                     append(m.value);
                 }
                 continue;
             case top_key::response_format:
-                open_member("response_format");
+                open_known("response_format");
                 append(m.value);
                 continue;
             default:

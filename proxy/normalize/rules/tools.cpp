@@ -42,7 +42,7 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
                     return fail_json(e);
                 }
                 piece q;
-                od::json_type param_type;
+                od::json_type param_type{};
                 if (!capture(param.value(), depth + 2, q, param_type)) {
                     return false;
                 }

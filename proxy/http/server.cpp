@@ -166,6 +166,20 @@ struct server::impl {
     std::unique_ptr<tcp_acceptor> acceptor;
     std::unique_ptr<asio::signal_set> signals;
     std::unique_ptr<steady_timer> drain_deadline;
+    // Keeps each worker's earliest timer deadline at most a second away, so
+    // that the deadlines requests set (idle, header, read and write timeouts,
+    // seconds to minutes away) never become the earliest one: Asio re-arms a
+    // worker's timerfd (a system call) only when its earliest deadline moves,
+    // and at low concurrency each request moved it twice (the client's idle
+    // wait, the upstream's header read). The anchor's own re-arming costs one
+    // call a second. One per worker, touched on its worker's thread only;
+    // stopped when the last session has ended (finish_stop).
+    struct deadline_anchor {
+        explicit deadline_anchor(asio::io_context& context) : timer(context.get_executor()) {}
+        steady_timer timer;
+        bool stopped = false;
+    };
+    std::vector<std::unique_ptr<deadline_anchor>> anchors;
     std::atomic<std::size_t> open_sessions{0};
     limits_runtime limits;
     bool stopping = false;        // only touched on contexts[0]
@@ -205,6 +219,7 @@ struct server::impl {
         connect_response_stores();
         for (auto& context : contexts) {
             guards.push_back(asio::make_work_guard(*context));
+            anchors.push_back(std::make_unique<deadline_anchor>(*context));
         }
         // Installed before the listening socket exists, so that a stop signal
         // sent as soon as the proxy says it listens is never lost to the default action.
@@ -494,6 +509,19 @@ struct server::impl {
         }
     }
 
+    static void tick(deadline_anchor& anchor) {
+        if (anchor.stopped) {
+            return;
+        }
+        anchor.timer.expires_after(std::chrono::seconds(1));
+        anchor.timer.async_wait([&anchor](const boost::system::error_code&) { tick(anchor); });
+    }
+    void start_anchors() {
+        for (std::size_t i = 0; i < contexts.size(); ++i) {
+            asio::post(*contexts[i], [anchor = anchors[i].get()] { tick(*anchor); });
+        }
+    }
+
     // Every session has ended: nothing keeps the io_contexts busy any more.
     void finish_stop() {
         if (!stopping || open_sessions.load() != 0) {
@@ -508,11 +536,13 @@ struct server::impl {
         // on its worker's io_context: close them, or run() never returns and
         // SIGTERM ends in the supervisor's SIGKILL.
         for (std::size_t i = 0; i < workers.size(); ++i) {
-            asio::post(*contexts[i], [worker = workers[i].get(), shared = limits.shared] {
+            asio::post(*contexts[i], [worker = workers[i].get(), anchor = anchors[i].get(), shared = limits.shared] {
                 if (shared) {
                     worker->limiter_client.reset();
                 }
                 worker->store = store::io::store_client();
+                anchor->stopped = true;
+                anchor->timer.cancel();
             });
         }
     }
@@ -553,6 +583,7 @@ std::string server::bind() {
 void server::run() {
     auto& first = *impl_->contexts[0];
     impl_->wait_for_signal();
+    impl_->start_anchors();
     asio::co_spawn(first, impl_->accept_loop(), asio::detached);
 
     std::vector<std::thread> threads;

@@ -351,8 +351,22 @@ export function assertProxyHeaders(res, upstream) {
 
 export const chatBody = (text, extra = {}) => ({ model: 'mistral-small-latest', messages: [{ role: 'user', content: text }], ...extra });
 
-/** A TCP port nothing listens on (bound then released). */
-export function closedPort() {
+/**
+ * A TCP port on 127.0.0.1 that refuses connections. Port 1 (tcpmux, unused in
+ * practice) first: a privileged port is never handed out as an ephemeral one,
+ * so nothing the tests start can take it. A port bound and then released (the
+ * fallback, when something does listen on port 1) may be taken by a server of
+ * a test file running in parallel, or become the proxy's own source port (a
+ * TCP self-connect) before the test connects to it.
+ */
+export async function closedPort() {
+  const refuses = (port) =>
+    new Promise((res) => {
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      socket.once('connect', () => { socket.destroy(); res(false); });
+      socket.once('error', (err) => res(err.code === 'ECONNREFUSED'));
+    });
+  if (await refuses(1)) return 1;
   return new Promise((res, rej) => {
     const server = net.createServer();
     server.once('error', rej);

@@ -430,6 +430,10 @@ private:
         std::uint16_t allowed = 0;  // ... and found in the list
     };
     std::array<allowed_memo, keys_of_count> allowed_memos_{};
+    // The schema's lists, in keys_of order.
+    std::array<const rules::key_list*, keys_of_count> key_lists_{
+        &schema_.function_call,  &schema_.tool_call,         &schema_.system_message,
+        &schema_.user_message,   &schema_.assistant_message, &schema_.tool_message};
     // Rule texts escaped once per request (a bridge message is written per turn).
     piece bridge_text_;
     piece missing_result_text_;
@@ -440,13 +444,16 @@ private:
     bool allowed(const rules::key_list& keys, std::string_view key) const noexcept {
         return !schema_.present || has_key(keys, key);
     }
+    // The schema's list `list` names.
+    const rules::key_list& keys_for(keys_of list) const noexcept { return *key_lists_[static_cast<std::size_t>(list)]; }
     // allowed() for a classified key in one of the lists the walk checks per
     // member (`list` names it): each (list, known key) is looked up once per
     // request, then read from a bit.
-    bool allowed(keys_of list, const rules::key_list& keys, std::string_view key, known_key tag) noexcept {
+    bool allowed(keys_of list, std::string_view key, known_key tag) noexcept {
         if (!schema_.present) {
             return true;
         }
+        const rules::key_list& keys = keys_for(list);
         if (tag == known_key::other) {
             return has_key(keys, key);
         }
@@ -601,7 +608,7 @@ private:
     bool legacy_call_to_tool_call(message_walk& w);
     void join_refusal(message_walk& w);
     bool join_system_parts(message_walk& w);
-    bool message_drops(keys_of list, const rules::key_list& keys, const member& m);
+    bool message_drops(keys_of list, const member& m);
     void fill_required_content(const message_walk& w);
     // tool_call_ids (rules/tool_call_ids.cpp)
     void map_result_id(message_walk& w);

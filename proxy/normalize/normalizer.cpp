@@ -488,7 +488,7 @@ bool engine::read_call_function(od::value value, std::size_t depth, piece& out, 
         }
         const std::size_t index = push_member(fn_base, fn_key, q, fn_type);
         if (on(rule_id::params) &&
-            !allowed(keys_of::function_call, schema_.function_call, fn_key, classify_key(fn_key))) {
+            !allowed(keys_of::function_call, fn_key, classify_key(fn_key))) {
             members_[index].keep = false;
             fire(rule_id::params);
         }
@@ -559,7 +559,7 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
                 return false;
             }
             const std::size_t index = push_member(base, name, p, type);
-            if (on(rule_id::params) && !allowed(keys_of::tool_call, schema_.tool_call, name, classify_key(name))) {
+            if (on(rule_id::params) && !allowed(keys_of::tool_call, name, classify_key(name))) {
                 members_[index].keep = false;
                 fire(rule_id::params);
             }
@@ -716,10 +716,6 @@ void engine::write_message(const message_walk& w, message_out& out) {
                          : w.role == role_kind::user      ? keys_of::user_message
                          : w.role == role_kind::assistant ? keys_of::assistant_message
                                                           : keys_of::tool_message;
-    const rules::key_list& keys = w.role == role_kind::system      ? schema_.system_message
-                                  : w.role == role_kind::user      ? schema_.user_message
-                                  : w.role == role_kind::assistant ? schema_.assistant_message
-                                                                   : schema_.tool_message;
     const std::size_t start = mark();
     arena_.append("{\"role\":");
     plain_string_value(w.role_out);  // one of the role names: nothing to escape
@@ -730,7 +726,7 @@ void engine::write_message(const message_walk& w, message_out& out) {
         if (m.tag == known_key::role || (m.tag == known_key::prefix && !w.prefix)) {
             continue;  // prefix false is the default; role_order may set it to true
         }
-        if (message_drops(list, keys, m)) {
+        if (message_drops(list, m)) {
             continue;
         }
         if (m.tag == known_key::content && m.value.empty()) {

@@ -140,8 +140,8 @@ bool engine::join_system_parts(message_walk& w) {
 }
 
 // A key the role's schema lacks (`schema:` of the rule file) is dropped.
-bool engine::message_drops(keys_of list, const rules::key_list& keys, const member& m) {
-    if (allowed(list, keys, m.key, m.tag) || !on(rule_id::messages)) {
+bool engine::message_drops(keys_of list, const member& m) {
+    if (allowed(list, m.key, m.tag) || !on(rule_id::messages)) {
         return false;
     }
     fire(rule_id::messages);

@@ -371,7 +371,7 @@ awaitable<bool> downstream_session::answer_here(request_parser& parser, request_
         bool ready = false;
         for (const auto upstream : {main, routing::upstream_id::codestral}) {
             const auto name = routing::upstream_name(upstream);
-            if (state_->keys.upstream_authorization(upstream, std::string_view("client")).error) {
+            if (!state_->keys.can_authorize(upstream, std::string_view("client"))) {
                 down += (down.empty() ? "" : ", ") + std::string(name) + " has no key";
             } else if (worker_.registry.upstream_tripped(static_cast<std::size_t>(upstream))) {
                 down += (down.empty() ? "" : ", ") + std::string(name) + " has its circuit breaker open";
@@ -580,7 +580,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         }
         const auto upstream = out.upstream;
         context.upstream = upstream;
-        if (state_->keys.upstream_authorization(upstream, bearer).error) {
+        if (!state_->keys.can_authorize(upstream, bearer)) {
             co_return co_await refuse_without_key(context, upstream, bearer);
         }
 
@@ -648,7 +648,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
             }
         }
         // The key wait_for_limits took (a key pool's member, or the only key).
-        upstream_authorization_.assign(authorization_for(context, upstream).authorization);
+        state_->keys.authorization_into(upstream, context.client_bearer, context.key_member, upstream_authorization_);
         to_upstream.authorization = upstream_authorization_;
         bool fall_back = false;
         keep_alive = co_await exchange_buffered(context, upstream, to_upstream, plan,

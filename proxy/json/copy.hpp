@@ -138,11 +138,45 @@ inline bool raw_value(od::value& value, std::string_view& raw) {
 // read again. false on malformed input.
 bool raw_object(od::object& object, std::string_view& raw);
 
-// Copies a member through unchanged.
+// The member `"key":value` as the input has it, from the key's opening quote
+// to the value's end, when the key was written without escapes and nothing
+// stands between it, the colon and the value; else empty. `raw` is the
+// value's text in the input (raw_value), `key` the unescaped key.
+//
+// Sound without knowing where the input begins: the key's raw form is at
+// least as long as its text (unescaping never lengthens), so the bytes read
+// before `raw` are the input's. With no '"' or '\\' in the text, a quote n+3
+// bytes before the value (n the text's length) cannot be an escaped quote
+// inside the raw key (its text would then hold a '"'), so it opens the key,
+// whose raw form is then exactly its text: those bytes are the member.
+inline std::string_view member_text(std::string_view key, std::string_view raw) noexcept {
+    const char* value = raw.data();
+    const std::size_t n = key.size();
+    if (value[-1] != ':' || value[-2] != '"' || value[-3 - static_cast<std::ptrdiff_t>(n)] != '"') {
+        return {};
+    }
+    for (const char c : key) {
+        if (c == '"' || c == '\\') {
+            return {};
+        }
+    }
+    return std::string_view(value - 3 - n, n + 3 + raw.size());
+}
+
+// Copies a member through unchanged: the input's bytes in one append when
+// member_text finds them (the common case: no key escaping pass).
 inline bool copy_member(std::string& out, bool& first, std::string_view key, od::value& value) {
     std::string_view raw;
     if (!raw_value(value, raw)) {
         return false;
+    }
+    if (const std::string_view whole = member_text(key, raw); !whole.empty()) {
+        if (!first) {
+            out += ',';
+        }
+        first = false;
+        out += whole;
+        return true;
     }
     begin_member(out, first, key);
     out += raw;

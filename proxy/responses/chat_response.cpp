@@ -159,7 +159,7 @@ private:
     const response_rules& rules_;
     target_shape shape_;
     std::string out_;
-    std::string answer_id_;
+    std::string_view answer_id_;  // raw, a view of the body run() reads
     rule_hits hits_;
     detail::choice_rewriter choice_{rules_, hits_};  // after hits_: it keeps a reference
     bool generation_error_ = false;

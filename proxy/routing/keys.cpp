@@ -94,6 +94,7 @@ void key_store::load(const config::proxy_config& config, const std::function<con
                 continue;
             }
             pools_[i].push_back({env, pooled_[i] ? bucket + "/" + env : bucket});
+            upstream_bearers_[i].push_back("Bearer " + *key);
             upstream_keys_[i].push_back(std::move(*key));
         }
     }
@@ -157,14 +158,7 @@ key_store::choice key_store::upstream_authorization(upstream_id upstream,
         result.error = errors::make_error(500, "unknown upstream", "internal_error");
         return result;
     }
-    if (!upstream_keys_[index].empty()) {
-        result.authorization = "Bearer " + upstream_keys_[index][std::min(member, upstream_keys_[index].size() - 1)];
-        return result;
-    }
-    const std::string_view bearer = client_bearer ? trim(*client_bearer) : std::string_view();
-    const bool may_forward = upstream != upstream_id::codestral && !client_keys_configured();
-    if (may_forward && !bearer.empty()) {
-        result.authorization = "Bearer " + std::string(bearer);
+    if (authorization_into(upstream, client_bearer, member, result.authorization)) {
         return result;
     }
 
@@ -180,6 +174,43 @@ key_store::choice key_store::upstream_authorization(upstream_id upstream,
     }
     result.error = errors::make_error(401, std::move(message), "missing_api_key");
     return result;
+}
+
+key_store::key_source key_store::source_of(upstream_id upstream,
+                                           std::optional<std::string_view> client_bearer) const noexcept {
+    const auto index = static_cast<std::size_t>(upstream);
+    if (index >= upstream_count) {
+        return key_source::none;
+    }
+    if (!upstream_keys_[index].empty()) {
+        return key_source::own;
+    }
+    const bool may_forward = upstream != upstream_id::codestral && !client_keys_configured();
+    return may_forward && client_bearer && !trim(*client_bearer).empty() ? key_source::client_bearer
+                                                                         : key_source::none;
+}
+
+bool key_store::can_authorize(upstream_id upstream, std::optional<std::string_view> client_bearer) const noexcept {
+    return source_of(upstream, client_bearer) != key_source::none;
+}
+
+bool key_store::authorization_into(upstream_id upstream, std::optional<std::string_view> client_bearer,
+                                   std::size_t member, std::string& out) const {
+    out.clear();
+    switch (source_of(upstream, client_bearer)) {
+        case key_source::own: {
+            const auto& bearers = upstream_bearers_[static_cast<std::size_t>(upstream)];
+            out.assign(bearers[std::min(member, bearers.size() - 1)]);
+            return true;
+        }
+        case key_source::client_bearer:
+            out.assign("Bearer ");
+            out.append(trim(*client_bearer));
+            return true;
+        case key_source::none:
+            break;
+    }
+    return false;
 }
 
 const std::vector<key_store::pool_member>& key_store::pool(upstream_id upstream) const noexcept {
@@ -204,9 +235,7 @@ std::vector<std::string> key_store::secrets_for_leak_checks() const {
 
 errors::redactor key_store::redactor_for(upstream_id upstream,
                                         std::optional<std::string_view> client_bearer) const noexcept {
-    const auto index = static_cast<std::size_t>(upstream);
-    const bool bearer_sent = index < upstream_count && upstream_keys_[index].empty() && upstream != upstream_id::codestral &&
-                             !client_keys_configured() && client_bearer;
+    const bool bearer_sent = source_of(upstream, client_bearer) == key_source::client_bearer;
     return errors::redactor(secrets_, bearer_sent ? trim(*client_bearer) : std::string_view());
 }
 

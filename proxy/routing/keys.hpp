@@ -39,6 +39,12 @@ public:
     // only, never for codestral.
     choice upstream_authorization(upstream_id upstream, std::optional<std::string_view> client_bearer,
                                   std::size_t member = 0) const;
+    // The same choice without building the error or a new string, for the
+    // request path: whether a key can be used, and its Authorization value
+    // written into `out` (its capacity reused; left empty when none can).
+    bool can_authorize(upstream_id upstream, std::optional<std::string_view> client_bearer) const noexcept;
+    bool authorization_into(upstream_id upstream, std::optional<std::string_view> client_bearer, std::size_t member,
+                            std::string& out) const;
 
     // The upstream's keys from the environment, in the order api_key_env
     // lists them (an env var that is unset is left out). Empty: no key of its
@@ -68,6 +74,8 @@ private:
     // Per upstream: its members and, at the same index, their keys.
     std::array<std::vector<pool_member>, upstream_count> pools_;
     std::array<std::vector<std::string>, upstream_count> upstream_keys_;
+    // The same keys as Authorization values ("Bearer " + key), made once.
+    std::array<std::vector<std::string>, upstream_count> upstream_bearers_;
     std::array<std::string, upstream_count> upstream_key_env_;  // the names, for the 401's message
     std::array<bool, upstream_count> pooled_{};
     std::vector<std::string> unset_pool_members_;
@@ -77,6 +85,9 @@ private:
     std::vector<std::string> secrets_;  // every key above, for redactor_for()
 
     void load(const config::proxy_config& config, const std::function<const char*(const char*)>& getenv_fn);
+    // Where the key for `upstream` comes from (the rules of upstream_authorization).
+    enum class key_source { own, client_bearer, none };
+    key_source source_of(upstream_id upstream, std::optional<std::string_view> client_bearer) const noexcept;
 };
 
 // "Bearer abc" -> "abc"; anything else -> nullopt.

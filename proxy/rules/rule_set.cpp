@@ -727,7 +727,8 @@ std::vector<std::string> rule_set::fallback_chain(std::string_view model) const 
     // The load-time check rules out loops; the repeat check keeps a model reached
     // along two branches from being tried twice.
     std::vector<std::string> chain;
-    std::string from(model);
+    // A view: read only before this turn's push_back can move chain's strings.
+    std::string_view from = model;
     for (std::size_t next = 0;; ++next) {
         if (const fallback_entry* entry = find_fallbacks(from)) {
             for (const auto& candidate : entry->models) {

@@ -67,6 +67,11 @@ TEST_CASE("key pool: members from the environment, each on its own bucket") {
     CHECK(store.unset_pool_members() == std::vector<std::string>{"mistral: KEY_B"});
     CHECK(store.upstream_authorization(upstream_id::mistral, std::nullopt, 0).authorization == "Bearer ka");
     CHECK(store.upstream_authorization(upstream_id::mistral, std::nullopt, 1).authorization == "Bearer kc");
+    std::string authorization;  // the request path's form: member by member into one string
+    CHECK(store.authorization_into(upstream_id::mistral, std::nullopt, 1, authorization));
+    CHECK(authorization == "Bearer kc");
+    CHECK(store.authorization_into(upstream_id::mistral, std::nullopt, 0, authorization));
+    CHECK(authorization == "Bearer ka");
     CHECK(store.secrets_for_leak_checks().size() == 4);  // ka and kc, for mistral and for mistral_eu
     // A single key keeps its upstream's bucket, as before pools existed.
     const auto single = store_of({{"MISTRAL_API_KEY", "mk"}}, "");

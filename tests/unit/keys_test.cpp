@@ -162,6 +162,8 @@ TEST_CASE("upstream keys (SPEC §3)") {
          "cb-7Qz",
          "Bearer cb-7Qz",
          ""},
+        {"unset: the bearer is trimmed", {}, "", upstream_id::mistral, " cb-7Qz\t", "Bearer cb-7Qz", ""},
+        {"unset, a blank bearer", {}, "", upstream_id::mistral, "  ", "", "MISTRAL_API_KEY"},
         {"unset, no bearer", {}, "", upstream_id::mistral, std::nullopt, "", "MISTRAL_API_KEY"},
         {"unset, empty bearer", {}, "", upstream_id::mistral, "", "", "MISTRAL_API_KEY"},
         {"bearer never goes to codestral",
@@ -205,6 +207,12 @@ TEST_CASE("upstream keys (SPEC §3)") {
         CAPTURE(r.name);
         const auto store = make_store(r.env, r.yaml);
         const auto choice = store.upstream_authorization(r.upstream, r.client_bearer);
+        // The request path's form of the same choice, into a string that held
+        // the last request's value.
+        std::string reused = "Bearer the-last-request-s-value";
+        CHECK(store.can_authorize(r.upstream, r.client_bearer) == !r.expected_auth.empty());
+        CHECK(store.authorization_into(r.upstream, r.client_bearer, 0, reused) == !r.expected_auth.empty());
+        CHECK(reused == r.expected_auth);
         if (!r.expected_auth.empty()) {
             CHECK(choice.authorization == r.expected_auth);
             CHECK_FALSE(choice.error);

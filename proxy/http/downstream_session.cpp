@@ -140,7 +140,7 @@ awaitable<bool> downstream_session::send_json(request_context& context, unsigned
 }
 
 bool downstream_session::expects_continue(const request_parser& parser) {
-    return iequals(parser.get()[bhttp::field::expect], "100-continue");
+    return iequals(field_value(parser.get().base(), bhttp::field::expect), "100-continue");
 }
 
 awaitable<void> downstream_session::send_continue() {
@@ -324,7 +324,7 @@ awaitable<bool> downstream_session::handle_request(request_parser& parser, reque
     if (!forwarded || !framing_error(parser.get().base()).empty()) {
         return answer_here(parser, context);
     }
-    const auto bearer = routing::bearer_token(parser.get()[bhttp::field::authorization]);
+    const auto bearer = routing::bearer_token(field_value(parser.get().base(), bhttp::field::authorization));
     const auto content_length = parser.content_length();
     const auto max_body = endpoint.body == routing::body_mode::form ? server_settings().max_upload_bytes
                                                                     : server_settings().max_body_bytes;
@@ -387,7 +387,8 @@ awaitable<bool> downstream_session::answer_here(request_parser& parser, request_
             can_reuse);
     }
     if (endpoint.kind == routing::endpoint_kind::response_object) {
-        if (auto refusal = state_->keys.check_client(routing::bearer_token(request[bhttp::field::authorization]))) {
+        const auto authorization = field_value(request.base(), bhttp::field::authorization);
+        if (auto refusal = state_->keys.check_client(routing::bearer_token(authorization))) {
             co_return co_await send_error(context, *refusal, can_reuse);
         }
         const auto target = std::string_view(request.target());
@@ -415,7 +416,7 @@ awaitable<bool> downstream_session::answer_here(request_parser& parser, request_
         co_return false;
     }
 
-    const auto bearer = routing::bearer_token(request[bhttp::field::authorization]);
+    const auto bearer = routing::bearer_token(field_value(request.base(), bhttp::field::authorization));
     context.client_bearer = bearer;  // a view of the header: redacted from upstream errors (keys.hpp)
     if (auto refusal = state_->keys.check_client(bearer)) {
         co_return co_await send_error(context, *refusal, can_reuse);

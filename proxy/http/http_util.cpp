@@ -32,11 +32,14 @@ bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept {
 
 std::string framing_error(const bhttp::fields& fields) {
     std::size_t encodings = 0;
+    bool has_length = false;
     std::string_view value;
     for (const auto& field : fields) {
         if (field.name() == bhttp::field::transfer_encoding) {
             ++encodings;
             value = field.value();
+        } else if (field.name() == bhttp::field::content_length) {
+            has_length = true;
         }
     }
     if (encodings == 0) {
@@ -52,7 +55,7 @@ std::string framing_error(const bhttp::fields& fields) {
         return "Transfer-Encoding must be exactly 'chunked' (the only transfer coding the proxy accepts in a "
                "request); send the body with Content-Length or chunked";
     }
-    if (fields.find(bhttp::field::content_length) != fields.end()) {
+    if (has_length) {
         return "a request may not carry both Transfer-Encoding and Content-Length";
     }
     return {};
@@ -117,7 +120,7 @@ bool is_hop_or_own_response_field(const bhttp::fields::value_type& field) noexce
 }
 
 bool named_by_connection(const bhttp::fields& fields, std::string_view name) {
-    const auto connection = fields[bhttp::field::connection];
+    const auto connection = field_value(fields, bhttp::field::connection);
     if (connection.empty()) {
         return false;
     }

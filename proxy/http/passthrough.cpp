@@ -52,8 +52,8 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     // Mistral to answer (it takes forms only).
     const bool upload_row = context.endpoint->kind == routing::endpoint_kind::file_upload;
     if (context.endpoint->body == routing::body_mode::form &&
-        (!upload_row || starts_with_ci(request[bhttp::field::content_type], "multipart/"))) {
-        const auto boundary = multipart::boundary_of(request[bhttp::field::content_type]);
+        (!upload_row || starts_with_ci(field_value(request.base(), bhttp::field::content_type), "multipart/"))) {
+        const auto boundary = multipart::boundary_of(field_value(request.base(), bhttp::field::content_type));
         if (!boundary.error.empty()) {
             const auto refusal = errors::make_error(400, boundary.error, "invalid_multipart", std::string("Content-Type"));
             if (can_reuse) {

@@ -369,7 +369,8 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
     }
     const auto& upstream_response = upstream_parser.get();
     context.upstream_limits = limits::parse_mistral_ratelimit_headers(limit_headers_of(upstream_response));
-    const bool event_stream = starts_with_ci(upstream_response[bhttp::field::content_type], "text/event-stream");
+    const bool event_stream =
+        starts_with_ci(field_value(upstream_response.base(), bhttp::field::content_type), "text/event-stream");
     // Asked to stream and answered whole, it is rewritten whole too
     // (answer_whole does not look at the mode).
     if (!event_stream && (plan.mode == answer_mode::whole || plan.mode == answer_mode::transcode_stream)) {

@@ -13,6 +13,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "http/field_pool.hpp"
 #include "io_executor.hpp"
 
 namespace mistral_proxy::http {
@@ -36,5 +37,10 @@ using tcp_acceptor = asio::basic_socket_acceptor<tcp, io_executor>;
 using tcp_resolver = asio::ip::basic_resolver<tcp, io_executor>;
 using tcp_stream = beast::basic_stream<tcp, io_executor>;
 using steady_timer = io_timer;
+
+// The fields of the heads the proxy parses (the client's request, the
+// upstream's answer), in pooled memory (field_pool.hpp). Heads the proxy
+// builds itself use bhttp::fields.
+using wire_fields = bhttp::basic_fields<field_pool_allocator<char>>;
 
 }  // namespace mistral_proxy::http

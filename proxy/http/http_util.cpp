@@ -30,7 +30,7 @@ bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept {
     return text.size() >= prefix.size() && iequals(text.substr(0, prefix.size()), prefix);
 }
 
-std::string framing_error(const bhttp::fields& fields) {
+std::string framing_error(const wire_fields& fields) {
     std::size_t encodings = 0;
     bool has_length = false;
     std::string_view value;
@@ -71,7 +71,7 @@ bool is_malformed_http(const boost::system::error_code& ec) noexcept {
            ec != bhttp::error::header_limit && ec != bhttp::error::buffer_overflow;
 }
 
-bool is_hop_or_own_request_field(const bhttp::fields::value_type& field) noexcept {
+bool is_hop_or_own_request_field(const wire_fields::value_type& field) noexcept {
     switch (field.name()) {
         case bhttp::field::host:
         case bhttp::field::authorization:
@@ -97,7 +97,7 @@ bool is_hop_or_own_request_field(const bhttp::fields::value_type& field) noexcep
     }
 }
 
-bool is_hop_or_own_response_field(const bhttp::fields::value_type& field) noexcept {
+bool is_hop_or_own_response_field(const wire_fields::value_type& field) noexcept {
     switch (field.name()) {
         case bhttp::field::connection:
         case bhttp::field::keep_alive:
@@ -119,7 +119,7 @@ bool is_hop_or_own_response_field(const bhttp::fields::value_type& field) noexce
     }
 }
 
-bool named_by_connection(const bhttp::fields& fields, std::string_view name) {
+bool named_by_connection(const wire_fields& fields, std::string_view name) {
     const auto connection = field_value(fields, bhttp::field::connection);
     if (connection.empty()) {
         return false;
@@ -163,7 +163,7 @@ void make_write_at_once_ready(tcp_socket& socket) noexcept {
 }
 
 void format_upstream_start(std::string& out, std::string_view base_path, std::string_view path_after_v1,
-                           std::string_view query, const bhttp::fields& client, std::string_view host) {
+                           std::string_view query, const wire_fields& client, std::string_view host) {
     out.clear();
     out += "POST ";
     out += base_path;
@@ -191,7 +191,7 @@ void format_upstream_start(std::string& out, std::string_view base_path, std::st
     out += "\r\nAccept-Encoding: identity\r\nContent-Type: application/json\r\n";
 }
 
-void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body>& client, std::string target,
+void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body, field_pool_allocator<char>>& client, std::string target,
                            std::string_view host, std::string_view authorization,
                            bhttp::request<bhttp::buffer_body>& upstream) {
     const auto& request = client.get();
@@ -217,7 +217,7 @@ void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body>& clie
     upstream.body().more = !client.is_done();
 }
 
-limits::header_list limit_headers_of(const bhttp::fields& fields) {
+limits::header_list limit_headers_of(const wire_fields& fields) {
     limits::header_list headers;
     for (const auto& field : fields) {
         const auto name = field.name_string();

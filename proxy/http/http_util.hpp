@@ -31,7 +31,7 @@ bool starts_with_ci(std::string_view text, std::string_view prefix) noexcept;
 // enum each element carries. Beast's operator[] searches its case-insensitive
 // tree instead, comparing names letter by letter: about 600 instructions a
 // lookup among a request's half-dozen headers.
-inline std::string_view field_value(const bhttp::fields& fields, bhttp::field name) noexcept {
+inline std::string_view field_value(const wire_fields& fields, bhttp::field name) noexcept {
     for (const auto& field : fields) {
         if (field.name() == name) {
             return field.value();
@@ -44,7 +44,7 @@ inline std::string_view field_value(const bhttp::fields& fields, bhttp::field na
 // Transfer-Encoding other than a single "chunked" (RFC 9112 §6.1: a server
 // that cannot tell where the body ends must answer 400 and close), or one
 // beside a Content-Length (§6.3: request smuggling). Empty when acceptable.
-std::string framing_error(const bhttp::fields& fields);
+std::string framing_error(const wire_fields& fields);
 
 // True for the errors Beast's parser reports for bytes that are not HTTP (a bad
 // chunk size, a bad header): the client sent garbage and gets a 400, as opposed
@@ -53,14 +53,14 @@ bool is_malformed_http(const boost::system::error_code& ec) noexcept;
 
 // Hop-by-hop headers (RFC 9110 §7.6.1) and the ones the proxy sets itself never
 // cross it. `Host` is replaced so the client can never choose an upstream.
-bool is_hop_or_own_request_field(const bhttp::fields::value_type& field) noexcept;
-bool is_hop_or_own_response_field(const bhttp::fields::value_type& field) noexcept;
+bool is_hop_or_own_request_field(const wire_fields::value_type& field) noexcept;
+bool is_hop_or_own_response_field(const wire_fields::value_type& field) noexcept;
 
 // Headers named by the `Connection` header are hop-by-hop too.
-bool named_by_connection(const bhttp::fields& fields, std::string_view name);
+bool named_by_connection(const wire_fields& fields, std::string_view name);
 
 template <class Fields>
-void copy_end_to_end_request_fields(const bhttp::fields& from, Fields& to) {
+void copy_end_to_end_request_fields(const wire_fields& from, Fields& to) {
     for (const auto& field : from) {
         if (is_hop_or_own_request_field(field) || named_by_connection(from, field.name_string())) {
             continue;
@@ -153,7 +153,7 @@ struct upstream_request {
 // The request target is base_path + path_after_v1 + query (the client's "/v1"
 // replaced by the upstream's base path).
 void format_upstream_start(std::string& out, std::string_view base_path, std::string_view path_after_v1,
-                           std::string_view query, const bhttp::fields& client, std::string_view host);
+                           std::string_view query, const wire_fields& client, std::string_view host);
 
 // The request's head as written: head_start, Content-Length, Authorization
 // and the blank line, laid out in `head` (reused).
@@ -204,7 +204,7 @@ awaitable<boost::system::error_code> write_all(tcp_stream& stream, const ConstBu
 // The head of a passthrough request as it goes upstream: the client's
 // end-to-end fields, the upstream's Host and key, and the body framed as the
 // client framed it (same Content-Length, or chunked). No body piece offered yet.
-void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body>& client, std::string target,
+void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body, field_pool_allocator<char>>& client, std::string target,
                            std::string_view host, std::string_view authorization,
                            bhttp::request<bhttp::buffer_body>& upstream);
 
@@ -287,7 +287,7 @@ void format_head(const bhttp::header<isRequest, Fields>& head, std::string& out)
 
 // The rate-limit and retry headers of an upstream answer (Retry-After,
 // retry-after-ms, x-ratelimit-*, ratelimitbysize-*), as the limits stage reads them.
-limits::header_list limit_headers_of(const bhttp::fields& fields);
+limits::header_list limit_headers_of(const wire_fields& fields);
 
 // A request body held whole, with the spare bytes the JSON parser may read past its end.
 class padded_body {

@@ -99,7 +99,7 @@ void append_spec_ids(responses::rule_hits hits, std::string& fired) {
 // Into a Beast field list or a head_fields; a known name in its canonical
 // spelling, as Beast writes it.
 template <class Fields>
-void copy_end_to_end_response_fields(const bhttp::fields& from, Fields& to) {
+void copy_end_to_end_response_fields(const wire_fields& from, Fields& to) {
     for (const auto& field : from) {
         if (is_hop_or_own_response_field(field)) {
             continue;

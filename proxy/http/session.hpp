@@ -21,8 +21,8 @@
 
 namespace mistral_proxy::http {
 
-using request_parser = bhttp::request_parser<bhttp::buffer_body>;
-using response_parser = bhttp::response_parser<bhttp::buffer_body>;
+using request_parser = bhttp::request_parser<bhttp::buffer_body, field_pool_allocator<char>>;
+using response_parser = bhttp::response_parser<bhttp::buffer_body, field_pool_allocator<char>>;
 
 // Relay granularity: big enough that a bulk transfer costs few syscalls, small
 // enough that a thousand idle streams stay within a few megabytes.

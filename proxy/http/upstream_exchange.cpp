@@ -351,7 +351,7 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(
         // The header goes into a header-only parser: an interim answer is
         // then dropped whole, and a final one moved into the body parser
         // before any of its body is read (Beast's pattern for 1xx).
-        bhttp::response_parser<bhttp::empty_body> head;
+        bhttp::response_parser<bhttp::empty_body, field_pool_allocator<char>> head;
         head.header_limit(upstream_header_limit);
         head.body_limit(boost::none);
         head.skip(head_request);

@@ -345,6 +345,9 @@ bool choice_rewriter::write_tool_calls(od::array calls, delta_state* stream, std
             return false;
         }
         function_.clear();
+        // One block for the function object (a whole answer's rewriter is
+        // new each time: growing from empty took three).
+        function_.reserve(256);
         std::string_view id;
         bool has_real_id = false;
         bool has_function = false;

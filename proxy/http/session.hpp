@@ -126,12 +126,16 @@ class downstream_session {
 
 public:
     downstream_session(tcp_socket socket, worker_context& worker)
-        : client_(std::move(socket)), worker_(worker), state_(worker.state) {}
+        : client_(std::move(socket)), watch_wake_(client_.get_executor()), worker_(worker), state_(worker.state) {}
 
     awaitable<void> run();
 
 private:
     tcp_stream client_;
+    // Wakes settle_client_watch when the watch's read completes, or at its
+    // deadline: one timer for the connection (a timer made for each request
+    // looked its service up under a mutex each time).
+    steady_timer watch_wake_;
     beast::flat_buffer buffer_;
     // The request body of a whole-body endpoint and the upstream's whole
     // answer, reused by each request on this connection (padded_body::reuse).

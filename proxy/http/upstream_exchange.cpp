@@ -318,7 +318,8 @@ awaitable<bool> downstream_session::settle_client_watch(std::chrono::steady_cloc
     auto& state = *client_watch_;
     state.connection = nullptr;
     if (state.pending) {
-        steady_timer wake(co_await asio::this_coro::executor, deadline);
+        steady_timer& wake = watch_wake_;
+        wake.expires_at(deadline);
         state.waiter = &wake;
         bool timed_out = false;
         while (state.pending) {

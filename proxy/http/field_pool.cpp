@@ -15,7 +15,10 @@ constexpr bool pooling = MISTRAL_PROXY_FIELD_POOL != 0;  // off under ASan (fiel
 constexpr std::size_t class_bytes = 32;
 constexpr std::size_t class_count = 16;
 // Enough for a few hundred heads in flight on a worker; past it blocks go
-// back to the heap, so a burst does not pin its memory.
+// back to the heap, so a burst does not pin its memory. What a thread keeps
+// is bounded by 512 blocks in each of 16 classes (4 MB if every class held
+// its largest blocks; the fields of a head are 64 to 256 bytes, so a few
+// hundred kilobytes after a burst of some thousand requests in flight).
 constexpr std::size_t max_kept_per_class = 512;
 
 struct free_block {

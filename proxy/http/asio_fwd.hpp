@@ -42,5 +42,8 @@ using steady_timer = io_timer;
 // upstream's answer), in pooled memory (field_pool.hpp). Heads the proxy
 // builds itself use bhttp::fields.
 using wire_fields = bhttp::basic_fields<field_pool_allocator<char>>;
+// The parsers of those heads: the client's request, the upstream's answer.
+using request_parser = bhttp::request_parser<bhttp::buffer_body, field_pool_allocator<char>>;
+using response_parser = bhttp::response_parser<bhttp::buffer_body, field_pool_allocator<char>>;
 
 }  // namespace mistral_proxy::http

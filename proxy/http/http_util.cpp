@@ -191,7 +191,7 @@ void format_upstream_start(std::string& out, std::string_view base_path, std::st
     out += "\r\nAccept-Encoding: identity\r\nContent-Type: application/json\r\n";
 }
 
-void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body, field_pool_allocator<char>>& client, std::string target,
+void make_passthrough_head(const request_parser& client, std::string target,
                            std::string_view host, std::string_view authorization,
                            bhttp::request<bhttp::buffer_body>& upstream) {
     const auto& request = client.get();

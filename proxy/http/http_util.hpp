@@ -204,7 +204,7 @@ awaitable<boost::system::error_code> write_all(tcp_stream& stream, const ConstBu
 // The head of a passthrough request as it goes upstream: the client's
 // end-to-end fields, the upstream's Host and key, and the body framed as the
 // client framed it (same Content-Length, or chunked). No body piece offered yet.
-void make_passthrough_head(const bhttp::request_parser<bhttp::buffer_body, field_pool_allocator<char>>& client, std::string target,
+void make_passthrough_head(const request_parser& client, std::string target,
                            std::string_view host, std::string_view authorization,
                            bhttp::request<bhttp::buffer_body>& upstream);
 

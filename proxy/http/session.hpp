@@ -21,9 +21,6 @@
 
 namespace mistral_proxy::http {
 
-using request_parser = bhttp::request_parser<bhttp::buffer_body, field_pool_allocator<char>>;
-using response_parser = bhttp::response_parser<bhttp::buffer_body, field_pool_allocator<char>>;
-
 // Relay granularity: big enough that a bulk transfer costs few syscalls, small
 // enough that a thousand idle streams stay within a few megabytes.
 inline constexpr std::size_t relay_buffer_bytes = 8 * 1024;

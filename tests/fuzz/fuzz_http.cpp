@@ -65,7 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t piece = 1 + data[0] % 64;
     const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
 
-    bhttp::request_parser<bhttp::buffer_body> parser;
+    request_parser parser;  // the session's (http/asio_fwd.hpp)
     parser.header_limit(16 * 1024);
     parser.body_limit(boost::none);
     parser.eager(false);

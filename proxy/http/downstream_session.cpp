@@ -648,9 +648,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
                 co_return keep_alive;
             }
         }
-        // The key wait_for_limits took (a key pool's member, or the only key).
-        state_->keys.authorization_into(upstream, context.client_bearer, context.key_member, upstream_authorization_);
-        to_upstream.authorization = upstream_authorization_;
+        to_upstream.authorization = authorization_for(context, upstream);
         bool fall_back = false;
         keep_alive = co_await exchange_buffered(context, upstream, to_upstream, plan,
                                                 candidate ? &fall_back : nullptr);

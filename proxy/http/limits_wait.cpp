@@ -48,9 +48,10 @@ errors::openai_error every_key_refused(std::string_view upstream) {
 
 }  // namespace
 
-routing::key_store::choice downstream_session::authorization_for(const request_context& context,
-                                                                   routing::upstream_id upstream) const {
-    return state_->keys.upstream_authorization(upstream, context.client_bearer, context.key_member);
+const std::string& downstream_session::authorization_for(const request_context& context,
+                                                         routing::upstream_id upstream) {
+    state_->keys.authorization_into(upstream, context.client_bearer, context.key_member, upstream_authorization_);
+    return upstream_authorization_;
 }
 
 bool downstream_session::take_key_at_once(request_context& context, routing::upstream_id upstream) const {

@@ -37,8 +37,8 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     auto upstream = out.upstream;
     context.upstream = upstream;
     out.fired.append_names(context.rules);
-    if (auto key = state_->keys.upstream_authorization(upstream, bearer); key.error) {
-        co_return co_await send_error(context, *key.error, can_reuse);
+    if (!state_->keys.can_authorize(upstream, bearer)) {
+        co_return co_await send_error(context, *state_->keys.upstream_authorization(upstream, bearer).error, can_reuse);
     }
 
     auto& request = parser.get();
@@ -51,9 +51,10 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     // A POST /v1/files that is no form at all is relayed as it comes, for
     // Mistral to answer (it takes forms only).
     const bool upload_row = context.endpoint->kind == routing::endpoint_kind::file_upload;
+    const auto content_type = field_value(request.base(), bhttp::field::content_type);
     if (context.endpoint->body == routing::body_mode::form &&
-        (!upload_row || starts_with_ci(field_value(request.base(), bhttp::field::content_type), "multipart/"))) {
-        const auto boundary = multipart::boundary_of(field_value(request.base(), bhttp::field::content_type));
+        (!upload_row || starts_with_ci(content_type, "multipart/"))) {
+        const auto boundary = multipart::boundary_of(content_type);
         if (!boundary.error.empty()) {
             const auto refusal = errors::make_error(400, boundary.error, "invalid_multipart", std::string("Content-Type"));
             if (can_reuse) {
@@ -131,8 +132,8 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     auto connection = std::move(acquired.connection);
 
     bhttp::request<bhttp::buffer_body> upstream_request;
-    make_passthrough_head(parser, upstream_target(upstream, path_after_v1, query), settings.host, authorization_for(context, upstream).authorization,
-                          upstream_request);
+    make_passthrough_head(parser, upstream_target(upstream, path_after_v1, query), settings.host,
+                          authorization_for(context, upstream), upstream_request);
     const bool has_body = !parser.is_done();
     if (form) {
         // The rewritten form's length is known only at its end.

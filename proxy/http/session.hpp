@@ -199,8 +199,10 @@ private:
     // the rotation (logged, counted, shared through Redis). True when another
     // key of the pool is still in rotation.
     awaitable<bool> take_key_out(request_context& context, routing::upstream_id upstream);
-    // The Authorization header for the key wait_for_limits took.
-    routing::key_store::choice authorization_for(const request_context& context, routing::upstream_id upstream) const;
+    // The Authorization value for the key wait_for_limits took (a key pool's
+    // member, or the only key), written into upstream_authorization_; empty
+    // when no key can be used (checked before, with can_authorize).
+    const std::string& authorization_for(const request_context& context, routing::upstream_id upstream);
     // The limiter calls (worker_.limiter_client, embedded or Redis), with
     // what goes wrong logged: a retry still waits its backoff, a cancel or a
     // settle that fails is logged and the request goes on.

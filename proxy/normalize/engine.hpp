@@ -31,6 +31,10 @@ namespace mistral_proxy::normalize {
 
 namespace od = simdjson::ondemand;
 using simdjson::error_code;
+// Values, fields and items are used where the iterator built them and passed
+// by reference (json::field_in, json::value_in): a copy of simdjson's fresh
+// iterator state stalls on store forwarding, twice a member (28% of the 10 KB
+// body's time before, bench/README.md).
 
 namespace detail {
 namespace {
@@ -175,6 +179,13 @@ public:
         size_ = 0;
         capacity_ = 0;
         grow(keep);
+    }
+    // A new top slot, its fields left for the caller to set one by one.
+    [[gnu::always_inline]] member& push_uninitialized() {
+        if (size_ == capacity_) {
+            grow(size_ + 1);
+        }
+        return data_[size_++];
     }
     [[gnu::always_inline]] void push_back(const member& m) {
         if (size_ == capacity_) {
@@ -589,9 +600,9 @@ private:
     }
 
     // ---- generic walking
-    bool capture(od::value value, std::size_t depth, piece& out, od::json_type& type);
+    bool capture(od::value& value, std::size_t depth, piece& out, od::json_type& type);
     piece extent(std::string_view token, od::value& value, od::json_type type) const noexcept;
-    bool capture_string(od::value value, piece& out, std::string_view& text);
+    bool capture_string(od::value& value, piece& out, std::string_view& text);
     [[gnu::always_inline]] inline std::size_t push_member(std::size_t base, std::string_view name, piece value,
                                                           od::json_type type);
     void write_object(std::size_t base, piece& out);
@@ -600,8 +611,8 @@ private:
     // ---- levels
     bool read_top(od::object top, endpoint which, normalized_request& request, piece& body);
     bool check_embedding_member(top_key id, od::json_type type, piece value);
-    bool read_messages(od::value value, piece& out);
-    bool read_message(od::value value, std::size_t index, message_out& out, bool& keep);
+    bool read_messages(od::value& value, piece& out);
+    bool read_message(od::value& value, std::size_t index, message_out& out, bool& keep);
     void write_message(const message_walk& w, message_out& out);
     // messages (rules/messages.cpp)
     bool message_role(message_walk& w);
@@ -616,20 +627,20 @@ private:
     bool keep_unless_empty(const message_walk& w, bool& keep);
     bool match_tool_result(message_walk& w);
     void await_results(const message_out& out);
-    bool read_content(od::value value, std::size_t depth, piece& out, bool& is_empty, std::size_t message_index);
-    bool read_part(od::value value, std::size_t depth, piece& out, std::string_view& out_type,
+    bool read_content(od::value& value, std::size_t depth, piece& out, bool& is_empty, std::size_t message_index);
+    bool read_part(od::value& value, std::size_t depth, piece& out, std::string_view& out_type,
                    std::size_t message_index, std::size_t part_index);
-    bool read_inner_string(od::value value, std::size_t depth, std::string_view wanted, piece& out);
-    bool read_file_fields(od::value value, std::size_t depth, file_fields& fields, piece& out);
+    bool read_inner_string(od::value& value, std::size_t depth, std::string_view wanted, piece& out);
+    bool read_file_fields(od::value& value, std::size_t depth, file_fields& fields, piece& out);
     bool write_file_part(const file_fields& fields, piece& out, std::string_view& out_type, const std::string& where);
-    bool read_tool_calls(od::value value, std::size_t depth, piece& out, bool& any, std::size_t message_index);
-    bool read_call_function(od::value value, std::size_t depth, piece& out, std::string_view& name);
-    bool read_tools(od::value value, bool legacy_functions, piece& out);
-    bool read_function(od::value value, std::size_t depth, piece& out);
-    bool read_filtered(od::value value, std::size_t depth, const rules::key_list& keys, piece& out);
-    bool read_tool_choice(od::value value, piece& out, bool& keep);
-    bool read_function_call(od::value value, piece& out, bool& keep);
-    bool read_response_format(od::value value, piece& out, bool& keep);
+    bool read_tool_calls(od::value& value, std::size_t depth, piece& out, bool& any, std::size_t message_index);
+    bool read_call_function(od::value& value, std::size_t depth, piece& out, std::string_view& name);
+    bool read_tools(od::value& value, bool legacy_functions, piece& out);
+    bool read_function(od::value& value, std::size_t depth, piece& out);
+    bool read_filtered(od::value& value, std::size_t depth, const rules::key_list& keys, piece& out);
+    bool read_tool_choice(od::value& value, piece& out, bool& keep);
+    bool read_function_call(od::value& value, piece& out, bool& keep);
+    bool read_response_format(od::value& value, piece& out, bool& keep);
     // role_order (rules/role_order.cpp): results for the first `count` pending calls.
     void write_synthesized_results(std::size_t count = SIZE_MAX);
     void order_before(message_out& m, std::size_t pending_before);  // role_order
@@ -652,7 +663,17 @@ inline std::size_t engine::push_member(std::size_t base, std::string_view name, 
             return i;
         }
     }
-    members_.push_back(member{name, value, type, true});
+    // Field by field into the slot: a member built on the stack and copied
+    // whole was read back with 16-byte loads right after its separate stores
+    // (a failed store-to-load forward each time: ~12% of the 10 KB body's time).
+    member& slot = members_.push_uninitialized();
+    slot.key = name;
+    slot.value.begin = value.begin;
+    slot.value.end = value.end;
+    slot.value.in_arena = value.in_arena;
+    slot.type = type;
+    slot.keep = true;
+    slot.tag = known_key::other;
     return members_.size() - 1;
 }
 
@@ -668,7 +689,7 @@ piece engine::extent(std::string_view token, od::value& value, od::json_type typ
 // text is its raw bytes (nothing to validate or copy; the value is still
 // consumed: json::consume_string); else simdjson unescapes it, which
 // validates the escapes.
-bool engine::capture_string(od::value value, piece& out, std::string_view& text) {
+bool engine::capture_string(od::value& value, piece& out, std::string_view& text) {
     const std::string_view token = value.raw_json_token();
     const char* begin = token.data();
     const char* end = begin + token.size();

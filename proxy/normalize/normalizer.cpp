@@ -161,7 +161,7 @@ std::string parse_error_message(error_code code) {
 
 
 // Validates the value (all of it) and gives its bytes in the input.
-bool engine::capture(od::value value, std::size_t depth, piece& out, od::json_type& type) {
+bool engine::capture(od::value& value, std::size_t depth, piece& out, od::json_type& type) {
     const std::string_view token = value.raw_json_token();
     if (auto e = value.type().get(type)) {
         return fail_json(e);
@@ -203,16 +203,16 @@ void engine::write_object(std::size_t base, piece& out) {
 // Content parts
 
 // The value of member `wanted` when it is a string (out empty otherwise); the rest is validated.
-bool engine::read_inner_string(od::value value, std::size_t depth, std::string_view wanted, piece& out) {
+bool engine::read_inner_string(od::value& value, std::size_t depth, std::string_view wanted, piece& out) {
     od::object object;
     if (auto e = value.get_object().get(object)) {
         return fail_json(e);
     }
     out = piece{};
     for (auto field_result : object) {
-        od::field field;
+        od::field& field = json::field_in(field_result);
         std::string_view name;
-        if (auto e = member_of(std::move(field_result), field, name)) {
+        if (auto e = json::member_of(field_result, name)) {
             return fail_json(e);
         }
         piece p;
@@ -231,7 +231,7 @@ bool engine::read_inner_string(od::value value, std::size_t depth, std::string_v
 
 // One content part. Reshaped where Mistral spells it differently, never dropped:
 // what cannot be passed on is refused with a 400 naming the part.
-bool engine::read_part(od::value value, std::size_t depth, piece& out, std::string_view& out_type,
+bool engine::read_part(od::value& value, std::size_t depth, piece& out, std::string_view& out_type,
                        std::size_t message_index, std::size_t part_index) {
     // Built only on the error path: no allocation per part.
     const auto where = [&] {
@@ -256,12 +256,12 @@ bool engine::read_part(od::value value, std::size_t depth, piece& out, std::stri
     od::json_type file_kind = od::json_type::null;  // ... of this kind
     file_fields file;
     for (auto field_result : object) {
-        od::field field;
+        od::field& field = json::field_in(field_result);
         std::string_view name;
-        if (auto e = member_of(std::move(field_result), field, name)) {
+        if (auto e = json::member_of(field_result, name)) {
             return fail_json(e);
         }
-        od::value child = field.value();
+        od::value& child = field.value();
         od::json_type child_type;
         if (auto e = child.type().get(child_type)) {
             return fail_json(e);
@@ -385,7 +385,7 @@ bool engine::read_part(od::value value, std::size_t depth, piece& out, std::stri
     return true;
 }
 
-bool engine::read_content(od::value value, std::size_t depth, piece& out, bool& is_empty, std::size_t message_index) {
+bool engine::read_content(od::value& value, std::size_t depth, piece& out, bool& is_empty, std::size_t message_index) {
     const auto where = [&] { return "messages[" + std::to_string(message_index) + "].content"; };
     content_ = content_facts{};
     od::json_type type;
@@ -418,8 +418,8 @@ bool engine::read_content(od::value value, std::size_t depth, piece& out, bool& 
     const std::size_t parts_base = members_.size();
     std::size_t index = 0;
     for (auto item_result : array) {
-        od::value item;
-        if (auto e = std::move(item_result).get(item)) {
+        od::value& item = json::value_in(item_result);
+        if (auto e = item_result.error()) {
             return fail_json(e);
         }
         piece part;
@@ -461,22 +461,22 @@ bool engine::read_content(od::value value, std::size_t depth, piece& out, bool& 
 // Tool calls of an assistant message: ids mapped, keys filtered.
 
 // A call's {"name","arguments"}: its name kept (for a synthesized result), keys filtered.
-bool engine::read_call_function(od::value value, std::size_t depth, piece& out, std::string_view& name) {
+bool engine::read_call_function(od::value& value, std::size_t depth, piece& out, std::string_view& name) {
     od::object fn;
     if (auto e = value.get_object().get(fn)) {
         return fail_json(e);
     }
     const std::size_t fn_base = members_.size();
     for (auto fn_field_result : fn) {
-        od::field fn_field;
+        od::field& fn_field = json::field_in(fn_field_result);
         std::string_view fn_key;
-        if (auto e = member_of(std::move(fn_field_result), fn_field, fn_key)) {
+        if (auto e = json::member_of(fn_field_result, fn_key)) {
             return fail_json(e);
         }
         piece q;
         od::json_type fn_type{};
         if (same_key(fn_key, "name")) {
-            od::value name_value = fn_field.value();
+            od::value& name_value = fn_field.value();
             if (name_value.type().get(fn_type) != simdjson::SUCCESS || fn_type != od::json_type::string) {
                 return fail("tool_calls[].function.name must be a string", "messages");
             }
@@ -497,7 +497,7 @@ bool engine::read_call_function(od::value value, std::size_t depth, piece& out, 
     return true;
 }
 
-bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, bool& any, std::size_t message_index) {
+bool engine::read_tool_calls(od::value& value, std::size_t depth, piece& out, bool& any, std::size_t message_index) {
     od::array array;
     if (auto e = value.get_array().get(array)) {
         return fail_json(e);
@@ -505,9 +505,9 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
     s_.calls.clear();
     const std::size_t calls_base = members_.size();
     for (auto item_result : array) {
-        od::value item;
+        od::value& item = json::value_in(item_result);
         od::object object;
-        if (auto e = std::move(item_result).get(item)) {
+        if (auto e = item_result.error()) {
             return fail_json(e);
         }
         if (auto e = item.get_object().get(object)) {
@@ -518,12 +518,12 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
         bool has_id = false;
         std::string_view call_type = "function";
         for (auto field_result : object) {
-            od::field field;
+            od::field& field = json::field_in(field_result);
             std::string_view name;
-            if (auto e = member_of(std::move(field_result), field, name)) {
+            if (auto e = json::member_of(field_result, name)) {
                 return fail_json(e);
             }
-            od::value child = field.value();
+            od::value& child = field.value();
             od::json_type type;
             if (auto e = child.type().get(type)) {
                 return fail_json(e);
@@ -600,7 +600,7 @@ bool engine::read_tool_calls(od::value value, std::size_t depth, piece& out, boo
 // ---------------------------------------------------------------------------
 // One message
 
-bool engine::read_message(od::value value, std::size_t index, message_out& out, bool& keep) {
+bool engine::read_message(od::value& value, std::size_t index, message_out& out, bool& keep) {
     message_walk w;
     w.index = index;
     od::json_type type;
@@ -620,12 +620,12 @@ bool engine::read_message(od::value value, std::size_t index, message_out& out, 
     // and joined afterwards when the role turns out to be system.
     s_.calls.clear();
     for (auto field_result : object) {
-        od::field field;
+        od::field& field = json::field_in(field_result);
         std::string_view name;
-        if (auto e = member_of(std::move(field_result), field, name)) {
+        if (auto e = json::member_of(field_result, name)) {
             return fail_json(e);
         }
-        od::value child = field.value();
+        od::value& child = field.value();
         od::json_type child_type;
         if (auto e = child.type().get(child_type)) {
             return fail_json(e);
@@ -756,7 +756,7 @@ void engine::write_message(const message_walk& w, message_out& out) {
     out.text = since(start);
 }
 
-bool engine::read_messages(od::value value, piece& out) {
+bool engine::read_messages(od::value& value, piece& out) {
     od::array array;
     if (auto e = value.get_array().get(array)) {
         return fail_json(e);
@@ -767,8 +767,8 @@ bool engine::read_messages(od::value value, piece& out) {
     has_image_ = false;
     std::size_t index = 0;
     for (auto item_result : array) {
-        od::value item;
-        if (auto e = std::move(item_result).get(item)) {
+        od::value& item = json::value_in(item_result);
+        if (auto e = item_result.error()) {
             return fail_json(e);
         }
         message_out m;
@@ -985,12 +985,12 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
     std::size_t functions_count = 0;
     bool functions_given = false;
     for (auto field_result : top) {
-        od::field field;
+        od::field& field = json::field_in(field_result);
         std::string_view name;
-        if (auto e = member_of(std::move(field_result), field, name)) {
+        if (auto e = json::member_of(field_result, name)) {
             return fail_json(e);
         }
-        od::value child = field.value();
+        od::value& child = field.value();
         od::json_type type;
         if (auto e = child.type().get(type)) {
             return fail_json(e);
@@ -1067,9 +1067,9 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                         return fail_json(e);
                     }
                     for (auto option_result : options) {
-                        od::field option;
+                        od::field& option = json::field_in(option_result);
                         std::string_view option_name;
-                        if (auto e = member_of(std::move(option_result), option, option_name)) {
+                        if (auto e = json::member_of(option_result, option_name)) {
                             return fail_json(e);
                         }
                         piece q;

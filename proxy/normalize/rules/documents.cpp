@@ -68,7 +68,7 @@ std::string joined(const std::vector<std::string>& items, std::string_view separ
 // The `file` object of an OpenAI file part: file_data, file_id and filename
 // kept (as raw strings and unescaped texts), the rest validated; `out` is the
 // whole object's bytes.
-bool engine::read_file_fields(od::value value, std::size_t depth, file_fields& fields, piece& out) {
+bool engine::read_file_fields(od::value& value, std::size_t depth, file_fields& fields, piece& out) {
     fields = file_fields{};
     const std::string_view token = value.raw_json_token();
     od::object object;
@@ -76,12 +76,12 @@ bool engine::read_file_fields(od::value value, std::size_t depth, file_fields& f
         return fail_json(e);
     }
     for (auto field_result : object) {
-        od::field field;
+        od::field& field = json::field_in(field_result);
         std::string_view name;
-        if (auto e = member_of(std::move(field_result), field, name)) {
+        if (auto e = json::member_of(field_result, name)) {
             return fail_json(e);
         }
-        od::value child = field.value();
+        od::value& child = field.value();
         od::json_type type;
         if (auto e = child.type().get(type)) {
             return fail_json(e);

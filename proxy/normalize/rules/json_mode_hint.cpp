@@ -20,7 +20,7 @@ bool mentions_json(std::string_view text) noexcept {
     return false;
 }
 
-bool engine::read_response_format(od::value value, piece& out, bool& keep) {
+bool engine::read_response_format(od::value& value, piece& out, bool& keep) {
     od::json_type type;
     if (auto e = value.type().get(type)) {
         return fail_json(e);
@@ -44,12 +44,12 @@ bool engine::read_response_format(od::value value, piece& out, bool& keep) {
     const std::size_t base = members_.size();
     std::string_view format_type;
     for (auto field_result : object) {
-        od::field field;
+        od::field& field = json::field_in(field_result);
         std::string_view name;
-        if (auto e = member_of(std::move(field_result), field, name)) {
+        if (auto e = json::member_of(field_result, name)) {
             return fail_json(e);
         }
-        od::value child = field.value();
+        od::value& child = field.value();
         od::json_type child_type;
         if (auto e = child.type().get(child_type)) {
             return fail_json(e);

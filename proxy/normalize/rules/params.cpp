@@ -13,16 +13,16 @@ namespace mistral_proxy::normalize::detail {
 namespace {
 
 // Copies an object keeping only `keys` (the rest dropped: params).
-bool engine::read_filtered(od::value value, std::size_t depth, const rules::key_list& keys, piece& out) {
+bool engine::read_filtered(od::value& value, std::size_t depth, const rules::key_list& keys, piece& out) {
     od::object object;
     if (auto e = value.get_object().get(object)) {
         return fail_json(e);
     }
     const std::size_t base = members_.size();
     for (auto field_result : object) {
-        od::field field;
+        od::field& field = json::field_in(field_result);
         std::string_view name;
-        if (auto e = member_of(std::move(field_result), field, name)) {
+        if (auto e = json::member_of(field_result, name)) {
             return fail_json(e);
         }
         piece p;

@@ -7,7 +7,7 @@
 namespace mistral_proxy::normalize::detail {
 namespace {
 
-bool engine::read_tool_choice(od::value value, piece& out, bool& keep) {
+bool engine::read_tool_choice(od::value& value, piece& out, bool& keep) {
     od::json_type type;
     if (auto e = value.type().get(type)) {
         return fail_json(e);
@@ -39,12 +39,12 @@ bool engine::read_tool_choice(od::value value, piece& out, bool& keep) {
         std::string_view choice_type = "function";
         bool has_function = false;
         for (auto field_result : object) {
-            od::field field;
+            od::field& field = json::field_in(field_result);
             std::string_view name;
-            if (auto e = member_of(std::move(field_result), field, name)) {
+            if (auto e = json::member_of(field_result, name)) {
                 return fail_json(e);
             }
-            od::value child = field.value();
+            od::value& child = field.value();
             od::json_type child_type;
             if (auto e = child.type().get(child_type)) {
                 return fail_json(e);
@@ -90,7 +90,7 @@ bool engine::read_tool_choice(od::value value, piece& out, bool& keep) {
 }
 
 // OpenAI's legacy function_call -> tool_choice.
-bool engine::read_function_call(od::value value, piece& out, bool& keep) {
+bool engine::read_function_call(od::value& value, piece& out, bool& keep) {
     od::json_type type;
     if (auto e = value.type().get(type)) {
         return fail_json(e);

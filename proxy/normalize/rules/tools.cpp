@@ -8,7 +8,7 @@
 namespace mistral_proxy::normalize::detail {
 namespace {
 
-bool engine::read_function(od::value value, std::size_t depth, piece& out) {
+bool engine::read_function(od::value& value, std::size_t depth, piece& out) {
     od::object object;
     if (auto e = value.get_object().get(object)) {
         return fail_json(e);
@@ -16,12 +16,12 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
     const std::size_t base = members_.size();
     bool has_parameters = false;
     for (auto field_result : object) {
-        od::field field;
+        od::field& field = json::field_in(field_result);
         std::string_view name;
-        if (auto e = member_of(std::move(field_result), field, name)) {
+        if (auto e = json::member_of(field_result, name)) {
             return fail_json(e);
         }
-        od::value child = field.value();
+        od::value& child = field.value();
         od::json_type type;
         if (auto e = child.type().get(type)) {
             return fail_json(e);
@@ -36,9 +36,9 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
             }
             const std::size_t params_base = members_.size();
             for (auto param_result : params) {
-                od::field param;
+                od::field& param = json::field_in(param_result);
                 std::string_view param_key;
-                if (auto e = member_of(std::move(param_result), param, param_key)) {
+                if (auto e = json::member_of(param_result, param_key)) {
                     return fail_json(e);
                 }
                 piece q;
@@ -88,7 +88,7 @@ bool engine::read_function(od::value value, std::size_t depth, piece& out) {
 }
 
 // `tools` (legacy_functions false) or OpenAI's legacy `functions` (true).
-bool engine::read_tools(od::value value, bool legacy_functions, piece& out) {
+bool engine::read_tools(od::value& value, bool legacy_functions, piece& out) {
     od::array array;
     if (auto e = value.get_array().get(array)) {
         return fail_json(e);
@@ -96,9 +96,9 @@ bool engine::read_tools(od::value value, bool legacy_functions, piece& out) {
     const std::size_t list_base = members_.size();
     std::size_t index = 0;
     for (auto item_result : array) {
-        od::value item;
+        od::value& item = json::value_in(item_result);
         od::json_type type;
-        if (auto e = std::move(item_result).get(item)) {
+        if (auto e = item_result.error()) {
             return fail_json(e);
         }
         if (auto e = item.type().get(type)) {
@@ -130,12 +130,12 @@ bool engine::read_tools(od::value value, bool legacy_functions, piece& out) {
             const std::size_t base = members_.size();
             std::string_view tool_type = "function";
             for (auto field_result : object) {
-                od::field field;
+                od::field& field = json::field_in(field_result);
                 std::string_view name;
-                if (auto e = member_of(std::move(field_result), field, name)) {
+                if (auto e = json::member_of(field_result, name)) {
                     return fail_json(e);
                 }
-                od::value child = field.value();
+                od::value& child = field.value();
                 od::json_type child_type;
                 if (auto e = child.type().get(child_type)) {
                     return fail_json(e);

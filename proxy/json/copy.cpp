@@ -10,10 +10,10 @@ bool raw_object(od::object& object, std::string_view& raw) {
         return false;
     }
     for (auto member : object) {
-        od::field field;
+        od::field& field = field_in(member);
         std::string_view key;
         od::json_type type;
-        if (member_of(std::move(member), field, key) != simdjson::SUCCESS ||
+        if (member_of(member, key) != simdjson::SUCCESS ||
             field.value().type().get(type) != simdjson::SUCCESS ||
             validate(field.value(), type, 2) != simdjson::SUCCESS) {
             return false;

@@ -82,17 +82,18 @@ inline bool at_end(od::document& doc) {
 // A member of an object being iterated (`for (auto field : object)`): its
 // unescaped key and its value, and with `type` the value's JSON type. false
 // on malformed input.
-inline bool member_of(simdjson::simdjson_result<od::field> member, std::string_view& key, od::value& value) {
-    od::field field;
-    if (member_of(std::move(member), field, key) != simdjson::SUCCESS) {
+// The member is read in place (json::field_in: no copy of simdjson's fresh
+// iterator state, which would stall on store forwarding).
+inline bool member_of(simdjson::simdjson_result<od::field>& member, std::string_view& key, od::value& value) {
+    if (member_of(member, key) != simdjson::SUCCESS) {
         return false;
     }
-    value = field.value();
+    value = field_in(member).value();
     return true;
 }
-inline bool member_of(simdjson::simdjson_result<od::field> field, std::string_view& key, od::value& value,
+inline bool member_of(simdjson::simdjson_result<od::field>& field, std::string_view& key, od::value& value,
                       od::json_type& type) {
-    return member_of(std::move(field), key, value) && value.type().get(type) == simdjson::SUCCESS;
+    return member_of(field, key, value) && value.type().get(type) == simdjson::SUCCESS;
 }
 
 // Starts an object member: a comma unless it is the first, then "key":.

@@ -4,11 +4,18 @@
 // thread does. Reports MB/s of input and heap allocations per request in the
 // steady state (operator new is counted; the target is zero).
 //
-//   bench_normalizer [RULES.yaml] [SECONDS_PER_BODY] [BODY_BYTES | BODY.json]
+//   bench_normalizer [RULES.yaml] [SECONDS_PER_BODY] [BODY_BYTES | BODY.json] [--no-floors]
 //
 // BODY_BYTES measures one body size only, BODY.json that body (bench/run's
 // chat.json, say): for callgrind, instructions per request are the inclusive
 // count of normalize_request over its calls.
+//
+// Under each body, two floors for the same bytes, with no rewriting at all:
+// simdjson On-Demand (the normalizer's parser) walking the whole body and
+// checking every value as json::validate does, and simdjson's DOM parse of
+// it (stage 1 and a tape). The normalizer can only be as fast as its parser's
+// walk of what it must check; these say how far that is. --no-floors leaves
+// them out (for a profile of the normalizer alone).
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -18,8 +25,12 @@
 #include <iterator>
 #include <new>
 #include <string>
+#include <string_view>
+
+#include <simdjson.h>
 
 #include "config/config.hpp"
+#include "json/walk.hpp"
 #include "normalize/normalizer.hpp"
 #include "rules/rule_set.hpp"
 
@@ -107,6 +118,47 @@ void measure(const rules::rule_set& set, const config::proxy_config& config, con
     }
 }
 
+// Runs `once` (true when the body parsed) for about `seconds`; microseconds a call.
+template <class F>
+double time_per_call(double seconds, F&& once) {
+    std::size_t iterations = 0;
+    const auto start = std::chrono::steady_clock::now();
+    auto now = start;
+    while (std::chrono::duration<double>(now - start).count() < seconds) {
+        for (int i = 0; i < 256; ++i) {
+            if (!once()) {
+                std::fprintf(stderr, "the floor's parse failed\n");
+                std::exit(1);
+            }
+        }
+        iterations += 256;
+        now = std::chrono::steady_clock::now();
+    }
+    return std::chrono::duration<double>(now - start).count() / static_cast<double>(iterations) * 1e6;
+}
+
+void floors(const std::string& json, double seconds) {
+    std::string buffer = json;
+    buffer.append(simdjson::SIMDJSON_PADDING, '\0');
+    simdjson::ondemand::parser on_demand;
+    const double walk_us = time_per_call(seconds, [&] {
+        simdjson::ondemand::document doc;
+        simdjson::ondemand::value root;
+        return on_demand.iterate(buffer.data(), json.size(), buffer.size()).get(doc) == simdjson::SUCCESS &&
+               doc.get_value().get(root) == simdjson::SUCCESS &&
+               json::validate(root, simdjson::ondemand::json_type::object, 0) == simdjson::SUCCESS;
+    });
+    simdjson::dom::parser dom;
+    const double dom_us = time_per_call(seconds, [&] {
+        simdjson::dom::element root;
+        return dom.parse(buffer.data(), json.size(), false).get(root) == simdjson::SUCCESS;
+    });
+    const auto gbps = [&](double us) { return static_cast<double>(json.size()) / us / 1e3; };
+    std::printf("        floors, no rewriting: On-Demand walk checking every value %.2f us (%.2f GB/s), "
+                "DOM parse %.2f us (%.2f GB/s)\n",
+                walk_us, gbps(walk_us), dom_us, gbps(dom_us));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,10 +167,18 @@ int main(int argc, char** argv) {
     const double seconds = argc > 2 ? std::atof(argv[2]) : 2.0;
     const auto set = rules::load_rule_files({rules_file});
     const auto config = config::parse_config("", "/tmp/bench-config.yaml");
+    const bool with_floors = !(argc > 4 && std::string_view(argv[4]) == "--no-floors");
+    const auto floors_if_asked = [&](const std::string& body) {
+        if (with_floors) {
+            floors(body, seconds / 2);
+        }
+    };
     if (argc > 3) {
         const std::string which = argv[3];
         if (!which.empty() && which.find_first_not_of("0123456789") == std::string::npos) {
-            measure(*set, config, chat_body(static_cast<std::size_t>(std::stoul(which))), seconds);
+            const std::string body = chat_body(static_cast<std::size_t>(std::stoul(which)));
+            measure(*set, config, body, seconds);
+            floors_if_asked(body);
             return 0;
         }
         std::ifstream file(which, std::ios::binary);
@@ -131,10 +191,13 @@ int main(int argc, char** argv) {
             body.pop_back();
         }
         measure(*set, config, body, seconds);
+        floors_if_asked(body);
         return 0;
     }
     for (const std::size_t size : {1024u, 10240u}) {
-        measure(*set, config, chat_body(size), seconds);
+        const std::string body = chat_body(size);
+        measure(*set, config, body, seconds);
+        floors_if_asked(body);
     }
     return 0;
 }

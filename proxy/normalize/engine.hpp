@@ -152,6 +152,13 @@ private:
     std::size_t capacity_ = 0;
 };
 
+// A text of the request as written between its quotes; `escaped`: it has
+// escapes (valid: checked when read), to undo before reading it as text.
+struct hint_text {
+    std::string_view text;
+    bool escaped = false;
+};
+
 struct pending_call {
     std::array<char, 9> id{};
     std::string_view name;      // unescaped function name (for a synthesized result)
@@ -290,9 +297,11 @@ struct normalize_scratch::impl {
     std::vector<detail::pending_call> calls;  // calls of the message being read
     std::vector<detail::top_member> tops;     // parallel to the top level's members
     std::vector<detail::piece> texts;         // raw text of the text parts of the content being read
-    // Message texts (unescaped) that json_mode_hint looks for "json" in: only
-    // scanned when response_format asks for json_object, which few requests do.
-    std::vector<std::string_view> hint_texts;
+    // Message texts that json_mode_hint looks for "json" in: only scanned when
+    // response_format asks for json_object, which few requests do, so a text
+    // with escapes is kept as written and unescaped only then.
+    std::vector<detail::hint_text> hint_texts;
+    std::string unescaped;  // a hint text unescaped, when one is looked at
     std::string model_buffer;         // the requested model, kept past the parser's reuse
 
     impl() {
@@ -314,8 +323,11 @@ struct normalize_scratch::impl {
             std::string().swap(escaped);
             escaped.reserve(1024);
         }
+        if (unescaped.capacity() > detail::max_retained_capacity) {
+            std::string().swap(unescaped);
+        }
         if (hint_texts.capacity() > 65536) {
-            std::vector<std::string_view>().swap(hint_texts);
+            std::vector<detail::hint_text>().swap(hint_texts);
             hint_texts.reserve(256);
         }
         if (parser.capacity() > detail::max_retained_capacity) {
@@ -603,6 +615,8 @@ private:
     bool capture(od::value& value, std::size_t depth, piece& out, od::json_type& type);
     piece extent(std::string_view token, od::value& value, od::json_type type) const noexcept;
     bool capture_string(od::value& value, piece& out, std::string_view& text);
+    bool capture_text(od::value& value, piece& out, hint_text& text);
+    std::string_view string_token(od::value& value, piece& out) const noexcept;
     [[gnu::always_inline]] inline std::size_t push_member(std::size_t base, std::string_view name, piece value,
                                                           od::json_type type);
     void write_object(std::size_t base, piece& out);
@@ -641,6 +655,7 @@ private:
     bool read_tool_choice(od::value& value, piece& out, bool& keep);
     bool read_function_call(od::value& value, piece& out, bool& keep);
     bool read_response_format(od::value& value, piece& out, bool& keep);
+    std::string_view unescaped(const hint_text& text);  // json_mode_hint (rules/json_mode_hint.cpp)
     // role_order (rules/role_order.cpp): results for the first `count` pending calls.
     void write_synthesized_results(std::size_t count = SIZE_MAX);
     void order_before(message_out& m, std::size_t pending_before);  // role_order
@@ -685,11 +700,9 @@ piece engine::extent(std::string_view token, od::value& value, od::json_type typ
                  static_cast<std::size_t>(raw.data() + raw.size() - input_), false};
 }
 
-// The caller has checked that the value is a string. Without a backslash its
-// text is its raw bytes (nothing to validate or copy; the value is still
-// consumed: json::consume_string); else simdjson unescapes it, which
-// validates the escapes.
-bool engine::capture_string(od::value& value, piece& out, std::string_view& text) {
+// A string value's bytes (quotes included, whitespace after it left out) as
+// `out`, and its text as written between the quotes.
+std::string_view engine::string_token(od::value& value, piece& out) const noexcept {
     const std::string_view token = value.raw_json_token();
     const char* begin = token.data();
     const char* end = begin + token.size();
@@ -697,15 +710,36 @@ bool engine::capture_string(od::value& value, piece& out, std::string_view& text
         --end;
     }
     out = piece{static_cast<std::size_t>(begin - input_), static_cast<std::size_t>(end - input_), false};
-    const std::size_t length = static_cast<std::size_t>(end - begin) - 2;
-    if (std::memchr(begin + 1, '\\', length) == nullptr) {
-        text = std::string_view(begin + 1, length);
+    return std::string_view(begin + 1, static_cast<std::size_t>(end - begin) - 2);
+}
+
+// The caller has checked that the value is a string. Without a backslash its
+// text is its raw bytes (nothing to validate or copy; the value is still
+// consumed: json::consume_string); else simdjson unescapes it, which
+// validates the escapes.
+bool engine::capture_string(od::value& value, piece& out, std::string_view& text) {
+    const std::string_view written = string_token(value, out);
+    if (json::find_backslash(written.data(), written.data() + written.size()) == nullptr) {
+        text = written;
         return json::consume_string(value) || fail_json(simdjson::TAPE_ERROR);
     }
     if (auto e = value.get_string().get(text)) {
         return fail_json(e);
     }
     return true;
+}
+
+// capture_string for a text read only as a json_mode_hint text (content):
+// escapes are checked in place, not undone (see hint_text).
+bool engine::capture_text(od::value& value, piece& out, hint_text& text) {
+    const std::string_view written = string_token(value, out);
+    const char* close = written.data() + written.size();
+    const char* backslash = json::find_backslash(written.data(), close);
+    if (backslash != nullptr && !json::valid_escapes(backslash, close)) {
+        return fail_json(simdjson::STRING_ERROR);
+    }
+    text = hint_text{written, backslash != nullptr};
+    return json::consume_string(value) || fail_json(simdjson::TAPE_ERROR);
 }
 
 // True when {"k":v,...} of the members from `base` is, byte for byte, the

@@ -250,7 +250,7 @@ bool engine::read_part(od::value& value, std::size_t depth, piece& out, std::str
     }
     const std::size_t base = members_.size();
     std::string_view part_type;
-    std::string_view text;
+    hint_text text;
     bool openai_file = false;                       // {"type":"file","file":{...}}: OpenAI's shape, not Mistral's
     bool file_not_object = false;                   // a `file` member that is not an object ...
     od::json_type file_kind = od::json_type::null;  // ... of this kind
@@ -289,7 +289,7 @@ bool engine::read_part(od::value& value, std::size_t depth, piece& out, std::str
             openai_file = true;  // a duplicate key: the last wins
             file_not_object = false;
         } else if ((same_key(name, "text") || same_key(name, "refusal")) && child_type == od::json_type::string) {
-            if (!capture_string(child, p, text)) {
+            if (!capture_text(child, p, text)) {
                 return false;
             }
         } else if (!capture(child, depth + 1, p, child_type)) {
@@ -350,7 +350,7 @@ bool engine::read_part(od::value& value, std::size_t depth, piece& out, std::str
     if (same_key(part_type, "image_url")) {
         has_image_ = true;
     }
-    if (!text.empty()) {
+    if (!text.text.empty()) {
         s_.hint_texts.push_back(text);  // looked at only if json_mode_hint may apply
     }
     for (std::size_t i = base; i < members_.size(); ++i) {
@@ -393,11 +393,11 @@ bool engine::read_content(od::value& value, std::size_t depth, piece& out, bool&
         return fail_json(e);
     }
     if (type == od::json_type::string) {
-        std::string_view text;
-        if (!capture_string(value, out, text)) {
+        hint_text text;
+        if (!capture_text(value, out, text)) {
             return false;
         }
-        is_empty = text.empty();
+        is_empty = text.text.empty();  // an escape is never empty
         s_.hint_texts.push_back(text);  // looked at only if json_mode_hint may apply
         return true;
     }
@@ -1161,7 +1161,8 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
     }
     request.model_sent = sent;
     const bool hint = chat && response_json_object_ && on(rule_id::json_mode_hint) &&
-                      std::none_of(s_.hint_texts.begin(), s_.hint_texts.end(), mentions_json);
+                      std::none_of(s_.hint_texts.begin(), s_.hint_texts.end(),
+                                   [&](const hint_text& text) { return mentions_json(unescaped(text)); });
 
     // Write the object: members in the client's order, each as its rule says.
     const auto target = routing::row_of(which).schema.value_or(rules::schema_target::chat);

@@ -20,6 +20,21 @@ bool mentions_json(std::string_view text) noexcept {
     return false;
 }
 
+// The text of a hint text (escapes undone, into the scratch; checked when read).
+std::string_view engine::unescaped(const hint_text& text) {
+    if (!text.escaped) {
+        return text.text;
+    }
+    s_.unescaped.resize(text.text.size() + simdjson::SIMDJSON_PADDING);
+    auto* out = reinterpret_cast<std::uint8_t*>(s_.unescaped.data());
+    std::string_view result;
+    if (s_.parser.unescape(od::raw_json_string(reinterpret_cast<const std::uint8_t*>(text.text.data())), out)
+            .get(result) != simdjson::SUCCESS) {
+        return {};
+    }
+    return result;
+}
+
 bool engine::read_response_format(od::value& value, piece& out, bool& keep) {
     od::json_type type;
     if (auto e = value.type().get(type)) {

@@ -102,7 +102,7 @@ void engine::join_refusal(message_walk& w) {
         push_member(w.base, "content", since(start), as_string ? od::json_type::string : od::json_type::array);
     members_[w.content_index].tag = known_key::content;
     w.content_empty = false;
-    s_.hint_texts.push_back(w.refusal_text);
+    s_.hint_texts.push_back(hint_text{w.refusal_text, false});
     fire(rule_id::messages);
 }
 

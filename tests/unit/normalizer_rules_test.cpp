@@ -284,6 +284,13 @@ TEST_CASE("json_mode_hint") {
         {"a message mentions JSON", R"({"model":"m","messages":[{"role":"user","content":"answer in Json please"}],"response_format":{"type":"json_object"}})", "", ""},
         {"a text part mentions json", R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"as JSON"}]}],"response_format":{"type":"json_object"}})", "", ""},
         {"text format", R"({"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"text"}})", "", ""},
+        // Texts with escapes are read as text: "\u004aSON" is "JSON", "\\json" a backslash then "json",
+        // and "j\u0073on" would be "json" (the case without a mention spells "js on").
+        {"an escaped mention", R"({"model":"m","messages":[{"role":"user","content":"in \u004aSON\n"}],"response_format":{"type":"json_object"}})", "", ""},
+        {"an escaped part mention", R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a\tb \\json"}]}],"response_format":{"type":"json_object"}})", "", ""},
+        {"escapes, no mention", R"({"model":"m","messages":[{"role":"user","content":"j\u0073 on? \"no\""}],"response_format":{"type":"json_object"}})",
+         R"({"model":"m","messages":[{"role":"system","content":"Answer with a single valid JSON object and nothing else."},{"role":"user","content":"j\u0073 on? \"no\""}],"response_format":{"type":"json_object"}})",
+         "json_mode_hint"},
     });
 }
 

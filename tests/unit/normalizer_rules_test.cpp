@@ -223,6 +223,9 @@ TEST_CASE("tool_call_ids and role_order") {
     const std::string b = mapped("call_Zz9yXw8vUt7sRq6p");
     CHECK(a.size() == 9);
     CHECK(a != b);
+    // Stable across versions too: a conversation's earlier turns map as they did.
+    CHECK(a == "nINOxmbar");
+    CHECK(b == "TAezXfZqR");
     CHECK(a == mapped("call_Ab3dEf9hIjKlMnOp"));
     for (char c : a + b) {
         CHECK(std::isalnum(static_cast<unsigned char>(c)));

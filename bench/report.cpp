@@ -1,6 +1,6 @@
 // bench_report: turns the per-run CSV rows of bench_loadgen (all rounds of
 // all paths) into the figures: medians across rounds per (scenario, path),
-// added latency vs the direct path, the goals of issue 6, a markdown table on
+// added latency vs the direct path, the goals, a markdown table on
 // stdout, a summary CSV, and gnuplot data of latency vs throughput.
 //
 // Paths named NAME-tls (bench/run --tls: the same proxy with a TLS upstream)
@@ -263,7 +263,7 @@ int main(int argc, char** argv) {
         }
     }
 
-    // ---- table 2: the goals of issue 6, per path -----------------------------
+    // ---- table 2: the goals, per path ---------------------------------------
     struct summary {
         std::optional<double> added_p50_c1, added_p99_c1, cpu, rps_max, rss_idle, rss_load, rss_streams, ttfb_added_p50,
             ttfb_added_p99, gap_added_mean, gap_added_p99;
@@ -331,7 +331,7 @@ int main(int argc, char** argv) {
         }
         return reference;
     };
-    std::cout << "\n### Per path against the goals of issue 6\n\n"
+    std::cout << "\n### Per path against the goals\n\n"
               << "| path | added p50 @c1 µs | added p99 @c1 µs (≤ 50) | CPU µs/req @" << cpu_scenario
               << " (≤ " << reference << ") | max RPS (≥ 0.9× " << reference
               << ") | RSS idle MB | RSS load MB (≤ 16) | RSS " << (hold_scenario.empty() ? "streams" : hold_scenario)

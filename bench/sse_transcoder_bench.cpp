@@ -1,4 +1,4 @@
-// Cost the stream transcoder adds per SSE event (issue 4 target: <= 2 us).
+// Cost the stream transcoder adds per SSE event (target: <= 2 us).
 // Feeds a synthetic Mistral stream in 8 KB pieces, as the relay reads it, and
 // reports ns per event for: the splitter alone, the full chat transcoder on
 // content chunks, on tool call chunks, the text_completion shape, and the

@@ -1,5 +1,5 @@
 #pragma once
-// Circuit breakers per upstream and model (SPEC §2 `breaker:`, issue 15). Pure:
+// Circuit breakers per upstream and model (SPEC §2 `breaker:`). Pure:
 // time is passed in (limits/clock.hpp), nothing here sleeps or does I/O.
 //
 // closed --(breaker.failures consecutive failures)--> open

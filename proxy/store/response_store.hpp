@@ -1,5 +1,5 @@
 #pragma once
-// The stored-responses store of OpenAI's Responses API (issue 13 item 3,
+// The stored-responses store of OpenAI's Responses API (
 // SPEC §2 `responses:`): what `store: true` keeps so that a response can be
 // read back (GET /v1/responses/{id}), its input listed
 // (GET /v1/responses/{id}/input_items), continued (previous_response_id),

@@ -1,4 +1,4 @@
-// Fault suite (issue 7): every fault, upstream or client side, gets an OpenAI-shaped
+// Fault suite: every fault, upstream or client side, gets an OpenAI-shaped
 // answer (or a clean close where no answer is possible), and leaves nothing behind: the
 // proxy's open descriptors and RSS go back to their baseline. Then 1,000 concurrent
 // streams with flat memory. One proxy process for the whole file, watched in /proc.

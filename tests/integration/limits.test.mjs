@@ -185,7 +185,7 @@ describe('monthly token budget kept in state_dir', () => {
   });
 });
 
-// Issue 10, fault 6: a client's max_tokens must not lock other clients out, nor
+// A client's max_tokens must not lock other clients out, nor
 // the month. max_tokens 1e30 once made the estimate 2^64-1: while it was in
 // flight every other request got "monthly token budget exhausted", and a stream
 // the client cut short booked it, so the month read 18446744073709551615 until

@@ -1,4 +1,4 @@
-// POST /v1/moderations (issue 14 item 1): OpenAI's moderation request goes to
+// POST /v1/moderations: OpenAI's moderation request goes to
 // Mistral's moderation endpoint as {model, input} (OpenAI's model names through
 // model_alias), and Mistral's answer comes back in OpenAI's shape with OpenAI's
 // category names (rules/mistral.yaml `moderation_categories`). Raw HTTP and the

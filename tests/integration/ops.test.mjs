@@ -1,4 +1,4 @@
-// Operations (issue 7, README "Operations"): /metrics content, the JSON access log,
+// Operations (README "Operations"): /metrics content, the JSON access log,
 // SIGHUP reload, graceful stop on SIGTERM, and the non-loopback warning.
 // Client keys right/wrong/missing are in keys.test.mjs; bad input in client-input.test.mjs.
 import { test, describe, before, after, beforeEach } from 'node:test';

@@ -1,4 +1,4 @@
-// Stored responses of the Responses API (issue 13 item 3, README "Stored
+// Stored responses of the Responses API (README "Stored
 // responses"), from the outside: raw HTTP against the real binary in front of
 // the fake Mistral, every answer checked against OpenAI's schemas (http.mjs).
 // - a completed response survives a kill -9 of the proxy (embedded SQLite store

@@ -1,4 +1,4 @@
-// POST /v1/moderations (issue 14 item 1): OpenAI's request -> Mistral's
+// POST /v1/moderations: OpenAI's request -> Mistral's
 // moderation body (responses/moderations.hpp, then the plan's model rules),
 // Mistral's answer -> OpenAI's CreateModerationResponse through the rule
 // files' moderation_categories table, and that table's loading.

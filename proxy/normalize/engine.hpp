@@ -732,14 +732,15 @@ bool engine::capture_string(od::value& value, piece& out, std::string_view& text
 // capture_string for a text read only as a json_mode_hint text (content):
 // escapes are checked in place, not undone (see hint_text).
 bool engine::capture_text(od::value& value, piece& out, hint_text& text) {
-    const std::string_view written = string_token(value, out);
-    const char* close = written.data() + written.size();
-    const char* backslash = json::find_backslash(written.data(), close);
-    if (backslash != nullptr && !json::valid_escapes(backslash, close)) {
-        return fail_json(simdjson::STRING_ERROR);
+    std::string_view written;
+    bool escaped = false;
+    if (auto e = json::check_string(value, written, escaped)) {
+        return fail_json(e);
     }
-    text = hint_text{written, backslash != nullptr};
-    return json::consume_string(value) || fail_json(simdjson::TAPE_ERROR);
+    out = piece{static_cast<std::size_t>(written.data() - 1 - input_),
+                static_cast<std::size_t>(written.data() + written.size() + 1 - input_), false};
+    text = hint_text{written, escaped};
+    return true;
 }
 
 // True when {"k":v,...} of the members from `base` is, byte for byte, the

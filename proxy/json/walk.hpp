@@ -19,6 +19,10 @@
 
 #include "json/number.hpp"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace mistral_proxy::json {
 
 namespace od = simdjson::ondemand;
@@ -118,15 +122,26 @@ inline bool is_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r
     return simdjson::SUCCESS;
 }
 
-// The first backslash in [p, end), or null. Eight bytes at a time for the
-// first 64 (most strings of a request are shorter: a call to memchr costs
-// more than the scan), memchr for the rest. Reads up to 7 bytes past `end`:
-// the input is padded.
+// The first backslash in [p, end), or null. Sixteen bytes at a time (SSE2,
+// which every x86-64 has; eight elsewhere) for the first 64 (most strings of
+// a request are shorter: a call to memchr costs more than the scan), memchr
+// for the rest. Reads up to 15 bytes past `end`: the input is padded.
 [[gnu::always_inline]] inline const char* find_backslash(const char* p, const char* end) noexcept {
+    const char* const near = end - p > 64 ? p + 64 : end;
+#if defined(__SSE2__)
+    const __m128i backslash = _mm_set1_epi8('\\');
+    for (; p < near; p += 16) {
+        const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const auto hits = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, backslash)));
+        if (hits != 0) {
+            const char* hit = p + std::countr_zero(hits);
+            return hit < end ? hit : nullptr;
+        }
+    }
+#else
     static_assert(std::endian::native == std::endian::little);
     constexpr std::uint64_t ones = 0x0101010101010101ull;
     constexpr std::uint64_t highs = 0x8080808080808080ull;
-    const char* const near = end - p > 64 ? p + 64 : end;
     for (; p < near; p += sizeof(std::uint64_t)) {
         std::uint64_t word;
         std::memcpy(&word, p, sizeof word);
@@ -137,6 +152,7 @@ inline bool is_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r
             return hit < end ? hit : nullptr;
         }
     }
+#endif
     if (p >= end) {
         return nullptr;
     }
@@ -167,6 +183,11 @@ inline bool valid_escapes(const char* p, const char* end) noexcept {
         }
         return true;
     };
+#if defined(__SSE2__)
+    const __m128i backslash = _mm_set1_epi8('\\');
+    const char* block = p;  // the next 16 bytes to look for backslashes in
+    unsigned pending = 0;   // backslashes of the block before it, not yet taken
+#endif
     while (p != nullptr && p < end) {
         if (end - p < 2) {
             return false;
@@ -203,9 +224,29 @@ inline bool valid_escapes(const char* p, const char* end) noexcept {
             default:
                 return false;
         }
-        // The next backslash: escapes come in runs in JSON text inside a
-        // string (tool arguments: \"city\":\"Paris\"), so the next few
-        // bytes are looked at one by one before find_backslash's wider scan.
+        // The next backslash at or after p. Escapes come in runs in JSON text
+        // inside a string (tool arguments: \"city\":\"Paris\"): the backslashes
+        // of a 16-byte block are found at once and taken one by one, skipping
+        // those an escape just consumed.
+#if defined(__SSE2__)
+        for (;;) {
+            if (pending != 0) {
+                const char* next = block - 16 + std::countr_zero(pending);
+                pending &= pending - 1;
+                if (next >= p) {
+                    p = next;
+                    break;
+                }
+                continue;
+            }
+            if (block >= end) {
+                return true;
+            }
+            const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block));
+            pending = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, backslash)));
+            block += 16;
+        }
+#else
         const char* near = end - p > 16 ? p + 16 : end;
         while (p < near && *p != '\\') {
             ++p;
@@ -213,6 +254,7 @@ inline bool valid_escapes(const char* p, const char* end) noexcept {
         if (p == near) {
             p = find_backslash(p, end);
         }
+#endif
     }
     return true;
 }

@@ -132,12 +132,42 @@ public:
         if (capacity_ - size_ < length) {
             grow(size_ + length);
         }
-        std::memcpy(data_.get() + size_, text, length);
+        char* to = data_.get() + size_;
+        if (length <= 16) {
+            copy_short(to, text, length);
+        } else {
+            std::memcpy(to, text, length);
+        }
         size_ += length;
     }
     [[gnu::always_inline]] void append(std::string_view text) { append(text.data(), text.size()); }
 
 private:
+    // Most appends are short (a key, punctuation, a short value): two
+    // overlapping moves inline, instead of a call to memcpy whose call and
+    // dispatch on the length cost more than such a copy.
+    [[gnu::always_inline]] static void copy_short(char* to, const char* from, std::size_t length) noexcept {
+        if (length >= 8) {
+            copy_ends<std::uint64_t>(to, from, length);
+        } else if (length >= 4) {
+            copy_ends<std::uint32_t>(to, from, length);
+        } else {
+            for (std::size_t i = 0; i < length; ++i) {
+                to[i] = from[i];
+            }
+        }
+    }
+    // The first and the last sizeof(Word) bytes (they overlap when length is
+    // under twice that): length bytes in all, for sizeof(Word) <= length.
+    template <typename Word>
+    [[gnu::always_inline]] static void copy_ends(char* to, const char* from, std::size_t length) noexcept {
+        Word head;
+        Word tail;
+        std::memcpy(&head, from, sizeof head);
+        std::memcpy(&tail, from + length - sizeof tail, sizeof tail);
+        std::memcpy(to, &head, sizeof head);
+        std::memcpy(to + length - sizeof tail, &tail, sizeof tail);
+    }
     [[gnu::noinline]] void grow(std::size_t wanted) {
         const std::size_t capacity = std::max(wanted, capacity_ * 2);
         std::unique_ptr<char[]> data(new char[capacity]);

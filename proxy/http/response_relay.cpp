@@ -445,18 +445,13 @@ awaitable<bool> downstream_session::relay_stream(upstream_connection& connection
     response.body().more = !upstream_parser.is_done();
 
     bhttp::response_serializer<bhttp::buffer_body> serializer{response};
-    if (event_stream) {
-        // A stream's headers go at once: the first event may take seconds.
-        // Other answers send theirs with the first piece of body, in one write.
-        client_.expires_after(server_settings().write_timeout);
-        auto [header_ec, header_bytes] = co_await bhttp::async_write_header(client_, serializer, as_result);
-        if (header_ec) {
-            connection.abort();
-            co_return false;
-        }
-    }
 
     relay_state relay;
+    // A stream's head goes out before the relay waits on the upstream: the
+    // first event may take seconds. When the read that brought the head also
+    // brought the first event (as it usually does), both go in one write,
+    // as other answers send their head with the first piece of body.
+    relay.head_before_waiting = event_stream;
     relay.read_timeout = connection.read_timeout();
     relay.context = &context;
     relay.plan = &plan;
@@ -619,6 +614,13 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
         beast::flat_buffer& buffer = connection.read_buffer();
         parse_buffered(upstream_parser, buffer, parse_part::body, read_ec);
         if (!read_ec && !upstream_parser.is_done() && upstream_parser.get().body().size == relay_buffer_bytes) {
+            if (relay.head_before_waiting && !serializer.is_header_done()) {
+                client_.expires_after(server_settings().write_timeout);
+                auto [header_ec, header_bytes] = co_await bhttp::async_write_header(client_, serializer, as_result);
+                if (header_ec) {
+                    co_return relay_outcome::client_failed;
+                }
+            }
             const std::size_t room = beast::read_size(buffer, relay_read_bytes);
             if (room == 0) {
                 read_ec = bhttp::error::buffer_overflow;  // a chunk size line longer than the buffer

@@ -114,6 +114,10 @@ struct relay_state {
     // The client's body is bytes, not events (speech audio from Mistral's
     // stream): a failure cannot be told in it, so the answer is cut short.
     bool bytes_only = false;
+    // The head is written before the relay first waits on the upstream, if no
+    // piece of body took it along (an event stream's: its first event may
+    // take seconds).
+    bool head_before_waiting = false;
 };
 
 struct exchange_result;  // upstream_exchange.hpp

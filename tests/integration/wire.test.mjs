@@ -418,6 +418,63 @@ describe('upstream connection reuse', () => {
 });
 
 // ---------------------------------------------------------------------------
+// When a stream's head reaches the client. The proxy writes it with the first
+// event when one read brought both (one write, the client woken once: not
+// observable from the client's side, whose reads may merge two writes), and
+// alone, at once, when the first event is not there yet (it may take seconds).
+
+describe('stream heads', () => {
+  const head = 'HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n';
+  const event = (content, finish = null) =>
+    `data: ${JSON.stringify({ id: 'h1', object: 'chat.completion.chunk', created: 1, model: 'mistral-small-latest', choices: [{ index: 0, delta: { content }, finish_reason: finish }] })}\n\n`;
+  const chunk = (text) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`;
+  const request = post('/v1/chat/completions', '{"model":"mistral-small-latest","stream":true,"messages":[{"role":"user","content":"hi"}]}');
+  // The client's bytes as they arrive, one entry per read.
+  const reads = (client) => {
+    const seen = [];
+    const waiters = [];
+    client.socket.on('data', (d) => {
+      seen.push(d.toString('latin1'));
+      for (const w of waiters.splice(0)) w();
+    });
+    return {
+      seen,
+      async until(predicate, what) {
+        await withTimeout(
+          (async () => {
+            while (!predicate(seen.join(''))) await new Promise((r) => waiters.push(r));
+          })(),
+          5000,
+          what,
+        );
+      },
+    };
+  };
+
+  test('a head sent alone by the upstream reaches the client before the first event exists', async () => {
+    let upstreamSide;
+    const stack = await rawStack((_request, connection) => {
+      upstreamSide = connection;
+      connection.write(head);  // and nothing more until the client has the head
+    });
+    try {
+      const client = rawClient(stack.proxy.port);
+      const got = reads(client);
+      await client.send(request);
+      await got.until((text) => text.includes('\r\n\r\n'), 'the head before any event');
+      assert.match(got.seen.join(''), /^HTTP\/1\.1 200 OK\r\n[\s\S]*text\/event-stream[\s\S]*\r\n\r\n$/);
+      upstreamSide.write(chunk(event('one', 'stop') + 'data: [DONE]\n\n') + '0\r\n\r\n');
+      const answer = await client.response();
+      client.close();
+      assert.equal(answer.status, 200, answer.raw);
+      assert.ok(answer.body.includes('"content":"one"') && answer.body.trimEnd().endsWith('data: [DONE]'), answer.body);
+    } finally {
+      await stack.stop();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------
 // 3, 4. One spelling per endpoint; dot segments and encoded separators refused.
 
 describe('path policy', () => {

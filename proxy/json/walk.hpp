@@ -122,6 +122,15 @@ inline bool is_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r
     return simdjson::SUCCESS;
 }
 
+#if defined(__SSE2__)
+// Bit i set: p[i] is a backslash, for the 16 bytes from p (which may run past
+// the string into the input's padding).
+[[gnu::always_inline]] inline unsigned backslashes_in_16(const char* p) noexcept {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, _mm_set1_epi8('\\'))));
+}
+#endif
+
 // The first backslash in [p, end), or null. Sixteen bytes at a time (SSE2,
 // which every x86-64 has; eight elsewhere) for the first 64 (most strings of
 // a request are shorter: a call to memchr costs more than the scan), memchr
@@ -129,10 +138,8 @@ inline bool is_space(char c) noexcept { return c == ' ' || c == '\n' || c == '\r
 [[gnu::always_inline]] inline const char* find_backslash(const char* p, const char* end) noexcept {
     const char* const near = end - p > 64 ? p + 64 : end;
 #if defined(__SSE2__)
-    const __m128i backslash = _mm_set1_epi8('\\');
     for (; p < near; p += 16) {
-        const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        const auto hits = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(block, backslash)));
+        const unsigned hits = backslashes_in_16(p);
         if (hits != 0) {
             const char* hit = p + std::countr_zero(hits);
             return hit < end ? hit : nullptr;
@@ -184,7 +191,6 @@ inline bool valid_escapes(const char* p, const char* end) noexcept {
         return true;
     };
 #if defined(__SSE2__)
-    const __m128i backslash = _mm_set1_epi8('\\');
     const char* block = p;  // the next 16 bytes to look for backslashes in
     unsigned pending = 0;   // backslashes of the block before it, not yet taken
 #endif
@@ -242,8 +248,7 @@ inline bool valid_escapes(const char* p, const char* end) noexcept {
             if (block >= end) {
                 return true;
             }
-            const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(block));
-            pending = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(bytes, backslash)));
+            pending = backslashes_in_16(block);
             block += 16;
         }
 #else

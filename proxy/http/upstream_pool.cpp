@@ -12,6 +12,7 @@
 #include <boost/asio/ip/address.hpp>
 
 #include "config/duration.hpp"
+#include "http/socket_readiness.hpp"
 
 namespace mistral_proxy::http {
 
@@ -26,11 +27,17 @@ bool is_ip_literal(const std::string& host) {
 // An idle keep-alive connection is only worth reusing if the server has not
 // closed it meanwhile: a readable socket at rest means EOF, a reset or stray
 // bytes, and each of those makes it unusable; so do bytes already read past
-// the last answer.
+// the last answer. When the reactor has seen nothing arrive since the last
+// answer's read emptied the socket, the kernel is not asked again; what
+// arrived since its last poll is the race a closed kept-alive connection's
+// free retry covers (upstream_exchange.cpp), as it covers a close in flight.
 bool still_open(upstream_connection& connection) {
     auto& socket = connection.tcp().socket();
     if (!socket.is_open() || connection.read_buffer().size() != 0) {
         return false;
+    }
+    if (!may_have_arrivals(socket)) {
+        return true;
     }
     char byte = 0;
     const auto received = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);

@@ -28,60 +28,6 @@ namespace mistral_proxy::http {
 
 namespace {
 
-// The read timeout of a relayed body (it bounds each read from the upstream,
-// never the whole answer), kept with one timer moved lazily: a read only
-// notes when it starts and ends; the timer, when it fires, finds the read in
-// flight younger than the timeout (and waits for the rest), or no read in
-// flight (the relay is writing to the client: it waits a whole timeout
-// again), or a read that has waited too long, and then ends the connection,
-// which ends that read. A timer armed for each read (Beast's per-operation
-// timeout) moved the earliest deadline at every event of a stream, and so
-// cost a timerfd_settime system call an event. Shared with its handler, which
-// may run after the relay has ended (it then does nothing).
-struct gap_watch : std::enable_shared_from_this<gap_watch> {
-    gap_watch(const io_executor& executor, std::chrono::steady_clock::duration limit, upstream_connection& watched)
-        : timer(executor), timeout(limit), connection(&watched) {}
-    steady_timer timer;
-    std::chrono::steady_clock::duration timeout;
-    upstream_connection* connection;  // null once the relay has ended
-    std::chrono::steady_clock::time_point read_started;
-    bool reading = false;
-    bool expired = false;  // the connection was ended for a read past the timeout
-
-    void arm(std::chrono::steady_clock::time_point from) {
-        timer.expires_at(from + timeout);
-        timer.async_wait([self = shared_from_this()](const boost::system::error_code& ec) { self->on_timer(ec); });
-    }
-    void on_timer(const boost::system::error_code& ec) {
-        if (ec || connection == nullptr) {
-            return;
-        }
-        const auto now = std::chrono::steady_clock::now();
-        if (!reading) {
-            arm(now);
-        } else if (now - read_started < timeout) {
-            arm(read_started);
-        } else {
-            expired = true;
-            connection->abort();
-        }
-    }
-    void stop() noexcept {
-        connection = nullptr;
-        timer.cancel();
-    }
-};
-
-// Stops the watch on every way out of the relay.
-struct gap_watch_stop {
-    std::shared_ptr<gap_watch> watch;
-    ~gap_watch_stop() {
-        if (watch) {
-            watch->stop();
-        }
-    }
-};
-
 // x-mistral-proxy-rules names SPEC §6 ids only (the registry's `shown` flag).
 // The routine repairs of every answer (message_repair, stream_repair, ...)
 // would put noise in every header.
@@ -168,10 +114,11 @@ awaitable<boost::system::error_code> downstream_session::read_rest(upstream_conn
         parser.get().body().size = room;
         boost::system::error_code ec;
         if (!parse_buffered(parser, connection.read_buffer(), parse_part::body, ec)) {
-            connection.tcp().expires_after(connection.read_timeout());
+            connection.begin_read(connection.read_timeout());
             auto [read_ec, n] = co_await connection.visit([&](auto& stream) {
                 return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result);
             });
+            connection.end_read(read_ec);
             ec = read_ec;
         }
         body.commit(room - parser.get().body().size);
@@ -595,12 +542,10 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
         const auto& ec = std::get<0>(result);
         client_failed = ec && ec != bhttp::error::need_buffer;
     };
-    gap_watch_stop watch;
+    // Each read from the upstream is bounded by relay.read_timeout, through
+    // the connection's one lazily moved timer (read_deadline.hpp), never the
+    // whole answer.
     connection.tcp().expires_never();
-    if (relay.read_timeout > config::duration::zero()) {
-        watch.watch = std::make_shared<gap_watch>(client_.get_executor(), relay.read_timeout, connection);
-        watch.watch->arm(std::chrono::steady_clock::now());
-    }
     for (;;) {
         upstream_parser.get().body().data = chunk;
         upstream_parser.get().body().size = relay_buffer_bytes;
@@ -625,19 +570,11 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             if (room == 0) {
                 read_ec = bhttp::error::buffer_overflow;  // a chunk size line longer than the buffer
             } else {
-                if (watch.watch) {
-                    watch.watch->read_started = std::chrono::steady_clock::now();
-                    watch.watch->reading = true;
-                }
+                connection.begin_read(relay.read_timeout);
                 auto [socket_ec, n] = co_await connection.visit(
                     [&](auto& stream) { return stream.async_read_some(buffer.prepare(room), as_result); });
                 buffer.commit(n);
-                if (watch.watch) {
-                    watch.watch->reading = false;
-                    if (watch.watch->expired) {
-                        socket_ec = beast::error::timeout;  // what ended the read was the watch
-                    }
-                }
+                connection.end_read(socket_ec);
                 if (socket_ec == asio::error::eof) {
                     upstream_parser.put_eof(read_ec);
                 } else if (socket_ec) {
@@ -705,9 +642,6 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             }
             break;
         }
-    }
-    if (watch.watch) {
-        watch.watch->stop();  // the upstream's answer is whole: no more reads to bound
     }
     if (relay.context != nullptr && relay.context->reservation) {
         // Booked before the stream's last byte: once the client has it all, a

@@ -119,6 +119,7 @@ awaitable<boost::system::error_code> upstream_exchange::write_rest(upstream_conn
     connection.tcp().expires_after(timeout);
     auto [ec, written] =
         co_await connection.visit([&](auto& stream) { return asio::async_write(stream, rest, as_result); });
+    connection.tcp().expires_never();  // the reads that follow are bounded by the connection's deadline
     co_return ec;
 }
 
@@ -356,10 +357,11 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(
         head.header_limit(upstream_header_limit);
         head.body_limit(boost::none);
         head.skip(head_request);
-        connection.tcp().expires_after(timeout);
+        connection.begin_read(timeout);
         auto [ec, n] = co_await connection.visit([&](auto& stream) {
             return bhttp::async_read_header(stream, connection.read_buffer(), head, as_result);
         });
+        connection.end_read(ec);
         if (ec) {
             result = ec;
             break;

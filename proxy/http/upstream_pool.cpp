@@ -58,6 +58,9 @@ std::string tls_failure_detail(const boost::system::error_code& ec, SSL* ssl) {
 }  // namespace
 
 upstream_connection::~upstream_connection() {
+    if (deadline_) {
+        deadline_->stop();
+    }
     if (counter_ != nullptr) {
         counter_->fetch_sub(1, std::memory_order_relaxed);
     }

@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "errors/openai_error.hpp"
 #include "http/asio_fwd.hpp"
+#include "http/read_deadline.hpp"
 #include "routing/route.hpp"
 
 namespace mistral_proxy::http {
@@ -62,12 +63,39 @@ public:
     config::duration read_timeout() const noexcept { return read_timeout_; }
     void set_read_timeout(config::duration timeout) noexcept { read_timeout_ = timeout; }
 
+    // What bounds each read of an answer (read_deadline.hpp: one timer for
+    // the connection's life), made at the first read that needs it. The
+    // stream's own per-operation timeout stays unset meanwhile (never).
+    read_deadline& deadline() {
+        if (!deadline_) {
+            deadline_ = std::make_shared<read_deadline>(tcp().get_executor(), *this);
+        }
+        return *deadline_;
+    }
+    // Around a read: begin_read before it (a zero timeout bounds nothing),
+    // end_read after it, which turns the error of a read the deadline ended
+    // into beast::error::timeout.
+    void begin_read(std::chrono::steady_clock::duration timeout) {
+        if (timeout > std::chrono::steady_clock::duration::zero()) {
+            deadline().begin(timeout);
+        }
+    }
+    void end_read(boost::system::error_code& ec) noexcept {
+        if (deadline_) {
+            deadline_->end();
+            if (deadline_->expired()) {
+                ec = beast::error::timeout;  // it closed the connection: whatever the read got, it is over
+            }
+        }
+    }
+
 private:
     std::variant<plain_stream, tls_stream> stream_;
     beast::flat_buffer read_buffer_;
     bool reused_ = false;
     std::atomic<std::size_t>* counter_ = nullptr;
     config::duration read_timeout_{std::chrono::seconds(120)};
+    std::shared_ptr<read_deadline> deadline_;  // shared with its timer's pending handler
 };
 
 using connection_ptr = std::unique_ptr<upstream_connection>;
@@ -111,6 +139,12 @@ public:
     // past that answer sits in its buffer, and the pool is not full; else
     // closes it.
     void release(routing::upstream_id id, connection_ptr connection, bool answer_complete);
+    // Closes every idle connection (at stop: nothing of theirs keeps the worker running).
+    void close_idle() noexcept {
+        for (auto& idle : idle_) {
+            idle.clear();
+        }
+    }
 
     const config::upstream_settings& settings(routing::upstream_id id) const noexcept {
         return *settings_[static_cast<std::size_t>(id)];

@@ -60,6 +60,29 @@ describe('faults of a live upstream', () => {
     await withTimeout(aborted, 2000, 'the proxy closed the hung upstream connection');
   });
 
+  // The read timeout's timer lives with the upstream connection and is moved
+  // lazily: armed by the first request for its own deadline, it must not end
+  // a later request on the same kept-alive connection before that one's.
+  // One worker thread, so that both requests share its pool.
+  test('a hang on a kept-alive connection 300 ms after an answer on it: 504 a full read_timeout after this request', async () => {
+    const own = await startStack({ proxy: { server: { threads: 1 }, upstreams: { mistral: { read_timeout: '500ms' } } } });
+    try {
+      const first = await postJson(`${own.proxy.baseURL}/chat/completions`, chatBody('answered'));
+      assert.equal(first.status, 200);
+      const accepted = own.fakes.mistral.connections;
+      await new Promise((resolve) => setTimeout(resolve, 300));  // the scenario: the first deadline falls during the second request
+      own.fakes.mistral.injectFault({ kind: 'hang' });
+      const t0 = Date.now();
+      const res = await postJson(`${own.proxy.baseURL}/chat/completions`, chatBody('hang'));
+      const elapsed = Date.now() - t0;
+      assertOpenAiError(res, 504);
+      assert.ok(elapsed >= 450 && elapsed < 5000, `504 after ${elapsed} ms with read_timeout 500ms`);
+      assert.equal(own.fakes.mistral.connections, accepted, 'the hung request went on the kept-alive connection');
+    } finally {
+      await own.stop();
+    }
+  });
+
   test('upstream hangs on a streamed request: 504 too', async () => {
     stack.fakes.mistral.injectFault({ kind: 'hang' });
     const res = await postJson(`${stack.proxy.baseURL}/chat/completions`, chatBody('hang', { stream: true }));

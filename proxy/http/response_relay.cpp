@@ -114,11 +114,11 @@ awaitable<boost::system::error_code> downstream_session::read_rest(upstream_conn
         parser.get().body().size = room;
         boost::system::error_code ec;
         if (!parse_buffered(parser, connection.read_buffer(), parse_part::body, ec)) {
-            connection.begin_read(connection.read_timeout());
+            connection.begin_wait(connection.read_timeout());
             auto [read_ec, n] = co_await connection.visit([&](auto& stream) {
                 return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result);
             });
-            connection.end_read(read_ec);
+            connection.end_wait(read_ec);
             ec = read_ec;
         }
         body.commit(room - parser.get().body().size);
@@ -543,7 +543,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
         client_failed = ec && ec != bhttp::error::need_buffer;
     };
     // Each read from the upstream is bounded by relay.read_timeout, through
-    // the connection's one lazily moved timer (read_deadline.hpp), never the
+    // the connection's one lazily moved timer (upstream_deadline.hpp), never the
     // whole answer.
     connection.tcp().expires_never();
     for (;;) {
@@ -570,11 +570,11 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             if (room == 0) {
                 read_ec = bhttp::error::buffer_overflow;  // a chunk size line longer than the buffer
             } else {
-                connection.begin_read(relay.read_timeout);
+                connection.begin_wait(relay.read_timeout);
                 auto [socket_ec, n] = co_await connection.visit(
                     [&](auto& stream) { return stream.async_read_some(buffer.prepare(room), as_result); });
                 buffer.commit(n);
-                connection.end_read(socket_ec);
+                connection.end_wait(socket_ec);
                 if (socket_ec == asio::error::eof) {
                     upstream_parser.put_eof(read_ec);
                 } else if (socket_ec) {

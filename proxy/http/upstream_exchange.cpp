@@ -116,10 +116,10 @@ awaitable<boost::system::error_code> upstream_exchange::write_rest(upstream_conn
                                                                    std::size_t sent, config::duration timeout) {
     beast::buffers_suffix<std::array<asio::const_buffer, 2>> rest(pieces);
     rest.consume(sent);
-    connection.tcp().expires_after(timeout);
+    connection.begin_wait(timeout);
     auto [ec, written] =
         co_await connection.visit([&](auto& stream) { return asio::async_write(stream, rest, as_result); });
-    connection.tcp().expires_never();  // the reads that follow are bounded by the connection's deadline
+    connection.end_wait(ec);
     co_return ec;
 }
 
@@ -357,11 +357,11 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(
         head.header_limit(upstream_header_limit);
         head.body_limit(boost::none);
         head.skip(head_request);
-        connection.begin_read(timeout);
+        connection.begin_wait(timeout);
         auto [ec, n] = co_await connection.visit([&](auto& stream) {
             return bhttp::async_read_header(stream, connection.read_buffer(), head, as_result);
         });
-        connection.end_read(ec);
+        connection.end_wait(ec);
         if (ec) {
             result = ec;
             break;

@@ -15,7 +15,7 @@
 #include "config/config.hpp"
 #include "errors/openai_error.hpp"
 #include "http/asio_fwd.hpp"
-#include "http/read_deadline.hpp"
+#include "http/upstream_deadline.hpp"
 #include "routing/route.hpp"
 
 namespace mistral_proxy::http {
@@ -63,24 +63,25 @@ public:
     config::duration read_timeout() const noexcept { return read_timeout_; }
     void set_read_timeout(config::duration timeout) noexcept { read_timeout_ = timeout; }
 
-    // What bounds each read of an answer (read_deadline.hpp: one timer for
-    // the connection's life), made at the first read that needs it. The
-    // stream's own per-operation timeout stays unset meanwhile (never).
-    read_deadline& deadline() {
+    // What bounds each wait on the upstream, a read of an answer or the write
+    // of a request's rest (upstream_deadline.hpp: one timer for the
+    // connection's life), made at the first wait that needs it. The stream's
+    // own per-operation timeout stays unset (never).
+    upstream_deadline& deadline() {
         if (!deadline_) {
-            deadline_ = std::make_shared<read_deadline>(tcp().get_executor(), *this);
+            deadline_ = std::make_shared<upstream_deadline>(tcp().get_executor(), *this);
         }
         return *deadline_;
     }
-    // Around a read: begin_read before it (a zero timeout bounds nothing),
-    // end_read after it, which turns the error of a read the deadline ended
-    // into beast::error::timeout.
-    void begin_read(std::chrono::steady_clock::duration timeout) {
+    // Around a read or a write: begin_wait before it (a zero timeout bounds
+    // nothing), end_wait after it, which turns the result of one the deadline
+    // ended into beast::error::timeout.
+    void begin_wait(std::chrono::steady_clock::duration timeout) {
         if (timeout > std::chrono::steady_clock::duration::zero()) {
             deadline().begin(timeout);
         }
     }
-    void end_read(boost::system::error_code& ec) noexcept {
+    void end_wait(boost::system::error_code& ec) noexcept {
         if (deadline_) {
             deadline_->end();
             if (deadline_->expired()) {
@@ -95,7 +96,7 @@ private:
     bool reused_ = false;
     std::atomic<std::size_t>* counter_ = nullptr;
     config::duration read_timeout_{std::chrono::seconds(120)};
-    std::shared_ptr<read_deadline> deadline_;  // shared with its timer's pending handler
+    std::shared_ptr<upstream_deadline> deadline_;  // shared with its timer's pending handler
 };
 
 using connection_ptr = std::unique_ptr<upstream_connection>;

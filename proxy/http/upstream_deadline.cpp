@@ -1,37 +1,37 @@
-// One lazily moved timer per upstream connection (read_deadline.hpp).
-#include "http/read_deadline.hpp"
+// One lazily moved timer per upstream connection (upstream_deadline.hpp).
+#include "http/upstream_deadline.hpp"
 
 #include "http/upstream_pool.hpp"
 
 namespace mistral_proxy::http {
 
-void read_deadline::begin(clock::duration timeout) {
-    read_started_ = clock::now();
+void upstream_deadline::begin(clock::duration timeout) {
+    wait_started_ = clock::now();
     timeout_ = timeout;
-    reading_ = true;
-    const auto due = read_started_ + timeout;
-    // Armed for later than this read's end (an earlier read had a longer
+    waiting_ = true;
+    const auto due = wait_started_ + timeout;
+    // Armed for later than this wait's end (an earlier one had a longer
     // timeout): moved earlier, the one case that cancels a wait.
     if (armed_for_ > due) {
         arm(due);
     }
 }
 
-void read_deadline::arm(clock::time_point at) {
+void upstream_deadline::arm(clock::time_point at) {
     armed_for_ = at;
     timer_.expires_at(at);
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) { self->on_timer(ec); });
 }
 
-void read_deadline::on_timer(const boost::system::error_code& ec) {
+void upstream_deadline::on_timer(const boost::system::error_code& ec) {
     if (ec || connection_ == nullptr) {
         return;  // moved (a new wait is pending) or stopped
     }
     armed_for_ = clock::time_point::max();
-    if (!reading_) {
-        return;  // the next read arms it
+    if (!waiting_) {
+        return;  // the next wait arms it
     }
-    const auto due = read_started_ + timeout_;
+    const auto due = wait_started_ + timeout_;
     if (clock::now() < due) {
         arm(due);
         return;
@@ -40,7 +40,7 @@ void read_deadline::on_timer(const boost::system::error_code& ec) {
     connection_->abort();
 }
 
-void read_deadline::stop() noexcept {
+void upstream_deadline::stop() noexcept {
     connection_ = nullptr;
     if (armed_for_ != clock::time_point::max()) {
         armed_for_ = clock::time_point::max();

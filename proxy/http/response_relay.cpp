@@ -543,7 +543,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
         client_failed = ec && ec != bhttp::error::need_buffer;
     };
     // Each read from the upstream is bounded by relay.read_timeout, through
-    // the connection's one lazily moved timer (upstream_deadline.hpp), never the
+    // the connection's one lazily moved timer (wait_deadline.hpp), never the
     // whole answer.
     connection.tcp().expires_never();
     for (;;) {

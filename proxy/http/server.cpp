@@ -534,7 +534,7 @@ struct server::impl {
         signals->cancel(ignored);
         // A Redis client (limits.backend, responses.store) keeps a read pending
         // on its worker's io_context, and an idle upstream connection may keep
-        // its deadline's timer (upstream_deadline.hpp): close them, or run()
+        // its deadline's timer (wait_deadline.hpp): close them, or run()
         // never returns and SIGTERM ends in the supervisor's SIGKILL.
         for (std::size_t i = 0; i < workers.size(); ++i) {
             asio::post(*contexts[i], [worker = workers[i].get(), anchor = anchors[i].get(), shared = limits.shared] {

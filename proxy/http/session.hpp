@@ -9,8 +9,11 @@
 #include <utility>
 #include <vector>
 
+#include <boost/asio/any_completion_handler.hpp>
+
 #include "http/downstream_session.hpp"
 #include "http/http_util.hpp"
+#include "http/wait_deadline.hpp"
 #include "limits/limiter.hpp"
 #include "plan/request_plan.hpp"
 #include "routing/endpoints.hpp"
@@ -127,16 +130,15 @@ class downstream_session {
 
 public:
     downstream_session(tcp_socket socket, worker_context& worker)
-        : client_(std::move(socket)), watch_wake_(client_.get_executor()), worker_(worker), state_(worker.state) {}
+        : client_(std::move(socket)), worker_(worker), state_(worker.state) {}
+    ~downstream_session();
+    downstream_session(const downstream_session&) = delete;
+    downstream_session& operator=(const downstream_session&) = delete;
 
     awaitable<void> run();
 
 private:
     tcp_stream client_;
-    // Wakes settle_client_watch when the watch's read completes, or at its
-    // deadline: one timer for the connection (a timer made for each request
-    // looked its service up under a mutex each time).
-    steady_timer watch_wake_;
     beast::flat_buffer buffer_;
     // The request body of a whole-body endpoint and the upstream's whole
     // answer, reused by each request on this connection (padded_body::reuse).
@@ -259,10 +261,17 @@ private:
         asio::cancellation_signal cancel;
         bool pending = false;
         bool gone = false;                        // end of stream or a reset
+        bool aborted = false;                     // the read was cancelled (a deadline, a drain)
         std::size_t bytes = 0;                    // read into buffer_, not yet committed
         upstream_connection* connection = nullptr;  // closed when the client goes
         steady_timer* waiter = nullptr;           // woken when the read completes
+        // settle_client_watch's coroutine, resumed by the read's completion
+        // itself: waking it through a timer's cancel posted a completion, and
+        // the worker polled epoll once more before running it (a system call
+        // a request at low concurrency).
+        asio::any_completion_handler<void()> resume;
     };
+    struct client_watch_completion;  // the read's handler (upstream_exchange.cpp)
     // Attaches `connection` (may be null) to the watch, starting its read
     // unless one is in flight; a completed read's bytes are committed first.
     void start_client_watch(upstream_connection* connection);
@@ -274,6 +283,10 @@ private:
     awaitable<bool> settle_client_watch(std::chrono::steady_clock::time_point deadline);
     bool client_watch_unsettled() const noexcept { return client_watch_->pending || client_watch_->bytes != 0; }
     std::shared_ptr<client_watch_state> client_watch_ = std::make_shared<client_watch_state>();
+    // Bounds settle_client_watch's wait for the next request (the idle
+    // timeout): one lazily moved timer for the connection (wait_deadline.hpp),
+    // made at the first wait; its expiry cancels the watch's read.
+    std::shared_ptr<wait_deadline> idle_deadline_;
     // Reads the upstream's final answer header into a new `parser` while
     // watching the client. Interim 1xx answers are read past (RFC 9110 §15.2);
     // a 101 is an error (the proxy never asks for an upgrade). `head_request`:

@@ -279,6 +279,42 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
 
 // ---------------------------------------------------------------- watching the client
 
+// The watch read's completion handler. Destroyed without having run (its
+// worker's io_context destroyed with the read pending), it lets go of the
+// coroutine waiting on the read: that coroutine holds the session, which
+// holds this state, a cycle nothing else would break.
+struct downstream_session::client_watch_completion {
+    std::shared_ptr<client_watch_state> watch;
+
+    explicit client_watch_completion(std::shared_ptr<client_watch_state> w) : watch(std::move(w)) {}
+    client_watch_completion(client_watch_completion&&) noexcept = default;
+    client_watch_completion& operator=(client_watch_completion&&) = delete;
+    ~client_watch_completion() {
+        if (watch) {
+            watch->resume = nullptr;
+        }
+    }
+
+    void operator()(const boost::system::error_code& ec, std::size_t n) {
+        const auto state = std::move(watch);
+        state->pending = false;
+        state->bytes = n;
+        state->aborted = ec == asio::error::operation_aborted;
+        if (n == 0 && !state->aborted) {
+            state->gone = true;
+            if (state->connection != nullptr) {
+                state->connection->abort();  // the upstream read ends at once
+            }
+        }
+        if (state->waiter != nullptr) {
+            state->waiter->cancel();
+        }
+        if (state->resume) {
+            std::move(state->resume)();  // settle_client_watch goes on, here and now
+        }
+    }
+};
+
 void downstream_session::start_client_watch(upstream_connection* connection) {
     static constexpr std::size_t watch_read_bytes = 4096;
     auto& state = *client_watch_;
@@ -293,24 +329,11 @@ void downstream_session::start_client_watch(upstream_connection* connection) {
     }
     state.pending = true;
     state.gone = false;
+    state.aborted = false;
     // The handler holds the state, not the session: it may run after the
     // session ended (its socket closed, the read aborted).
-    client_.socket().async_read_some(
-        buffer_.prepare(watch_read_bytes),
-        asio::bind_cancellation_slot(
-            state.cancel.slot(), [watch = client_watch_](const boost::system::error_code& ec, std::size_t n) {
-                watch->pending = false;
-                watch->bytes = n;
-                if (n == 0 && ec != asio::error::operation_aborted) {
-                    watch->gone = true;
-                    if (watch->connection != nullptr) {
-                        watch->connection->abort();  // the upstream read ends at once
-                    }
-                }
-                if (watch->waiter != nullptr) {
-                    watch->waiter->cancel();
-                }
-            }));
+    client_.socket().async_read_some(buffer_.prepare(watch_read_bytes),
+                                     asio::bind_cancellation_slot(state.cancel.slot(), client_watch_completion(client_watch_)));
 }
 
 void downstream_session::stop_client_watch() noexcept { client_watch_->connection = nullptr; }
@@ -319,28 +342,46 @@ awaitable<bool> downstream_session::settle_client_watch(std::chrono::steady_cloc
     auto& state = *client_watch_;
     state.connection = nullptr;
     if (state.pending) {
-        steady_timer& wake = watch_wake_;
-        wake.expires_at(deadline);
-        state.waiter = &wake;
-        bool timed_out = false;
-        while (state.pending) {
-            auto [ec] = co_await wake.async_wait(as_result);
-            if (!ec && state.pending) {
-                timed_out = true;  // no byte before the deadline: the read is cancelled
-                state.cancel.emit(asio::cancellation_type::terminal);
-                wake.expires_at(steady_timer::time_point::max());
+        const auto now = std::chrono::steady_clock::now();
+        if (deadline <= now) {
+            state.cancel.emit(asio::cancellation_type::terminal);  // the read must not touch buffer_ now
+        } else {
+            if (!idle_deadline_) {
+                idle_deadline_ = std::make_shared<wait_deadline>(
+                    client_.get_executor(),
+                    [](void* owner) {
+                        auto& watch = *static_cast<client_watch_state*>(owner);
+                        if (watch.pending) {
+                            watch.cancel.emit(asio::cancellation_type::terminal);  // no byte before the deadline
+                        }
+                    },
+                    &state);
             }
+            idle_deadline_->begin(deadline - now);
         }
-        state.waiter = nullptr;
-        if (timed_out && state.bytes == 0) {
-            co_return false;
+        co_await asio::async_initiate<decltype(as_result), void()>(
+            [&state](auto resume) {
+                // Not a move-assignment: Boost 1.81's recurses without end (it
+                // wraps the handler it is given in another, and again).
+                asio::any_completion_handler<void()>(std::move(resume)).swap(state.resume);
+            },
+            as_result);
+        if (idle_deadline_) {
+            idle_deadline_->end();
         }
     }
-    if (state.bytes > 0) {
+    const bool got_bytes = state.bytes > 0;
+    if (got_bytes) {
         buffer_.commit(state.bytes);
         state.bytes = 0;
     }
-    co_return !state.gone;
+    co_return got_bytes || (!state.gone && !state.aborted);
+}
+
+downstream_session::~downstream_session() {
+    if (idle_deadline_) {
+        idle_deadline_->stop();  // its timer would otherwise hold the worker up to the idle timeout
+    }
 }
 
 awaitable<boost::system::error_code> downstream_session::read_upstream_header(

@@ -15,7 +15,7 @@
 #include "config/config.hpp"
 #include "errors/openai_error.hpp"
 #include "http/asio_fwd.hpp"
-#include "http/upstream_deadline.hpp"
+#include "http/wait_deadline.hpp"
 #include "routing/route.hpp"
 
 namespace mistral_proxy::http {
@@ -64,12 +64,13 @@ public:
     void set_read_timeout(config::duration timeout) noexcept { read_timeout_ = timeout; }
 
     // What bounds each wait on the upstream, a read of an answer or the write
-    // of a request's rest (upstream_deadline.hpp: one timer for the
-    // connection's life), made at the first wait that needs it. The stream's
-    // own per-operation timeout stays unset (never).
-    upstream_deadline& deadline() {
+    // of a request's rest (wait_deadline.hpp: one timer for the
+    // connection's life, which closes it), made at the first wait that needs
+    // it. The stream's own per-operation timeout stays unset (never).
+    wait_deadline& deadline() {
         if (!deadline_) {
-            deadline_ = std::make_shared<upstream_deadline>(tcp().get_executor(), *this);
+            deadline_ = std::make_shared<wait_deadline>(
+                tcp().get_executor(), [](void* owner) { static_cast<upstream_connection*>(owner)->abort(); }, this);
         }
         return *deadline_;
     }
@@ -96,7 +97,7 @@ private:
     bool reused_ = false;
     std::atomic<std::size_t>* counter_ = nullptr;
     config::duration read_timeout_{std::chrono::seconds(120)};
-    std::shared_ptr<upstream_deadline> deadline_;  // shared with its timer's pending handler
+    std::shared_ptr<wait_deadline> deadline_;  // shared with its timer's pending handler
 };
 
 using connection_ptr = std::unique_ptr<upstream_connection>;

@@ -5,7 +5,8 @@ import { test, before, after, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { startStack } from '../support/stack.mjs';
-import { postJson, request, rawExchange, rawRequestUntilResponse, assertOpenAiError, chatBody, withTimeout } from '../support/http.mjs';
+import { setTimeout as delay } from 'node:timers/promises';
+import { postJson, request, rawExchange, rawRequestUntilResponse, parseRawResponse, assertOpenAiError, chatBody, withTimeout } from '../support/http.mjs';
 
 const MAX_BODY = 1024;
 const MAX_HEADER = 4096;
@@ -148,6 +149,29 @@ test('after a forwarded request too: the wait for the next request ends after id
     port,
     `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   ));
+});
+
+test('each request on a kept-alive connection starts its idle wait anew: open past the last wait\'s deadline', async () => {
+  // The wait is bounded by one timer for the connection, moved lazily: the
+  // second request comes 700 ms after the first answer, so the first wait's
+  // deadline (1 s after the first answer) falls 300 ms into the second wait,
+  // and must not end it.
+  const body = JSON.stringify(chatBody('hello'));
+  const head = `POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+  const first = await rawRequestUntilResponse(port, head);
+  assert.equal(first.response.status, 200);
+  await delay(700);
+  const secondAnswer = new Promise((resolve) => {
+    first.socket.on('data', () => {
+      const text = first.text();
+      const start = text.indexOf('HTTP/1.1 ', 1);
+      const response = start > 0 ? parseRawResponse(text.slice(start)) : null;
+      if (response) resolve(response);
+    });
+  });
+  first.socket.write(head);
+  const response = await withTimeout(secondAnswer, 5000, 'the second answer on the kept-alive connection');
+  await closesAfterIdleTimeout({ response, socket: first.socket, closed: first.closed });
 });
 
 const NOT_JSON = [

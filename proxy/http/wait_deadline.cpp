@@ -1,14 +1,13 @@
-// One lazily moved timer per upstream connection (upstream_deadline.hpp).
-#include "http/upstream_deadline.hpp"
-
-#include "http/upstream_pool.hpp"
+// One lazily moved timer per socket (wait_deadline.hpp).
+#include "http/wait_deadline.hpp"
 
 namespace mistral_proxy::http {
 
-void upstream_deadline::begin(clock::duration timeout) {
+void wait_deadline::begin(clock::duration timeout) {
     wait_started_ = clock::now();
     timeout_ = timeout;
     waiting_ = true;
+    expired_ = false;
     const auto due = wait_started_ + timeout;
     // Armed for later than this wait's end (an earlier one had a longer
     // timeout): moved earlier, the one case that cancels a wait.
@@ -17,14 +16,14 @@ void upstream_deadline::begin(clock::duration timeout) {
     }
 }
 
-void upstream_deadline::arm(clock::time_point at) {
+void wait_deadline::arm(clock::time_point at) {
     armed_for_ = at;
     timer_.expires_at(at);
     timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) { self->on_timer(ec); });
 }
 
-void upstream_deadline::on_timer(const boost::system::error_code& ec) {
-    if (ec || connection_ == nullptr) {
+void wait_deadline::on_timer(const boost::system::error_code& ec) {
+    if (ec || owner_ == nullptr) {
         return;  // moved (a new wait is pending) or stopped
     }
     armed_for_ = clock::time_point::max();
@@ -37,11 +36,11 @@ void upstream_deadline::on_timer(const boost::system::error_code& ec) {
         return;
     }
     expired_ = true;
-    connection_->abort();
+    on_expiry_(owner_);
 }
 
-void upstream_deadline::stop() noexcept {
-    connection_ = nullptr;
+void wait_deadline::stop() noexcept {
+    owner_ = nullptr;
     if (armed_for_ != clock::time_point::max()) {
         armed_for_ = clock::time_point::max();
         timer_.cancel();

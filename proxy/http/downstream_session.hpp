@@ -74,6 +74,10 @@ struct worker_context {
     // shared by all workers, or this worker's Redis connection.
     store::io::store_client store;
     openai_responses::random_ids response_ids;  // resp_/msg_/fc_ ids of this worker's answers
+    // Sessions waiting for a kept-alive client's next request
+    // (settle_client_watch): when all of them are, the one whose request came
+    // goes on at once (upstream_exchange.cpp, client_watch_completion).
+    std::size_t sessions_between_requests = 0;
 };
 
 awaitable<void> run_downstream_session(tcp_socket socket, worker_context& worker);

@@ -130,7 +130,9 @@ class downstream_session {
 
 public:
     downstream_session(tcp_socket socket, worker_context& worker)
-        : client_(std::move(socket)), worker_(worker), state_(worker.state) {}
+        : client_(std::move(socket)), worker_(worker), state_(worker.state) {
+        client_watch_->worker = &worker;
+    }
     ~downstream_session();
     downstream_session(const downstream_session&) = delete;
     downstream_session& operator=(const downstream_session&) = delete;
@@ -265,11 +267,9 @@ private:
         std::size_t bytes = 0;                    // read into buffer_, not yet committed
         upstream_connection* connection = nullptr;  // closed when the client goes
         steady_timer* waiter = nullptr;           // woken when the read completes
-        // settle_client_watch's coroutine, resumed by the read's completion
-        // itself: waking it through a timer's cancel posted a completion, and
-        // the worker polled epoll once more before running it (a system call
-        // a request at low concurrency).
+        // settle_client_watch's coroutine, resumed by the read's completion.
         asio::any_completion_handler<void()> resume;
+        const worker_context* worker = nullptr;  // the session's
     };
     struct client_watch_completion;  // the read's handler (upstream_exchange.cpp)
     // Attaches `connection` (may be null) to the watch, starting its read

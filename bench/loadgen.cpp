@@ -770,7 +770,8 @@ int main(int argc, char** argv) {
     // ticks' proportion.
     const double tick_cpu_s = cpu_ok ? s.cpu_end.tick_cpu_s - s.cpu_start.tick_cpu_s : 0.0;
     const double sys_share = tick_cpu_s > 0 ? (s.cpu_end.sys_s - s.cpu_start.sys_s) / tick_cpu_s : 0.0;
-    const double sys_per_req = cpu_ok && s.recorded > 0 ? cpu_s * sys_share * 1e6 / static_cast<double>(s.recorded) : 0.0;
+    const double sys_per_req =
+        cpu_ok && s.recorded > 0 ? cpu_s * sys_share * 1e6 / static_cast<double>(s.recorded) : 0.0;
     const bool fake_ok = s.fake_start.ok && s.fake_end.ok;
     const double fake_per_req =
         fake_ok && s.recorded > 0 ? cpu_between(s.fake_start, s.fake_end) * 1e6 / static_cast<double>(s.recorded) : 0.0;

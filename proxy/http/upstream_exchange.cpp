@@ -354,8 +354,10 @@ void downstream_session::start_client_watch(upstream_connection* connection) {
     state.aborted = false;
     // The handler holds the state, not the session: it may run after the
     // session ended (its socket closed, the read aborted).
-    client_.socket().async_read_some(buffer_.prepare(watch_read_bytes),
-                                     asio::bind_cancellation_slot(state.cancel.slot(), client_watch_completion(client_watch_, client_.get_executor())));
+    client_.socket().async_read_some(
+        buffer_.prepare(watch_read_bytes),
+        asio::bind_cancellation_slot(state.cancel.slot(),
+                                     client_watch_completion(client_watch_, client_.get_executor())));
 }
 
 void downstream_session::stop_client_watch() noexcept { client_watch_->connection = nullptr; }

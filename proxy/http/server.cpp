@@ -16,11 +16,14 @@
 #include <thread>
 #include <vector>
 
+#include <boost/asio/detail/thread_context.hpp>
+#include <boost/asio/detail/thread_info_base.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/version.hpp>
 
 #include "config/duration.hpp"
 #include "errors/openai_error.hpp"
@@ -140,6 +143,12 @@ void worker_context::return_memory_when_idle() {
         return;
     }
     last_trim = now;
+#if BOOST_VERSION == 108100
+    // The coroutine frames this thread keeps for reuse (third_party/asio-short-read's
+    // thread_info_base.hpp) first: held, they would keep their pages from the trim.
+    boost::asio::detail::thread_info_base::release_cached(
+        boost::asio::detail::thread_context::top_of_thread_call_stack());
+#endif
     malloc_trim(0);
 }
 

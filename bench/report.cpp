@@ -395,7 +395,8 @@ int main(int argc, char** argv) {
     if (summaries.count(reference + "-tls") != 0) {
         std::cout << ", " << reference << "-tls for the -tls paths";
     }
-    std::cout << ").\n";
+    std::cout << "). For each goal mistral-proxy misses, README.md's \"Where the goals stand\" "
+                 "gives the profile of what remains and why.\n";
 
     // ---- table 3: TLS upstream next to plain ------------------------------------
     std::vector<std::string> tls_paths;  // plain twins of the -tls paths, reference first

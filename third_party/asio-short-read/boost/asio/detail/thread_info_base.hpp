@@ -29,13 +29,17 @@
 // free after a burst. A list never holds more than the thread once had in
 // use at the same time, and release_cached() (an addition) gives it all back
 // when the thread goes idle, before the proxy returns freed memory to the
-// system: blocks held across the heap would keep its pages. A block's class is kept in the byte after the caller's
-// size, where Asio kept its chunk count; 0 marks a block that is not pooled
-// (bigger than 4 KB, aligned beyond the default, or allocated on a thread
-// that runs no io_context), which is freed as before. Any thread may free a
+// system: blocks held across the heap would keep its pages. A block's class
+// is kept in the byte after the caller's size, where Asio kept its chunk
+// count; 0 marks a block that is not pooled (bigger than 4 KB, aligned
+// beyond the default, allocated on a thread that runs no io_context, or
+// under AddressSanitizer), which is freed as before. Any thread may free a
 // block another allocated: every pooled block comes from the same
 // aligned_new with the default alignment. The purpose tags are kept (they
-// are part of the interface) but no longer partition the memory.
+// are part of the interface) but no longer partition the memory. (The
+// proxy's own proxy/http/field_pool.cpp keeps header fields the same way;
+// this one lives in Asio's header because Asio's interface, its thread
+// information and its purposes are what it serves.)
 #include <boost/version.hpp>
 #if BOOST_VERSION != 108100
 #include_next <boost/asio/detail/thread_info_base.hpp>
@@ -165,7 +169,7 @@ public:
   {
     // Changed: see the top of this file.
     const std::size_t size_class = (size + class_bytes) / class_bytes;
-    if (this_thread && align <= BOOST_ASIO_DEFAULT_ALIGN
+    if (pooling && this_thread && align <= BOOST_ASIO_DEFAULT_ALIGN
         && size_class <= class_count)
     {
       free_block*& head = this_thread->free_lists_[size_class - 1];
@@ -269,6 +273,21 @@ public:
 
 private:
   // Changed: freed blocks by size class (see the top of this file).
+  // Under AddressSanitizer every frame goes to the heap and back, so that a
+  // frame used after it ended is still caught (as proxy/http/field_pool.hpp
+  // does for header fields; GCC names ASan __SANITIZE_ADDRESS__, clang
+  // __has_feature).
+#if defined(__SANITIZE_ADDRESS__)
+  static const bool pooling = false;
+#elif defined(__has_feature)
+# if __has_feature(address_sanitizer)
+  static const bool pooling = false;
+# else
+  static const bool pooling = true;
+# endif
+#else
+  static const bool pooling = true;
+#endif
   enum { class_bytes = 64, class_count = 64, cached_bytes = 128 * 1024,
     max_cached_blocks = 64, min_cached_blocks = 8 };
   struct free_block { free_block* next; };

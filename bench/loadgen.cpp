@@ -234,6 +234,7 @@ struct connection {
     std::size_t end = 0;
     bool busy = false;
     clock_type::time_point last_progress{};
+    std::uint64_t reads = 0;  // reads that returned bytes: events completed by one read arrived together
 
     asio::awaitable<bool> read_more() {
         if (begin == end) {
@@ -251,6 +252,7 @@ struct connection {
             co_return false;
         }
         end += n;
+        ++reads;
         last_progress = clock_type::now();
         co_return true;
     }
@@ -404,21 +406,32 @@ asio::awaitable<void> worker(run_state& s, unsigned index) {
         response_result r;
         bool first_event = true;
         clock_type::time_point previous_event{};
+        std::uint64_t previous_read = 0;
         if (!wec) {
             r = co_await read_response(*c, opt.stream, [&](clock_type::time_point now, bool done) {
                 if (done) {
                     return;
                 }
+                // A gap is the wait between two deliveries: events completed
+                // by the same read reached the client together, so only the
+                // first of them ends a gap. A proxy that answers one upstream
+                // event with two (OpenAI's usage chunk on its own after the
+                // finish chunk, written together) is then measured over as
+                // many gaps as the upstream made, not credited a zero gap.
+                const bool same_delivery = !first_event && c->reads == previous_read;
                 if (record) {
                     ++s.events;
                     if (first_event) {
                         s.ttfb.record(ns_between(start, now));
-                    } else {
+                    } else if (!same_delivery) {
                         s.gap.record(ns_between(previous_event, now));
                     }
                 }
                 first_event = false;
-                previous_event = now;
+                if (!same_delivery) {
+                    previous_event = now;
+                }
+                previous_read = c->reads;
             });
         }
         c->busy = false;

@@ -109,6 +109,9 @@ const std::string* find_header(const header_list& headers, std::string_view name
 
 rate_limits parse_mistral_ratelimit_headers(const header_list& headers) {
     rate_limits out;
+    if (headers.empty()) {
+        return out;  // no rate-limit header at all: skip the dozen lookups that would find none
+    }
     out.requests = window(headers, "x-ratelimit-limit-req-minute", "x-ratelimit-remaining-req-minute",
                           "x-ratelimit-reset-req-minute");
     out.tokens = window(headers, "x-ratelimit-limit-tokens-minute", "x-ratelimit-remaining-tokens-minute",

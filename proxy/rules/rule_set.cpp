@@ -498,7 +498,7 @@ int resolve_class(const builder& b, const rule_set& set, const class_ref& ref) {
 std::shared_ptr<const rule_set> builder::finish() {
     rule_set& out = *set;
     for (auto& [name, globs] : classes) {
-        out.classes.push_back({name, globs});
+        out.classes.push_back({name, glob_set(globs)});
     }
     for (std::size_t i = 0; i < out.models.size(); ++i) {
         if (model_refs[i]) {
@@ -683,8 +683,7 @@ bool rule_set::in_class(int class_index, std::string_view model) const noexcept 
     if (class_index < 0 || static_cast<std::size_t>(class_index) >= classes.size()) {
         return false;
     }
-    const auto& globs = classes[static_cast<std::size_t>(class_index)].globs;
-    return std::any_of(globs.begin(), globs.end(), [&](const std::string& glob) { return glob_match(glob, model); });
+    return classes[static_cast<std::size_t>(class_index)].globs.matches(model);
 }
 
 bool rule_set::is_codestral_model(std::string_view model) const noexcept {

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "rules/glob.hpp"
 #include "rules/registry.hpp"
 
 namespace mistral_proxy::rules {
@@ -30,7 +31,7 @@ struct model_class {
 // A named set of globs (`model_classes:`), referenced by name elsewhere.
 struct named_class {
     std::string name;
-    std::vector<std::string> globs;
+    glob_set globs;
 };
 
 // A `model_rewrite` (exact id) or `model_alias` (glob) entry, with its target

@@ -1,8 +1,10 @@
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "rules/glob.hpp"
@@ -63,6 +65,41 @@ TEST_CASE("glob_match") {
         CAPTURE(r.text);
         CHECK(glob_match(r.pattern, r.text) == r.expected);
     }
+}
+
+TEST_CASE("glob_set matches when glob_match says one of its globs does") {
+    const std::vector<std::vector<std::string>> sets = {
+        {"open-mistral-nemo*", "mistral-embed*", "codestral-embed*", "mistral-moderation*", "mistral-ocr*",
+         "open-mistral-7b", "open-mixtral-8x7b"},  // the shipped without_tools class
+        {"pixtral-*", "mistral-small-latest", "magistral-*-latest", "ministral-*-2512"},
+        {"*", "exact"},
+        {"", "a?c", "**a", "*-latest"},
+        {"a*b*c", "codestral-*"},
+        {},
+    };
+    const std::string_view texts[] = {
+        "", "a", "abc", "ac", "bbba", "exact", "exactly", "exac",
+        "mistral-small-latest", "mistral-small-2503", "mistral-embed", "mistral-embed-2312", "mistral-embe",
+        "open-mistral-7b", "open-mistral-7b-x", "open-mixtral-8x7b", "pixtral-", "pixtral",
+        "magistral-medium-latest", "magistral--latest", "magistral-latest", "ministral-8b-2512",
+        "codestral-", "codestral", "aXbYbZc", "aXbYbZ", "Mistral-embed",
+    };
+    for (const auto& patterns : sets) {
+        const glob_set set(patterns);
+        CHECK(set.patterns() == patterns);
+        for (const auto text : texts) {
+            CAPTURE(text);
+            const bool any = std::any_of(patterns.begin(), patterns.end(),
+                                         [&](const std::string& pattern) { return glob_match(pattern, text); });
+            CHECK(set.matches(text) == any);
+        }
+    }
+    // Not vacuous: the shipped class matches its own members and nothing else here.
+    const glob_set without_tools(sets[0]);
+    CHECK(without_tools.matches("mistral-embed-2312"));
+    CHECK(without_tools.matches("open-mistral-7b"));
+    CHECK_FALSE(without_tools.matches("open-mistral-7b-x"));
+    CHECK_FALSE(without_tools.matches("mistral-small-latest"));
 }
 
 TEST_CASE("glob_is_valid") {

@@ -110,30 +110,6 @@ bool flatten_content(od::array chunks, std::string& text, std::string& reasoning
     return true;
 }
 
-bool read_usage(od::object usage, usage_counts& counts) {
-    for (auto field : usage) {
-        std::string_view key;
-        if (field.unescaped_key().get(key) != simdjson::SUCCESS) {
-            return false;
-        }
-        std::uint64_t* slot = nullptr;
-        if (key == "prompt_tokens") {
-            slot = &counts.prompt_tokens;
-        } else if (key == "completion_tokens") {
-            slot = &counts.completion_tokens;
-        } else if (key == "total_tokens") {
-            slot = &counts.total_tokens;
-        }
-        if (slot != nullptr) {
-            std::uint64_t value = 0;
-            if (field.value().get_uint64().get(value) == simdjson::SUCCESS) {
-                *slot = value;
-            }
-        }
-    }
-    return true;
-}
-
 bool write_arguments(std::string& out, od::value& arguments, bool& repaired) {
     od::json_type type;
     if (arguments.type().get(type) != simdjson::SUCCESS) {
@@ -206,8 +182,51 @@ bool write_flattened_content(std::string& out, bool& first, od::array chunks, st
 }
 
 bool read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts) {
+    // One walk: each member is validated as it is read, a count through
+    // get_uint64 (which checks the number, and leaves a value it refuses,
+    // say 1.5, to validate() as any other), and the object's bytes run from
+    // its first token to where the walk left off. `usage` never ends the
+    // answer, so that end is always known.
+    const std::string_view token = value.raw_json_token();
     od::object usage;
-    return value.get_object().get(usage) == simdjson::SUCCESS && raw_object(usage, raw) && read_usage(usage, counts);
+    if (value.get_object().get(usage) != simdjson::SUCCESS) {
+        return false;
+    }
+    usage_counts read = counts;
+    for (auto member : usage) {
+        od::field& field = json::field_in(member);
+        std::string_view key;
+        if (json::member_of(member, key) != simdjson::SUCCESS) {
+            return false;
+        }
+        od::value& child = field.value();
+        od::json_type type;
+        if (child.type().get(type) != simdjson::SUCCESS) {
+            return false;
+        }
+        std::uint64_t* slot = nullptr;
+        if (type == od::json_type::number) {
+            if (key == "prompt_tokens") {
+                slot = &read.prompt_tokens;
+            } else if (key == "completion_tokens") {
+                slot = &read.completion_tokens;
+            } else if (key == "total_tokens") {
+                slot = &read.total_tokens;
+            }
+        }
+        if (slot != nullptr && child.get_uint64().get(*slot) == simdjson::SUCCESS) {
+            continue;
+        }
+        if (json::validate(child, type, 2) != simdjson::SUCCESS) {
+            return false;
+        }
+    }
+    raw = json::extent(token, value, od::json_type::object, nullptr);
+    if (raw.empty()) {
+        return false;
+    }
+    counts = read;
+    return true;
 }
 
 }  // namespace mistral_proxy::responses::detail

@@ -45,10 +45,6 @@ void append_tool_call_id(std::string& out, std::string_view answer_id, std::uint
 // skipped. false on malformed input.
 bool flatten_content(od::array chunks, std::string& text, std::string& reasoning, bool& any_text, bool& any_reasoning);
 
-// Reads prompt/completion/total tokens of a `usage` object. Unknown members are
-// skipped. false on malformed input.
-bool read_usage(od::object usage, usage_counts& counts);
-
 // A function call's `arguments` as OpenAI wants them: a JSON string. Mistral
 // may send an object (the schema allows it); it is written as its JSON text.
 // Returns false on malformed input; sets `repaired` when it had to convert.
@@ -66,8 +62,10 @@ bool write_function(std::string& out, od::object function, bool& has_name, bool&
 bool write_flattened_content(std::string& out, bool& first, od::array chunks, std::string& text, std::string& reasoning,
                              bool null_when_empty);
 
-// A `usage` value: when it is an object, its raw JSON and counts. false when it
-// is not an object or is malformed.
+// A `usage` value: when it is an object, its raw JSON and its prompt,
+// completion and total tokens (a count that is not an unsigned integer is
+// left as it was; other members are validated, not read). false when it is
+// not an object or is malformed, and then `counts` is unchanged.
 bool read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts);
 
 

@@ -157,6 +157,50 @@ TEST_CASE("chat response: finish_reason error and malformed bodies") {
     CHECK(usage.usage->total_tokens == 5);
 }
 
+TEST_CASE("chat response: usage read in one walk, its bytes kept as they came") {
+    const std::string message = R"({"role":"assistant","content":"x"})";
+    const auto with_usage = [&](std::string_view usage) {
+        return R"({"id":"a1","object":"chat.completion","created":7,"model":"m","choices":[{"index":0,"message":)" +
+               message + R"(,"finish_reason":"stop"}],"usage":)" + std::string(usage) + "}";
+    };
+    struct row {
+        std::string_view usage;
+        std::uint64_t prompt, completion, total;
+    };
+    const row rows[] = {
+        // Nested details validated and kept; whitespace inside kept, after it not.
+        {R"({"prompt_tokens": 2, "prompt_tokens_details": {"cached_tokens": 1, "x": [true, null, "s\n"]},
+            "completion_tokens":3,"total_tokens":5 })",
+         2, 3, 5},
+        // Counts that are not unsigned integers are valid JSON, not counts.
+        {R"({"prompt_tokens":1.5,"completion_tokens":-3,"total_tokens":"5"})", 0, 0, 0},
+        {R"({"total_tokens":18446744073709551615,"completion_tokens":1e2})", 0, 0, 18446744073709551615ull},
+        {R"({})", 0, 0, 0},
+    };
+    for (const auto& r : rows) {
+        CAPTURE(r.usage);
+        const auto result = transform_chat_response(with_usage(r.usage), answer_rules);
+        REQUIRE_FALSE(result.unchanged);
+        REQUIRE(result.usage);
+        CHECK(result.usage->prompt_tokens == r.prompt);
+        CHECK(result.usage->completion_tokens == r.completion);
+        CHECK(result.usage->total_tokens == r.total);
+        std::string_view usage = r.usage;
+        while (usage.back() == ' ') {
+            usage.remove_suffix(1);
+        }
+        CHECK(result.body.find(R"("usage":)" + std::string(usage) + "}") != std::string::npos);
+    }
+    // Anything malformed inside usage leaves the whole answer as it came.
+    for (const std::string_view bad : {R"({"prompt_tokens":2,"x":tru})", R"({"prompt_tokens":2,"x":"\q"})",
+                                       R"({"prompt_tokens":02})", R"({"prompt_tokens":2,})"}) {
+        CAPTURE(bad);
+        const auto result = transform_chat_response(with_usage(bad), answer_rules);
+        CHECK(result.unchanged);
+        CHECK_FALSE(result.usage);
+    }
+}
+
 TEST_CASE("legacy text_completion from chat and FIM answers") {
     struct row {
         std::string_view name;

@@ -83,12 +83,13 @@ public:
             } else if (key == "usage") {
                 std::string_view raw;
                 usage_counts counts;
-                if (detail::read_usage_value(value, raw, counts)) {
+                const auto usage = detail::read_usage_value(value, raw, counts);
+                if (usage == detail::usage_read::read) {
                     result.usage = counts;
                     begin_member(out_, first, "usage");
                     out_ += raw;
                 } else {
-                    ok = copy_member(out_, first, key, value);
+                    ok = usage == detail::usage_read::not_object && copy_member(out_, first, key, value);
                 }
             } else {
                 ok = copy_member(out_, first, key, value);

@@ -107,7 +107,11 @@ body_result transform_embeddings_response(std::string_view body, embedding_encod
             if (key == "usage") {
                 std::string_view raw;
                 usage_counts counts;
-                if (detail::read_usage_value(value, raw, counts)) {
+                const auto usage = detail::read_usage_value(value, raw, counts);
+                if (usage == detail::usage_read::malformed) {
+                    return bad_body();
+                }
+                if (usage == detail::usage_read::read) {
                     result.usage = counts;
                     begin_member(out, first, "usage");
                     out += raw;

@@ -181,28 +181,32 @@ bool write_flattened_content(std::string& out, bool& first, od::array chunks, st
     return true;
 }
 
-bool read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts) {
+usage_read read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts) {
     // One walk: each member is validated as it is read, a count through
     // get_uint64 (which checks the number, and leaves a value it refuses,
     // say 1.5, to validate() as any other), and the object's bytes run from
     // its first token to where the walk left off. `usage` never ends the
     // answer, so that end is always known.
     const std::string_view token = value.raw_json_token();
+    od::json_type usage_type;
+    if (value.type().get(usage_type) != simdjson::SUCCESS || usage_type != od::json_type::object) {
+        return usage_read::not_object;
+    }
     od::object usage;
     if (value.get_object().get(usage) != simdjson::SUCCESS) {
-        return false;
+        return usage_read::malformed;
     }
     usage_counts read = counts;
     for (auto member : usage) {
         od::field& field = json::field_in(member);
         std::string_view key;
         if (json::member_of(member, key) != simdjson::SUCCESS) {
-            return false;
+            return usage_read::malformed;
         }
         od::value& child = field.value();
         od::json_type type;
         if (child.type().get(type) != simdjson::SUCCESS) {
-            return false;
+            return usage_read::malformed;
         }
         std::uint64_t* slot = nullptr;
         if (type == od::json_type::number) {
@@ -218,15 +222,15 @@ bool read_usage_value(od::value& value, std::string_view& raw, usage_counts& cou
             continue;
         }
         if (json::validate(child, type, 2) != simdjson::SUCCESS) {
-            return false;
+            return usage_read::malformed;
         }
     }
     raw = json::extent(token, value, od::json_type::object, nullptr);
     if (raw.empty()) {
-        return false;
+        return usage_read::malformed;
     }
     counts = read;
-    return true;
+    return usage_read::read;
 }
 
 }  // namespace mistral_proxy::responses::detail

@@ -62,11 +62,19 @@ bool write_function(std::string& out, od::object function, bool& has_name, bool&
 bool write_flattened_content(std::string& out, bool& first, od::array chunks, std::string& text, std::string& reasoning,
                              bool null_when_empty);
 
+// What read_usage_value found.
+enum class usage_read {
+    read,        // an object, valid: `raw` and `counts` are set
+    not_object,  // null, a number...: untouched, the caller may copy it as any value
+    malformed,   // an object that is not valid JSON: walked part way, so the
+                 // value cannot be read again and the body is malformed
+};
+
 // A `usage` value: when it is an object, its raw JSON and its prompt,
 // completion and total tokens (a count that is not an unsigned integer is
-// left as it was; other members are validated, not read). false when it is
-// not an object or is malformed, and then `counts` is unchanged.
-bool read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts);
+// left as it was; other members are validated, not read). `counts` is
+// changed only when the result is usage_read::read.
+usage_read read_usage_value(od::value& value, std::string_view& raw, usage_counts& counts);
 
 
 // Appends `data: ` + json + "\n\n".

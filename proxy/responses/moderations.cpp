@@ -339,7 +339,11 @@ body_result transform_moderation_response(std::string_view body, const response_
             if (key == "usage") {
                 std::string_view raw;
                 usage_counts counts;
-                if (detail::read_usage_value(value, raw, counts)) {
+                const auto usage = detail::read_usage_value(value, raw, counts);
+                if (usage == detail::usage_read::malformed) {
+                    return bad_body();
+                }
+                if (usage == detail::usage_read::read) {
                     result.usage = counts;
                     begin_member(out, first, key);
                     out += raw;

@@ -287,7 +287,9 @@ bool stream_transcoder::impl::write_chunk(od::object chunk, std::string& out, bo
         } else if (key == "usage") {
             std::string_view raw;
             usage_counts counts;
-            if (detail::read_usage_value(value, raw, counts)) {
+            const auto usage = detail::read_usage_value(value, raw, counts);
+            ok = usage != detail::usage_read::malformed;
+            if (usage == detail::usage_read::read) {
                 usage_raw_.assign(raw);
                 usage_ = counts;
                 if (options_.include_usage) {

@@ -188,13 +188,10 @@ usage_read read_usage_value(od::value& value, std::string_view& raw, usage_count
     // its first token to where the walk left off. `usage` never ends the
     // answer, so that end is always known.
     const std::string_view token = value.raw_json_token();
-    od::json_type usage_type;
-    if (value.type().get(usage_type) != simdjson::SUCCESS || usage_type != od::json_type::object) {
-        return usage_read::not_object;
-    }
     od::object usage;
-    if (value.get_object().get(usage) != simdjson::SUCCESS) {
-        return usage_read::malformed;
+    if (const auto e = value.get_object().get(usage)) {
+        // simdjson refuses another type before it moves: nothing was walked.
+        return e == simdjson::INCORRECT_TYPE ? usage_read::not_object : usage_read::malformed;
     }
     usage_counts read = counts;
     for (auto member : usage) {

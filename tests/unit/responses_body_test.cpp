@@ -191,6 +191,14 @@ TEST_CASE("chat response: usage read in one walk, its bytes kept as they came") 
         }
         CHECK(result.body.find(R"("usage":)" + std::string(usage) + "}") != std::string::npos);
     }
+    // A usage that is not an object is copied as any other value, unread.
+    for (const std::string_view other : {"null", "7", R"("n/a")", "[1,2]"}) {
+        CAPTURE(other);
+        const auto result = transform_chat_response(with_usage(other), answer_rules);
+        REQUIRE_FALSE(result.unchanged);
+        CHECK_FALSE(result.usage);
+        CHECK(result.body.find(R"("usage":)" + std::string(other) + "}") != std::string::npos);
+    }
     // Anything malformed inside usage leaves the whole answer as it came.
     for (const std::string_view bad : {R"({"prompt_tokens":2,"x":tru})", R"({"prompt_tokens":2,"x":"\q"})",
                                        R"({"prompt_tokens":02})", R"({"prompt_tokens":2,})"}) {

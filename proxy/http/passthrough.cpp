@@ -149,9 +149,12 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
     }
 
     bhttp::request_serializer<bhttp::buffer_body> serializer{upstream_request};
-    connection->tcp().expires_after(settings.read_timeout);
+    // Each write to the upstream is bounded by read_timeout, through the
+    // connection's deadline (the same on a plain and a TLS connection).
+    connection->begin_wait(settings.read_timeout);
     auto [header_ec, header_bytes] =
         co_await connection->visit([&](auto& stream) { return bhttp::async_write_header(stream, serializer, as_result); });
+    connection->end_wait(header_ec);
     if (header_ec) {
         auto failure = upstream_failure(name, endpoint, "failed while sending the request", header_ec);
         connection->abort();
@@ -213,9 +216,10 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
                 continue;
             }
         }
-        connection->tcp().expires_after(settings.read_timeout);
+        connection->begin_wait(settings.read_timeout);
         auto [write_ec, written] =
             co_await connection->visit([&](auto& stream) { return bhttp::async_write(stream, serializer, as_result); });
+        connection->end_wait(write_ec);
         if (write_ec && write_ec != bhttp::error::need_buffer) {
             auto failure = upstream_failure(name, endpoint, "failed while receiving the request body", write_ec);
             connection->abort();

@@ -545,7 +545,6 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
     // Each read from the upstream is bounded by relay.read_timeout, through
     // the connection's one lazily moved timer (wait_deadline.hpp), never the
     // whole answer.
-    connection.tcp().expires_never();
     for (;;) {
         upstream_parser.get().body().data = chunk;
         upstream_parser.get().body().size = relay_buffer_bytes;

@@ -1,4 +1,4 @@
-// may_have_arrivals reads one flag of Asio's epoll reactor that Asio keeps
+// may_have_arrivals reads (and mark_emptied clears) one flag of Asio's epoll reactor that Asio keeps
 // private: its per-socket "try a read at once" flag (try_speculative_), which
 // the reactor sets on every epoll edge and clears when a read finds the
 // socket empty (with third_party/asio-short-read: any read that returned less
@@ -51,9 +51,17 @@ bool may_have_arrivals(tcp_socket& socket) noexcept {
     return (state->*try_speculative())[reactor::read_op];
 }
 
+void mark_emptied(tcp_socket& socket) noexcept {
+    if (descriptor_state* const state = socket_implementation::of(socket).reactor_data_) {
+        (state->*try_speculative())[reactor::read_op] = false;
+    }
+}
+
 #else
 
 bool may_have_arrivals(tcp_socket&) noexcept { return true; }
+
+void mark_emptied(tcp_socket&) noexcept {}
 
 #endif
 

@@ -23,4 +23,13 @@ namespace mistral_proxy::http {
 // meanwhile).
 bool may_have_arrivals(tcp_socket& socket) noexcept;
 
+// Notes that a read of the proxy's own (not Asio's) just found the kernel's
+// queue empty (EAGAIN). may_have_arrivals
+// then answers false until the reactor's next edge for this socket, which is
+// how Asio's own reads keep the flag (with third_party/asio-short-read). Only
+// for a socket no Asio read is pending on: the reader then waits with
+// async_wait, which the next edge completes. Does nothing where
+// may_have_arrivals cannot tell.
+void mark_emptied(tcp_socket& socket) noexcept;
+
 }  // namespace mistral_proxy::http

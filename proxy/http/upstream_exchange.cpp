@@ -477,13 +477,20 @@ awaitable<void> downstream_session::finish_upstream_body(upstream_connection& co
     // Bounded in time and bytes: a client waits on this before its next request.
     static constexpr std::size_t max_discarded = 64 * 1024;
     std::size_t discarded = 0;
-    connection.tcp().expires_after(std::chrono::seconds(1));
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(1);
     while (!parser.is_done() && discarded < max_discarded) {
+        const auto left = until - std::chrono::steady_clock::now();
+        if (left <= std::chrono::steady_clock::duration::zero()) {
+            connection.abort();
+            co_return;
+        }
         char* chunk = relay_buffer();
         parser.get().body().data = chunk;
         parser.get().body().size = relay_buffer_bytes;
+        connection.begin_wait(left);
         auto [ec, n] = co_await connection.visit(
             [&](auto& stream) { return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result); });
+        connection.end_wait(ec);
         discarded += relay_buffer_bytes - parser.get().body().size;
         if (ec && ec != bhttp::error::need_buffer) {
             connection.abort();

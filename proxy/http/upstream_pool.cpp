@@ -46,7 +46,7 @@ bool still_open(upstream_connection& connection) {
 
 std::string tls_failure_detail(const boost::system::error_code& ec, SSL* ssl) {
     std::string text = ec.message();
-    const long verify = SSL_get_verify_result(ssl);
+    const long verify = ssl != nullptr ? SSL_get_verify_result(ssl) : X509_V_OK;
     if (verify != X509_V_OK) {
         text += " (";
         text += X509_verify_cert_error_string(verify);
@@ -273,18 +273,29 @@ awaitable<upstream_pool::acquired> upstream_pool::connect(routing::upstream_id i
         co_return acquired{std::move(connection), std::nullopt};
     }
 
-    upstream_connection::tls_stream tls(std::move(stream), *tls_->get(id));
-    if (!is_ip_literal(s.host)) {
-        // SNI: without it many TLS front ends (Mistral's included) answer with a default certificate.
-        SSL_set_tlsext_host_name(tls.native_handle(), s.host.c_str());
-    }
-    tls.set_verify_callback(ssl::host_name_verification(s.host));
-    if (const auto& session = tls_sessions_[index]) {
+    // The handshake is bounded by what is left of connect_timeout, through
+    // the connection's deadline (it closes the socket when it passes).
+    stream.expires_never();
+    auto connection = std::make_unique<upstream_connection>(
+        upstream_connection::tls_stream(std::move(stream), tls_->get(id)->native_handle()));
+    connection->count_in(std::exchange(counted.counter, nullptr));
+    auto& tls = *connection->tls();
+    const bool host_set = tls.expect_host(s.host, is_ip_literal(s.host));
+    if (const auto& session = tls_sessions_[index]; session && host_set) {
         // Resumed: one round trip and no certificate chain to verify again.
         SSL_set_session(tls.native_handle(), session.get());
     }
-    beast::get_lowest_layer(tls).expires_at(deadline);
-    auto [handshake_ec] = co_await tls.async_handshake(ssl::stream_base::client, as_result);
+    boost::system::error_code handshake_ec = asio::error::no_memory;  // no session, or the host not taken
+    if (host_set) {
+        const auto left = deadline - std::chrono::steady_clock::now();
+        if (left <= std::chrono::steady_clock::duration::zero()) {
+            handshake_ec = beast::error::timeout;
+        } else {
+            connection->begin_wait(left);
+            std::tie(handshake_ec, std::ignore) = co_await tls.async_handshake(as_result);
+            connection->end_wait(handshake_ec);
+        }
+    }
     if (handshake_ec) {
         tls_sessions_[index].reset();
         if (handshake_ec == beast::error::timeout) {
@@ -305,10 +316,7 @@ awaitable<upstream_pool::acquired> upstream_pool::connect(routing::upstream_id i
     if (resumed_ != nullptr && SSL_session_reused(tls.native_handle()) == 1) {
         resumed_->store(resumed_->load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     }
-    beast::get_lowest_layer(tls).expires_never();
-    auto connection = std::make_unique<upstream_connection>(std::move(tls));
     connection->set_read_timeout(s.read_timeout);
-    connection->count_in(std::exchange(counted.counter, nullptr));
     co_return acquired{std::move(connection), std::nullopt};
 }
 
@@ -322,21 +330,20 @@ void upstream_pool::release(routing::upstream_id id, connection_ptr connection, 
         }
         return;  // unique_ptr closes it
     }
-    connection->visit([&](auto& stream) {
-        using stream_type = std::decay_t<decltype(stream)>;
-        if constexpr (std::is_same_v<stream_type, upstream_connection::tls_stream>) {
-            // Read by now, so a TLS 1.3 ticket sent after the handshake is in it.
-            SSL* ssl = stream.native_handle();
-            if (SSL_SESSION* session = SSL_get1_session(ssl)) {
-                if (SSL_SESSION_is_resumable(session) == 1) {
-                    tls_sessions_[index] = std::shared_ptr<SSL_SESSION>(session, SSL_SESSION_free);
-                } else {
-                    SSL_SESSION_free(session);
-                }
+    if (auto* tls = connection->tls()) {
+        if (tls->has_buffered()) {
+            connection->abort();  // a record (or part of one) past the answer: not clean
+            return;
+        }
+        // Read by now, so a TLS 1.3 ticket sent after the handshake is in it.
+        if (SSL_SESSION* session = SSL_get1_session(tls->native_handle())) {
+            if (SSL_SESSION_is_resumable(session) == 1) {
+                tls_sessions_[index] = std::shared_ptr<SSL_SESSION>(session, SSL_SESSION_free);
+            } else {
+                SSL_SESSION_free(session);
             }
         }
-    });
-    connection->tcp().expires_never();
+    }
     idle.push_back(std::move(connection));
 }
 

@@ -15,6 +15,7 @@
 #include "config/config.hpp"
 #include "errors/openai_error.hpp"
 #include "http/asio_fwd.hpp"
+#include "http/tls_stream.hpp"
 #include "http/wait_deadline.hpp"
 #include "routing/route.hpp"
 
@@ -29,7 +30,7 @@ struct upstream_socket_counts {
 class upstream_connection {
 public:
     using plain_stream = tcp_stream;
-    using tls_stream = beast::ssl_stream<tcp_stream>;
+    using tls_stream = http::tls_stream;
 
     // Reads go through read_buffer_: sized up front, since Beast's first read
     // into an empty flat_buffer is only 512 bytes and an answer then takes many.
@@ -41,6 +42,8 @@ public:
 
     // Plain TCP, its socket made ready for write_at_once (http_util.hpp).
     bool plain() const noexcept { return std::holds_alternative<plain_stream>(stream_); }
+    // The TLS stream, or null on a plain connection.
+    tls_stream* tls() noexcept { return std::get_if<tls_stream>(&stream_); }
     tcp_stream& tcp() noexcept {
         return std::visit([](auto& s) -> tcp_stream& { return beast::get_lowest_layer(s); }, stream_);
     }
@@ -63,10 +66,11 @@ public:
     config::duration read_timeout() const noexcept { return read_timeout_; }
     void set_read_timeout(config::duration timeout) noexcept { read_timeout_ = timeout; }
 
-    // What bounds each wait on the upstream, a read of an answer or the write
-    // of a request's rest (wait_deadline.hpp: one timer for the
+    // What bounds each wait on the upstream (a TLS handshake, the write of a
+    // request or its rest, a read of an answer; wait_deadline.hpp: one timer for the
     // connection's life, which closes it), made at the first wait that needs
-    // it. The stream's own per-operation timeout stays unset (never).
+    // it. The stream's own per-operation timeout bounds the connect only
+    // (TLS waits on the socket directly, where it does not reach).
     wait_deadline& deadline() {
         if (!deadline_) {
             deadline_ = std::make_shared<wait_deadline>(

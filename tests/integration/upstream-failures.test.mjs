@@ -6,7 +6,7 @@ import { startFakeMistral } from '../fake-mistral/fake-mistral.mjs';
 import { startProxy } from '../support/proxy.mjs';
 import { startStack, KEYS } from '../support/stack.mjs';
 import { makeTestCerts } from '../support/certs.mjs';
-import { postJson, assertOpenAiError, assertProxyHeaders, chatBody, closedPort, withTimeout } from '../support/http.mjs';
+import { postJson, request, openStream, assertOpenAiError, assertProxyHeaders, chatBody, closedPort, withTimeout } from '../support/http.mjs';
 
 const ENV = { MISTRAL_API_KEY: KEYS.mistral, CODESTRAL_API_KEY: KEYS.codestral };
 
@@ -166,6 +166,51 @@ describe('TLS upstreams', () => {
       assert.equal(fake.requests.length, 2);
       assert.equal(fake.requests[0].headers.authorization, `Bearer ${KEYS.mistral}`);
     });
+  });
+
+  // One worker, so one pool: sequential requests, streamed or not, go on one
+  // kept-alive TLS connection, and a second connection resumes its session.
+  test('TLS connections are kept alive across requests and streams; a new one resumes the session', async () => {
+    const fake = await startFakeMistral({ name: 'mistral', apiKey: KEYS.mistral, tls: pki.tlsOptions(pki.server) });
+    const proxy = await startProxy({
+      upstreams: { mistral: { base_url: fake.url, ca_file: pki.ca.cert } },
+      server: { threads: 1 },
+      env: ENV,
+    });
+    const counter = async (name) => {
+      const text = (await request(`${proxy.url}/metrics`)).text;
+      const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+      assert.ok(line, `${name} in /metrics`);
+      return Number(line.split(' ')[1]);
+    };
+    try {
+      for (let i = 0; i < 6; i++) {
+        const stream = i % 2 === 1;
+        const res = await postJson(`${proxy.baseURL}/chat/completions`, chatBody(`tls ${i}`, { stream }));
+        assert.equal(res.status, 200, res.text);
+        if (stream) assert.match(res.text, /echo: tls|data: \[DONE\]/);
+        else assert.equal(res.json.choices[0].message.content, `echo: tls ${i}`);
+      }
+      assert.equal(fake.connections, 1, 'six requests, three of them streamed, on one upstream connection');
+      assert.equal(await counter('mistral_proxy_upstream_tls_handshakes_total'), 1);
+      assert.equal(await counter('mistral_proxy_upstream_tls_resumed_total'), 0);
+
+      // The kept connection is busy with a paced stream: the next request opens another, resuming.
+      fake.injectFault({ kind: 'slow', intervalMs: 150, chunks: 4 });
+      const held = await openStream(`${proxy.baseURL}/chat/completions`, chatBody('held', { stream: true }));
+      await held.waitForEvents(1);
+      const res = await postJson(`${proxy.baseURL}/chat/completions`, chatBody('beside'));
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.json.choices[0].message.content, 'echo: beside');
+      const ended = await held.done;
+      assert.ok(ended.ended && /\[DONE\]/.test(ended.rawText), 'the paced stream ended whole');
+      assert.equal(fake.connections, 2);
+      assert.equal(await counter('mistral_proxy_upstream_tls_handshakes_total'), 2);
+      assert.equal(await counter('mistral_proxy_upstream_tls_resumed_total'), 1, 'the second handshake resumed the first session');
+    } finally {
+      await proxy.stop();
+      await fake.close();
+    }
   });
 
   test('a certificate from another CA: 502 saying TLS/certificate, nothing sent', async () => {

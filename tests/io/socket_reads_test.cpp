@@ -22,9 +22,12 @@
 #include "http/asio_fwd.hpp"
 #include "http/socket_readiness.hpp"
 
-namespace {
+#include "recv_count.hpp"
+
+namespace io_test {
 std::atomic<int> recv_calls{0};
 }
+using io_test::recv_calls;
 
 // The C library's recv and recvmsg, counted. Defined in the executable, they
 // are the ones the Asio code linked into it calls.

@@ -36,6 +36,16 @@ struct try_speculative_access {
 };
 template struct try_speculative_access<&descriptor_state::try_speculative_>;
 
+// The same for the overlay's peer_ended_ flag.
+using peer_ended_member = bool descriptor_state::*;
+peer_ended_member peer_ended();
+
+template <peer_ended_member Member>
+struct peer_ended_access {
+    friend peer_ended_member peer_ended() { return Member; }
+};
+template struct peer_ended_access<&descriptor_state::peer_ended_>;
+
 // The socket's implementation (its descriptor and the reactor's state for it).
 struct socket_implementation : tcp_socket {
     static auto& of(tcp_socket& socket) noexcept { return (socket.*(&socket_implementation::impl_)).get_implementation(); }
@@ -57,11 +67,20 @@ void mark_emptied(tcp_socket& socket) noexcept {
     }
 }
 
+void mark_read_short(tcp_socket& socket) noexcept {
+    if (descriptor_state* const state = socket_implementation::of(socket).reactor_data_; state != nullptr &&
+                                                                                         !(state->*peer_ended())) {
+        (state->*try_speculative())[reactor::read_op] = false;
+    }
+}
+
 #else
 
 bool may_have_arrivals(tcp_socket&) noexcept { return true; }
 
 void mark_emptied(tcp_socket&) noexcept {}
+
+void mark_read_short(tcp_socket&) noexcept {}
 
 #endif
 

@@ -32,4 +32,13 @@ bool may_have_arrivals(tcp_socket& socket) noexcept;
 // may_have_arrivals cannot tell.
 void mark_emptied(tcp_socket& socket) noexcept;
 
+// The same after a read of the proxy's own that returned fewer bytes than it
+// had room for: the kernel's queue is empty of data, but the peer's end of
+// stream (or an error) may be queued behind those bytes, and if the edge
+// that announced it has been seen already, none will come for it. So the
+// mark is set only if the reactor has seen no such edge on this socket
+// (third_party/asio-short-read's epoll_reactor.hpp); otherwise the next read
+// asks the kernel and gets the end.
+void mark_read_short(tcp_socket& socket) noexcept;
+
 }  // namespace mistral_proxy::http

@@ -19,12 +19,12 @@ namespace {
 tcp_socket& socket_of(BIO* bio) noexcept { return *static_cast<tcp_socket*>(BIO_get_data(bio)); }
 
 // OpenSSL asks for what it needs; with read-ahead, as much as its buffer
-// holds. A read that finds the kernel's queue empty (EAGAIN) says so in the
-// reactor's flag until the next edge, and OpenSSL's reads until then return
-// "retry" here without a system call. A read that got less than it asked for
-// does not: the peer's end of stream may have come with those bytes, on an
-// edge the reactor has already seen, and only a next read returns it (the
-// reactor tells such edges apart for Asio's own reads, not for these).
+// holds. A read that finds the kernel's queue empty (EAGAIN), or gets less
+// than it asked for, says so in the reactor's flag until the next edge, and
+// OpenSSL's reads until then return "retry" here without a system call. A
+// short read does not when the reactor has seen the peer's end or an error
+// (mark_read_short): that end may be queued behind the bytes just read,
+// with no edge left to announce it, and only a next read returns it.
 int socket_read(BIO* bio, char* out, int size) {
     BIO_clear_retry_flags(bio);
     tcp_socket& socket = socket_of(bio);
@@ -38,6 +38,9 @@ int socket_read(BIO* bio, char* out, int size) {
     for (;;) {
         const ssize_t got = ::recv(socket.native_handle(), out, static_cast<std::size_t>(size), 0);
         if (got >= 0) {
+            if (got > 0 && got < size) {
+                mark_read_short(socket);
+            }
             return static_cast<int>(got);  // 0: the peer's end of stream
         }
         if (errno == EINTR) {

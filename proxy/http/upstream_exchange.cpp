@@ -169,17 +169,15 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
         fresh_connection = false;
         if (!failure) {
             const auto sent_at = std::chrono::steady_clock::now();
-            // Sent at once when the socket takes it all (a plain connection
-            // with room: nearly always), else the rest asynchronously.
+            // Sent at once when the socket takes it all (a connection with
+            // room: nearly always), else the rest asynchronously.
             format_upstream_head(request, session_.head_);
             boost::system::error_code ec;
-            const std::size_t sent =
-                connection->plain()
-                    ? write_at_once(connection->tcp().socket(), upstream_request_pieces(request, session_.head_), ec)
-                    : 0;
+            const auto pieces = upstream_request_pieces(request, session_.head_);
+            const std::size_t sent = connection->plain() ? write_at_once(connection->tcp().socket(), pieces, ec)
+                                                         : connection->tls()->write_at_once(pieces, ec);
             if (!ec && sent < session_.head_.size() + request.body.size()) {
-                ec = co_await write_rest(*connection, upstream_request_pieces(request, session_.head_), sent,
-                                         settings.read_timeout);
+                ec = co_await write_rest(*connection, pieces, sent, settings.read_timeout);
             }
             parser.reset();
             bool client_gone = false;

@@ -2,14 +2,17 @@
 // found the socket empty must spare the next read's recv() until epoll
 // reports an arrival (third_party/asio-short-read), a read that filled its
 // buffer must not, and may_have_arrivals (http/socket_readiness.hpp) must say
-// what the reactor saw. The recv() calls are counted by wrapping the C
-// library's recv and recvmsg in this executable (Asio calls them by name);
+// what the reactor saw, and a wait for input must be re-armed with
+// epoll_ctl() only when an edge may have been missed. The recv() and
+// epoll_ctl() calls are counted by wrapping the C library's functions in
+// this executable (Asio calls them by name);
 // every wait is on the sockets themselves (poll(2), io_context::run_one),
 // never on a clock.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
 #include <poll.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -22,11 +25,13 @@
 #include "http/asio_fwd.hpp"
 #include "http/socket_readiness.hpp"
 
-#include "recv_count.hpp"
+#include "syscall_counts.hpp"
 
 namespace io_test {
 std::atomic<int> recv_calls{0};
+std::atomic<int> epoll_ctl_calls{0};
 }
+using io_test::epoll_ctl_calls;
 using io_test::recv_calls;
 
 // The C library's recv and recvmsg, counted. Defined in the executable, they
@@ -38,6 +43,10 @@ extern "C" ssize_t recv(int fd, void* buffer, size_t size, int flags) {
 extern "C" ssize_t recvmsg(int fd, struct msghdr* message, int flags) {
     recv_calls.fetch_add(1, std::memory_order_relaxed);
     return static_cast<ssize_t>(::syscall(SYS_recvmsg, fd, message, flags));
+}
+extern "C" int epoll_ctl(int epoll_fd, int operation, int fd, struct epoll_event* event) {
+    epoll_ctl_calls.fetch_add(1, std::memory_order_relaxed);
+    return static_cast<int>(::syscall(SYS_epoll_ctl, epoll_fd, operation, fd, event));
 }
 
 namespace {
@@ -213,4 +222,48 @@ TEST_CASE("may_have_arrivals: false after a read emptied the socket, true once t
     pair.wait_readable();
     pair.io.poll();
     CHECK(may_have_arrivals(pair.socket));
+}
+
+TEST_CASE("a wait for input on a socket a read emptied is not re-armed, and wakes on the next arrival") {
+    socket_pair pair;
+    std::array<char, 64> buffer{};
+    read_once(pair, buffer, "answer");  // short: the socket is known empty
+
+    bool woke = false;
+    epoll_ctl_calls = 0;
+    pair.socket.async_wait(tcp_socket::wait_read, [&woke](const boost::system::error_code& ec) {
+        CHECK_FALSE(ec);
+        woke = true;
+    });
+    pair.io.poll();
+    CHECK_FALSE(woke);
+#if BOOST_VERSION == 108100
+    CHECK(epoll_ctl_calls.load() == 0);  // Boost 1.81 alone re-arms every wait (EPOLL_CTL_MOD)
+#endif
+    pair.send("next");
+    while (!woke) {
+        pair.io.run_one();
+    }
+    read_now(pair, buffer, 4);
+}
+
+TEST_CASE("a wait for input after an edge no read took is re-armed, and completes for the bytes already there") {
+    socket_pair pair;
+    std::array<char, 64> buffer{};
+    read_once(pair, buffer, "answer");
+    pair.send("late");
+    pair.wait_readable();
+    pair.io.poll();  // the edge, with nothing waiting for it: no new one will come for these bytes
+
+    bool woke = false;
+    epoll_ctl_calls = 0;
+    pair.socket.async_wait(tcp_socket::wait_read, [&woke](const boost::system::error_code& ec) {
+        CHECK_FALSE(ec);
+        woke = true;
+    });
+    while (!woke) {
+        pair.io.run_one();  // the re-arm makes epoll report the bytes again
+    }
+    CHECK(epoll_ctl_calls.load() == 1);
+    read_now(pair, buffer, 4);
 }

@@ -8,7 +8,7 @@
 // file LICENSE_1_0.txt or copy at http://www.boost.org/LICENSE_1_0.txt)
 //
 
-// mistral-proxy: Boost 1.81's detail/impl/epoll_reactor.ipp with three
+// mistral-proxy: Boost 1.81's detail/impl/epoll_reactor.ipp with five
 // changes (marked "Changed"), for Boost 1.81 only; any other version gets its
 // own file (the #include_next below). It goes with this folder's
 // reactive_socket_recv_op.hpp, whose note says why a read that returned less
@@ -18,7 +18,11 @@
 // the reactor asks epoll for EPOLLRDHUP too, and trusts a short read only
 // when the edge that woke it did not carry the peer's end or an error, and
 // only when it was made for that edge (a read made at once, when it starts,
-// does not know which edge made the socket readable).
+// does not know which edge made the socket readable). The fourth keeps the
+// same knowledge, that an edge carried the peer's end or an error, for reads
+// made outside Asio (peer_ended_: this folder's epoll_reactor.hpp says why).
+// The fifth spares the re-arm (an epoll_ctl) of a wait for input on a socket
+// known emptied (start_op says why).
 #include <boost/version.hpp>
 #if BOOST_VERSION != 108100
 #include_next <boost/asio/detail/impl/epoll_reactor.ipp>
@@ -180,6 +184,8 @@ int epoll_reactor::register_descriptor(socket_type descriptor,
     descriptor_data->reactor_ = this;
     descriptor_data->descriptor_ = descriptor;
     descriptor_data->shutdown_ = false;
+    // Changed: a new descriptor's peer has not ended (epoll_reactor.hpp).
+    descriptor_data->peer_ended_ = false;
     for (int i = 0; i < max_ops; ++i)
       descriptor_data->try_speculative_[i] = true;
   }
@@ -224,6 +230,8 @@ int epoll_reactor::register_internal_descriptor(
     descriptor_data->reactor_ = this;
     descriptor_data->descriptor_ = descriptor;
     descriptor_data->shutdown_ = false;
+    // Changed: a new descriptor's peer has not ended (epoll_reactor.hpp).
+    descriptor_data->peer_ended_ = false;
     descriptor_data->op_queue_[op_type].push(op);
     for (int i = 0; i < max_ops; ++i)
       descriptor_data->try_speculative_[i] = true;
@@ -326,6 +334,16 @@ void epoll_reactor::start_op(int op_type, socket_type descriptor,
       op->ec_ = boost::asio::error::operation_not_supported;
       scheduler_.post_immediate_completion(op, is_continuation);
       return;
+    }
+    // Changed: a wait for input on a socket a read found empty, with no
+    // edge since (try_speculative_ down), is not re-armed. The re-arm makes
+    // epoll report a readiness whose edge was consumed with no operation
+    // waiting; here none was (that edge would have raised the flag), and the
+    // next arrival raises the edge this wait needs. It saves an epoll_ctl a
+    // wait: the upstream TLS stream waits so for each answer
+    // (proxy/http/tls_stream.hpp).
+    else if (op_type == read_op && !descriptor_data->try_speculative_[read_op])
+    {
     }
     else
     {
@@ -784,6 +802,10 @@ operation* epoll_reactor::descriptor_state::perform_io(uint32_t events)
   mutex_.lock();
   perform_io_cleanup_on_block_exit io_cleanup(reactor_);
   mutex::scoped_lock descriptor_lock(mutex_, mutex::scoped_lock::adopt_lock);
+
+  // Changed: remembered for reads made outside Asio (epoll_reactor.hpp).
+  if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0)
+    peer_ended_ = true;
 
   // Exception operations must be processed first to ensure that any
   // out-of-band data is read before normal data.

@@ -199,6 +199,13 @@ tls_stream::step tls_stream::read_step(void* data, std::size_t size) {
     if (size == 0) {
         return done(0);
     }
+    // Nothing in OpenSSL's buffer, no write it is waiting to finish, and the
+    // socket known emptied: SSL_read could only come back asking to wait
+    // (its read would get "retry" from the BIO), so it is not called. A read
+    // of an answer right after its request is sent starts so.
+    if (SSL_has_pending(ssl_) == 0 && SSL_want(ssl_) != SSL_WRITING && !may_have_arrivals(next_.socket())) {
+        return {step::then_kind::wait_read, 0, {}};
+    }
     ERR_clear_error();
     errno = 0;
     std::size_t got = 0;

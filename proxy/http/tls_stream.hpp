@@ -11,10 +11,10 @@
 // socket's. Here an answer's bytes go from the kernel into OpenSSL's own
 // buffer (read ahead: one recv for all that has arrived) and from there,
 // decrypted, into the connection's read buffer. Measured with chat
-// requests at c=32 over a TLS upstream: 75.6k instructions a request instead
-// of 83.1k (bench/instructions --tls; nginx: 38.5k, and 20.2k over plain
-// HTTP), and a heap of 2.1 to 2.9 MB instead of 3.4 MB after 20,000 requests
-// (/proc/PID/smaps).
+// requests at c=32 over a TLS upstream: 74.2k instructions a request instead
+// of 82.2k to 82.8k (bench/instructions --tls; nginx: 38.5k, and 20.2k over
+// plain HTTP), and a heap of 2.1 to 2.9 MB instead of 3.4 MB after 20,000
+// requests (/proc/PID/smaps).
 //
 // The reads keep the reactor's "may have arrivals" flag as Asio's own do
 // (socket_readiness.hpp): a read that finds the queue empty, or gets less

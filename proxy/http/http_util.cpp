@@ -4,6 +4,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstring>
 #include <random>
 
 namespace mistral_proxy::http {
@@ -133,19 +135,23 @@ bool named_by_connection(const wire_fields& fields, std::string_view name) {
 }
 
 void format_response_head(unsigned status, const head_fields& fields, std::size_t content_length, std::string& out) {
-    out.clear();
-    out += "HTTP/1.1 ";
-    out += static_cast<char>('0' + status / 100 % 10);
-    out += static_cast<char>('0' + status / 10 % 10);
-    out += static_cast<char>('0' + status % 10);
-    out += ' ';
+    // The status line in one append ("HTTP/1.1 200 OK\r\n"), the length's line in another.
     const auto reason = bhttp::obsolete_reason(static_cast<bhttp::status>(status));
-    out.append(reason.data(), reason.size());
-    out += "\r\n";
+    char line[64] = {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' ', static_cast<char>('0' + status / 100 % 10),
+                     static_cast<char>('0' + status / 10 % 10), static_cast<char>('0' + status % 10), ' '};
+    std::size_t size = 13;
+    const std::size_t reason_size = std::min(reason.size(), sizeof line - size - 2);
+    std::memcpy(line + size, reason.data(), reason_size);
+    size += reason_size;
+    line[size++] = '\r';
+    line[size++] = '\n';
+    out.assign(line, size);
     fields.append_to(out);
-    out += "Content-Length: ";
-    out += std::to_string(content_length);
-    out += "\r\n\r\n";
+    static constexpr std::string_view length_name = "Content-Length: ";
+    std::memcpy(line, length_name.data(), length_name.size());
+    char* const digits_end = std::to_chars(line + length_name.size(), line + 40, content_length).ptr;
+    std::memcpy(digits_end, "\r\n\r\n", 4);
+    out.append(line, static_cast<std::size_t>(digits_end + 4 - line));
 }
 
 void format_upstream_head(const upstream_request& request, std::string& head) {

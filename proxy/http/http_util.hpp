@@ -73,21 +73,25 @@ void copy_end_to_end_request_fields(const wire_fields& from, Fields& to) {
     }
 }
 
-// The fields of a head the proxy writes itself, before they are laid out as
-// text: kept in one reused buffer (no heap element per field, as Beast's field
-// list has), in order; set() replaces every field of that name
+// The fields of a head the proxy writes itself, kept as the text they are
+// laid out as ("Name: value\r\n" each, in order) in one reused buffer (no
+// heap element per field, as Beast's field list has), with an entry per
+// field to find it by name; set() replaces every field of that name
 // (case-insensitive) and appends, as Beast's set does, so that the bytes are
-// the ones Beast wrote.
+// the ones Beast wrote. Laid out with one append when nothing was erased.
 class head_fields {
 public:
     void clear() noexcept {
         text_.clear();
         entries_.clear();
+        erased_ = false;
     }
     void insert(std::string_view name, std::string_view value) {
         entries_.push_back(entry{text_.size(), name.size(), value.size(), false});
         text_.append(name);
+        text_.append(": ", 2);
         text_.append(value);
+        text_.append("\r\n", 2);
     }
     void set(std::string_view name, std::string_view value) {
         erase(name);
@@ -101,31 +105,33 @@ public:
         for (auto& e : entries_) {
             if (!e.erased && beast::iequals(std::string_view(text_.data() + e.at, e.name_size), name)) {
                 e.erased = true;
+                erased_ = true;
             }
         }
     }
     // "Name: value\r\n" for each field, in order.
     void append_to(std::string& out) const {
+        if (!erased_) {
+            out.append(text_);
+            return;
+        }
         for (const auto& e : entries_) {
-            if (e.erased) {
-                continue;
+            if (!e.erased) {
+                out.append(text_.data() + e.at, e.name_size + e.value_size + 4);
             }
-            out.append(text_.data() + e.at, e.name_size);
-            out += ": ";
-            out.append(text_.data() + e.at + e.name_size, e.value_size);
-            out += "\r\n";
         }
     }
 
 private:
     struct entry {
-        std::size_t at;  // the name, then the value, in text_
+        std::size_t at;  // its line in text_: the name, ": ", the value, CRLF
         std::size_t name_size;
         std::size_t value_size;
         bool erased;
     };
     std::string text_;
     std::vector<entry> entries_;
+    bool erased_ = false;  // some entry is erased: its line is skipped
 };
 
 // A response head the proxy writes itself: "HTTP/1.1 <status> <reason>",

@@ -127,6 +127,15 @@ void read_once(socket_pair& pair, std::array<char, 64>& buffer, std::string_view
     REQUIRE(result.bytes == bytes.size());
 }
 
+// One read of `first`, then `then` arrives and the reactor takes its edge
+// with no read waiting for it: no new edge will come for those bytes.
+void arrive_unseen(socket_pair& pair, std::array<char, 64>& buffer, std::string_view first, std::string_view then) {
+    read_once(pair, buffer, first);
+    pair.send(then);
+    pair.wait_readable();
+    pair.io.poll();
+}
+
 }  // namespace
 
 TEST_CASE("a read that found the socket empty spares the next read's recv until data arrives") {
@@ -163,11 +172,7 @@ TEST_CASE("a read that filled its buffer leaves the rest to be read at once") {
 TEST_CASE("a read after an arrival the reactor saw with no read waiting still reads it") {
     socket_pair pair;
     std::array<char, 64> buffer{};
-    read_once(pair, buffer, "first");
-    pair.send("second");
-    pair.wait_readable();
-    pair.io.poll();  // the edge, with no read waiting for it
-
+    arrive_unseen(pair, buffer, "first", "second");
     read_now(pair, buffer, 6);
 }
 
@@ -250,10 +255,7 @@ TEST_CASE("a wait for input on a socket a read emptied is not re-armed, and wake
 TEST_CASE("a wait for input after an edge no read took is re-armed, and completes for the bytes already there") {
     socket_pair pair;
     std::array<char, 64> buffer{};
-    read_once(pair, buffer, "answer");
-    pair.send("late");
-    pair.wait_readable();
-    pair.io.poll();  // the edge, with nothing waiting for it: no new one will come for these bytes
+    arrive_unseen(pair, buffer, "answer", "late");  // no new edge will come for "late"
 
     bool woke = false;
     epoll_ctl_calls = 0;

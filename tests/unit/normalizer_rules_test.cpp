@@ -558,3 +558,26 @@ TEST_CASE("routing, facts for the session and the limiter") {
     CHECK(out.code == "eu_residency_required");
 
 }
+
+TEST_CASE("the fired rules' names: each mask its own, though the last one's are kept") {
+    normalize::rule_mask two;
+    two.add(rules::rule_id::tools);
+    two.add(rules::rule_id::params);
+    normalize::rule_mask one;
+    one.add(rules::rule_id::model_alias);
+    std::string out;
+    two.append_names(out);
+    CHECK(out == "params,tools");
+    out.clear();
+    one.append_names(out);
+    CHECK(out == "model_alias");
+    out = "x;";
+    two.append_names(out);  // appends, after a mask that was not the last one
+    CHECK(out == "x;params,tools");
+    out.clear();
+    two.append_names(out, ", ");
+    CHECK(out == "params, tools");
+    out.clear();
+    normalize::rule_mask{}.append_names(out);
+    CHECK(out.empty());
+}

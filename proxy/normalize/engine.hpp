@@ -277,10 +277,10 @@ struct message_walk {
     bool has_audio = false;  // `audio`: an answer stored at OpenAI, by id
     // tool_call_ids: the result's tool_call_id as mapped (when map_result_id is set).
     bool map_result_id = false;
-    std::array<char, 9> mapped_result_id{};
+    std::array<char, 9> mapped_result_id;  // read only when map_result_id is set
     // role_order: the id of the call a result without tool_call_id answers.
     bool answers_in_order = false;
-    std::array<char, 9> answered_id{};
+    std::array<char, 9> answered_id;  // read only when answers_in_order is set
 
     std::string where() const { return "messages[" + std::to_string(index) + "]"; }  // error path only
 };

@@ -210,7 +210,13 @@ struct server::impl {
             threads = std::max(1u, std::thread::hardware_concurrency());
         }
         for (unsigned i = 0; i < threads; ++i) {
-            contexts.push_back(std::make_unique<asio::io_context>(1));
+            // One thread runs each context, and every socket is used on its
+            // context's thread only (the accept loop opens a socket for another
+            // worker, then hands it over with a post; drains are posted): the
+            // reactor's per-socket lock, taken and released several times per
+            // request, guards nothing. The scheduler keeps its lock: other
+            // threads post to it (the accept loop, the resolver, stop and reload).
+            contexts.push_back(std::make_unique<asio::io_context>(BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO));
             auto& context = *contexts.back();
             workers.push_back(std::unique_ptr<worker_context>(new worker_context{
                 state, upstream_pool(context, state->config, *state->tls, upstream_sockets), registry.add_shard(), registry, limits, {},

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -13,6 +14,7 @@
 
 #include "config/duration.hpp"
 #include "http/socket_readiness.hpp"
+#include "http/system_cas.hpp"
 
 namespace mistral_proxy::http {
 
@@ -100,7 +102,10 @@ tls_contexts::tls_contexts(const config::proxy_config& config) {
         SSL_CTX_set_mode(context->native_handle(), SSL_MODE_RELEASE_BUFFERS);
         boost::system::error_code ec;
         if (settings.ca_file.empty()) {
-            context->set_default_verify_paths(ec);
+            system_cas_source source{};
+            if (!load_system_cas(context->native_handle(), source)) {
+                ec.assign(static_cast<int>(ERR_get_error()), asio::error::get_ssl_category());
+            }
         } else {
             context->load_verify_file(settings.ca_file, ec);
         }

@@ -7,15 +7,21 @@
 #include <doctest/doctest.h>
 
 #include <poll.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <cstddef>
 #include <functional>
 #include <future>
 #include <memory>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -27,6 +33,7 @@
 #include <boost/version.hpp>
 
 #include "http/asio_fwd.hpp"
+#include "http/system_cas.hpp"
 #include "http/tls_stream.hpp"
 #include "syscall_counts.hpp"
 
@@ -155,8 +162,14 @@ struct tls_client {
     SSL_CTX* context = SSL_CTX_new(TLS_client_method());
     std::unique_ptr<tls_stream> stream;
 
-    explicit tls_client(unsigned short port, int send_buffer = 0) {
-        X509_STORE_add_cert(SSL_CTX_get_cert_store(context), test_identity().certificate);
+    // `trust` loads the CAs the client trusts: by default the test's certificate itself.
+    explicit tls_client(unsigned short port, int send_buffer = 0,
+                        const std::function<void(SSL_CTX*)>& trust = {}) {
+        if (trust) {
+            trust(context);
+        } else {
+            X509_STORE_add_cert(SSL_CTX_get_cert_store(context), test_identity().certificate);
+        }
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nullptr);
         SSL_CTX_set_mode(context, SSL_MODE_RELEASE_BUFFERS);
         tcp_stream tcp(io.get_executor());
@@ -438,4 +451,143 @@ TEST_CASE("tls_stream: the server's certificate is checked against the expected 
     }
     SUBCASE("another name") { check_refused("api.example.com", false, X509_V_ERR_HOSTNAME_MISMATCH); }
     SUBCASE("another address") { check_refused("127.0.0.2", true, X509_V_ERR_IP_ADDRESS_MISMATCH); }
+}
+
+namespace {
+
+// A folder of its own under the system's temporary folder, removed at the end.
+struct scratch_folder {
+    std::filesystem::path path;
+    scratch_folder() {
+        std::string pattern = (std::filesystem::temp_directory_path() / "mistral-proxy-cas-XXXXXX").string();
+        REQUIRE(mkdtemp(pattern.data()) != nullptr);
+        path = pattern;
+    }
+    ~scratch_folder() {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+    }
+    scratch_folder(const scratch_folder&) = delete;
+    scratch_folder& operator=(const scratch_folder&) = delete;
+};
+
+void write_certificate(const std::filesystem::path& file) {
+    BIO* out = BIO_new_file(file.c_str(), "w");
+    REQUIRE(out != nullptr);
+    REQUIRE(PEM_write_bio_X509(out, test_identity().certificate) == 1);
+    BIO_free(out);
+}
+
+// The name `openssl rehash` gives a CA: its subject's hash, ".0".
+std::string hashed_name(X509* certificate) {
+    char name[32];
+    std::snprintf(name, sizeof name, "%08lx.0", X509_subject_name_hash(certificate));
+    return name;
+}
+
+// SSL_CERT_FILE and SSL_CERT_DIR unset while it lives (some systems set them
+// for every process), restored after.
+struct without_cert_variables {
+    std::vector<std::pair<std::string, std::string>> saved;
+    without_cert_variables() {
+        for (const char* name : {X509_get_default_cert_file_env(), X509_get_default_cert_dir_env()}) {
+            if (const char* value = getenv(name)) {
+                saved.emplace_back(name, value);
+                unsetenv(name);
+            }
+        }
+    }
+    ~without_cert_variables() {
+        for (const auto& [name, value] : saved) {
+            setenv(name.c_str(), value.c_str(), 1);
+        }
+    }
+    without_cert_variables(const without_cert_variables&) = delete;
+    without_cert_variables& operator=(const without_cert_variables&) = delete;
+};
+
+int store_size(SSL_CTX* context) {
+    return sk_X509_OBJECT_num(X509_STORE_get0_objects(SSL_CTX_get_cert_store(context)));
+}
+
+// A handshake with "localhost" by a client whose CAs load_system_cas loaded
+// from `directory` and `bundle`: what it loaded, and how the handshake went.
+struct system_cas_handshake {
+    bool loaded = false;
+    system_cas_source source{};
+    int loaded_at_start = -1;  // certificates in the client's store before the handshake
+    bool completed = false;
+    long verified = -1;
+};
+
+system_cas_handshake handshake_with_system_cas(const std::filesystem::path& directory,
+                                               const std::filesystem::path& bundle) {
+    system_cas_handshake result;
+    tls_server server([](SSL* ssl, int) { server_write(ssl, "x"); });
+    tls_client client(server.port(), 0, [&](SSL_CTX* context) {
+        result.loaded = load_system_cas(context, directory.string(), bundle.string(), result.source);
+        result.loaded_at_start = store_size(context);
+    });
+    result.completed = !client.handshake("localhost");
+    result.verified = SSL_get_verify_result(client.stream->native_handle());
+    if (result.completed) {
+        boost::system::error_code ec;
+        CHECK(client.read(1, ec) == "x");
+    }
+    client.stream.reset();  // a refused handshake: the server's accept ends too
+    server.finished.wait();
+    return result;
+}
+
+}  // namespace
+
+TEST_CASE("system CAs: the hashed folder alone when it has hashed names, read when a chain needs it") {
+    const without_cert_variables unset;
+    scratch_folder hashed;
+    write_certificate(hashed.path / hashed_name(test_identity().certificate));
+    const auto result = handshake_with_system_cas(hashed.path, hashed.path / "no-bundle.pem");
+    CHECK(result.loaded);
+    CHECK(result.source == system_cas_source::directory);
+    CHECK(result.loaded_at_start == 0);  // nothing parsed at start
+    CHECK(result.completed);
+    CHECK(result.verified == X509_V_OK);
+}
+
+TEST_CASE("system CAs: a folder without hashed names falls back to the bundle, parsed at start") {
+    const without_cert_variables unset;
+    scratch_folder folder;
+    write_certificate(folder.path / "not-hashed.pem");
+    write_certificate(folder.path / "bundle.pem");
+    const auto result = handshake_with_system_cas(folder.path, folder.path / "bundle.pem");
+    CHECK(result.loaded);
+    CHECK(result.source == system_cas_source::bundle);
+    CHECK(result.loaded_at_start == 1);
+    CHECK(result.completed);
+    CHECK(result.verified == X509_V_OK);
+    CHECK(ERR_peek_error() == 0);
+}
+
+TEST_CASE("system CAs: a certificate no system CA vouches for is refused") {
+    const without_cert_variables unset;
+    scratch_folder folder;
+    const auto result = handshake_with_system_cas(folder.path, folder.path / "no-bundle.pem");
+    CHECK(result.loaded);  // an empty folder is no error, as with OpenSSL's defaults
+    CHECK(result.source == system_cas_source::bundle);
+    CHECK_FALSE(result.completed);
+    CHECK(result.verified == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT);
+}
+
+TEST_CASE("system CAs: SSL_CERT_FILE set wins, through OpenSSL's defaults") {
+    const without_cert_variables unset;
+    scratch_folder folder;
+    write_certificate(folder.path / "bundle.pem");
+    const char* variable = X509_get_default_cert_file_env();
+    REQUIRE(setenv(variable, (folder.path / "bundle.pem").c_str(), 1) == 0);
+    // The folders named here have nothing: what is trusted comes from the variable.
+    const auto result = handshake_with_system_cas(folder.path / "none", folder.path / "none.pem");
+    unsetenv(variable);
+    CHECK(result.loaded);
+    CHECK(result.source == system_cas_source::environment);
+    CHECK(result.completed);
+    CHECK(result.verified == X509_V_OK);
 }

@@ -71,9 +71,12 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_PACKAGE_DIRECTORY ${CMAKE_BINARY_DIR}/packages)
-# Library dependencies from dpkg-shlibdeps; adduser for the maintainer scripts.
+# Library dependencies from dpkg-shlibdeps; adduser for the maintainer scripts;
+# ca-certificates for the CAs that verify Mistral's hosts (an upstream without
+# ca_file trusts the system's: a slim image, such as the container's, has none,
+# and libssl3 only recommends them).
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser")
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "adduser, ca-certificates")
 set(CPACK_STRIP_FILES ON)
 # Installed with DESTDIR and the real prefix, so that the install script sees
 # /usr and puts the configs in /etc (as GNUInstallDirs does for /usr).

@@ -77,8 +77,6 @@ struct stream_transcoder::impl {
 
     stream_context context_;
     responses::sse_splitter splitter_;
-    dom::parser parser_;
-    std::string padded_;
     std::string id_raw_;  // raw JSON of the first chunk's id: seeds generated tool call ids
     std::string model_;
     std::vector<item> items_;
@@ -180,12 +178,18 @@ void stream_transcoder::impl::on_event(const responses::sse_event& event, std::s
         finish(out);
         return;
     }
-    padded_.assign(data);
-    padded_.append(simdjson::SIMDJSON_PADDING, '\0');
+    // One parser and input buffer for the thread's streams, not one each: an
+    // event is parsed and translated within this call, and what a stream
+    // keeps between events is its own (items, strings). A DOM parser sized for
+    // its largest event is ten KB or more, held by each open stream.
+    thread_local dom::parser parser;
+    thread_local std::string padded;
+    padded.assign(data);
+    padded.append(simdjson::SIMDJSON_PADDING, '\0');
     dom::element root;
     dom::object chunk;
     std::optional<errors::openai_error> error;
-    const bool parsed = parser_.parse(padded_.data(), data.size(), false).get(root) == simdjson::SUCCESS &&
+    const bool parsed = parser.parse(padded.data(), data.size(), false).get(root) == simdjson::SUCCESS &&
                         root.get(chunk) == simdjson::SUCCESS;
     if (parsed && model_.empty()) {
         // response.created already names the model Mistral answers with.

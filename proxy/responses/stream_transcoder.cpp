@@ -84,7 +84,6 @@ struct stream_transcoder::impl {
     const response_rules* rules_;
     stream_options options_;
     sse_splitter splitter_;
-    detail::json_reader reader_;
     std::string id_;         // raw JSON of the first chunk's id, created, model: for the usage chunk
     std::string created_;
     std::string model_;
@@ -191,7 +190,12 @@ void stream_transcoder::impl::on_event(const sse_event& event, std::string& out)
     od::object chunk;
     bool is_error = event.type == "error";
     bool finish_reason_error = false;
-    bool ok = reader_.open(data, doc, chunk) && write_chunk(chunk, out, is_error, finish_reason_error);
+    // One parser for the thread's streams, not one each: an event is parsed
+    // and rewritten within this call, and what a stream keeps between events
+    // is its own (strings, counts). A parser sized for its depth and largest
+    // event is about 10 KB, held by each of a thousand open streams.
+    thread_local detail::json_reader reader;
+    bool ok = reader.open(data, doc, chunk) && write_chunk(chunk, out, is_error, finish_reason_error);
     if (ok && !is_error) {
         ok = detail::at_end(doc);  // trailing bytes after the object ({...}}) make the event malformed
     }

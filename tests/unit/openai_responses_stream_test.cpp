@@ -522,3 +522,30 @@ TEST_CASE("responses stream: length, errors, cuts, failures") {
         CHECK(out.find("upstream_event_too_large") != std::string::npos);
     }
 }
+
+TEST_CASE("responses stream: two streams whose events alternate on one thread each come out as alone") {
+    // The streams of a thread share one parser (openai_responses/stream.cpp):
+    // what one keeps between events must not depend on the other's parse.
+    const std::string alone_text = transcode(text_stream);
+    const std::string alone_tools = transcode(thinking_tool_stream);
+    harness a;
+    harness b;
+    std::size_t at_a = 0;
+    std::size_t at_b = 0;
+    const auto feed_one_event = [](harness& h, const std::string& body, std::size_t& at) {
+        if (at >= body.size()) {
+            return;
+        }
+        const std::size_t end = std::min(body.find("\n\n", at), body.size() - 2) + 2;
+        h.transcoder.on_body(std::string_view(body).substr(at, end - at), h.out);
+        at = end;
+    };
+    while (at_a < text_stream.size() || at_b < thinking_tool_stream.size()) {
+        feed_one_event(a, text_stream, at_a);
+        feed_one_event(b, thinking_tool_stream, at_b);
+    }
+    a.transcoder.on_end(a.out);
+    b.transcoder.on_end(b.out);
+    CHECK(a.out == alone_text);
+    CHECK(b.out == alone_tools);
+}

@@ -476,3 +476,44 @@ TEST_CASE("stream: output does not depend on how the body is split") {
         REQUIRE(out == whole);
     }
 }
+
+TEST_CASE("stream: two streams whose events alternate on one thread each come out as alone") {
+    // The streams of a thread share one parser (stream_transcoder.cpp): what
+    // one keeps between events must not depend on the other's parse.
+    const std::string first = events({
+        chunk(R"({"index":0,"delta":{"role":"assistant","content":"Hel"},"finish_reason":null})"),
+        chunk(
+            R"({"index":0,"delta":{"tool_calls":[{"id":"null","index":0,"function":{"name":"f","arguments":"{}"}}]},"finish_reason":null})"),
+        chunk(R"({"index":0,"delta":{"content":"lo"},"finish_reason":"tool_calls"})",
+              R"(,"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5})"),
+        "[DONE]",
+    });
+    std::string second_body = first;
+    for (std::size_t at = second_body.find("\"c1\""); at != std::string::npos; at = second_body.find("\"c1\"", at)) {
+        second_body.replace(at, 4, "\"c2\"");
+    }
+    const std::string second = second_body;
+    const auto alone_first = transcode(first);
+    const auto alone_second = transcode(second);
+    REQUIRE(alone_first.out != alone_second.out);
+
+    stream_transcoder a(responses_test::shipped_rules(), {});
+    stream_transcoder b(responses_test::shipped_rules(), {});
+    std::string out_a;
+    std::string out_b;
+    // Event by event, in turn (each "data: ...\n\n" fed whole).
+    std::size_t at_a = 0;
+    std::size_t at_b = 0;
+    while (at_a < first.size() || at_b < second.size()) {
+        const std::size_t end_a = std::min(first.find("\n\n", at_a), first.size() - 2) + 2;
+        a.on_body(std::string_view(first).substr(at_a, end_a - at_a), out_a);
+        at_a = end_a;
+        const std::size_t end_b = std::min(second.find("\n\n", at_b), second.size() - 2) + 2;
+        b.on_body(std::string_view(second).substr(at_b, end_b - at_b), out_b);
+        at_b = end_b;
+    }
+    a.on_end(out_a);
+    b.on_end(out_b);
+    CHECK(out_a == alone_first.out);
+    CHECK(out_b == alone_second.out);
+}

@@ -493,12 +493,17 @@ awaitable<bool> downstream_session::relay_stream(upstream_connection& connection
     co_return !end_ec && response.keep_alive();
 }
 
+char* downstream_session::shared_relay_buffer() {
+    thread_local const std::unique_ptr<char[]> buffer = std::make_unique_for_overwrite<char[]>(relay_buffer_bytes);
+    return buffer.get();
+}
+
 awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& connection,
                                                         response_parser& upstream_parser,
                                                         bhttp::response_serializer<bhttp::buffer_body>& serializer,
                                                         bhttp::response<bhttp::buffer_body>& response,
                                                         relay_state& relay, responses::event_rewriter* transcoder) {
-    char* chunk = relay_buffer();
+    char* chunk = shared_relay_buffer();
     // Writes one piece to the client as its own chunk. Once the head is out,
     // a piece is framed here (the chunk's size line, the bytes, CRLF: what
     // Beast's serializer writes) and written as three buffers: the
@@ -527,10 +532,23 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             if (client_failed || sent == asio::buffer_size(pieces)) {
                 return std::nullopt;
             }
+            if (data == chunk) {
+                // The rest waits for the client: out of the shared buffer first.
+                rest = beast::buffers_suffix<std::array<asio::const_buffer, 3>>(pieces);
+                rest.consume(sent);
+                backlog_.resize(asio::buffer_size(rest));
+                asio::buffer_copy(asio::buffer(backlog_), rest);
+                client_.expires_after(server_settings().write_timeout);
+                return asio::async_write(client_, asio::buffer(backlog_), as_result);
+            }
             rest = beast::buffers_suffix<std::array<asio::const_buffer, 3>>(pieces);
             rest.consume(sent);
             client_.expires_after(server_settings().write_timeout);
             return asio::async_write(client_, rest, as_result);
+        }
+        if (data == chunk) {
+            backlog_.assign(data, size);  // written with the head, after a wait: out of the shared buffer
+            data = backlog_.data();
         }
         response.body().data = const_cast<char*>(data);
         response.body().size = size;

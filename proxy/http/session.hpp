@@ -188,6 +188,7 @@ private:
     std::shared_ptr<const runtime_state> state_;  // the set this connection's current request runs on
     std::unique_ptr<char[]> relay_buffer_;
     std::string out_;   // transcoder output, reused
+    std::string backlog_;  // what a slow client has yet to take of a piece relayed from the shared buffer
     std::string head_;  // the head of a message written whole (format_head, upstream_request_pieces), reused
 
     const config::server_settings& server_settings() const noexcept { return state_->config.server; }
@@ -197,6 +198,12 @@ private:
         }
         return relay_buffer_.get();
     }
+    // The thread's relay buffer, shared by its sessions, for an answer relayed
+    // piece by piece (relay_body): each piece is parsed into it and handled
+    // before the next wait, and what must outlive a wait (a write the client
+    // cannot take at once) is copied to backlog_ first. An open stream then
+    // holds no 8 KB of its own (8 MB for a thousand).
+    static char* shared_relay_buffer();
 
     // --- downstream_session.cpp: the request side
     awaitable<bool> handle(request_parser& parser);

@@ -774,6 +774,55 @@ function patternChunk(from, length) {
   return chunk;
 }
 
+// Writes `total` pattern bytes (from `offset` in the pattern) as an answer
+// body, as fast as the socket takes them; `onBlocked` once it stops taking.
+function pumpPattern(socket, total, offset, onBlocked) {
+  let sent = 0;
+  const pump = () => {
+    while (sent < total) {
+      const length = Math.min(256 * 1024, total - sent);
+      const more = socket.write(patternChunk(offset + sent, length));
+      sent += length;
+      if (!more) {
+        // The proxy stopped reading: it waits for room on the client's side.
+        onBlocked();
+        socket.once('drain', pump);
+        return;
+      }
+    }
+  };
+  pump();
+}
+
+// Resumes a paused client and reads its answer to the end: the head, the body
+// bytes counted, and the first that is not the pattern from `offset`.
+function readPatterned(client, offset, what) {
+  let head = Buffer.alloc(0);
+  let position = -1; // body bytes checked so far, once the head is read
+  let mismatch = null;
+  const ended = new Promise((resolve, reject) => {
+    client.on('end', resolve);
+    client.on('error', reject);
+  });
+  client.on('data', (data) => {
+    let body = data;
+    if (position < 0) {
+      head = Buffer.concat([head, data]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      body = head.subarray(end + 4);
+      head = head.subarray(0, end);
+      position = 0;
+    }
+    for (let j = 0; j < body.length && mismatch === null; j += 1) {
+      if (body[j] !== patternByte(offset + position + j)) mismatch = position + j;
+    }
+    position += body.length;
+  });
+  client.resume();
+  return withTimeout(ended, 60_000, what).then(() => ({ head: head.toString('latin1'), position, mismatch }));
+}
+
 describe('answers larger than the client takes at once', () => {
   test('a relayed body the client reads late arrives whole and in order', async () => {
     // Bigger than every buffer between the upstream and the client can hold
@@ -786,21 +835,7 @@ describe('answers larger than the client takes at once', () => {
     const stack = await rawStack((request, connection) => {
       const { socket } = connection;
       socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${total}\r\n\r\n`);
-      let sent = 0;
-      const pump = () => {
-        while (sent < total) {
-          const length = Math.min(256 * 1024, total - sent);
-          const more = socket.write(patternChunk(sent, length));
-          sent += length;
-          if (!more) {
-            // The proxy stopped reading: it waits for room on the client's side.
-            reportBlocked();
-            socket.once('drain', pump);
-            return;
-          }
-        }
-      };
-      pump();
+      pumpPattern(socket, total, 0, reportBlocked);
     });
     try {
       const client = net.connect(stack.proxy.port, '127.0.0.1');
@@ -812,34 +847,51 @@ describe('answers larger than the client takes at once', () => {
       client.write('GET /v1/libraries/big/content HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n');
       await withTimeout(upstreamBlocked, 20_000, 'the upstream meets backpressure');
 
-      let head = Buffer.alloc(0);
-      let position = -1; // body bytes checked so far, once the head is read
-      let mismatch = null;
-      const ended = new Promise((resolve, reject) => {
-        client.on('end', resolve);
-        client.on('error', reject);
-      });
-      client.on('data', (data) => {
-        let body = data;
-        if (position < 0) {
-          head = Buffer.concat([head, data]);
-          const end = head.indexOf('\r\n\r\n');
-          if (end < 0) return;
-          body = head.subarray(end + 4);
-          head = head.subarray(0, end);
-          position = 0;
-        }
-        for (let j = 0; j < body.length && mismatch === null; j += 1) {
-          if (body[j] !== patternByte(position + j)) mismatch = position + j;
-        }
-        position += body.length;
-      });
-      client.resume();
-      await withTimeout(ended, 60_000, 'the whole body');
-      assert.match(head.toString('latin1'), /^HTTP\/1\.1 200 OK\r\n/);
-      assert.match(head.toString('latin1'), new RegExp(`\r\ncontent-length: ${total}(\r\n|$)`, 'i'));
+      const { head, position, mismatch } = await readPatterned(client, 0, 'the whole body');
+      assert.match(head, /^HTTP\/1\.1 200 OK\r\n/);
+      assert.match(head, new RegExp(`\r\ncontent-length: ${total}(\r\n|$)`, 'i'));
       assert.equal(mismatch, null, `body byte ${mismatch} is not the upstream's`);
       assert.equal(position, total, 'the body is whole, nothing more');
+    } finally {
+      await stack.stop();
+    }
+  });
+
+  test('two relayed bodies their clients read late, at once on one worker, each arrive whole', async () => {
+    // The sessions of a worker relay through one shared buffer; what a slow
+    // client has yet to take is copied out of it before the session waits.
+    // Two such waits at once must not hand one client the other's bytes.
+    const total = 24 * 1024 * 1024;
+    const offsets = { a: 0, b: 0x5a5a5 };
+    const blocked = { a: null, b: null };
+    const upstreamBlocked = Object.fromEntries(
+      Object.keys(offsets).map((name) => [name, new Promise((resolve) => { blocked[name] = resolve; })]),
+    );
+    const stack = await rawStack((request, connection) => {
+      const name = request.path.includes('/a/') ? 'a' : 'b';
+      const { socket } = connection;
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ${total}\r\n\r\n`);
+      pumpPattern(socket, total, offsets[name], blocked[name]);
+    });
+    try {
+      const clients = {};
+      for (const name of Object.keys(offsets)) {
+        const client = net.connect(stack.proxy.port, '127.0.0.1');
+        client.pause();
+        await new Promise((resolve, reject) => {
+          client.once('connect', resolve);
+          client.once('error', reject);
+        });
+        client.write(`GET /v1/libraries/${name}/content HTTP/1.1\r\nHost: proxy\r\nConnection: close\r\n\r\n`);
+        clients[name] = client;
+      }
+      await withTimeout(Promise.all(Object.values(upstreamBlocked)), 20_000, 'both upstreams meet backpressure');
+      const results = await Promise.all(Object.entries(clients).map(async ([name, client]) =>
+        ({ name, ...(await readPatterned(client, offsets[name], `the whole body of ${name}`)) })));
+      for (const { name, position, mismatch } of results) {
+        assert.equal(mismatch, null, `${name}: body byte ${mismatch} is not its upstream's`);
+        assert.equal(position, total, `${name}: the body is whole, nothing more`);
+      }
     } finally {
       await stack.stop();
     }

@@ -532,18 +532,15 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             if (client_failed || sent == asio::buffer_size(pieces)) {
                 return std::nullopt;
             }
-            if (data == chunk) {
-                // The rest waits for the client: out of the shared buffer first.
-                rest = beast::buffers_suffix<std::array<asio::const_buffer, 3>>(pieces);
-                rest.consume(sent);
-                backlog_.resize(asio::buffer_size(rest));
-                asio::buffer_copy(asio::buffer(backlog_), rest);
-                client_.expires_after(server_settings().write_timeout);
-                return asio::async_write(client_, asio::buffer(backlog_), as_result);
-            }
             rest = beast::buffers_suffix<std::array<asio::const_buffer, 3>>(pieces);
             rest.consume(sent);
             client_.expires_after(server_settings().write_timeout);
+            if (data == chunk) {
+                // The rest waits for the client: out of the shared buffer first.
+                backlog_.resize(asio::buffer_size(rest));
+                asio::buffer_copy(asio::buffer(backlog_), rest);
+                return asio::async_write(client_, asio::buffer(backlog_), as_result);
+            }
             return asio::async_write(client_, rest, as_result);
         }
         if (data == chunk) {

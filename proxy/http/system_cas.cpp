@@ -3,7 +3,6 @@
 #include <dirent.h>
 
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -44,8 +43,8 @@ bool has_hashed_names(const std::string& directory) {
     return false;
 }
 
-bool set(const char* name) {
-    const char* value = std::getenv(name);
+bool is_set(const char* variable) {
+    const char* value = std::getenv(variable);
     return value != nullptr && value[0] != '\0';
 }
 
@@ -53,7 +52,7 @@ bool set(const char* name) {
 
 bool load_system_cas(SSL_CTX* context, const std::string& directory, const std::string& bundle,
                      system_cas_source& source) {
-    if (set(X509_get_default_cert_file_env()) || set(X509_get_default_cert_dir_env())) {
+    if (is_set(X509_get_default_cert_file_env()) || is_set(X509_get_default_cert_dir_env())) {
         source = system_cas_source::environment;
         return SSL_CTX_set_default_verify_paths(context) == 1;
     }

@@ -183,13 +183,12 @@ void stream_transcoder::impl::on_event(const responses::sse_event& event, std::s
     // keeps between events is its own (items, strings). A DOM parser sized for
     // its largest event is ten KB or more, held by each open stream.
     thread_local dom::parser parser;
-    thread_local std::string padded;
-    padded.assign(data);
-    padded.append(simdjson::SIMDJSON_PADDING, '\0');
+    thread_local json::padded_input input;
+    const simdjson::padded_string_view padded = input.pad(data);
     dom::element root;
     dom::object chunk;
     std::optional<errors::openai_error> error;
-    const bool parsed = parser.parse(padded.data(), data.size(), false).get(root) == simdjson::SUCCESS &&
+    const bool parsed = parser.parse(padded.data(), padded.length(), false).get(root) == simdjson::SUCCESS &&
                         root.get(chunk) == simdjson::SUCCESS;
     if (parsed && model_.empty()) {
         // response.created already names the model Mistral answers with.

@@ -395,10 +395,41 @@ std::string joined(const std::vector<std::string>& items, std::string_view separ
 // json_mode_hint (rules/json_mode_hint.cpp)
 bool mentions_json(std::string_view text) noexcept;
 
-// Keys are short and mostly differ in length or first byte: those are checked
-// before memcmp is called.
+// Keys are short and mostly differ in length: the length is checked first,
+// then a key of up to 16 bytes is compared as two words that may overlap
+// (its first and last 4 or 8 bytes), inline. Left to memcmp, each compare
+// was a call into glibc (3% of the 10 KB body's time), since the length is
+// not a constant there even when `b` is a literal.
+template <typename Word>
+[[gnu::always_inline]] inline bool same_ends(const char* a, const char* b, std::size_t length) noexcept {
+    Word a_head;
+    Word a_tail;
+    Word b_head;
+    Word b_tail;
+    std::memcpy(&a_head, a, sizeof a_head);
+    std::memcpy(&a_tail, a + length - sizeof a_tail, sizeof a_tail);
+    std::memcpy(&b_head, b, sizeof b_head);
+    std::memcpy(&b_tail, b + length - sizeof b_tail, sizeof b_tail);
+    return ((a_head ^ b_head) | (a_tail ^ b_tail)) == 0;
+}
 [[gnu::always_inline]] inline bool same_key(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && (a.empty() || (a[0] == b[0] && std::memcmp(a.data(), b.data(), a.size()) == 0));
+    const std::size_t length = b.size();
+    if (a.size() != length) {
+        return false;
+    }
+    if (length >= 8) {
+        return length <= 16 ? same_ends<std::uint64_t>(a.data(), b.data(), length)
+                            : std::memcmp(a.data(), b.data(), length) == 0;
+    }
+    if (length >= 4) {
+        return same_ends<std::uint32_t>(a.data(), b.data(), length);
+    }
+    for (std::size_t i = 0; i < length; ++i) {
+        if (a[i] != b[i]) {
+            return false;
+        }
+    }
+    return true;
 }
 
 

@@ -537,7 +537,10 @@ bool engine::read_tool_calls(od::value& value, std::size_t depth, piece& out, bo
             return fail_json(e);
         }
         const std::size_t base = members_.size();
-        pending_call call;
+        // Filled where it is kept: a call built on the stack and copied in was
+        // read back with 16-byte loads over the id's separate 8- and 1-byte
+        // stores, a store that cannot be forwarded (a stall per call).
+        pending_call& call = s_.calls.emplace_back();
         bool has_id = false;
         std::string_view call_type = "function";
         for (auto field_result : object) {
@@ -591,7 +594,7 @@ bool engine::read_tool_calls(od::value& value, std::size_t depth, piece& out, bo
             // OpenAI's custom tool calls: Mistral's chat calls functions only. Dropping
             // the key that holds the call would leave an empty call.
             const std::string where =
-                "messages[" + std::to_string(message_index) + "].tool_calls[" + std::to_string(s_.calls.size()) + "]";
+                "messages[" + std::to_string(message_index) + "].tool_calls[" + std::to_string(s_.calls.size() - 1) + "]";
             return refuse(where + " is a '" + std::string(call_type.substr(0, 100)) +
                               "' tool call; Mistral's chat takes function calls only: send it as "
                               "{\"type\":\"function\",\"function\":{\"name\",\"arguments\"}}",
@@ -603,7 +606,6 @@ bool engine::read_tool_calls(od::value& value, std::size_t depth, piece& out, bo
         piece written;
         write_object(base, written);
         members_.push_back(member{{}, written, od::json_type::object, true});
-        s_.calls.push_back(call);
     }
     any = members_.size() > calls_base;
     const std::size_t start = mark();

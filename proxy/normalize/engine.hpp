@@ -1,6 +1,7 @@
 #pragma once
-// The normalizer's walk, shared by normalizer.cpp (the walk, the messages and
-// the top level) and the rule units in normalize/rules/ (one file per SPEC §6
+// The normalizer's walk, shared by normalizer.cpp (the member walk and the
+// top level), the walk's levels in normalize/walk/ (messages, content parts,
+// tool calls) and the rule units in normalize/rules/ (one file per SPEC §6
 // rule id that is more than a few lines): the output arena, the member stack,
 // the scratch memory and the engine class whose methods the units define.
 // Internal to proxy/normalize/: read by normalizer.cpp's translation unit only

@@ -5,7 +5,7 @@
 // are joined into one string (a part that is not text is refused: a system
 // message cannot hold it); keys the role's schema lacks are dropped; a message
 // without content gets the empty content Mistral requires. The walk of one
-// message (engine::read_message in normalizer.cpp) reads its members into a
+// message (engine::read_message in walk/message_walk.cpp) reads its members into a
 // message_walk and calls these steps in SPEC order. No settings in the rule
 // file (the schema is `schema:`); `switches: {messages: false}` turns it off.
 // Compiled as part of normalizer.cpp's translation unit (see the end of it).

@@ -3,7 +3,7 @@
 // result synthesized for each call that got none (before the next message that
 // is not a tool result, and at the end), an empty assistant message dropped,
 // each tool result matched to the call it answers. The walk of messages
-// (normalizer.cpp) calls keep_unless_empty(), match_tool_result() and
+// (walk/message_walk.cpp) calls keep_unless_empty(), match_tool_result() and
 // await_results() for each message, order_before() before it keeps one and
 // write_synthesized_results() at the end; it marks a trailing assistant
 // message `prefix: true` itself. Settings:

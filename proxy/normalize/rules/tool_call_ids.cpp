@@ -1,7 +1,7 @@
 // Rule `tool_call_ids` (SPEC §6): a tool call id that is not 9 characters of
 // [a-zA-Z0-9] (what Mistral accepts) is mapped to one, deterministically, so
 // tool_calls[].id and the tool_call_id answering it map alike on every request
-// and every proxy. The walk of messages (normalizer.cpp) calls these, and
+// and every proxy. The walk of messages (walk/) calls these, and
 // map_result_id() for each message. No settings in the rule file;
 // `switches: {tool_call_ids: false}` turns it off.
 // Compiled as part of normalizer.cpp's translation unit (see the end of it).

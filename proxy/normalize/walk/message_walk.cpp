@@ -1,0 +1,228 @@
+// The walk of `messages` (compiled as part of normalizer.cpp's translation
+// unit, see the end of it): each message's members read (content and
+// tool_calls by their own walks), then the steps of the rules that act on a
+// whole message (messages, tool_call_ids, role_order) in SPEC order, then the
+// message written with its members in the client's order, and the array
+// assembled with what role_order adds.
+#include "normalize/engine.hpp"
+
+namespace mistral_proxy::normalize::detail {
+namespace {
+
+// ---------------------------------------------------------------------------
+// One message
+
+bool engine::read_message(od::value& value, std::size_t index, message_out& out, bool& keep) {
+    message_walk w;
+    w.index = index;
+    od::json_type type;
+    if (auto e = value.type().get(type)) {
+        return fail_json(e);
+    }
+    if (type != od::json_type::object) {
+        return fail(w.where() + " must be an object, got " + std::string(kind_name(type)), w.where());
+    }
+    od::object object;
+    if (auto e = value.get_object().get(object)) {
+        return fail_json(e);
+    }
+    w.base = members_.size();
+    bool has_role = false;
+    // Role may come after content: content parts are read as for a user message
+    // and joined afterwards when the role turns out to be system.
+    s_.calls.clear();
+    for (auto field_result : object) {
+        od::field& field = json::field_in(field_result);
+        std::string_view name;
+        if (auto e = json::member_of(field_result, name)) {
+            return fail_json(e);
+        }
+        od::value& child = field.value();
+        od::json_type child_type;
+        if (auto e = child.type().get(child_type)) {
+            return fail_json(e);
+        }
+        piece p;
+        const known_key tag = classify_key(name);
+        if (tag == known_key::role) {
+            if (child_type != od::json_type::string) {
+                return fail(w.where() + ".role must be a string, got " + std::string(kind_name(child_type)),
+                            w.where() + ".role");
+            }
+            if (!capture_string(child, p, w.role_text)) {
+                return false;
+            }
+            has_role = true;
+        } else if (tag == known_key::content) {
+            // System content needs the role; it is fixed up after the loop.
+            s_.texts.clear();
+            if (!read_content(child, 2, p, w.content_empty, index)) {
+                return false;
+            }
+            w.has_content = true;
+        } else if (tag == known_key::tool_calls && child_type == od::json_type::array) {
+            if (!read_tool_calls(child, 2, p, w.calls_any, index)) {
+                return false;
+            }
+        } else if (tag == known_key::tool_call_id && child_type == od::json_type::string) {
+            if (!capture_string(child, p, w.tool_call_id)) {
+                return false;
+            }
+            w.has_tool_call_id = true;
+        } else if (tag == known_key::other && same_key(name, "refusal") && child_type == od::json_type::string) {
+            if (!capture_string(child, p, w.refusal_text)) {
+                return false;
+            }
+            w.refusal = p;
+        } else if (tag == known_key::other && same_key(name, "function_call") && child_type == od::json_type::object) {
+            if (!read_call_function(child, 2, p, w.legacy_call_name)) {
+                return false;
+            }
+            w.legacy_call = p;
+            w.has_legacy_call = true;
+        } else {
+            if (!capture(child, 2, p, child_type)) {
+                return false;
+            }
+            if (tag == known_key::prefix && child_type == od::json_type::boolean) {
+                w.prefix = view(p) == "true";
+            }
+            w.has_audio = w.has_audio || (same_key(name, "audio") && child_type == od::json_type::object);
+        }
+        const std::size_t at = push_member(w.base, name, p, child_type);
+        members_[at].tag = tag;
+        if (tag == known_key::content) {
+            w.content_index = at;
+        }
+    }
+    if (!has_role) {
+        return fail(w.where() + " needs a role (system, user, assistant or tool)", w.where() + ".role");
+    }
+    // The steps of the rules that act on a whole message, in SPEC order.
+    if (!message_role(w) || !legacy_call_to_tool_call(w)) {  // messages
+        return false;
+    }
+    join_refusal(w);  // messages
+    out.role = w.role;
+    out.prefix = w.prefix;
+    out.has_tool_calls = w.calls_any && w.role == role_kind::assistant;
+    if (!join_system_parts(w) || !keep_unless_empty(w, keep)) {  // messages, role_order
+        return false;
+    }
+    if (!keep) {
+        members_.resize(w.base);
+        return true;
+    }
+    map_result_id(w);             // tool_call_ids
+    if (!match_tool_result(w)) {  // role_order
+        return false;
+    }
+    write_message(w, out);
+    await_results(out);  // role_order
+    return true;
+}
+
+// The message's members in the client's order, with what the steps changed.
+void engine::write_message(const message_walk& w, message_out& out) {
+    const keys_of list = w.role == role_kind::system      ? keys_of::system_message
+                         : w.role == role_kind::user      ? keys_of::user_message
+                         : w.role == role_kind::assistant ? keys_of::assistant_message
+                                                          : keys_of::tool_message;
+    const std::size_t start = mark();
+    arena_.append("{\"role\":");
+    plain_string_value(w.role_out);  // one of the role names: nothing to escape
+    member_run run;
+    run.first = false;  // after the role
+    for (std::size_t i = w.base; i < members_.size(); ++i) {
+        const member& m = members_[i];
+        if (m.tag == known_key::role || (m.tag == known_key::prefix && !w.prefix)) {
+            continue;  // prefix false is the default; role_order may set it to true
+        }
+        if (message_drops(list, m)) {
+            continue;
+        }
+        if (m.tag == known_key::content && m.value.empty()) {
+            next_member(run);
+            key(m.key);
+            arena_.append("\"\"");
+        } else if (w.map_result_id && m.tag == known_key::tool_call_id) {
+            fire(rule_id::tool_call_ids);
+            next_member(run);
+            key(m.key);
+            arena_.push_back('"');
+            arena_.append(w.mapped_result_id.data(), w.mapped_result_id.size());
+            arena_.push_back('"');
+        } else {
+            write_member(run, m);
+        }
+    }
+    flush(run);
+    if (w.answers_in_order) {
+        arena_.append(",\"tool_call_id\":\"");
+        arena_.append(w.answered_id.data(), w.answered_id.size());
+        arena_.push_back('"');
+    }
+    fill_required_content(w);
+    arena_.push_back('}');
+    members_.resize(w.base);
+    out.text = since(start);
+}
+
+bool engine::read_messages(od::value& value, piece& out) {
+    od::array array;
+    if (auto e = value.get_array().get(array)) {
+        return fail_json(e);
+    }
+    s_.messages.clear();
+    s_.pending.clear();
+    s_.hint_texts.clear();
+    has_image_ = false;
+    std::size_t index = 0;
+    for (auto item_result : array) {
+        od::value& item = json::value_in(item_result);
+        if (auto e = item_result.error()) {
+            return fail_json(e);
+        }
+        message_out m;
+        bool keep = true;
+        const std::size_t pending_before = s_.pending.size();
+        if (!read_message(item, index++, m, keep)) {
+            return false;
+        }
+        if (!keep) {
+            continue;
+        }
+        if (on(rule_id::role_order)) {
+            order_before(m, pending_before);
+        }
+        s_.messages.push_back(m);
+    }
+    if (on(rule_id::role_order)) {
+        write_synthesized_results();
+    }
+    const std::size_t start = mark();
+    arena_.push_back('[');
+    for (std::size_t i = 0; i < s_.messages.size(); ++i) {
+        const message_out& m = s_.messages[i];
+        if (i != 0) {
+            arena_.push_back(',');
+        }
+        const bool last = i + 1 == s_.messages.size();
+        if (last && m.role == role_kind::assistant && !m.prefix && !m.has_tool_calls && on(rule_id::role_order)) {
+            // Mistral serves a trailing assistant message only as a prefix to continue.
+            piece without_brace = m.text;
+            without_brace.end -= 1;
+            append(without_brace);
+            arena_.append(",\"prefix\":true}");
+            fire(rule_id::role_order);
+        } else {
+            append(m.text);
+        }
+    }
+    arena_.push_back(']');
+    out = since(start);
+    return true;
+}
+
+}  // namespace
+}  // namespace mistral_proxy::normalize::detail

@@ -677,6 +677,7 @@ private:
     [[gnu::always_inline]] inline std::size_t push_member(std::size_t base, std::string_view name, piece value,
                                                           od::json_type type);
     void write_object(std::size_t base, piece& out);
+    void write_array(std::size_t base, piece& out);
     bool compact_in_input(std::size_t base, piece& out) const noexcept;
 
     // ---- levels

@@ -219,6 +219,22 @@ void engine::write_object(std::size_t base, piece& out) {
     out = since(start);
 }
 
+// [v,...] of the items from `base` (each a written value on the member
+// stack: parts, tool calls, tools), then pops them.
+void engine::write_array(std::size_t base, piece& out) {
+    const std::size_t start = mark();
+    arena_.push_back('[');
+    for (std::size_t i = base; i < members_.size(); ++i) {
+        if (i != base) {
+            arena_.push_back(',');
+        }
+        append(members_[i].value);
+    }
+    arena_.push_back(']');
+    members_.resize(base);
+    out = since(start);
+}
+
 
 // ---------------------------------------------------------------------------
 // Tools

@@ -169,17 +169,7 @@ bool engine::read_tools(od::value& value, bool legacy_functions, piece& out) {
         members_.push_back(member{{}, tool, od::json_type::object, true});
     }
     tool_count_ = members_.size() - list_base;
-    const std::size_t start = mark();
-    arena_.push_back('[');
-    for (std::size_t i = list_base; i < members_.size(); ++i) {
-        if (i != list_base) {
-            arena_.push_back(',');
-        }
-        append(members_[i].value);
-    }
-    arena_.push_back(']');
-    members_.resize(list_base);
-    out = since(start);
+    write_array(list_base, out);
     return true;
 }
 

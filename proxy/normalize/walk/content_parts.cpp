@@ -252,19 +252,7 @@ bool engine::read_content(od::value& value, std::size_t depth, piece& out, bool&
         ++index;
     }
     is_empty = members_.size() == parts_base;
-    const std::size_t start = mark();
-    {
-        arena_.push_back('[');
-        for (std::size_t i = parts_base; i < members_.size(); ++i) {
-            if (i != parts_base) {
-                arena_.push_back(',');
-            }
-            append(members_[i].value);
-        }
-        arena_.push_back(']');
-    }
-    members_.resize(parts_base);
-    out = since(start);
+    write_array(parts_base, out);
     return true;
 }
 

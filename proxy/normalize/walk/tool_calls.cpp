@@ -135,17 +135,7 @@ bool engine::read_tool_calls(od::value& value, std::size_t depth, piece& out, bo
         members_.push_back(member{{}, written, od::json_type::object, true});
     }
     any = members_.size() > calls_base;
-    const std::size_t start = mark();
-    arena_.push_back('[');
-    for (std::size_t i = calls_base; i < members_.size(); ++i) {
-        if (i != calls_base) {
-            arena_.push_back(',');
-        }
-        append(members_[i].value);
-    }
-    arena_.push_back(']');
-    members_.resize(calls_base);
-    out = since(start);
+    write_array(calls_base, out);
     return true;
 }
 

@@ -64,7 +64,7 @@ struct options {
     double rate = 0.0;
     double duration_s = 5.0;
     double warmup_s = 0.5;
-    std::uint64_t max_requests = 0;  // 0: no limit (closed mode)
+    std::uint64_t max_requests = 0;  // stop after this many answers, ok or not; 0: no limit (closed mode)
     bool stream = false;
     long pid = 0;
     long fake_pid = 0;
@@ -387,7 +387,8 @@ asio::awaitable<void> worker(run_state& s, unsigned index) {
             }
         } else {
             start = clock_type::now();
-            if (start >= s.deadline || (opt.max_requests > 0 && s.recorded >= opt.max_requests)) {
+            // --requests N: N answers, successful or not (a refused load ends too).
+            if (start >= s.deadline || (opt.max_requests > 0 && s.recorded + s.errors >= opt.max_requests)) {
                 break;
             }
         }
@@ -765,7 +766,7 @@ int main(int argc, char** argv) {
     io.run();
 
     // A run cut short by --requests is measured up to its last answer.
-    const auto window_end = opt.max_requests > 0 && s.recorded >= opt.max_requests && s.last_recorded < s.deadline
+    const auto window_end = opt.max_requests > 0 && s.recorded + s.errors >= opt.max_requests && s.last_recorded < s.deadline
                                 ? s.last_recorded
                                 : s.deadline;
     const double window_s = opt.mode == mode_type::hold || opt.mode == mode_type::idle

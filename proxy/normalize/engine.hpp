@@ -50,11 +50,34 @@ constexpr std::size_t initial_capacity = 64 * 1024;
 
 // A run of output bytes: a slice of the client's body, or of the scratch arena
 // (offsets, since the arena may grow while pieces are alive).
-struct piece {
-    std::size_t begin = 0;
-    std::size_t end = 0;
-    bool in_arena = false;
-    bool empty() const noexcept { return begin == end; }
+// One 64-bit word (begin: 32 bits, end: 31, in_arena: 1), so that a piece is
+// always stored with one 8-byte store and read with one 8-byte load. As a
+// struct of two size_t and a bool it was written field by field inside a
+// capture and then copied by its caller with a 16-byte load: a failed
+// store-to-load forward at nearly every member (about 5% of the 10 KB body's
+// time, bench/README.md). Offsets stay below max_piece_offset: the input is
+// bounded by it too (engine::run refuses a longer body) and out_buffer throws
+// arena_too_large rather than grow past it (normalize_request answers 413).
+constexpr std::size_t max_piece_offset = (std::size_t{1} << 31) - 1;
+struct arena_too_large {};
+class piece {
+public:
+    constexpr piece() noexcept = default;
+    constexpr piece(std::size_t from, std::size_t to, bool in_arena) noexcept
+        : bits_(static_cast<std::uint64_t>(from) | (static_cast<std::uint64_t>(to) << 32) |
+                (static_cast<std::uint64_t>(in_arena) << 63)) {}
+    constexpr std::size_t from() const noexcept { return static_cast<std::uint32_t>(bits_); }
+    constexpr std::size_t to() const noexcept { return static_cast<std::size_t>((bits_ >> 32) & max_piece_offset); }
+    constexpr bool in_arena() const noexcept { return (bits_ >> 63) != 0; }
+    constexpr std::size_t size() const noexcept { return to() - from(); }
+    constexpr bool empty() const noexcept { return size() == 0; }
+    // Without its first and last byte (a string's quotes, an array's brackets).
+    constexpr piece inner() const noexcept { return piece(from() + 1, to() - 1, in_arena()); }
+    // Without its last byte (an object's closing brace).
+    constexpr piece without_last() const noexcept { return piece(from(), to() - 1, in_arena()); }
+
+private:
+    std::uint64_t bits_ = 0;
 };
 
 // Keys of messages and tool calls that the rules look at, classified once when
@@ -170,7 +193,10 @@ private:
         std::memcpy(to + length - sizeof tail, &tail, sizeof tail);
     }
     [[gnu::noinline]] void grow(std::size_t wanted) {
-        const std::size_t capacity = std::max(wanted, capacity_ * 2);
+        if (wanted > max_piece_offset) {
+            throw arena_too_large{};  // its offsets would not fit a piece
+        }
+        const std::size_t capacity = std::min(std::max(wanted, capacity_ * 2), max_piece_offset);
         std::unique_ptr<char[]> data(new char[capacity]);
         if (size_ != 0) {
             std::memcpy(data.get(), data_.get(), size_);
@@ -225,12 +251,6 @@ public:
         }
         return data_[size_++];
     }
-    [[gnu::always_inline]] void push_back(const member& m) {
-        if (size_ == capacity_) {
-            grow(size_ + 1);
-        }
-        data_[size_++] = m;
-    }
 
 private:
     [[gnu::noinline]] void grow(std::size_t wanted) {
@@ -251,6 +271,7 @@ struct message_out {
     role_kind role = role_kind::user;
     bool has_tool_calls = false;
     bool prefix = false;
+    bool bridge_before = false;  // role_order: the assistant bridge goes before it
 };
 
 // One message while it is read (engine::read_message): what its members said,
@@ -428,7 +449,6 @@ template <typename Word>
     return a.size() == length && (a.empty() || (a[0] == b[0] && std::memcmp(a.data(), b.data(), length) == 0));
 }
 
-
 // rules::contains for the walk (normalizer.cpp); out of line like classify_key.
 bool has_key(const rules::key_list& list, std::string_view key) noexcept;
 
@@ -551,16 +571,16 @@ private:
         return text.data() >= input_ && text.data() < input_end_;
     }
     std::string_view view(const piece& p) const noexcept {
-        return p.in_arena ? std::string_view(arena_.data() + p.begin, p.end - p.begin)
-                          : std::string_view(input_ + p.begin, p.end - p.begin);
+        return p.in_arena() ? std::string_view(arena_.data() + p.from(), p.size())
+                            : std::string_view(input_ + p.from(), p.size());
     }
     void append(const piece& p) {
-        if (p.in_arena) {
+        if (p.in_arena()) {
             // append from itself: reserve first so the source cannot move mid-copy
-            arena_.reserve(arena_.size() + (p.end - p.begin));
-            arena_.append(arena_.data() + p.begin, p.end - p.begin);
+            arena_.reserve(arena_.size() + p.size());
+            arena_.append(arena_.data() + p.from(), p.size());
         } else {
-            arena_.append(input_ + p.begin, p.end - p.begin);
+            arena_.append(input_ + p.from(), p.size());
         }
     }
     std::size_t mark() const noexcept { return arena_.size(); }
@@ -627,9 +647,9 @@ private:
     // ',' unless first, then "key":value.
     void write_member(member_run& run, const member& m) {
         const char* key_end = m.key.data() + m.key.size();  // its closing quote when in the input
-        if (!m.value.in_arena && in_input(m.key) && key_end[1] == ':' && input_ + m.value.begin == key_end + 2) {
+        if (!m.value.in_arena() && in_input(m.key) && key_end[1] == ':' && input_ + m.value.from() == key_end + 2) {
             const char* begin = m.key.data() - 1;
-            const char* end = input_ + m.value.end;
+            const char* end = input_ + m.value.to();
             if (run.begin != nullptr && run.end + 1 == begin && *run.end == ',') {
                 run.end = end;  // the next member in the input: the run grows over the comma
                 return;
@@ -676,6 +696,16 @@ private:
     std::string_view string_token(od::value& value, piece& out) const noexcept;
     [[gnu::always_inline]] inline std::size_t push_member(std::size_t base, std::string_view name, piece value,
                                                           od::json_type type);
+    // An element of an array being rebuilt (write_array): a member without a key.
+    [[gnu::always_inline]] void push_element(piece value, od::json_type type) {
+        // Field by field into the slot, for the reason push_member gives.
+        member& slot = members_.push_uninitialized();
+        slot.key = {};
+        slot.value = value;
+        slot.type = type;
+        slot.keep = true;
+        slot.tag = known_key::other;
+    }
     void write_object(std::size_t base, piece& out);
     void write_array(std::size_t base, piece& out);
     bool compact_in_input(std::size_t base, piece& out) const noexcept;
@@ -716,7 +746,7 @@ private:
     std::string_view unescaped(const hint_text& text);  // json_mode_hint (rules/json_mode_hint.cpp)
     // role_order (rules/role_order.cpp): results for the first `count` pending calls.
     void write_synthesized_results(std::size_t count = SIZE_MAX);
-    void order_before(message_out& m, std::size_t pending_before);  // role_order
+    void order_before(std::size_t pending_before);  // role_order, on the last message read
     bool write_clamped(std::string_view name, std::optional<double> number);  // ranges (rules/ranges.cpp)
     std::string_view mapped_model(std::string_view model);  // model_rewrite, model_alias (rules/model_mapping.cpp)
     void use_fallback(std::string_view& sent);              // fallback (rules/fallback.cpp)
@@ -741,16 +771,7 @@ inline std::size_t engine::push_member(std::size_t base, std::string_view name, 
     // (a failed store-to-load forward each time: ~12% of the 10 KB body's time).
     member& slot = members_.push_uninitialized();
     slot.key = name;
-    // The value's two offsets pass through registers (the empty asm): left
-    // alone, GCC copies them as one 16-byte load and store, and that load
-    // reads what the capture just wrote with two 8-byte stores (the same
-    // failed forward; bench_normalizer's 10 KB body about 1.5% slower).
-    std::size_t begin = value.begin;
-    std::size_t end = value.end;
-    asm("" : "+r"(begin), "+r"(end));
-    slot.value.begin = begin;
-    slot.value.end = end;
-    slot.value.in_arena = value.in_arena;
+    slot.value = value;  // one word (see piece)
     slot.type = type;
     slot.keep = true;
     slot.tag = known_key::other;
@@ -819,7 +840,7 @@ bool engine::compact_in_input(std::size_t base, piece& out) const noexcept {
     const char* expected = nullptr;  // where the next key's quote must be
     for (std::size_t i = base; i < members_.size(); ++i) {
         const member& m = members_[i];
-        if (!m.keep || m.value.in_arena || m.value.empty() || !in_input(m.key)) {
+        if (!m.keep || m.value.in_arena() || m.value.empty() || !in_input(m.key)) {
             return false;
         }
         const char* quote = m.key.data() - 1;
@@ -827,10 +848,10 @@ bool engine::compact_in_input(std::size_t base, piece& out) const noexcept {
             return false;
         }
         const char* key_end = m.key.data() + m.key.size();  // the closing quote
-        if (key_end[1] != ':' || input_ + m.value.begin != key_end + 2) {
+        if (key_end[1] != ':' || input_ + m.value.from() != key_end + 2) {
             return false;
         }
-        expected = input_ + m.value.end + 1;  // after the ','
+        expected = input_ + m.value.to() + 1;  // after the ','
         if (expected[-1] != (i + 1 == members_.size() ? '}' : ',')) {
             return false;
         }

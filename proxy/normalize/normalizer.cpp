@@ -334,6 +334,12 @@ normalize_result engine::run(const config::proxy_config& config, endpoint which)
     if (length == 0) {
         return parse_error(simdjson::EMPTY);
     }
+    if (length > max_piece_offset) {
+        result.error = errors::make_error(413, "request body is " + std::to_string(length) +
+                                                   " bytes; the rewrite reads bodies up to " +
+                                                   std::to_string(max_piece_offset) + " bytes");
+        return result;
+    }
     od::document doc;
     if (auto e = s_.parser.iterate(input_, length, length + body_padding).get(doc)) {
         return parse_error(e);
@@ -641,8 +647,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                     arena_.append("[{\"role\":\"system\",\"content\":");
                     string_value(rules_.json_mode_hint_text);
                     arena_.push_back('}');
-                    piece rest = m.value;
-                    rest.begin += 1;  // after '['
+                    const piece rest(m.value.from() + 1, m.value.to(), m.value.in_arena());  // after '['
                     if (view(rest) != "]") {
                         arena_.push_back(',');
                     }
@@ -762,9 +767,14 @@ normalize_result normalize_request(const rules::rule_set& rules, const config::p
     // parser's strings, and stay valid until the next call (normalizer.hpp).
     s.trim();
     normalize_result result;
-    {
+    try {
         detail::engine e(rules, s, body_with_padding, model_override);
         result = e.run(config, which);
+    } catch (const detail::arena_too_large&) {
+        result = normalize_result{};
+        result.error = errors::make_error(413, "the rewritten request would be over " +
+                                                   std::to_string(detail::max_piece_offset) +
+                                                   " bytes; send a smaller body");
     }
     return result;
 }

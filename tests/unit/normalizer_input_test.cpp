@@ -2,6 +2,8 @@
 // forwarded, and every refusal is a 400 in OpenAI shape.
 #include <doctest/doctest.h>
 
+#include <sys/mman.h>
+
 #include "normalizer_support.hpp"
 
 using namespace normalizer_test;
@@ -150,4 +152,20 @@ TEST_CASE("embeddings: token-id input and unknown encodings are refused; the enc
     CHECK(tokens.message.find("token ids") != std::string::npos);
     // Chat has no `input`: the member is the params rule's, not refused.
     CHECK(normalizer_test::run(R"({"model":"m","input":[1],"messages":[{"role":"user","content":"x"}]})").ok);
+}
+
+TEST_CASE("a body over 2 GiB is refused with a 413 before it is read") {
+    // The rewrite's offsets are 31 bits (normalize/engine.hpp, piece). The
+    // body is address space only (never touched pages, no memory used).
+    const std::size_t length = std::size_t{1} << 31;
+    const std::size_t mapped = length + normalize::body_padding;
+    void* memory = ::mmap(nullptr, mapped, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    REQUIRE(memory != MAP_FAILED);
+    static normalize::normalize_scratch scratch;
+    const auto result = normalize::normalize_request(shipped(), config_with(), endpoint::chat_completions,
+                                                     std::string_view(static_cast<const char*>(memory), length), scratch);
+    ::munmap(memory, mapped);
+    REQUIRE_FALSE(result.ok());
+    CHECK(result.error->status == 413);
+    CHECK(result.error->message.find("2147483648 bytes") != std::string::npos);
 }

@@ -81,14 +81,14 @@ void engine::join_refusal(message_walk& w) {
     }
     const std::size_t start = mark();
     const piece content = w.content_index != SIZE_MAX ? members_[w.content_index].value : piece{};
-    const piece inner{content.begin + 1, content.end - 1, content.in_arena};  // without the quotes or brackets
+    const piece inner = content.inner();  // without the quotes or brackets
     if (w.content_empty) {
         append(w.refusal);
     } else if (members_[w.content_index].type == od::json_type::string) {
         arena_.push_back('"');
         append(inner);
         arena_.append("\\n\\n");
-        append(piece{w.refusal.begin + 1, w.refusal.end - 1, w.refusal.in_arena});
+        append(w.refusal.inner());
         arena_.push_back('"');
     } else {
         arena_.push_back('[');

@@ -15,20 +15,21 @@
 namespace mistral_proxy::normalize::detail {
 namespace {
 
-// Before message `m` is kept: the synthesized results it must follow, and
-// the assistant bridge it needs after a tool result.
-void engine::order_before(message_out& m, std::size_t pending_before) {
-    if (pending_before != 0 && m.role != role_kind::tool) {
+// Before the message just read (the last of s_.messages) is kept: the
+// synthesized results it must follow, and the assistant bridge it needs after
+// a tool result (marked on it, written when the array is assembled).
+void engine::order_before(std::size_t pending_before) {
+    if (pending_before != 0 && s_.messages.back().role != role_kind::tool) {
         // The message must come after the results synthesized for the calls
         // before it (not for its own calls, which its read just added).
-        const message_out current = m;
+        const message_out current = s_.messages.back();
+        s_.messages.pop_back();
         write_synthesized_results(pending_before);
-        m = current;
+        s_.messages.push_back(current);
     }
-    const bool after_tool = !s_.messages.empty() && s_.messages.back().role == role_kind::tool;
+    message_out& m = s_.messages.back();
+    const bool after_tool = s_.messages.size() >= 2 && s_.messages[s_.messages.size() - 2].role == role_kind::tool;
     if (after_tool && (m.role == role_kind::user || m.role == role_kind::system)) {
-        message_out bridge;
-        bridge.role = role_kind::assistant;
         if (bridge_text_.empty()) {
             // The same message each time: written once per request.
             const std::size_t start = mark();
@@ -37,8 +38,7 @@ void engine::order_before(message_out& m, std::size_t pending_before) {
             arena_.push_back('}');
             bridge_text_ = since(start);
         }
-        bridge.text = bridge_text_;
-        s_.messages.push_back(bridge);
+        m.bridge_before = true;
         fire(rule_id::role_order);
     }
 }

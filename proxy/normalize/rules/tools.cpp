@@ -166,7 +166,7 @@ bool engine::read_tools(od::value& value, bool legacy_functions, piece& out) {
             }
             write_object(base, tool);
         }
-        members_.push_back(member{{}, tool, od::json_type::object, true});
+        push_element(tool, od::json_type::object);
     }
     tool_count_ = members_.size() - list_base;
     write_array(list_base, out);

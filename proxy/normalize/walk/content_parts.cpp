@@ -166,7 +166,7 @@ bool engine::read_part(od::value& value, std::size_t depth, piece& out, std::str
     }
     for (std::size_t i = base; i < members_.size(); ++i) {
         if (same_key(part_type, "text") && same_key(members_[i].key, "text") && members_[i].type == od::json_type::string) {
-            s_.texts.push_back(piece{members_[i].value.begin + 1, members_[i].value.end - 1, members_[i].value.in_arena});
+            s_.texts.push_back(members_[i].value.inner());
         }
     }
     out_type = part_type;
@@ -204,12 +204,14 @@ bool engine::read_content(od::value& value, std::size_t depth, piece& out, bool&
         return fail_json(e);
     }
     if (type == od::json_type::string) {
-        hint_text text;
+        // Captured in its slot (looked at only if json_mode_hint may apply):
+        // built on the stack, it was copied with a 16-byte load over the
+        // capture's two 8-byte stores, a failed store forward per message.
+        hint_text& text = s_.hint_texts.emplace_back();
         if (!capture_text(value, out, text)) {
             return false;
         }
         is_empty = text.text.empty();  // an escape is never empty
-        s_.hint_texts.push_back(text);  // looked at only if json_mode_hint may apply
         return true;
     }
     if (type == od::json_type::null) {
@@ -248,7 +250,7 @@ bool engine::read_content(od::value& value, std::size_t depth, piece& out, bool&
                 content_.first_not_system_type = part_type;
             }
         }
-        members_.push_back(member{{}, part, od::json_type::object, true});
+        push_element(part, od::json_type::object);
         ++index;
     }
     is_empty = members_.size() == parts_base;

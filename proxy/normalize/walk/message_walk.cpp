@@ -183,19 +183,22 @@ bool engine::read_messages(od::value& value, piece& out) {
         if (auto e = item_result.error()) {
             return fail_json(e);
         }
-        message_out m;
+        // Read into its slot: read_message writes it field by field, and a
+        // copy pushed afterwards read those stores back with 16-byte loads (a
+        // failed store forward per message).
+        message_out& m = s_.messages.emplace_back();
         bool keep = true;
         const std::size_t pending_before = s_.pending.size();
         if (!read_message(item, index++, m, keep)) {
             return false;
         }
         if (!keep) {
+            s_.messages.pop_back();
             continue;
         }
         if (on(rule_id::role_order)) {
-            order_before(m, pending_before);
+            order_before(pending_before);
         }
-        s_.messages.push_back(m);
     }
     if (on(rule_id::role_order)) {
         write_synthesized_results();
@@ -207,12 +210,14 @@ bool engine::read_messages(od::value& value, piece& out) {
         if (i != 0) {
             arena_.push_back(',');
         }
+        if (m.bridge_before) {
+            append(bridge_text_);
+            arena_.push_back(',');
+        }
         const bool last = i + 1 == s_.messages.size();
         if (last && m.role == role_kind::assistant && !m.prefix && !m.has_tool_calls && on(rule_id::role_order)) {
             // Mistral serves a trailing assistant message only as a prefix to continue.
-            piece without_brace = m.text;
-            without_brace.end -= 1;
-            append(without_brace);
+            append(m.text.without_last());
             arena_.append(",\"prefix\":true}");
             fire(rule_id::role_order);
         } else {

@@ -132,7 +132,7 @@ bool engine::read_tool_calls(od::value& value, std::size_t depth, piece& out, bo
         }
         piece written;
         write_object(base, written);
-        members_.push_back(member{{}, written, od::json_type::object, true});
+        push_element(written, od::json_type::object);
     }
     any = members_.size() > calls_base;
     write_array(calls_base, out);

@@ -244,12 +244,21 @@ public:
         capacity_ = 0;
         grow(keep);
     }
-    // A new top slot, its fields left for the caller to set one by one.
-    [[gnu::always_inline]] member& push_uninitialized() {
+    // A new top member, its index. Filled field by field in its slot: a
+    // member built on the stack and copied whole was read back with 16-byte
+    // loads right after its separate stores (a failed store-to-load forward
+    // each time: ~12% of the 10 KB body's time, bench/README.md).
+    [[gnu::always_inline]] std::size_t push(std::string_view key, piece value, od::json_type type) {
         if (size_ == capacity_) {
             grow(size_ + 1);
         }
-        return data_[size_++];
+        member& slot = data_[size_];
+        slot.key = key;
+        slot.value = value;  // one word (see piece)
+        slot.type = type;
+        slot.keep = true;
+        slot.tag = known_key::other;
+        return size_++;
     }
 
 private:
@@ -697,15 +706,7 @@ private:
     [[gnu::always_inline]] inline std::size_t push_member(std::size_t base, std::string_view name, piece value,
                                                           od::json_type type);
     // An element of an array being rebuilt (write_array): a member without a key.
-    [[gnu::always_inline]] void push_element(piece value, od::json_type type) {
-        // Field by field into the slot, for the reason push_member gives.
-        member& slot = members_.push_uninitialized();
-        slot.key = {};
-        slot.value = value;
-        slot.type = type;
-        slot.keep = true;
-        slot.tag = known_key::other;
-    }
+    [[gnu::always_inline]] void push_element(piece value, od::json_type type) { members_.push({}, value, type); }
     void write_object(std::size_t base, piece& out);
     void write_array(std::size_t base, piece& out);
     bool compact_in_input(std::size_t base, piece& out) const noexcept;
@@ -766,16 +767,7 @@ inline std::size_t engine::push_member(std::size_t base, std::string_view name, 
             return i;
         }
     }
-    // Field by field into the slot: a member built on the stack and copied
-    // whole was read back with 16-byte loads right after its separate stores
-    // (a failed store-to-load forward each time: ~12% of the 10 KB body's time).
-    member& slot = members_.push_uninitialized();
-    slot.key = name;
-    slot.value = value;  // one word (see piece)
-    slot.type = type;
-    slot.keep = true;
-    slot.tag = known_key::other;
-    return members_.size() - 1;
+    return members_.push(name, value, type);
 }
 
 // The bytes of a value just read whole: a scalar's token runs to the next

@@ -145,7 +145,7 @@ bool downstream_session::expects_continue(const request_parser& parser) {
 
 awaitable<void> downstream_session::send_continue() {
     static constexpr std::string_view interim = "HTTP/1.1 100 Continue\r\n\r\n";
-    client_.expires_after(server_settings().write_timeout);
+    expire_in(client_, server_settings().write_timeout);
     co_await asio::async_write(client_, asio::buffer(interim.data(), interim.size()), as_result);
 }
 
@@ -161,7 +161,7 @@ awaitable<void> downstream_session::linger_and_close() {
     const auto until = std::chrono::steady_clock::now() + 5s;
     std::size_t discarded = 0;
     while (discarded < 64 * 1024 * 1024 && std::chrono::steady_clock::now() < until) {
-        client_.expires_after(1s);
+        expire_in(client_, 1s);
         auto [ec, n] = co_await client_.async_read_some(asio::buffer(relay_buffer(), relay_buffer_bytes), as_result);
         if (ec) {
             break;
@@ -211,7 +211,7 @@ awaitable<void> downstream_session::run() {
             // is stopped first: buffer_ is not touched while it is in flight.
             slot->idle = buffer_.size() == 0;
             const bool open = co_await settle_client_watch(
-                buffer_.size() == 0 ? std::chrono::steady_clock::now() + wait_limit : std::chrono::steady_clock::now());
+                buffer_.size() == 0 ? coarse_steady_now() + wait_limit : coarse_steady_now());
             slot->idle = false;
             if (!open && buffer_.size() == 0) {
                 break;  // hung up, or no request within the wait
@@ -222,7 +222,7 @@ awaitable<void> downstream_session::run() {
                 break;
             }
             slot->idle = true;
-            client_.expires_after(wait_limit);
+            expire_in(client_, wait_limit);
             auto [ec, n] = co_await client_.async_read_some(buffer_.prepare(4096), as_result);
             slot->idle = false;
             if (ec) {
@@ -237,7 +237,7 @@ awaitable<void> downstream_session::run() {
         parser.body_limit(boost::none);  // checked by the proxy itself, to answer 413 in OpenAI shape
         boost::system::error_code ec;
         if (!parse_buffered(parser, buffer_, parse_part::head, ec)) {
-            client_.expires_after(server_settings().header_timeout);
+            expire_in(client_, server_settings().header_timeout);
             auto [read_ec, n] = co_await bhttp::async_read_header(client_, buffer_, parser, as_result);
             ec = read_ec;
         }
@@ -460,7 +460,7 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
     body.reserve(content_length ? static_cast<std::size_t>(*content_length)
                                 : std::min<std::size_t>(16 * 1024, room_limit));
     // One deadline for the whole body: a client that trickles it is cut off.
-    client_.expires_after(server_settings().body_timeout);
+    expire_in(client_, server_settings().body_timeout);
     while (!parser.is_done()) {
         if (body.free_bytes() == 0) {
             body.reserve(std::min(room_limit, std::max<std::size_t>(body.size() * 2, 16 * 1024)));
@@ -574,7 +574,9 @@ awaitable<bool> downstream_session::proxy_buffered(request_parser& parser, reque
         }
         context.stream = out.stream;
         answer_plan& plan = planned.plan->answer;  // this request's own: set up in place
-        plan.created_at = unix_now();
+        if (responses_api) {
+            plan.created_at = unix_now();  // a Response's created_at (no other answer dates the request)
+        }
         if (plan.mode == answer_mode::whole && plan.whole == whole_kind::usage_only && !worker_.limits.active()) {
             // Only the limiter needs the usage of an answer that is not rewritten.
             plan.mode = answer_mode::relay;

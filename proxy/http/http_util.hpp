@@ -14,6 +14,7 @@
 
 #include "config/duration.hpp"
 #include "http/asio_fwd.hpp"
+#include "http/coarse_clock.hpp"
 #include "limits/ratelimit_headers.hpp"
 #include "normalize/normalizer.hpp"
 
@@ -202,7 +203,7 @@ awaitable<boost::system::error_code> write_all(tcp_stream& stream, const ConstBu
     }
     beast::buffers_suffix<ConstBufferSequence> rest(buffers);
     rest.consume(written);
-    stream.expires_after(timeout);
+    expire_in(stream, timeout);
     auto [write_ec, n] = co_await asio::async_write(stream, rest, as_result);
     co_return write_ec;
 }

@@ -170,7 +170,7 @@ awaitable<bool> downstream_session::proxy_streamed(request_parser& parser, reque
         char* chunk = relay_buffer();
         request.body().data = chunk;
         request.body().size = relay_buffer_bytes;
-        client_.expires_after(server_settings().body_timeout);  // the longest gap between body bytes
+        expire_in(client_, server_settings().body_timeout);  // the longest gap between body bytes
         auto [read_ec, read] = co_await bhttp::async_read_some(client_, buffer_, parser, as_result);
         if (read_ec && read_ec != bhttp::error::need_buffer) {
             // The upstream has part of a body that will never end: that request is abandoned with its connection.

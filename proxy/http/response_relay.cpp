@@ -422,7 +422,7 @@ awaitable<bool> downstream_session::relay_stream(upstream_connection& connection
         metrics::shard::add(worker_.metrics.open_streams, -1);
         context.bytes_sent = relay.bytes_sent;
     } else {
-        client_.expires_after(server_settings().write_timeout);
+        expire_in(client_, server_settings().write_timeout);
         auto [end_ec, end_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
         if (end_ec) {
             outcome = relay_outcome::client_failed;
@@ -481,7 +481,7 @@ awaitable<bool> downstream_session::relay_stream(upstream_connection& connection
     response.body().data = event.data();
     response.body().size = event.size();
     response.body().more = true;
-    client_.expires_after(server_settings().write_timeout);
+    expire_in(client_, server_settings().write_timeout);
     auto [event_ec, event_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
     if (event_ec && event_ec != bhttp::error::need_buffer) {
         co_return false;
@@ -534,7 +534,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
             }
             rest = beast::buffers_suffix<std::array<asio::const_buffer, 3>>(pieces);
             rest.consume(sent);
-            client_.expires_after(server_settings().write_timeout);
+            expire_in(client_, server_settings().write_timeout);
             if (data == chunk) {
                 // The rest waits for the client: out of the shared buffer first.
                 backlog_.resize(asio::buffer_size(rest));
@@ -550,7 +550,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
         response.body().data = const_cast<char*>(data);
         response.body().size = size;
         response.body().more = true;
-        client_.expires_after(server_settings().write_timeout);
+        expire_in(client_, server_settings().write_timeout);
         return bhttp::async_write(client_, serializer, as_result);
     };
     const auto awaited = [&](const std::tuple<boost::system::error_code, std::size_t>& result) {
@@ -574,7 +574,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
         parse_buffered(upstream_parser, buffer, parse_part::body, read_ec);
         if (!read_ec && !upstream_parser.is_done() && upstream_parser.get().body().size == relay_buffer_bytes) {
             if (relay.head_before_waiting && !serializer.is_header_done()) {
-                client_.expires_after(server_settings().write_timeout);
+                expire_in(client_, server_settings().write_timeout);
                 auto [header_ec, header_bytes] = co_await bhttp::async_write_header(client_, serializer, as_result);
                 if (header_ec) {
                     co_return relay_outcome::client_failed;
@@ -585,8 +585,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                 read_ec = bhttp::error::buffer_overflow;  // a chunk size line longer than the buffer
             } else {
                 connection.begin_wait(relay.read_timeout);
-                auto [socket_ec, n] = co_await connection.visit(
-                    [&](auto& stream) { return stream.async_read_some(buffer.prepare(room), as_result); });
+                auto [socket_ec, n] = co_await connection.read_some(buffer.prepare(room));
                 buffer.commit(n);
                 connection.end_wait(socket_ec);
                 if (socket_ec == asio::error::eof) {
@@ -673,7 +672,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
     response.body().data = nullptr;
     response.body().size = 0;
     response.body().more = false;
-    client_.expires_after(server_settings().write_timeout);
+    expire_in(client_, server_settings().write_timeout);
     auto [end_ec, end_bytes] = co_await bhttp::async_write(client_, serializer, as_result);
     co_return end_ec ? relay_outcome::client_failed : relay_outcome::complete;
 }

@@ -51,7 +51,7 @@ awaitable<bool> downstream_session::answer_refusal(request_context& context, con
 
 void downstream_session::note_try_outcome(routing::upstream_id upstream, std::string_view model, bool failed) {
     const auto index = static_cast<std::size_t>(upstream);
-    const auto now = limits::clock::now();
+    const auto now = coarse_system_now();  // a breaker's times are seconds
     const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
     if (failed) {
         if (worker_.breakers.on_failure(index, model, now)) {
@@ -155,7 +155,7 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
     for (;;) {
         ++tries;
         if (!fresh_connection) {
-            const auto admission = worker.breakers.admit(index_, context_.model_sent, limits::clock::now());
+            const auto admission = worker.breakers.admit(index_, context_.model_sent, coarse_system_now());
             if (!admission.allowed) {
                 co_return session_.open_breaker_refusal(context_, upstream_, admission.retry_at);
             }
@@ -364,7 +364,7 @@ awaitable<bool> downstream_session::settle_client_watch(std::chrono::steady_cloc
     auto& state = *client_watch_;
     state.connection = nullptr;
     if (state.pending) {
-        const auto now = std::chrono::steady_clock::now();
+        const auto now = coarse_steady_now();  // the deadline is one too
         if (deadline <= now) {
             state.cancel.emit(asio::cancellation_type::terminal);  // the read must not touch buffer_ now
         } else {
@@ -422,10 +422,36 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(
         head.header_limit(upstream_header_limit);
         head.body_limit(boost::none);
         head.skip(head_request);
+        // Beast's async_read_header, without its three nested composed
+        // operations around each read: what the buffer holds is parsed first
+        // (the rest of an earlier read, an answer after an interim one), then
+        // each read is parsed as it comes, with Beast's own end-of-input
+        // rules (nothing at all: end_of_stream; part of a head: partial_message).
+        boost::system::error_code ec;
+        auto& buffer = connection.read_buffer();
         connection.begin_wait(timeout);
-        auto [ec, n] = co_await connection.visit([&](auto& stream) {
-            return bhttp::async_read_header(stream, connection.read_buffer(), head, as_result);
-        });
+        while (!parse_buffered(head, buffer, parse_part::head, ec)) {
+            const std::size_t room = beast::read_size(buffer, 65536);
+            if (room == 0) {
+                ec = bhttp::error::buffer_overflow;
+                break;
+            }
+            auto [read_ec, n] = co_await connection.read_some(buffer.prepare(room));
+            buffer.commit(n);
+            if (read_ec == asio::error::eof) {
+                ec = {};
+                if (head.got_some()) {
+                    head.put_eof(ec);  // a head cut short: partial_message
+                } else {
+                    ec = bhttp::error::end_of_stream;
+                }
+                break;
+            }
+            if (read_ec) {
+                ec = read_ec;
+                break;
+            }
+        }
         connection.end_wait(ec);
         if (ec) {
             result = ec;

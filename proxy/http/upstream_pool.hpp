@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <tuple>
 #include <variant>
 #include <vector>
 
@@ -50,6 +51,17 @@ public:
     template <class F>
     decltype(auto) visit(F&& f) {
         return std::visit(std::forward<F>(f), stream_);
+    }
+    // One read of what the upstream sent, into `buffers`. On plain TCP, from
+    // the socket itself: the connection's waits are bounded by deadline(), so
+    // Beast's stream layer (its per-operation timer, its rate policy) would
+    // only wrap each read in one more operation.
+    template <class MutableBufferSequence>
+    awaitable<std::tuple<boost::system::error_code, std::size_t>> read_some(const MutableBufferSequence& buffers) {
+        if (auto* plain_one = std::get_if<plain_stream>(&stream_)) {
+            return plain_one->socket().async_read_some(buffers, as_result);
+        }
+        return std::get<tls_stream>(stream_).async_read_some(buffers, as_result);
     }
     // Closes the socket at once, which also ends any operation pending on it.
     void abort() noexcept;

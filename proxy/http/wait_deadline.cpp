@@ -1,10 +1,13 @@
 // One lazily moved timer per socket (wait_deadline.hpp).
 #include "http/wait_deadline.hpp"
 
+#include "http/coarse_clock.hpp"
+
 namespace mistral_proxy::http {
 
 void wait_deadline::begin(clock::duration timeout) {
-    wait_started_ = clock::now();
+    // Coarse: a deadline may end a tick early; on_timer's check is precise.
+    wait_started_ = coarse_steady_now();
     timeout_ = timeout;
     waiting_ = true;
     expired_ = false;

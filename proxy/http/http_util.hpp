@@ -241,6 +241,30 @@ bool parse_buffered(bhttp::basic_parser<isRequest>& parser, beast::flat_buffer& 
     return ec || (part == parse_part::head ? parser.is_header_done() : parser.is_done());
 }
 
+// parse_buffered after a read into `buffer` that ended with `read_ec`, with
+// Beast's rules for the end of the input (those of http::async_read_some): a
+// connection closed before any byte of the message is end_of_stream; after
+// some, put_eof completes a body that runs to the close, or says
+// partial_message. True when that settled it, as parse_buffered.
+template <bool isRequest>
+bool parse_read(bhttp::basic_parser<isRequest>& parser, beast::flat_buffer& buffer, boost::system::error_code read_ec,
+                parse_part part, boost::system::error_code& ec) {
+    if (read_ec == asio::error::eof) {
+        ec = {};
+        if (parser.got_some()) {
+            parser.put_eof(ec);
+        } else {
+            ec = bhttp::error::end_of_stream;
+        }
+        return true;
+    }
+    if (read_ec) {
+        ec = read_ec;
+        return true;
+    }
+    return parse_buffered(parser, buffer, part, ec);
+}
+
 // Offers the serializer the next piece of a relayed body. With nothing read
 // at the body's end (a chunked body's last chunk) the buffer is null, so that
 // the serializer writes the terminator once: an empty non-null buffer would

@@ -112,14 +112,20 @@ awaitable<boost::system::error_code> downstream_session::read_rest(upstream_conn
         const auto room = body.free_bytes();
         parser.get().body().data = body.free_space();
         parser.get().body().size = room;
+        // Beast's http::async_read_some without its composed operation: what
+        // the buffer holds first, then one read of the socket (parse_read).
         boost::system::error_code ec;
-        if (!parse_buffered(parser, connection.read_buffer(), parse_part::body, ec)) {
+        auto& buffer = connection.read_buffer();
+        if (!parse_buffered(parser, buffer, parse_part::body, ec)) {
+            const std::size_t read_room = beast::read_size(buffer, 65536);
+            if (read_room == 0) {
+                co_return bhttp::error::buffer_overflow;
+            }
             connection.begin_wait(connection.read_timeout());
-            auto [read_ec, n] = co_await connection.visit([&](auto& stream) {
-                return bhttp::async_read_some(stream, connection.read_buffer(), parser, as_result);
-            });
+            auto [read_ec, n] = co_await connection.read_some(buffer.prepare(read_room));
+            buffer.commit(n);
             connection.end_wait(read_ec);
-            ec = read_ec;
+            parse_read(parser, buffer, read_ec, parse_part::body, ec);
         }
         body.commit(room - parser.get().body().size);
         if (ec && ec != bhttp::error::need_buffer) {
@@ -588,13 +594,7 @@ awaitable<relay_outcome> downstream_session::relay_body(upstream_connection& con
                 auto [socket_ec, n] = co_await connection.read_some(buffer.prepare(room));
                 buffer.commit(n);
                 connection.end_wait(socket_ec);
-                if (socket_ec == asio::error::eof) {
-                    upstream_parser.put_eof(read_ec);
-                } else if (socket_ec) {
-                    read_ec = socket_ec;
-                } else {
-                    parse_buffered(upstream_parser, buffer, parse_part::body, read_ec);
-                }
+                parse_read(upstream_parser, buffer, socket_ec, parse_part::body, read_ec);
             }
         }
         const auto got = relay_buffer_bytes - upstream_parser.get().body().size;

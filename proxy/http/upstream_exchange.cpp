@@ -425,8 +425,7 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(
         // Beast's async_read_header, without its three nested composed
         // operations around each read: what the buffer holds is parsed first
         // (the rest of an earlier read, an answer after an interim one), then
-        // each read is parsed as it comes, with Beast's own end-of-input
-        // rules (nothing at all: end_of_stream; part of a head: partial_message).
+        // each read as it comes, with Beast's end-of-input rules (parse_read).
         boost::system::error_code ec;
         auto& buffer = connection.read_buffer();
         connection.begin_wait(timeout);
@@ -438,17 +437,7 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(
             }
             auto [read_ec, n] = co_await connection.read_some(buffer.prepare(room));
             buffer.commit(n);
-            if (read_ec == asio::error::eof) {
-                ec = {};
-                if (head.got_some()) {
-                    head.put_eof(ec);  // a head cut short: partial_message
-                } else {
-                    ec = bhttp::error::end_of_stream;
-                }
-                break;
-            }
-            if (read_ec) {
-                ec = read_ec;
+            if (parse_read(head, buffer, read_ec, parse_part::head, ec)) {
                 break;
             }
         }

@@ -191,6 +191,19 @@ std::size_t write_at_once(tcp_socket& socket, const ConstBufferSequence& buffers
 // (its asynchronous operations are unchanged): what write_at_once needs.
 void make_write_at_once_ready(tcp_socket& socket) noexcept;
 
+// What write_at_once left of `buffers` (it wrote `written` bytes), by an
+// asynchronous write within `timeout`. A caller that wrote at once itself
+// awaits this only when something is left: a coroutine's frame less a message.
+template <class ConstBufferSequence>
+awaitable<boost::system::error_code> write_rest(tcp_stream& stream, const ConstBufferSequence& buffers,
+                                                std::size_t written, config::duration timeout) {
+    beast::buffers_suffix<ConstBufferSequence> rest(buffers);
+    rest.consume(written);
+    expire_in(stream, timeout);
+    auto [write_ec, n] = co_await asio::async_write(stream, rest, as_result);
+    co_return write_ec;
+}
+
 // All of `buffers` on `stream`: at once when the socket takes it, the rest
 // by an asynchronous write within `timeout`.
 template <class ConstBufferSequence>
@@ -201,11 +214,7 @@ awaitable<boost::system::error_code> write_all(tcp_stream& stream, const ConstBu
     if (ec || written == asio::buffer_size(buffers)) {
         co_return ec;
     }
-    beast::buffers_suffix<ConstBufferSequence> rest(buffers);
-    rest.consume(written);
-    expire_in(stream, timeout);
-    auto [write_ec, n] = co_await asio::async_write(stream, rest, as_result);
-    co_return write_ec;
+    co_return co_await write_rest(stream, buffers, written, timeout);
 }
 
 // The head of a passthrough request as it goes upstream: the client's
@@ -242,20 +251,24 @@ bool parse_buffered(bhttp::basic_parser<isRequest>& parser, beast::flat_buffer& 
 }
 
 // parse_buffered after a read into `buffer` that ended with `read_ec`, with
-// Beast's rules for the end of the input (those of http::async_read_some): a
-// connection closed before any byte of the message is end_of_stream; after
-// some, put_eof completes a body that runs to the close, or says
-// partial_message. True when that settled it, as parse_buffered.
+// Beast's rules for the end of the input (those of http::async_read_some,
+// end_of_input): a connection closed before any byte of the message is
+// end_of_stream; after some, put_eof completes a body that runs to the close,
+// or says partial_message. True when that settled it, as parse_buffered.
+template <bool isRequest>
+void end_of_input(bhttp::basic_parser<isRequest>& parser, boost::system::error_code& ec) {
+    ec = {};
+    if (parser.got_some()) {
+        parser.put_eof(ec);
+    } else {
+        ec = bhttp::error::end_of_stream;
+    }
+}
 template <bool isRequest>
 bool parse_read(bhttp::basic_parser<isRequest>& parser, beast::flat_buffer& buffer, boost::system::error_code read_ec,
                 parse_part part, boost::system::error_code& ec) {
     if (read_ec == asio::error::eof) {
-        ec = {};
-        if (parser.got_some()) {
-            parser.put_eof(ec);
-        } else {
-            ec = bhttp::error::end_of_stream;
-        }
+        end_of_input(parser, ec);
         return true;
     }
     if (read_ec) {

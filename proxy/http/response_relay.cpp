@@ -95,16 +95,17 @@ void downstream_session::add_rate_limit_fields(Fields& fields, request_context& 
 template void downstream_session::add_rate_limit_fields(bhttp::fields&, request_context&);
 template void downstream_session::add_rate_limit_fields(head_fields&, request_context&);
 
-awaitable<boost::system::error_code> downstream_session::read_rest(upstream_connection& connection,
-                                                                   response_parser& parser, padded_body& body,
-                                                                   std::size_t limit, bool& complete) {
+bool downstream_session::take_buffered_rest(upstream_connection& connection, response_parser& parser,
+                                            padded_body& body, std::size_t limit, bool& complete,
+                                            boost::system::error_code& ec) {
+    ec = {};
     complete = parser.is_done();
     if (const auto length = parser.content_length()) {
         body.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*length, limit)));
     }
     while (!parser.is_done()) {
         if (body.size() >= limit) {
-            co_return boost::system::error_code{};  // over the limit: complete stays false
+            return true;  // over the limit: complete stays false
         }
         if (body.free_bytes() == 0) {
             body.reserve(std::min(limit, std::max<std::size_t>(body.size() * 2, 16 * 1024)));
@@ -112,28 +113,46 @@ awaitable<boost::system::error_code> downstream_session::read_rest(upstream_conn
         const auto room = body.free_bytes();
         parser.get().body().data = body.free_space();
         parser.get().body().size = room;
-        // Beast's http::async_read_some without its composed operation: what
-        // the buffer holds first, then one read of the socket (parse_read).
-        boost::system::error_code ec;
-        auto& buffer = connection.read_buffer();
-        if (!parse_buffered(parser, buffer, parse_part::body, ec)) {
-            const std::size_t read_room = beast::read_size(buffer, 65536);
-            if (read_room == 0) {
-                co_return bhttp::error::buffer_overflow;
-            }
-            connection.begin_wait(connection.read_timeout());
-            auto [read_ec, n] = co_await connection.read_some(buffer.prepare(read_room));
-            buffer.commit(n);
-            connection.end_wait(read_ec);
-            parse_read(parser, buffer, read_ec, parse_part::body, ec);
-        }
+        const bool settled = parse_buffered(parser, connection.read_buffer(), parse_part::body, ec);
         body.commit(room - parser.get().body().size);
-        if (ec && ec != bhttp::error::need_buffer) {
-            co_return ec;
+        if (!settled) {
+            return false;
         }
+        if (ec && ec != bhttp::error::need_buffer) {
+            return true;
+        }
+        ec = {};
     }
     complete = true;
-    co_return boost::system::error_code{};
+    return true;
+}
+
+awaitable<boost::system::error_code> downstream_session::read_rest(upstream_connection& connection,
+                                                                   response_parser& parser, padded_body& body,
+                                                                   std::size_t limit, bool& complete) {
+    // Beast's http::async_read_some without its composed operation: what
+    // the buffer holds first, then one read of the socket at a time.
+    boost::system::error_code ec;
+    while (!take_buffered_rest(connection, parser, body, limit, complete, ec)) {
+        auto& buffer = connection.read_buffer();
+        const std::size_t read_room = beast::read_size(buffer, 65536);
+        if (read_room == 0) {
+            co_return bhttp::error::buffer_overflow;
+        }
+        connection.begin_wait(connection.read_timeout());
+        auto [read_ec, n] = co_await connection.read_some(buffer.prepare(read_room));
+        buffer.commit(n);
+        connection.end_wait(read_ec);
+        if (read_ec == asio::error::eof) {
+            end_of_input(parser, ec);  // completes a body that runs to the close
+            complete = !ec && parser.is_done();
+            co_return ec;
+        }
+        if (read_ec) {
+            co_return read_ec;
+        }
+    }
+    co_return ec;
 }
 
 awaitable<bool> downstream_session::answer_error_response(upstream_connection& connection, connection_ptr& owned,
@@ -252,7 +271,12 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     padded_body& body = answer_body_;
     body.reuse(kept_body_capacity);
     bool complete = false;
-    const auto ec = co_await read_rest(connection, parser, body, max_whole_answer_bytes, complete);
+    // The rest is usually here already (it came with the head): then without
+    // read_rest's coroutine frame.
+    boost::system::error_code ec;
+    if (!take_buffered_rest(connection, parser, body, max_whole_answer_bytes, complete, ec)) {
+        ec = co_await read_rest(connection, parser, body, max_whole_answer_bytes, complete);
+    }
     if (ec || !complete) {
         connection.abort();
         const auto failure =
@@ -306,7 +330,12 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     format_response_head(context.status, fields, answer.size(), head_);
     const std::array<asio::const_buffer, 2> pieces{asio::buffer(head_.data(), head_.size()),
                                                    asio::buffer(answer.data(), answer.size())};
-    const auto write_ec = co_await write_all(client_, pieces, server_settings().write_timeout);
+    // At once when the socket takes it all (nearly always): then without write_all's coroutine frame.
+    boost::system::error_code write_ec;
+    const std::size_t written = write_at_once(client_.socket(), pieces, write_ec);
+    if (!write_ec && written < head_.size() + answer.size()) {
+        write_ec = co_await write_rest(client_, pieces, written, server_settings().write_timeout);
+    }
     co_return !write_ec && keep_alive;
 }
 

@@ -354,6 +354,11 @@ private:
     // zero-filled: answers are read whole on the hot path.
     awaitable<boost::system::error_code> read_rest(upstream_connection& connection, response_parser& parser,
                                                    padded_body& body, std::size_t limit, bool& complete);
+    // read_rest's part without I/O: parses into `body` what the connection
+    // already read. True when that settled it (`complete`, over the limit, or
+    // an error in `ec`); false when the socket must be read (read_rest then).
+    bool take_buffered_rest(upstream_connection& connection, response_parser& parser, padded_body& body,
+                            std::size_t limit, bool& complete, boost::system::error_code& ec);
     awaitable<bool> answer_error_response(upstream_connection& connection, connection_ptr& owned,
                                           response_parser& parser, request_context& context);
     // Adds OpenAI's rate-limit headers (from Mistral's and the proxy's own buckets).

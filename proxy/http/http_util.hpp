@@ -250,11 +250,9 @@ bool parse_buffered(bhttp::basic_parser<isRequest>& parser, beast::flat_buffer& 
     return ec || (part == parse_part::head ? parser.is_header_done() : parser.is_done());
 }
 
-// parse_buffered after a read into `buffer` that ended with `read_ec`, with
-// Beast's rules for the end of the input (those of http::async_read_some,
-// end_of_input): a connection closed before any byte of the message is
-// end_of_stream; after some, put_eof completes a body that runs to the close,
-// or says partial_message. True when that settled it, as parse_buffered.
+// Beast's rule for the end of the input (that of http::async_read_some): a
+// connection closed before any byte of the message is end_of_stream; after
+// some, put_eof completes a body that runs to the close, or says partial_message.
 template <bool isRequest>
 void end_of_input(bhttp::basic_parser<isRequest>& parser, boost::system::error_code& ec) {
     ec = {};
@@ -264,6 +262,10 @@ void end_of_input(bhttp::basic_parser<isRequest>& parser, boost::system::error_c
         ec = bhttp::error::end_of_stream;
     }
 }
+
+// parse_buffered after a read into `buffer` that ended with `read_ec`
+// (end_of_input when it ended the connection). True when that settled it, as
+// parse_buffered.
 template <bool isRequest>
 bool parse_read(bhttp::basic_parser<isRequest>& parser, beast::flat_buffer& buffer, boost::system::error_code read_ec,
                 parse_part part, boost::system::error_code& ec) {

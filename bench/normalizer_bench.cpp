@@ -1,7 +1,8 @@
 // Normalizer throughput (not a test): a ~1 KB and a ~10 KB chat body with
 // several rules firing (model_alias, params, ranges, messages, tool_call_ids,
 // role_order, tools), normalized again and again with one scratch, as a worker
-// thread does. Reports MB/s of input and heap allocations per request in the
+// thread does. Reports µs and GB/s of input a request (the median of rounds
+// of 0.1 s, and the fastest round) and heap allocations per request in the
 // steady state (operator new is counted; the target is zero).
 //
 //   bench_normalizer [RULES.yaml] [SECONDS_PER_BODY] [BODY_BYTES | BODY.json] [--no-floors]
@@ -16,7 +17,9 @@
 // it (stage 1 and a tape). The normalizer can only be as fast as its parser's
 // walk of what it must check; these say how far that is. --no-floors leaves
 // them out (for a profile of the normalizer alone).
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +29,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <simdjson.h>
 
@@ -76,6 +80,42 @@ std::string chat_body(std::size_t target_bytes) {
     return body;
 }
 
+// Microseconds a call of `once`, over about `seconds` cut into rounds of
+// 0.1 s: the median round is the figure (as bench_sse_transcoder's), so
+// that a stretch of the host's own load in one round does not move it.
+struct timed_rounds {
+    double median_us = 0;
+    double min_us = 0;
+    std::size_t rounds = 0;
+    std::size_t calls = 0;
+};
+template <class F>
+timed_rounds time_rounds(double seconds, F&& once) {
+    const double round_seconds = std::min(0.1, seconds);
+    const auto rounds = static_cast<std::size_t>(std::max(1.0, std::round(seconds / round_seconds)));
+    std::vector<double> per_call_us;
+    timed_rounds out;
+    for (std::size_t r = 0; r < rounds; ++r) {
+        std::size_t iterations = 0;
+        const auto start = std::chrono::steady_clock::now();
+        auto now = start;
+        while (std::chrono::duration<double>(now - start).count() < round_seconds) {
+            for (int i = 0; i < 64; ++i) {
+                once();
+            }
+            iterations += 64;
+            now = std::chrono::steady_clock::now();
+        }
+        out.calls += iterations;
+        per_call_us.push_back(std::chrono::duration<double>(now - start).count() / static_cast<double>(iterations) * 1e6);
+    }
+    std::sort(per_call_us.begin(), per_call_us.end());
+    out.rounds = rounds;
+    out.min_us = per_call_us.front();
+    out.median_us = rounds % 2 == 1 ? per_call_us[rounds / 2] : (per_call_us[rounds / 2 - 1] + per_call_us[rounds / 2]) / 2;
+    return out;
+}
+
 void measure(const rules::rule_set& set, const config::proxy_config& config, const std::string& json, double seconds) {
     std::string buffer = json;
     buffer.append(normalize::body_padding, '\0');
@@ -93,48 +133,35 @@ void measure(const rules::rule_set& set, const config::proxy_config& config, con
     for (int i = 0; i < 1000; ++i) {  // warm up: buffers reach their steady size
         (void)normalize::normalize_request(set, config, which, body, scratch);
     }
-    std::size_t iterations = 0;
     std::size_t sink = 0;
     const std::size_t before = allocations.load();
-    const auto start = std::chrono::steady_clock::now();
-    auto now = start;
-    while (std::chrono::duration<double>(now - start).count() < seconds) {
-        for (int i = 0; i < 256; ++i) {
-            auto result = normalize::normalize_request(set, config, which, body, scratch);
-            sink += result.request->body.size();
-        }
-        iterations += 256;
-        now = std::chrono::steady_clock::now();
-    }
+    const timed_rounds timing = time_rounds(seconds, [&] {
+        auto result = normalize::normalize_request(set, config, which, body, scratch);
+        sink += result.request->body.size();
+        return true;
+    });
     const std::size_t allocated = allocations.load() - before;
-    const double elapsed = std::chrono::duration<double>(now - start).count();
-    const double per_request_us = elapsed / static_cast<double>(iterations) * 1e6;
-    const double gbps = static_cast<double>(json.size()) * static_cast<double>(iterations) / elapsed / 1e9;
-    std::printf("%6zu B in -> %6zu B out  %8.2f us/request  %6.2f GB/s  allocations/request %.3f  rules: %s\n",
-                json.size(), out_size, per_request_us, gbps,
-                static_cast<double>(allocated) / static_cast<double>(iterations), fired.c_str());
+    const double per_request_us = timing.median_us;
+    const double gbps = static_cast<double>(json.size()) / per_request_us / 1e3;
+    std::printf("%6zu B in -> %6zu B out  %8.2f us/request  %6.2f GB/s  (median of %zu rounds of 0.1 s, fastest %.2f us)  "
+                "allocations/request %.3f  rules: %s\n",
+                json.size(), out_size, per_request_us, gbps, timing.rounds, timing.min_us,
+                static_cast<double>(allocated) / static_cast<double>(timing.calls), fired.c_str());
     if (sink == 0) {
         std::puts("");
     }
 }
 
-// Runs `once` (true when the body parsed) for about `seconds`; microseconds a call.
+// The median microseconds a call of `once` (true when the body parsed).
 template <class F>
 double time_per_call(double seconds, F&& once) {
-    std::size_t iterations = 0;
-    const auto start = std::chrono::steady_clock::now();
-    auto now = start;
-    while (std::chrono::duration<double>(now - start).count() < seconds) {
-        for (int i = 0; i < 256; ++i) {
-            if (!once()) {
-                std::fprintf(stderr, "the floor's parse failed\n");
-                std::exit(1);
-            }
+    return time_rounds(seconds, [&] {
+        if (!once()) {
+            std::fprintf(stderr, "the floor's parse failed\n");
+            std::exit(1);
         }
-        iterations += 256;
-        now = std::chrono::steady_clock::now();
-    }
-    return std::chrono::duration<double>(now - start).count() / static_cast<double>(iterations) * 1e6;
+        return true;
+    }).median_us;
 }
 
 void floors(const std::string& json, double seconds) {

@@ -262,6 +262,47 @@ TEST_CASE("tool_call_ids and role_order") {
     });
 }
 
+TEST_CASE("tool_call_ids: ids a worker remembers map as they do afresh") {
+    // A conversation with more ids than the worker's memo has slots (so some
+    // share a slot and push each other out), of several lengths, one escaped.
+    const auto conversation = [](int first, int count) {
+        std::string body = R"({"model":"m","messages":[{"role":"user","content":"q"})";
+        for (int i = first; i < first + count; ++i) {
+            std::string id = "call_" + std::to_string(i) + std::string(static_cast<std::size_t>(i % 23), 'x') + "Q";
+            if (i % 50 == 7) {
+                id += R"(A)";  // "A", escaped: the map reads the id unescaped
+            }
+            body += R"(,{"role":"assistant","tool_calls":[{"id":")" + id +
+                    R"(","type":"function","function":{"name":"w","arguments":"{}"}}]},{"role":"tool","tool_call_id":")" +
+                    id + R"(","content":"r"})";
+        }
+        return body + "]}";
+    };
+    const auto normalized = [](const std::string& json, normalize::normalize_scratch& scratch) {
+        static const config::proxy_config config = config_with();
+        std::string buffer = json;
+        buffer.append(normalize::body_padding, '\0');
+        const auto result = normalize::normalize_request(shipped(), config, endpoint::chat_completions,
+                                                         std::string_view(buffer.data(), json.size()), scratch);
+        REQUIRE(result.ok());
+        return std::string(result.request->body);
+    };
+    normalize::normalize_scratch worker;
+    const std::string first = conversation(0, 300);
+    const std::string once = normalized(first, worker);
+    CHECK(once.find("tool_call_id\":\"call_") == std::string::npos);  // every id was mapped
+    CHECK(normalized(first, worker) == once);  // remembered
+    {
+        normalize::normalize_scratch fresh;
+        CHECK(normalized(first, fresh) == once);
+    }
+    // The next turn: the ids before and new ones, in a worker that saw others.
+    const std::string next = conversation(150, 300);
+    normalize::normalize_scratch fresh;
+    CHECK(normalized(next, worker) == normalized(next, fresh));
+    CHECK(normalized(next, worker) == normalized(next, fresh));
+}
+
 TEST_CASE("tools") {
     check_rows({
         {"empty tools removed with tool_choice", R"({"model":"m","messages":[],"tools":[],"tool_choice":"auto"})",

@@ -48,6 +48,38 @@ std::array<char, 9> map_tool_call_id(std::string_view id) noexcept {
     return out;
 }
 
+// map_tool_call_id through the worker's memo (see mapped_id_memo).
+std::array<char, 9> map_tool_call_id(std::string_view id, mapped_id_memo& memo) noexcept {
+    const std::size_t length = id.size();
+    if (length < sizeof(std::uint64_t) || length > mapped_id_memo::max_length) {
+        return map_tool_call_id(id);  // not an id an SDK makes: mapped each time
+    }
+    const auto word = [](const char* at) {
+        std::uint64_t w;
+        std::memcpy(&w, at, sizeof w);
+        return w;
+    };
+    // The slot: three words of the id folded and multiplied (no chain per byte).
+    const std::uint64_t fold = length ^ word(id.data()) ^ std::rotl(word(id.data() + length / 2 - 4), 21) ^
+                               std::rotl(word(id.data() + length - 8), 42);
+    constexpr unsigned slot_bits = std::countr_zero(mapped_id_memo::slot_count);
+    mapped_id_memo::slot& slot = memo.slots[(fold * 0x9e3779b97f4a7c15ull) >> (64 - slot_bits)];
+    if (slot.length == length) {
+        // Word by word, the last one overlapping: ids differ in their middle.
+        bool same = word(slot.original.data() + length - 8) == word(id.data() + length - 8);
+        for (std::size_t i = 0; same && i + 8 < length; i += 8) {
+            same = word(slot.original.data() + i) == word(id.data() + i);
+        }
+        if (same) {
+            return slot.mapped;
+        }
+    }
+    slot.mapped = map_tool_call_id(id);
+    slot.length = static_cast<std::uint8_t>(length);
+    std::memcpy(slot.original.data(), id.data(), length);
+    return slot.mapped;
+}
+
 // A tool result's tool_call_id maps as the tool_calls[].id it answers did
 // (computed once; the writer and role_order both use it).
 void engine::map_result_id(message_walk& w) {
@@ -60,7 +92,7 @@ void engine::map_result_id(message_walk& w) {
     const auto call = std::find_if(s_.pending.begin(), s_.pending.end(), [&](const pending_call& c) {
         return !c.original.empty() && same_key(c.original, w.tool_call_id);
     });
-    w.mapped_result_id = call != s_.pending.end() ? call->id : map_tool_call_id(w.tool_call_id);
+    w.mapped_result_id = call != s_.pending.end() ? call->id : map_tool_call_id(w.tool_call_id, s_.mapped_ids);
 }
 
 }  // namespace

@@ -88,7 +88,7 @@ bool engine::read_tool_calls(od::value& value, std::size_t depth, piece& out, bo
                     return false;
                 }
                 if (on(rule_id::tool_call_ids) && !is_tool_call_id(id)) {
-                    call.id = map_tool_call_id(id);
+                    call.id = map_tool_call_id(id, s_.mapped_ids);
                     call.original = id;
                     fire(rule_id::tool_call_ids);
                     const std::size_t start = mark();

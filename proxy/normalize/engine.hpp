@@ -221,8 +221,8 @@ struct hint_text {
 // the newest turn's were mapped on the turn before, and map_tool_call_id is
 // a chain of one multiply per byte of the id (FNV-1a, whose values are
 // pinned): 5% of bench_normalizer's 10 KB body in a build without a
-// profile (the body's 21 ids mapped to a constant instead: 13.3 -> 12.6 µs),
-// against a look-up here (12.9 µs). Direct-mapped, one 64-byte line a slot (16 KB a worker, of which a
+// profile (the body's 21 ids mapped to a constant instead: 13.3-13.5 ->
+// 12.6-12.9 µs), against a look-up here (12.7-13.0 µs). Direct-mapped, one 64-byte line a slot (16 KB a worker, of which a
 // request touches a line per id); a miss maps the id and takes its slot.
 // What comes out is the same either way: the map is a pure function.
 struct mapped_id_memo {

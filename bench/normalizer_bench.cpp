@@ -19,8 +19,8 @@
 // them out (for a profile of the normalizer alone).
 #include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>

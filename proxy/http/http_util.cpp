@@ -238,4 +238,9 @@ limits::header_list limit_headers_of(const wire_fields& fields) {
     return headers;
 }
 
+template awaitable<boost::system::error_code> write_rest(tcp_stream&, const std::array<asio::const_buffer, 2>&,
+                                                         std::size_t, config::duration);
+template awaitable<boost::system::error_code> write_all(tcp_stream&, const std::array<asio::const_buffer, 2>&,
+                                                        config::duration);
+
 }  // namespace mistral_proxy::http

@@ -217,6 +217,16 @@ awaitable<boost::system::error_code> write_all(tcp_stream& stream, const ConstBu
     co_return co_await write_rest(stream, buffers, written, timeout);
 }
 
+// An answer's head and body, the pieces every whole answer is written as:
+// instantiated once, in http_util.cpp. Instantiated in each unit that writes
+// one, the coroutine frames differed in the names GCC gives the co_await's
+// temporaries (numbers of the unit), and the link-time build of
+// `scripts/build --pgo` warned of an ODR violation (-Wodr).
+extern template awaitable<boost::system::error_code> write_rest(tcp_stream&, const std::array<asio::const_buffer, 2>&,
+                                                                std::size_t, config::duration);
+extern template awaitable<boost::system::error_code> write_all(tcp_stream&, const std::array<asio::const_buffer, 2>&,
+                                                               config::duration);
+
 // The head of a passthrough request as it goes upstream: the client's
 // end-to-end fields, the upstream's Host and key, and the body framed as the
 // client framed it (same Content-Length, or chunked). No body piece offered yet.

@@ -31,9 +31,18 @@ std::string content_event(std::size_t i) {
            std::to_string(i) + R"( and a few more words of text"},"finish_reason":null,"logprobs":null}]})" + "\n\n";
 }
 
+// One tool call whose arguments come in pieces: its name and id with the first
+// event, then a piece of the arguments an event (the call's index, no name).
+// Each event used to be a whole call of its own, so that a stream of 20,000
+// events was a response of 20,000 calls, which no model sends.
 std::string tool_event(std::size_t i) {
-    return R"(data: {"id":"5d5a1c4e8b7f4a2c9e3d1f0a6b8c7e9d","object":"chat.completion.chunk","created":1718000000,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"tool_calls":[{"id":"null","function":{"name":"get_weather","arguments":"{\"city\": \"Paris )" +
-           std::to_string(i) + R"(\", \"unit\": \"celsius\"}"}}]},"finish_reason":null}]})" + "\n\n";
+    const std::string prefix =
+        R"(data: {"id":"5d5a1c4e8b7f4a2c9e3d1f0a6b8c7e9d","object":"chat.completion.chunk","created":1718000000,"model":"mistral-small-latest","choices":[{"index":0,"delta":{"tool_calls":[)";
+    const std::string suffix = R"(]},"finish_reason":null}]})" "\n\n";
+    if (i == 0) {
+        return prefix + R"({"index":0,"id":"null","function":{"name":"get_weather","arguments":"{\"cities\": [\"Paris\""}})" + suffix;
+    }
+    return prefix + R"({"index":0,"function":{"arguments":", \"City number )" + std::to_string(i) + R"(\""}})" + suffix;
 }
 
 std::string stream_of(std::size_t events, std::string (*make)(std::size_t)) {

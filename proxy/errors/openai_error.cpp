@@ -353,9 +353,8 @@ openai_error make_error(unsigned status, std::string message, std::optional<std:
 }
 
 std::string to_json(const openai_error& error) {
-    std::string out;
+    std::string out = R"({"error":{"message":)";
     out.reserve(64 + error.message.size());
-    out += R"({"error":{"message":)";
     append_json_string(out, error.message);
     out += R"(,"type":)";
     append_json_string(out, error.type.empty() ? type_for_status(error.status) : std::string_view(error.type));

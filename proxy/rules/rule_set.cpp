@@ -36,7 +36,10 @@ template <std::size_t N>
 std::string joined_keys(const std::array<std::string_view, N>& names) {
     std::string out;
     for (const auto name : names) {
-        out += (out.empty() ? "" : ", ") + std::string(name);
+        if (!out.empty()) {
+            out += ", ";
+        }
+        out += name;
     }
     return out;
 }

@@ -10,7 +10,10 @@ TEST_CASE("find_usage reads Mistral's usage wherever it is") {
     SUBCASE("at the end, after a big array") {
         std::string body = R"({"data":[)";
         for (int i = 0; i < 2000; ++i) {
-            body += (i ? "," : "") + std::to_string(i * 0.001);
+            if (i != 0) {
+                body += ',';
+            }
+            body += std::to_string(i * 0.001);
         }
         body += R"(],"usage":{"prompt_tokens":7,"completion_tokens":0,"total_tokens":7}})";
         const auto usage = find_usage(body);

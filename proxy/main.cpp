@@ -13,6 +13,7 @@
 
 #include "audio/transcription_request.hpp"
 #include "config/config.hpp"
+#include "config/cpu_level.hpp"
 #include "config/install_layout.hpp"
 #include "http/server.hpp"
 #include "json/writer.hpp"
@@ -393,7 +394,11 @@ int run(const command_line& args) {
         return exit_ok;
     }
     if (args.version) {
-        std::cout << "mistral-proxy " << MISTRAL_PROXY_VERSION << "\n";
+        std::cout << "mistral-proxy " << MISTRAL_PROXY_VERSION;
+        if (const std::string_view level = config::built_cpu_level(); !level.empty()) {
+            std::cout << " (built for " << level << ')';
+        }
+        std::cout << '\n';
         return exit_ok;
     }
 

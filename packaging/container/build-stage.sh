@@ -13,6 +13,12 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
   # is off), so another compiler's false positive cannot break it.
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DMISTRAL_PROXY_BENCH=OFF
 fi
+# A package runs on any x86-64: not one built for a level (scripts/build --arch).
+if grep -q '^MISTRAL_PROXY_ARCH:STRING=.' "$build/CMakeCache.txt"; then
+  echo "build-stage.sh: $build is built for $(sed -n 's/^MISTRAL_PROXY_ARCH:STRING=//p' "$build/CMakeCache.txt")" \
+    "(scripts/build --arch); a package must run on any x86-64: scripts/build --arch= first" >&2
+  exit 1
+fi
 cmake --build "$build"
 rm -rf "$build/packages"
 (cd "$build" && cpack -G DEB)

@@ -353,6 +353,8 @@ openai_error make_error(unsigned status, std::string message, std::optional<std:
 }
 
 std::string to_json(const openai_error& error) {
+    // The first literal, then reserve: an append right after reserve() on an
+    // empty string is GCC 12's false -Wstringop-overflow in the link-time build.
     std::string out = R"({"error":{"message":)";
     out.reserve(64 + error.message.size());
     append_json_string(out, error.message);

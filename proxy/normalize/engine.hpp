@@ -739,6 +739,7 @@ private:
     bool read_top(od::object top, endpoint which, normalized_request& request, piece& body);
     bool check_embedding_member(top_key id, od::json_type type, piece value);
     bool read_messages(od::value& value, piece& out);
+    void write_messages(bool hint);
     bool read_message(od::value& value, std::size_t index, message_out& out, bool& keep);
     void write_message(const message_walk& w, message_out& out);
     // messages (rules/messages.cpp)

@@ -642,19 +642,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                 continue;
             case top_key::messages:
                 open_known("messages");
-                if (hint) {
-                    fire(rule_id::json_mode_hint);
-                    arena_.append("[{\"role\":\"system\",\"content\":");
-                    string_value(rules_.json_mode_hint_text);
-                    arena_.push_back('}');
-                    const piece rest(m.value.from() + 1, m.value.to(), m.value.in_arena());  // after '['
-                    if (view(rest) != "]") {
-                        arena_.push_back(',');
-                    }
-                    append(rest);
-                } else {
-                    append(m.value);
-                }
+                write_messages(hint);
                 continue;
             case top_key::tools:
                 if (drop_empty_tools) {

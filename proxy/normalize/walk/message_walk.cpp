@@ -203,8 +203,25 @@ bool engine::read_messages(od::value& value, piece& out) {
     if (on(rule_id::role_order)) {
         write_synthesized_results();
     }
-    const std::size_t start = mark();
+    // The array itself is assembled where the body is written (write_messages):
+    // assembled here it would be copied whole once more into the body.
+    out = piece{};
+    return true;
+}
+
+// The messages array, in the body being written: each message read, with the
+// bridges role_order put before some, and the hint json_mode_hint puts first.
+void engine::write_messages(bool hint) {
     arena_.push_back('[');
+    if (hint) {
+        fire(rule_id::json_mode_hint);
+        arena_.append("{\"role\":\"system\",\"content\":");
+        string_value(rules_.json_mode_hint_text);
+        arena_.push_back('}');
+        if (!s_.messages.empty()) {
+            arena_.push_back(',');
+        }
+    }
     for (std::size_t i = 0; i < s_.messages.size(); ++i) {
         const message_out& m = s_.messages[i];
         if (i != 0) {
@@ -225,8 +242,6 @@ bool engine::read_messages(od::value& value, piece& out) {
         }
     }
     arena_.push_back(']');
-    out = since(start);
-    return true;
 }
 
 }  // namespace

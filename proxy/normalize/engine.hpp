@@ -297,12 +297,25 @@ private:
 };
 
 // A message as it will be sent, plus what role_order needs to know about it.
+// A message is written where the body is (engine::write_messages), from its
+// members kept on the message stack (normalize_scratch::impl::message_members)
+// with what the steps of the rules decided; one role_order synthesizes is
+// written whole when it is made (`text`).
 struct message_out {
-    piece text;  // the whole object
+    piece text;  // the whole object, when role_order made it; empty: written from its members
     role_kind role = role_kind::user;
     bool has_tool_calls = false;
     bool prefix = false;
     bool bridge_before = false;  // role_order: the assistant bridge goes before it
+    // For the writer (engine::write_message): what the message walk found.
+    bool has_content = false;
+    bool map_result_id = false;     // tool_call_ids: its tool_call_id is written as mapped_result_id
+    bool answers_in_order = false;  // role_order: it gets answered_id as its tool_call_id
+    std::uint32_t first = 0;        // its members on the message stack: [first, end)
+    std::uint32_t end = 0;
+    std::string_view role_out;  // the role as sent (messages may rename it)
+    std::array<char, 9> mapped_result_id{};
+    std::array<char, 9> answered_id{};
 };
 
 // One message while it is read (engine::read_message): what its members said,
@@ -375,6 +388,9 @@ struct normalize_scratch::impl {
     detail::out_buffer arena;
     std::string escaped;  // append_json_string's output before it goes to the arena
     detail::member_stack members;
+    // The members of every message read, each message's own run, kept until
+    // the body is written (the walk of messages swaps it with `members`).
+    detail::member_stack message_members;
     std::vector<detail::message_out> messages;
     std::vector<detail::pending_call> pending;
     std::vector<detail::pending_call> calls;  // calls of the message being read
@@ -391,6 +407,7 @@ struct normalize_scratch::impl {
     impl() {
         arena.reserve(detail::initial_capacity);
         members.reserve(256);
+        message_members.reserve(256);
         messages.reserve(64);
         pending.reserve(16);
         calls.reserve(16);
@@ -419,6 +436,9 @@ struct normalize_scratch::impl {
         }
         if (members.capacity() > 65536) {
             members.shrink(256);
+        }
+        if (message_members.capacity() > 65536) {
+            message_members.shrink(256);
         }
         if (messages.capacity() > 65536) {
             std::vector<detail::message_out>().swap(messages);
@@ -741,14 +761,14 @@ private:
     bool read_messages(od::value& value, piece& out);
     void write_messages(bool hint);
     bool read_message(od::value& value, std::size_t index, message_out& out, bool& keep);
-    void write_message(const message_walk& w, message_out& out);
+    void write_message(const message_out& m, bool add_prefix);
     // messages (rules/messages.cpp)
     bool message_role(message_walk& w);
     bool legacy_call_to_tool_call(message_walk& w);
     void join_refusal(message_walk& w);
     bool join_system_parts(message_walk& w);
     bool message_drops(keys_of list, const member& m);
-    void fill_required_content(const message_walk& w);
+    void fill_required_content(const message_out& m);
     // tool_call_ids (rules/tool_call_ids.cpp)
     void map_result_id(message_walk& w);
     // role_order (rules/role_order.cpp)

@@ -149,8 +149,8 @@ bool engine::message_drops(keys_of list, const member& m) {
 }
 
 // Mistral's schema requires the content of system, user and tool messages.
-void engine::fill_required_content(const message_walk& w) {
-    if (!w.has_content && (w.role == role_kind::system || w.role == role_kind::user || w.role == role_kind::tool) &&
+void engine::fill_required_content(const message_out& m) {
+    if (!m.has_content && (m.role == role_kind::system || m.role == role_kind::user || m.role == role_kind::tool) &&
         schema_.present) {
         arena_.append(",\"content\":\"\"");
         fire(rule_id::messages);

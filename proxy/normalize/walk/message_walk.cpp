@@ -1,9 +1,9 @@
 // The walk of `messages` (compiled as part of normalizer.cpp's translation
 // unit, see the end of it): each message's members read (content and
 // tool_calls by their own walks), then the steps of the rules that act on a
-// whole message (messages, tool_call_ids, role_order) in SPEC order, then the
-// message written with its members in the client's order, and the array
-// assembled with what role_order adds.
+// whole message (messages, tool_call_ids, role_order) in SPEC order; the
+// messages are written when the body is, each with its members in the
+// client's order, in the array with what role_order adds.
 #include "normalize/engine.hpp"
 
 namespace mistral_proxy::normalize::detail {
@@ -117,55 +117,71 @@ bool engine::read_message(od::value& value, std::size_t index, message_out& out,
     if (!match_tool_result(w)) {  // role_order
         return false;
     }
-    write_message(w, out);
+    // Written with the body (write_messages): its members stay on the stack.
+    out.has_content = w.has_content;
+    out.map_result_id = w.map_result_id;
+    out.answers_in_order = w.answers_in_order;
+    out.first = static_cast<std::uint32_t>(w.base);
+    out.end = static_cast<std::uint32_t>(members_.size());
+    out.role_out = w.role_out;
+    if (w.map_result_id) {
+        out.mapped_result_id = w.mapped_result_id;
+    }
+    if (w.answers_in_order) {
+        out.answered_id = w.answered_id;
+    }
     await_results(out);  // role_order
     return true;
 }
 
-// The message's members in the client's order, with what the steps changed.
-void engine::write_message(const message_walk& w, message_out& out) {
-    const keys_of list = w.role == role_kind::system      ? keys_of::system_message
-                         : w.role == role_kind::user      ? keys_of::user_message
-                         : w.role == role_kind::assistant ? keys_of::assistant_message
+// A message's members in the client's order, with what the steps changed
+// (from the message stack, where read_message left them).
+void engine::write_message(const message_out& m, bool add_prefix) {
+    const keys_of list = m.role == role_kind::system      ? keys_of::system_message
+                         : m.role == role_kind::user      ? keys_of::user_message
+                         : m.role == role_kind::assistant ? keys_of::assistant_message
                                                           : keys_of::tool_message;
-    const std::size_t start = mark();
+    const member_stack& members = s_.message_members;
     arena_.append("{\"role\":");
-    plain_string_value(w.role_out);  // one of the role names: nothing to escape
+    plain_string_value(m.role_out);  // one of the role names: nothing to escape
     member_run run;
     run.first = false;  // after the role
-    for (std::size_t i = w.base; i < members_.size(); ++i) {
-        const member& m = members_[i];
-        if (m.tag == known_key::role || (m.tag == known_key::prefix && !w.prefix)) {
+    for (std::size_t i = m.first; i < m.end; ++i) {
+        const member& member = members[i];
+        if (member.tag == known_key::role || (member.tag == known_key::prefix && !m.prefix)) {
             continue;  // prefix false is the default; role_order may set it to true
         }
-        if (message_drops(list, m)) {
+        if (message_drops(list, member)) {
             continue;
         }
-        if (m.tag == known_key::content && m.value.empty()) {
+        if (member.tag == known_key::content && member.value.empty()) {
             next_member(run);
-            key(m.key);
+            key(member.key);
             arena_.append("\"\"");
-        } else if (w.map_result_id && m.tag == known_key::tool_call_id) {
+        } else if (m.map_result_id && member.tag == known_key::tool_call_id) {
             fire(rule_id::tool_call_ids);
             next_member(run);
-            key(m.key);
+            key(member.key);
             arena_.push_back('"');
-            arena_.append(w.mapped_result_id.data(), w.mapped_result_id.size());
+            arena_.append(m.mapped_result_id.data(), m.mapped_result_id.size());
             arena_.push_back('"');
         } else {
-            write_member(run, m);
+            write_member(run, member);
         }
     }
     flush(run);
-    if (w.answers_in_order) {
+    if (m.answers_in_order) {
         arena_.append(",\"tool_call_id\":\"");
-        arena_.append(w.answered_id.data(), w.answered_id.size());
+        arena_.append(m.answered_id.data(), m.answered_id.size());
         arena_.push_back('"');
     }
-    fill_required_content(w);
+    fill_required_content(m);
+    if (add_prefix) {
+        // Mistral serves a trailing assistant message only as a prefix to continue.
+        arena_.append(",\"prefix\":true");
+        fire(rule_id::role_order);
+    }
     arena_.push_back('}');
-    members_.resize(w.base);
-    out.text = since(start);
 }
 
 bool engine::read_messages(od::value& value, piece& out) {
@@ -177,6 +193,19 @@ bool engine::read_messages(od::value& value, piece& out) {
     s_.pending.clear();
     s_.hint_texts.clear();
     has_image_ = false;
+    // The messages' members go on their own stack and stay there until the
+    // body is written: each message is then written once, in its place,
+    // instead of into the arena first and copied into the body after.
+    struct stack_swap {
+        member_stack& a;
+        member_stack& b;
+        stack_swap(member_stack& x, member_stack& y) : a(x), b(y) { std::swap(a, b); }
+        ~stack_swap() { std::swap(a, b); }
+        stack_swap(const stack_swap&) = delete;
+        stack_swap& operator=(const stack_swap&) = delete;
+    };
+    s_.message_members.clear();
+    const stack_swap message_stack(s_.members, s_.message_members);
     std::size_t index = 0;
     for (auto item_result : array) {
         od::value& item = json::value_in(item_result);
@@ -231,15 +260,13 @@ void engine::write_messages(bool hint) {
             append(bridge_text_);
             arena_.push_back(',');
         }
-        const bool last = i + 1 == s_.messages.size();
-        if (last && m.role == role_kind::assistant && !m.prefix && !m.has_tool_calls && on(rule_id::role_order)) {
-            // Mistral serves a trailing assistant message only as a prefix to continue.
-            append(m.text.without_last());
-            arena_.append(",\"prefix\":true}");
-            fire(rule_id::role_order);
-        } else {
-            append(m.text);
+        if (!m.text.empty()) {
+            append(m.text);  // a tool result role_order made
+            continue;
         }
+        const bool last = i + 1 == s_.messages.size();
+        write_message(m, last && m.role == role_kind::assistant && !m.prefix && !m.has_tool_calls &&
+                             on(rule_id::role_order));
     }
     arena_.push_back(']');
 }

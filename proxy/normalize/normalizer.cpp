@@ -447,7 +447,7 @@ bool engine::read_top(od::object top, endpoint which, normalized_request& reques
                     return fail("'messages' must be an array of messages, got " + std::string(kind_name(type)),
                                 "messages");
                 }
-                if (!read_messages(child, p)) {
+                if (!read_messages(child)) {  // written with the body: p stays empty
                     return false;
                 }
                 has_messages = true;

@@ -184,7 +184,7 @@ void engine::write_message(const message_out& m, bool add_prefix) {
     arena_.push_back('}');
 }
 
-bool engine::read_messages(od::value& value, piece& out) {
+bool engine::read_messages(od::value& value) {
     od::array array;
     if (auto e = value.get_array().get(array)) {
         return fail_json(e);
@@ -234,7 +234,6 @@ bool engine::read_messages(od::value& value, piece& out) {
     }
     // The array itself is assembled where the body is written (write_messages):
     // assembled here it would be copied whole once more into the body.
-    out = piece{};
     return true;
 }
 

@@ -204,21 +204,14 @@ bool choice_rewriter::write_streamed(od::object choice, std::uint64_t index, del
 
 bool choice_rewriter::write_message(od::object message, std::string_view answer_id, std::uint64_t choice,
                                     std::string& out) {
-    // Does the message carry tool calls? content "" becomes null then.
+    // content "" next to tool calls becomes null. Mistral writes content
+    // before tool_calls, so whether the message has calls is known at its
+    // end: where an empty content went is kept and replaced then, in one
+    // walk of the message (looking ahead for tool_calls first walked it
+    // twice). Of duplicate content keys the last counts, as for a JSON reader.
+    std::size_t empty_content_at = std::string::npos;
+    bool empty_content_flattened = false;
     bool has_tool_calls = false;
-    {
-        od::array calls;
-        if (message.find_field_unordered("tool_calls").get_array().get(calls) == simdjson::SUCCESS) {
-            for (auto call : calls) {
-                (void)call;
-                has_tool_calls = true;
-                break;
-            }
-        }
-        if (message.reset().error() != simdjson::SUCCESS) {
-            return false;
-        }
-    }
     out += '{';
     bool first = true;
     bool saw_role = false;
@@ -240,16 +233,27 @@ bool choice_rewriter::write_message(od::object message, std::string_view answer_
                 return false;
             }
             begin_member(out, first, "content");
-            if (raw == R"("")" && has_tool_calls) {
-                out += "null";
-                hits_->add(response_rule::message_repair);
-            } else {
-                out += raw;
-            }
+            empty_content_at = raw == R"("")" ? out.size() : std::string::npos;
+            empty_content_flattened = false;
+            out += raw;
         } else if (key == "prefix") {
             hits_->add(response_rule::message_repair);  // Mistral-only
-        } else if (!write_member(key, type, value, nullptr, has_tool_calls, answer_id, choice, first, out)) {
-            return false;
+        } else {
+            if (key == "content") {
+                empty_content_at = std::string::npos;  // a later content of another type replaces it
+                empty_content_flattened = true;          // a list's empty text (write_flattened_content)
+            }
+            calls_written_ = 0;
+            if (!write_member(key, type, value, nullptr, &empty_content_at, answer_id, choice, first, out)) {
+                return false;
+            }
+            has_tool_calls = has_tool_calls || calls_written_ != 0;
+        }
+    }
+    if (has_tool_calls && empty_content_at != std::string::npos) {
+        out.replace(empty_content_at, 2, "null");
+        if (!empty_content_flattened) {
+            hits_->add(response_rule::message_repair);  // (a flattened list counts as `reasoning` already)
         }
     }
     // OpenAI's message requires role, content and refusal (null when none);
@@ -294,7 +298,7 @@ bool choice_rewriter::write_delta(od::object delta, delta_state& state, std::str
                 return false;
             }
             role_written = true;
-        } else if (!write_member(key, type, value, &state, false, answer_id, choice, first, out)) {
+        } else if (!write_member(key, type, value, &state, nullptr, answer_id, choice, first, out)) {
             return false;
         }
     }
@@ -309,12 +313,12 @@ bool choice_rewriter::write_delta(od::object delta, delta_state& state, std::str
 }
 
 bool choice_rewriter::write_member(std::string_view key, od::json_type type, od::value& value, delta_state* stream,
-                                   bool null_when_empty, std::string_view answer_id, std::uint64_t choice, bool& first,
+                                   std::size_t* empty_content_at, std::string_view answer_id, std::uint64_t choice, bool& first,
                                    std::string& out) {
     if (key == "content" && type == od::json_type::array) {
         od::array chunks;
         if (value.get_array().get(chunks) != simdjson::SUCCESS ||
-            !write_flattened_content(out, first, chunks, text_, reasoning_, null_when_empty)) {
+            !write_flattened_content(out, first, chunks, text_, reasoning_, empty_content_at)) {
             return false;
         }
         hits_->add(response_rule::reasoning);
@@ -432,6 +436,7 @@ bool choice_rewriter::write_tool_calls(od::array calls, delta_state* stream, std
         ++position;
     }
     out += ']';
+    calls_written_ = position;
     return true;
 }
 

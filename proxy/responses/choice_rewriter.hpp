@@ -76,10 +76,10 @@ private:
                      std::string& out);
     // A member of a message or a delta other than role and a string content:
     // content as a list, tool_calls (an array, or a null dropped), anything
-    // else copied. `stream` as for write_tool_calls; `null_when_empty`: an
-    // empty flattened content is null (a message with tool calls).
+    // else copied. `stream` as for write_tool_calls; `empty_content_at`
+    // (a whole message's, else null): see write_flattened_content.
     bool write_member(std::string_view key, od::json_type type, od::value& value, delta_state* stream,
-                      bool null_when_empty, std::string_view answer_id, std::uint64_t choice, bool& first,
+                      std::size_t* empty_content_at, std::string_view answer_id, std::uint64_t choice, bool& first,
                       std::string& out);
     // `stream`: the delta's state (OpenAI's index, continuation fragments);
     // null for a whole message.
@@ -97,6 +97,7 @@ private:
     std::string reasoning_;  // flattened thinking
     std::string function_;   // a tool call's function object while it is rewritten
     std::string finish_;     // a mapped finish_reason as JSON
+    std::uint64_t calls_written_ = 0;  // by the last write_tool_calls
 };
 
 }  // namespace mistral_proxy::responses::detail

@@ -160,7 +160,7 @@ bool write_function(std::string& out, od::object function, bool& has_name, bool&
 }
 
 bool write_flattened_content(std::string& out, bool& first, od::array chunks, std::string& text, std::string& reasoning,
-                             bool null_when_empty) {
+                             std::size_t* empty_text_at) {
     text.clear();
     reasoning.clear();
     bool any_text = false;
@@ -169,7 +169,10 @@ bool write_flattened_content(std::string& out, bool& first, od::array chunks, st
         return false;
     }
     begin_member(out, first, "content");
-    if (any_text && !(text.empty() && null_when_empty)) {
+    if (empty_text_at != nullptr) {
+        *empty_text_at = any_text && text.empty() ? out.size() : std::string::npos;
+    }
+    if (any_text) {
         json::append_json_string(out, text);
     } else {
         out += "null";

@@ -56,11 +56,13 @@ bool write_arguments(std::string& out, od::value& arguments, bool& repaired);
 bool write_function(std::string& out, od::object function, bool& has_name, bool& repaired);
 
 // A content list written as OpenAI's members: "content" (the text, or null when
-// there is none or when it is empty and `null_when_empty`) and, when thinking
-// chunks were present, "reasoning_content". `text`/`reasoning` are scratch
-// buffers the caller reuses. false on malformed input.
+// there is none) and, when thinking chunks were present, "reasoning_content".
+// `empty_text_at` (null to ignore): set to where an empty text's `""` went in
+// `out`, else to npos (a message with tool calls makes it null afterwards).
+// `text`/`reasoning` are scratch buffers the caller reuses. false on
+// malformed input.
 bool write_flattened_content(std::string& out, bool& first, od::array chunks, std::string& text, std::string& reasoning,
-                             bool null_when_empty);
+                             std::size_t* empty_text_at);
 
 // What read_usage_value found.
 enum class usage_read {

@@ -73,6 +73,25 @@ TEST_CASE("chat response: mappings") {
              R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}])",
              R"("tool_calls")"),
          response_rule::message_repair},
+        {"content \"\" after the tool calls -> null too",
+         chat(
+             R"({"role":"assistant","tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}],"content":""})",
+             R"("tool_calls")"),
+         openai_chat(
+             R"({"role":"assistant","tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}],"content":null)",
+             R"("tool_calls")"),
+         response_rule::message_repair},
+        {"an empty text list next to tool calls -> null",
+         chat(
+             R"({"role":"assistant","content":[{"type":"text","text":""}],"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}]})",
+             R"("tool_calls")"),
+         openai_chat(
+             R"({"role":"assistant","content":null,"tool_calls":[{"id":"abcDEF123","type":"function","function":{"name":"f","arguments":"{}"}}])",
+             R"("tool_calls")"),
+         response_rule::reasoning},
+        {"an empty text list without tool calls stays \"\"",
+         chat(R"({"role":"assistant","content":[{"type":"text","text":""}]})"),
+         openai_chat(R"({"role":"assistant","content":"")"), response_rule::reasoning},
         {"content \"\" without tool calls stays", chat(R"({"role":"assistant","content":"","tool_calls":[]})"),
          openai_chat(R"({"role":"assistant","content":"","tool_calls":[])"), response_rule::message_repair},
         {"arguments object -> string; type added",

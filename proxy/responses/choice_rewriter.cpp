@@ -241,7 +241,7 @@ bool choice_rewriter::write_message(od::object message, std::string_view answer_
         } else {
             if (key == "content") {
                 empty_content_at = std::string::npos;  // a later content of another type replaces it
-                empty_content_flattened = true;          // a list's empty text (write_flattened_content)
+                empty_content_flattened = true;        // a list's empty text (write_flattened_content)
             }
             calls_written_ = 0;
             if (!write_member(key, type, value, nullptr, &empty_content_at, answer_id, choice, first, out)) {
@@ -313,8 +313,8 @@ bool choice_rewriter::write_delta(od::object delta, delta_state& state, std::str
 }
 
 bool choice_rewriter::write_member(std::string_view key, od::json_type type, od::value& value, delta_state* stream,
-                                   std::size_t* empty_content_at, std::string_view answer_id, std::uint64_t choice, bool& first,
-                                   std::string& out) {
+                                   std::size_t* empty_content_at, std::string_view answer_id, std::uint64_t choice,
+                                   bool& first, std::string& out) {
     if (key == "content" && type == od::json_type::array) {
         od::array chunks;
         if (value.get_array().get(chunks) != simdjson::SUCCESS ||

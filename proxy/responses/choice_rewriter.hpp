@@ -93,10 +93,10 @@ private:
 
     const response_rules* rules_;
     rule_hits* hits_;
-    std::string text_;       // flattened content
-    std::string reasoning_;  // flattened thinking
-    std::string function_;   // a tool call's function object while it is rewritten
-    std::string finish_;     // a mapped finish_reason as JSON
+    std::string text_;                 // flattened content
+    std::string reasoning_;            // flattened thinking
+    std::string function_;             // a tool call's function object while it is rewritten
+    std::string finish_;               // a mapped finish_reason as JSON
     std::uint64_t calls_written_ = 0;  // by the last write_tool_calls
 };
 

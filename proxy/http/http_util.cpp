@@ -148,13 +148,31 @@ bool is_hop_or_own_response_field(const wire_fields::value_type& field) noexcept
     }
 }
 
-bool named_by_connection(const wire_fields& fields, std::string_view name) {
+connection_tokens::connection_tokens(const wire_fields& fields) {
     const auto connection = field_value(fields, bhttp::field::connection);
     if (connection.empty()) {
-        return false;
+        return;
     }
     for (const auto token : bhttp::token_list{connection}) {
-        if (iequals(token, name)) {
+        if (count_ == kept) {
+            long_list_ = connection;
+            return;
+        }
+        tokens_[count_++] = std::string_view(token.data(), token.size());
+    }
+}
+
+bool connection_tokens::names(std::string_view field_name) const noexcept {
+    if (!long_list_.empty()) {
+        for (const auto token : bhttp::token_list{long_list_}) {
+            if (iequals(token, field_name)) {
+                return true;
+            }
+        }
+        return false;
+    }
+    for (std::size_t i = 0; i < count_; ++i) {
+        if (tokens_[i].size() == field_name.size() && iequals(tokens_[i], field_name)) {
             return true;
         }
     }
@@ -203,9 +221,10 @@ void format_upstream_start(std::string& out, std::string_view base_path, std::st
     out += path_after_v1;
     out += query;
     out += " HTTP/1.1\r\n";
+    const connection_tokens connection(client);
     for (const auto& field : client) {
         if (is_hop_or_own_request_field(field) || field.name() == bhttp::field::content_type ||
-            named_by_connection(client, field.name_string())) {
+            connection.names(field.name_string())) {
             continue;
         }
         const bool known = field.name() != bhttp::field::unknown;

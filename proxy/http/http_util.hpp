@@ -57,13 +57,27 @@ bool is_malformed_http(const boost::system::error_code& ec) noexcept;
 bool is_hop_or_own_request_field(const wire_fields::value_type& field) noexcept;
 bool is_hop_or_own_response_field(const wire_fields::value_type& field) noexcept;
 
-// Headers named by the `Connection` header are hop-by-hop too.
-bool named_by_connection(const wire_fields& fields, std::string_view name);
+// Headers named by the `Connection` header are hop-by-hop too. Its tokens
+// are read once per head: looking the header up and parsing its list again
+// for each field cost about 170 instructions a field, 2.8k a request for the
+// OpenAI SDK's 16 headers (callgrind).
+class connection_tokens {
+public:
+    explicit connection_tokens(const wire_fields& fields);
+    bool names(std::string_view field_name) const noexcept;
+
+private:
+    static constexpr std::size_t kept = 8;
+    std::array<std::string_view, kept> tokens_{};
+    std::size_t count_ = 0;
+    std::string_view long_list_;  // the whole value when it has more tokens than kept (read again each time)
+};
 
 template <class Fields>
 void copy_end_to_end_request_fields(const wire_fields& from, Fields& to) {
+    const connection_tokens connection(from);
     for (const auto& field : from) {
-        if (is_hop_or_own_request_field(field) || named_by_connection(from, field.name_string())) {
+        if (is_hop_or_own_request_field(field) || connection.names(field.name_string())) {
             continue;
         }
         if (field.name() == bhttp::field::unknown) {

@@ -88,6 +88,22 @@ void copy_end_to_end_request_fields(const wire_fields& from, Fields& to) {
     }
 }
 
+// An answer's end-to-end fields into a Beast field list or a head_fields:
+// neither the hop-by-hop ones nor those its Connection header names, nor
+// the proxy's own; a known name in its canonical spelling, as Beast writes it.
+template <class Fields>
+void copy_end_to_end_response_fields(const wire_fields& from, Fields& to) {
+    const connection_tokens connection(from);
+    for (const auto& field : from) {
+        if (is_hop_or_own_response_field(field) || connection.names(field.name_string())) {
+            continue;
+        }
+        const auto name = field.name() == bhttp::field::unknown ? field.name_string() : bhttp::to_string(field.name());
+        const auto value = field.value();
+        to.insert(std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size()));
+    }
+}
+
 // The fields of a head the proxy writes itself, kept as the text they are
 // laid out as ("Name: value\r\n" each, in order) in one reused buffer (no
 // heap element per field, as Beast's field list has), with an entry per

@@ -42,20 +42,6 @@ void append_spec_ids(responses::rule_hits hits, std::string& fired) {
     });
 }
 
-// Into a Beast field list or a head_fields; a known name in its canonical
-// spelling, as Beast writes it.
-template <class Fields>
-void copy_end_to_end_response_fields(const wire_fields& from, Fields& to) {
-    for (const auto& field : from) {
-        if (is_hop_or_own_response_field(field)) {
-            continue;
-        }
-        const auto name = field.name() == bhttp::field::unknown ? field.name_string() : bhttp::to_string(field.name());
-        const auto value = field.value();
-        to.insert(std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size()));
-    }
-}
-
 // A chunk's size line, "1a2f\r\n" (lowercase hex, as Beast writes it), into
 // `out`; returns its length.
 std::size_t chunk_size_line(std::size_t size, char* out) noexcept {

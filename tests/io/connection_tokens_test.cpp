@@ -50,3 +50,17 @@ TEST_CASE("format_upstream_start drops the fields the client's Connection header
     CHECK(head.find("User-Agent: OpenAI/JS 4.104.0\r\n") != std::string::npos);
     CHECK(head.rfind("POST /v1/chat/completions HTTP/1.1\r\n", 0) == 0);
 }
+
+TEST_CASE("an answer's fields its Connection header names are not passed on to the client") {
+    wire_fields upstream;
+    upstream.set(bhttp::field::connection, "keep-alive, X-Trace");
+    upstream.set("X-Trace", "upstream-internal");
+    upstream.set(bhttp::field::content_type, "application/json");
+    upstream.set(bhttp::field::content_length, "5");
+    upstream.set("X-Other", "kept");
+    head_fields to;
+    copy_end_to_end_response_fields(upstream, to);
+    std::string text;
+    to.append_to(text);
+    CHECK(text == "Content-Type: application/json\r\nX-Other: kept\r\n");
+}

@@ -73,35 +73,29 @@ private:
     std::string_view long_list_;  // the whole value when it has more tokens than kept (read again each time)
 };
 
-template <class Fields>
-void copy_end_to_end_request_fields(const wire_fields& from, Fields& to) {
+// A head's end-to-end fields into a Beast field list or a head_fields: not
+// the hop-by-hop ones, nor those its Connection header names, nor the
+// proxy's own (`is_hop_or_own`); a known name in its canonical spelling, as
+// Beast writes it.
+template <class Fields, class IsHopOrOwn>
+void copy_end_to_end_fields(const wire_fields& from, Fields& to, IsHopOrOwn is_hop_or_own) {
     const connection_tokens connection(from);
     for (const auto& field : from) {
-        if (is_hop_or_own_request_field(field) || connection.names(field.name_string())) {
-            continue;
-        }
-        if (field.name() == bhttp::field::unknown) {
-            to.insert(field.name_string(), field.value());
-        } else {
-            to.insert(field.name(), field.value());
-        }
-    }
-}
-
-// An answer's end-to-end fields into a Beast field list or a head_fields:
-// neither the hop-by-hop ones nor those its Connection header names, nor
-// the proxy's own; a known name in its canonical spelling, as Beast writes it.
-template <class Fields>
-void copy_end_to_end_response_fields(const wire_fields& from, Fields& to) {
-    const connection_tokens connection(from);
-    for (const auto& field : from) {
-        if (is_hop_or_own_response_field(field) || connection.names(field.name_string())) {
+        if (is_hop_or_own(field) || connection.names(field.name_string())) {
             continue;
         }
         const auto name = field.name() == bhttp::field::unknown ? field.name_string() : bhttp::to_string(field.name());
         const auto value = field.value();
         to.insert(std::string_view(name.data(), name.size()), std::string_view(value.data(), value.size()));
     }
+}
+template <class Fields>
+void copy_end_to_end_request_fields(const wire_fields& from, Fields& to) {
+    copy_end_to_end_fields(from, to, is_hop_or_own_request_field);
+}
+template <class Fields>
+void copy_end_to_end_response_fields(const wire_fields& from, Fields& to) {
+    copy_end_to_end_fields(from, to, is_hop_or_own_response_field);
 }
 
 // The fields of a head the proxy writes itself, kept as the text they are

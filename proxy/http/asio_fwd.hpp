@@ -12,7 +12,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
-#include "http/field_pool.hpp"
+#include "http/head_parser.hpp"
 #include "io_executor.hpp"
 
 namespace mistral_proxy::http {
@@ -37,12 +37,10 @@ using tcp_resolver = asio::ip::basic_resolver<tcp, io_executor>;
 using tcp_stream = beast::basic_stream<tcp, io_executor>;
 using steady_timer = io_timer;
 
-// The fields of the heads the proxy parses (the client's request, the
-// upstream's answer), in pooled memory (field_pool.hpp). Heads the proxy
-// builds itself use bhttp::fields.
-using wire_fields = bhttp::basic_fields<field_pool_allocator<char>>;
-// The parsers of those heads: the client's request, the upstream's answer.
-using request_parser = bhttp::request_parser<bhttp::buffer_body, field_pool_allocator<char>>;
-using response_parser = bhttp::response_parser<bhttp::buffer_body, field_pool_allocator<char>>;
+// The parsers of the heads the proxy reads: the client's request, the
+// upstream's answer (head_parser.hpp; their fields are wire_fields). Heads
+// the proxy builds itself use head_fields or bhttp::fields.
+using request_parser = head_parser<true>;
+using response_parser = head_parser<false>;
 
 }  // namespace mistral_proxy::http

@@ -296,7 +296,7 @@ awaitable<bool> downstream_session::handle(request_parser& parser) {
     if (context.path_refusal.empty()) {
         context.endpoint = &routing::find_endpoint(context.method, context.path);
     }
-    context.client_keep_alive = parser.get().keep_alive() && !worker_.draining;
+    context.client_keep_alive = parser.keep_alive() && !worker_.draining;
     const bool keep_alive = co_await handle_request(parser, context);
     if (context.reservation) {
         co_await limits_settle(context);

@@ -10,15 +10,15 @@ namespace {
 
 constexpr bool pooling = MISTRAL_PROXY_FIELD_POOL != 0;  // off under ASan (field_pool.hpp)
 
-// Classes of 32 bytes up to 512: a field of a long value (a cookie, a JWT)
-// goes to operator new as before.
+// Classes of 32 bytes up to 2 KB: a head's text block and its index
+// (wire_fields.hpp) fit; a larger head's go to operator new.
 constexpr std::size_t class_bytes = 32;
-constexpr std::size_t class_count = 16;
+constexpr std::size_t class_count = 64;
 // Enough for a few hundred heads in flight on a worker; past it blocks go
-// back to the heap, so a burst does not pin its memory. What a thread keeps
-// is bounded by 512 blocks in each of 16 classes (4 MB if every class held
-// its largest blocks; the fields of a head are 64 to 256 bytes, so a few
-// hundred kilobytes after a burst of some thousand requests in flight).
+// back to the heap, so a burst does not pin its memory. A head takes two
+// blocks (its text, about 1 KB, and its index, about 500 bytes), so what a
+// thread keeps after a burst of some hundred requests in flight is under a
+// megabyte, and bounded by 512 blocks a class.
 constexpr std::size_t max_kept_per_class = 512;
 
 struct free_block {

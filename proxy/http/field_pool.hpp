@@ -1,10 +1,8 @@
 #pragma once
-// Memory for the header fields of parsed heads (the client's request, the
-// upstream's answer). Beast keeps each field in a heap block of its own
-// (element, name and value: 60 to 200 bytes) and frees them all with the
-// message: about six blocks a proxied request, each a malloc and a free. With
-// dozens of requests in flight on a worker, glibc's per-thread cache (7 blocks
-// a size) overflows and most of those calls take malloc's slow paths. This
+// Memory for the heads the proxy parses (the client's request, the
+// upstream's answer: wire_fields.hpp), two blocks a head. With dozens of
+// requests in flight on a worker, glibc's per-thread cache (7 blocks a size)
+// overflows and most malloc and free calls take its slow paths. This
 // allocator keeps freed blocks in per-thread lists by size class instead:
 // taking one back is a few instructions. Light: no Asio, no Beast.
 #include <cstddef>

@@ -231,7 +231,7 @@ void format_upstream_start(std::string& out, std::string_view base_path, std::st
         if (!known && iequals(field.name_string(), "x-mistral-proxy-fallback")) {
             continue;  // the proxy's own, not Mistral's
         }
-        const auto name = known ? bhttp::to_string(field.name()) : field.name_string();
+        const auto name = known ? canonical_name(field.name()) : field.name_string();
         out.append(name.data(), name.size());
         out += ": ";
         const auto value = field.value();

@@ -151,7 +151,7 @@ awaitable<bool> downstream_session::answer_error_response(upstream_connection& c
     const auto status = parser.get().result_int();
     const auto error = errors::translate_upstream_error(status, body.view(), routing::upstream_name(upstream),
                                                         state_->keys.redactor_for(upstream, context.client_bearer));
-    const auto upstream_headers = limit_headers_of(parser.get());
+    const auto upstream_headers = limit_headers_of(parser.get().base());
     context.upstream_limits = limits::parse_mistral_ratelimit_headers(upstream_headers);
     if (ec || !complete) {
         connection.abort();
@@ -301,7 +301,7 @@ awaitable<bool> downstream_session::answer_whole(upstream_connection& connection
     // Beast's response gave (copied end-to-end fields, then each set()).
     head_fields& fields = answer_fields_;
     fields.clear();
-    copy_end_to_end_response_fields(parser.get(), fields);
+    copy_end_to_end_response_fields(parser.get().base(), fields);
     if (!result.content_type.empty()) {
         fields.set(bhttp::field::content_type, result.content_type);
     }
@@ -336,7 +336,7 @@ awaitable<bool> downstream_session::relay_response(upstream_connection& connecti
         return answer_error_response(connection, owned, upstream_parser, context);
     }
     const auto& upstream_response = upstream_parser.get();
-    context.upstream_limits = limits::parse_mistral_ratelimit_headers(limit_headers_of(upstream_response));
+    context.upstream_limits = limits::parse_mistral_ratelimit_headers(limit_headers_of(upstream_response.base()));
     const bool event_stream =
         starts_with_ci(field_value(upstream_response.base(), bhttp::field::content_type), "text/event-stream");
     // Asked to stream and answered whole, it is rewritten whole too

@@ -230,7 +230,7 @@ awaitable<exchange_result> upstream_exchange::run(upstream_request& request,
                     co_return with(outcome_kind::fall_back);
                 }
                 if (limits::is_retryable_status(status)) {
-                    const auto wish = limits::upstream_retry_after(limit_headers_of(parser->get()), limits::clock::now());
+                    const auto wish = limits::upstream_retry_after(limit_headers_of(parser->get().base()), limits::clock::now());
                     const auto decision = schedule.after_failure(tries, true, wish);
                     if (decision.retry) {
                         co_await session_.discard_refusal(upstream_, connection, *parser);
@@ -415,10 +415,10 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(
     boost::system::error_code result = bhttp::error::bad_status;
     // A few interim answers are fine; an endless run of them is not an answer.
     for (int interim = 0; interim < 8; ++interim) {
-        // The header goes into a header-only parser: an interim answer is
-        // then dropped whole, and a final one moved into the body parser
-        // before any of its body is read (Beast's pattern for 1xx).
-        bhttp::response_parser<bhttp::empty_body, field_pool_allocator<char>> head;
+        // Each head gets a new parser, read to the end of its head only: an
+        // interim answer is then dropped whole, and a final one's body is
+        // read by the caller from that parser.
+        auto& head = parser.emplace();
         head.header_limit(upstream_header_limit);
         head.body_limit(boost::none);
         head.skip(head_request);
@@ -454,10 +454,11 @@ awaitable<boost::system::error_code> downstream_session::read_upstream_header(
         if (status >= 100 && status < 200) {
             continue;
         }
-        parser.emplace(std::move(head));
-        parser->body_limit(boost::none);
         result = {};
         break;
+    }
+    if (result) {
+        parser.reset();  // only a final answer's head leaves a parser behind
     }
     stop_client_watch();
     if (client_watch_->gone) {

@@ -29,7 +29,21 @@ TEST_CASE("field_pool: a freed block is taken again by a request of its class" *
     field_pool::give(c, 40);
 }
 
-TEST_CASE("field_pool: blocks over 512 bytes are not kept") {
+TEST_CASE("field_pool: a head's text block (up to 2 KB) is kept" * POOL_SKIP) {
+    const std::size_t before = field_pool::kept_on_this_thread();
+    void* text = field_pool::take(1024);
+    std::memset(text, 2, 1024);
+    field_pool::give(text, 1024);
+    CHECK(field_pool::kept_on_this_thread() == before + 1);
+    void* larger = field_pool::take(2048);  // the class of 2017..2048 bytes, not 993..1024
+    CHECK(larger != text);
+    void* again = field_pool::take(1000);
+    CHECK(again == text);
+    field_pool::give(larger, 2048);
+    field_pool::give(again, 1000);
+}
+
+TEST_CASE("field_pool: blocks over 2 KB are not kept") {
     const std::size_t before = field_pool::kept_on_this_thread();
     void* big = field_pool::take(4000);
     std::memset(big, 1, 4000);

@@ -1,0 +1,94 @@
+#pragma once
+// The parser of the heads the proxy reads (the client's request, the
+// upstream's answer): Beast's basic_parser, which does the framing (start
+// line, fields, Content-Length and chunked bodies, the limits), with the
+// head kept in a wire_fields (one block of text and a flat index, not
+// Beast's field list of a heap element per field) and the body read into
+// the caller's buffer as Beast's buffer_body does: body().data and size say
+// where the next bytes go, and the parser reports need_buffer when it is
+// full. get() gives the head with the names of Beast's message, so that the
+// code reading it looks as it did with Beast's parser.
+//
+// One parser reads one message (as Beast's: make a new one for the next).
+// Not movable: a head's views point into its own text.
+#include <cstdint>
+#include <string_view>
+
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include "http/wire_fields.hpp"
+
+namespace mistral_proxy::http {
+
+template <bool isRequest>
+class head_parser final : public boost::beast::http::basic_parser<isRequest> {
+    using base_type = boost::beast::http::basic_parser<isRequest>;
+    using error_code = boost::system::error_code;
+    using beast_view = boost::beast::string_view;
+
+public:
+    class message {
+    public:
+        // A request's start line.
+        boost::beast::http::verb method() const noexcept { return method_; }
+        std::string_view method_string() const noexcept { return fields_.kept(method_text_); }
+        std::string_view target() const noexcept { return fields_.kept(target_); }
+        // An answer's status line.
+        unsigned result_int() const noexcept { return status_; }
+        boost::beast::http::status result() const noexcept { return boost::beast::http::int_to_status(status_); }
+        std::string_view reason() const noexcept { return fields_.kept(reason_); }
+        // 11 for HTTP/1.1, 10 for HTTP/1.0.
+        unsigned version() const noexcept { return version_; }
+
+        const wire_fields& base() const noexcept { return fields_; }
+        std::string_view operator[](boost::beast::http::field name) const noexcept { return fields_[name]; }
+        std::string_view operator[](std::string_view name) const noexcept { return fields_[name]; }
+
+        boost::beast::http::buffer_body::value_type& body() noexcept { return body_; }
+
+    private:
+        friend class head_parser;
+        wire_fields fields_;
+        boost::beast::http::verb method_ = boost::beast::http::verb::unknown;
+        wire_fields::span method_text_;
+        wire_fields::span target_;
+        unsigned status_ = 0;
+        wire_fields::span reason_;
+        unsigned version_ = 11;
+        boost::beast::http::buffer_body::value_type body_;
+    };
+
+    head_parser() = default;
+    head_parser(const head_parser&) = delete;
+    head_parser& operator=(const head_parser&) = delete;
+
+    message& get() noexcept { return message_; }
+    const message& get() const noexcept { return message_; }
+
+private:
+    void on_request_impl(boost::beast::http::verb method, beast_view method_string, beast_view target, int version,
+                         error_code& ec) override;
+    void on_response_impl(int code, beast_view reason, int version, error_code& ec) override;
+    void on_field_impl(boost::beast::http::field name, beast_view name_string, beast_view value,
+                       error_code& ec) override;
+    void on_header_impl(error_code& ec) override;
+    void on_body_init_impl(const boost::optional<std::uint64_t>& content_length, error_code& ec) override;
+    std::size_t on_body_impl(beast_view body, error_code& ec) override;
+    void on_chunk_header_impl(std::uint64_t size, beast_view extensions, error_code& ec) override;
+    std::size_t on_chunk_body_impl(std::uint64_t remain, beast_view body, error_code& ec) override;
+    void on_finish_impl(error_code& ec) override;
+
+    // Into body().data, as Beast's buffer_body reader: what fits, and
+    // need_buffer when not all of it did (or there is no buffer).
+    std::size_t take_body(beast_view body, error_code& ec) noexcept;
+
+    message message_;
+};
+
+extern template class head_parser<true>;
+extern template class head_parser<false>;
+
+}  // namespace mistral_proxy::http

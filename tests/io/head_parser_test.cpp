@@ -1,0 +1,210 @@
+// http::head_parser and wire_fields: the heads the proxy reads keep every
+// field as the wire had it (order, spelling, repeats), whatever the pieces
+// the bytes arrive in, and bodies go into the caller's buffer as Beast's
+// buffer_body does.
+#include <doctest/doctest.h>
+
+#include <boost/asio/buffer.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "http/head_parser.hpp"
+#include "http/http_util.hpp"
+
+using namespace mistral_proxy::http;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+// The head the openai npm SDK (6.x, Node 20) sends for a chat completion.
+const std::string sdk_head =
+    "POST /v1/chat/completions?x=1 HTTP/1.1\r\n"
+    "host: 127.0.0.1:8080\r\n"
+    "connection: keep-alive\r\n"
+    "accept: application/json\r\n"
+    "user-agent: OpenAI/JS 6.49.0\r\n"
+    "x-stainless-retry-count: 0\r\n"
+    "x-stainless-lang: js\r\n"
+    "x-stainless-package-version: 6.49.0\r\n"
+    "x-stainless-os: Linux\r\n"
+    "x-stainless-arch: x64\r\n"
+    "x-stainless-runtime: node\r\n"
+    "x-stainless-runtime-version: v20.20.2\r\n"
+    "authorization: Bearer sk-test\r\n"
+    "content-type: application/json\r\n"
+    "accept-language: *\r\n"
+    "sec-fetch-mode: cors\r\n"
+    "accept-encoding: gzip, deflate\r\n"
+    "content-length: 11\r\n"
+    "\r\n";
+
+// Feeds `input` to the parser `piece` bytes at a time, as reads would hand
+// it over (what the parser leaves unconsumed stays in front of the next
+// bytes), until the head is done. The bytes consumed.
+template <bool isRequest>
+std::size_t parse_head(head_parser<isRequest>& parser, std::string_view input, std::size_t piece) {
+    std::size_t at = 0;
+    std::size_t avail = 0;
+    while (!parser.is_header_done()) {
+        avail = std::min(input.size(), avail + piece);
+        boost::system::error_code ec;
+        at += parser.put(boost::asio::buffer(input.data() + at, avail - at), ec);
+        if (ec == bhttp::error::need_more) {
+            REQUIRE(avail < input.size());
+            continue;
+        }
+        REQUIRE_FALSE(ec);
+    }
+    return at;
+}
+
+std::vector<std::string> listed(const wire_fields& fields) {
+    std::vector<std::string> out;
+    for (const auto& field : fields) {
+        out.push_back(std::string(field.name_string()) + "=" + std::string(field.value()));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("head_parser: the SDK's request head, whole or a byte at a time, keeps every field in order") {
+    for (const std::size_t piece : {sdk_head.size(), std::size_t{1}, std::size_t{7}}) {
+        CAPTURE(piece);
+        request_parser parser;
+        parser.eager(false);
+        CHECK(parse_head(parser, sdk_head + "hello world", piece) == sdk_head.size());
+        const auto& request = parser.get();
+        CHECK(request.method() == bhttp::verb::post);
+        CHECK(request.method_string() == "POST");
+        CHECK(request.target() == "/v1/chat/completions?x=1");
+        CHECK(request.version() == 11);
+        CHECK(parser.keep_alive());
+        const auto& fields = request.base();
+        REQUIRE(fields.size() == 17);
+        CHECK(listed(fields).front() == "host=127.0.0.1:8080");
+        CHECK(listed(fields)[10] == "x-stainless-runtime-version=v20.20.2");
+        CHECK(listed(fields).back() == "content-length=11");
+        // Known names by Beast's enum, any name in any case.
+        CHECK(request[bhttp::field::authorization] == "Bearer sk-test");
+        CHECK(fields[bhttp::field::user_agent] == "OpenAI/JS 6.49.0");
+        CHECK(fields["X-Stainless-OS"] == "Linux");
+        CHECK(fields["x-stainless-os"] == "Linux");
+        CHECK(fields["x-stainless"].empty());
+        CHECK(fields[bhttp::field::expect].empty());
+        CHECK(fields.count(bhttp::field::content_type) == 1);
+        CHECK(fields.count("SEC-FETCH-MODE") == 1);
+        CHECK(fields.count("x-absent") == 0);
+        for (const auto& field : fields) {
+            if (field.name_string() == "x-stainless-arch") {
+                CHECK(field.name() == bhttp::field::unknown);
+            }
+            if (field.name_string() == "accept-encoding") {
+                CHECK(field.name() == bhttp::field::accept_encoding);
+            }
+        }
+    }
+}
+
+TEST_CASE("head_parser: a head larger than the first text block, repeated names kept apart") {
+    std::string head = "GET /v1/models HTTP/1.0\r\nHost: h\r\n";
+    const std::string long_value(3000, 'v');  // past the 1 KB the text starts with, and past 2 KB
+    head += "X-Long: " + long_value + "\r\n";
+    head += "Cookie: a=1\r\nCookie: b=2\r\nX-After: after\r\n\r\n";
+    request_parser parser;
+    CHECK(parse_head(parser, head, 5) == head.size());
+    const auto& fields = parser.get().base();
+    CHECK(parser.get().target() == "/v1/models");
+    CHECK(parser.get().method_string() == "GET");
+    CHECK(parser.get().version() == 10);
+    CHECK_FALSE(parser.keep_alive());  // HTTP/1.0 without keep-alive
+    CHECK(fields["x-long"] == long_value);
+    CHECK(fields.count(bhttp::field::cookie) == 2);
+    CHECK(fields[bhttp::field::cookie] == "a=1");  // the first
+    CHECK(fields["X-AFTER"] == "after");
+    CHECK(listed(fields) == std::vector<std::string>{"Host=h", "X-Long=" + long_value, "Cookie=a=1", "Cookie=b=2",
+                                                     "X-After=after"});
+}
+
+TEST_CASE("head_parser: an unknown method keeps its spelling") {
+    const std::string head = "BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n";
+    request_parser parser;
+    CHECK(parse_head(parser, head, head.size()) == head.size());
+    CHECK(parser.get().method() == bhttp::verb::unknown);
+    CHECK(parser.get().method_string() == "BREW");
+}
+
+TEST_CASE("head_parser: a chunked body goes into the caller's buffer, need_buffer when it is full") {
+    const std::string head = "POST /v1/files HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const std::string body = "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n";
+    const std::string input = head + body;
+    request_parser parser;
+    std::size_t at = parse_head(parser, input, input.size());
+    parser.eager(true);  // the body's chunks one after another, as the session reads them
+    std::string got;
+    char room[4];
+    int full = 0;
+    while (!parser.is_done()) {
+        parser.get().body().data = room;
+        parser.get().body().size = sizeof room;
+        boost::system::error_code ec;
+        at += parser.put(boost::asio::buffer(input.data() + at, input.size() - at), ec);
+        got.append(room, sizeof room - parser.get().body().size);
+        if (ec == bhttp::error::need_buffer) {
+            ++full;
+            continue;
+        }
+        REQUIRE_FALSE(ec);
+    }
+    CHECK(got == "hello world");
+    CHECK(at == input.size());
+    CHECK(full >= 2);  // 11 bytes through 4 at a time
+}
+
+TEST_CASE("head_parser: without a buffer the body is not taken") {
+    const std::string input = "POST /v1/x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc";
+    request_parser parser;
+    std::size_t at = parse_head(parser, input, input.size());
+    boost::system::error_code ec;
+    at += parser.put(boost::asio::buffer(input.data() + at, input.size() - at), ec);
+    CHECK(ec == bhttp::error::need_buffer);
+    CHECK_FALSE(parser.is_done());
+    char room[8];
+    parser.get().body().data = room;
+    parser.get().body().size = sizeof room;
+    at += parser.put(boost::asio::buffer(input.data() + at, input.size() - at), ec);
+    CHECK_FALSE(ec);
+    CHECK(parser.is_done());
+    CHECK(std::string_view(room, sizeof room - parser.get().body().size) == "abc");
+}
+
+TEST_CASE("head_parser: an answer's status line and fields") {
+    const std::string input =
+        "HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\nx-ratelimit-remaining-tokens-minute: 0\r\n"
+        "Retry-After: 2\r\nContent-Length: 2\r\n\r\n{}";
+    response_parser parser;
+    CHECK(parse_head(parser, input, 3) == input.size() - 2);
+    CHECK(parser.get().result_int() == 429);
+    CHECK(parser.get().result() == bhttp::status::too_many_requests);
+    CHECK(parser.get().reason() == "Too Many Requests");
+    CHECK(parser.get()[bhttp::field::retry_after] == "2");
+    CHECK(parser.get()["X-RateLimit-Remaining-Tokens-Minute"] == "0");
+    CHECK(parser.get().base().size() == 4);
+}
+
+TEST_CASE("wire_fields: cleared and refilled, a head made by hand") {
+    wire_fields fields;
+    fields.insert(bhttp::field::content_type, "text/plain");
+    fields.insert("x-custom", "1");
+    CHECK(listed(fields) == std::vector<std::string>{"Content-Type=text/plain", "x-custom=1"});
+    CHECK((*fields.begin()).name() == bhttp::field::content_type);
+    fields.clear();
+    CHECK(fields.empty());
+    CHECK(fields.begin() == fields.end());
+    fields.insert("Content-Length", "5");
+    CHECK(fields[bhttp::field::content_length] == "5");
+    CHECK(field_value(fields, bhttp::field::content_length) == "5");
+}

@@ -59,6 +59,7 @@ struct options {
     std::string path;
     std::string body;
     std::vector<std::string> headers;
+    bool sdk_headers = false;  // the head the openai npm SDK sends, not the 4 fields a request needs
     mode_type mode = mode_type::closed;
     unsigned concurrency = 1;
     double rate = 0.0;
@@ -584,7 +585,7 @@ asio::awaitable<void> watchdog(run_state& s) {
 
 [[noreturn]] void usage(const std::string& message) {
     std::cerr << "bench_loadgen: " << message << "\n"
-              << "usage: bench_loadgen --url http://127.0.0.1:PORT/PATH [--body FILE] [--header 'K: V']...\n"
+              << "usage: bench_loadgen --url http://127.0.0.1:PORT/PATH [--body FILE] [--header 'K: V']... [--sdk-headers]\n"
                  "         [--mode closed|open|hold|idle] [--concurrency C] [--rate R] [--duration S]\n"
                  "         [--warmup S] [--requests N] [--stream] [--pid PID] [--fake-pid PID]\n"
                  "         [--tag TEXT] [--json] [--timeout S] [--hold-timeout S]\n"
@@ -634,6 +635,8 @@ options parse_args(int argc, char** argv) {
             o.body.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
         } else if (arg == "--header") {
             o.headers.push_back(value());
+        } else if (arg == "--sdk-headers") {
+            o.sdk_headers = true;
         } else if (arg == "--mode") {
             const auto m = value();
             if (m == "closed") {
@@ -704,14 +707,39 @@ options parse_args(int argc, char** argv) {
     return o;
 }
 
+// The head of each request. With --sdk-headers it is the one the official
+// openai npm SDK (6.x on Node 20, through undici's fetch) sends for a chat
+// completion, field for field and in its order, 16 fields: what a proxy
+// parses and forwards for a real client, where the 4 fields a request needs
+// (Host, Authorization, Content-Type, Content-Length) understate it.
 std::string build_request(const options& o) {
-    std::string r = (o.body.empty() ? "GET " : "POST ") + o.path + " HTTP/1.1\r\nHost: " + o.host + ":" +
-                    std::to_string(o.port) + "\r\nAuthorization: Bearer bench\r\n";
-    for (const auto& h : o.headers) {
-        r += h + "\r\n";
-    }
-    if (!o.body.empty()) {
-        r += "Content-Type: application/json\r\nContent-Length: " + std::to_string(o.body.size()) + "\r\n";
+    const std::string host = o.host + ":" + std::to_string(o.port);
+    const bool post = !o.body.empty();
+    std::string r = (post ? "POST " : "GET ") + o.path + " HTTP/1.1\r\n";
+    if (o.sdk_headers) {
+        r += "host: " + host +
+             "\r\nconnection: keep-alive\r\naccept: application/json\r\nuser-agent: OpenAI/JS 6.49.0\r\n"
+             "x-stainless-retry-count: 0\r\nx-stainless-lang: js\r\nx-stainless-package-version: 6.49.0\r\n"
+             "x-stainless-os: Linux\r\nx-stainless-arch: x64\r\nx-stainless-runtime: node\r\n"
+             "x-stainless-runtime-version: v20.20.2\r\nauthorization: Bearer bench\r\n";
+        for (const auto& h : o.headers) {
+            r += h + "\r\n";
+        }
+        if (post) {
+            r += "content-type: application/json\r\n";
+        }
+        r += "accept-language: *\r\nsec-fetch-mode: cors\r\naccept-encoding: gzip, deflate\r\n";
+        if (post) {
+            r += "content-length: " + std::to_string(o.body.size()) + "\r\n";
+        }
+    } else {
+        r += "Host: " + host + "\r\nAuthorization: Bearer bench\r\n";
+        for (const auto& h : o.headers) {
+            r += h + "\r\n";
+        }
+        if (post) {
+            r += "Content-Type: application/json\r\nContent-Length: " + std::to_string(o.body.size()) + "\r\n";
+        }
     }
     r += "\r\n";
     r += o.body;

@@ -237,9 +237,22 @@ awaitable<void> downstream_session::run() {
         parser.body_limit(boost::none);  // checked by the proxy itself, to answer 413 in OpenAI shape
         boost::system::error_code ec;
         if (!parse_buffered(parser, buffer_, parse_part::head, ec)) {
+            // The rest of the head, read by the parser's own put (Beast's
+            // async_read_header would call Beast's), with Beast's rules for
+            // a full buffer and for the end of the input (parse_read).
             expire_in(client_, server_settings().header_timeout);
-            auto [read_ec, n] = co_await bhttp::async_read_header(client_, buffer_, parser, as_result);
-            ec = read_ec;
+            for (;;) {
+                const std::size_t room = beast::read_size(buffer_, 65536);
+                if (room == 0) {
+                    ec = bhttp::error::buffer_overflow;
+                    break;
+                }
+                auto [read_ec, n] = co_await client_.async_read_some(buffer_.prepare(room), as_result);
+                buffer_.commit(n);
+                if (parse_read(parser, buffer_, read_ec, parse_part::head, ec)) {
+                    break;
+                }
+            }
         }
         if (ec) {
             request_context context;

@@ -264,9 +264,9 @@ void make_passthrough_head(const request_parser& client, std::string target,
 // parses what is left here first. `part`: the head only (the body waits for
 // its buffer), or the body (as much as its buffer takes, like async_read).
 enum class parse_part { head, body };
-template <bool isRequest>
-bool parse_buffered(bhttp::basic_parser<isRequest>& parser, beast::flat_buffer& buffer, parse_part part,
-                    boost::system::error_code& ec) {
+// (Parser: head_parser, whose put reads a request head itself.)
+template <class Parser>
+bool parse_buffered(Parser& parser, beast::flat_buffer& buffer, parse_part part, boost::system::error_code& ec) {
     ec = {};
     if (buffer.size() == 0) {
         return false;
@@ -283,8 +283,8 @@ bool parse_buffered(bhttp::basic_parser<isRequest>& parser, beast::flat_buffer& 
 // Beast's rule for the end of the input (that of http::async_read_some): a
 // connection closed before any byte of the message is end_of_stream; after
 // some, put_eof completes a body that runs to the close, or says partial_message.
-template <bool isRequest>
-void end_of_input(bhttp::basic_parser<isRequest>& parser, boost::system::error_code& ec) {
+template <class Parser>
+void end_of_input(Parser& parser, boost::system::error_code& ec) {
     ec = {};
     if (parser.got_some()) {
         parser.put_eof(ec);
@@ -296,9 +296,9 @@ void end_of_input(bhttp::basic_parser<isRequest>& parser, boost::system::error_c
 // parse_buffered after a read into `buffer` that ended with `read_ec`
 // (end_of_input when it ended the connection). True when that settled it, as
 // parse_buffered.
-template <bool isRequest>
-bool parse_read(bhttp::basic_parser<isRequest>& parser, beast::flat_buffer& buffer, boost::system::error_code read_ec,
-                parse_part part, boost::system::error_code& ec) {
+template <class Parser>
+bool parse_read(Parser& parser, beast::flat_buffer& buffer, boost::system::error_code read_ec, parse_part part,
+                boost::system::error_code& ec) {
     if (read_ec == asio::error::eof) {
         end_of_input(parser, ec);
         return true;

@@ -18,7 +18,6 @@ namespace {
 // about 420 bytes, an answer of Mistral's about 600 with its rate-limit
 // fields. Reserved at once, they grow at most once for a larger head.
 constexpr std::size_t initial_text_bytes = 1024;
-constexpr std::size_t initial_fields = 24;
 
 bool same_name(std::string_view a, std::string_view b) noexcept {
     return a.size() == b.size() && boost::beast::iequals(a, b);

@@ -116,8 +116,17 @@ public:
     };
     span keep(std::string_view text);
     std::string_view kept(span where) const noexcept { return {text_ + where.at, where.size}; }
+    // Appends a field whose name and value are in text kept already (a
+    // whole head kept at once, then indexed: no copy a field).
+    void insert_kept(boost::beast::http::field name, span name_at, span value_at) {
+        if (entries_.capacity() == 0) {
+            entries_.reserve(initial_fields);
+        }
+        entries_.push_back(entry{name, name_at.at, name_at.size, value_at.at, value_at.size});
+    }
 
 private:
+    static constexpr std::size_t initial_fields = 24;  // the OpenAI SDK sends 16
     std::string_view name_of(const entry& e) const noexcept { return {text_ + e.name_at, e.name_size}; }
     std::string_view value_of(const entry& e) const noexcept { return {text_ + e.value_at, e.value_size}; }
     void grow(std::size_t at_least);

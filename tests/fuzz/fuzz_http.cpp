@@ -1,6 +1,6 @@
 // libFuzzer target: the HTTP front end of a passthrough request, without
 // sockets. The client's bytes go through the same steps as in the session
-// (proxy/http/downstream_session.cpp, proxy_streamed): Beast's request parser,
+// (proxy/http/downstream_session.cpp, proxy_streamed): the session's request parser,
 // framing_error, canonical_path, then make_passthrough_head and
 // offer_body_piece feeding a request_serializer, whose output is what the
 // upstream would receive.
@@ -13,10 +13,14 @@
 // strict parser of their own, as exactly one complete request — nothing before
 // it, nothing after it — whose body is the client's body and whose target is
 // the canonical path.
+#include <algorithm>
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "fuzz_support.hpp"
 #include "http/http_util.hpp"
@@ -53,6 +57,54 @@ bool drain(bhttp::request_serializer<bhttp::buffer_body>& serializer, std::strin
     }
 }
 
+// The session's parser reads a request head in the strict form itself and
+// leaves any other to Beast's (http/head_parser.hpp): given the same bytes
+// at once, its verdict, head and framing are those of Beast's own parser.
+void check_reads_as_beast(std::string_view input) {
+    request_parser ours;
+    bhttp::request_parser<bhttp::empty_body> beasts;
+    const auto reading = [&](auto& parser) {
+        parser.header_limit(16 * 1024);
+        parser.body_limit(boost::none);
+        parser.eager(false);
+        boost::system::error_code ec;
+        parser.put(asio::buffer(input.data(), input.size()), ec);
+        std::string out = ec ? ec.message() : std::string("ok");
+        if (!ec) {
+            out += ' ';
+            out += parser.get().method_string();
+            out += ' ';
+            out += parser.get().target();
+            out += parser.get().version() == 11 ? " 1.1" : " 1.0";
+            // Beast's field list puts a repeated name after the last field
+            // of that name; the session's keeps the wire's order. Both keep
+            // the order among fields of one name, the order that matters
+            // (RFC 9110 §5.3): compared grouped by name.
+            std::vector<std::pair<std::string, std::string>> fields;
+            for (const auto& field : parser.get().base()) {
+                std::string name(field.name_string());
+                for (char& c : name) {
+                    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+                }
+                fields.emplace_back(std::move(name), std::string(field.name_string()) + ":" + std::string(field.value()));
+            }
+            std::stable_sort(fields.begin(), fields.end(),
+                             [](const auto& a, const auto& b) { return a.first < b.first; });
+            for (const auto& field : fields) {
+                out += '|';
+                out += field.second;
+            }
+            out += parser.keep_alive() ? " keep-alive" : " close";
+            out += parser.chunked() ? " chunked" : "";
+            out += parser.content_length() ? " length " + std::to_string(*parser.content_length()) : "";
+        }
+        return out;
+    };
+    const auto expected = reading(beasts);
+    const auto got = reading(ours);
+    fuzz::check(got == expected, "the session's parser reads a head as Beast's does", got + " / Beast: " + expected);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -64,6 +116,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // handler in proxy/http/asio_impl.cpp excuses that one.)
     const std::size_t piece = 1 + data[0] % 64;
     const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
+    check_reads_as_beast(input);
 
     request_parser parser;  // the session's (http/asio_fwd.hpp)
     parser.header_limit(16 * 1024);

@@ -7,7 +7,10 @@
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include <algorithm>
+#include <cctype>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -129,6 +132,13 @@ TEST_CASE("head_parser: a head larger than the first text block, repeated names 
                                                      "X-After=after"});
 }
 
+TEST_CASE("head_parser: fields keep the wire's order, a repeated name too") {
+    const std::string head = "GET /x HTTP/1.1\r\nCookie: a\r\nHost: h\r\ncookie: b\r\n\r\n";
+    request_parser parser;
+    CHECK(parse_head(parser, head, head.size()) == head.size());
+    CHECK(listed(parser.get().base()) == std::vector<std::string>{"Cookie=a", "Host=h", "cookie=b"});
+}
+
 TEST_CASE("head_parser: an unknown method keeps its spelling") {
     const std::string head = "BREW /pot HTTP/1.1\r\nHost: h\r\n\r\n";
     request_parser parser;
@@ -207,4 +217,134 @@ TEST_CASE("wire_fields: cleared and refilled, a head made by hand") {
     fields.insert("Content-Length", "5");
     CHECK(fields[bhttp::field::content_length] == "5");
     CHECK(field_value(fields, bhttp::field::content_length) == "5");
+}
+
+namespace {
+
+// What a request parser made of a head given whole: its verdict, and when
+// it read one, the head and the framing Beast's flags say.
+template <class Parser>
+std::string reading_of(Parser& parser, std::string_view input) {
+    parser.header_limit(1024);
+    parser.body_limit(boost::none);
+    parser.eager(false);
+    boost::system::error_code ec;
+    const std::size_t used = parser.put(boost::asio::buffer(input.data(), input.size()), ec);
+    std::string out;
+    if (ec) {
+        out += "error ";
+        out += ec.message();
+        return out;
+    }
+    out += "used ";
+    out += std::to_string(used);
+    for (const std::string_view part : {parser.get().method_string(), parser.get().target()}) {
+        out += ' ';
+        out += part;
+    }
+    out += ' ';
+    out += std::to_string(parser.get().version());
+    // Beast's field list puts a repeated name after the last field of that
+    // name, head_parser keeps the wire's order: the same within a name (the
+    // order RFC 9110 §5.3 keeps), so compared grouped by name.
+    std::vector<std::pair<std::string, std::string>> fields;
+    for (const auto& field : parser.get().base()) {
+        std::string name(field.name_string());
+        for (char& c : name) {
+            c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        }
+        std::string line(field.name_string());
+        line += '=';
+        line += field.value();
+        line += '#';
+        line += std::to_string(static_cast<int>(field.name()));
+        fields.emplace_back(std::move(name), std::move(line));
+    }
+    std::stable_sort(fields.begin(), fields.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& field : fields) {
+        out += '|';
+        out += field.second;
+    }
+    out += parser.keep_alive() ? " keep-alive" : " close";
+    out += parser.chunked() ? " chunked" : "";
+    if (parser.content_length()) {
+        out += " length ";
+        out += std::to_string(*parser.content_length());
+    }
+    out += parser.is_done() ? " done" : " body";
+    out += parser.upgrade() ? " upgrade" : "";
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("head_parser: a request head reads as Beast's own parser reads it, in the strict form or not") {
+    // The strict form is read by head_parser itself, the rest by Beast's
+    // parser: either way the verdict, the fields and the framing are Beast's.
+    const std::vector<std::string> heads = {
+        sdk_head,
+        "GET / HTTP/1.1\r\n\r\n",
+        "GET /v1/models HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        "POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+        "POST /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",   // repeated
+        "POST /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",   // conflicting
+        "POST /x HTTP/1.1\r\nContent-Length: 5x\r\n\r\n",                       // bad length
+        "POST /x HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",  // smuggling shape
+        "POST /x HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        "GET /x HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        "GET /x HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /x HTTP/1.1\r\nProxy-Connection: close\r\n\r\n",
+        "GET /x HTTP/1.1\r\nX-Folded: a\r\n b\r\n\r\n",              // obs-fold: Beast joins the lines
+        "GET /x HTTP/1.1\r\nX-Empty:\r\nX-Spaces: \t v \t\r\n\r\n",  // empty value, whitespace around one
+        "GET /x HTTP/1.1\r\nCookie: a\r\nHost: h\r\ncookie: b\r\nCOOKIE: c\r\n\r\n",  // a name repeated apart
+        "GET /x HTTP/1.1\r\nX-Bad : v\r\n\r\n",                       // space before the colon
+        "GET /x HTTP/1.1\r\nX-Ctl: a\x01b\r\n\r\n",                   // a control byte in a value
+        "GET /x HTTP/1.1\r\nX-Cr: a\rb\r\n\r\n",                      // a bare CR
+        "GET /x HTTP/1.1\nHost: h\n\n",                               // bare LF line ends
+        "GET /x HTTP/1.1\r\nHost: h\nX: y\r\n\r\n",
+        "GET /x HTTP/1.1\r\nX-Obs: caf\xc3\xa9\r\n\r\n",              // obs-text
+        "GET /x HTTP/1.1\r\nX-Del: a\x7f\r\n\r\n",
+        "GET /x HTTP/1.2\r\n\r\n",
+        "GET /x HTTP/2.0\r\n\r\n",
+        "GET /x HTTP/1.1 \r\n\r\n",
+        "GET  /x HTTP/1.1\r\n\r\n",
+        "G(T /x HTTP/1.1\r\n\r\n",
+        "BREW /pot HTTP/1.1\r\n\r\n",
+        "GET /x\x7f HTTP/1.1\r\n\r\n",
+        "\r\nGET /x HTTP/1.1\r\n\r\n",
+        ": v\r\n\r\n",
+        "GET /x HTTP/1.1\r\n: v\r\n\r\n",
+        "GET /x HTTP/1.1\r\nX: " + std::string(1100, 'v') + "\r\n\r\n",  // over the 1 KB limit
+        "GET /x HTTP/1.1\r\nX: " + std::string(980, 'v') + "\r\n\r\n",   // just under it
+    };
+    for (const auto& head : heads) {
+        // Every prefix too: faults Beast's parser answers before the head
+        // ends are answered as early.
+        std::vector<std::string> inputs = {head + "hello"};
+        for (std::size_t size = 1; size <= head.size(); ++size) {
+            inputs.push_back(head.substr(0, size));
+        }
+        for (const std::string& input : inputs) {
+            CAPTURE(input);
+            request_parser ours;
+            bhttp::request_parser<bhttp::empty_body> beasts;
+            const auto expected = reading_of(beasts, input);
+            CHECK(reading_of(ours, input) == expected);
+        }
+    }
+}
+
+TEST_CASE("head_parser: a head cut short at the end of the input is a partial message, none at all the end of stream") {
+    request_parser parser;
+    boost::system::error_code ec;
+    const std::string part = "POST /v1/chat/completions HTTP/1.1\r\nHost: h\r\n";
+    CHECK(parser.put(boost::asio::buffer(part), ec) == 0);
+    CHECK(ec == bhttp::error::need_more);
+    CHECK(parser.got_some());
+    parser.put_eof(ec);
+    CHECK(ec == bhttp::error::partial_message);
+
+    request_parser fresh;
+    CHECK_FALSE(fresh.got_some());
 }

@@ -92,7 +92,7 @@ bool frames_the_body(bhttp::field name) noexcept {
 // When not, Beast's parser reads them at once: it answers some faults
 // before a head ends (a bad method, a bare LF, a bad Content-Length or
 // Connection value on a line that ended).
-bool could_be_strict(const char* p, const char* const stop) noexcept {
+bool could_be_strict(bool request, const char* p, const char* const stop) noexcept {
     const auto take_all = [&](unsigned char bits) {
         const char* const start = p;
         while (p < stop && is(bits, *p)) {
@@ -116,25 +116,50 @@ bool could_be_strict(const char* p, const char* const stop) noexcept {
         }
         return true;
     };
-    for (const unsigned char part : {token_char, target_char}) {  // the method, the target
-        const bool some = take_all(part);
-        if (p == stop) {
-            return true;
-        }
-        if (!some || !take(' ')) {
+    const auto take_version = [&] {  // "HTTP/1.0" or "HTTP/1.1", as far as the bytes go
+        if (!take_text("HTTP/1.")) {
             return false;
         }
-    }
-    if (!take_text("HTTP/1.")) {
-        return verdict;
-    }
-    if (p == stop) {
+        if (p == stop) {
+            return false;
+        }
+        if (*p != '0' && *p != '1') {
+            verdict = false;
+            return false;
+        }
+        ++p;
         return true;
+    };
+    if (request) {
+        for (const unsigned char part : {token_char, target_char}) {  // the method, the target
+            const bool some = take_all(part);
+            if (p == stop) {
+                return true;
+            }
+            if (!some || !take(' ')) {
+                return false;
+            }
+        }
+        if (!take_version()) {
+            return verdict;
+        }
+    } else {
+        if (!take_version() || !take_text(" ")) {
+            return verdict;
+        }
+        for (int digit = 0; digit < 3; ++digit) {
+            if (p == stop) {
+                return true;
+            }
+            if (*p < '0' || *p++ > '9') {
+                return false;
+            }
+        }
+        if (!take_text(" ")) {
+            return verdict;
+        }
+        take_all(value_char);  // the reason phrase
     }
-    if (*p != '0' && *p != '1') {
-        return false;
-    }
-    ++p;
     for (;;) {  // the end of a line, then a field
         if (!take_text("\r\n")) {
             return verdict;
@@ -165,10 +190,8 @@ bool could_be_strict(const char* p, const char* const stop) noexcept {
 
 template <bool isRequest>
 std::size_t head_parser<isRequest>::put(boost::asio::const_buffer buffer, error_code& ec) {
-    if constexpr (isRequest) {
-        if (!beast_reads_ && !this->is_header_done()) {
-            return put_request_head(static_cast<const char*>(buffer.data()), buffer.size(), ec);
-        }
+    if (!beast_reads_ && !this->is_header_done()) {
+        return put_head(static_cast<const char*>(buffer.data()), buffer.size(), ec);
     }
     return base_type::put(buffer, ec);
 }
@@ -177,7 +200,7 @@ template <bool isRequest>
 void head_parser<isRequest>::put_eof(error_code& ec) {
     // A head cut short that was being read here: Beast's parser has seen
     // none of it, and would take the end for that of a message without body.
-    if (isRequest && !beast_reads_ && got_some_ && !this->is_header_done()) {
+    if (!beast_reads_ && got_some_ && !this->is_header_done()) {
         ec = bhttp::error::partial_message;
         return;
     }
@@ -191,11 +214,12 @@ std::size_t head_parser<isRequest>::beast_reads_head(boost::asio::const_buffer b
     message_.method_ = bhttp::verb::unknown;
     message_.method_text_ = {};
     message_.target_ = {};
+    message_.reason_ = {};
     return base_type::put(buffer, ec);
 }
 
 template <bool isRequest>
-std::size_t head_parser<isRequest>::put_request_head(const char* data, std::size_t size, error_code& ec) {
+std::size_t head_parser<isRequest>::put_head(const char* data, std::size_t size, error_code& ec) {
     ec = {};
     if (size == 0) {
         ec = bhttp::error::need_more;
@@ -203,7 +227,7 @@ std::size_t head_parser<isRequest>::put_request_head(const char* data, std::size
     }
     got_some_ = true;
     const auto end = std::string_view(data, size).find("\r\n\r\n");
-    if (end == std::string_view::npos && size < limit_ && could_be_strict(data, data + size)) {
+    if (end == std::string_view::npos && size < limit_ && could_be_strict(isRequest, data, data + size)) {
         ec = bhttp::error::need_more;
         return 0;
     }
@@ -224,22 +248,22 @@ std::size_t head_parser<isRequest>::put_request_head(const char* data, std::size
         }
         return std::string_view(start, static_cast<std::size_t>(p - start));
     };
-    const std::string_view method_string = take_run(token_char);
-    if (method_string.empty() || *p++ != ' ') {
-        return beast_reads_head({data, size}, ec);
-    }
-    const std::string_view target_string = take_run(target_char);
-    if (target_string.empty() || *p++ != ' ') {
-        return beast_reads_head({data, size}, ec);
-    }
-    constexpr std::string_view http_1 = "HTTP/1.";
-    if (fields_end - p < 10 || std::string_view(p, http_1.size()) != http_1 || (p[7] != '0' && p[7] != '1') ||
-        p[8] != '\r' || p[9] != '\n') {
-        return beast_reads_head({data, size}, ec);
-    }
-    const unsigned version = p[7] == '1' ? 11 : 10;
-    p += 10;
-
+    // "HTTP/1.0" or "HTTP/1.1" at p: 10 or 11, 0 when not.
+    const auto take_version = [&]() -> unsigned {
+        constexpr std::string_view http_1 = "HTTP/1.";
+        if (fields_end - p < 10 || std::string_view(p, http_1.size()) != http_1 || (p[7] != '0' && p[7] != '1')) {
+            return 0;
+        }
+        p += 8;
+        return p[-1] == '1' ? 11 : 10;
+    };
+    const auto take_line_end = [&p] {
+        if (p[0] != '\r' || p[1] != '\n') {
+            return false;
+        }
+        p += 2;
+        return true;
+    };
     // The head is kept whole, in one copy; the fields index into it.
     auto& fields = message_.fields_;
     const wire_fields::span head = fields.keep(std::string_view(data, head_size));
@@ -247,11 +271,8 @@ std::size_t head_parser<isRequest>::put_request_head(const char* data, std::size
         return wire_fields::span{head.at + static_cast<std::uint32_t>(part.data() - data),
                                  static_cast<std::uint32_t>(part.size())};
     };
-    message_.method_ = bhttp::string_to_verb(method_string);
-    message_.method_text_ = kept(method_string);
-    message_.target_ = kept(target_string);
-    message_.version_ = version;
-    // The replayed head: a request line Beast accepts, and the framing fields.
+    // The replayed head: a start line Beast reads as the same (version,
+    // status) and the framing fields.
     char replay[512];
     std::size_t replay_size = 0;
     const auto add = [&](std::string_view text) {
@@ -262,7 +283,46 @@ std::size_t head_parser<isRequest>::put_request_head(const char* data, std::size
         replay_size += text.size();
         return true;
     };
-    add(version == 11 ? "GET / HTTP/1.1\r\n" : "GET / HTTP/1.0\r\n");
+    unsigned version = 0;
+    if constexpr (isRequest) {
+        const std::string_view method_string = take_run(token_char);
+        if (method_string.empty() || *p++ != ' ') {
+            return beast_reads_head({data, size}, ec);
+        }
+        const std::string_view target_string = take_run(target_char);
+        if (target_string.empty() || *p++ != ' ') {
+            return beast_reads_head({data, size}, ec);
+        }
+        version = take_version();
+        if (version == 0 || !take_line_end()) {
+            return beast_reads_head({data, size}, ec);
+        }
+        message_.method_ = bhttp::string_to_verb(method_string);
+        message_.method_text_ = kept(method_string);
+        message_.target_ = kept(target_string);
+        add(version == 11 ? "GET / HTTP/1.1\r\n" : "GET / HTTP/1.0\r\n");
+    } else {
+        version = take_version();
+        if (version == 0 || *p++ != ' ') {
+            return beast_reads_head({data, size}, ec);
+        }
+        const std::string_view status(p, 3);
+        if (fields_end - p < 4 || !std::all_of(status.begin(), status.end(), [](char c) { return c >= '0' && c <= '9'; }) ||
+            p[3] != ' ') {
+            return beast_reads_head({data, size}, ec);
+        }
+        p += 4;
+        const std::string_view reason = take_run(value_char);  // as Beast keeps it: not trimmed
+        if (!take_line_end()) {
+            return beast_reads_head({data, size}, ec);
+        }
+        message_.status_ = static_cast<unsigned>((status[0] - '0') * 100 + (status[1] - '0') * 10 + (status[2] - '0'));
+        message_.reason_ = kept(reason);
+        add(version == 11 ? "HTTP/1.1 " : "HTTP/1.0 ");
+        add(status);
+        add(" \r\n");
+    }
+    message_.version_ = version;
     while (p < fields_end) {
         const std::string_view name_string = take_run(token_char);
         if (name_string.empty() || *p++ != ':') {
@@ -328,6 +388,10 @@ void head_parser<isRequest>::on_request_impl(bhttp::verb method, beast_view meth
 
 template <bool isRequest>
 void head_parser<isRequest>::on_response_impl(int code, beast_view reason, int version, error_code& ec) {
+    if (replaying_) {
+        ec = {};
+        return;
+    }
     message_.status_ = static_cast<unsigned>(code);
     message_.reason_ = message_.fields_.keep(view(reason));
     message_.version_ = static_cast<unsigned>(version);

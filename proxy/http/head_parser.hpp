@@ -57,7 +57,14 @@ public:
         // An answer's status line.
         unsigned result_int() const noexcept { return status_; }
         boost::beast::http::status result() const noexcept { return boost::beast::http::int_to_status(status_); }
-        std::string_view reason() const noexcept { return fields_.kept(reason_); }
+        // As Beast's message says it: the standard phrase when none came.
+        std::string_view reason() const noexcept {
+            if (reason_.size != 0) {
+                return fields_.kept(reason_);
+            }
+            const auto standard = boost::beast::http::obsolete_reason(result());
+            return {standard.data(), standard.size()};
+        }
         // 11 for HTTP/1.1, 10 for HTTP/1.0.
         unsigned version() const noexcept { return version_; }
 
@@ -98,7 +105,7 @@ private:
     // The request head read here (see above): its size when it was, 0 with
     // need_more when it has not all arrived, and Beast's put's answer when
     // it is not in the strict form.
-    std::size_t put_request_head(const char* data, std::size_t size, error_code& ec);
+    std::size_t put_head(const char* data, std::size_t size, error_code& ec);
     std::size_t beast_reads_head(boost::asio::const_buffer buffer, error_code& ec);
 
     void on_request_impl(boost::beast::http::verb method, beast_view method_string, beast_view target, int version,

@@ -57,12 +57,14 @@ bool drain(bhttp::request_serializer<bhttp::buffer_body>& serializer, std::strin
     }
 }
 
-// The session's parser reads a request head in the strict form itself and
-// leaves any other to Beast's (http/head_parser.hpp): given the same bytes
-// at once, its verdict, head and framing are those of Beast's own parser.
+// The session's parsers read a head (a request's, an answer's) in the
+// strict form themselves and leave any other to Beast's
+// (http/head_parser.hpp): given the same bytes at once, their verdict, head
+// and framing are those of Beast's own parser.
+template <class Ours, class Beasts>
 void check_reads_as_beast(std::string_view input) {
-    request_parser ours;
-    bhttp::request_parser<bhttp::empty_body> beasts;
+    Ours ours;
+    Beasts beasts;
     const auto reading = [&](auto& parser) {
         parser.header_limit(16 * 1024);
         parser.body_limit(boost::none);
@@ -72,9 +74,15 @@ void check_reads_as_beast(std::string_view input) {
         std::string out = ec ? ec.message() : std::string("ok");
         if (!ec) {
             out += ' ';
-            out += parser.get().method_string();
-            out += ' ';
-            out += parser.get().target();
+            if constexpr (Ours::is_request::value) {
+                out += parser.get().method_string();
+                out += ' ';
+                out += parser.get().target();
+            } else {
+                out += std::to_string(parser.get().result_int());
+                out += ' ';
+                out += parser.get().reason();
+            }
             out += parser.get().version() == 11 ? " 1.1" : " 1.0";
             // Beast's field list puts a repeated name after the last field
             // of that name; the session's keeps the wire's order. Both keep
@@ -116,7 +124,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // handler in proxy/http/asio_impl.cpp excuses that one.)
     const std::size_t piece = 1 + data[0] % 64;
     const std::string_view input(reinterpret_cast<const char*>(data) + 1, size - 1);
-    check_reads_as_beast(input);
+    check_reads_as_beast<request_parser, bhttp::request_parser<bhttp::empty_body>>(input);
+    check_reads_as_beast<response_parser, bhttp::response_parser<bhttp::empty_body>>(input);
 
     request_parser parser;  // the session's (http/asio_fwd.hpp)
     parser.header_limit(16 * 1024);

@@ -224,6 +224,21 @@ namespace {
 // What a request parser made of a head given whole: its verdict, and when
 // it read one, the head and the framing Beast's flags say.
 template <class Parser>
+std::string start_line_of(const Parser& parser) {
+    std::string out;
+    if constexpr (Parser::is_request::value) {
+        out += parser.get().method_string();
+        out += ' ';
+        out += parser.get().target();
+    } else {
+        out += std::to_string(parser.get().result_int());
+        out += ' ';
+        out += parser.get().reason();
+    }
+    return out;
+}
+
+template <class Parser>
 std::string reading_of(Parser& parser, std::string_view input) {
     parser.header_limit(1024);
     parser.body_limit(boost::none);
@@ -238,10 +253,8 @@ std::string reading_of(Parser& parser, std::string_view input) {
     }
     out += "used ";
     out += std::to_string(used);
-    for (const std::string_view part : {parser.get().method_string(), parser.get().target()}) {
-        out += ' ';
-        out += part;
-    }
+    out += ' ';
+    out += start_line_of(parser);
     out += ' ';
     out += std::to_string(parser.get().version());
     // Beast's field list puts a repeated name after the last field of that
@@ -347,4 +360,45 @@ TEST_CASE("head_parser: a head cut short at the end of the input is a partial me
 
     request_parser fresh;
     CHECK_FALSE(fresh.got_some());
+}
+
+TEST_CASE("head_parser: an answer's head reads as Beast's own parser reads it, in the strict form or not") {
+    const std::vector<std::string> heads = {
+        "HTTP/1.1 200 OK\r\ndate: Sat, 05 Dec 2026 05:00:00 GMT\r\ncontent-type: application/json\r\n"
+        "content-length: 12\r\nconnection: keep-alive\r\nx-ratelimit-remaining-tokens-minute: 49000\r\n"
+        "cf-ray: 8f1e2d3c4b5a6978-CDG\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n",  // to the close
+        "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\n\r\n",
+        "HTTP/1.1 304 \r\n\r\n",                  // empty reason
+        "HTTP/1.1 100 Continue\r\n\r\n",
+        "HTTP/1.1 429 Too Many Requests  \r\nRetry-After: 1\r\nContent-Length: 0\r\n\r\n",  // reason kept as sent
+        "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-Folded: a\r\n\tb\r\n\r\n",
+        "HTTP/1.1 200\r\n\r\n",                    // no SP after the status
+        "HTTP/1.1 20 OK\r\n\r\n",
+        "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/1.1 abc OK\r\n\r\n",
+        "HTTP/1.2 200 OK\r\n\r\n",
+        "HTTP/1.1  200 OK\r\n\r\n",
+        "HTTP/1.1 200 O\x01K\r\n\r\n",
+        "HTTP/1.1 200 OK\nContent-Length: 0\n\n",
+        "http/1.1 200 OK\r\n\r\n",
+    };
+    for (const auto& head : heads) {
+        std::vector<std::string> inputs = {head + "hello"};
+        for (std::size_t size = 1; size <= head.size(); ++size) {
+            inputs.push_back(head.substr(0, size));
+        }
+        for (const std::string& input : inputs) {
+            CAPTURE(input);
+            response_parser ours;
+            bhttp::response_parser<bhttp::empty_body> beasts;
+            const auto expected = reading_of(beasts, input);
+            CHECK(reading_of(ours, input) == expected);
+        }
+    }
 }
